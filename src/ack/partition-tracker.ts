@@ -1,0 +1,98 @@
+// Owns the commit watermark of one partition: the lowest position below which every record is
+// resolved (in its warehouse, in the dead-letter topic, or deliberately skipped). Records are
+// grouped in arrival order into small chunks with a pending count, so tracking costs O(1) per
+// record and batches resolve in any order. The watermark never passes an unresolved record.
+
+export class AckChunk {
+  /** Offset of the last record in this chunk (inclusive). */
+  lastOffset = -1n;
+  pending = 0;
+  size = 0;
+}
+
+const CHUNK_RECORDS = 512;
+
+export class PartitionTracker {
+  readonly #chunks: AckChunk[] = [];
+  #head = 0;
+  #committable: bigint;
+  #nextOffset: bigint | undefined;
+  #epoch = -1;
+
+  constructor(start?: bigint) {
+    this.#committable = start ?? -1n;
+  }
+
+  /** Offset expected next; records below it were seen already (a re-delivery after a rejoin). */
+  get nextOffset(): bigint | undefined {
+    return this.#nextOffset;
+  }
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** Registers a record as seen and returns its chunk; call `hold(chunk)` for each unresolved part. */
+  track(offset: bigint, epoch: number): AckChunk {
+    if (this.#nextOffset === undefined && this.#committable < 0n) this.#committable = offset;
+    this.#nextOffset = offset + 1n;
+    this.#epoch = epoch;
+    let chunk = this.#chunks[this.#chunks.length - 1];
+    if (chunk === undefined || chunk.size >= CHUNK_RECORDS || this.#chunks.length === this.#head) {
+      chunk = new AckChunk();
+      this.#chunks.push(chunk);
+    }
+    chunk.lastOffset = offset;
+    chunk.size++;
+    return chunk;
+  }
+
+  /**
+   * The position to commit: just past the newest resolved prefix. The newest chunk counts only when
+   * nothing in it is pending, which is safe because its records are all tracked already.
+   */
+  committable(): bigint {
+    while (this.#head < this.#chunks.length) {
+      const chunk = this.#chunks[this.#head] as AckChunk;
+      if (chunk.pending > 0) break;
+      this.#committable = chunk.lastOffset + 1n;
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return this.#committable;
+  }
+
+  /** Number of records seen but not yet resolved, for status and tests. */
+  unresolved(): number {
+    let sum = 0;
+    for (let i = this.#head; i < this.#chunks.length; i++) sum += (this.#chunks[i] as AckChunk).pending;
+    return sum;
+  }
+}
+
+/** Records resolved together (one batch's rows, one dead-letter write) as counts per chunk. */
+export class AckSet {
+  readonly #chunks: AckChunk[] = [];
+  readonly #counts: number[] = [];
+
+  add(chunk: AckChunk): void {
+    chunk.pending++;
+    const last = this.#chunks.length - 1;
+    if (last >= 0 && this.#chunks[last] === chunk) {
+      this.#counts[last] = (this.#counts[last] as number) + 1;
+      return;
+    }
+    this.#chunks.push(chunk);
+    this.#counts.push(1);
+  }
+
+  /** Marks every record of the set resolved. Idempotent. */
+  resolve(): void {
+    for (let i = 0; i < this.#chunks.length; i++) (this.#chunks[i] as AckChunk).pending -= this.#counts[i] as number;
+    this.#chunks.length = 0;
+    this.#counts.length = 0;
+  }
+}

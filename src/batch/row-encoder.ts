@@ -1,0 +1,111 @@
+// Owns the JSONEachRow line for one row of one destination table: the producer's JSON object,
+// passed through byte for byte, with the Kafka metadata columns the live table has spliced in front
+// (`{"_offset":1,"_timestamp":2,` + original without its `{`). Which metadata columns exist is read
+// from the table's live schema, never from code.
+import type { SourceRecord } from '../source/types.ts';
+import type { ByteSink } from './byte-chunks.ts';
+
+/** Metadata columns the Kafka table engine exposes; filled when the destination table has them. */
+export const metadataColumnNames = ['_topic', '_partition', '_offset', '_key', '_timestamp', '_timestamp_ms', '_headers.name', '_headers.value'] as const;
+
+export interface RowShape {
+  readonly topic: boolean;
+  readonly partition: boolean;
+  readonly offset: boolean;
+  readonly key: boolean;
+  readonly timestamp: boolean;
+  readonly timestampMs: boolean;
+  readonly headers: boolean;
+  /** When set, the whole message goes into this column (a JSON column) instead of top-level fields. */
+  readonly wrapColumn: string | undefined;
+  /** With wrapColumn: the team id column to fill alongside, if the table has one. */
+  readonly teamColumn: string | undefined;
+}
+
+export interface ColumnInfo {
+  readonly name: string;
+  readonly type: string;
+  /** '' | 'DEFAULT' | 'MATERIALIZED' | 'ALIAS' | 'EPHEMERAL' */
+  readonly defaultKind: string;
+}
+
+/** Derives what to write from the live columns. `_message` (JSON or String) receives the whole message. */
+export function rowShapeFor(columns: readonly ColumnInfo[]): RowShape {
+  const insertable = new Map<string, string>();
+  for (const c of columns) if (c.defaultKind !== 'MATERIALIZED' && c.defaultKind !== 'ALIAS') insertable.set(c.name, c.type);
+  const wrap = insertable.has('_message') ? '_message' : undefined;
+  return {
+    topic: insertable.has('_topic'),
+    partition: insertable.has('_partition'),
+    offset: insertable.has('_offset'),
+    key: insertable.has('_key'),
+    timestamp: insertable.has('_timestamp'),
+    timestampMs: insertable.has('_timestamp_ms'),
+    headers: insertable.has('_headers.name') && insertable.has('_headers.value'),
+    wrapColumn: wrap,
+    teamColumn: wrap !== undefined && insertable.has('team_id') ? 'team_id' : undefined,
+  };
+}
+
+/**
+ * Writes one JSONEachRow line (with trailing newline) into `out`. `json` starts with `{`.
+ * Metadata strings are ASCII except `_key`/headers/topic, which go through JSON.stringify.
+ */
+export function writeRow(out: ByteSink, shape: RowShape, record: SourceRecord, json: Buffer, teamId: number | undefined): void {
+  let prefix = '{';
+  if (shape.topic) prefix += `"_topic":${JSON.stringify(record.topic)},`;
+  if (shape.partition) prefix += `"_partition":${record.partition},`;
+  if (shape.offset) prefix += `"_offset":${record.offset},`;
+  if (shape.key) prefix += `"_key":${record.key === undefined ? '""' : JSON.stringify(record.key.toString('utf8'))},`;
+  if (shape.timestamp) prefix += `"_timestamp":${record.timestamp / 1000n},`;
+  if (shape.timestampMs) prefix += `"_timestamp_ms":"${formatMillis(record.timestamp)}",`;
+  if (shape.headers) prefix += headersJson(record.headers);
+  if (shape.wrapColumn !== undefined) {
+    if (shape.teamColumn !== undefined && teamId !== undefined) prefix += `"${shape.teamColumn}":${teamId},`;
+    out.writeUtf8(`${prefix}"${shape.wrapColumn}":`);
+    out.writeBytes(json);
+    out.writeUtf8('}\n');
+    return;
+  }
+  if (prefix.length === 1) {
+    out.writeBytes(json);
+    out.writeUtf8('\n');
+    return;
+  }
+  // `{"a":1}` → prefix + `"a":1}`; `{}` → prefix without its trailing comma + `}`.
+  const body = json.subarray(1);
+  if (isEmptyObjectTail(body)) {
+    out.writeUtf8(`${prefix.slice(0, -1)}}\n`);
+    return;
+  }
+  out.writeUtf8(prefix);
+  out.writeBytes(body);
+  out.writeUtf8('\n');
+}
+
+function headersJson(headers: SourceRecord['headers']): string {
+  if (headers.length === 0) return '"_headers.name":[],"_headers.value":[],';
+  const names: string[] = [];
+  const values: string[] = [];
+  for (const [name, value] of headers) {
+    names.push(name.toString('utf8'));
+    values.push(value.toString('utf8'));
+  }
+  return `"_headers.name":${JSON.stringify(names)},"_headers.value":${JSON.stringify(values)},`;
+}
+
+/** Milliseconds since the epoch as `seconds.mmm`, which DateTime64(3) parses exactly. */
+function formatMillis(ms: bigint): string {
+  const seconds = ms / 1000n;
+  const rest = Number(ms % 1000n);
+  return `${seconds}.${rest < 10 ? '00' : rest < 100 ? '0' : ''}${rest}`;
+}
+
+function isEmptyObjectTail(body: Buffer): boolean {
+  for (let i = 0; i < body.length; i++) {
+    const b = body[i];
+    if (b === 0x7d) return true;
+    if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return false;
+  }
+  return false;
+}

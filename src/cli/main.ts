@@ -1,0 +1,154 @@
+// Owns the command line: `inserter run --config FILE`, `check-config FILE`, `version`. It wires the
+// real Kafka source, ClickHouse sinks and dead-letter writer into the pipeline and handles signals.
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../errors/inserter-error.ts';
+import { loadConfigFile, type Config } from '../config/load.ts';
+import { DeadLetterWriter } from '../deadletter/writer.ts';
+import { Pipeline } from '../pipeline/pipeline.ts';
+import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
+import { KafkaSource } from '../source/kafka.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { Metrics } from '../telemetry/metrics.ts';
+
+const usage = `usage:
+  inserter run --config FILE          consume the configured routes and insert them
+  inserter check-config FILE          validate a configuration and explain what it does
+  inserter version                    print the version`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'version':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    case 'check-config':
+      return checkConfig(rest);
+    case 'run':
+      return run(rest);
+    default:
+      process.stderr.write(`${usage}\n`);
+      return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
+  }
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `inserter ${pkg.version} (node ${process.version})`;
+}
+
+function checkConfig(args: string[]): number {
+  const file = args[0];
+  if (file === undefined) {
+    process.stderr.write('check-config: name a config file\n');
+    return 2;
+  }
+  try {
+    const config = loadConfigFile(file);
+    process.stdout.write(explain(config));
+    return 0;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${file}: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+function explain(config: Config): string {
+  const lines = [`configuration OK: ${config.routes.length} route(s), ${config.destinations.length} destination(s)`];
+  lines.push(`kafka: ${config.kafka.brokers.join(',')} group ${config.kafka.groupId}`);
+  for (const d of config.destinations) lines.push(`destination ${d.id}: ${d.url} user ${d.user} database ${d.database} (password ${d.password.reveal() === '' ? 'empty' : 'set'})`);
+  for (const r of config.routes) {
+    const dest = r.destination === 'team' ? `by team (${r.teamId.from === 'field' ? `field ${r.teamId.field}` : r.teamId.from})` : r.destination;
+    lines.push(`route ${r.name}: ${r.topic} → ${r.database ?? '<destination db>'}.${r.table} via ${dest}; dead letters → ${r.deadLetterTopic ?? `${r.topic}.dlq`}`);
+  }
+  lines.push(`teams: ${Object.keys(config.teams.map).length} mapped; unknown team → ${config.teams.unknown.action}`);
+  lines.push(`batches flush at ${config.batch.maxRows} rows, ${config.batch.maxBytes} bytes or ${config.batch.maxAgeMs} ms`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  if (values.config === undefined) {
+    process.stderr.write('run: --config FILE is required\n');
+    return 2;
+  }
+  let config: Config;
+  try {
+    config = loadConfigFile(values.config);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${values.config}: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  const logger = createLogger(config.telemetry.logLevel);
+  const metrics = new Metrics({ defaultMetrics: true });
+  const source = new KafkaSource({
+    brokers: config.kafka.brokers,
+    clientId: config.kafka.clientId,
+    groupId: config.kafka.groupId,
+    topics: Pipeline.topicsOf(config),
+    fetchMaxBytes: config.kafka.fetchMaxBytes,
+    fetchMaxWaitMs: config.kafka.fetchMaxWaitMs,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+  });
+  const deadLetters = new DeadLetterWriter({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, createPartitions: config.kafka.createDeadLetterTopics, retry: config.retry, logger });
+  const pipeline = new Pipeline({ config, source, sinkFactory: (d) => new ClickHouseSink(d), deadLetters, logger, metrics });
+
+  const server = config.telemetry.metricsListen === undefined ? undefined : startMetricsServer(config.telemetry.metricsListen, metrics);
+  let signals = 0;
+  const onSignal = (signal: string): void => {
+    signals++;
+    logger.info({ signal }, signals === 1 ? 'shutting down gracefully' : 'second signal: stopping now');
+    void (signals === 1 ? pipeline.close() : pipeline.destroy());
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  logger.info({ routes: config.routes.map((r) => r.name) }, 'inserter starting');
+  try {
+    await pipeline.start();
+  } catch (error) {
+    logger.fatal({ err: error }, 'source failed');
+    await pipeline.destroy();
+    return 1;
+  } finally {
+    await pipeline.close();
+    server?.close();
+  }
+  logger.info('inserter stopped');
+  return 0;
+}
+
+function startMetricsServer(listen: string, metrics: Metrics): ReturnType<typeof createServer> {
+  const colon = listen.lastIndexOf(':');
+  const host = listen.slice(0, colon) || '0.0.0.0';
+  const port = Number(listen.slice(colon + 1));
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+        },
+        () => {
+          res.writeHead(500);
+          res.end();
+        },
+      );
+      return;
+    }
+    res.writeHead(req.url === '/healthz' ? 200 : 404);
+    res.end(req.url === '/healthz' ? 'ok\n' : '');
+  });
+  server.listen(port, host);
+  return server;
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

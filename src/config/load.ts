@@ -1,0 +1,98 @@
+// Owns turning a YAML file (or object) into a validated, secret-resolved, frozen Config. Every
+// problem is collected and reported at once, each naming its field; secrets are resolved here and
+// wrapped so they never print.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '../errors/inserter-error.ts';
+import { configSchema, type ParsedConfig, type SecretRef } from './schema.ts';
+import { Secret } from './secret.ts';
+
+type Destination = ParsedConfig['destinations'][number];
+export type DestinationConfig = Readonly<Omit<Destination, 'password'> & { password: Secret }>;
+export type RouteConfig = Readonly<ParsedConfig['routes'][number] & { name: string }>;
+export type Config = Readonly<
+  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka'> & {
+    kafka: Readonly<Omit<ParsedConfig['kafka'], 'sasl'> & { sasl?: { mechanism: string; username: string; password: Secret } }>;
+    destinations: readonly DestinationConfig[];
+    routes: readonly RouteConfig[];
+    /** Folder of the config file: relative paths in it resolve from here. */
+    baseDir: string;
+  }
+>;
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigError([`cannot read ${path}: ${(cause as Error).message}`], { cause });
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (cause) {
+    throw new ConfigError([`${path} is not valid YAML: ${(cause as Error).message}`], { cause });
+  }
+  return buildConfig(raw, dirname(resolve(path)), env);
+}
+
+export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`));
+  }
+  const cfg = parsed.data;
+  const issues: string[] = [];
+  const secret = (ref: SecretRef, field: string): Secret => resolveSecret(ref, field, baseDir, env, issues);
+
+  const destinations = cfg.destinations.map((d, i) => ({ ...d, password: secret(d.password, `destinations.${i}.password`) }));
+  const ids = new Set<string>();
+  destinations.forEach((d, i) => {
+    if (ids.has(d.id)) issues.push(`destinations.${i}.id: duplicate destination id "${d.id}"`);
+    ids.add(d.id);
+  });
+  const routes = cfg.routes.map((r) => ({ ...r, name: r.name ?? `${r.topic}->${r.table}` }));
+  const names = new Set<string>();
+  routes.forEach((r, i) => {
+    if (names.has(r.name)) issues.push(`routes.${i}.name: duplicate route name "${r.name}"`);
+    names.add(r.name);
+    if (r.destination !== 'team' && !ids.has(r.destination)) {
+      issues.push(`routes.${i}.destination: unknown destination "${r.destination}"`);
+    }
+  });
+  for (const [team, dest] of Object.entries(cfg.teams.map)) {
+    if (!ids.has(dest)) issues.push(`teams.map.${team}: unknown destination "${dest}"`);
+  }
+  if (cfg.teams.unknown.action === 'destination' && !ids.has(cfg.teams.unknown.destination)) {
+    issues.push(`teams.unknown.destination: unknown destination "${cfg.teams.unknown.destination}"`);
+  }
+  const kafka = cfg.kafka.sasl
+    ? { ...cfg.kafka, sasl: { ...cfg.kafka.sasl, password: secret(cfg.kafka.sasl.password, 'kafka.sasl.password') } }
+    : { ...cfg.kafka, sasl: undefined };
+  if (issues.length > 0) throw new ConfigError(issues);
+  return deepFreeze({ ...cfg, kafka, destinations, routes, baseDir });
+}
+
+function resolveSecret(ref: SecretRef, field: string, baseDir: string, env: NodeJS.ProcessEnv, issues: string[]): Secret {
+  if (typeof ref === 'string') return new Secret(ref);
+  if ('env' in ref) {
+    const value = env[ref.env];
+    if (value === undefined) issues.push(`${field}: environment variable ${ref.env} is not set`);
+    return new Secret(value ?? '');
+  }
+  try {
+    return new Secret(readFileSync(resolve(baseDir, ref.file), 'utf8').replace(/\r?\n$/, ''));
+  } catch (cause) {
+    issues.push(`${field}: cannot read secret file ${ref.file}: ${(cause as Error).message}`);
+    return new Secret('');
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !(value instanceof Secret) && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

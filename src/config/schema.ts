@@ -1,0 +1,134 @@
+// Owns the one configuration schema. Every option is validated here, up front, with all problems
+// reported at once naming the field; the result is deeply frozen by load.ts.
+import { z } from 'zod';
+
+/** A secret may be written inline (discouraged), or read from an environment variable or a file. */
+export const secretSchema = z.union([
+  z.string(),
+  z.object({ env: z.string().min(1) }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+]);
+
+const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier (letters, digits, _)');
+
+export const destinationSchema = z
+  .object({
+    id: z.string().min(1),
+    url: z.url({ protocol: /^https?$/ }),
+    user: z.string().default('default'),
+    password: secretSchema.default(''),
+    database: identifier.default('default'),
+    tls: z
+      .object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() })
+      .strict()
+      .optional(),
+    /** Bytes of rows held in memory for this destination (open batches plus inserts in flight). */
+    maxBufferedBytes: z.number().int().positive().default(256 * 1024 * 1024),
+    /** Inserts in flight at once to this destination. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+    requestTimeoutMs: z.number().int().positive().default(120_000),
+    compression: z.enum(['none', 'gzip', 'zstd']).default('zstd'),
+  })
+  .strict();
+
+const teamIdSchema = z.discriminatedUnion('from', [
+  z.object({ from: z.literal('field'), field: z.string().min(1).default('team_id') }).strict(),
+  z.object({ from: z.literal('header'), header: z.string().min(1) }).strict(),
+  z.object({ from: z.literal('key') }).strict(),
+]);
+
+export const routeSchema = z
+  .object({
+    /** A stable name for metrics, logs and pause scopes; defaults to `topic->table`. */
+    name: z.string().min(1).optional(),
+    topic: z.string().min(1),
+    table: identifier,
+    /** Overrides the destination's database. */
+    database: identifier.optional(),
+    format: z.literal('json').default('json'),
+    teamId: teamIdSchema.default({ from: 'field', field: 'team_id' }),
+    /** `team`: each row goes to the destination mapped for its team; otherwise a fixed destination id. */
+    destination: z.string().min(1).default('team'),
+    deadLetterTopic: z.string().min(1).optional(),
+    createTable: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** A DDL file with `{database}` and `{table}` placeholders; without it a default table is made. */
+        ddlFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({ enabled: true }),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    kafka: z
+      .object({
+        brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).min(1),
+        clientId: z.string().default('inserter'),
+        groupId: z.string().min(1).default('inserter'),
+        sasl: z
+          .object({ mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']), username: z.string(), password: secretSchema })
+          .strict()
+          .optional(),
+        tls: z.boolean().default(false),
+        fetchMaxBytes: z.number().int().positive().default(32 * 1024 * 1024),
+        fetchMaxWaitMs: z.number().int().positive().default(500),
+        sessionTimeoutMs: z.number().int().positive().default(30_000),
+        /** Creates missing dead-letter topics with this many partitions (0 disables). */
+        createDeadLetterTopics: z.number().int().min(0).default(1),
+      })
+      .strict(),
+    destinations: z.array(destinationSchema).default([]),
+    teams: z
+      .object({
+        /** Static team → destination id map (the HTTP provider has its own issue). */
+        map: z.record(z.string().regex(/^\d+$/, 'team ids are integers'), z.string()).default({}),
+        /** What to do with a row whose team has no destination: never guess. */
+        unknown: z
+          .discriminatedUnion('action', [
+            z.object({ action: z.literal('hold') }).strict(),
+            z.object({ action: z.literal('deadLetter') }).strict(),
+            z.object({ action: z.literal('destination'), destination: z.string().min(1) }).strict(),
+          ])
+          .default({ action: 'hold' }),
+      })
+      .strict()
+      .default({ map: {}, unknown: { action: 'hold' } }),
+    routes: z.array(routeSchema).min(1),
+    batch: z
+      .object({
+        maxRows: z.number().int().positive().default(100_000),
+        maxBytes: z.number().int().positive().default(64 * 1024 * 1024),
+        maxAgeMs: z.number().int().positive().default(1_000),
+      })
+      .strict()
+      .default({ maxRows: 100_000, maxBytes: 64 * 1024 * 1024, maxAgeMs: 1_000 }),
+    /** Messages larger than this are dead-lettered as oversized. */
+    maxMessageBytes: z.number().int().positive().default(4 * 1024 * 1024),
+    /** Bytes of consumed rows held in memory across all destinations; the source waits above it. */
+    maxBufferedBytes: z.number().int().positive().default(512 * 1024 * 1024),
+    commitIntervalMs: z.number().int().positive().default(1_000),
+    schemaRefreshMs: z.number().int().positive().default(30_000),
+    retry: z
+      .object({
+        baseMs: z.number().int().positive().default(200),
+        factor: z.number().min(1).default(2),
+        capMs: z.number().int().positive().default(30_000),
+      })
+      .strict()
+      .default({ baseMs: 200, factor: 2, capMs: 30_000 }),
+    telemetry: z
+      .object({
+        logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        metricsListen: z.string().regex(/^[^:\s]*:\d+$/).optional(),
+      })
+      .strict()
+      .default({ logLevel: 'info' }),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type SecretRef = z.output<typeof secretSchema>;

@@ -1,0 +1,123 @@
+// Owns writing dead letters to Kafka: the original key, value and headers, plus headers saying why,
+// where it came from and where it was going (never credentials). A dead letter counts as delivered
+// only once the broker acknowledged it; until then the writer retries and the record stays unresolved.
+import { Admin, Producer } from '@platformatic/kafka';
+import type { SourceRecord } from '../source/types.ts';
+import { retry, type BackoffPolicy } from '../sink/retry.ts';
+import type { Logger } from '../telemetry/logger.ts';
+
+export interface DeadLetterReason {
+  readonly errorClass: string;
+  readonly code: string;
+  readonly message: string;
+  readonly route?: string;
+  readonly destination?: string;
+  readonly table?: string;
+  readonly team?: number;
+  readonly attempts?: number;
+  readonly serverCode?: number;
+  readonly firstFailure?: Date;
+}
+
+export interface DeadLetterWriterOptions {
+  brokers: readonly string[];
+  clientId: string;
+  createPartitions: number;
+  retry: BackoffPolicy;
+  logger: Logger;
+}
+
+export const deadLetterHeader = {
+  class: 'x-inserter-error-class',
+  code: 'x-inserter-error-code',
+  serverCode: 'x-inserter-clickhouse-code',
+  message: 'x-inserter-error-message',
+  route: 'x-inserter-route',
+  destination: 'x-inserter-destination',
+  table: 'x-inserter-table',
+  team: 'x-inserter-team',
+  attempts: 'x-inserter-attempts',
+  firstFailure: 'x-inserter-first-failure',
+  lastFailure: 'x-inserter-last-failure',
+  topic: 'x-inserter-original-topic',
+  partition: 'x-inserter-original-partition',
+  offset: 'x-inserter-original-offset',
+  timestamp: 'x-inserter-original-timestamp',
+} as const;
+
+export class DeadLetterWriter {
+  readonly #producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  readonly #admin: Admin;
+  readonly #options: DeadLetterWriterOptions;
+  readonly #ensured = new Map<string, Promise<void>>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: DeadLetterWriterOptions) {
+    this.#options = options;
+    this.#producer = new Producer({ clientId: `${options.clientId}-dlq`, bootstrapBrokers: [...options.brokers], idempotent: true, acks: -1 });
+    this.#admin = new Admin({ clientId: `${options.clientId}-dlq-admin`, bootstrapBrokers: [...options.brokers] });
+  }
+
+  /** Resolves once the broker has the dead letter; retries (waits) rather than lose it. */
+  async write(topic: string, record: SourceRecord, reason: DeadLetterReason, signal: AbortSignal): Promise<void> {
+    await this.#ensureTopic(topic, signal);
+    const headers = new Map<Buffer, Buffer>();
+    for (const [name, value] of record.headers) headers.set(name, value);
+    const add = (name: string, value: string | number | bigint | undefined): void => {
+      if (value !== undefined) headers.set(Buffer.from(name), Buffer.from(String(value)));
+    };
+    const now = new Date().toISOString();
+    add(deadLetterHeader.class, reason.errorClass);
+    add(deadLetterHeader.code, reason.code);
+    add(deadLetterHeader.serverCode, reason.serverCode);
+    add(deadLetterHeader.message, reason.message.slice(0, 2000));
+    add(deadLetterHeader.route, reason.route);
+    add(deadLetterHeader.destination, reason.destination);
+    add(deadLetterHeader.table, reason.table);
+    add(deadLetterHeader.team, reason.team);
+    add(deadLetterHeader.attempts, reason.attempts ?? 1);
+    add(deadLetterHeader.firstFailure, (reason.firstFailure ?? new Date()).toISOString());
+    add(deadLetterHeader.lastFailure, now);
+    add(deadLetterHeader.topic, record.topic);
+    add(deadLetterHeader.partition, record.partition);
+    add(deadLetterHeader.offset, record.offset);
+    add(deadLetterHeader.timestamp, record.timestamp);
+    const message = { topic, headers, ...(record.key ? { key: record.key } : {}), ...(record.value ? { value: record.value } : {}) };
+    await retry(() => this.#producer.send({ messages: [message] }), this.#options.retry, signal, {
+      isRetryable: () => true,
+      onRetry: (error, attempt) => this.#options.logger.warn({ topic, attempt, err: error }, 'dead-letter write failed; retrying'),
+    });
+  }
+
+  #ensureTopic(topic: string, signal: AbortSignal): Promise<void> {
+    let ensured = this.#ensured.get(topic);
+    if (ensured === undefined) {
+      ensured = this.#options.createPartitions === 0 ? Promise.resolve() : this.#createTopic(topic, signal);
+      this.#ensured.set(topic, ensured);
+      ensured.catch(() => this.#ensured.delete(topic));
+    }
+    return ensured;
+  }
+
+  async #createTopic(topic: string, signal: AbortSignal): Promise<void> {
+    await retry(
+      async () => {
+        const existing = await this.#admin.listTopics();
+        if (existing.includes(topic)) return;
+        try {
+          await this.#admin.createTopics({ topics: [topic], partitions: this.#options.createPartitions, replicas: -1 });
+        } catch (error) {
+          if (!/already exists/i.test(JSON.stringify((error as { errors?: unknown }).errors ?? '') + String(error))) throw error;
+        }
+      },
+      this.#options.retry,
+      signal,
+      { isRetryable: () => true },
+    );
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= Promise.allSettled([this.#producer.close(), this.#admin.close()]).then(() => undefined);
+    return this.#closing;
+  }
+}

@@ -1,0 +1,23 @@
+// Owns the error classes the policy acts on. A class is the coarse meaning of a failure ("the
+// warehouse is overloaded", "this row can never be inserted"); the sink's classifier maps each
+// protocol-level error (ClickHouse code, HTTP status, network condition) onto exactly one class.
+
+export const ErrorClasses = {
+  transientNetwork: 'transient_network',
+  tooManyParts: 'too_many_parts',
+  tooManyPartitions: 'too_many_partitions',
+  memoryLimit: 'memory_limit',
+  overloaded: 'overloaded',
+  replica: 'replica',
+  unknownInsertStatus: 'unknown_insert_status',
+  authentication: 'authentication',
+  missingObject: 'missing_object',
+  rowData: 'row_data',
+  decode: 'decode',
+  oversized: 'oversized',
+  unknownTeam: 'unknown_team',
+  noDestination: 'no_destination',
+  unknown: 'unknown',
+} as const;
+
+export type ErrorClass = (typeof ErrorClasses)[keyof typeof ErrorClasses];

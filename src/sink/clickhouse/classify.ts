@@ -1,0 +1,66 @@
+// Owns the mapping from what ClickHouse and the network say to inserter's error classes. This is the
+// one place that knows ClickHouse exception codes; docs/errors.md is the prose version of this table.
+import { ClickHouseError } from '@clickhouse/client';
+import { ErrorClasses, type ErrorClass } from '../../errors/classes.ts';
+import { InserterError } from '../../errors/inserter-error.ts';
+
+const byCode = new Map<number, ErrorClass>();
+const set = (cls: ErrorClass, codes: number[]): void => codes.forEach((code) => byCode.set(code, cls));
+set(ErrorClasses.tooManyParts, [252]);
+set(ErrorClasses.memoryLimit, [241]);
+set(ErrorClasses.overloaded, [202, 203, 209, 210, 425, 159, 160, 394, 732]);
+set(ErrorClasses.replica, [999, 242, 164, 225, 234, 235, 236, 286, 3]);
+set(ErrorClasses.unknownInsertStatus, [319]);
+set(ErrorClasses.authentication, [516, 192, 193, 194, 195, 497]);
+set(ErrorClasses.missingObject, [60, 81, 16, 47]);
+set(ErrorClasses.rowData, [6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 76, 117, 130, 131, 190, 321, 349, 367, 386, 387, 456, 691, 117]);
+
+/** Classes a retry can cure; everything else needs a split, a fix or a dead-letter. */
+const retryable = new Set<ErrorClass>([
+  ErrorClasses.transientNetwork,
+  ErrorClasses.tooManyParts,
+  ErrorClasses.overloaded,
+  ErrorClasses.replica,
+  ErrorClasses.unknownInsertStatus,
+  ErrorClasses.memoryLimit,
+  ErrorClasses.authentication,
+  ErrorClasses.missingObject,
+  ErrorClasses.unknown,
+]);
+
+const networkCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+
+export class WarehouseError extends InserterError {
+  readonly errorClass: ErrorClass;
+  /** The warehouse's own error code (ClickHouse exception code), when it gave one. */
+  readonly serverCode: number | undefined;
+  constructor(errorClass: ErrorClass, message: string, serverCode: number | undefined, cause: unknown) {
+    super(`INSERTER_SINK_${errorClass.toUpperCase()}`, message, { cause, retryable: retryable.has(errorClass) });
+    this.name = 'WarehouseError';
+    this.errorClass = errorClass;
+    this.serverCode = serverCode;
+  }
+}
+
+export function classifyClickHouseError(error: unknown): WarehouseError {
+  if (error instanceof WarehouseError) return error;
+  if (error instanceof ClickHouseError) {
+    const code = Number(error.code);
+    let cls = byCode.get(code) ?? ErrorClasses.unknown;
+    // Code 252 covers two situations: too many parts in a partition (back off), and one insert block
+    // touching too many partitions (split the batch, backing off cannot help).
+    if (code === 252 && /too many partitions for single insert block/i.test(error.message)) cls = ErrorClasses.tooManyPartitions;
+    return new WarehouseError(cls, firstLine(error.message), code, error);
+  }
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if ((typeof code === 'string' && networkCodes.has(code)) || /timeout|socket hang up|other side closed|terminated/i.test(message)) {
+    return new WarehouseError(ErrorClasses.transientNetwork, firstLine(message), undefined, error);
+  }
+  return new WarehouseError(ErrorClasses.unknown, firstLine(message), undefined, error);
+}
+
+function firstLine(message: string): string {
+  const newline = message.indexOf('\n');
+  return (newline < 0 ? message : message.slice(0, newline)).slice(0, 1000);
+}

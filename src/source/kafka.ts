@@ -1,0 +1,116 @@
+// Owns consuming from Kafka with @platformatic/kafka: group membership, assignment diffs, manual
+// offset commits. Nothing is auto-committed: offsets move only when the core says records are resolved.
+import { Consumer, type GroupAssignment, type Message, type MessagesStream } from '@platformatic/kafka';
+import { InserterError } from '../errors/inserter-error.ts';
+import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from './types.ts';
+import { partitionKey } from './types.ts';
+
+export interface KafkaSourceOptions {
+  brokers: readonly string[];
+  clientId: string;
+  groupId: string;
+  topics: readonly string[];
+  fetchMaxBytes: number;
+  fetchMaxWaitMs: number;
+  sessionTimeoutMs: number;
+}
+
+export class KafkaSource implements Source {
+  readonly #options: KafkaSourceOptions;
+  readonly #consumer: Consumer;
+  #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
+  #owned = new Map<string, PartitionRef>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: KafkaSourceOptions) {
+    this.#options = options;
+    this.#consumer = new Consumer({
+      clientId: options.clientId,
+      groupId: options.groupId,
+      bootstrapBrokers: [...options.brokers],
+      sessionTimeout: options.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
+      rebalanceTimeout: Math.max(options.sessionTimeoutMs, 60_000),
+      maxBytes: options.fetchMaxBytes,
+      maxWaitTime: options.fetchMaxWaitMs,
+      autocommit: false,
+    });
+  }
+
+  async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
+    const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? [], handler);
+    this.#consumer.on('consumer:group:join', onJoin);
+    const stream = await this.#consumer.consume({
+      topics: [...this.#options.topics],
+      mode: 'committed',
+      fallbackMode: 'earliest',
+      autocommit: false,
+      maxBytes: this.#options.fetchMaxBytes,
+      maxWaitTime: this.#options.fetchMaxWaitMs,
+    });
+    this.#stream = stream;
+    // Stopping fetches keeps the group membership, so resolved positions can still be committed.
+    const stop = (): void => void stream.close().catch(() => undefined);
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const message of stream) {
+        const pending = handler.onRecord(toRecord(message));
+        if (pending !== undefined) await pending;
+        if (signal.aborted) break;
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      this.#consumer.off('consumer:group:join', onJoin);
+    }
+  }
+
+  #applyAssignments(assignments: readonly GroupAssignment[], handler: SourceHandler): void {
+    const next = new Map<string, PartitionRef>();
+    for (const { topic, partitions } of assignments) {
+      for (const partition of partitions) next.set(partitionKey(topic, partition), { topic, partition });
+    }
+    const revoked = [...this.#owned].filter(([key]) => !next.has(key)).map(([, ref]) => ref);
+    const assigned = [...next].filter(([key]) => !this.#owned.has(key)).map(([, ref]) => ref);
+    this.#owned = next;
+    if (revoked.length > 0) handler.onRevoked(revoked);
+    if (assigned.length > 0) handler.onAssigned(assigned);
+  }
+
+  async commit(positions: readonly CommitPosition[]): Promise<void> {
+    if (positions.length === 0) return;
+    try {
+      await this.#consumer.commit({
+        offsets: positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset, leaderEpoch: p.epoch })),
+      });
+    } catch (cause) {
+      throw new InserterError('INSERTER_SOURCE_COMMIT_FAILED', `offset commit failed: ${(cause as Error).message}`, {
+        cause,
+        retryable: true,
+      });
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        await this.#stream?.close();
+      } finally {
+        await this.#consumer.close();
+      }
+    })();
+    return this.#closing;
+  }
+}
+
+function toRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): SourceRecord {
+  return {
+    topic: message.topic,
+    partition: message.partition,
+    offset: message.offset,
+    timestamp: message.timestamp,
+    key: message.key ?? undefined,
+    value: message.value ?? undefined,
+    headers: message.headerEntries,
+    epoch: message.leaderEpoch,
+  };
+}

@@ -1,0 +1,48 @@
+// Owns the bus-neutral source contract. The core sees ordered records per partition, learns of
+// assignment changes, and hands back "everything below this position is resolved". Kafka commits
+// that as a group offset; Pulsar would map it to a cumulative acknowledgement per partition.
+
+export interface SourceRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: bigint;
+  /** Milliseconds since the epoch (the record's create or log-append time). */
+  readonly timestamp: bigint;
+  readonly key: Buffer | undefined;
+  readonly value: Buffer | undefined;
+  readonly headers: ReadonlyArray<readonly [Buffer, Buffer]>;
+  /** Opaque to the core; handed back on commit (Kafka's leader epoch). */
+  readonly epoch: number;
+}
+
+export interface PartitionRef {
+  readonly topic: string;
+  readonly partition: number;
+}
+
+export interface CommitPosition extends PartitionRef {
+  /** The next position to read: every record below it is resolved. */
+  readonly offset: bigint;
+  readonly epoch: number;
+}
+
+export interface SourceHandler {
+  /** Called once per record, in order per partition. A returned promise applies backpressure. */
+  onRecord(record: SourceRecord): void | Promise<void>;
+  /** Partitions newly owned by this process. */
+  onAssigned(partitions: readonly PartitionRef[]): void;
+  /** Partitions no longer owned: their unfinished work must be abandoned, not committed. */
+  onRevoked(partitions: readonly PartitionRef[]): void;
+}
+
+export interface Source {
+  /** Delivers records until close() or the signal fires. */
+  run(handler: SourceHandler, signal: AbortSignal): Promise<void>;
+  commit(positions: readonly CommitPosition[], signal?: AbortSignal): Promise<void>;
+  /** Stops fetching and leaves the group; idempotent. */
+  close(): Promise<void>;
+}
+
+export function partitionKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}

@@ -1,0 +1,25 @@
+// Owns the Prometheus metrics of every stage (consume → decode → batch → insert → dead-letter →
+// commit). Labels are bounded: topic, route, destination, table, error class — never team or offset.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly consumedMessages = new Counter({ name: 'inserter_consumed_messages_total', help: 'Records read from the bus', labelNames: ['topic'], registers: [this.registry] });
+  readonly consumedBytes = new Counter({ name: 'inserter_consumed_bytes_total', help: 'Value bytes read from the bus', labelNames: ['topic'], registers: [this.registry] });
+  readonly decodeErrors = new Counter({ name: 'inserter_decode_errors_total', help: 'Records that could not become rows', labelNames: ['route', 'code'], registers: [this.registry] });
+  readonly insertedRows = new Counter({ name: 'inserter_inserted_rows_total', help: 'Rows acknowledged by the warehouse', labelNames: ['destination', 'table'], registers: [this.registry] });
+  readonly insertedBytes = new Counter({ name: 'inserter_inserted_bytes_total', help: 'Uncompressed body bytes acknowledged by the warehouse', labelNames: ['destination', 'table'], registers: [this.registry] });
+  readonly inserts = new Counter({ name: 'inserter_inserts_total', help: 'Insert requests by outcome', labelNames: ['destination', 'table', 'outcome'], registers: [this.registry] });
+  readonly retries = new Counter({ name: 'inserter_retries_total', help: 'Retried operations by error class', labelNames: ['destination', 'class'], registers: [this.registry] });
+  readonly deadLetters = new Counter({ name: 'inserter_dead_letters_total', help: 'Records written to a dead-letter topic', labelNames: ['route', 'class'], registers: [this.registry] });
+  readonly batchRows = new Histogram({ name: 'inserter_batch_rows', help: 'Rows per insert', labelNames: ['table'], buckets: [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000], registers: [this.registry] });
+  readonly insertSeconds = new Histogram({ name: 'inserter_insert_duration_seconds', help: 'Insert latency', labelNames: ['destination', 'table'], buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
+  readonly endToEndSeconds = new Histogram({ name: 'inserter_end_to_end_seconds', help: 'Message timestamp to insert acknowledged (oldest row of each batch)', labelNames: ['table'], buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [this.registry] });
+  readonly bufferedBytes = new Gauge({ name: 'inserter_buffered_bytes', help: 'Bytes of consumed rows held in memory', registers: [this.registry] });
+  readonly committedOffset = new Gauge({ name: 'inserter_committed_offset', help: 'Last committed position per partition', labelNames: ['topic', 'partition'], registers: [this.registry] });
+  readonly heldRecords = new Gauge({ name: 'inserter_held_records', help: 'Records waiting for a destination mapping', registers: [this.registry] });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry });
+  }
+}
