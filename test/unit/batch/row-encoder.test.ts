@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ByteChunks } from '../../../src/batch/byte-chunks.ts';
+import { rowShapeFor, writeRow, type ColumnInfo } from '../../../src/batch/row-encoder.ts';
+import type { SourceRecord } from '../../../src/source/types.ts';
+
+const record: SourceRecord = {
+  topic: 'events',
+  partition: 3,
+  offset: 42n,
+  timestamp: 1_696_405_999_007n,
+  key: Buffer.from('k"1'),
+  value: Buffer.from('{"a":1}'),
+  headers: [[Buffer.from('h'), Buffer.from('v')]],
+  epoch: 0,
+};
+const col = (name: string, type = 'String', defaultKind = ''): ColumnInfo => ({ name, type, defaultKind });
+
+function encode(columns: ColumnInfo[], json: string): unknown {
+  const out = new ByteChunks();
+  writeRow(out, rowShapeFor(columns), record, Buffer.from(json), 7);
+  const text = Buffer.concat(out.slice(0, out.length)).toString('utf8');
+  assert.ok(text.endsWith('\n'));
+  return JSON.parse(text);
+}
+
+test('passes the message through untouched when the table has no metadata columns', () => {
+  assert.deepEqual(encode([col('a')], '{"a":1,"b":"x"}'), { a: 1, b: 'x' });
+});
+
+test('splices exactly the metadata columns the live table has', () => {
+  const columns = [col('a'), col('_offset', 'UInt64'), col('_timestamp', 'DateTime'), col('_partition', 'UInt64'), col('_key'), col('_topic'), col('_timestamp_ms', 'DateTime64(3)'), col('_headers.name', 'Array(String)'), col('_headers.value', 'Array(String)')];
+  assert.deepEqual(encode(columns, '{"a":1}'), {
+    _topic: 'events',
+    _partition: 3,
+    _offset: 42,
+    _key: 'k"1',
+    _timestamp: 1_696_405_999,
+    _timestamp_ms: '1696405999.007',
+    '_headers.name': ['h'],
+    '_headers.value': ['v'],
+    a: 1,
+  });
+});
+
+test('an empty object still yields valid JSON', () => {
+  assert.deepEqual(encode([col('_offset', 'UInt64')], '{ }'), { _offset: 42 });
+});
+
+test('materialized metadata columns are not written', () => {
+  assert.deepEqual(encode([col('_offset', 'UInt64', 'MATERIALIZED')], '{"a":1}'), { a: 1 });
+});
+
+test('a table with a _message column receives the whole message and the team', () => {
+  assert.deepEqual(encode([col('team_id', 'Int64'), col('_message', 'JSON'), col('_offset', 'UInt64')], '{"a":{"b":2}}'), { _offset: 42, team_id: 7, _message: { a: { b: 2 } } });
+});
+
+test('large values are referenced and slices cross block boundaries intact', () => {
+  const out = new ByteChunks();
+  const big = Buffer.alloc(200_000, 0x61);
+  out.writeUtf8('x'.repeat(100_000));
+  out.writeBytes(big);
+  out.writeUtf8('yz');
+  assert.equal(out.length, 300_002);
+  const mid = Buffer.concat(out.slice(99_999, 300_001)).toString('latin1');
+  assert.equal(mid, `x${'a'.repeat(200_000)}y`);
+});

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
+import { test } from 'node:test';
+import { buildConfig } from '../../../src/config/load.ts';
+import { ConfigError } from '../../../src/errors/inserter-error.ts';
+
+const minimal = {
+  kafka: { brokers: ['127.0.0.1:9092'] },
+  destinations: [{ id: 'a', url: 'http://127.0.0.1:8123', password: { env: 'CH_PASSWORD' } }],
+  teams: { map: { '2': 'a' } },
+  routes: [{ topic: 'events', table: 'events' }],
+};
+
+test('fills defaults, resolves secrets and freezes the result', () => {
+  const config = buildConfig(minimal, '/', { CH_PASSWORD: 'canary-secret' });
+  assert.equal(config.routes[0]?.name, 'events->events');
+  assert.equal(config.routes[0]?.destination, 'team');
+  assert.equal(config.teams.unknown.action, 'hold');
+  assert.equal(config.destinations[0]?.password.reveal(), 'canary-secret');
+  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]));
+  const printed = `${inspect(config, { depth: 10 })}${JSON.stringify(config)}`;
+  assert.ok(!printed.includes('canary-secret'), 'secrets never print');
+});
+
+test('reports every problem at once, each naming its field', () => {
+  try {
+    buildConfig({
+      kafka: { brokers: ['nohost'] },
+      destinations: [{ id: 'a', url: 'ftp://x' }, { id: 'b', url: 'http://x', password: { env: 'MISSING' } }],
+      teams: { map: { '3': 'zzz' } },
+      routes: [{ topic: 'e', table: 'bad-name', destination: 'nope' }],
+      batch: { maxRows: 0 },
+    }, '/', {});
+    assert.fail('should throw');
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    const text = error.issues.join('\n');
+    for (const field of ['kafka.brokers.0', 'destinations.0.url', 'routes.0.table', 'batch.maxRows']) assert.match(text, new RegExp(field.replaceAll('.', '\\.')));
+  }
+  try {
+    buildConfig({ ...minimal, teams: { map: { '3': 'zzz' } }, routes: [{ topic: 'e', table: 't', destination: 'nope' }] }, '/', {});
+    assert.fail('should throw');
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    const text = error.issues.join('\n');
+    assert.match(text, /destinations\.0\.password: environment variable CH_PASSWORD is not set/);
+    assert.match(text, /routes\.0\.destination: unknown destination "nope"/);
+    assert.match(text, /teams\.map\.3: unknown destination "zzz"/);
+  }
+});

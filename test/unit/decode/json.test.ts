@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeJsonRecord } from '../../../src/decode/json.ts';
+import { DecodeError } from '../../../src/errors/inserter-error.ts';
+import type { SourceRecord } from '../../../src/source/types.ts';
+
+const rec = (value: string | undefined, extra: Partial<SourceRecord> = {}): SourceRecord => ({
+  topic: 't', partition: 0, offset: 0n, timestamp: 0n, key: undefined, value: value === undefined ? undefined : Buffer.from(value), headers: [], epoch: 0, ...extra,
+});
+const field = { maxMessageBytes: 1000, teamId: { from: 'field', field: 'team_id' } } as const;
+
+test('reads the team from a field, a header or the key', () => {
+  assert.equal(decodeJsonRecord(rec(' {"team_id":2}\n'), field).teamId, 2);
+  assert.equal(decodeJsonRecord(rec('{"team_id":"17"}'), field).teamId, 17);
+  assert.equal(decodeJsonRecord(rec('{"x":1}'), field).teamId, undefined);
+  assert.equal(decodeJsonRecord(rec('{}', { headers: [[Buffer.from('team'), Buffer.from('9')]] }), { maxMessageBytes: 100, teamId: { from: 'header', header: 'team' } }).teamId, 9);
+  assert.equal(decodeJsonRecord(rec('{}', { key: Buffer.from('5') }), { maxMessageBytes: 100, teamId: { from: 'key' } }).teamId, 5);
+  assert.equal(decodeJsonRecord(rec(' {"a":1} '), field).json.toString(), '{"a":1}');
+});
+
+test('rejects what cannot become a row, with a stable code each', () => {
+  const code = (value: string | undefined, max = 1000): string => {
+    try {
+      decodeJsonRecord(rec(value), { ...field, maxMessageBytes: max });
+    } catch (error) {
+      assert.ok(error instanceof DecodeError);
+      return error.code;
+    }
+    return 'accepted';
+  };
+  assert.equal(code(undefined), 'INSERTER_DECODE_EMPTY');
+  assert.equal(code('not json'), 'INSERTER_DECODE_NOT_OBJECT');
+  assert.equal(code('[1,2]'), 'INSERTER_DECODE_NOT_OBJECT');
+  assert.equal(code('{"a":'), 'INSERTER_DECODE_NOT_OBJECT');
+  assert.equal(code('{"a":}'), 'INSERTER_DECODE_BAD_JSON');
+  assert.equal(code('{"team_id":"x"}'), 'INSERTER_DECODE_BAD_TEAM');
+  assert.equal(code('{"team_id":1.5}'), 'INSERTER_DECODE_BAD_TEAM');
+  assert.equal(code(`{"a":"${'x'.repeat(2000)}"}`), 'INSERTER_DECODE_OVERSIZED');
+});
