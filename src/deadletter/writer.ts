@@ -45,7 +45,13 @@ export const deadLetterHeader = {
   timestamp: 'x-inserter-original-timestamp',
 } as const;
 
-export class DeadLetterWriter {
+/** Where rows that cannot be delivered go; a write resolves only once the record is durable there. */
+export interface DeadLetterSink {
+  write(topic: string, record: SourceRecord, reason: DeadLetterReason, signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class DeadLetterWriter implements DeadLetterSink {
   readonly #producer: Producer<Buffer, Buffer, Buffer, Buffer>;
   readonly #admin: Admin;
   readonly #options: DeadLetterWriterOptions;

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AckSet, PartitionTracker, type AckChunk } from '../ack/partition-tracker.ts';
 import type { Config, RouteConfig } from '../config/load.ts';
 import { decodeJsonRecord } from '../decode/json.ts';
-import type { DeadLetterReason, DeadLetterWriter } from '../deadletter/writer.ts';
+import type { DeadLetterReason, DeadLetterSink } from '../deadletter/writer.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError, DecodeError } from '../errors/inserter-error.ts';
 import { DestinationDirectory, type SinkFactory } from '../route/destinations.ts';
@@ -31,7 +31,7 @@ export interface PipelineDeps {
   readonly config: Config;
   readonly source: Source;
   readonly sinkFactory: SinkFactory;
-  readonly deadLetters: DeadLetterWriter;
+  readonly deadLetters: DeadLetterSink;
   readonly logger: Logger;
   readonly metrics: Metrics;
 }
@@ -39,7 +39,7 @@ export interface PipelineDeps {
 export class Pipeline implements SourceHandler {
   readonly #config: Config;
   readonly #source: Source;
-  readonly #deadLetters: DeadLetterWriter;
+  readonly #deadLetters: DeadLetterSink;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #directory: DestinationDirectory;

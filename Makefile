@@ -1,0 +1,21 @@
+# The two commands a new user needs: `make demo` (the whole pipeline on the local stack) and
+# `make test` (every test). Both install what they need first.
+.PHONY: install demo test typecheck lint unit
+
+install:
+	bash scripts/install.sh
+
+demo: install
+	node_modules/.bin/node dev/demo.ts
+
+test:
+	bash scripts/test.sh
+
+typecheck:
+	node_modules/.bin/tsc --noEmit -p .
+
+lint:
+	node_modules/.bin/eslint --max-warnings=0 .
+
+unit:
+	node_modules/.bin/node --test 'test/unit/**/*.test.ts'
