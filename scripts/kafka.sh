@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# A real, single-node Apache Kafka (KRaft, combined broker+controller) for development and tests.
+# No Docker, no tarball: the broker's jars come from Maven Central (scripts/kafka/pom.xml).
+#
+#   scripts/kafka.sh install                       resolve the jars into .cache/kafka/libs (once)
+#   scripts/kafka.sh start  [--dir DIR] [--port PORT] [--controller-port PORT] [--owner-pid PID]
+#                                                  start a broker; prints 127.0.0.1:PORT as the last line
+#   scripts/kafka.sh stop   [--dir DIR]            SIGTERM, then SIGKILL after a timeout; idempotent
+#   scripts/kafka.sh status [--dir DIR]            "running 127.0.0.1:PORT" / "stopped ..." (exit 0 / 3)
+#
+# DIR defaults to .cache/kafka/run/default. Starting a DIR that was started before reuses its
+# ports, cluster id and data (that is how a restart works); a fresh DIR gets free ports and a new
+# random cluster id. Several DIRs can run at the same time.
+# --owner-pid PID: a small watchdog stops the broker when PID exits (tests use it so that a
+# crashed test run does not leave a broker behind).
+#
+# Environment: KAFKA_HEAP_OPTS (default "-Xms128m -Xmx512m"), KAFKA_START_TIMEOUT (seconds, default 60),
+# KAFKA_STOP_TIMEOUT (seconds, default 20), JAVA (default: java on PATH).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KAFKA_VERSION="4.4.0"
+CACHE="$ROOT/.cache/kafka"
+LIBS="$CACHE/libs"
+POM="$ROOT/scripts/kafka/pom.xml"
+LOG4J_CONFIG="$ROOT/scripts/kafka/log4j2.xml"
+PROBE="$ROOT/scripts/kafka/probe.ts"
+NODE="$ROOT/node_modules/.bin/node"
+JAVA="${JAVA:-java}"
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
+STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
+HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+log() { echo "kafka.sh: $*" >&2; }
+
+usage() {
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# ---------------------------------------------------------------------------------------------
+# install
+
+marker_value() {
+  # The marker records what was installed: a changed pom means a reinstall.
+  echo "kafka=$KAFKA_VERSION pom=$(sha256sum "$POM" | cut -d' ' -f1)"
+}
+
+install() {
+  local marker="$LIBS/.installed"
+  if [[ -f "$marker" && "$(cat "$marker")" == "$(marker_value)" ]]; then
+    return 0
+  fi
+  mkdir -p "$CACHE"
+  # Parallel test files may all call start (and so install) at once: serialise on a lock.
+  exec 9>"$CACHE/.install.lock"
+  flock 9
+  if [[ -f "$marker" && "$(cat "$marker")" == "$(marker_value)" ]]; then
+    exec 9>&-
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn not found (needed once, to resolve the Kafka jars from Maven Central)"
+  log "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies into $LIBS"
+  local tmp="$CACHE/libs.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
+    rm -rf "$tmp"
+    die "mvn dependency:copy-dependencies failed"
+  fi
+  [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || { rm -rf "$tmp"; die "kafka_2.13-$KAFKA_VERSION.jar missing after resolve"; }
+  marker_value >"$tmp/.installed"
+  rm -rf "$LIBS"
+  mv "$tmp" "$LIBS"
+  log "installed $(find "$LIBS" -name '*.jar' | wc -l) jars"
+  exec 9>&-
+}
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+DIR=""
+PORT=""
+CPORT=""
+OWNER_PID=""
+
+parse_opts() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --dir) DIR="${2:?--dir needs a value}"; shift 2 ;;
+      --dir=*) DIR="${1#--dir=}"; shift ;;
+      --port) PORT="${2:?--port needs a value}"; shift 2 ;;
+      --port=*) PORT="${1#--port=}"; shift ;;
+      --controller-port) CPORT="${2:?--controller-port needs a value}"; shift 2 ;;
+      --controller-port=*) CPORT="${1#--controller-port=}"; shift ;;
+      --owner-pid) OWNER_PID="${2:?--owner-pid needs a value}"; shift 2 ;;
+      --owner-pid=*) OWNER_PID="${1#--owner-pid=}"; shift ;;
+      -h|--help) usage ;;
+      *) die "unknown option: $1" ;;
+    esac
+  done
+  DIR="${DIR:-$CACHE/run/default}"
+  mkdir -p "$DIR"
+  DIR="$(cd "$DIR" && pwd)"
+}
+
+# Is something listening on 127.0.0.1:$1?
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# A free port below the Linux ephemeral range (32768+), so that outgoing connections do not take it.
+free_port() {
+  local p i
+  for i in $(seq 1 200); do
+    p=$((20000 + RANDOM % 12000))
+    if ! port_in_use "$p" && [[ "$p" != "${1:-}" ]]; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "could not find a free port"
+}
+
+# Kafka cluster ids are 16 random bytes in url-safe base64 without padding; Kafka itself avoids
+# ids starting with '-' (they look like CLI flags).
+random_cluster_id() {
+  local id
+  while :; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [[ "$id" != -* ]] && { echo "$id"; return 0; }
+  done
+}
+
+broker_pid() {
+  [[ -f "$DIR/kafka.pid" ]] || return 1
+  local pid
+  pid="$(cat "$DIR/kafka.pid")"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  # Guard against pid reuse: the process must be our java with this state dir on its command line.
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-Dinserter.kafka.dir=$DIR" || return 1
+  echo "$pid"
+}
+
+write_config() {
+  cat >"$DIR/server.properties" <<EOF
+# Written by scripts/kafka.sh: single-node KRaft (broker+controller) for development and tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$CPORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DIR/data
+
+# Tests create their topics explicitly.
+auto.create.topics.enable=false
+delete.topic.enable=true
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+
+# Internal topics on a single node; fewer partitions than the defaults (50) so the first
+# group / transactional request is quick.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=3
+
+# Consumer groups: classic and KIP-848 (group.protocol=consumer) are both on by default in 4.x
+# (group.coordinator.rebalance.protocols is deprecated in 4.4 and would switch "streams" off).
+group.initial.rebalance.delay.ms=0
+# Faster KIP-848 heartbeats / failure detection than the defaults (5 s / 45 s).
+group.consumer.min.heartbeat.interval.ms=500
+group.consumer.heartbeat.interval.ms=1000
+group.consumer.min.session.timeout.ms=3000
+group.consumer.session.timeout.ms=10000
+group.min.session.timeout.ms=1000
+
+# Sizes: PostHog session recordings are ~1 MB per message.
+message.max.bytes=8388608
+replica.fetch.max.bytes=8388608
+log.segment.bytes=16777216
+log.retention.hours=24
+log.retention.check.interval.ms=60000
+
+# Small footprint.
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+background.threads=4
+log.cleaner.threads=1
+log.cleaner.dedupe.buffer.size=8388608
+EOF
+}
+
+format_storage() {
+  local cluster_id
+  cluster_id="$(random_cluster_id)"
+  echo "$cluster_id" >"$DIR/cluster.id"
+  if ! "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -Xshare:auto -cp "$LIBS/*" \
+      -Dlog4j2.configurationFile="$LOG4J_CONFIG" -Dkafka.logs.dir="$DIR/logs" \
+      kafka.tools.StorageTool format --standalone --ignore-formatted \
+      --cluster-id "$cluster_id" --config "$DIR/server.properties" >"$DIR/logs/format.out" 2>&1; then
+    cat "$DIR/logs/format.out" >&2
+    die "formatting $DIR/data failed"
+  fi
+}
+
+print_log_tail() {
+  if grep -qE "ERROR|Exception" "$DIR/logs/server.log" 2>/dev/null; then
+    echo "---- first errors in $DIR/logs/server.log ----" >&2
+    grep -E "ERROR|Exception" "$DIR/logs/server.log" | head -n 10 >&2 || true
+  fi
+  echo "---- last lines of $DIR/logs/server.log ----" >&2
+  tail -n 40 "$DIR/logs/server.log" >&2 2>/dev/null || true
+  echo "---- $DIR/logs/kafka.out ----" >&2
+  tail -n 20 "$DIR/logs/kafka.out" >&2 2>/dev/null || true
+}
+
+# Start java in the background, detached from our stdio (so callers that capture stdout, such as
+# execFile, are not kept waiting by the broker).
+launch() {
+  : >"$DIR/logs/kafka.out"
+  # shellcheck disable=SC2086
+  setsid nohup "$JAVA" $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Xss1m \
+    -Djava.awt.headless=true -Dinserter.kafka.dir="$DIR" \
+    -Dlog4j2.configurationFile="$LOG4J_CONFIG" -Dkafka.logs.dir="$DIR/logs" \
+    -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" \
+    </dev/null >>"$DIR/logs/kafka.out" 2>&1 &
+  echo $! >"$DIR/kafka.pid"
+}
+
+start_watchdog() {
+  [[ -n "$OWNER_PID" ]] || return 0
+  local bpid="$1"
+  # Stops the broker once the owner is gone; exits by itself when the broker stops first.
+  setsid nohup bash -c '
+    owner="$1"; broker="$2"; timeout="$3"
+    while kill -0 "$owner" 2>/dev/null && kill -0 "$broker" 2>/dev/null; do sleep 1; done
+    if kill -0 "$broker" 2>/dev/null; then
+      kill -TERM "$broker" 2>/dev/null || true
+      for _ in $(seq 1 $((timeout * 5))); do kill -0 "$broker" 2>/dev/null || exit 0; sleep 0.2; done
+      kill -KILL "$broker" 2>/dev/null || true
+    fi' kafka-watchdog "$OWNER_PID" "$bpid" "$STOP_TIMEOUT" </dev/null >/dev/null 2>&1 &
+  echo $! >"$DIR/watchdog.pid"
+}
+
+# Wait until the broker answers a real Metadata request (or, without node, accepts connections
+# and has logged that it started).
+wait_ready() {
+  local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if port_in_use "$PORT" && grep -q "Kafka Server started" "$DIR/logs/server.log" 2>/dev/null; then
+      if [[ -x "$NODE" && -f "$PROBE" ]]; then
+        if "$NODE" "$PROBE" "127.0.0.1:$PORT" >>"$DIR/logs/probe.out" 2>&1; then return 0; fi
+      else
+        return 0
+      fi
+    fi
+    sleep 0.2
+  done
+  return 2
+}
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+start() {
+  parse_opts "$@"
+  local pid
+  if pid="$(broker_pid)"; then
+    log "already running (pid $pid)"
+    cat "$DIR/bootstrap"
+    return 0
+  fi
+  install
+  mkdir -p "$DIR/logs"
+
+  local fresh=0 ports_given=0
+  [[ -n "$PORT" || -n "$CPORT" ]] && ports_given=1
+  if [[ -f "$DIR/server.properties" && -f "$DIR/data/meta.properties" ]]; then
+    # A restart: same ports, same data.
+    local old_port old_cport
+    old_port="$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$DIR/server.properties")"
+    old_cport="$(sed -n 's/^controller.quorum.bootstrap.servers=127.0.0.1:\([0-9]*\)$/\1/p' "$DIR/server.properties")"
+    if [[ -n "$CPORT" && "$CPORT" != "$old_cport" ]]; then
+      # The formatted metadata log records the controller endpoint (--standalone voter set).
+      die "$DIR was formatted for controller port $old_cport; use a new --dir for another one"
+    fi
+    if [[ -n "$PORT" && "$PORT" != "$old_port" ]]; then
+      CPORT="$old_cport"
+      write_config # new broker port, same data
+    else
+      PORT="$old_port"
+      CPORT="$old_cport"
+    fi
+  else
+    fresh=1
+    rm -rf "$DIR/data"
+  fi
+
+  local attempt
+  for attempt in 1 2 3; do
+    if ((fresh)); then
+      [[ -n "$PORT" && $ports_given == 1 ]] || PORT="$(free_port)"
+      [[ -n "$CPORT" && $ports_given == 1 ]] || CPORT="$(free_port "$PORT")"
+      write_config
+      [[ -f "$DIR/data/meta.properties" ]] || format_storage
+    fi
+    rm -f "$DIR/bootstrap"
+    : >"$DIR/logs/probe.out"
+    local started_at=$SECONDS
+    launch
+    pid="$(cat "$DIR/kafka.pid")"
+    local rc=0
+    wait_ready "$pid" || rc=$?
+    if ((rc == 0)); then
+      echo "127.0.0.1:$PORT" >"$DIR/bootstrap"
+      start_watchdog "$pid"
+      log "broker up in $((SECONDS - started_at))s (pid $pid, dir $DIR, controller port $CPORT)"
+      echo "127.0.0.1:$PORT"
+      return 0
+    fi
+    if ((rc == 1)) && ((fresh)) && ((!ports_given)) &&
+        grep -qiE "Address already in use|BindException" "$DIR/logs/server.log" "$DIR/logs/kafka.out" 2>/dev/null; then
+      log "port clash on $PORT/$CPORT, retrying with other ports"
+      PORT=""; CPORT=""
+      rm -f "$DIR/kafka.pid"
+      rm -rf "$DIR/data" # formatted with the clashing controller port
+      mv "$DIR/logs/server.log" "$DIR/logs/server.log.bind-failure-$attempt" 2>/dev/null || true
+      continue
+    fi
+    if ((rc == 2)); then
+      log "broker did not become ready within ${START_TIMEOUT}s"
+      print_log_tail
+      stop_pid "$pid"
+    else
+      log "broker exited during start-up"
+      print_log_tail
+    fi
+    rm -f "$DIR/kafka.pid"
+    exit 1
+  done
+  die "could not start the broker (ports kept clashing)"
+}
+
+stop_pid() {
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 $((STOP_TIMEOUT * 10))); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  log "pid $pid did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+}
+
+stop() {
+  parse_opts "$@"
+  local pid
+  if pid="$(broker_pid)"; then
+    stop_pid "$pid"
+    log "stopped (pid $pid)"
+  else
+    log "not running"
+  fi
+  rm -f "$DIR/kafka.pid"
+  if [[ -f "$DIR/watchdog.pid" ]]; then
+    local wpid
+    wpid="$(cat "$DIR/watchdog.pid")"
+    # Only our watchdog: its command line carries the name kafka-watchdog.
+    if [[ -n "$wpid" ]] && tr '\0' ' ' <"/proc/$wpid/cmdline" 2>/dev/null | grep -q kafka-watchdog; then
+      kill -TERM "$wpid" 2>/dev/null || true
+    fi
+    rm -f "$DIR/watchdog.pid"
+  fi
+}
+
+status() {
+  parse_opts "$@"
+  local pid bootstrap=""
+  [[ -f "$DIR/bootstrap" ]] && bootstrap="$(cat "$DIR/bootstrap")"
+  if pid="$(broker_pid)"; then
+    echo "running $bootstrap (pid $pid, dir $DIR)"
+    return 0
+  fi
+  echo "stopped ${bootstrap:+(last bootstrap $bootstrap) }(dir $DIR)"
+  return 3
+}
+
+cmd="${1:-}"
+[[ $# -gt 0 ]] && shift
+case "$cmd" in
+  install) install ;;
+  start) start "$@" ;;
+  stop) stop "$@" ;;
+  status) status "$@" ;;
+  *) usage ;;
+esac

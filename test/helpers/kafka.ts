@@ -1,0 +1,194 @@
+// The one way tests get a real Kafka broker (see docs/local-stack.md, "## Kafka").
+//
+//   const broker = await startKafka();            // own broker, own ports, fresh temp dir
+//   await broker.restart();                        // same ports, same data
+//   await broker.stop();                           // stops it and removes the temp dir
+//
+//   const bootstrap = await sharedKafka();         // $KAFKA_BOOTSTRAP, or one broker per process
+//
+// Brokers are started by scripts/kafka.sh (a JVM in the background, detached). Every broker
+// started here is stopped by stop(), and, as a safety net, synchronously when the process exits
+// and by the script's watchdog (--owner-pid) if the process dies without running exit handlers.
+import { execFile, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Admin } from '@platformatic/kafka';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
+export const KAFKA_SCRIPT = join(REPO_ROOT, 'scripts', 'kafka.sh');
+
+export interface KafkaBroker {
+  /** "127.0.0.1:PORT" */
+  bootstrap: string;
+  /** State dir: server.properties, data/, logs/server.log, kafka.pid, bootstrap. */
+  dir: string;
+  /** Stops the broker (idempotent). Removes dir if startKafka created it (set KEEP_KAFKA_DIR=1 to keep it). */
+  stop(): Promise<void>;
+  /** Stops and starts the same broker: same ports, same data dir, same cluster id. */
+  restart(): Promise<void>;
+}
+
+export interface StartKafkaOptions {
+  /** State dir to use; default a fresh temp dir (removed again by stop()). */
+  dir?: string;
+}
+
+const running = new Set<string>(); // state dirs with a broker this process started
+const tempDirs = new Set<string>(); // state dirs startKafka created (removed when done)
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    // Only synchronous work is possible here.
+    for (const dir of running) {
+      spawnSync('bash', [KAFKA_SCRIPT, 'stop', '--dir', dir], { stdio: 'ignore', timeout: 30_000 });
+    }
+    running.clear();
+    if (process.env.KEEP_KAFKA_DIR === undefined) {
+      for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+function runScript(args: string[]): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    execFile(
+      'bash',
+      [KAFKA_SCRIPT, ...args],
+      { cwd: REPO_ROOT, timeout: 180_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) {
+          reject(new Error(`scripts/kafka.sh ${args.join(' ')} failed: ${error.message}\n${stderr}`, { cause: error }));
+          return;
+        }
+        const lines = stdout.split('\n').filter((line) => line.trim() !== '');
+        resolvePromise(lines.at(-1)?.trim() ?? '');
+      },
+    );
+  });
+}
+
+async function startIn(dir: string): Promise<string> {
+  installExitHook();
+  running.add(dir);
+  try {
+    const bootstrap = await runScript(['start', '--dir', dir, '--owner-pid', String(process.pid)]);
+    if (!/^127\.0\.0\.1:\d+$/.test(bootstrap)) throw new Error(`unexpected output from kafka.sh start: ${bootstrap}`);
+    return bootstrap;
+  } catch (error) {
+    running.delete(dir);
+    throw error;
+  }
+}
+
+async function stopIn(dir: string): Promise<void> {
+  await runScript(['stop', '--dir', dir]);
+  running.delete(dir);
+}
+
+async function removeTempDir(dir: string): Promise<void> {
+  if (!tempDirs.has(dir) || process.env.KEEP_KAFKA_DIR !== undefined) return;
+  tempDirs.delete(dir);
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Starts a broker of its own (free ports, fresh temp dir unless opts.dir is given). */
+export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaBroker> {
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'inserter-kafka-')));
+  if (ownDir) tempDirs.add(dir);
+  let bootstrap: string;
+  try {
+    bootstrap = await startIn(dir);
+  } catch (error) {
+    await removeTempDir(dir);
+    throw error;
+  }
+  let stopped = false;
+  const broker: KafkaBroker = {
+    bootstrap,
+    dir,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await stopIn(dir);
+      await removeTempDir(dir);
+    },
+    async restart() {
+      if (stopped) throw new Error('restart() after stop()');
+      await stopIn(dir);
+      const again = await startIn(dir);
+      if (again !== broker.bootstrap) throw new Error(`broker came back on ${again}, expected ${broker.bootstrap}`);
+    },
+  };
+  return broker;
+}
+
+let shared: Promise<KafkaBroker> | undefined;
+
+/**
+ * Bootstrap address of a broker shared by the whole process: $KAFKA_BOOTSTRAP when set (the test
+ * runner starts one broker for the whole run), otherwise a broker started on first use and stopped
+ * at process exit (or earlier by stopSharedKafka(), e.g. from a test `after`).
+ * Never restart or stop a shared broker from a test: use startKafka() for that.
+ */
+export async function sharedKafka(): Promise<string> {
+  const fromEnv = process.env.KAFKA_BOOTSTRAP;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  shared ??= startKafka();
+  shared.catch(() => {
+    shared = undefined;
+  });
+  return (await shared).bootstrap;
+}
+
+/** Stops the broker sharedKafka() started (no-op when it used $KAFKA_BOOTSTRAP or started none). */
+export async function stopSharedKafka(): Promise<void> {
+  const current = shared;
+  shared = undefined;
+  if (current !== undefined) await (await current).stop();
+}
+
+/** A topic name nobody else uses: `${prefix}-<time>-<random>` with only legal characters. */
+export function uniqueTopic(prefix: string): string {
+  const clean = prefix.replace(/[^a-zA-Z0-9._-]/g, '-').slice(0, 180);
+  return `${clean}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Creates a topic (replication factor 1) and waits until every partition has a leader in the
+ * broker's metadata, so producing right away works.
+ */
+export async function createTopic(
+  bootstrap: string,
+  name: string,
+  partitions: number,
+  config: Record<string, string> = {},
+): Promise<void> {
+  const admin = new Admin({ clientId: 'inserter-test-admin', bootstrapBrokers: [bootstrap] });
+  try {
+    await admin.createTopics({
+      topics: [name],
+      partitions,
+      replicas: 1,
+      configs: Object.entries(config).map(([configName, value]) => ({ name: configName, value })),
+    });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const metadata = await admin.metadata({ topics: [name], forceUpdate: true }).catch(() => undefined);
+      const topic = metadata?.topics.get(name);
+      if (topic !== undefined && topic.partitionsCount === partitions && topic.partitions.every((p) => p.leader >= 0)) {
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`topic ${name} has no leaders after 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await admin.close();
+  }
+}
