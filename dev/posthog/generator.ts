@@ -964,11 +964,15 @@ export const corrupt = {
     const [field, bad] = BAD_VALUE_FIELD[m.topic];
     return withValue(m, JSON.stringify({ ...parseObject(m), [field]: bad }));
   },
-  /** A well-formed object whose `timestamp` (or created_at) is garbage. */
+  /**
+   * A well-formed object whose `timestamp` (or created_at) is garbage. person_distinct_id has no
+   * time field: there it is badColumnValue.
+   */
   badTimestamp(topic: string, seed = 1): GeneratedMessage {
     const m = firstMessage(topic, seed);
     const row = parseObject(m);
-    const field = 'timestamp' in row ? 'timestamp' : 'created_at';
+    const field = 'timestamp' in row ? 'timestamp' : 'created_at' in row ? 'created_at' : undefined;
+    if (field === undefined) return corrupt.badColumnValue(topic, seed);
     return withValue(m, JSON.stringify({ ...row, [field]: 'garbage' }));
   },
   /** A well-formed object without team_id. */

@@ -252,7 +252,8 @@ void describe('posthog generator', () => {
       const bad = parse(corrupt.badColumnValue(topic));
       assert.ok(Object.values(bad).some((v) => v === 'not-a-uuid' || v === 'garbage' || v === 'zero'));
       const badTs = parse(corrupt.badTimestamp(topic));
-      assert.ok(badTs.timestamp === 'garbage' || badTs.created_at === 'garbage');
+      if (topic === TOPICS.personDistinctId) assert.equal(badTs.person_id, 'not-a-uuid');
+      else assert.ok(badTs.timestamp === 'garbage' || badTs.created_at === 'garbage');
     }
     assert.equal(parse(corrupt.badColumnValue(TOPICS.events)).uuid, 'not-a-uuid');
   });
