@@ -1,0 +1,169 @@
+// The one way tests get a ClickHouse: chlocal, ClickHouse's HTTP interface over the real ClickHouse
+// engine (chDB), see docs/local-stack.md ("## ClickHouse (chlocal)"). Production never uses it.
+//
+//   const ch = await startClickHouse();                       // own instance, free port, fresh temp dir
+//   const ch2 = await startClickHouse({ users: [{ name: 'ingest', password: 'pw' }] });
+//   await ch.query('SELECT 1');                               // TSV text; throws on a server error
+//   await ch.restart();                                       // same port, same data (an outage)
+//   await ch.stop();                                          // stops it and removes the temp dir
+//
+// Instances are started by scripts/chlocal.sh (a Python process hosting libchdb.so). Every instance
+// started here is stopped by stop(), and, as a safety net, synchronously when the process exits.
+import { execFile, spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
+export const CHLOCAL_SCRIPT = join(REPO_ROOT, 'scripts', 'chlocal.sh');
+
+export interface ClickHouseUser {
+  name: string;
+  password: string;
+  /** Settings profile applied to every query of this user, e.g. { max_memory_usage: '10000000' }. */
+  settings?: Record<string, string>;
+  /** 1: read-only user, 2: read-only but may change settings. */
+  readonly?: number;
+}
+
+export interface ClickHouseInstance {
+  /** "http://127.0.0.1:PORT" */
+  url: string;
+  /** State dir: data/, chlocal.log (queries), pid, url, config.xml. */
+  dir: string;
+  /** Stops the instance (idempotent). Removes dir if startClickHouse created it (CHLOCAL_KEEP_DIR=1 keeps it). */
+  stop(): Promise<void>;
+  /** Stops and starts the same instance: same port, same data dir, same users. */
+  restart(): Promise<void>;
+  /** Runs one statement as the admin user (`default` if configured, else the first user); TSV text. */
+  query(sql: string): Promise<string>;
+}
+
+export interface StartClickHouseOptions {
+  /** Users of this instance; default: one user `default` with an empty password. */
+  users?: ClickHouseUser[];
+  /** State dir to use; default a fresh temp dir (removed again by stop()). */
+  dir?: string;
+}
+
+const running = new Set<string>(); // state dirs with an instance this process started
+const tempDirs = new Set<string>(); // state dirs startClickHouse created
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    // Only synchronous work is possible here.
+    for (const dir of running) {
+      spawnSync('bash', [CHLOCAL_SCRIPT, 'stop', '--dir', dir], { stdio: 'ignore', timeout: 30_000 });
+    }
+    running.clear();
+    if (process.env.CHLOCAL_KEEP_DIR === undefined) {
+      for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+function runScript(args: string[]): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    execFile(
+      'bash',
+      [CHLOCAL_SCRIPT, ...args],
+      { cwd: REPO_ROOT, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) {
+          reject(new Error(`scripts/chlocal.sh ${args.join(' ')} failed: ${error.message}\n${stderr}`, { cause: error }));
+          return;
+        }
+        const lines = stdout.split('\n').filter((line) => line.trim() !== '');
+        resolvePromise(lines.at(-1)?.trim() ?? '');
+      },
+    );
+  });
+}
+
+async function startIn(dir: string, extra: string[]): Promise<string> {
+  installExitHook();
+  running.add(dir);
+  try {
+    const url = await runScript(['start', '--dir', dir, ...extra]);
+    if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(url)) throw new Error(`unexpected output from chlocal.sh start: ${url}`);
+    return url;
+  } catch (error) {
+    running.delete(dir);
+    throw error;
+  }
+}
+
+async function stopIn(dir: string): Promise<void> {
+  await runScript(['stop', '--dir', dir]);
+  running.delete(dir);
+}
+
+async function removeTempDir(dir: string): Promise<void> {
+  if (!tempDirs.has(dir) || process.env.CHLOCAL_KEEP_DIR !== undefined) return;
+  tempDirs.delete(dir);
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Basic auth header value for a user. */
+export function basicAuth(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+
+/** Starts an instance of its own (free port, fresh temp dir unless opts.dir is given). */
+export async function startClickHouse(opts: StartClickHouseOptions = {}): Promise<ClickHouseInstance> {
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'inserter-chlocal-')));
+  if (ownDir) tempDirs.add(dir);
+  const extra: string[] = [];
+  if (opts.users !== undefined && opts.users.length > 0) {
+    const usersFile = join(dir, 'users.json');
+    await writeFile(usersFile, JSON.stringify(opts.users, null, 2));
+    extra.push('--users', usersFile);
+  }
+  const admin = opts.users?.find((u) => u.name === 'default') ?? opts.users?.[0] ?? { name: 'default', password: '' };
+  let url: string;
+  try {
+    url = await startIn(dir, extra);
+  } catch (error) {
+    await removeTempDir(dir);
+    throw error;
+  }
+  let stopped = false;
+  const instance: ClickHouseInstance = {
+    url,
+    dir,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await stopIn(dir);
+      await removeTempDir(dir);
+    },
+    async restart() {
+      if (stopped) throw new Error('restart() after stop()');
+      const port = new URL(instance.url).port;
+      await stopIn(dir);
+      const again = await startIn(dir, [...extra, '--port', port]);
+      if (again !== instance.url) throw new Error(`instance came back on ${again}, expected ${instance.url}`);
+    },
+    async query(sql: string) {
+      const response = await fetch(`${instance.url}/`, {
+        method: 'POST',
+        headers: { Authorization: basicAuth(admin.name, admin.password) },
+        body: sql,
+      });
+      const text = await response.text();
+      if (!response.ok) throw new Error(`ClickHouse error (HTTP ${response.status}): ${text.trim()}`);
+      return text;
+    },
+  };
+  return instance;
+}
+
+/** Server pid of an instance (for tests that simulate crashes). */
+export function instancePid(instance: ClickHouseInstance): number {
+  return Number(readFileSync(join(instance.dir, 'pid'), 'utf8').trim());
+}
