@@ -13,7 +13,8 @@ set(ErrorClasses.replica, [999, 242, 164, 225, 234, 235, 236, 286, 3]);
 set(ErrorClasses.unknownInsertStatus, [319]);
 set(ErrorClasses.authentication, [516, 192, 193, 194, 195, 497]);
 set(ErrorClasses.missingObject, [60, 81, 16, 47]);
-set(ErrorClasses.rowData, [6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 76, 117, 130, 131, 190, 321, 349, 367, 386, 387, 456, 691, 117]);
+// Per-row data errors: the value of some row cannot become its column (parse, range, enum, nulls).
+set(ErrorClasses.rowData, [6, 25, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 190, 321, 349, 376, 377, 441, 457, 467, 691]);
 
 /** Classes a retry can cure; everything else needs a split, a fix or a dead-letter. */
 const retryable = new Set<ErrorClass>([
@@ -27,6 +28,8 @@ const retryable = new Set<ErrorClass>([
   ErrorClasses.missingObject,
   ErrorClasses.unknown,
 ]);
+
+const rowHint = /\(at row \d+\)/;
 
 const networkCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET']);
 
@@ -50,6 +53,8 @@ export function classifyClickHouseError(error: unknown): WarehouseError {
     // Code 252 covers two situations: too many parts in a partition (back off), and one insert block
     // touching too many partitions (split the batch, backing off cannot help).
     if (code === 252 && /too many partitions for single insert block/i.test(error.message)) cls = ErrorClasses.tooManyPartitions;
+    // Any other code that names the failing input row is about that row's data.
+    if (cls === ErrorClasses.unknown && rowHint.test(error.message)) cls = ErrorClasses.rowData;
     return new WarehouseError(cls, firstLine(error.message), code, error);
   }
   const code = (error as { code?: unknown } | undefined)?.code;
