@@ -9,6 +9,7 @@ import { DeadLetterWriter } from '../deadletter/writer.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
 import { KafkaSource } from '../source/kafka.ts';
+import { KafkaLedgerStore } from '../source/kafka-ledger-store.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 
@@ -98,7 +99,10 @@ async function run(args: string[]): Promise<number> {
     sessionTimeoutMs: config.kafka.sessionTimeoutMs,
   });
   const deadLetters = new DeadLetterWriter({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, createPartitions: config.kafka.createDeadLetterTopics, retry: config.retry, logger });
-  const pipeline = new Pipeline({ config, source, sinkFactory: (d) => new ClickHouseSink(d), deadLetters, logger, metrics });
+  const ledgers = config.exactlyOnce.enabled
+    ? new KafkaLedgerStore({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, groupId: config.kafka.groupId, topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`, retry: config.retry })
+    : undefined;
+  const pipeline = new Pipeline({ config, source, sinkFactory: (d) => new ClickHouseSink(d), deadLetters, ...(ledgers ? { ledgers } : {}), logger, metrics });
 
   const server = config.telemetry.metricsListen === undefined ? undefined : startMetricsServer(config.telemetry.metricsListen, metrics);
   let signals = 0;

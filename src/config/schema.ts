@@ -110,6 +110,15 @@ export const configSchema = z
     /** Bytes of consumed rows held in memory across all destinations; the source waits above it. */
     maxBufferedBytes: z.number().int().positive().default(512 * 1024 * 1024),
     commitIntervalMs: z.number().int().positive().default(1_000),
+    exactlyOnce: z
+      .object({
+        /** Record each batch's intent durably before inserting it (docs/design/delivery.md). */
+        enabled: z.boolean().default(true),
+        /** Compacted topic holding the ledgers; default `<groupId>.inserter-ledger`. */
+        ledgerTopic: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({ enabled: true }),
     schemaRefreshMs: z.number().int().positive().default(30_000),
     retry: z
       .object({

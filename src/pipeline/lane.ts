@@ -1,6 +1,7 @@
 // Owns one lane: the rows of one (topic, partition, route → table, destination), batched in
 // arrival order. A lane delivers its batches one after another, so a batch's token is stable and
 // the warehouse sees a partition's rows for a table in offset order.
+import type { Intent } from '../ack/ledger.ts';
 import { AckSet, type AckChunk } from '../ack/partition-tracker.ts';
 import type { DestinationConfig, RouteConfig } from '../config/load.ts';
 import type { SourceRecord } from '../source/types.ts';
@@ -10,7 +11,10 @@ export class Batch {
   readonly records: SourceRecord[] = [];
   readonly jsons: Buffer[] = [];
   readonly teams: Array<number | undefined> = [];
+  readonly teamSet = new Set<number>();
   readonly acks = new AckSet();
+  /** Set when this batch re-forms a batch whose intent was recorded before a crash. */
+  intent: Intent | undefined;
   readonly createdAt = Date.now();
   bytes = 0;
 
@@ -26,6 +30,8 @@ export class Lane {
   readonly topic: string;
   readonly partition: number;
   open: Batch | undefined;
+  /** Batches being re-formed from intents recorded before a crash, by token. */
+  readonly replays = new Map<string, Batch>();
   /** The previous delivery of this lane; the next one starts after it. */
   tail: Promise<void> = Promise.resolve();
   abandoned = false;
@@ -39,13 +45,17 @@ export class Lane {
   }
 
   append(record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): Batch {
-    const batch = (this.open ??= new Batch());
-    batch.records.push(record);
-    batch.jsons.push(json);
-    batch.teams.push(team);
-    batch.acks.add(chunk);
-    batch.bytes += json.length;
-    return batch;
+    return appendTo((this.open ??= new Batch()), record, json, team, chunk);
+  }
+
+  appendReplay(intent: Intent, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): Batch {
+    let batch = this.replays.get(intent.token);
+    if (batch === undefined) {
+      batch = new Batch();
+      batch.intent = intent;
+      this.replays.set(intent.token, batch);
+    }
+    return appendTo(batch, record, json, team, chunk);
   }
 
   take(): Batch | undefined {
@@ -58,7 +68,18 @@ export class Lane {
   token(batch: Batch, from: number, to: number): string {
     const first = batch.records[0]?.offset ?? -1n;
     const last = batch.records[batch.records.length - 1]?.offset ?? -1n;
-    const base = `${this.topic}:${this.partition}:${this.destination.id}:${this.table.database}.${this.table.table}:${first}-${last}:${batch.size}`;
+    // A re-formed batch keeps the token its intent recorded, so the warehouse recognises it.
+    const base = batch.intent?.token ?? `${this.topic}:${this.partition}:${this.destination.id}:${this.table.database}.${this.table.table}:${first}-${last}:${batch.size}`;
     return from === 0 && to === batch.size ? base : `${base}/${from}-${to}`;
   }
+}
+
+function appendTo(batch: Batch, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): Batch {
+  batch.records.push(record);
+  batch.jsons.push(json);
+  batch.teams.push(team);
+  if (team !== undefined) batch.teamSet.add(team);
+  batch.acks.add(chunk);
+  batch.bytes += json.length;
+  return batch;
 }

@@ -3,8 +3,9 @@
 // applies backpressure to the source when too many bytes are buffered, and commits positions only
 // below records that are in their warehouse or in the dead-letter topic.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Ledger, type Intent, type LedgerStore } from '../ack/ledger.ts';
 import { AckSet, PartitionTracker, type AckChunk } from '../ack/partition-tracker.ts';
-import type { Config, RouteConfig } from '../config/load.ts';
+import type { Config, DestinationConfig, RouteConfig } from '../config/load.ts';
 import { decodeJsonRecord } from '../decode/json.ts';
 import type { DeadLetterReason, DeadLetterSink } from '../deadletter/writer.ts';
 import { ErrorClasses } from '../errors/classes.ts';
@@ -25,6 +26,11 @@ interface PartitionState {
   readonly held: Array<{ record: SourceRecord; route: RouteConfig }>;
   committed: bigint;
   revoked: boolean;
+  /** Exactly-once state; loaded before the partition's first record is processed. */
+  ledger: Ledger | undefined;
+  ledgerLoading: Promise<void> | undefined;
+  ledgerSaving: Promise<void>;
+  ledgerSaveQueued: Promise<void> | undefined;
 }
 
 export interface PipelineDeps {
@@ -32,6 +38,8 @@ export interface PipelineDeps {
   readonly source: Source;
   readonly sinkFactory: SinkFactory;
   readonly deadLetters: DeadLetterSink;
+  /** Where intents are recorded; without it delivery is at-least-once. */
+  readonly ledgers?: LedgerStore;
   readonly logger: Logger;
   readonly metrics: Metrics;
 }
@@ -40,6 +48,7 @@ export class Pipeline implements SourceHandler {
   readonly #config: Config;
   readonly #source: Source;
   readonly #deadLetters: DeadLetterSink;
+  readonly #ledgers: LedgerStore | undefined;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #directory: DestinationDirectory;
@@ -60,6 +69,7 @@ export class Pipeline implements SourceHandler {
     this.#config = deps.config;
     this.#source = deps.source;
     this.#deadLetters = deps.deadLetters;
+    this.#ledgers = deps.ledgers;
     this.#logger = deps.logger;
     this.#metrics = deps.metrics;
     this.#directory = new DestinationDirectory(deps.config, deps.sinkFactory);
@@ -118,6 +128,16 @@ export class Pipeline implements SourceHandler {
 
   onRecord(record: SourceRecord): void | Promise<void> {
     const state = this.#partitionState(record);
+    if (this.#ledgers !== undefined && state.ledger === undefined) {
+      // The partition's ledger must be known before its first record is routed.
+      return this.#loadLedger(state).then(() => {
+        if (!state.revoked) return this.#process(state, record);
+      });
+    }
+    return this.#process(state, record);
+  }
+
+  #process(state: PartitionState, record: SourceRecord): void | Promise<void> {
     const next = state.tracker.nextOffset;
     if (next !== undefined && record.offset < next) return; // re-delivered after a rejoin: already tracked
     const size = record.value?.length ?? 0;
@@ -157,20 +177,82 @@ export class Pipeline implements SourceHandler {
       this.#reserve(json.length);
       return;
     }
-    const laneKey = `${route.name}\u0000${decision.destination.id}`;
-    let lane = state.lanes.get(laneKey);
-    if (lane === undefined) {
-      lane = new Lane(record.topic, record.partition, route, decision.destination);
-      state.lanes.set(laneKey, lane);
+    const intent = state.ledger?.claim(route.name, record.offset, team);
+    if (intent !== undefined) {
+      this.#replay(state, route, intent, record, json, team, chunk);
+      return;
     }
+    const lane = this.#lane(state, record, route, decision.destination);
     const batch = lane.append(record, json, team, chunk);
     this.#reserve(json.length);
     if (batch.size >= this.#config.batch.maxRows || batch.bytes >= this.#config.batch.maxBytes) this.#flush(lane);
   }
 
+  #lane(state: PartitionState, record: SourceRecord, route: RouteConfig, destination: DestinationConfig): Lane {
+    const laneKey = `${route.name}\u0000${destination.id}`;
+    let lane = state.lanes.get(laneKey);
+    if (lane === undefined) {
+      lane = new Lane(record.topic, record.partition, route, destination);
+      state.lanes.set(laneKey, lane);
+    }
+    return lane;
+  }
+
+  /**
+   * A record whose batch was decided before a crash: if that batch is known to be in the warehouse
+   * it is skipped; otherwise it joins the re-formed batch, which is delivered with the recorded
+   * token once it holds exactly the recorded rows.
+   */
+  #replay(state: PartitionState, route: RouteConfig, intent: Intent, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): void {
+    if (intent.done) return; // in the warehouse already: resolved, nothing to hold
+    const destination = this.#directory.destination(intent.destination);
+    if (destination === undefined) {
+      // The destination was removed from the config: hold, never guess another one.
+      new AckSet().add(chunk);
+      state.held.push({ record, route });
+      return;
+    }
+    const lane = this.#lane(state, record, route, destination);
+    const batch = lane.appendReplay(intent, record, json, team, chunk);
+    this.#reserve(json.length);
+    if (batch.size >= intent.rows || record.offset >= intent.to) {
+      lane.replays.delete(intent.token);
+      if (batch.size !== intent.rows) this.#logger.error({ token: intent.token, rows: batch.size, recorded: intent.rows }, 're-formed batch differs from its intent');
+      this.#enqueue(lane, batch);
+    }
+  }
+
+  #loadLedger(state: PartitionState): Promise<void> {
+    state.ledgerLoading ??= (async () => {
+      const store = this.#ledgers as LedgerStore;
+      const json = await store.load(state.ref.topic, state.ref.partition, this.#hardStop.signal);
+      state.ledger = Ledger.fromJson(json);
+      const pending = state.ledger.pending();
+      if (pending > 0) this.#logger.info({ topic: state.ref.topic, partition: state.ref.partition, pending }, 're-forming batches recorded before a restart');
+    })();
+    return state.ledgerLoading;
+  }
+
+  /** Saves the partition's ledger; concurrent callers share one queued save of the newest state. */
+  #saveLedger(state: PartitionState): Promise<void> {
+    const store = this.#ledgers;
+    const ledger = state.ledger;
+    if (store === undefined || ledger === undefined) return Promise.resolve();
+    state.ledgerSaveQueued ??= state.ledgerSaving.then(async () => {
+      state.ledgerSaveQueued = undefined;
+      ledger.markClean();
+      await store.save(state.ref.topic, state.ref.partition, ledger.toJson(), this.#hardStop.signal);
+    });
+    state.ledgerSaving = state.ledgerSaveQueued.catch(() => undefined);
+    return state.ledgerSaveQueued;
+  }
+
   #flush(lane: Lane): void {
     const batch = lane.take();
-    if (batch === undefined) return;
+    if (batch !== undefined) this.#enqueue(lane, batch);
+  }
+
+  #enqueue(lane: Lane, batch: Batch): void {
     const delivery = lane.tail.then(() => this.#deliverHolding(lane, batch));
     lane.tail = delivery;
     this.#track(delivery);
@@ -179,10 +261,32 @@ export class Pipeline implements SourceHandler {
   /** Delivers a batch, and if it fails for a reason no split or retry cures, keeps it and tries again. */
   async #deliverHolding(lane: Lane, batch: Batch): Promise<void> {
     const signal = this.#hardStop.signal;
+    const state = this.#partitions.get(partitionKey(lane.topic, lane.partition));
+    // A re-formed batch's intent is durable already; a new batch's intent is saved before its insert.
+    let intentDurable = batch.intent !== undefined;
     try {
       for (let attempt = 1; !lane.abandoned; attempt++) {
         try {
+          if (state?.ledger !== undefined && batch.intent === undefined) {
+            // Intent first: once it is durable, any future owner re-forms exactly this batch.
+            batch.intent = {
+              route: lane.route.name,
+              destination: lane.destination.id,
+              from: batch.records[0]?.offset ?? -1n,
+              to: batch.records[batch.records.length - 1]?.offset ?? -1n,
+              rows: batch.size,
+              teams: lane.route.destination === 'team' ? [...batch.teamSet].sort((x, y) => x - y) : undefined,
+              token: lane.token(batch, 0, batch.size),
+              done: false,
+            };
+            state.ledger.add(batch.intent);
+          }
+          if (state?.ledger !== undefined && !intentDurable) {
+            await this.#saveLedger(state);
+            intentDurable = true;
+          }
           await this.#deliverer.deliver(lane, batch, signal);
+          if (batch.intent !== undefined) state?.ledger?.complete(batch.intent);
           batch.acks.resolve();
           return;
         } catch (error) {
@@ -235,12 +339,18 @@ export class Pipeline implements SourceHandler {
       const position = state.tracker.committable();
       if (position > state.committed) positions.push({ ...state.ref, offset: position, epoch: state.tracker.epoch });
     }
+    // Completed intents are saved before the positions past them are committed, so a restart never
+    // re-inserts a batch whose token may have left the warehouse's deduplication window.
+    const saves: Array<Promise<void>> = [];
+    for (const state of this.#partitions.values()) if (!state.revoked && state.ledger?.dirty) saves.push(this.#saveLedger(state));
+    await Promise.all(saves).catch((error: unknown) => this.#logger.warn({ err: error }, 'ledger save failed; will retry'));
     if (positions.length === 0) return;
     try {
       await this.#source.commit(positions);
       for (const p of positions) {
         const state = this.#partitions.get(partitionKey(p.topic, p.partition));
         if (state && p.offset > state.committed) state.committed = p.offset;
+        state?.ledger?.prune(p.offset);
         this.#metrics.committedOffset.set({ topic: p.topic, partition: String(p.partition) }, Number(p.offset));
       }
     } catch (error) {
@@ -252,7 +362,18 @@ export class Pipeline implements SourceHandler {
     const key = partitionKey(record.topic, record.partition);
     let state = this.#partitions.get(key);
     if (state === undefined) {
-      state = { ref: { topic: record.topic, partition: record.partition }, tracker: new PartitionTracker(), lanes: new Map(), held: [], committed: -1n, revoked: false };
+      state = {
+        ref: { topic: record.topic, partition: record.partition },
+        tracker: new PartitionTracker(),
+        lanes: new Map(),
+        held: [],
+        committed: -1n,
+        revoked: false,
+        ledger: undefined,
+        ledgerLoading: undefined,
+        ledgerSaving: Promise.resolve(),
+        ledgerSaveQueued: undefined,
+      };
       this.#partitions.set(key, state);
     }
     return state;
@@ -315,7 +436,7 @@ export class Pipeline implements SourceHandler {
       for (const timer of this.#timers) clearInterval(timer);
       await this.#commit();
       await this.#source.close();
-      await Promise.allSettled([this.#directory.close(), this.#deadLetters.close()]);
+      await Promise.allSettled([this.#directory.close(), this.#deadLetters.close(), this.#ledgers?.close()]);
     })();
     return this.#closing;
   }

@@ -40,6 +40,10 @@ export class DestinationDirectory {
     }
   }
 
+  destination(id: string): DestinationConfig | undefined {
+    return this.#byId.get(id);
+  }
+
   sink(destination: DestinationConfig): Sink {
     let sink = this.#sinks.get(destination.id);
     if (sink === undefined) {

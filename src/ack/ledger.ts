@@ -1,0 +1,117 @@
+// Owns the exactly-once state of one source partition: for every lane (route → table, destination)
+// the batches whose insert was decided ("intents": offset range, row count, teams, token) and
+// whether each is known to be in the warehouse. An intent is made durable *before* its insert, so
+// after a crash the new owner re-forms exactly the same batch (same rows, same token) and the
+// warehouse's token deduplication drops it if the first attempt had landed. docs/design/delivery.md
+// explains the state machine; this file is its implementation.
+
+export interface Intent {
+  /** Lane identity: route name and destination id. */
+  readonly route: string;
+  readonly destination: string;
+  readonly from: bigint;
+  readonly to: bigint;
+  readonly rows: number;
+  /** Teams whose rows the batch holds; undefined for routes with one fixed destination. */
+  readonly teams: readonly number[] | undefined;
+  readonly token: string;
+  done: boolean;
+}
+
+export interface LedgerJson {
+  v: 1;
+  intents: Array<{ route: string; destination: string; from: string; to: string; rows: number; teams?: number[]; token: string; done: boolean }>;
+}
+
+export class Ledger {
+  readonly #intents: Intent[] = [];
+  #dirty = false;
+
+  static fromJson(json: LedgerJson | undefined): Ledger {
+    const ledger = new Ledger();
+    for (const i of json?.intents ?? []) {
+      ledger.#intents.push({ route: i.route, destination: i.destination, from: BigInt(i.from), to: BigInt(i.to), rows: i.rows, teams: i.teams, token: i.token, done: i.done });
+    }
+    return ledger;
+  }
+
+  toJson(): LedgerJson {
+    return {
+      v: 1,
+      intents: this.#intents.map((i) => ({ route: i.route, destination: i.destination, from: String(i.from), to: String(i.to), rows: i.rows, ...(i.teams ? { teams: [...i.teams] } : {}), token: i.token, done: i.done })),
+    };
+  }
+
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  markClean(): void {
+    this.#dirty = false;
+  }
+
+  get intents(): readonly Intent[] {
+    return this.#intents;
+  }
+
+  add(intent: Intent): void {
+    this.#intents.push(intent);
+    this.#dirty = true;
+  }
+
+  complete(intent: Intent): void {
+    if (!intent.done) {
+      intent.done = true;
+      this.#dirty = true;
+    }
+  }
+
+  /**
+   * The intent that already decided the fate of this record, if any: same route, its offset inside
+   * the intent's range, and its team among the intent's teams. Batches of one (route, team) never
+   * overlap in offsets, because a lane holds a team's rows in offset order and a team's mapping
+   * change is applied only after its open batches are flushed.
+   */
+  claim(route: string, offset: bigint, team: number | undefined): Intent | undefined {
+    for (const intent of this.#intents) {
+      if (intent.route !== route || offset < intent.from || offset > intent.to) continue;
+      if (intent.teams === undefined || (team !== undefined && intent.teams.includes(team))) return intent;
+    }
+    return undefined;
+  }
+
+  /** Forgets intents wholly below the committed position: those records are never re-read. */
+  prune(committed: bigint): void {
+    const before = this.#intents.length;
+    for (let i = this.#intents.length - 1; i >= 0; i--) {
+      const intent = this.#intents[i] as Intent;
+      if (intent.done && intent.to < committed) this.#intents.splice(i, 1);
+    }
+    if (this.#intents.length !== before) this.#dirty = true;
+  }
+
+  pending(): number {
+    let n = 0;
+    for (const i of this.#intents) if (!i.done) n++;
+    return n;
+  }
+}
+
+/** Durable home of partition ledgers (a compacted Kafka topic in production, memory in simulation). */
+export interface LedgerStore {
+  load(topic: string, partition: number, signal: AbortSignal): Promise<LedgerJson | undefined>;
+  save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class MemoryLedgerStore implements LedgerStore {
+  readonly #data = new Map<string, string>();
+  async load(topic: string, partition: number): Promise<LedgerJson | undefined> {
+    const text = this.#data.get(`${topic}/${partition}`);
+    return text === undefined ? undefined : (JSON.parse(text) as LedgerJson);
+  }
+  async save(topic: string, partition: number, ledger: LedgerJson): Promise<void> {
+    this.#data.set(`${topic}/${partition}`, JSON.stringify(ledger));
+  }
+  async close(): Promise<void> {}
+}
