@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { produce, readTopic } from '../helpers/bus.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
+import { REPO_ROOT, startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
 
 let bootstrap: string;
@@ -13,6 +13,7 @@ let ch: ClickHouseInstance;
 let inserter: InserterProcess | undefined;
 const raw = uniqueTopic('raw');
 const evolving = uniqueTopic('evolving');
+const templated = uniqueTopic('templated');
 
 before(async () => {
   bootstrap = await sharedKafka();
@@ -21,12 +22,14 @@ before(async () => {
   await ch.query('CREATE TABLE app.evolving (a String, team_id Int64, _offset UInt64) ENGINE = MergeTree ORDER BY tuple() SETTINGS non_replicated_deduplication_window = 1000');
   await createTopic(bootstrap, raw, 2);
   await createTopic(bootstrap, evolving, 1);
+  await createTopic(bootstrap, templated, 1);
   inserter = await startInserter({
     kafka: { brokers: [bootstrap], groupId: `${raw}-group`, fetchMaxWaitMs: 100 },
     destinations: [{ id: 'a', url: ch.url, database: 'app' }],
     routes: [
       { topic: raw, table: 'raw_events', destination: 'a' },
       { topic: evolving, table: 'evolving', destination: 'a' },
+      { topic: templated, table: 'groups', destination: 'a', createTable: { ddlFile: `${REPO_ROOT}/dev/posthog/ddl/groups.sql` } },
     ],
     batch: { maxRows: 100, maxAgeMs: 150 },
     schemaRefreshMs: 300,
@@ -78,4 +81,12 @@ test('a column added to a live table is filled from then on', async () => {
     { a: 'before', b: '', _offset: '0', _partition: '99' },
     { a: 'after', b: 'kept', _offset: '1', _partition: '0' },
   ]);
+});
+
+test('a missing table is created from the DDL template of its route', async () => {
+  await produce(bootstrap, templated, [{ value: Buffer.from('{"group_type_index":0,"group_key":"acme","team_id":2,"group_properties":"{}","created_at":"2030-01-01 00:00:00","version":4}') }]);
+  await waitFor(async () => (await rows('SELECT count() AS n FROM app.groups'))[0]?.n === '1', 'row in the templated table', 30_000);
+  const [meta] = await rows("SELECT engine, sorting_key FROM system.tables WHERE database = 'app' AND name = 'groups'");
+  assert.deepEqual(meta, { engine: 'ReplacingMergeTree', sorting_key: 'team_id, group_type_index, group_key' });
+  assert.deepEqual(await rows('SELECT group_key, team_id, _offset FROM app.groups'), [{ group_key: 'acme', team_id: '2', _offset: '0' }]);
 });

@@ -40,7 +40,8 @@ export class ClickHouseSink implements Sink {
       compression: { request: destination.compression === 'none' ? false : { codec: destination.compression }, response: false },
       application: 'inserter',
       ...(tls ? { tls } : {}),
-      clickhouse_settings: { async_insert: 0 },
+      // Progress headers keep a long insert's connection alive through idle-timeout proxies.
+      clickhouse_settings: { async_insert: 0, send_progress_in_http_headers: 1, http_headers_progress_interval_ms: '10000' },
     });
   }
 
