@@ -6,15 +6,16 @@ import { InserterError } from '../../errors/inserter-error.ts';
 
 const byCode = new Map<number, ErrorClass>();
 const set = (cls: ErrorClass, codes: number[]): void => codes.forEach((code) => byCode.set(code, cls));
+set(ErrorClasses.transientNetwork, [209, 210, 3]);
 set(ErrorClasses.tooManyParts, [252]);
-set(ErrorClasses.memoryLimit, [241]);
-set(ErrorClasses.overloaded, [202, 203, 209, 210, 425, 159, 160, 394, 732]);
-set(ErrorClasses.replica, [999, 242, 164, 225, 234, 235, 236, 286, 3]);
+set(ErrorClasses.memoryLimit, [241, 173, 777, 778]);
+set(ErrorClasses.overloaded, [202, 203, 159, 160, 201, 364, 394, 425, 745, 749, 762]);
+set(ErrorClasses.replica, [999, 242, 164, 225, 234, 235, 236, 285, 286]);
 set(ErrorClasses.unknownInsertStatus, [319]);
 set(ErrorClasses.authentication, [516, 192, 193, 194, 195, 497]);
 set(ErrorClasses.missingObject, [60, 81, 16, 47]);
 // Per-row data errors: the value of some row cannot become its column (parse, range, enum, nulls).
-set(ErrorClasses.rowData, [6, 25, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 190, 321, 349, 376, 377, 441, 457, 467, 691]);
+set(ErrorClasses.rowData, [6, 25, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 190, 321, 349, 376, 377, 441, 457, 467, 632, 675, 676, 691]);
 
 /** Classes a retry can cure; everything else needs a split, a fix or a dead-letter. */
 const retryable = new Set<ErrorClass>([
@@ -31,7 +32,9 @@ const retryable = new Set<ErrorClass>([
 
 const rowHint = /\(at row \d+\)/;
 
-const networkCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const networkCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
+/** Network conditions and 5xx pages of proxies in front of ClickHouse (no ClickHouse code). */
+const networkText = /timeout|timed out|socket hang up|other side closed|terminated|premature close|bad gateway|service unavailable|gateway time-?out|\b50[234]\b/i;
 
 export class WarehouseError extends InserterError {
   readonly errorClass: ErrorClass;
@@ -59,7 +62,7 @@ export function classifyClickHouseError(error: unknown): WarehouseError {
   }
   const code = (error as { code?: unknown } | undefined)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  if ((typeof code === 'string' && networkCodes.has(code)) || /timeout|socket hang up|other side closed|terminated/i.test(message)) {
+  if ((typeof code === 'string' && networkCodes.has(code)) || networkText.test(message)) {
     return new WarehouseError(ErrorClasses.transientNetwork, firstLine(message), undefined, error);
   }
   return new WarehouseError(ErrorClasses.unknown, firstLine(message), undefined, error);
