@@ -5,16 +5,19 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors/inserter-error.ts';
+import { errorPolicyIssues } from '../errors/policy-schema.ts';
 import { configSchema, type ParsedConfig, type SecretRef } from './schema.ts';
 import { Secret } from './secret.ts';
 
 type Destination = ParsedConfig['destinations'][number];
 export type DestinationConfig = Readonly<Omit<Destination, 'password'> & { password: Secret }>;
 export type RouteConfig = Readonly<ParsedConfig['routes'][number] & { name: string }>;
+export type DestinationsApiConfig = Readonly<Omit<NonNullable<ParsedConfig['destinationsApi']>, 'token'> & { token: Secret }>;
 export type Config = Readonly<
-  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka'> & {
+  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'destinationsApi'> & {
     kafka: Readonly<Omit<ParsedConfig['kafka'], 'sasl'> & { sasl?: { mechanism: string; username: string; password: Secret } }>;
     destinations: readonly DestinationConfig[];
+    destinationsApi?: DestinationsApiConfig;
     routes: readonly RouteConfig[];
     /** Folder of the config file: relative paths in it resolve from here. */
     baseDir: string;
@@ -67,11 +70,14 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   if (cfg.teams.unknown.action === 'destination' && !ids.has(cfg.teams.unknown.destination)) {
     issues.push(`teams.unknown.destination: unknown destination "${cfg.teams.unknown.destination}"`);
   }
+  issues.push(...errorPolicyIssues(cfg.errorPolicy, destinations.map((d) => d.id), routes.map((r) => r.name)));
   const kafka = cfg.kafka.sasl
     ? { ...cfg.kafka, sasl: { ...cfg.kafka.sasl, password: secret(cfg.kafka.sasl.password, 'kafka.sasl.password') } }
     : { ...cfg.kafka, sasl: undefined };
+  const api = cfg.destinationsApi;
+  const destinationsApi = api ? { ...api, token: secret(api.token, 'destinationsApi.token') } : undefined;
   if (issues.length > 0) throw new ConfigError(issues);
-  return deepFreeze({ ...cfg, kafka, destinations, routes, baseDir });
+  return deepFreeze({ ...cfg, kafka, destinations, destinationsApi, routes, baseDir });
 }
 
 function resolveSecret(ref: SecretRef, field: string, baseDir: string, env: NodeJS.ProcessEnv, issues: string[]): Secret {

@@ -1,6 +1,7 @@
 // Owns the one configuration schema. Every option is validated here, up front, with all problems
 // reported at once naming the field; the result is deeply frozen by load.ts.
 import { z } from 'zod';
+import { errorPolicySchema } from '../errors/policy-schema.ts';
 
 /** A secret may be written inline (discouraged), or read from an environment variable or a file. */
 export const secretSchema = z.union([
@@ -81,6 +82,20 @@ export const configSchema = z
       })
       .strict(),
     destinations: z.array(destinationSchema).default([]),
+    /** Team → destination mapping served by an HTTP API (docs/api/destinations.md); none: the YAML only. */
+    destinationsApi: z
+      .object({
+        /** Base URL: `<url>/v1/destinations` and `<url>/v1/teams/{id}` are requested. */
+        url: z.url({ protocol: /^https?$/ }),
+        /** Bearer token for the API. */
+        token: secretSchema,
+        pollIntervalMs: z.number().int().positive().default(30_000),
+        timeoutMs: z.number().int().positive().default(5_000),
+        teamCacheTtlMs: z.number().int().positive().default(300_000),
+        negativeCacheTtlMs: z.number().int().positive().default(30_000),
+      })
+      .strict()
+      .optional(),
     teams: z
       .object({
         /** Static team → destination id map (the HTTP provider has its own issue). */
@@ -120,6 +135,8 @@ export const configSchema = z
       .strict()
       .default({ enabled: true }),
     schemaRefreshMs: z.number().int().positive().default(30_000),
+    /** Per error class overrides of the built-in error policy (docs/errors.md). */
+    errorPolicy: errorPolicySchema,
     retry: z
       .object({
         baseMs: z.number().int().positive().default(200),
@@ -132,6 +149,8 @@ export const configSchema = z
       .object({
         logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
         metricsListen: z.string().regex(/^[^:\s]*:\d+$/).optional(),
+        /** Sentry DSN for error reports (src/telemetry/sentry.ts); none: no reports. */
+        sentryDsn: z.url({ protocol: /^https?$/, error: 'must be a Sentry DSN URL (https://KEY@HOST/PROJECT)' }).optional(),
       })
       .strict()
       .default({ logLevel: 'info' }),
