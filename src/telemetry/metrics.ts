@@ -12,6 +12,9 @@ export class Metrics {
   readonly inserts = new Counter({ name: 'inserter_inserts_total', help: 'Insert requests by outcome', labelNames: ['destination', 'table', 'outcome'], registers: [this.registry] });
   readonly retries = new Counter({ name: 'inserter_retries_total', help: 'Retried operations by error class', labelNames: ['destination', 'class'], registers: [this.registry] });
   readonly deadLetters = new Counter({ name: 'inserter_dead_letters_total', help: 'Records written to a dead-letter topic', labelNames: ['route', 'class'], registers: [this.registry] });
+  readonly droppedRows = new Counter({ name: 'inserter_dropped_rows_total', help: 'Rows given up by an error policy of `then: drop`', labelNames: ['destination', 'table', 'class'], registers: [this.registry] });
+  readonly splits = new Counter({ name: 'inserter_splits_total', help: 'Failing inserts cut into smaller ones (split or isolate)', labelNames: ['destination', 'table', 'class'], registers: [this.registry] });
+  readonly destinationPaused = new Gauge({ name: 'inserter_destination_paused', help: '1 while a destination is paused by the error policy', labelNames: ['destination', 'class'], registers: [this.registry] });
   readonly batchRows = new Histogram({ name: 'inserter_batch_rows', help: 'Rows per insert', labelNames: ['table'], buckets: [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000], registers: [this.registry] });
   readonly insertSeconds = new Histogram({ name: 'inserter_insert_duration_seconds', help: 'Insert latency', labelNames: ['destination', 'table'], buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
   readonly endToEndSeconds = new Histogram({ name: 'inserter_end_to_end_seconds', help: 'Message timestamp to insert acknowledged (oldest row of each batch)', labelNames: ['table'], buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [this.registry] });
