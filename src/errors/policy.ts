@@ -4,6 +4,7 @@
 // `errorPolicy` overrides them per route, then per destination, then for all. docs/errors.md is the prose.
 import type { BackoffPolicy } from '../sink/retry.ts';
 import { ErrorClasses, type ErrorClass } from './classes.ts';
+import { InserterError } from './inserter-error.ts';
 import type { ClassOverride, ClassOverrides, ErrorPolicyConfig, Fallback, PolicyAction } from './policy-schema.ts';
 
 export type { Fallback, PolicyAction } from './policy-schema.ts';
@@ -102,4 +103,14 @@ function merge(spec: Spec, layer: ClassOverride): Spec {
   }
   for (const [name, value] of Object.entries(layer)) if (value !== undefined) out[name] = value;
   return out as unknown as Spec;
+}
+
+/** An error policy of `then: stop` fired: the process stops without committing past the rows. */
+export class PolicyStopError extends InserterError {
+  readonly errorClass: ErrorClass;
+  constructor(errorClass: ErrorClass, message: string, cause: unknown) {
+    super('INSERTER_POLICY_STOP', `stopping (error policy for ${errorClass}): ${message}`, { cause, retryable: false });
+    this.name = 'PolicyStopError';
+    this.errorClass = errorClass;
+  }
 }

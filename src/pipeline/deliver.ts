@@ -1,20 +1,25 @@
 // Owns delivering one lane batch: encode for the table's live schema, insert with a deterministic
-// token, retry what a retry can cure, split what is too big for one insert, isolate rows the
-// warehouse rejects (bisecting, guided by ClickHouse's "at row N") and dead-letter only those.
-// The batch's records resolve only when every row is in the warehouse or the dead-letter topic.
+// token, and act on failures as the error policy says (src/errors/policy.ts): back off and retry
+// the same rows with the same token, split what is too big for one insert, isolate rows the
+// warehouse rejects (bisecting, guided by ClickHouse's "at row N"), then dead-letter, pause the
+// destination, drop or stop. The batch's records resolve only when every row is in the warehouse,
+// in the dead-letter topic or dropped by an explicit policy.
 import { ByteChunks } from '../batch/byte-chunks.ts';
 import { writeRow, type RowShape } from '../batch/row-encoder.ts';
 import type { Config } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError } from '../errors/inserter-error.ts';
+import { ErrorPolicy, PolicyStopError, type ClassPolicy } from '../errors/policy.ts';
 import type { DeadLetterReason } from '../deadletter/writer.ts';
 import type { DestinationDirectory } from '../route/destinations.ts';
-import { WarehouseError } from '../sink/clickhouse/classify.ts';
-import { retry } from '../sink/retry.ts';
+import { WarehouseError, classifyClickHouseError } from '../sink/clickhouse/classify.ts';
+import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import type { Sink } from '../sink/types.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { ErrorReporter, type FailureContext } from '../telemetry/sentry.ts';
+import { DestinationGates } from './destination-gates.ts';
 import type { Batch, Lane } from './lane.ts';
 import type { TableSchemas } from './table-schemas.ts';
 
@@ -25,17 +30,45 @@ export interface DeliveryDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly deadLetter: (lane: Lane, record: SourceRecord, team: number | undefined, reason: DeadLetterReason) => Promise<void>;
+  /** Defaults to the config's `errorPolicy` over the built-in policy. */
+  readonly policy?: ErrorPolicy;
+  /** Defaults to a reporter for `telemetry.sentryDsn` (none: nothing is sent). */
+  readonly reporter?: ErrorReporter;
+  /** Called once when a `then: stop` policy fires; defaults to a graceful stop with exit code 70. */
+  readonly onStop?: (error: PolicyStopError) => void;
 }
 
-/** Classes handled by splitting the batch rather than waiting. */
-const splitClasses = new Set<string>([ErrorClasses.tooManyPartitions, ErrorClasses.memoryLimit]);
+/** One range of a batch being delivered: its rows, token, and identity as a destination-gate owner. */
+interface Range {
+  readonly lane: Lane;
+  readonly sink: Sink;
+  readonly batch: Batch;
+  readonly from: number;
+  readonly to: number;
+  readonly token: string;
+  readonly signal: AbortSignal;
+}
+
+interface Phase {
+  readonly failure: WarehouseError | undefined;
+  readonly attempts: number;
+}
+
+const deadLetterConcurrency = 64;
 
 export class Deliverer {
   readonly #deps: DeliveryDeps;
+  readonly #policy: ErrorPolicy;
+  readonly #reporter: ErrorReporter;
+  readonly #gates: DestinationGates;
   readonly #slots = new Map<string, Semaphore>();
+  #stopped = false;
 
   constructor(deps: DeliveryDeps) {
     this.#deps = deps;
+    this.#policy = deps.policy ?? new ErrorPolicy(deps.config.errorPolicy);
+    this.#reporter = deps.reporter ?? reporterFor(deps.config, deps.logger);
+    this.#gates = new DestinationGates(deps.metrics, deps.logger);
   }
 
   async deliver(lane: Lane, batch: Batch, signal: AbortSignal): Promise<void> {
@@ -50,73 +83,172 @@ export class Deliverer {
   }
 
   async #range(lane: Lane, sink: Sink, batch: Batch, from: number, to: number, signal: AbortSignal): Promise<void> {
-    const { config, metrics, logger, schemas } = this.#deps;
-    const token = lane.token(batch, from, to);
-    const labels = { destination: lane.destination.id, table: lane.table.table };
-    let failure: WarehouseError | undefined;
+    const range: Range = { lane, sink, batch, from, to, token: lane.token(batch, from, to), signal };
+    let failure = await this.#attempt(range);
+    let attempts = 1;
+    while (failure !== undefined) {
+      const policy = this.#policy.resolve(failure.errorClass, lane.route.name, lane.destination.id);
+      if (policy.action !== 'retry' && to - from > 1) {
+        this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
+        if (policy.action === 'isolate' || !policy.transient) this.#report(failure, range, attempts, policy.action, policy);
+        for (const [a, b] of splitPoints(failure, from, to)) await this.#range(lane, sink, batch, a, b, signal);
+        return;
+      }
+      let phase = await this.#retryPhase(range, failure, policy, policy.backoff, attempts);
+      if (phase.failure === undefined) return;
+      if (phase.failure.errorClass !== policy.errorClass) {
+        ({ failure, attempts } = phase);
+        continue; // another class now: its own policy decides
+      }
+      this.#report(phase.failure, range, phase.attempts, policy.then, policy);
+      switch (policy.then) {
+        case 'deadLetter':
+          await this.#deadLetterRange(range, phase.failure, phase.attempts);
+          return;
+        case 'drop':
+          this.#drop(range, phase.failure, phase.attempts);
+          return;
+        case 'stop':
+          throw this.#stop(range, phase.failure);
+        case 'pauseDestination': {
+          const probe: BackoffPolicy = { baseMs: policy.pauseMs, factor: 1, capMs: policy.pauseMs };
+          const owner = this.#gates.pause(lane.destination.id, range, phase.failure);
+          try {
+            phase = await this.#retryPhase(range, phase.failure, policy, probe, phase.attempts);
+          } finally {
+            if (owner) this.#gates.resume(lane.destination.id, range);
+          }
+          ({ failure, attempts } = phase);
+        }
+      }
+    }
+  }
+
+  /** Retries the range while it fails with `policy`'s class; the first attempt is the failure in hand. */
+  async #retryPhase(range: Range, first: WarehouseError, policy: ClassPolicy, backoff: BackoffPolicy, attemptsSoFar: number): Promise<Phase> {
+    const { metrics, logger } = this.#deps;
+    let attempts = attemptsSoFar;
     try {
       await retry(
-        async () => {
-          const shape = await schemas.shape(sink, lane.route, lane.table, signal);
-          const body = encode(shape, batch, from, to);
-          const started = performance.now();
-          try {
-            await sink.insert({ table: lane.table, body: body.slice(0, body.length), rows: to - from, bytes: body.length, token }, signal);
-          } catch (error) {
-            metrics.inserts.inc({ ...labels, outcome: 'error' });
-            if (error instanceof WarehouseError && (error.errorClass === ErrorClasses.missingObject || error.serverCode === 16)) {
-              schemas.invalidate(sink, lane.table);
-            }
-            throw error;
-          }
-          metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
-          metrics.inserts.inc({ ...labels, outcome: 'ok' });
-          metrics.insertedRows.inc(labels, to - from);
-          metrics.insertedBytes.inc(labels, body.length);
-          metrics.batchRows.observe({ table: lane.table.table }, to - from);
-          const oldest = batch.records[from]?.timestamp;
-          if (oldest !== undefined) metrics.endToEndSeconds.observe({ table: lane.table.table }, Math.max(0, Date.now() - Number(oldest)) / 1000);
+        async (n) => {
+          if (n === 1) throw first;
+          attempts++;
+          const failure = await this.#attempt(range);
+          if (failure !== undefined) throw failure;
         },
-        config.retry,
-        signal,
+        backoff,
+        range.signal,
         {
-          // Split-worthy errors leave the retry loop at once (when there is something to split).
-          isRetryable: (error) =>
-            error instanceof WarehouseError && !(splitClasses.has(error.errorClass) && to - from > 1) && (error.retryable || error.errorClass === ErrorClasses.unknown),
+          isRetryable: (error) => error instanceof WarehouseError && error.errorClass === policy.errorClass,
           onRetry: (error, attempt, delayMs) => {
-            const cls = error instanceof WarehouseError ? error.errorClass : 'unknown';
-            metrics.retries.inc({ destination: lane.destination.id, class: cls });
-            logger.warn({ destination: lane.destination.id, table: `${lane.table.database}.${lane.table.table}`, class: cls, attempt, delayMs, rows: to - from, err: error }, 'insert failed; backing off');
+            const cls = policy.errorClass;
+            metrics.retries.inc({ destination: range.lane.destination.id, class: cls });
+            logger.warn({ destination: range.lane.destination.id, table: tableName(range.lane), class: cls, attempt: attemptsSoFar + attempt - 1, delayMs, rows: range.to - range.from, err: error }, 'insert failed; backing off');
+            this.#report(error, range, attemptsSoFar + attempt - 1, 'retry', policy);
           },
         },
       );
-      return;
+      return { failure: undefined, attempts };
     } catch (error) {
-      if (error instanceof AbortedError || signal.aborted) throw error;
-      if (!(error instanceof WarehouseError)) throw error;
-      failure = error;
+      if (error instanceof AbortedError || range.signal.aborted) throw error;
+      if (error instanceof WarehouseError) return { failure: error, attempts };
+      throw error;
     }
-    if (failure.errorClass === ErrorClasses.rowData && to - from === 1) {
-      await this.#deadLetterRow(lane, batch, from, failure);
-      return;
-    }
-    if (failure.errorClass === ErrorClasses.rowData || splitClasses.has(failure.errorClass)) {
-      for (const [a, b] of splitPoints(failure, from, to)) await this.#range(lane, sink, batch, a, b, signal);
-      return;
-    }
-    // Anything else non-retryable: hold the batch (never drop it) and keep trying slowly.
-    throw failure;
   }
 
-  async #deadLetterRow(lane: Lane, batch: Batch, index: number, failure: WarehouseError): Promise<void> {
+  /** One insert of the range; resolves with the classified failure, or undefined when it landed. */
+  async #attempt(range: Range): Promise<WarehouseError | undefined> {
+    const { metrics, schemas } = this.#deps;
+    const { lane, sink, batch, from, to, signal } = range;
+    const labels = { destination: lane.destination.id, table: lane.table.table };
+    await this.#gates.wait(lane.destination.id, range, signal);
+    try {
+      const shape = await schemas.shape(sink, lane.route, lane.table, signal);
+      const body = encode(shape, batch, from, to);
+      const started = performance.now();
+      try {
+        await sink.insert({ table: lane.table, body: body.slice(0, body.length), rows: to - from, bytes: body.length, token: range.token }, signal);
+      } catch (error) {
+        metrics.inserts.inc({ ...labels, outcome: 'error' });
+        throw error;
+      }
+      metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
+      metrics.inserts.inc({ ...labels, outcome: 'ok' });
+      metrics.insertedRows.inc(labels, to - from);
+      metrics.insertedBytes.inc(labels, body.length);
+      metrics.batchRows.observe({ table: lane.table.table }, to - from);
+      const oldest = batch.records[from]?.timestamp;
+      if (oldest !== undefined) metrics.endToEndSeconds.observe({ table: lane.table.table }, Math.max(0, Date.now() - Number(oldest)) / 1000);
+      return undefined;
+    } catch (error) {
+      if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('insert aborted', { cause: error });
+      const failure = classifyClickHouseError(error);
+      if (failure.errorClass === ErrorClasses.missingObject || failure.serverCode === 16) schemas.invalidate(sink, lane.table);
+      return failure;
+    }
+  }
+
+  async #deadLetterRange(range: Range, failure: WarehouseError, attempts: number): Promise<void> {
+    for (let i = range.from; i < range.to; i += deadLetterConcurrency) {
+      const rows: Array<Promise<void>> = [];
+      for (let j = i; j < Math.min(range.to, i + deadLetterConcurrency); j++) rows.push(this.#deadLetterRow(range.lane, range.batch, j, failure, attempts));
+      await Promise.all(rows);
+    }
+  }
+
+  async #deadLetterRow(lane: Lane, batch: Batch, index: number, failure: WarehouseError, attempts: number): Promise<void> {
     const record = batch.records[index] as SourceRecord;
     this.#deps.logger.warn({ route: lane.route.name, topic: record.topic, partition: record.partition, offset: String(record.offset), class: failure.errorClass, code: failure.serverCode }, 'row rejected by the warehouse; dead-lettering it');
     await this.#deps.deadLetter(lane, record, batch.teams[index], {
       errorClass: failure.errorClass,
       code: failure.code,
       message: failure.message,
+      attempts,
       ...(failure.serverCode === undefined ? {} : { serverCode: failure.serverCode }),
     });
+  }
+
+  #drop(range: Range, failure: WarehouseError, attempts: number): void {
+    const { lane, from, to } = range;
+    this.#deps.metrics.droppedRows.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass }, to - from);
+    this.#deps.logger.error({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, rows: to - from, attempts, token: range.token, err: failure }, 'rows dropped by the error policy');
+  }
+
+  #stop(range: Range, failure: WarehouseError): PolicyStopError {
+    const error = new PolicyStopError(failure.errorClass, failure.message, failure);
+    if (!this.#stopped) {
+      this.#stopped = true;
+      this.#deps.logger.fatal({ destination: range.lane.destination.id, table: tableName(range.lane), class: failure.errorClass, err: failure }, 'error policy says stop: stopping without committing past this batch');
+      const onStop = this.#deps.onStop ?? defaultStop;
+      void this.#reporter.flush().finally(() => onStop(error));
+    }
+    return error;
+  }
+
+  #report(error: unknown, range: Range, attempts: number, action: string, policy: ClassPolicy): void {
+    if (!this.#reporter.enabled) return;
+    const { lane, batch, from, to } = range;
+    const failure = error instanceof WarehouseError ? error : undefined;
+    const hinted = failure === undefined ? -1 : (splitPoints(failure, from, to).find(([a, b]) => b - a === 1 && failure.errorClass === ErrorClasses.rowData)?.[0] ?? -1);
+    const row = hinted >= 0 ? hinted : from;
+    const context: FailureContext = {
+      errorClass: policy.errorClass,
+      destination: lane.destination.id,
+      table: tableName(lane),
+      route: lane.route.name,
+      topic: lane.topic,
+      partition: lane.partition,
+      fromOffset: batch.records[from]?.offset,
+      toOffset: batch.records[to - 1]?.offset,
+      team: batch.teams[row],
+      serverCode: failure?.serverCode,
+      attempts,
+      batchRows: to - from,
+      action,
+      transient: policy.transient,
+      sample: batch.jsons[row],
+    };
+    this.#reporter.report(error, context);
   }
 
   #slotsFor(lane: Lane): Semaphore {
@@ -127,6 +259,30 @@ export class Deliverer {
     }
     return slots;
   }
+}
+
+function tableName(lane: Lane): string {
+  return `${lane.table.database}.${lane.table.table}`;
+}
+
+const reporters = new Map<string, ErrorReporter>();
+/** One reporter per DSN per process (pipelines built from the same config share it). */
+function reporterFor(config: Config, logger: Logger): ErrorReporter {
+  const dsn = config.telemetry.sentryDsn ?? '';
+  let reporter = reporters.get(dsn);
+  if (reporter === undefined) {
+    reporter = new ErrorReporter({ dsn, logger });
+    reporters.set(dsn, reporter);
+  }
+  return reporter;
+}
+
+/** A graceful stop (as on SIGTERM), exiting non-zero: the unresolved rows are re-read after a restart. */
+function defaultStop(): void {
+  process.once('exit', () => {
+    process.exitCode = 70;
+  });
+  process.kill(process.pid, 'SIGTERM');
 }
 
 function encode(shape: RowShape, batch: Batch, from: number, to: number): ByteChunks {

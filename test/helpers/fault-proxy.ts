@@ -1,0 +1,117 @@
+// Test helper: a TCP fault proxy (node:net) between inserter and a ClickHouse endpoint, on a free
+// port, whose behaviour is switched at runtime:
+//   pass   forward both ways
+//   reset  reset every connection (open ones at once, new ones on arrival)
+//   stall  accept and read, forward nothing, answer nothing (until the mode changes or stop())
+//   cut    forward the request only up to `cutAfterBytes`, then reset: a body cut mid-way
+//
+//   const proxy = await startFaultProxy(ch.url);   // proxy.url = "http://127.0.0.1:PORT"
+//   proxy.setMode('reset'); … proxy.setMode('pass');
+//   await proxy.stop();                             // every socket closed
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+export type FaultMode = 'pass' | 'reset' | 'stall' | 'cut';
+
+export interface FaultProxy {
+  readonly url: string;
+  readonly port: number;
+  readonly mode: FaultMode;
+  /** Connections accepted so far, and how many the proxy reset. */
+  readonly stats: { connections: number; resets: number; cuts: number };
+  setMode(mode: FaultMode, options?: { cutAfterBytes?: number }): void;
+  stop(): Promise<void>;
+}
+
+interface Pair {
+  client: Socket;
+  upstream: Socket | undefined;
+  sent: number;
+}
+
+export async function startFaultProxy(target: string): Promise<FaultProxy> {
+  const { hostname, port: targetPort } = new URL(target);
+  let mode: FaultMode = 'pass';
+  let cutAfterBytes = 2048;
+  const pairs = new Set<Pair>();
+  const stats = { connections: 0, resets: 0, cuts: 0 };
+
+  const reset = (pair: Pair): void => {
+    pair.client.resetAndDestroy();
+    pair.upstream?.resetAndDestroy();
+    pairs.delete(pair);
+  };
+
+  const forward = (pair: Pair, chunk: Buffer): void => {
+    if (mode === 'stall') return; // swallowed: the request never arrives
+    if (mode === 'cut') {
+      const room = cutAfterBytes - pair.sent;
+      if (room > 0) pair.upstream?.write(chunk.subarray(0, room));
+      pair.sent += Math.min(chunk.length, Math.max(room, 0));
+      if (chunk.length >= room) {
+        stats.cuts++;
+        // Give the partial body a moment to reach the server, then cut both sides.
+        setTimeout(() => reset(pair), 20);
+      }
+      return;
+    }
+    pair.sent += chunk.length;
+    pair.upstream?.write(chunk);
+  };
+
+  const server: Server = createServer((client) => {
+    stats.connections++;
+    const pair: Pair = { client, upstream: undefined, sent: 0 };
+    pairs.add(pair);
+    client.on('error', () => undefined);
+    client.on('close', () => {
+      pair.upstream?.destroy();
+      pairs.delete(pair);
+    });
+    if (mode === 'reset') {
+      stats.resets++;
+      reset(pair);
+      return;
+    }
+    const upstream = createConnection({ host: hostname, port: Number(targetPort) });
+    pair.upstream = upstream;
+    upstream.on('error', () => client.destroy());
+    upstream.on('close', () => client.destroy());
+    upstream.on('data', (chunk: Buffer) => {
+      if (mode !== 'stall') client.write(chunk);
+    });
+    client.on('data', (chunk: Buffer) => forward(pair, chunk));
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address !== 'object') throw new Error('fault proxy has no address');
+
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    port: address.port,
+    get mode() {
+      return mode;
+    },
+    stats,
+    setMode(next, options = {}) {
+      mode = next;
+      if (options.cutAfterBytes !== undefined) cutAfterBytes = options.cutAfterBytes;
+      if (next === 'reset') {
+        for (const pair of [...pairs]) {
+          stats.resets++;
+          reset(pair);
+        }
+      }
+      if (next === 'cut') for (const pair of pairs) pair.sent = 0;
+    },
+    async stop() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const pair of [...pairs]) {
+        pair.client.destroy();
+        pair.upstream?.destroy();
+      }
+      pairs.clear();
+      await closed;
+    },
+  };
+}
