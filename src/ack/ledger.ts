@@ -15,12 +15,14 @@ export interface Intent {
   /** Teams whose rows the batch holds; undefined for routes with one fixed destination. */
   readonly teams: readonly number[] | undefined;
   readonly token: string;
+  /** The pipeline's parking epoch when the batch was decided; merges never cross a change. */
+  readonly epoch?: number;
   done: boolean;
 }
 
 export interface LedgerJson {
   v: 1;
-  intents: Array<{ route: string; destination: string; from: string; to: string; rows: number; teams?: number[]; token: string; done: boolean }>;
+  intents: Array<{ route: string; destination: string; from: string; to: string; rows: number; teams?: number[]; token: string; epoch?: number; done: boolean }>;
 }
 
 export class Ledger {
@@ -30,7 +32,7 @@ export class Ledger {
   static fromJson(json: LedgerJson | undefined): Ledger {
     const ledger = new Ledger();
     for (const i of json?.intents ?? []) {
-      ledger.#intents.push({ route: i.route, destination: i.destination, from: BigInt(i.from), to: BigInt(i.to), rows: i.rows, teams: i.teams, token: i.token, done: i.done });
+      ledger.#intents.push({ route: i.route, destination: i.destination, from: BigInt(i.from), to: BigInt(i.to), rows: i.rows, teams: i.teams, token: i.token, ...(i.epoch === undefined ? {} : { epoch: i.epoch }), done: i.done });
     }
     return ledger;
   }
@@ -38,7 +40,7 @@ export class Ledger {
   toJson(): LedgerJson {
     return {
       v: 1,
-      intents: this.#intents.map((i) => ({ route: i.route, destination: i.destination, from: String(i.from), to: String(i.to), rows: i.rows, ...(i.teams ? { teams: [...i.teams] } : {}), token: i.token, done: i.done })),
+      intents: this.#intents.map((i) => ({ route: i.route, destination: i.destination, from: String(i.from), to: String(i.to), rows: i.rows, ...(i.teams ? { teams: [...i.teams] } : {}), token: i.token, ...(i.epoch === undefined ? {} : { epoch: i.epoch }), done: i.done })),
     };
   }
 
@@ -80,12 +82,38 @@ export class Ledger {
     return undefined;
   }
 
-  /** Forgets intents wholly below the committed position: those records are never re-read. */
+  /**
+   * Forgets intents wholly below the committed position (those records are never re-read) and
+   * merges each lane's consecutive done intents into one, so a ledger stays small while a parked
+   * destination holds the committed position back. Merging is exact while a team's destination does
+   * not change: a lane's batches hold its teams' rows in offset order with no gaps between them.
+   */
   prune(committed: bigint): void {
     const before = this.#intents.length;
     for (let i = this.#intents.length - 1; i >= 0; i--) {
       const intent = this.#intents[i] as Intent;
       if (intent.done && intent.to < committed) this.#intents.splice(i, 1);
+    }
+    const lastDone = new Map<string, number>();
+    for (let i = 0; i < this.#intents.length; i++) {
+      const intent = this.#intents[i] as Intent;
+      const lane = `${intent.route}\u0000${intent.destination}`;
+      const previousIndex = lastDone.get(lane);
+      if (!intent.done) {
+        lastDone.delete(lane);
+        continue;
+      }
+      const previous = previousIndex === undefined ? undefined : this.#intents[previousIndex];
+      // Rows parked between two batches (a pause, a parked destination) are not in either of them:
+      // batches decided in different parking epochs are never merged.
+      if (previous !== undefined && previous.done && previous.epoch === intent.epoch && (previous.teams === undefined) === (intent.teams === undefined)) {
+        const teams = previous.teams && intent.teams ? [...new Set([...previous.teams, ...intent.teams])].sort((a, b) => a - b) : undefined;
+        this.#intents[previousIndex as number] = { ...previous, to: intent.to, rows: previous.rows + intent.rows, teams, token: '', done: true };
+        this.#intents.splice(i, 1);
+        i--;
+        continue;
+      }
+      lastDone.set(lane, i);
     }
     if (this.#intents.length !== before) this.#dirty = true;
   }

@@ -13,6 +13,8 @@ export class Batch {
   readonly teams: Array<number | undefined> = [];
   readonly teamSet = new Set<number>();
   readonly acks = new AckSet();
+  /** Aborted when a pause covers one of this batch's teams. */
+  readonly stop = new AbortController();
   /** Set when this batch re-forms a batch whose intent was recorded before a crash. */
   intent: Intent | undefined;
   readonly createdAt = Date.now();
@@ -21,6 +23,14 @@ export class Batch {
   get size(): number {
     return this.records.length;
   }
+}
+
+export interface LaneStats {
+  lastInsertAt: number;
+  lastErrorAt: number;
+  lastErrorClass: string | undefined;
+  insertedRows: number;
+  failing: boolean;
 }
 
 export class Lane {
@@ -35,6 +45,9 @@ export class Lane {
   /** The previous delivery of this lane; the next one starts after it. */
   tail: Promise<void> = Promise.resolve();
   abandoned = false;
+  /** Aborted when the lane is paused or abandoned: further insert attempts stop (none is cut). */
+  stop = new AbortController();
+  readonly stats: LaneStats = { lastInsertAt: 0, lastErrorAt: 0, lastErrorClass: undefined, insertedRows: 0, failing: false };
 
   constructor(topic: string, partition: number, route: RouteConfig, destination: DestinationConfig) {
     this.topic = topic;

@@ -1,11 +1,13 @@
 // Owns the data flow of one process: source → decode → route → batch → sink → ack. It keeps the
-// per-partition state (commit watermark, lanes, held rows), flushes batches on rows, bytes or age,
-// applies backpressure to the source when too many bytes are buffered, and commits positions only
-// below records that are in their warehouse or in the dead-letter topic.
+// per-partition state, flushes batches on rows, bytes or age, applies backpressure to the source,
+// records each batch's intent before its insert (exactly-once), parks what is paused or over its
+// destination's budget and re-reads it later, and commits positions only below records that are in
+// their warehouse or in the dead-letter topic. docs/design/delivery.md is the design.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Ledger, type Intent, type LedgerStore } from '../ack/ledger.ts';
-import { AckSet, PartitionTracker, type AckChunk } from '../ack/partition-tracker.ts';
+import type { Intent, LedgerStore } from '../ack/ledger.ts';
+import { AckSet, type AckChunk } from '../ack/partition-tracker.ts';
 import type { Config, DestinationConfig, RouteConfig } from '../config/load.ts';
+import { scopeMatches, scopeTouchesLane, type Pause, type PauseScope } from '../control/scope.ts';
 import { decodeJsonRecord } from '../decode/json.ts';
 import type { DeadLetterReason, DeadLetterSink } from '../deadletter/writer.ts';
 import { ErrorClasses } from '../errors/classes.ts';
@@ -17,21 +19,13 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { Deliverer } from './deliver.ts';
 import { Lane, type Batch } from './lane.ts';
+import { Parking } from './parking.ts';
+import { PartitionState } from './partition-state.ts';
+import { InflightRegistry, TrackedSink } from './tracked-sink.ts';
 import { TableSchemas } from './table-schemas.ts';
+import { PipelineStatusView, type PipelineStatus } from './status.ts';
 
-interface PartitionState {
-  readonly ref: PartitionRef;
-  readonly tracker: PartitionTracker;
-  readonly lanes: Map<string, Lane>;
-  readonly held: Array<{ record: SourceRecord; route: RouteConfig }>;
-  committed: bigint;
-  revoked: boolean;
-  /** Exactly-once state; loaded before the partition's first record is processed. */
-  ledger: Ledger | undefined;
-  ledgerLoading: Promise<void> | undefined;
-  ledgerSaving: Promise<void>;
-  ledgerSaveQueued: Promise<void> | undefined;
-}
+export type { PipelineStatus } from './status.ts';
 
 export interface PipelineDeps {
   readonly config: Config;
@@ -53,6 +47,8 @@ export class Pipeline implements SourceHandler {
   readonly #metrics: Metrics;
   readonly #directory: DestinationDirectory;
   readonly #deliverer: Deliverer;
+  readonly #inflight = new InflightRegistry();
+  readonly #parking = new Parking();
   readonly #routesByTopic = new Map<string, RouteConfig[]>();
   readonly #partitions = new Map<string, PartitionState>();
   readonly #tasks = new Set<Promise<void>>();
@@ -60,6 +56,11 @@ export class Pipeline implements SourceHandler {
   /** Aborts deliveries and dead-letter waits: only on destroy() or when a shutdown deadline passes. */
   readonly #hardStop = new AbortController();
   #buffered = 0;
+  readonly #bufferedByDestination = new Map<string, number>();
+  /** Changes whenever what is parked changes; batches of different epochs are never merged. */
+  #parkingEpoch = Date.now();
+  #rewinding: Promise<void> | undefined;
+  #rewindAgain = false;
   #drainWaiters: Array<() => void> = [];
   #timers: NodeJS.Timeout[] = [];
   #running: Promise<void> | undefined;
@@ -72,7 +73,8 @@ export class Pipeline implements SourceHandler {
     this.#ledgers = deps.ledgers;
     this.#logger = deps.logger;
     this.#metrics = deps.metrics;
-    this.#directory = new DestinationDirectory(deps.config, deps.sinkFactory);
+    const requestSignal = this.#hardStop.signal;
+    this.#directory = new DestinationDirectory(deps.config, (d) => new TrackedSink(deps.sinkFactory(d), this.#inflight, requestSignal));
     for (const route of deps.config.routes) {
       const list = this.#routesByTopic.get(route.topic) ?? [];
       list.push(route);
@@ -97,7 +99,7 @@ export class Pipeline implements SourceHandler {
   start(): Promise<void> {
     if (this.#running) return this.#running;
     const tick = Math.max(10, Math.min(250, Math.floor(this.#config.batch.maxAgeMs / 4)));
-    this.#timers.push(setInterval(() => this.#flushAged(), tick));
+    this.#timers.push(setInterval(() => this.#tick(), tick));
     this.#timers.push(setInterval(() => this.#track(this.#commit()), this.#config.commitIntervalMs));
     this.#running = this.#source.run(this, this.#stop.signal);
     return this.#running;
@@ -117,11 +119,9 @@ export class Pipeline implements SourceHandler {
       state.revoked = true;
       for (const lane of state.lanes.values()) {
         lane.abandoned = true;
-        const open = lane.take();
-        if (open) this.#release(open.bytes);
+        lane.stop.abort();
       }
-      for (const held of state.held) this.#release(held.record.value?.length ?? 0);
-      state.held.length = 0;
+      state.reset((bytes, destination) => this.#release(bytes, destination));
       this.#partitions.delete(key);
     }
   }
@@ -130,7 +130,9 @@ export class Pipeline implements SourceHandler {
     const state = this.#partitionState(record);
     if (this.#ledgers !== undefined && state.ledger === undefined) {
       // The partition's ledger must be known before its first record is routed.
-      return this.#loadLedger(state).then(() => {
+      return state.loadLedger(this.#ledgers, this.#hardStop.signal).then(() => {
+        const pending = state.ledger?.pending() ?? 0;
+        if (pending > 0) this.#logger.info({ topic: state.ref.topic, partition: state.ref.partition, pending }, 're-forming batches recorded before a restart');
         if (!state.revoked) return this.#process(state, record);
       });
     }
@@ -161,6 +163,11 @@ export class Pipeline implements SourceHandler {
       this.#deadLetterNow(route, record, chunk, { errorClass, code: error.code, message: error.message, route: route.name });
       return;
     }
+    const intent = state.ledger?.claim(route.name, record.offset, team);
+    if (intent !== undefined) {
+      this.#replay(state, route, intent, record, json, team, chunk);
+      return;
+    }
     const decision = this.#directory.decide(route, team);
     if (decision.kind === 'deadLetter') {
       const errorClass = decision.reason === 'no_team' ? ErrorClasses.decode : ErrorClasses.unknownTeam;
@@ -170,22 +177,27 @@ export class Pipeline implements SourceHandler {
     }
     if (decision.kind === 'hold') {
       // The record stays unresolved, so the watermark cannot pass it until a mapping appears.
-      const ack = new AckSet();
-      ack.add(chunk);
+      new AckSet().add(chunk);
       state.held.push({ record, route });
-      this.#metrics.heldRecords.set(this.#countHeld());
-      this.#reserve(json.length);
+      this.#metrics.heldRecords.inc();
+      this.#reserve(json.length, undefined);
       return;
     }
-    const intent = state.ledger?.claim(route.name, record.offset, team);
-    if (intent !== undefined) {
-      this.#replay(state, route, intent, record, json, team, chunk);
+    const destination = decision.destination;
+    if (this.#parking.active && this.#parking.blocks({ route: route.name, database: route.database ?? destination.database, table: route.table, destination: destination.id, team })) {
+      this.#park(state, chunk);
       return;
     }
-    const lane = this.#lane(state, record, route, decision.destination);
+    const lane = this.#lane(state, record, route, destination);
     const batch = lane.append(record, json, team, chunk);
-    this.#reserve(json.length);
+    this.#reserve(json.length, destination.id);
     if (batch.size >= this.#config.batch.maxRows || batch.bytes >= this.#config.batch.maxBytes) this.#flush(lane);
+  }
+
+  /** Leaves a record unresolved on purpose; it is re-read from Kafka when its scope resumes. */
+  #park(state: PartitionState, chunk: AckChunk): void {
+    new AckSet().add(chunk);
+    state.needsRewind = true;
   }
 
   #lane(state: PartitionState, record: SourceRecord, route: RouteConfig, destination: DestinationConfig): Lane {
@@ -193,15 +205,17 @@ export class Pipeline implements SourceHandler {
     let lane = state.lanes.get(laneKey);
     if (lane === undefined) {
       lane = new Lane(record.topic, record.partition, route, destination);
+      if (this.#parking.active && this.#parking.stopsLane(this.#laneScope(lane))) this.#stopLane(lane);
       state.lanes.set(laneKey, lane);
     }
     return lane;
   }
 
   /**
-   * A record whose batch was decided before a crash: if that batch is known to be in the warehouse
-   * it is skipped; otherwise it joins the re-formed batch, which is delivered with the recorded
-   * token once it holds exactly the recorded rows.
+   * A record whose batch was decided before a restart or rewind: if that batch is known to be in
+   * the warehouse it is skipped; otherwise it joins the re-formed batch, which is delivered with the
+   * recorded token once it holds exactly the recorded rows. A re-formed batch is all or nothing: if
+   * any of its rows is paused, all of them wait.
    */
   #replay(state: PartitionState, route: RouteConfig, intent: Intent, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): void {
     if (intent.done) return; // in the warehouse already: resolved, nothing to hold
@@ -212,9 +226,13 @@ export class Pipeline implements SourceHandler {
       state.held.push({ record, route });
       return;
     }
+    if (this.#parking.active && this.#intentBlocked(route, destination, intent)) {
+      this.#park(state, chunk);
+      return;
+    }
     const lane = this.#lane(state, record, route, destination);
     const batch = lane.appendReplay(intent, record, json, team, chunk);
-    this.#reserve(json.length);
+    this.#reserve(json.length, destination.id);
     if (batch.size >= intent.rows || record.offset >= intent.to) {
       lane.replays.delete(intent.token);
       if (batch.size !== intent.rows) this.#logger.error({ token: intent.token, rows: batch.size, recorded: intent.rows }, 're-formed batch differs from its intent');
@@ -222,29 +240,11 @@ export class Pipeline implements SourceHandler {
     }
   }
 
-  #loadLedger(state: PartitionState): Promise<void> {
-    state.ledgerLoading ??= (async () => {
-      const store = this.#ledgers as LedgerStore;
-      const json = await store.load(state.ref.topic, state.ref.partition, this.#hardStop.signal);
-      state.ledger = Ledger.fromJson(json);
-      const pending = state.ledger.pending();
-      if (pending > 0) this.#logger.info({ topic: state.ref.topic, partition: state.ref.partition, pending }, 're-forming batches recorded before a restart');
-    })();
-    return state.ledgerLoading;
-  }
-
-  /** Saves the partition's ledger; concurrent callers share one queued save of the newest state. */
-  #saveLedger(state: PartitionState): Promise<void> {
-    const store = this.#ledgers;
-    const ledger = state.ledger;
-    if (store === undefined || ledger === undefined) return Promise.resolve();
-    state.ledgerSaveQueued ??= state.ledgerSaving.then(async () => {
-      state.ledgerSaveQueued = undefined;
-      ledger.markClean();
-      await store.save(state.ref.topic, state.ref.partition, ledger.toJson(), this.#hardStop.signal);
-    });
-    state.ledgerSaving = state.ledgerSaveQueued.catch(() => undefined);
-    return state.ledgerSaveQueued;
+  #intentBlocked(route: RouteConfig, destination: DestinationConfig, intent: Intent): boolean {
+    const row = { route: route.name, database: route.database ?? destination.database, table: route.table, destination: destination.id };
+    if (intent.teams === undefined) return this.#parking.blocks({ ...row, team: undefined });
+    for (const team of intent.teams) if (this.#parking.blocks({ ...row, team })) return true;
+    return false;
   }
 
   #flush(lane: Lane): void {
@@ -260,12 +260,19 @@ export class Pipeline implements SourceHandler {
 
   /** Delivers a batch, and if it fails for a reason no split or retry cures, keeps it and tries again. */
   async #deliverHolding(lane: Lane, batch: Batch): Promise<void> {
-    const signal = this.#hardStop.signal;
     const state = this.#partitions.get(partitionKey(lane.topic, lane.partition));
     // A re-formed batch's intent is durable already; a new batch's intent is saved before its insert.
     let intentDurable = batch.intent !== undefined;
+    this.#inflight.begin(lane, batch);
     try {
-      for (let attempt = 1; !lane.abandoned; attempt++) {
+      const signal = AbortSignal.any([this.#hardStop.signal, lane.stop.signal, batch.stop.signal]);
+      for (let attempt = 1; !lane.abandoned && !signal.aborted; attempt++) {
+        // An earlier delivery of the same intent (before a rewind) may have finished meanwhile.
+        if (batch.intent?.done === true) {
+          batch.acks.resolve();
+          return;
+        }
+        if (this.#parking.active && this.#parking.stopsBatch(this.#laneScope(lane), batch.teamSet)) break;
         try {
           if (state?.ledger !== undefined && batch.intent === undefined) {
             // Intent first: once it is durable, any future owner re-forms exactly this batch.
@@ -277,12 +284,13 @@ export class Pipeline implements SourceHandler {
               rows: batch.size,
               teams: lane.route.destination === 'team' ? [...batch.teamSet].sort((x, y) => x - y) : undefined,
               token: lane.token(batch, 0, batch.size),
+              epoch: this.#parkingEpoch,
               done: false,
             };
             state.ledger.add(batch.intent);
           }
-          if (state?.ledger !== undefined && !intentDurable) {
-            await this.#saveLedger(state);
+          if (state?.ledger !== undefined && this.#ledgers !== undefined && !intentDurable) {
+            await state.saveLedger(this.#ledgers, this.#hardStop.signal);
             intentDurable = true;
           }
           await this.#deliverer.deliver(lane, batch, signal);
@@ -290,13 +298,19 @@ export class Pipeline implements SourceHandler {
           batch.acks.resolve();
           return;
         } catch (error) {
-          if (error instanceof AbortedError || signal.aborted) return;
+          if (error instanceof AbortedError || signal.aborted) {
+            // Paused, revoked or shutting down: the batch stays unresolved and is re-read later.
+            if (state && !this.#hardStop.signal.aborted) state.needsRewind = true;
+            return;
+          }
           this.#logger.error({ destination: lane.destination.id, table: lane.table.table, attempt, err: error }, 'batch held: insert keeps failing');
           await sleep(this.#config.retry.capMs, undefined, { signal }).catch(() => undefined);
         }
       }
+      if (state && !lane.abandoned) state.needsRewind = true;
     } finally {
-      this.#release(batch.bytes);
+      this.#inflight.end(lane, batch);
+      this.#release(batch.bytes, lane.destination.id);
     }
   }
 
@@ -304,11 +318,11 @@ export class Pipeline implements SourceHandler {
     const ack = new AckSet();
     ack.add(chunk);
     const size = record.value?.length ?? 0;
-    this.#reserve(size);
+    this.#reserve(size, undefined);
     this.#track(
       this.#writeDeadLetter(route, record, reason)
         .then(() => ack.resolve())
-        .finally(() => this.#release(size)),
+        .finally(() => this.#release(size, undefined)),
     );
   }
 
@@ -323,13 +337,167 @@ export class Pipeline implements SourceHandler {
     }
   }
 
-  #flushAged(): void {
+  // ---- pauses, parked destinations, rewinds ------------------------------------------------
+
+  /**
+   * Applies the cluster-wide pause set. Newly paused lanes stop: their open batches are dropped
+   * (Kafka keeps the rows), further insert attempts stop, and an attempt on the wire finishes —
+   * inflight(scope) reaches 0 when the scope is quiet. Lifting a pause re-reads from the committed
+   * positions, so everything resumes exactly where it stopped.
+   */
+  setPauses(pauses: readonly Pause[]): void {
+    const { added, lifted } = this.#parking.setPauses(pauses);
+    if (added.length === 0 && !lifted) return;
+    this.#parkingEpoch++;
+    this.#metrics.pausedScopes.set(pauses.length);
+    const laneScopes = added.filter((scope) => scope.kind !== 'team');
+    const teams = new Set(added.flatMap((scope) => (scope.kind === 'team' ? [scope.team] : [])));
+    if (laneScopes.length > 0) this.#stopLanes((lane) => laneScopes.some((scope) => scopeTouchesLane(scope, this.#laneScope(lane))));
+    if (teams.size > 0) this.#stopTeams(teams);
+    if (lifted) {
+      this.#restartLanes();
+      this.#requestRewind();
+    }
+  }
+
+  /** Insert requests on the wire now that may carry rows of the scope; 0 means the scope is quiet. */
+  inflight(scope: PauseScope): number {
+    let n = 0;
+    for (const active of this.#inflight.active()) {
+      if (active.attempts === 0) continue;
+      const lane = this.#laneScope(active.lane);
+      if (scope.kind === 'team' ? active.batch.teamSet.has(scope.team) : scopeMatches(scope, { ...lane, team: undefined })) n += active.attempts;
+    }
+    return n;
+  }
+
+  #laneScope(lane: Lane): { route: string; database: string; table: string; destination: string } {
+    return { route: lane.route.name, database: lane.table.database, table: lane.table.table, destination: lane.destination.id };
+  }
+
+  /** Stops the matching lanes: open batches dropped, retries stopped, new rows parked. */
+  #stopLanes(matches: (lane: Lane) => boolean): void {
+    for (const state of this.#partitions.values()) {
+      for (const lane of state.lanes.values()) {
+        if (!matches(lane)) continue;
+        this.#stopLane(lane);
+        const open = lane.take();
+        if (open) {
+          this.#release(open.bytes, lane.destination.id);
+          state.needsRewind = true;
+        }
+        for (const replay of lane.replays.values()) this.#release(replay.bytes, lane.destination.id);
+        if (lane.replays.size > 0) state.needsRewind = true;
+        lane.replays.clear();
+      }
+    }
+  }
+
+  /** Stops only what holds rows of these teams: open and re-forming batches, and deliveries. */
+  #stopTeams(teams: ReadonlySet<number>): void {
+    const holds = (batch: Batch): boolean => [...teams].some((team) => batch.teamSet.has(team));
+    for (const state of this.#partitions.values()) {
+      for (const lane of state.lanes.values()) {
+        if (lane.open !== undefined && holds(lane.open)) {
+          this.#release((lane.take() as Batch).bytes, lane.destination.id);
+          state.needsRewind = true;
+        }
+        for (const [token, replay] of lane.replays) {
+          if (!holds(replay)) continue;
+          this.#release(replay.bytes, lane.destination.id);
+          lane.replays.delete(token);
+          state.needsRewind = true;
+        }
+      }
+    }
+    for (const active of this.#inflight.active()) if (holds(active.batch)) active.batch.stop.abort();
+  }
+
+  #stopLane(lane: Lane): void {
+    if (!lane.stop.signal.aborted) lane.stop.abort();
+  }
+
+  /** Lanes no longer touched by any pause or parked destination get a fresh stop signal. */
+  #restartLanes(): void {
+    for (const state of this.#partitions.values()) {
+      for (const lane of state.lanes.values()) {
+        if (lane.stop.signal.aborted && !lane.abandoned && !this.#parking.stopsLane(this.#laneScope(lane))) lane.stop = new AbortController();
+      }
+    }
+  }
+
+  /** Parks a destination holding more than its budget while its inserts are failing. */
+  #checkBudget(destination: DestinationConfig): void {
+    const held = this.#bufferedByDestination.get(destination.id) ?? 0;
+    if (held <= destination.maxBufferedBytes || this.#parking.isDestinationParked(destination.id)) return;
+    if (!this.#destinationFailing(destination.id)) return;
+    this.#parking.parkDestination(destination.id);
+    this.#parkingEpoch++;
+    this.#metrics.parkedDestinations.set(this.#parking.parkedDestinations().length);
+    this.#logger.warn({ destination: destination.id, bufferedBytes: held, budget: destination.maxBufferedBytes }, 'destination over its memory budget while failing: parked (Kafka keeps its rows)');
+    // Open batches are dropped; the delivery already retrying stays, as the probe for recovery.
+    for (const state of this.#partitions.values()) {
+      for (const lane of state.lanes.values()) {
+        if (lane.destination.id !== destination.id) continue;
+        const open = lane.take();
+        if (open) {
+          this.#release(open.bytes, destination.id);
+          state.needsRewind = true;
+        }
+      }
+    }
+  }
+
+  #destinationFailing(id: string): boolean {
+    for (const state of this.#partitions.values()) for (const lane of state.lanes.values()) if (lane.destination.id === id && lane.stats.failing) return true;
+    return false;
+  }
+
+  /** A parked destination whose deliveries all finished is healthy again: unpark and re-read. */
+  #checkParked(): void {
+    for (const id of this.#parking.parkedDestinations()) {
+      if ((this.#bufferedByDestination.get(id) ?? 0) > 0) continue;
+      this.#parking.unparkDestination(id);
+      this.#parkingEpoch++;
+      this.#metrics.parkedDestinations.set(this.#parking.parkedDestinations().length);
+      this.#logger.info({ destination: id }, 'parked destination recovered: re-reading its rows');
+      this.#requestRewind();
+    }
+  }
+
+  /** Re-reads every owned partition from its committed position (one rewind at a time). */
+  #requestRewind(): void {
+    const rewind = this.#source.rewind?.bind(this.#source);
+    if (rewind === undefined) return;
+    if (this.#rewinding) {
+      this.#rewindAgain = true;
+      return;
+    }
+    this.#rewinding = (async () => {
+      do {
+        this.#rewindAgain = false;
+        this.#logger.info('re-reading owned partitions from their committed positions');
+        await rewind(() => {
+          for (const state of this.#partitions.values()) state.reset((bytes, destination) => this.#release(bytes, destination));
+          this.#metrics.rewinds.inc();
+        }, this.#hardStop.signal);
+      } while (this.#rewindAgain && !this.#stop.signal.aborted);
+    })().finally(() => {
+      this.#rewinding = undefined;
+    });
+    this.#track(this.#rewinding);
+  }
+
+  // ---- timers, commits, accounting ---------------------------------------------------------
+
+  #tick(): void {
     const now = Date.now();
     for (const state of this.#partitions.values()) {
       for (const lane of state.lanes.values()) {
         if (lane.open !== undefined && now - lane.open.createdAt >= this.#config.batch.maxAgeMs) this.#flush(lane);
       }
     }
+    if (this.#parking.parkedDestinations().length > 0) this.#checkParked();
   }
 
   async #commit(): Promise<void> {
@@ -341,9 +509,12 @@ export class Pipeline implements SourceHandler {
     }
     // Completed intents are saved before the positions past them are committed, so a restart never
     // re-inserts a batch whose token may have left the warehouse's deduplication window.
-    const saves: Array<Promise<void>> = [];
-    for (const state of this.#partitions.values()) if (!state.revoked && state.ledger?.dirty) saves.push(this.#saveLedger(state));
-    await Promise.all(saves).catch((error: unknown) => this.#logger.warn({ err: error }, 'ledger save failed; will retry'));
+    if (this.#ledgers !== undefined) {
+      const store = this.#ledgers;
+      const saves: Array<Promise<void>> = [];
+      for (const state of this.#partitions.values()) if (!state.revoked && state.ledger?.dirty) saves.push(state.saveLedger(store, this.#hardStop.signal));
+      await Promise.all(saves).catch((error: unknown) => this.#logger.warn({ err: error }, 'ledger save failed; will retry'));
+    }
     if (positions.length === 0) return;
     try {
       await this.#source.commit(positions);
@@ -362,37 +533,25 @@ export class Pipeline implements SourceHandler {
     const key = partitionKey(record.topic, record.partition);
     let state = this.#partitions.get(key);
     if (state === undefined) {
-      state = {
-        ref: { topic: record.topic, partition: record.partition },
-        tracker: new PartitionTracker(),
-        lanes: new Map(),
-        held: [],
-        committed: -1n,
-        revoked: false,
-        ledger: undefined,
-        ledgerLoading: undefined,
-        ledgerSaving: Promise.resolve(),
-        ledgerSaveQueued: undefined,
-      };
+      state = new PartitionState({ topic: record.topic, partition: record.partition });
       this.#partitions.set(key, state);
     }
     return state;
   }
 
-  #countHeld(): number {
-    let n = 0;
-    for (const state of this.#partitions.values()) n += state.held.length;
-    return n;
-  }
-
-  #reserve(bytes: number): void {
+  #reserve(bytes: number, destination: string | undefined): void {
     this.#buffered += bytes;
     this.#metrics.bufferedBytes.set(this.#buffered);
+    if (destination === undefined) return;
+    this.#bufferedByDestination.set(destination, (this.#bufferedByDestination.get(destination) ?? 0) + bytes);
+    const config = this.#directory.destination(destination);
+    if (config !== undefined && (this.#bufferedByDestination.get(destination) ?? 0) > config.maxBufferedBytes) this.#checkBudget(config);
   }
 
-  #release(bytes: number): void {
+  #release(bytes: number, destination: string | undefined): void {
     this.#buffered -= bytes;
     this.#metrics.bufferedBytes.set(this.#buffered);
+    if (destination !== undefined) this.#bufferedByDestination.set(destination, (this.#bufferedByDestination.get(destination) ?? 0) - bytes);
     if (this.#buffered <= this.#config.maxBufferedBytes && this.#drainWaiters.length > 0) {
       const waiters = this.#drainWaiters;
       this.#drainWaiters = [];
@@ -415,9 +574,9 @@ export class Pipeline implements SourceHandler {
     );
   }
 
-  /** Unresolved records per owned partition (for status and tests). */
-  status(): Array<{ topic: string; partition: number; committed: string; unresolved: number; held: number }> {
-    return [...this.#partitions.values()].map((s) => ({ ...s.ref, committed: String(s.committed), unresolved: s.tracker.unresolved(), held: s.held.length }));
+  /** Per partition and lane: state, progress and the last error, for the admin API and tests. */
+  status(): PipelineStatus {
+    return new PipelineStatusView(this.#partitions.values(), this.#parking, this.#bufferedByDestination).build();
   }
 
   /**
@@ -429,7 +588,7 @@ export class Pipeline implements SourceHandler {
       this.#stop.abort();
       for (const wake of this.#drainWaiters.splice(0)) wake();
       await this.#running?.catch((error: unknown) => this.#logger.warn({ err: error }, 'source stopped with an error'));
-      for (const state of this.#partitions.values()) for (const lane of state.lanes.values()) this.#flush(lane);
+      for (const state of this.#partitions.values()) for (const lane of state.lanes.values()) if (!lane.stop.signal.aborted) this.#flush(lane);
       const deadline = setTimeout(() => this.#hardStop.abort(), deadlineMs);
       while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
       clearTimeout(deadline);

@@ -40,7 +40,45 @@ export class KafkaSource implements Source {
   async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
     const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? [], handler);
     this.#consumer.on('consumer:group:join', onJoin);
-    const stream = await this.#consumer.consume({
+    this.#stream = await this.#consume();
+    // Stopping fetches keeps the group membership, so resolved positions can still be committed.
+    const stop = (): void => void this.#stream?.close().catch(() => undefined);
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      while (!signal.aborted) {
+        const stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> = this.#stream;
+        try {
+          for await (const message of stream) {
+            if (stream !== this.#stream) break; // replaced by a rewind: its remaining records are stale
+            const pending = handler.onRecord(toRecord(message));
+            if (pending !== undefined) await pending;
+            if (signal.aborted) break;
+          }
+        } catch (error) {
+          if (stream === this.#stream) throw error;
+        }
+        if (stream === this.#stream) break; // ended without a replacement: closed
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      this.#consumer.off('consumer:group:join', onJoin);
+    }
+  }
+
+  /**
+   * Opens a second stream on the same group member (no rejoin: the topics stay tracked), which
+   * starts at the committed positions, switches to it, then closes the old one.
+   */
+  async rewind(onSwitch: () => void): Promise<void> {
+    const next = await this.#consume();
+    const old = this.#stream;
+    this.#stream = next;
+    onSwitch();
+    await old?.close().catch(() => undefined);
+  }
+
+  #consume(): Promise<MessagesStream<Buffer, Buffer, Buffer, Buffer>> {
+    return this.#consumer.consume({
       topics: [...this.#options.topics],
       mode: 'committed',
       fallbackMode: 'earliest',
@@ -48,20 +86,6 @@ export class KafkaSource implements Source {
       maxBytes: this.#options.fetchMaxBytes,
       maxWaitTime: this.#options.fetchMaxWaitMs,
     });
-    this.#stream = stream;
-    // Stopping fetches keeps the group membership, so resolved positions can still be committed.
-    const stop = (): void => void stream.close().catch(() => undefined);
-    signal.addEventListener('abort', stop, { once: true });
-    try {
-      for await (const message of stream) {
-        const pending = handler.onRecord(toRecord(message));
-        if (pending !== undefined) await pending;
-        if (signal.aborted) break;
-      }
-    } finally {
-      signal.removeEventListener('abort', stop);
-      this.#consumer.off('consumer:group:join', onJoin);
-    }
   }
 
   #applyAssignments(assignments: readonly GroupAssignment[], handler: SourceHandler): void {

@@ -39,6 +39,13 @@ export interface Source {
   /** Delivers records until close() or the signal fires. */
   run(handler: SourceHandler, signal: AbortSignal): Promise<void>;
   commit(positions: readonly CommitPosition[], signal?: AbortSignal): Promise<void>;
+  /**
+   * Re-reads every owned partition from its committed position. `onSwitch` runs synchronously at
+   * the moment after which every record delivered comes from the committed positions, so the core
+   * can reset its per-partition progress there. Sources that cannot rewind omit it (then pauses and
+   * parked destinations hold their rows in memory instead).
+   */
+  rewind?(onSwitch: () => void, signal: AbortSignal): Promise<void>;
   /** Stops fetching and leaves the group; idempotent. */
   close(): Promise<void>;
 }

@@ -20,6 +20,9 @@ export class Metrics {
   readonly endToEndSeconds = new Histogram({ name: 'inserter_end_to_end_seconds', help: 'Message timestamp to insert acknowledged (oldest row of each batch)', labelNames: ['table'], buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [this.registry] });
   readonly bufferedBytes = new Gauge({ name: 'inserter_buffered_bytes', help: 'Bytes of consumed rows held in memory', registers: [this.registry] });
   readonly committedOffset = new Gauge({ name: 'inserter_committed_offset', help: 'Last committed position per partition', labelNames: ['topic', 'partition'], registers: [this.registry] });
+  readonly pausedScopes = new Gauge({ name: 'inserter_paused_scopes', help: 'Pauses in force', registers: [this.registry] });
+  readonly parkedDestinations = new Gauge({ name: 'inserter_parked_destinations', help: 'Destinations parked for holding more than their memory budget while failing', registers: [this.registry] });
+  readonly rewinds = new Counter({ name: 'inserter_rewinds_total', help: 'Times the owned partitions were re-read from their committed positions', registers: [this.registry] });
   readonly heldRecords = new Gauge({ name: 'inserter_held_records', help: 'Records waiting for a destination mapping', registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {

@@ -1,0 +1,65 @@
+// Owns the state of one owned source partition: its commit watermark, its lanes, rows held for a
+// mapping, and its exactly-once ledger (loaded before the first record is routed, saved with one
+// queued write at a time). A rewind resets everything but the ledger and the committed position.
+import { Ledger, type LedgerStore } from '../ack/ledger.ts';
+import { PartitionTracker } from '../ack/partition-tracker.ts';
+import type { RouteConfig } from '../config/load.ts';
+import type { PartitionRef, SourceRecord } from '../source/types.ts';
+import type { Lane } from './lane.ts';
+
+export class PartitionState {
+  readonly ref: PartitionRef;
+  tracker = new PartitionTracker();
+  readonly lanes = new Map<string, Lane>();
+  readonly held: Array<{ record: SourceRecord; route: RouteConfig }> = [];
+  committed = -1n;
+  revoked = false;
+  /** Some record was left unresolved on purpose (paused or parked): resuming must re-read. */
+  needsRewind = false;
+  ledger: Ledger | undefined;
+  #loading: Promise<void> | undefined;
+  #saving: Promise<void> = Promise.resolve();
+  #queued: Promise<void> | undefined;
+
+  constructor(ref: PartitionRef) {
+    this.ref = ref;
+  }
+
+  loadLedger(store: LedgerStore, signal: AbortSignal): Promise<void> {
+    this.#loading ??= store.load(this.ref.topic, this.ref.partition, signal).then((json) => {
+      this.ledger = Ledger.fromJson(json);
+    });
+    return this.#loading;
+  }
+
+  /** Saves the ledger; callers arriving while a save is queued share it (it writes the newest state). */
+  saveLedger(store: LedgerStore, signal: AbortSignal): Promise<void> {
+    const ledger = this.ledger;
+    if (ledger === undefined) return Promise.resolve();
+    this.#queued ??= this.#saving.then(async () => {
+      this.#queued = undefined;
+      ledger.markClean();
+      await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), signal);
+    });
+    this.#saving = this.#queued.catch(() => undefined);
+    return this.#queued;
+  }
+
+  /**
+   * Forgets in-memory progress so the partition can be read again from its committed position:
+   * open batches, re-forming batches and held rows are dropped (their bytes are returned), batches
+   * already being delivered finish on their lane. Returns the bytes released.
+   */
+  reset(release: (bytes: number, destination: string | undefined) => void): void {
+    this.tracker = new PartitionTracker();
+    this.needsRewind = false;
+    for (const lane of this.lanes.values()) {
+      const open = lane.take();
+      if (open) release(open.bytes, lane.destination.id);
+      for (const batch of lane.replays.values()) release(batch.bytes, lane.destination.id);
+      lane.replays.clear();
+    }
+    for (const held of this.held) release(held.record.value?.length ?? 0, undefined);
+    this.held.length = 0;
+  }
+}

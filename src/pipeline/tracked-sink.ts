@@ -1,0 +1,90 @@
+// Owns knowing which inserts are on the wire right now and for which lane, so a pause can confirm
+// "nothing in flight" and status can say when each lane last inserted and how it last failed. It
+// wraps each destination's Sink; a pause never cuts a request in flight (the insert's own signal is
+// the process's hard stop only), it only stops further attempts.
+import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../sink/types.ts';
+import { WarehouseError } from '../sink/clickhouse/classify.ts';
+import type { Batch, Lane } from './lane.ts';
+
+export interface ActiveDelivery {
+  readonly lane: Lane;
+  readonly batch: Batch;
+  /** Insert requests of this delivery currently on the wire. */
+  attempts: number;
+}
+
+export class InflightRegistry {
+  /** By the batch's base token; sub-batch tokens extend it with `/from-to`. */
+  readonly #byToken = new Map<string, ActiveDelivery>();
+
+  begin(lane: Lane, batch: Batch): ActiveDelivery {
+    const entry = { lane, batch, attempts: 0 };
+    this.#byToken.set(lane.token(batch, 0, batch.size), entry);
+    return entry;
+  }
+
+  end(lane: Lane, batch: Batch): void {
+    this.#byToken.delete(lane.token(batch, 0, batch.size));
+  }
+
+  find(token: string): ActiveDelivery | undefined {
+    const exact = this.#byToken.get(token);
+    if (exact !== undefined) return exact;
+    const slash = token.lastIndexOf('/');
+    return slash < 0 ? undefined : this.#byToken.get(token.slice(0, slash));
+  }
+
+  *active(): Iterable<ActiveDelivery> {
+    yield* this.#byToken.values();
+  }
+}
+
+export class TrackedSink implements Sink {
+  readonly destinationId: string;
+  readonly #inner: Sink;
+  readonly #registry: InflightRegistry;
+  readonly #requestSignal: AbortSignal;
+
+  constructor(inner: Sink, registry: InflightRegistry, requestSignal: AbortSignal) {
+    this.destinationId = inner.destinationId;
+    this.#inner = inner;
+    this.#registry = registry;
+    this.#requestSignal = requestSignal;
+  }
+
+  describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
+    return this.#inner.describe(table, signal);
+  }
+
+  createTable(ddl: string, signal?: AbortSignal): Promise<void> {
+    return this.#inner.createTable(ddl, signal);
+  }
+
+  async insert(batch: InsertBatch, signal?: AbortSignal): Promise<InsertResult> {
+    if (signal?.aborted) signal.throwIfAborted();
+    const entry = this.#registry.find(batch.token);
+    if (entry) entry.attempts++;
+    try {
+      const result = await this.#inner.insert(batch, this.#requestSignal);
+      if (entry) {
+        entry.lane.stats.lastInsertAt = Date.now();
+        entry.lane.stats.insertedRows += batch.rows;
+        entry.lane.stats.failing = false;
+      }
+      return result;
+    } catch (error) {
+      if (entry) {
+        entry.lane.stats.lastErrorClass = error instanceof WarehouseError ? error.errorClass : 'unknown';
+        entry.lane.stats.lastErrorAt = Date.now();
+        entry.lane.stats.failing = true;
+      }
+      throw error;
+    } finally {
+      if (entry) entry.attempts--;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
