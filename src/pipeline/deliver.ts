@@ -90,6 +90,7 @@ export class Deliverer {
       const policy = this.#policy.resolve(failure.errorClass, lane.route.name, lane.destination.id);
       if (policy.action !== 'retry' && to - from > 1) {
         this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
+        this.#deps.logger.warn({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from }, 'insert failed; splitting it');
         if (policy.action === 'isolate' || !policy.transient) this.#report(failure, range, attempts, policy.action, policy);
         for (const [a, b] of splitPoints(failure, from, to)) await this.#range(lane, sink, batch, a, b, signal);
         return;

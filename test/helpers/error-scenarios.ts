@@ -11,12 +11,14 @@ export const TABLE_DDL = (db: string, table: string, settings = ''): string =>
 export interface RowOptions {
   /** Distinct partition values (column k) cycled through; default 1. */
   partitions?: number;
+  /** Consecutive ids sharing a partition value; default 1. */
+  run?: number;
   /** Bytes of padding in `s`. */
   pad?: number;
 }
 
 export function row(id: number, options: RowOptions = {}): Buffer {
-  return Buffer.from(JSON.stringify({ id, team_id: 1 + (id % 7), n: id % 100_000, s: 'x'.repeat(options.pad ?? 16), k: id % (options.partitions ?? 1) }));
+  return Buffer.from(JSON.stringify({ id, team_id: 1 + (id % 7), n: id % 100_000, s: 'x'.repeat(options.pad ?? 16), k: Math.floor(id / (options.run ?? 1)) % (options.partitions ?? 1) }));
 }
 
 export async function produceRows(bootstrap: string, topic: string, from: number, to: number, options: RowOptions = {}, partitions = 1): Promise<void> {
