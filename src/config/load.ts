@@ -13,11 +13,13 @@ type Destination = ParsedConfig['destinations'][number];
 export type DestinationConfig = Readonly<Omit<Destination, 'password'> & { password: Secret }>;
 export type RouteConfig = Readonly<ParsedConfig['routes'][number] & { name: string }>;
 export type DestinationsApiConfig = Readonly<Omit<NonNullable<ParsedConfig['destinationsApi']>, 'token'> & { token: Secret }>;
+export type AdminConfig = Readonly<Omit<NonNullable<ParsedConfig['admin']>, 'token'> & { token: Secret }>;
 export type Config = Readonly<
-  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'destinationsApi'> & {
+  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'destinationsApi' | 'admin'> & {
     kafka: Readonly<Omit<ParsedConfig['kafka'], 'sasl'> & { sasl?: { mechanism: string; username: string; password: Secret } }>;
     destinations: readonly DestinationConfig[];
     destinationsApi?: DestinationsApiConfig;
+    admin?: AdminConfig;
     routes: readonly RouteConfig[];
     /** Folder of the config file: relative paths in it resolve from here. */
     baseDir: string;
@@ -76,8 +78,10 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     : { ...cfg.kafka, sasl: undefined };
   const api = cfg.destinationsApi;
   const destinationsApi = api ? { ...api, token: secret(api.token, 'destinationsApi.token') } : undefined;
+  const admin = cfg.admin ? { ...cfg.admin, token: secret(cfg.admin.token, 'admin.token') } : undefined;
+  if (admin !== undefined && !issues.some((i) => i.startsWith('admin.token')) && admin.token.reveal().length < 16) issues.push('admin.token: must be at least 16 characters');
   if (issues.length > 0) throw new ConfigError(issues);
-  return deepFreeze({ ...cfg, kafka, destinations, destinationsApi, routes, baseDir });
+  return deepFreeze({ ...cfg, kafka, destinations, destinationsApi, admin, routes, baseDir });
 }
 
 function resolveSecret(ref: SecretRef, field: string, baseDir: string, env: NodeJS.ProcessEnv, issues: string[]): Secret {

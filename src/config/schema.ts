@@ -145,6 +145,28 @@ export const configSchema = z
       })
       .strict()
       .default({ baseMs: 200, factor: 2, capMs: 30_000 }),
+    /** The admin HTTP API: status, pauses, metrics and probes (docs/operations.md); none: no admin listener. */
+    admin: z
+      .object({
+        listen: z.string().regex(/^[^:\s]*:\d+$/, 'must be host:port (an empty host listens on all interfaces)'),
+        /** Bearer token every mutating call must present. */
+        token: secretSchema,
+      })
+      .strict()
+      .optional(),
+    /** Cluster-wide pauses: the compacted control topic every replica follows (docs/operations.md). */
+    control: z
+      .object({
+        /** Default `<groupId>.inserter-control`. */
+        topic: z.string().min(1).optional(),
+        heartbeatMs: z.number().int().positive().default(500),
+        /** A replica silent for longer is not waited for when confirming a pause. */
+        replicaTimeoutMs: z.number().int().positive().default(5_000),
+      })
+      .strict()
+      .default({ heartbeatMs: 500, replicaTimeoutMs: 5_000 }),
+    /** On SIGTERM: how long inserts in flight may finish before they are abandoned (re-read after restart). */
+    shutdownTimeoutMs: z.number().int().positive().default(30_000),
     telemetry: z
       .object({
         logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
