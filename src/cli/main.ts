@@ -8,6 +8,7 @@ import { loadConfigFile, type Config } from '../config/load.ts';
 import { DeadLetterWriter } from '../deadletter/writer.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
+import { createDestinationProvider } from '../route/providers/create.ts';
 import { KafkaSource } from '../source/kafka.ts';
 import { KafkaLedgerStore } from '../source/kafka-ledger-store.ts';
 import { createLogger } from '../telemetry/logger.ts';
@@ -102,7 +103,15 @@ async function run(args: string[]): Promise<number> {
   const ledgers = config.exactlyOnce.enabled
     ? new KafkaLedgerStore({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, groupId: config.kafka.groupId, topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`, retry: config.retry })
     : undefined;
-  const pipeline = new Pipeline({ config, source, sinkFactory: (d) => new ClickHouseSink(d), deadLetters, ...(ledgers ? { ledgers } : {}), logger, metrics });
+  const provider = createDestinationProvider(config, { logger, registry: metrics.registry });
+  try {
+    await provider.start(AbortSignal.timeout(120_000));
+  } catch (error) {
+    logger.fatal({ err: error }, 'no destinations: the destinations source gave no usable mapping');
+    await provider.close();
+    return 1;
+  }
+  const pipeline = new Pipeline({ config, source, sinkFactory: (d) => new ClickHouseSink(d), deadLetters, ...(ledgers ? { ledgers } : {}), provider, logger, metrics });
 
   const server = config.telemetry.metricsListen === undefined ? undefined : startMetricsServer(config.telemetry.metricsListen, metrics);
   let signals = 0;

@@ -2,16 +2,26 @@
 // mapping, and its exactly-once ledger (loaded before the first record is routed, saved with one
 // queued write at a time). A rewind resets everything but the ledger and the committed position.
 import { Ledger, type LedgerStore } from '../ack/ledger.ts';
-import { PartitionTracker } from '../ack/partition-tracker.ts';
+import { PartitionTracker, type AckChunk, type AckSet } from '../ack/partition-tracker.ts';
 import type { RouteConfig } from '../config/load.ts';
 import type { PartitionRef, SourceRecord } from '../source/types.ts';
 import type { Lane } from './lane.ts';
+
+/** A row waiting for its team's mapping; its `ack` keeps the watermark below it. */
+export interface HeldRow {
+  readonly record: SourceRecord;
+  readonly route: RouteConfig;
+  readonly json: Buffer;
+  readonly team: number | undefined;
+  readonly chunk: AckChunk;
+  readonly ack: AckSet;
+}
 
 export class PartitionState {
   readonly ref: PartitionRef;
   tracker = new PartitionTracker();
   readonly lanes = new Map<string, Lane>();
-  readonly held: Array<{ record: SourceRecord; route: RouteConfig }> = [];
+  held: HeldRow[] = [];
   committed = -1n;
   revoked = false;
   /** Some record was left unresolved on purpose (paused or parked): resuming must re-read. */
@@ -59,7 +69,7 @@ export class PartitionState {
       for (const batch of lane.replays.values()) release(batch.bytes, lane.destination.id);
       lane.replays.clear();
     }
-    for (const held of this.held) release(held.record.value?.length ?? 0, undefined);
-    this.held.length = 0;
+    for (const held of this.held) release(held.json.length, undefined);
+    this.held = [];
   }
 }

@@ -13,6 +13,8 @@ import type { DeadLetterReason, DeadLetterSink } from '../deadletter/writer.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError, DecodeError } from '../errors/inserter-error.ts';
 import { DestinationDirectory, type SinkFactory } from '../route/destinations.ts';
+import type { DestinationProvider } from '../route/provider.ts';
+import { StaticConfigProvider } from '../route/providers/static.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from '../source/types.ts';
 import { partitionKey } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -34,6 +36,8 @@ export interface PipelineDeps {
   readonly deadLetters: DeadLetterSink;
   /** Where intents are recorded; without it delivery is at-least-once. */
   readonly ledgers?: LedgerStore;
+  /** Team → destination mappings; started by the caller. Default: the YAML config's own. */
+  readonly provider?: DestinationProvider;
   readonly logger: Logger;
   readonly metrics: Metrics;
 }
@@ -56,6 +60,7 @@ export class Pipeline implements SourceHandler {
   /** Aborts deliveries and dead-letter waits: only on destroy() or when a shutdown deadline passes. */
   readonly #hardStop = new AbortController();
   #buffered = 0;
+  #heldBytes = 0;
   readonly #bufferedByDestination = new Map<string, number>();
   /** Changes whenever what is parked changes; batches of different epochs are never merged. */
   #parkingEpoch = Date.now();
@@ -74,7 +79,13 @@ export class Pipeline implements SourceHandler {
     this.#logger = deps.logger;
     this.#metrics = deps.metrics;
     const requestSignal = this.#hardStop.signal;
-    this.#directory = new DestinationDirectory(deps.config, (d) => new TrackedSink(deps.sinkFactory(d), this.#inflight, requestSignal));
+    this.#directory = new DestinationDirectory(
+      deps.config,
+      deps.provider ?? new StaticConfigProvider(deps.config),
+      (d) => new TrackedSink(deps.sinkFactory(d), this.#inflight, requestSignal),
+      deps.logger,
+    );
+    this.#directory.follow(() => this.#onDestinationsChanged());
     for (const route of deps.config.routes) {
       const list = this.#routesByTopic.get(route.topic) ?? [];
       list.push(route);
@@ -121,7 +132,7 @@ export class Pipeline implements SourceHandler {
         lane.abandoned = true;
         lane.stop.abort();
       }
-      state.reset((bytes, destination) => this.#release(bytes, destination));
+      this.#resetState(state);
       this.#partitions.delete(key);
     }
   }
@@ -176,11 +187,8 @@ export class Pipeline implements SourceHandler {
       return;
     }
     if (decision.kind === 'hold') {
-      // The record stays unresolved, so the watermark cannot pass it until a mapping appears.
-      new AckSet().add(chunk);
-      state.held.push({ record, route });
-      this.#metrics.heldRecords.inc();
-      this.#reserve(json.length, undefined);
+      this.#hold(state, route, record, json, team, chunk);
+      if (decision.lookup && team !== undefined) this.#lookup(team);
       return;
     }
     const destination = decision.destination;
@@ -192,6 +200,75 @@ export class Pipeline implements SourceHandler {
     const batch = lane.append(record, json, team, chunk);
     this.#reserve(json.length, destination.id);
     if (batch.size >= this.#config.batch.maxRows || batch.bytes >= this.#config.batch.maxBytes) this.#flush(lane);
+  }
+
+  /**
+   * Keeps a row until its team's mapping is known. It stays unresolved, so the watermark cannot pass
+   * it; past a quarter of the memory budget held rows are parked instead (Kafka keeps them).
+   */
+  #hold(state: PartitionState, route: RouteConfig, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): void {
+    if (this.#heldBytes + json.length > this.#config.maxBufferedBytes / 4) {
+      this.#park(state, chunk);
+      return;
+    }
+    const ack = new AckSet();
+    ack.add(chunk);
+    state.held.push({ record, route, json, team, chunk, ack });
+    this.#heldBytes += json.length;
+    this.#metrics.heldRecords.inc();
+    this.#reserve(json.length, undefined);
+  }
+
+  #lookup(team: number): void {
+    this.#track(
+      this.#directory.lookup(team, this.#hardStop.signal).then((changed) => {
+        if (changed) this.#releaseHeld(team);
+      }),
+    );
+  }
+
+  /** Routes held rows again (of one team, or all) after their mapping may have appeared. */
+  #releaseHeld(team: number | undefined): void {
+    for (const state of this.#partitions.values()) {
+      if (state.held.length === 0) continue;
+      const still: typeof state.held = [];
+      for (const held of state.held) {
+        if (team !== undefined && held.team !== team) {
+          still.push(held);
+          continue;
+        }
+        const decision = this.#directory.decide(held.route, held.team);
+        if (decision.kind === 'hold') {
+          still.push(held);
+          continue;
+        }
+        if (decision.kind === 'deadLetter') {
+          this.#deadLetterNow(held.route, held.record, held.chunk, { errorClass: ErrorClasses.unknownTeam, code: 'INSERTER_UNKNOWN_TEAM', message: `team ${held.team} has no destination`, route: held.route.name, ...(held.team === undefined ? {} : { team: held.team }) });
+        } else {
+          const lane = this.#lane(state, held.record, held.route, decision.destination);
+          const batch = lane.append(held.record, held.json, held.team, held.chunk);
+          this.#reserve(held.json.length, decision.destination.id);
+          if (batch.size >= this.#config.batch.maxRows || batch.bytes >= this.#config.batch.maxBytes) this.#flush(lane);
+        }
+        held.ack.resolve();
+        this.#heldBytes -= held.json.length;
+        this.#metrics.heldRecords.dec();
+        this.#release(held.json.length, undefined);
+      }
+      state.held = still;
+    }
+  }
+
+  /**
+   * New mappings: batches decided under the old ones are flushed first (so a team's rows in one lane
+   * never overlap another lane's — the ledger's claim relies on it), then held rows route again, and
+   * rows parked while waiting are re-read.
+   */
+  #onDestinationsChanged(): void {
+    for (const state of this.#partitions.values()) for (const lane of state.lanes.values()) if (!lane.stop.signal.aborted) this.#flush(lane);
+    this.#parkingEpoch++;
+    this.#releaseHeld(undefined);
+    if ([...this.#partitions.values()].some((s) => s.needsRewind) && !this.#parking.active) this.#requestRewind();
   }
 
   /** Leaves a record unresolved on purpose; it is re-read from Kafka when its scope resumes. */
@@ -221,9 +298,8 @@ export class Pipeline implements SourceHandler {
     if (intent.done) return; // in the warehouse already: resolved, nothing to hold
     const destination = this.#directory.destination(intent.destination);
     if (destination === undefined) {
-      // The destination was removed from the config: hold, never guess another one.
-      new AckSet().add(chunk);
-      state.held.push({ record, route });
+      // The destination was removed from the config: park, never guess another one.
+      this.#park(state, chunk);
       return;
     }
     if (this.#parking.active && this.#intentBlocked(route, destination, intent)) {
@@ -276,11 +352,12 @@ export class Pipeline implements SourceHandler {
         try {
           if (state?.ledger !== undefined && batch.intent === undefined) {
             // Intent first: once it is durable, any future owner re-forms exactly this batch.
+            const [from, to] = offsetRange(batch.records);
             batch.intent = {
               route: lane.route.name,
               destination: lane.destination.id,
-              from: batch.records[0]?.offset ?? -1n,
-              to: batch.records[batch.records.length - 1]?.offset ?? -1n,
+              from,
+              to,
               rows: batch.size,
               teams: lane.route.destination === 'team' ? [...batch.teamSet].sort((x, y) => x - y) : undefined,
               token: lane.token(batch, 0, batch.size),
@@ -478,7 +555,7 @@ export class Pipeline implements SourceHandler {
         this.#rewindAgain = false;
         this.#logger.info('re-reading owned partitions from their committed positions');
         await rewind(() => {
-          for (const state of this.#partitions.values()) state.reset((bytes, destination) => this.#release(bytes, destination));
+          for (const state of this.#partitions.values()) this.#resetState(state);
           this.#metrics.rewinds.inc();
         }, this.#hardStop.signal);
       } while (this.#rewindAgain && !this.#stop.signal.aborted);
@@ -527,6 +604,14 @@ export class Pipeline implements SourceHandler {
     } catch (error) {
       this.#logger.warn({ err: error }, 'offset commit failed; will retry');
     }
+  }
+
+  #resetState(state: PartitionState): void {
+    for (const held of state.held) {
+      this.#heldBytes -= held.json.length;
+      this.#metrics.heldRecords.dec();
+    }
+    state.reset((bytes, destination) => this.#release(bytes, destination));
   }
 
   #partitionState(record: SourceRecord): PartitionState {
@@ -605,4 +690,15 @@ export class Pipeline implements SourceHandler {
     this.#hardStop.abort();
     await this.close(0);
   }
+}
+
+/** Lowest and highest offset of a batch (held rows released late make it not strictly ascending). */
+function offsetRange(records: readonly SourceRecord[]): [bigint, bigint] {
+  let from = records[0]?.offset ?? -1n;
+  let to = from;
+  for (const r of records) {
+    if (r.offset < from) from = r.offset;
+    if (r.offset > to) to = r.offset;
+  }
+  return [from, to];
 }

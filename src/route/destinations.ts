@@ -1,38 +1,71 @@
-// Owns which destination a row goes to and the Sink for each destination. A route either names
-// one destination or routes by team; a team without a mapping is held, dead-lettered or sent to an
-// explicit default, as configured — never guessed.
+// Owns which destination a row goes to and the Sink for each destination. Mappings come from a
+// DestinationProvider (the YAML config, a file, or the destinations HTTP API): a route either names
+// one destination or routes by team; a team missing from the snapshot is looked up on demand and its
+// rows are held meanwhile; a team the source says is unmapped is held, dead-lettered or sent to an
+// explicit default, as configured — never guessed. A changed destination (a rotated password) gets
+// a new Sink for every insert that starts after the change.
 import type { Config, DestinationConfig, RouteConfig } from '../config/load.ts';
 import type { Sink } from '../sink/types.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { diffSnapshots, type DestinationProvider, type DestinationSnapshot } from './provider.ts';
 
 export type RouteDecision =
   | { readonly kind: 'destination'; readonly destination: DestinationConfig }
-  | { readonly kind: 'hold' }
+  /** `lookup`: the team is unknown to the snapshot and being asked for; the row waits for it. */
+  | { readonly kind: 'hold'; readonly lookup: boolean }
   | { readonly kind: 'deadLetter'; readonly reason: 'unknown_team' | 'no_team' };
 
 export type SinkFactory = (destination: DestinationConfig) => Sink;
 
-export class DestinationDirectory {
-  readonly #byId: Map<string, DestinationConfig>;
-  readonly #teams: Map<number, string>;
-  readonly #unknown: Config['teams']['unknown'];
-  readonly #sinks = new Map<string, Sink>();
-  readonly #factory: SinkFactory;
+/** Old sinks are closed this long after a change, so inserts already using them can finish. */
+const RETIRE_AFTER_MS = 120_000;
 
-  constructor(config: Config, factory: SinkFactory) {
-    this.#byId = new Map(config.destinations.map((d) => [d.id, d]));
-    this.#teams = new Map(Object.entries(config.teams.map).map(([team, dest]) => [Number(team), dest]));
+export class DestinationDirectory {
+  readonly #provider: DestinationProvider;
+  readonly #configured: ReadonlyMap<string, DestinationConfig>;
+  readonly #unknown: Config['teams']['unknown'];
+  readonly #factory: SinkFactory;
+  readonly #logger: Logger | undefined;
+  readonly #sinks = new Map<string, Sink>();
+  readonly #handles = new Map<string, Sink>();
+  /** Answers of on-demand lookups: team → destination id, or null when the source has no mapping. */
+  readonly #looked = new Map<number, string | null>();
+  readonly #pending = new Set<number>();
+  readonly #retiring = new Set<NodeJS.Timeout>();
+  #snapshot: DestinationSnapshot;
+  #unsubscribe: () => void;
+
+  constructor(config: Config, provider: DestinationProvider, factory: SinkFactory, logger?: Logger) {
+    this.#provider = provider;
+    this.#configured = new Map(config.destinations.map((d) => [d.id, d]));
     this.#unknown = config.teams.unknown;
     this.#factory = factory;
+    this.#logger = logger;
+    this.#snapshot = provider.snapshot();
+    this.#unsubscribe = () => undefined;
+  }
+
+  /** Follows the provider; `onChange` runs after the directory switched to the new snapshot. */
+  follow(onChange: () => void): void {
+    this.#unsubscribe = this.#provider.onChange((next) => {
+      const diff = diffSnapshots(this.#snapshot, next);
+      this.#snapshot = next;
+      this.#looked.clear();
+      for (const id of [...diff.changed, ...diff.removed]) this.#retire(id);
+      this.#logger?.info({ version: next.version, ...diff }, 'destinations changed');
+      onChange();
+    });
   }
 
   decide(route: RouteConfig, teamId: number | undefined): RouteDecision {
     if (route.destination !== 'team') return this.#destination(route.destination);
     if (teamId === undefined) return { kind: 'deadLetter', reason: 'no_team' };
-    const mapped = this.#teams.get(teamId);
-    if (mapped !== undefined) return this.#destination(mapped);
+    const mapped = this.#snapshot.teams.get(teamId) ?? this.#looked.get(teamId);
+    if (typeof mapped === 'string') return this.#destination(mapped);
+    if (mapped === undefined) return { kind: 'hold', lookup: true };
     switch (this.#unknown.action) {
       case 'hold':
-        return { kind: 'hold' };
+        return { kind: 'hold', lookup: false };
       case 'deadLetter':
         return { kind: 'deadLetter', reason: 'unknown_team' };
       case 'destination':
@@ -40,26 +73,81 @@ export class DestinationDirectory {
     }
   }
 
-  destination(id: string): DestinationConfig | undefined {
-    return this.#byId.get(id);
+  /**
+   * Asks the provider for a team the snapshot lacks (once at a time per team). Resolves true when
+   * the answer changes how the team's rows route; a failed lookup leaves them held.
+   */
+  async lookup(team: number, signal: AbortSignal): Promise<boolean> {
+    if (this.#pending.has(team) || this.#looked.has(team)) return false;
+    this.#pending.add(team);
+    try {
+      const id = await this.#provider.lookupTeam(team, signal);
+      this.#looked.set(team, id ?? null);
+      return true;
+    } catch (error) {
+      this.#logger?.warn({ team, err: error }, 'team lookup failed; its rows stay held');
+      return false;
+    } finally {
+      this.#pending.delete(team);
+    }
   }
 
+  /** The destination's current settings: the provider's snapshot first, then the YAML config. */
+  destination(id: string): DestinationConfig | undefined {
+    return this.#snapshot.destinations.get(id) ?? this.#configured.get(id);
+  }
+
+  /**
+   * A stable handle for the destination: every call goes to the Sink built from its current
+   * settings, so a delivery that is retrying picks up a rotated password on its next attempt.
+   */
   sink(destination: DestinationConfig): Sink {
-    let sink = this.#sinks.get(destination.id);
+    let handle = this.#handles.get(destination.id);
+    if (handle === undefined) {
+      const id = destination.id;
+      const current = (): Sink => this.#current(id, destination);
+      handle = {
+        destinationId: id,
+        describe: (table, signal) => current().describe(table, signal),
+        createTable: (ddl, signal) => current().createTable(ddl, signal),
+        insert: (batch, signal) => current().insert(batch, signal),
+        close: async () => undefined,
+      };
+      this.#handles.set(id, handle);
+    }
+    return handle;
+  }
+
+  #current(id: string, fallback: DestinationConfig): Sink {
+    let sink = this.#sinks.get(id);
     if (sink === undefined) {
-      sink = this.#factory(destination);
-      this.#sinks.set(destination.id, sink);
+      sink = this.#factory(this.destination(id) ?? fallback);
+      this.#sinks.set(id, sink);
     }
     return sink;
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#sinks.values()].map((s) => s.close()));
+    this.#unsubscribe();
+    for (const timer of this.#retiring) clearTimeout(timer);
+    await Promise.allSettled([this.#provider.close(), ...[...this.#sinks.values()].map((s) => s.close())]);
+  }
+
+  #retire(id: string): void {
+    const sink = this.#sinks.get(id);
+    if (sink === undefined) return;
+    this.#sinks.delete(id);
+    const timer = setTimeout(() => {
+      this.#retiring.delete(timer);
+      void sink.close().catch(() => undefined);
+    }, RETIRE_AFTER_MS);
+    timer.unref();
+    this.#retiring.add(timer);
   }
 
   #destination(id: string): RouteDecision {
-    const destination = this.#byId.get(id);
-    // Config validation guarantees the id exists; a missing one is a hold, never a guess.
-    return destination === undefined ? { kind: 'hold' } : { kind: 'destination', destination };
+    const destination = this.destination(id);
+    // A mapping naming a destination nobody knows is held, never guessed.
+    return destination === undefined ? { kind: 'hold', lookup: false } : { kind: 'destination', destination };
   }
 }
