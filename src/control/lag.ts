@@ -1,0 +1,82 @@
+// Owns measuring consumer lag: for every partition of the consumed topics, the log end (the last
+// stable offset, as a read_committed consumer sees it) minus the group's committed position, polled
+// with a client of its own that never joins the group. The source's consumer cannot tell: its
+// getLag() knows only the streams' own commits, and the source is the pipeline's, not ours.
+import { Consumer } from '@platformatic/kafka';
+import type { Logger } from '../telemetry/logger.ts';
+
+export interface LagMonitorOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly groupId: string;
+  readonly topics: readonly string[];
+  readonly intervalMs: number;
+  readonly logger: Logger;
+  /** Called after each successful poll (e.g. to export the owned partitions' lag). */
+  readonly onPoll?: () => void;
+}
+
+export class LagMonitor {
+  readonly #o: LagMonitorOptions;
+  readonly #client: Consumer;
+  #lag = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #lastPollAt = 0;
+
+  constructor(options: LagMonitorOptions) {
+    this.#o = options;
+    this.#client = new Consumer({ clientId: `${options.clientId}-lag`, groupId: options.groupId, bootstrapBrokers: [...options.brokers], autocommit: false });
+  }
+
+  start(): void {
+    if (this.#timer !== undefined || this.#closing !== undefined) return;
+    void this.poll();
+    this.#timer = setInterval(() => void this.poll(), this.#o.intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Records behind the log end; undefined before the first poll or when the group never committed there. */
+  lag(topic: string, partition: number): number | undefined {
+    return this.#lag.get(`${topic}:${partition}`);
+  }
+
+  get lastPollAt(): number {
+    return this.#lastPollAt;
+  }
+
+  poll(): Promise<void> {
+    this.#polling ??= (async () => {
+      try {
+        const topics = [...this.#o.topics];
+        const ends = await this.#client.listOffsets({ topics });
+        const committed = await this.#client.listCommittedOffsets({ topics: topics.map((topic) => ({ topic, partitions: (ends.get(topic) ?? []).map((_, i) => i) })) });
+        const next = new Map<string, number>();
+        for (const [topic, partitions] of ends) {
+          partitions.forEach((end, partition) => {
+            const position = committed.get(topic)?.[partition];
+            if (position !== undefined && position >= 0n) next.set(`${topic}:${partition}`, Math.max(0, Number(end - position)));
+          });
+        }
+        this.#lag = next;
+        this.#lastPollAt = Date.now();
+        this.#o.onPoll?.();
+      } catch (error) {
+        if (this.#closing === undefined) this.#o.logger.warn({ err: error }, 'consumer lag not measured');
+      } finally {
+        this.#polling = undefined;
+      }
+    })();
+    return this.#polling;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#timer);
+      await this.#polling;
+      await this.#client.close();
+    })();
+    return this.#closing;
+  }
+}
