@@ -1,0 +1,201 @@
+// An in-memory message bus: one append-only log per (topic, partition), a consumer group's
+// committed positions, and a `Source` over them that behaves like the Kafka source: records in order
+// per partition from the committed position, partitions interleaved by the seeded RNG, fetch pauses,
+// backpressure honoured, rebalances (revoke, then re-assign from the committed position), and
+// commits that can fail (before or after they take effect).
+import { InserterError } from '../../src/errors/inserter-error.ts';
+import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from '../../src/source/types.ts';
+import { partitionKey } from '../../src/source/types.ts';
+import type { Rng } from './rng.ts';
+import { hang, sleep, type Incarnation, type World } from './runtime.ts';
+
+export interface BusRecord extends SourceRecord {
+  /** Virtual time at which the producer appends it (it is invisible before). */
+  readonly appendAt: number;
+}
+
+export interface CommitEvent {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: bigint;
+  readonly incarnation: number;
+  readonly previous: bigint | undefined;
+}
+
+export class Bus {
+  readonly #logs = new Map<string, BusRecord[]>();
+  readonly #refs: PartitionRef[] = [];
+  readonly committed = new Map<string, bigint>();
+  readonly commits: CommitEvent[] = [];
+  /** Called when a commit takes effect (the invariant checker hooks in here). */
+  onCommit: ((event: CommitEvent) => void) | undefined;
+
+  addPartition(topic: string, partition: number): void {
+    this.#refs.push({ topic, partition });
+    this.#logs.set(partitionKey(topic, partition), []);
+  }
+
+  partitions(): readonly PartitionRef[] {
+    return this.#refs;
+  }
+
+  log(topic: string, partition: number): readonly BusRecord[] {
+    return this.#logs.get(partitionKey(topic, partition)) ?? [];
+  }
+
+  append(topic: string, partition: number, record: Omit<BusRecord, 'topic' | 'partition' | 'offset' | 'epoch' | 'headers'>): BusRecord {
+    const log = this.#logs.get(partitionKey(topic, partition));
+    if (log === undefined) throw new Error(`no partition ${topic}/${partition}`);
+    const full: BusRecord = { ...record, topic, partition, offset: BigInt(log.length), epoch: 0, headers: [] };
+    log.push(full);
+    return full;
+  }
+
+  visibleEnd(topic: string, partition: number, now: number): bigint {
+    const log = this.log(topic, partition);
+    let end = 0;
+    while (end < log.length && (log[end] as BusRecord).appendAt <= now) end++;
+    return BigInt(end);
+  }
+
+  committedPosition(topic: string, partition: number): bigint {
+    return this.committed.get(partitionKey(topic, partition)) ?? 0n;
+  }
+
+  applyCommit(position: CommitPosition, incarnation: number): void {
+    const key = partitionKey(position.topic, position.partition);
+    const event: CommitEvent = { topic: position.topic, partition: position.partition, offset: position.offset, incarnation, previous: this.committed.get(key) };
+    this.committed.set(key, position.offset);
+    this.commits.push(event);
+    this.onCommit?.(event);
+  }
+
+  /** Every record appended and every position committed at the log end. */
+  drained(now: number): boolean {
+    for (const ref of this.#refs) {
+      const log = this.log(ref.topic, ref.partition);
+      const last = log[log.length - 1];
+      if (last !== undefined && last.appendAt > now) return false;
+      if (this.committedPosition(ref.topic, ref.partition) !== BigInt(log.length)) return false;
+    }
+    return true;
+  }
+}
+
+export interface SourceFaults {
+  /** Probability that a commit fails without effect / takes effect but replies with an error. */
+  readonly commitFailBefore: number;
+  readonly commitFailAfter: number;
+  /** Probability, per fetch, of a rebalance that revokes some partitions and re-assigns them. */
+  readonly rebalance: number;
+  /** At most this many rebalances per incarnation (more would livelock a slow committer). */
+  readonly maxRebalances: number;
+  readonly maxFetch: number;
+}
+
+export class SimSource implements Source {
+  readonly #world: World;
+  readonly #inc: Incarnation;
+  readonly #bus: Bus;
+  readonly #rng: Rng;
+  readonly #faults: SourceFaults;
+  /** Next offset to deliver, per owned partition. */
+  readonly #positions = new Map<string, { ref: PartitionRef; next: bigint }>();
+  #closed = false;
+  #lastLanding = 0;
+
+  constructor(world: World, inc: Incarnation, bus: Bus, rng: Rng, faults: SourceFaults) {
+    this.#world = world;
+    this.#inc = inc;
+    this.#bus = bus;
+    this.#rng = rng;
+    this.#faults = faults;
+  }
+
+  async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
+    this.#assign(this.#bus.partitions(), handler);
+    let rebalances = 0;
+    while (true) {
+      if (!this.#inc.alive) return hang();
+      if (signal.aborted || this.#closed) return;
+      if (rebalances < this.#faults.maxRebalances && this.#rng.chance(this.#faults.rebalance) && this.#positions.size > 0) {
+        rebalances++;
+        const owned = [...this.#positions.values()].map((p) => p.ref);
+        const revoked = owned.filter(() => this.#rng.chance(0.6));
+        if (revoked.length === 0) revoked.push(this.#rng.pick(owned));
+        for (const ref of revoked) this.#positions.delete(partitionKey(ref.topic, ref.partition));
+        this.#world.step(`rebalance: revoke ${revoked.map((r) => `${r.topic}/${r.partition}`).join(',')}`);
+        if (!this.#inc.alive) return hang();
+        handler.onRevoked(revoked);
+        await sleep(this.#rng.int(0, 20));
+        if (!this.#inc.alive) return hang();
+        if (signal.aborted || this.#closed) return;
+        this.#assign(revoked, handler);
+      }
+      const now = Date.now();
+      const ready = [...this.#positions.values()].filter((p) => p.next < this.#bus.visibleEnd(p.ref.topic, p.ref.partition, now));
+      if (ready.length === 0) {
+        await sleep(this.#rng.int(1, 5));
+        continue;
+      }
+      const position = this.#rng.pick(ready);
+      const log = this.#bus.log(position.ref.topic, position.ref.partition);
+      const count = this.#rng.int(1, this.#faults.maxFetch);
+      for (let i = 0; i < count; i++) {
+        const record = log[Number(position.next)];
+        if (record === undefined || record.appendAt > Date.now()) break;
+        if (this.#positions.get(partitionKey(record.topic, record.partition)) !== position) break; // revoked meanwhile
+        position.next++;
+        this.#world.step(`deliver ${record.topic}/${record.partition}@${record.offset}`);
+        if (!this.#inc.alive) return hang();
+        const pending = handler.onRecord(toSourceRecord(record));
+        if (pending !== undefined) await pending;
+        if (!this.#inc.alive) return hang();
+        if (signal.aborted || this.#closed) return;
+      }
+      if (this.#rng.chance(0.5)) await sleep(this.#rng.int(0, 3));
+    }
+  }
+
+  #assign(refs: readonly PartitionRef[], handler: SourceHandler): void {
+    for (const ref of refs) {
+      this.#positions.set(partitionKey(ref.topic, ref.partition), { ref, next: this.#bus.committedPosition(ref.topic, ref.partition) });
+    }
+    this.#world.step(`assign ${refs.map((r) => `${r.topic}/${r.partition}@${this.#bus.committedPosition(r.topic, r.partition)}`).join(',')}`);
+    if (this.#inc.alive) handler.onAssigned(refs);
+  }
+
+  commit(positions: readonly CommitPosition[]): Promise<void> {
+    if (positions.length === 0) return Promise.resolve();
+    const roll = this.#rng.float();
+    const fail = roll < this.#faults.commitFailBefore ? 'before' : roll < this.#faults.commitFailBefore + this.#faults.commitFailAfter ? 'after' : undefined;
+    const what = positions.map((p) => `${p.topic}/${p.partition}@${p.offset}`).join(',');
+    // One connection to the group coordinator: commits take effect in the order they were sent.
+    const now = Date.now();
+    const landing = Math.max(now + this.#rng.int(0, 3), this.#lastLanding);
+    this.#lastLanding = landing;
+    return this.#world.remote(
+      this.#inc,
+      `commit ${what}`,
+      {
+        kind: 'kafka',
+        sendMs: landing - now,
+        replyMs: this.#rng.int(0, 2),
+        fail,
+        error: () => new InserterError('INSERTER_SOURCE_COMMIT_FAILED', 'offset commit failed: simulated', { retryable: true }),
+      },
+      () => {
+        for (const p of positions) this.#bus.applyCommit(p, this.#inc.id);
+      },
+    );
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+}
+
+function toSourceRecord(record: BusRecord): SourceRecord {
+  return { topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers: record.headers, epoch: record.epoch };
+}

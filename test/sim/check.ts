@@ -1,0 +1,168 @@
+// The invariants of the delivery core, checked against the simulation's durable state:
+//   1. nothing lost: every record is in the table of its destination, or (when it cannot be a row
+//      there) in the dead letters, for every route that reads its topic;
+//   2. nothing duplicated: at most one row per record and route, and never both a row and a dead
+//      letter (repeated dead letters are allowed and counted);
+//   3. nothing misrouted: a row is only in the destination its team maps to;
+//   4. no commit past an unresolved record: checked when each commit takes effect;
+//   5. a committed position never moves backwards (re-reading committed records would re-insert
+//      rows whose intents may be pruned).
+import type { Bus, CommitEvent } from './bus.ts';
+import type { DeadLetters } from './dead-letters.ts';
+import type { Warehouse } from './warehouse.ts';
+
+export type Fate = { readonly kind: 'row'; readonly destination: string; readonly table: string } | { readonly kind: 'dead' };
+
+export interface ExpectedRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: bigint;
+  readonly uuid: string | undefined;
+  /** What must become of it, per route name. */
+  readonly fates: ReadonlyMap<string, Fate>;
+  readonly describe: string;
+}
+
+export interface Violation {
+  readonly invariant: 'lost' | 'duplicated' | 'misrouted' | 'commit-past-unresolved' | 'commit-regressed' | 'stuck' | 'crashed' | 'anomaly';
+  readonly message: string;
+}
+
+const MAX_VIOLATIONS = 50;
+
+export class Checker {
+  readonly violations: Violation[] = [];
+  readonly #records: ExpectedRecord[];
+  readonly #byPartition = new Map<string, ExpectedRecord[]>();
+  readonly #warehouse: Warehouse;
+  readonly #deadLetters: DeadLetters;
+  /** Per partition: offsets below this are verified resolved (rows never disappear). */
+  readonly #verified = new Map<string, number>();
+  /** Index of rows seen so far, per `destination\0table`, kept incrementally. */
+  readonly #rowIndex = new Map<string, { seen: number; uuids: Set<string> }>();
+  #lettersSeen = 0;
+  readonly #dead = new Set<string>();
+
+  constructor(records: readonly ExpectedRecord[], bus: Bus, warehouse: Warehouse, deadLetters: DeadLetters) {
+    this.#records = [...records];
+    for (const r of records) {
+      const key = `${r.topic}/${r.partition}`;
+      const list = this.#byPartition.get(key) ?? [];
+      list[Number(r.offset)] = r;
+      this.#byPartition.set(key, list);
+    }
+    this.#warehouse = warehouse;
+    this.#deadLetters = deadLetters;
+    bus.onCommit = (event) => this.#onCommit(event);
+  }
+
+  add(invariant: Violation['invariant'], message: string): void {
+    if (this.violations.length < MAX_VIOLATIONS) this.violations.push({ invariant, message });
+  }
+
+  #refresh(): void {
+    for (const t of this.#warehouse.tables()) {
+      const key = `${t.destination}\u0000${t.table}`;
+      let index = this.#rowIndex.get(key);
+      if (index === undefined) {
+        index = { seen: 0, uuids: new Set() };
+        this.#rowIndex.set(key, index);
+      }
+      for (; index.seen < t.rows.length; index.seen++) {
+        const uuid = t.rows[index.seen]?.uuid;
+        if (uuid !== undefined) index.uuids.add(uuid);
+      }
+    }
+    const letters = this.#deadLetters.letters;
+    for (; this.#lettersSeen < letters.length; this.#lettersSeen++) {
+      const l = letters[this.#lettersSeen];
+      if (l !== undefined) this.#dead.add(`${l.source}/${l.partition}/${l.offset}/${l.reason.route ?? ''}`);
+    }
+  }
+
+  #resolved(record: ExpectedRecord): string | undefined {
+    for (const [route, fate] of record.fates) {
+      const dead = this.#dead.has(`${record.topic}/${record.partition}/${record.offset}/${route}`);
+      if (dead) continue;
+      if (fate.kind === 'row' && record.uuid !== undefined && this.#rowIndex.get(`${fate.destination}\u0000${fate.table}`)?.uuids.has(record.uuid) === true) continue;
+      return route;
+    }
+    return undefined;
+  }
+
+  #onCommit(event: CommitEvent): void {
+    const key = `${event.topic}/${event.partition}`;
+    if (event.previous !== undefined && event.offset < event.previous) {
+      this.add('commit-regressed', `${key}: commit by incarnation ${event.incarnation} moved the position back from ${event.previous} to ${event.offset}`);
+    }
+    const list = this.#byPartition.get(key) ?? [];
+    const from = this.#verified.get(key) ?? 0;
+    const to = Number(event.offset);
+    if (to <= from) return;
+    this.#refresh();
+    for (let o = from; o < to && o < list.length; o++) {
+      const record = list[o];
+      if (record === undefined) continue;
+      const route = this.#resolved(record);
+      if (route !== undefined) {
+        this.add('commit-past-unresolved', `${key}: incarnation ${event.incarnation} committed ${event.offset} but offset ${o} (${record.describe}) is neither in its table nor dead-lettered for route ${route}`);
+        return;
+      }
+    }
+    this.#verified.set(key, to);
+  }
+
+  /** The end-state checks; returns statistics for the report. */
+  final(): { rows: number; deadLetters: number; repeatedDeadLetters: number } {
+    const rowsByUuid = new Map<string, Array<{ destination: string; table: string; partition: number | undefined; offset: number | undefined }>>();
+    let rows = 0;
+    for (const t of this.#warehouse.tables()) {
+      for (const row of t.rows) {
+        rows++;
+        if (row.uuid === undefined) {
+          this.add('anomaly', `${t.destination}:${t.table} holds a row without uuid (token ${row.token})`);
+          continue;
+        }
+        const list = rowsByUuid.get(row.uuid) ?? [];
+        list.push({ destination: t.destination, table: t.table, partition: row.partition, offset: row.offset });
+        rowsByUuid.set(row.uuid, list);
+      }
+    }
+    const letters = new Map<string, number>();
+    for (const l of this.#deadLetters.letters) {
+      const key = `${l.source}/${l.partition}/${l.offset}/${l.reason.route ?? ''}`;
+      letters.set(key, (letters.get(key) ?? 0) + 1);
+    }
+    let repeated = 0;
+    for (const n of letters.values()) if (n > 1) repeated += n - 1;
+    const known = new Set<string>();
+    for (const record of this.#records) {
+      if (record.uuid !== undefined) known.add(record.uuid);
+      const found = record.uuid === undefined ? [] : (rowsByUuid.get(record.uuid) ?? []);
+      for (const [route, fate] of record.fates) {
+        const dead = letters.get(`${record.topic}/${record.partition}/${record.offset}/${route}`) ?? 0;
+        if (fate.kind === 'dead') {
+          if (dead === 0) this.add('lost', `${record.describe}: route ${route} should have dead-lettered it; it is not in the dead letters`);
+          continue;
+        }
+        const here = found.filter((f) => f.destination === fate.destination && f.table === fate.table);
+        if (here.length === 0 && dead === 0) this.add('lost', `${record.describe}: not in ${fate.destination}:${fate.table} (route ${route}) nor dead-lettered`);
+        if (here.length === 0 && dead > 0) this.add('lost', `${record.describe}: dead-lettered by route ${route} although it is a good row for ${fate.destination}:${fate.table}`);
+        if (here.length > 1) this.add('duplicated', `${record.describe}: ${here.length} rows in ${fate.destination}:${fate.table}`);
+        if (here.length > 0 && dead > 0) this.add('duplicated', `${record.describe}: both a row in ${fate.destination}:${fate.table} and ${dead} dead letter(s) for route ${route}`);
+        for (const f of here) {
+          if (f.partition !== undefined && f.offset !== undefined && (f.partition !== record.partition || f.offset !== Number(record.offset))) {
+            this.add('anomaly', `${record.describe}: row in ${f.destination}:${f.table} says partition ${f.partition} offset ${f.offset}`);
+          }
+        }
+      }
+      const tables = new Set([...record.fates.values()].flatMap((f) => (f.kind === 'row' ? [`${f.destination}\u0000${f.table}`] : [])));
+      for (const f of found) {
+        if (!tables.has(`${f.destination}\u0000${f.table}`)) this.add('misrouted', `${record.describe}: row found in ${f.destination}:${f.table}, expected only ${[...tables].map((t) => t.replace('\u0000', ':')).join(', ') || 'the dead letters'}`);
+      }
+    }
+    for (const uuid of rowsByUuid.keys()) if (!known.has(uuid)) this.add('anomaly', `row with unknown uuid ${uuid}`);
+    for (const a of this.#warehouse.anomalies) this.add('anomaly', a);
+    return { rows, deadLetters: this.#deadLetters.letters.length, repeatedDeadLetters: repeated };
+  }
+}

@@ -1,0 +1,429 @@
+// Deterministic simulation of the delivery core. For one seed: generate a topic's records over a few
+// partitions and teams (teams map onto 2–3 destinations; some records are undecodable, have an
+// unknown team or are rejected by the warehouse), run a real `Pipeline` over the in-memory bus,
+// warehouse, dead-letter topic and ledger store, kill it at a seeded step (kill -9: in-memory state
+// is lost, in-flight requests land, are lost, or land later), start a new one on the same durable
+// state, repeat, and finally run to completion with a graceful close() and check the invariants.
+//
+// Time is virtual: node:test mock timers drive setTimeout, setInterval, Date and (through
+// syncBuiltinESMExports) the `node:timers/promises` setTimeout used for retry backoff; Math.random
+// (the backoff jitter) is replaced by a seeded stream while a seed runs. Between 1 ms ticks every
+// promise chain runs to quiescence (a real setImmediate), so a seed always replays identically.
+import { pino } from 'pino';
+import { MemoryLedgerStore } from '../../src/ack/ledger.ts';
+import { buildConfig, type Config } from '../../src/config/load.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { defaultTableDdl } from '../../src/pipeline/table-schemas.ts';
+import { Metrics } from '../../src/telemetry/metrics.ts';
+import { Bus, SimSource, type SourceFaults } from './bus.ts';
+import { Checker, type ExpectedRecord, type Fate, type Violation } from './check.ts';
+import { DeadLetters, SimDeadLetterSink, type DeadLetterFaults } from './dead-letters.ts';
+import { SimLedgerStore, type LedgerFaults } from './ledger-store.ts';
+import { Rng } from './rng.ts';
+import { clock, World, type Incarnation } from './runtime.ts';
+import { columnsOfDdl, SimSink, simColumns, Warehouse, type WarehouseFaults } from './warehouse.ts';
+
+export interface SimOptions {
+  readonly seed: number;
+  /** Keep a step-by-step trace (sim events and the pipeline's logs). */
+  readonly trace?: boolean;
+  /** Record intents before inserts (the exactly-once ledger); default true. */
+  readonly exactlyOnce?: boolean;
+  /** Tokens the warehouse remembers per table; 0 disables its deduplication. Default 1000. */
+  readonly dedupWindow?: number;
+  /** Override the number of kills before the final run. */
+  readonly crashes?: number;
+  /** Let dead-letter writes and ledger saves fail with an error (the real ones retry inside). */
+  readonly throwingKafkaClients?: boolean;
+  /**
+   * Scenario features that trigger delivery-core bugs found by this simulation and not fixed yet
+   * (see KNOWN_ISSUES). Off by default so the seeded run stays green; on to reproduce them.
+   */
+  readonly known?: Partial<Record<KnownIssue, boolean>>;
+}
+
+/** Bugs this simulation found in src/ that are reported and not fixed yet; each gates the scenario feature that triggers it. */
+export const KNOWN_ISSUES = {
+  revokeRace:
+    'rebalances: after onRevoked, the old partition state keeps delivering — it saves its stale in-memory ledger over the new owner\'s ledger and inserts batches whose tokens the new owner never re-forms (duplicates)',
+  commitReorder:
+    'slow ledger saves: #commit computes positions before awaiting ledger saves, so overlapping #commit calls land a stale position after a newer one (committed offset moves back; after a crash, re-read records whose intents were pruned are re-inserted under new tokens)',
+  abortedDeadLetter:
+    'destroy() (or the close() deadline) while a dead-letter write is in flight: #writeDeadLetter swallows the AbortedError and returns normally, so the caller resolves the record as dead-lettered and the final commit passes it — the record is lost if the write never lands',
+  replayBackpressure:
+    'maxBufferedBytes lowered across a restart: a re-formed batch is enqueued only once all its recorded rows are buffered, and it does not age out, so when its rows exceed maxBufferedBytes the source waits forever (deadlock)',
+} as const;
+export type KnownIssue = keyof typeof KNOWN_ISSUES;
+
+export interface SimStats {
+  records: number;
+  partitions: number;
+  destinations: number;
+  lives: number;
+  kills: number;
+  steps: number;
+  virtualMs: number;
+  inserts: number;
+  dedupHits: number;
+  rejected: number;
+  zombies: number;
+  rows: number;
+  deadLetters: number;
+  repeatedDeadLetters: number;
+  commits: number;
+  rebalances: boolean;
+  pipelineErrors: Record<string, number>;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly violations: readonly Violation[];
+  readonly stats: SimStats;
+  readonly scenario: string;
+  readonly trace: readonly string[];
+}
+
+const TOPIC = 'events';
+const START = Date.UTC(2026, 0, 1);
+/** Incarnations being shut down on purpose: their source may stop with an abort error. */
+const stopping = new WeakSet<Incarnation>();
+const LIFE_BUDGET_MS = 30_000;
+const CLOSE_BUDGET_MS = 40_000;
+
+interface RouteSpec {
+  readonly name: string;
+  readonly table: string;
+  readonly destination: string;
+}
+
+interface Scenario {
+  readonly partitions: number;
+  readonly destinations: readonly string[];
+  readonly teamMap: Readonly<Record<string, string>>;
+  readonly unknown: { action: 'deadLetter' } | { action: 'destination'; destination: string };
+  readonly routes: readonly RouteSpec[];
+  readonly concurrency: readonly number[];
+  readonly missingTables: ReadonlySet<string>;
+  readonly poisonHint: boolean;
+  readonly lives: ReadonlyArray<{
+    end: 'kill' | 'destroy' | 'close' | 'final';
+    maxRows: number;
+    maxAgeMs: number;
+    commitIntervalMs: number;
+    capMs: number;
+    maxAttempts: number | undefined;
+    pauseMs: number;
+    maxBufferedBytes: number;
+    gapMs: number;
+  }>;
+  readonly warehouseFaults: WarehouseFaults;
+  readonly sourceFaults: SourceFaults;
+  readonly deadLetterFaults: DeadLetterFaults;
+  readonly ledgerFaults: LedgerFaults;
+}
+
+function makeScenario(rng: Rng, options: SimOptions): Scenario {
+  const destinations = Array.from({ length: rng.int(2, 3) }, (_, i) => `d${i}`);
+  const teamMap: Record<string, string> = {};
+  const teamCount = rng.int(3, 6);
+  for (let t = 1; t <= teamCount; t++) teamMap[String(t)] = destinations[(t - 1) % destinations.length] as string;
+  const routes: RouteSpec[] = [{ name: 'events', table: 'events', destination: 'team' }];
+  if (rng.chance(0.3)) routes.push({ name: 'copy', table: 'events_copy', destination: rng.pick(destinations) });
+  const missingTables = new Set<string>();
+  for (const d of destinations) for (const r of routes) if (rng.chance(0.15)) missingTables.add(`${d}\u0000${r.table}`);
+  const level = rng.pick([0, 1, 1, 2]);
+  const p = (low: number, high: number): number => (level === 0 ? 0 : level === 1 ? low : high);
+  const known = options.known ?? {};
+  const crashes = options.crashes ?? rng.int(0, 4);
+  const lives: Array<Scenario['lives'][number]> = [];
+  const buffer = rng.chance(0.2) ? rng.int(100, 600) : 1 << 20;
+  for (let i = 0; i <= crashes; i++) {
+    const roll = rng.float();
+    const lifeBuffer = rng.chance(0.2) ? rng.int(100, 600) : 1 << 20;
+    lives.push({
+      end: i === crashes ? 'final' : roll < 0.8 ? 'kill' : roll < 0.9 ? 'destroy' : 'close',
+      maxRows: rng.pick([1, 2, 3, 5, 8, 13, 20, 50]),
+      maxAgeMs: rng.int(2, 40),
+      commitIntervalMs: known.commitReorder === true ? rng.int(3, 60) : rng.int(30, 80),
+      capMs: rng.int(2, 25),
+      maxAttempts: rng.chance(0.3) ? rng.int(1, 4) : undefined,
+      pauseMs: rng.int(2, 50),
+      maxBufferedBytes: known.replayBackpressure === true ? lifeBuffer : buffer,
+      gapMs: rng.chance(0.5) ? 0 : rng.int(1, 400),
+    });
+  }
+  const throwing = options.throwingKafkaClients === true;
+  return {
+    partitions: rng.int(1, 3),
+    destinations,
+    teamMap,
+    unknown: rng.chance(0.7) ? { action: 'deadLetter' } : { action: 'destination', destination: rng.pick(destinations) },
+    routes,
+    concurrency: destinations.map(() => rng.int(1, 3)),
+    missingTables,
+    poisonHint: rng.chance(0.7),
+    lives,
+    warehouseFaults: { insertFailBefore: p(0.05, 0.2), insertFailAfter: p(0.05, 0.2), slow: p(0.05, 0.15), describeFail: p(0.05, 0.2) },
+    sourceFaults: { commitFailBefore: p(0.05, 0.2), commitFailAfter: p(0.05, 0.2), rebalance: known.revokeRace === true && rng.chance(0.3) ? rng.pick([0.005, 0.02, 0.05]) : 0, maxRebalances: rng.int(1, 3), maxFetch: rng.int(1, 10) },
+    deadLetterFaults: { slow: p(0.05, 0.2), throws: throwing ? p(0.05, 0.2) : 0, abortable: known.abortedDeadLetter === true },
+    ledgerFaults: { slow: known.commitReorder === true ? p(0.05, 0.2) : 0, throws: throwing ? p(0.05, 0.2) : 0 },
+  };
+}
+
+interface GeneratedRecord {
+  readonly partition: number;
+  readonly value: Buffer | undefined;
+  readonly key: Buffer | undefined;
+  readonly appendAt: number;
+  readonly uuid: string | undefined;
+  readonly kind: 'good' | 'poison' | 'undecodable' | 'unknown_team' | 'no_team';
+  readonly team: number | undefined;
+}
+
+function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records: GeneratedRecord[]; poison: Set<string> } {
+  const count = rng.int(20, 160);
+  const spanMs = rng.int(0, 1500);
+  const teams = Object.keys(scenario.teamMap).map(Number);
+  const poison = new Set<string>();
+  const records: GeneratedRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const partition = rng.int(0, scenario.partitions - 1);
+    const appendAt = START + Math.floor((spanMs * i) / count);
+    const uuid = `u${seed}-${i}`;
+    const roll = rng.float();
+    const team = rng.pick(teams);
+    let record: GeneratedRecord;
+    if (roll < 0.04) {
+      const value = rng.pick(['not json', '[1,2,3]', '', `{"uuid":"${uuid}","team_id":`, `{"uuid":"${uuid}","team_id":"abc"}`]);
+      record = { partition, value: Buffer.from(value), key: undefined, appendAt, uuid: undefined, kind: 'undecodable', team: undefined };
+    } else if (roll < 0.08) {
+      poison.add(uuid);
+      record = { partition, value: Buffer.from(JSON.stringify({ uuid, team_id: team, n: i })), key: undefined, appendAt, uuid, kind: 'poison', team };
+    } else if (roll < 0.11) {
+      record = { partition, value: Buffer.from(JSON.stringify({ uuid, team_id: 900 + rng.int(0, 2), n: i })), key: undefined, appendAt, uuid, kind: 'unknown_team', team: undefined };
+    } else if (roll < 0.13) {
+      record = { partition, value: Buffer.from(JSON.stringify({ uuid, n: i })), key: undefined, appendAt, uuid, kind: 'no_team', team: undefined };
+    } else {
+      record = { partition, value: Buffer.from(JSON.stringify({ uuid, team_id: team, n: i })), key: Buffer.from(String(team)), appendAt, uuid, kind: 'good', team };
+    }
+    records.push(record);
+  }
+  return { records, poison };
+}
+
+function fatesOf(record: GeneratedRecord, scenario: Scenario): Map<string, Fate> {
+  const fates = new Map<string, Fate>();
+  for (const route of scenario.routes) {
+    let fate: Fate;
+    if (record.kind === 'undecodable' || record.kind === 'poison') fate = { kind: 'dead' };
+    else if (route.destination !== 'team') fate = { kind: 'row', destination: route.destination, table: `sim.${route.table}` };
+    else if (record.kind === 'no_team') fate = { kind: 'dead' };
+    else if (record.kind === 'unknown_team') fate = scenario.unknown.action === 'deadLetter' ? { kind: 'dead' } : { kind: 'row', destination: scenario.unknown.destination, table: `sim.${route.table}` };
+    else fate = { kind: 'row', destination: scenario.teamMap[String(record.team)] as string, table: `sim.${route.table}` };
+    fates.set(route.name, fate);
+  }
+  return fates;
+}
+
+function configFor(scenario: Scenario, life: Scenario['lives'][number], exactlyOnce: boolean): Config {
+  const retrying = { baseMs: 1, factor: 2, capMs: life.capMs, pauseMs: life.pauseMs, ...(life.maxAttempts === undefined ? { maxElapsedMs: 3_600_000 } : { maxAttempts: life.maxAttempts }) };
+  const raw: ConfigInput = {
+    kafka: { brokers: ['sim:9092'], groupId: 'sim' },
+    destinations: scenario.destinations.map((id, i) => ({ id, url: `http://${id}.sim:8123`, database: 'sim', concurrency: scenario.concurrency[i] ?? 1 })),
+    teams: { map: { ...scenario.teamMap }, unknown: scenario.unknown },
+    routes: scenario.routes.map((r) => ({ name: r.name, topic: TOPIC, table: r.table, destination: r.destination })),
+    batch: { maxRows: life.maxRows, maxBytes: 1 << 20, maxAgeMs: life.maxAgeMs },
+    maxBufferedBytes: life.maxBufferedBytes,
+    commitIntervalMs: life.commitIntervalMs,
+    exactlyOnce: { enabled: exactlyOnce },
+    retry: { baseMs: 1, factor: 2, capMs: life.capMs },
+    // Tiny backoffs for the classes the stand-ins raise; with an attempt limit the built-in
+    // fallback (pause the destination, probe every pauseMs) runs too.
+    errorPolicy: { defaults: { transient_network: retrying, unknown_insert_status: retrying, unknown: retrying, missing_object: retrying, row_data: { baseMs: 1, capMs: 2 } } },
+    schemaRefreshMs: 500,
+    telemetry: { logLevel: 'silent' },
+  };
+  return buildConfig(raw, '/nonexistent');
+}
+
+function describeScenario(s: Scenario, records: number, poison: number): string {
+  const lives = s.lives.map((l) => `${l.end}(rows=${l.maxRows},age=${l.maxAgeMs},commit=${l.commitIntervalMs},cap=${l.capMs},attempts=${l.maxAttempts ?? '∞'},pause=${l.pauseMs},buf=${l.maxBufferedBytes},gap=${l.gapMs})`).join(' ');
+  return [
+    `partitions=${s.partitions} records=${records} poison=${poison} hint=${s.poisonHint}`,
+    `destinations=${s.destinations.join(',')} concurrency=${s.concurrency.join(',')} teams=${JSON.stringify(s.teamMap)} unknown=${JSON.stringify(s.unknown)}`,
+    `routes=${s.routes.map((r) => `${r.name}->${r.table}@${r.destination}`).join(',')} missingTables=${[...s.missingTables].map((t) => t.replace('\u0000', ':')).join(',') || '-'}`,
+    `faults: warehouse=${JSON.stringify(s.warehouseFaults)} source=${JSON.stringify(s.sourceFaults)} dlq=${JSON.stringify(s.deadLetterFaults)} ledger=${JSON.stringify(s.ledgerFaults)}`,
+    `lives: ${lives}`,
+  ].join('\n');
+}
+
+/** Runs the clock until `done()` holds or `budgetMs` of virtual time passes; returns whether it held. */
+async function runUntil(done: () => boolean, budgetMs: number): Promise<boolean> {
+  const until = Date.now() + budgetMs;
+  for (;;) {
+    await clock.settle();
+    if (done()) return true;
+    if (Date.now() >= until) return false;
+    clock.tick(1);
+  }
+}
+
+export async function simulate(options: SimOptions): Promise<SimResult> {
+  const seed = options.seed;
+  const exactlyOnce = options.exactlyOnce ?? true;
+  const root = new Rng(seed);
+  const scenario = makeScenario(root.fork(), options);
+  const { records: generated, poison } = generateRecords(root.fork(), seed, scenario);
+  const worldRng = root.fork();
+  const mathRng = root.fork();
+  const driverRng = root.fork();
+  const world = new World(worldRng, options.trace === true);
+
+  const bus = new Bus();
+  for (let p = 0; p < scenario.partitions; p++) bus.addPartition(TOPIC, p);
+  const expected: ExpectedRecord[] = [];
+  for (const g of generated) {
+    const r = bus.append(TOPIC, g.partition, { timestamp: BigInt(g.appendAt), key: g.key, value: g.value, appendAt: g.appendAt });
+    expected.push({ topic: TOPIC, partition: g.partition, offset: r.offset, uuid: g.uuid, fates: fatesOf(g, scenario), describe: `${TOPIC}/${g.partition}@${r.offset} ${g.kind}${g.uuid ? ` ${g.uuid}` : ''}${g.team !== undefined ? ` team ${g.team}` : ''}` });
+  }
+  const warehouse = new Warehouse({ dedupWindow: options.dedupWindow ?? 1000, poison, poisonHint: scenario.poisonHint });
+  for (const d of scenario.destinations) {
+    for (const r of scenario.routes) if (!scenario.missingTables.has(`${d}\u0000${r.table}`)) warehouse.createTable(d, { database: 'sim', table: r.table }, simColumns);
+  }
+  const deadLetters = new DeadLetters();
+  const ledgers = new MemoryLedgerStore();
+  const checker = new Checker(expected, bus, warehouse, deadLetters);
+  const stats: SimStats = {
+    records: generated.length,
+    partitions: scenario.partitions,
+    destinations: scenario.destinations.length,
+    lives: 0,
+    kills: 0,
+    steps: 0,
+    virtualMs: 0,
+    inserts: 0,
+    dedupHits: 0,
+    rejected: 0,
+    zombies: 0,
+    rows: 0,
+    deadLetters: 0,
+    repeatedDeadLetters: 0,
+    commits: 0,
+    rebalances: scenario.sourceFaults.rebalance > 0,
+    pipelineErrors: {},
+  };
+  // Steps per record in a run without kills is about 6; crash points spread over the whole run.
+  const stepBudget = Math.max(10, generated.length * 7);
+
+  const originalRandom = Math.random;
+  clock.install(START);
+  Math.random = () => mathRng.float();
+  try {
+    for (const life of scenario.lives) {
+      const inc = world.newIncarnation();
+      stats.lives++;
+      world.note(`START incarnation ${inc.id}: ${life.end} maxRows=${life.maxRows} maxAgeMs=${life.maxAgeMs} commitIntervalMs=${life.commitIntervalMs}`);
+      const pipeline = startPipeline(world, inc, scenario, life, exactlyOnce, { bus, warehouse, deadLetters, ledgers }, driverRng, checker, stats);
+      const lifeStart = Date.now();
+      const endAt = world.steps + driverRng.int(1, stepBudget);
+      if (life.end === 'kill') {
+        world.crashAtStep = endAt;
+        const ended = await runUntil(() => !inc.alive || bus.drained(Date.now()) || Date.now() - lifeStart > LIFE_BUDGET_MS, Number.POSITIVE_INFINITY);
+        world.crashAtStep = undefined;
+        if (ended && inc.alive) world.kill(inc);
+        stats.kills++;
+      } else if (life.end === 'destroy' || life.end === 'close') {
+        await runUntil(() => world.steps >= endAt || bus.drained(Date.now()) || Date.now() - lifeStart > LIFE_BUDGET_MS, Number.POSITIVE_INFINITY);
+        world.note(`${life.end.toUpperCase()} incarnation ${inc.id}`);
+        stopping.add(inc);
+        let closed = false;
+        (life.end === 'destroy' ? pipeline.destroy() : pipeline.close()).then(
+          () => (closed = true),
+          (error: unknown) => checker.add('crashed', `${life.end}() rejected: ${String(error)}`),
+        );
+        if (!(await runUntil(() => closed, CLOSE_BUDGET_MS))) checker.add('stuck', `${life.end}() of incarnation ${inc.id} did not finish within ${CLOSE_BUDGET_MS} ms: ${JSON.stringify(pipeline.status())}`);
+        inc.alive = false;
+      } else {
+        const drained = await runUntil(() => bus.drained(Date.now()), LIFE_BUDGET_MS);
+        if (!drained) {
+          const committed = bus.partitions().map((p) => `${p.partition}:${bus.committedPosition(p.topic, p.partition)}/${bus.log(p.topic, p.partition).length}`);
+          checker.add('stuck', `final incarnation did not commit to the log end within ${LIFE_BUDGET_MS} ms; committed ${committed.join(' ')}; status ${JSON.stringify(pipeline.status())}`);
+        }
+        world.note(`CLOSE final incarnation ${inc.id}`);
+        stopping.add(inc);
+        let closed = false;
+        pipeline.close().then(
+          () => (closed = true),
+          (error: unknown) => checker.add('crashed', `close() rejected: ${String(error)}`),
+        );
+        if (!(await runUntil(() => closed, CLOSE_BUDGET_MS))) checker.add('stuck', `final close() did not finish within ${CLOSE_BUDGET_MS} ms`);
+        inc.alive = false;
+      }
+      if (life.gapMs > 0) clock.tick(life.gapMs);
+    }
+    // Requests still travelling (zombie inserts) land before the books are closed.
+    if (!(await runUntil(() => world.pending.size === 0, 10_000))) checker.add('stuck', `${world.pending.size} requests never landed`);
+    const final = checker.final();
+    stats.rows = final.rows;
+    stats.deadLetters = final.deadLetters;
+    stats.repeatedDeadLetters = final.repeatedDeadLetters;
+  } finally {
+    stats.virtualMs = Date.now() - START;
+    Math.random = originalRandom;
+    clock.uninstall();
+  }
+  stats.steps = world.steps;
+  stats.inserts = warehouse.inserts;
+  stats.dedupHits = warehouse.dedupHits;
+  stats.rejected = warehouse.rejected;
+  stats.zombies = world.zombies;
+  stats.commits = bus.commits.length;
+  return { seed, violations: checker.violations, stats, scenario: describeScenario(scenario, generated.length, poison.size), trace: world.trace ?? [] };
+}
+
+interface Durable {
+  readonly bus: Bus;
+  readonly warehouse: Warehouse;
+  readonly deadLetters: DeadLetters;
+  readonly ledgers: MemoryLedgerStore;
+}
+
+function startPipeline(world: World, inc: Incarnation, scenario: Scenario, life: Scenario['lives'][number], exactlyOnce: boolean, durable: Durable, rng: Rng, checker: Checker, stats: SimStats): Pipeline {
+  const config = configFor(scenario, life, exactlyOnce);
+  const errors = stats.pipelineErrors;
+  const logger = pino(
+    {
+      level: world.trace !== undefined ? 'info' : 'error',
+      base: null,
+      timestamp: false,
+      // No stacks: they name the caller's file and line, which would make traces differ between runners.
+      serializers: { err: (e: unknown) => (e instanceof Error ? { type: e.name, message: e.message } : e) },
+    },
+    {
+      write(line: string): void {
+        const entry = JSON.parse(line) as { level: number; msg: string };
+        if (entry.level >= 50) errors[entry.msg] = (errors[entry.msg] ?? 0) + 1;
+        world.trace?.push(`${Date.now() % 1_000_000} #${inc.id} log ${line.trimEnd()}`);
+      },
+    },
+  );
+  const source = new SimSource(world, inc, durable.bus, rng.fork(), scenario.sourceFaults);
+  const sinkRng = rng.fork();
+  const pipeline = new Pipeline({
+    config,
+    source,
+    sinkFactory: (destination) => new SimSink(world, inc, durable.warehouse, destination, sinkRng.fork(), scenario.warehouseFaults),
+    deadLetters: new SimDeadLetterSink(world, inc, durable.deadLetters, rng.fork(), scenario.deadLetterFaults),
+    ...(exactlyOnce ? { ledgers: new SimLedgerStore(world, inc, durable.ledgers, rng.fork(), scenario.ledgerFaults) } : {}),
+    logger,
+    metrics: new Metrics(),
+  });
+  pipeline.start().catch((error: unknown) => {
+    if (inc.alive && !stopping.has(inc)) checker.add('crashed', `incarnation ${inc.id}: source run failed: ${String(error)}`);
+  });
+  return pipeline;
+}
+
+/** The default table's columns, for tests of the warehouse stand-in. */
+export const defaultColumns = (): ReturnType<typeof columnsOfDdl> => columnsOfDdl(defaultTableDdl);

@@ -1,0 +1,74 @@
+// The exactly-once ledger's durable home in the simulation: a MemoryLedgerStore that survives
+// incarnations, reached through a per-incarnation client with latency (saves land in the order
+// they were sent, like one idempotent producer) and optional faults. A save is serialised when it
+// is sent, as a produced message would be.
+import type { LedgerJson, LedgerStore, MemoryLedgerStore } from '../../src/ack/ledger.ts';
+import { AbortedError, InserterError } from '../../src/errors/inserter-error.ts';
+import type { Rng } from './rng.ts';
+import type { Incarnation, World } from './runtime.ts';
+
+export interface LedgerFaults {
+  /** Probability that a save is slow (the producer retries inside). */
+  readonly slow: number;
+  /** Probability that a save fails with an error reaching the core. */
+  readonly throws: number;
+}
+
+export class SimLedgerStore implements LedgerStore {
+  readonly #world: World;
+  readonly #inc: Incarnation;
+  readonly #durable: MemoryLedgerStore;
+  readonly #rng: Rng;
+  readonly #faults: LedgerFaults;
+  #lastLanding = 0;
+  saves = 0;
+
+  constructor(world: World, inc: Incarnation, durable: MemoryLedgerStore, rng: Rng, faults: LedgerFaults) {
+    this.#world = world;
+    this.#inc = inc;
+    this.#durable = durable;
+    this.#rng = rng;
+    this.#faults = faults;
+  }
+
+  load(topic: string, partition: number, signal: AbortSignal): Promise<LedgerJson | undefined> {
+    return this.#world
+      .remote(
+        this.#inc,
+        `ledger load ${topic}/${partition}`,
+        { kind: 'kafka', sendMs: this.#rng.int(0, 4), replyMs: this.#rng.int(0, 2), signal, abortError: () => new AbortedError('ledger load aborted') },
+        () => this.#durable.load(topic, partition),
+      )
+      .then((p) => p);
+  }
+
+  save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
+    const snapshot = JSON.stringify(ledger);
+    const fail = this.#rng.chance(this.#faults.throws) ? 'before' : undefined;
+    const slow = this.#rng.chance(this.#faults.slow);
+    const now = Date.now();
+    const landing = Math.max(now + (slow ? this.#rng.int(10, 150) : this.#rng.int(0, 3)), this.#lastLanding);
+    this.#lastLanding = landing;
+    this.saves++;
+    const pending = ledger.intents.filter((i) => !i.done).length;
+    const detail = this.#world.trace === undefined ? '' : ` [${ledger.intents.map((i) => `${i.destination}:${i.from}-${i.to}/${i.rows}${i.done ? '✓' : ''}`).join(' ')}]`;
+    return this.#world.remote(
+      this.#inc,
+      `ledger save ${topic}/${partition} intents=${ledger.intents.length} pending=${pending}${detail}`,
+      {
+        kind: 'kafka',
+        sendMs: landing - now,
+        replyMs: this.#rng.int(0, 2),
+        fail,
+        error: () => new InserterError('INSERTER_LEDGER_SAVE_FAILED', 'ledger save failed: simulated', { retryable: true }),
+        signal,
+        abortError: () => new AbortedError('ledger save aborted'),
+      },
+      () => void this.#durable.save(topic, partition, JSON.parse(snapshot) as LedgerJson),
+    );
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,242 @@
+// An in-memory ClickHouse stand-in: tables per destination with a live schema (so the real row
+// encoder runs), JSONEachRow inserts parsed and stored as rows, and insert_deduplication_token
+// honoured within a window of the last N tokens per table (like ClickHouse's deduplication
+// window). Faults are chosen by the seeded RNG: failure before anything is stored (retryable),
+// stored-then-failed (the client sees an error although the rows landed), slow replies, and
+// designated poison rows that fail the whole insert with a row_data error naming "(at row N)".
+import type { ColumnInfo } from '../../src/batch/row-encoder.ts';
+import type { DestinationConfig } from '../../src/config/load.ts';
+import { ErrorClasses } from '../../src/errors/classes.ts';
+import { WarehouseError } from '../../src/sink/clickhouse/classify.ts';
+import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../../src/sink/types.ts';
+import type { Rng } from './rng.ts';
+import type { Incarnation, World } from './runtime.ts';
+
+export interface StoredRow {
+  readonly uuid: string | undefined;
+  readonly team: number | undefined;
+  readonly topic: string | undefined;
+  readonly partition: number | undefined;
+  readonly offset: number | undefined;
+  readonly token: string;
+  readonly incarnation: number;
+}
+
+interface Table {
+  readonly columns: ColumnInfo[];
+  readonly rows: StoredRow[];
+  readonly tokens: string[];
+  readonly tokenSet: Set<string>;
+}
+
+export interface WarehouseFaults {
+  readonly insertFailBefore: number;
+  readonly insertFailAfter: number;
+  readonly slow: number;
+  readonly describeFail: number;
+}
+
+export interface WarehouseOptions {
+  /** Tokens remembered per table; 0 disables deduplication. */
+  readonly dedupWindow: number;
+  /** uuids whose row the warehouse rejects (a value that cannot become its column). */
+  readonly poison: ReadonlySet<string>;
+  /** Whether a rejection names the row ("(at row N)") or only the error (forcing bisection). */
+  readonly poisonHint: boolean;
+}
+
+export const simColumns: readonly ColumnInfo[] = [
+  { name: 'uuid', type: 'String', defaultKind: '' },
+  { name: 'team_id', type: 'Int64', defaultKind: '' },
+  { name: 'n', type: 'Int64', defaultKind: '' },
+  { name: '_topic', type: 'LowCardinality(String)', defaultKind: '' },
+  { name: '_partition', type: 'UInt64', defaultKind: '' },
+  { name: '_offset', type: 'UInt64', defaultKind: '' },
+  { name: 'inserted_at', type: 'DateTime', defaultKind: 'DEFAULT' },
+];
+
+export class Warehouse {
+  readonly #tables = new Map<string, Table>();
+  readonly options: WarehouseOptions;
+  inserts = 0;
+  dedupHits = 0;
+  rejected = 0;
+  /** Problems the warehouse itself noticed (a body it could not parse). */
+  readonly anomalies: string[] = [];
+
+  constructor(options: WarehouseOptions) {
+    this.options = options;
+  }
+
+  static key(destination: string, table: TableRef): string {
+    return `${destination}\u0000${table.database}.${table.table}`;
+  }
+
+  createTable(destination: string, table: TableRef, columns: readonly ColumnInfo[]): void {
+    const key = Warehouse.key(destination, table);
+    if (!this.#tables.has(key)) this.#tables.set(key, { columns: [...columns], rows: [], tokens: [], tokenSet: new Set() });
+  }
+
+  schema(destination: string, table: TableRef): TableSchema | undefined {
+    const t = this.#tables.get(Warehouse.key(destination, table));
+    return t === undefined ? undefined : { columns: t.columns };
+  }
+
+  /** Every table as `destination`, `db.table` and its rows. */
+  tables(): Array<{ destination: string; table: string; rows: readonly StoredRow[] }> {
+    return [...this.#tables].map(([key, t]) => {
+      const [destination = '', table = ''] = key.split('\u0000');
+      return { destination, table, rows: t.rows };
+    });
+  }
+
+  /** Applies one insert as the server would; throws the server's error when it rejects it. */
+  apply(destination: string, batch: InsertBatch, incarnation: number): InsertResult {
+    const t = this.#tables.get(Warehouse.key(destination, batch.table));
+    if (t === undefined) {
+      throw new WarehouseError(ErrorClasses.missingObject, `Table ${batch.table.database}.${batch.table.table} does not exist. (UNKNOWN_TABLE)`, 60, undefined);
+    }
+    const text = Buffer.concat(batch.body).toString('utf8');
+    const lines = text.split('\n').filter((l) => l.length > 0);
+    if (lines.length !== batch.rows) this.anomalies.push(`insert ${batch.token}: ${lines.length} lines for rows=${batch.rows}`);
+    const rows: StoredRow[] = [];
+    for (let i = 0; i < lines.length; i++) {
+      let obj: Record<string, unknown>;
+      try {
+        obj = JSON.parse(lines[i] as string) as Record<string, unknown>;
+      } catch {
+        this.anomalies.push(`insert ${batch.token}: line ${i + 1} is not JSON: ${(lines[i] as string).slice(0, 80)}`);
+        throw new WarehouseError(ErrorClasses.rowData, `Cannot parse JSON object here (at row ${i + 1})`, 117, undefined);
+      }
+      const message = typeof obj._message === 'object' && obj._message !== null ? (obj._message as Record<string, unknown>) : obj;
+      const uuid = typeof message.uuid === 'string' ? message.uuid : undefined;
+      if (uuid !== undefined && this.options.poison.has(uuid)) {
+        this.rejected++;
+        const hint = this.options.poisonHint ? `: (at row ${i + 1})` : '';
+        throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: expected '"' before: 'oops'${hint}`, 27, undefined);
+      }
+      const team = typeof obj.team_id === 'number' ? obj.team_id : typeof message.team_id === 'number' ? message.team_id : undefined;
+      rows.push({
+        uuid,
+        team,
+        topic: typeof obj._topic === 'string' ? obj._topic : undefined,
+        partition: typeof obj._partition === 'number' ? obj._partition : undefined,
+        offset: typeof obj._offset === 'number' ? obj._offset : undefined,
+        token: batch.token,
+        incarnation,
+      });
+    }
+    this.inserts++;
+    if (this.options.dedupWindow > 0 && t.tokenSet.has(batch.token)) {
+      this.dedupHits++;
+      return { writtenRows: 0 };
+    }
+    t.rows.push(...rows);
+    if (this.options.dedupWindow > 0) {
+      t.tokens.push(batch.token);
+      t.tokenSet.add(batch.token);
+      while (t.tokens.length > this.options.dedupWindow) t.tokenSet.delete(t.tokens.shift() as string);
+    }
+    return { writtenRows: rows.length };
+  }
+}
+
+/** Columns a CREATE TABLE statement declares (enough of the grammar for the default DDL). */
+export function columnsOfDdl(ddl: string): ColumnInfo[] {
+  const open = ddl.indexOf('(');
+  const close = ddl.lastIndexOf(')\nENGINE');
+  const body = ddl.slice(open + 1, close < 0 ? undefined : close);
+  const columns: ColumnInfo[] = [];
+  for (const raw of body.split('\n')) {
+    const line = raw.trim().replace(/,$/, '');
+    const nested = /^(\w+) Nested\((.*)\)$/.exec(line);
+    if (nested) {
+      for (const part of (nested[2] ?? '').split(',')) {
+        const [name = '', type = ''] = part.trim().split(/\s+/);
+        columns.push({ name: `${nested[1]}.${name}`, type: `Array(${type})`, defaultKind: '' });
+      }
+      continue;
+    }
+    const match = /^(\w+)\s+(.+)$/.exec(line);
+    if (match) columns.push({ name: match[1] as string, type: match[2] as string, defaultKind: '' });
+  }
+  return columns;
+}
+
+/** One destination's sink as one incarnation sees it. */
+export class SimSink implements Sink {
+  readonly destinationId: string;
+  readonly #world: World;
+  readonly #inc: Incarnation;
+  readonly #warehouse: Warehouse;
+  readonly #rng: Rng;
+  readonly #faults: WarehouseFaults;
+
+  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults) {
+    this.destinationId = destination.id;
+    this.#world = world;
+    this.#inc = inc;
+    this.#warehouse = warehouse;
+    this.#rng = rng;
+    this.#faults = faults;
+  }
+
+  describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
+    const fail = this.#rng.chance(this.#faults.describeFail) ? 'before' : undefined;
+    return this.#world.remote(
+      this.#inc,
+      `describe ${this.destinationId}:${table.table}`,
+      { kind: 'warehouse', sendMs: this.#rng.int(0, 2), replyMs: this.#rng.int(0, 2), fail, error: networkError, signal, abortError },
+      () => this.#warehouse.schema(this.destinationId, table),
+    );
+  }
+
+  createTable(ddl: string, signal?: AbortSignal): Promise<void> {
+    const name = /EXISTS `([^`]+)`\.`([^`]+)`/.exec(ddl);
+    const table = { database: name?.[1] ?? 'default', table: name?.[2] ?? 'unknown' };
+    return this.#world.remote(
+      this.#inc,
+      `create table ${this.destinationId}:${table.table}`,
+      { kind: 'warehouse', sendMs: this.#rng.int(0, 3), replyMs: this.#rng.int(0, 2), signal, abortError },
+      () => this.#warehouse.createTable(this.destinationId, table, columnsOfDdl(ddl)),
+    );
+  }
+
+  insert(batch: InsertBatch, signal?: AbortSignal): Promise<InsertResult> {
+    const roll = this.#rng.float();
+    const f = this.#faults;
+    const fail = roll < f.insertFailBefore ? 'before' : roll < f.insertFailBefore + f.insertFailAfter ? 'after' : undefined;
+    const slow = this.#rng.chance(f.slow);
+    const afterError = this.#rng.chance(0.5) ? networkError : unknownStatusError;
+    return this.#world.remote(
+      this.#inc,
+      `insert ${this.destinationId}:${batch.table.table} rows=${batch.rows} token=${batch.token}`,
+      {
+        kind: 'warehouse',
+        sendMs: slow ? this.#rng.int(20, 300) : this.#rng.int(0, 4),
+        replyMs: slow ? this.#rng.int(5, 100) : this.#rng.int(0, 3),
+        fail,
+        error: fail === 'after' ? afterError : networkError,
+        signal,
+        abortError,
+      },
+      () => this.#warehouse.apply(this.destinationId, batch, this.#inc.id),
+    );
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function networkError(): WarehouseError {
+  return new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up', undefined, undefined);
+}
+
+function unknownStatusError(): WarehouseError {
+  return new WarehouseError(ErrorClasses.unknownInsertStatus, 'Code: 319. DB::Exception: Unknown status, client must retry.', 319, undefined);
+}
+
+function abortError(): WarehouseError {
+  return new WarehouseError(ErrorClasses.unknown, 'The user aborted a request.', undefined, undefined);
+}
