@@ -1,0 +1,232 @@
+// Hot-path micro-benchmarks (tinybench): team_id extraction + row decode, row encode with Kafka
+// metadata into ByteChunks, and zstd/gzip compression of a 16 MB batch body (docs/benchmarks.md).
+//
+//   node_modules/.bin/node bench/micro.ts [--time MS] [--json out.json] [--no-alloc]
+//
+// Inputs are generated PostHog events (dev/posthog/generator.ts, ~1.47 KB each). Decode and encode
+// run 1,000 records per iteration, so ops/s × 1,000 = records/s. Allocations per record come from a
+// second pass in a child process with a young generation large enough that no scavenge runs
+// during the measured loop (heapUsed + arrayBuffers deltas; a GC during the loop is flagged).
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { constants, gzipSync, zstdCompressSync } from 'node:zlib';
+import { Bench } from 'tinybench';
+import { generate } from '../dev/posthog/generator.ts';
+import { ByteChunks } from '../src/batch/byte-chunks.ts';
+import { rowShapeFor, writeRow, type ColumnInfo, type RowShape } from '../src/batch/row-encoder.ts';
+import { decodeJsonRecord, type DecodeOptions } from '../src/decode/json.ts';
+import type { SourceRecord } from '../src/source/types.ts';
+import { fmt, fmtInt, table } from './lib/stats.ts';
+
+const { values: argv } = parseArgs({
+  options: {
+    time: { type: 'string', default: '2000' },
+    json: { type: 'string' },
+    'no-alloc': { type: 'boolean', default: false },
+    'alloc-child': { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+const RECORDS_PER_OP = 1_000;
+const BODY_BYTES = 16 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// inputs
+
+const generated = [...generate('clickhouse_events_json', { seed: 3, count: RECORDS_PER_OP, teams: 1000 })];
+const records: SourceRecord[] = generated.map((m, i) => ({
+  topic: 'clickhouse_events_json',
+  partition: i % 6,
+  offset: BigInt(1_000_000 + i),
+  timestamp: BigInt(1_900_000_000_000 + i),
+  key: m.key ?? undefined,
+  value: m.value,
+  headers: [],
+  epoch: 0,
+}));
+const recordBytes = records.reduce((sum, r) => sum + (r.value?.length ?? 0), 0);
+const decodeOptions: DecodeOptions = { maxMessageBytes: 4 * 1024 * 1024, teamId: { from: 'field', field: 'team_id' } };
+const jsons = records.map((r) => decodeJsonRecord(r, decodeOptions).json);
+const teams = records.map((r) => decodeJsonRecord(r, decodeOptions).teamId);
+
+const column = (name: string, type = 'String'): ColumnInfo => ({ name, type, defaultKind: '' });
+/** PostHog's events table: `_timestamp` and `_offset`. */
+const eventsShape: RowShape = rowShapeFor([column('uuid', 'UUID'), column('_timestamp', 'DateTime'), column('_offset', 'UInt64')]);
+/** Every metadata column the Kafka engine has. */
+const fullShape: RowShape = rowShapeFor(
+  ['_topic', '_partition', '_offset', '_key', '_timestamp', '_timestamp_ms', '_headers.name', '_headers.value'].map((n) => column(n)),
+);
+
+function decodeAll(): number {
+  let sum = 0;
+  for (const r of records) sum += decodeJsonRecord(r, decodeOptions).teamId ?? 0;
+  return sum;
+}
+
+function encodeAll(shape: RowShape): ByteChunks {
+  const out = new ByteChunks();
+  for (let i = 0; i < records.length; i++) writeRow(out, shape, records[i] as SourceRecord, jsons[i] as Buffer, teams[i]);
+  return out;
+}
+
+function decodeAndEncodeAll(): ByteChunks {
+  const out = new ByteChunks();
+  for (const r of records) {
+    const { json, teamId } = decodeJsonRecord(r, decodeOptions);
+    writeRow(out, eventsShape, r, json, teamId);
+  }
+  return out;
+}
+
+/**
+ * A 16 MB JSONEachRow body as the inserter sends it (events shape), of distinct generated events
+ * (repeating a few rows would let zstd's long window find whole-row matches and flatter it).
+ */
+function batchBody(): Buffer {
+  const out = new ByteChunks();
+  let offset = 0n;
+  for (const m of generate('clickhouse_events_json', { seed: 4, count: Math.ceil(BODY_BYTES / 1000), teams: 1000 })) {
+    const record: SourceRecord = { topic: 'clickhouse_events_json', partition: 0, offset: offset++, timestamp: 1_900_000_000_000n + offset, key: m.key ?? undefined, value: m.value, headers: [], epoch: 0 };
+    writeRow(out, eventsShape, record, m.value, m.teamId);
+    if (out.length >= BODY_BYTES) break;
+  }
+  return Buffer.concat(out.slice(0, BODY_BYTES));
+}
+
+interface Case {
+  name: string;
+  fn: () => unknown;
+  /** Input bytes per call (for bytes/s). */
+  bytes: number;
+  /** Records per call (for records/s); 0 when not record-based. */
+  records: number;
+}
+
+const body = batchBody();
+const cases: Case[] = [
+  { name: 'decode: decodeJsonRecord (JSON.parse + team_id)', fn: decodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'encode: writeRow events shape (_timestamp,_offset)', fn: () => encodeAll(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'encode: writeRow all 8 metadata columns', fn: () => encodeAll(fullShape), bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'decode + encode (events shape)', fn: decodeAndEncodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'zstd level 3 (client default), 16 MB body', fn: () => zstdCompressSync(body), bytes: body.length, records: 0 },
+  { name: 'zstd level 1, 16 MB body', fn: () => zstdCompressSync(body, { params: { [constants.ZSTD_c_compressionLevel]: 1 } }), bytes: body.length, records: 0 },
+  { name: 'gzip level 6 (default), 16 MB body', fn: () => gzipSync(body), bytes: body.length, records: 0 },
+  { name: 'gzip level 1, 16 MB body', fn: () => gzipSync(body, { level: 1 }), bytes: body.length, records: 0 },
+];
+
+// ---------------------------------------------------------------------------------------------
+// allocation pass (child process)
+
+interface Alloc {
+  name: string;
+  heapBytesPerCall: number;
+  arrayBufferBytesPerCall: number;
+  gcDuringLoop: boolean;
+}
+
+async function allocChild(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('run with --expose-gc');
+  const out: Alloc[] = [];
+  for (const c of cases) {
+    const calls = c.records > 0 ? 20 : 2;
+    c.fn(); // warm up (compile, lazily created buffers)
+    gc();
+    await sleep(20); // let freed ArrayBuffers go
+    gc();
+    let gcs = 0;
+    const counter = (): void => void gcs++;
+    const before = process.memoryUsage();
+    // Collections in the loop show up on the performance timeline (delivered asynchronously).
+    const observer = new PerformanceObserver(counter);
+    observer.observe({ entryTypes: ['gc'] });
+    const keep: unknown[] = [];
+    for (let i = 0; i < calls; i++) keep.push(c.fn());
+    const after = process.memoryUsage();
+    await sleep(50);
+    observer.disconnect();
+    out.push({
+      name: c.name,
+      heapBytesPerCall: (after.heapUsed - before.heapUsed) / calls,
+      arrayBufferBytesPerCall: (after.arrayBuffers - before.arrayBuffers) / calls,
+      gcDuringLoop: gcs > 0 || after.heapUsed < before.heapUsed,
+    });
+    keep.length = 0;
+  }
+  process.stdout.write(JSON.stringify(out));
+}
+
+function measureAllocations(): Alloc[] {
+  const child = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=512', '--min-semi-space-size=512', import.meta.filename, '--alloc-child'], {
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  if (child.status !== 0) throw new Error(`allocation pass failed: ${child.stderr}`);
+  return JSON.parse(child.stdout) as Alloc[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// main
+
+async function main(): Promise<void> {
+  const bench = new Bench({ time: Number(argv.time), warmupTime: 300 });
+  for (const c of cases) bench.add(c.name, c.fn);
+  process.stderr.write(`micro: ${cases.length} cases, ${argv.time} ms each; ${RECORDS_PER_OP} events of ${fmt(recordBytes / RECORDS_PER_OP / 1000, 2)} KB per decode/encode op\n`);
+  bench.addEventListener('cycle', (event) => process.stderr.write(`  done: ${event.task?.name ?? ''}\n`));
+  await bench.run();
+  const allocs = argv['no-alloc'] ? [] : measureAllocations();
+  const rows: string[][] = [['case', 'ops/s', '±rme', 'records/s', 'MB/s in', 'µs/record', 'heap B/call', 'ArrayBuffer B/call']];
+  const results = [];
+  for (const c of cases) {
+    const task = bench.getTask(c.name);
+    const result = task?.result;
+    if (result === undefined || !('throughput' in result)) {
+      rows.push([c.name, 'failed', '', '', '', '', '', '']);
+      continue;
+    }
+    const opsPerSecond = 1000 / result.latency.mean;
+    const alloc = allocs.find((a) => a.name === c.name);
+    const allocCell = (n: number | undefined): string => (n === undefined ? '—' : `${alloc?.gcDuringLoop === true ? '≥' : ''}${fmtInt(n)}`);
+    rows.push([
+      c.name,
+      fmt(opsPerSecond, 1),
+      `${fmt(result.latency.rme, 1)}%`,
+      c.records > 0 ? fmtInt(opsPerSecond * c.records) : '',
+      fmt((opsPerSecond * c.bytes) / 1e6, 0),
+      c.records > 0 ? fmt((result.latency.mean * 1000) / c.records, 2) : '',
+      allocCell(alloc?.heapBytesPerCall),
+      allocCell(alloc?.arrayBufferBytesPerCall),
+    ]);
+    results.push({
+      name: c.name,
+      opsPerSecond,
+      rmePct: result.latency.rme,
+      recordsPerSecond: c.records > 0 ? opsPerSecond * c.records : undefined,
+      bytesPerSecond: opsPerSecond * c.bytes,
+      meanMs: result.latency.mean,
+      p99Ms: result.latency.p99,
+      samples: result.latency.samplesCount,
+      ...(alloc === undefined ? {} : { allocation: alloc }),
+    });
+  }
+  const compressed = { zstd3: zstdCompressSync(body).length, zstd1: zstdCompressSync(body, { params: { [constants.ZSTD_c_compressionLevel]: 1 } }).length, gzip6: gzipSync(body).length, gzip1: gzipSync(body, { level: 1 }).length };
+  process.stdout.write(`\n${table(rows)}\n\n`);
+  process.stdout.write(
+    `16 MB body (${fmtInt(body.length)} B) compresses to: zstd-3 ${fmtInt(compressed.zstd3)} B (${fmt(body.length / compressed.zstd3, 1)}x), zstd-1 ${fmtInt(compressed.zstd1)} B, ` +
+      `gzip-6 ${fmtInt(compressed.gzip6)} B (${fmt(body.length / compressed.gzip6, 1)}x), gzip-1 ${fmtInt(compressed.gzip1)} B. Decode/encode: 1 op = ${RECORDS_PER_OP} records.\n` +
+      'Allocation columns: bytes per op (per 1,000 records for decode/encode); ≥ marks a GC during the measured loop (a lower bound).\n',
+  );
+  if (argv.json !== undefined) {
+    const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), node: process.version, kernel: release() };
+    writeFileSync(argv.json, `${JSON.stringify({ date: new Date().toISOString(), machine, recordsPerOp: RECORDS_PER_OP, averageRecordBytes: recordBytes / RECORDS_PER_OP, compressed, results }, null, 2)}\n`);
+    process.stderr.write(`wrote ${argv.json}\n`);
+  }
+}
+
+if (argv['alloc-child']) await allocChild();
+else await main();
