@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors/inserter-error.ts';
+import { Operations } from '../control/operations.ts';
+import { ctl } from './ctl.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { DeadLetterWriter } from '../deadletter/writer.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
@@ -17,7 +19,8 @@ import { Metrics } from '../telemetry/metrics.ts';
 const usage = `usage:
   inserter run --config FILE          consume the configured routes and insert them
   inserter check-config FILE          validate a configuration and explain what it does
-  inserter version                    print the version`;
+  inserter version                    print the version
+  inserter ctl status|pauses|pause|resume --admin URL …   operate through a replica's admin API (docs/operations.md)`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -29,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
       return checkConfig(rest);
     case 'run':
       return run(rest);
+    case 'ctl':
+      return ctl(rest);
     default:
       process.stderr.write(`${usage}\n`);
       return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
@@ -113,24 +118,36 @@ async function run(args: string[]): Promise<number> {
   }
   const pipeline = new Pipeline({ config, source, sinkFactory: (d) => new ClickHouseSink(d), deadLetters, ...(ledgers ? { ledgers } : {}), provider, logger, metrics });
 
+  const operations = new Operations({ config, pipeline, logger, metrics, version: version(), topics: Pipeline.topicsOf(config) });
+
   const server = config.telemetry.metricsListen === undefined ? undefined : startMetricsServer(config.telemetry.metricsListen, metrics);
+  const startup = new AbortController();
   let signals = 0;
   const onSignal = (signal: string): void => {
     signals++;
     logger.info({ signal }, signals === 1 ? 'shutting down gracefully' : 'second signal: stopping now');
-    void (signals === 1 ? pipeline.close() : pipeline.destroy());
+    startup.abort();
+    operations.stopping();
+    void (signals === 1 ? pipeline.close(config.shutdownTimeoutMs) : pipeline.destroy());
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   logger.info({ routes: config.routes.map((r) => r.name) }, 'inserter starting');
   try {
-    await pipeline.start();
+    // Pauses in force are applied before the first record is consumed.
+    await operations.start(startup.signal);
+    if (startup.signal.aborted) return 0;
+    const running = pipeline.start();
+    operations.running();
+    await running;
   } catch (error) {
+    if (startup.signal.aborted && !operations.registry.caughtUp) return 0; // a signal while starting: nothing was consumed
     logger.fatal({ err: error }, 'source failed');
     await pipeline.destroy();
     return 1;
   } finally {
-    await pipeline.close();
+    await pipeline.close(config.shutdownTimeoutMs);
+    await operations.close();
     server?.close();
   }
   logger.info('inserter stopped');

@@ -24,6 +24,12 @@ export class Metrics {
   readonly parkedDestinations = new Gauge({ name: 'inserter_parked_destinations', help: 'Destinations parked for holding more than their memory budget while failing', registers: [this.registry] });
   readonly rewinds = new Counter({ name: 'inserter_rewinds_total', help: 'Times the owned partitions were re-read from their committed positions', registers: [this.registry] });
   readonly heldRecords = new Gauge({ name: 'inserter_held_records', help: 'Records waiting for a destination mapping', registers: [this.registry] });
+  // Operations (src/control): set from the pipeline's status, the control topic and the lag monitor.
+  readonly destinationState = new Gauge({ name: 'inserter_destination_state', help: '1 for the worst lane state of each destination on this replica (running, paused, parked, backing_off, failing)', labelNames: ['destination', 'state'], registers: [this.registry] });
+  readonly destinationInflightBytes = new Gauge({ name: 'inserter_destination_inflight_bytes', help: 'Bytes of rows held for a destination: open batches and inserts in flight', labelNames: ['destination'], registers: [this.registry] });
+  readonly consumerLag = new Gauge({ name: 'inserter_consumer_lag', help: 'Records between the group committed position and the log end, per partition this replica owns', labelNames: ['topic', 'partition'], registers: [this.registry] });
+  readonly pauseAgeSeconds = new Gauge({ name: 'inserter_pause_age_seconds', help: 'Age of the oldest pause in force, by scope kind', labelNames: ['kind'], registers: [this.registry] });
+  readonly controlReplicas = new Gauge({ name: 'inserter_control_live_replicas', help: 'Replicas whose control-topic heartbeat is recent', registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry });
