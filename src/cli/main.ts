@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors/inserter-error.ts';
 import { Operations } from '../control/operations.ts';
 import { ctl } from './ctl.ts';
+import { verify } from './verify.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { DeadLetterWriter } from '../deadletter/writer.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
@@ -20,6 +21,7 @@ const usage = `usage:
   inserter run --config FILE          consume the configured routes and insert them
   inserter check-config FILE          validate a configuration and explain what it does
   inserter version                    print the version
+  inserter verify --config FILE [--id-field uuid] [--json]   check delivery end to end: Kafka vs ClickHouse (exit 1: an invariant broke)
   inserter ctl status|pauses|pause|resume --admin URL …   operate through a replica's admin API (docs/operations.md)`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -32,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
       return checkConfig(rest);
     case 'run':
       return run(rest);
+    case 'verify':
+      return verify(rest);
     case 'ctl':
       return ctl(rest);
     default:

@@ -1,0 +1,150 @@
+// Owns `inserter verify --config FILE [--id-field uuid] [--json]`: reads every route's topic, its
+// dead-letter topic, each destination's table and the group's committed offsets, checks the delivery
+// invariants (src/cli/verify-check.ts) and exits non-zero when one breaks. Meant for a quiet
+// pipeline (producers done, inserters caught up); mappings are taken as they are now.
+import { parseArgs } from 'node:util';
+import { Registry } from 'prom-client';
+import { loadConfigFile, type Config, type DestinationConfig, type RouteConfig } from '../config/load.ts';
+import { deadLetterHeader } from '../deadletter/writer.ts';
+import { decodeJsonRecord } from '../decode/json.ts';
+import { ConfigError } from '../errors/inserter-error.ts';
+import { createDestinationProvider } from '../route/providers/create.ts';
+import type { DestinationProvider } from '../route/provider.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { checkRoute, RowTally, type DeadLetterRef, type DestinationRows, type ProducedRecord, type RouteReport } from './verify-check.ts';
+import { formatReport } from './verify-print.ts';
+import { committedOffsets, normalizeId, readRows, readWholeTopic, topicExists, type KafkaAccess, type TopicRecord } from './verify-read.ts';
+
+export const verifyUsage = '  inserter verify --config FILE [--id-field uuid] [--json]   check exactly-once delivery end to end (exit 1: broken)';
+
+export interface VerifyReport {
+  ok: boolean;
+  groupId: string;
+  idField: string;
+  routes: RouteReport[];
+  failures: string[];
+}
+
+/** 0: every invariant holds; 1: one is broken; 2: bad arguments or config; 3: could not read something. */
+export async function verify(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, 'id-field': { type: 'string', default: 'uuid' }, json: { type: 'boolean', default: false }, 'timeout-ms': { type: 'string', default: '120000' } } }));
+  } catch (error) {
+    process.stderr.write(`verify: ${(error as Error).message}\n${verifyUsage}\n`);
+    return 2;
+  }
+  const timeoutMs = Number(values['timeout-ms']);
+  if (values.config === undefined || !(timeoutMs > 0)) {
+    process.stderr.write(`verify: --config FILE is required (and --timeout-ms must be positive)\n${verifyUsage}\n`);
+    return 2;
+  }
+  let config: Config;
+  try {
+    config = loadConfigFile(values.config);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${values.config}: ${error.message}\n`);
+    return 2;
+  }
+  let report: VerifyReport;
+  try {
+    report = await collect(config, values['id-field'], timeoutMs);
+  } catch (error) {
+    process.stderr.write(`verify: could not verify: ${(error as Error).message}\n`);
+    return 3;
+  }
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  return report.ok ? 0 : 1;
+}
+
+async function collect(config: Config, idField: string, timeoutMs: number): Promise<VerifyReport> {
+  const kafka: KafkaAccess = { brokers: config.kafka.brokers, clientId: config.kafka.clientId };
+  const provider = createDestinationProvider(config, { logger: createLogger('silent'), registry: new Registry() });
+  try {
+    await provider.start(AbortSignal.timeout(timeoutMs));
+    const routes: RouteReport[] = [];
+    for (const route of config.routes) routes.push(await verifyRoute(config, route, provider, kafka, idField, timeoutMs));
+    const failures = routes.flatMap((r) => r.failures);
+    return { ok: failures.length === 0, groupId: config.kafka.groupId, idField, routes, failures };
+  } finally {
+    await provider.close();
+  }
+}
+
+async function verifyRoute(config: Config, route: RouteConfig, provider: DestinationProvider, kafka: KafkaAccess, idField: string, timeoutMs: number): Promise<RouteReport> {
+  const produced: ProducedRecord[] = [];
+  if (!(await topicExists(kafka, route.topic))) throw new Error(`route ${route.name}: topic ${route.topic} does not exist`);
+  const ends = await readWholeTopic(kafka, route.topic, (r) => produced.push(describe(r, route, config.maxMessageBytes, idField)), timeoutMs);
+
+  const deadLetterTopic = route.deadLetterTopic ?? `${route.topic}.dlq`;
+  const deadLetters: DeadLetterRef[] = [];
+  if (await topicExists(kafka, deadLetterTopic)) {
+    await readWholeTopic(kafka, deadLetterTopic, (r) => {
+      const ref = deadLetterOf(r, route);
+      if (ref) deadLetters.push(ref);
+    }, timeoutMs);
+  }
+
+  const snapshot = provider.snapshot();
+  const configured = new Map(config.destinations.map((d) => [d.id, d] as const));
+  const destinationById = (id: string): DestinationConfig | undefined => snapshot.destinations.get(id) ?? configured.get(id);
+  const teamRouted = route.destination === 'team';
+  const targets = teamRouted ? [...new Set([...snapshot.destinations.keys(), ...configured.keys()])] : [route.destination];
+  const destinations: DestinationRows[] = [];
+  for (const id of targets) {
+    const destination = destinationById(id);
+    if (destination === undefined) throw new Error(`route ${route.name}: destination ${id} is not configured`);
+    const database = route.database ?? destination.database;
+    const teamColumn = !teamRouted ? undefined : route.teamId.from === 'field' ? route.teamId.field : 'team_id';
+    const rows = new RowTally();
+    const note = await readRows(destination, { database, table: route.table, idColumn: idField, teamColumn }, rows, timeoutMs);
+    destinations.push({ id, database, table: route.table, rows, ...(note === undefined ? {} : { note }) });
+  }
+
+  const mapped = new Map<number, string | undefined>(snapshot.teams);
+  if (teamRouted) {
+    const teams = new Set<number>();
+    for (const r of produced) if (r.team !== undefined) teams.add(r.team);
+    for (const d of destinations) for (const team of d.rows.byTeam.keys()) if (team !== undefined) teams.add(team);
+    for (const team of teams) if (!mapped.has(team)) mapped.set(team, await provider.lookupTeam(team, AbortSignal.timeout(timeoutMs)));
+  }
+  const unknown = config.teams.unknown;
+  const destinationOf = (team: number | undefined): string | undefined => {
+    if (!teamRouted) return route.destination;
+    if (team === undefined) return undefined;
+    return mapped.get(team) ?? (unknown.action === 'destination' ? unknown.destination : undefined);
+  };
+
+  const committed = await committedOffsets(kafka, config.kafka.groupId, route.topic, ends.logEnd.length);
+  const partitions = ends.logEnd.map((logEnd, partition) => ({ partition, logEnd, committed: committed[partition] ?? -1n }));
+  return checkRoute({ route: route.name, topic: route.topic, deadLetterTopic, destinationOf, produced, deadLetters, destinations, partitions });
+}
+
+/** The record as inserter would see it: decodable or not, its team, and its id. */
+function describe(r: TopicRecord, route: RouteConfig, maxMessageBytes: number, idField: string): ProducedRecord {
+  try {
+    const decoded = decodeJsonRecord({ topic: route.topic, ...r, timestamp: 0n, epoch: 0 }, { maxMessageBytes, teamId: route.teamId });
+    const object = JSON.parse(decoded.json.toString('utf8')) as Record<string, unknown>;
+    return { partition: r.partition, offset: r.offset, decodable: true, id: normalizeId(object[idField]), team: decoded.teamId };
+  } catch {
+    return { partition: r.partition, offset: r.offset, decodable: false, id: undefined, team: undefined };
+  }
+}
+
+/** The original position a dead letter of this route names; undefined for another topic or route. */
+function deadLetterOf(r: TopicRecord, route: RouteConfig): DeadLetterRef | undefined {
+  // The writer appends its headers after the original record's: the last one of a name is ours.
+  const header = (name: string): string | undefined => {
+    let found: string | undefined;
+    for (const [k, v] of r.headers) if (k.toString('utf8') === name) found = v.toString('utf8');
+    return found;
+  };
+  if (header(deadLetterHeader.topic) !== route.topic) return undefined;
+  const routeName = header(deadLetterHeader.route);
+  if (routeName !== undefined && routeName !== route.name) return undefined;
+  const partition = header(deadLetterHeader.partition);
+  const offset = header(deadLetterHeader.offset);
+  if (partition === undefined || offset === undefined || !/^\d+$/.test(partition) || !/^\d+$/.test(offset)) return undefined;
+  return { partition: Number(partition), offset: BigInt(offset), errorClass: header(deadLetterHeader.class) };
+}
