@@ -36,6 +36,9 @@ export interface ClickHouseInstance {
   stop(): Promise<void>;
   /** Stops and starts the same instance: same port, same data dir, same users. */
   restart(): Promise<void>;
+  /** Stops the server but keeps its port and data, for an outage; up() brings it back. */
+  down(): Promise<void>;
+  up(): Promise<void>;
   /** Runs one statement as the admin user (`default` if configured, else the first user); TSV text. */
   query(sql: string): Promise<string>;
 }
@@ -141,6 +144,15 @@ export async function startClickHouse(opts: StartClickHouseOptions = {}): Promis
       stopped = true;
       await stopIn(dir);
       await removeTempDir(dir);
+    },
+    async down() {
+      if (stopped) throw new Error('down() after stop()');
+      await stopIn(dir);
+    },
+    async up() {
+      if (stopped) throw new Error('up() after stop()');
+      const again = await startIn(dir, [...extra, '--port', new URL(instance.url).port]);
+      if (again !== instance.url) throw new Error(`instance came back on ${again}, expected ${instance.url}`);
     },
     async restart() {
       if (stopped) throw new Error('restart() after stop()');
