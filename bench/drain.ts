@@ -69,7 +69,7 @@ const positiveInt = (value: string | undefined, name: string, fallback: number):
   return n;
 };
 const PARTITIONS = positiveInt(argv.partitions, 'partitions', 6);
-const RUNS = positiveInt(argv.runs, 'runs', 3);
+const RUNS = argv.runs === '0' ? 0 : positiveInt(argv.runs, 'runs', 3); // 0: only --profile
 const LATENCY_SECONDS = positiveInt(argv['latency-seconds'], 'latency-seconds', 30);
 const LATENCY_RATE = argv['latency-rate'] === undefined ? undefined : positiveInt(argv['latency-rate'], 'latency-rate', 1);
 const notes: string[] = [];
@@ -704,21 +704,50 @@ function report(drains: DrainResult[], latencies: LatencyResult[]): { text: stri
   return { text: table(rows), summary };
 }
 
+const machine = machineInfo();
+let pre: PreloadResult | undefined;
+const drains: DrainResult[] = [];
+const latencies: LatencyResult[] = [];
+
+/** Writes --json (also after every phase, so an interrupted run keeps what it measured). */
+function writeJson(summary?: Record<string, Record<string, Summary>>, profile?: Awaited<ReturnType<typeof profileRun>>): void {
+  if (argv.json === undefined) return;
+  writeFileSync(
+    argv.json,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine,
+        inserter: INSERTER.rev,
+        options: { events: EVENTS, partitions: PARTITIONS, runs: RUNS, latencySeconds: LATENCY_SECONDS, latencyRate: LATENCY_RATE ?? 'half of measured capacity', engine: !argv['no-engine'] },
+        notes,
+        preload: pre,
+        drains,
+        latencies,
+        summary,
+        ...(profile === undefined ? {} : { profile: { file: profile.file, totalMs: profile.summary.totalMs, idleMs: profile.summary.idleMs, gcMs: profile.summary.gcMs, top: profile.summary.top, byFile: profile.summary.byFile, drain: profile.drain } }),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+}
+
 async function main(): Promise<void> {
-  const machine = machineInfo();
   say(`inserter: ${INSERTER.rev}`);
   say(`drain benchmark: ${fmtInt(EVENTS)} events, ${PARTITIONS} partitions, ${RUNS} run(s); ${machine.cpus} × ${machine.model}, ${mib(machine.memoryBytes)}, node ${machine.node}, kernel ${machine.kernel}, load ${machine.loadAverage}`);
   for (const note of notes) say(`note: ${note}`);
   kafka = await startKafka();
   say(`kafka ${kafka.bootstrap} (${kafka.dir})`);
-  const pre = await preload(kafka.bootstrap);
+  pre = await preload(kafka.bootstrap);
   say(`preloaded ${fmtInt(pre.messages)} events (${mib(pre.bytes)}) in ${fmt(pre.seconds)} s, ${fmtInt(pre.messagesPerSecond)} msg/s`);
-  const drains: DrainResult[] = [];
-  const latencies: LatencyResult[] = [];
   for (let run = 1; run <= RUNS; run++) {
     // Alternate the order so neither system always runs on a warmer (or more fragmented) broker.
     const order: System[] = argv['no-engine'] ? ['inserter'] : run % 2 === 1 ? ['inserter', 'engine'] : ['engine', 'inserter'];
-    for (const system of order) drains.push(await drain(system, run));
+    for (const system of order) {
+      drains.push(await drain(system, run));
+      writeJson();
+    }
     if (!argv['no-latency']) {
       for (const system of order) {
         const capacity = drains.find((r) => r.run === run && r.system === system)?.rowsPerSecond ?? Number.NaN;
@@ -728,6 +757,7 @@ async function main(): Promise<void> {
           continue;
         }
         latencies.push(await latency(system, run, rate));
+        writeJson();
       }
     }
   }
@@ -742,28 +772,8 @@ async function main(): Promise<void> {
       `noise: per-system spread is shown as ±half of (max-min)/median; hypervisor steal during drains ${fmt(steal, 1)} s; ${rates.length} successful drains.\n` +
       'ClickHouse CPU and RSS are the chlocal Python front end plus its chDB engine child process, summed. Latency = inserted_at (now64() at insert) − Kafka message timestamp, per row, after a 5 s warm-up.\n',
   );
-  if (argv.json !== undefined) {
-    writeFileSync(
-      argv.json,
-      `${JSON.stringify(
-        {
-          date: new Date().toISOString(),
-          machine,
-          inserter: INSERTER.rev,
-          options: { events: EVENTS, partitions: PARTITIONS, runs: RUNS, latencySeconds: LATENCY_SECONDS, latencyRate: LATENCY_RATE ?? 'half of measured capacity', engine: !argv['no-engine'] },
-          notes,
-          preload: pre,
-          drains,
-          latencies,
-          summary,
-          ...(profile === undefined ? {} : { profile: { file: profile.file, totalMs: profile.summary.totalMs, idleMs: profile.summary.idleMs, gcMs: profile.summary.gcMs, top: profile.summary.top, byFile: profile.summary.byFile, drain: profile.drain } }),
-        },
-        null,
-        2,
-      )}\n`,
-    );
-    say(`wrote ${argv.json}`);
-  }
+  writeJson(summary, profile);
+  if (argv.json !== undefined) say(`wrote ${argv.json}`);
 }
 
 try {
