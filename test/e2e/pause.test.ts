@@ -182,6 +182,17 @@ test('pause during load: confirmed after inserts in flight finish, holds through
     assert.equal(await count('slow'), slowAtPause, `no insert into the paused table after the confirmation (it took ${waited} ms)`);
     assert.ok((await count('fast')) > fastAtPause, 'the other table keeps growing');
 
+    // Operators see it: lag per route, the paused destination state and gauges, readiness.
+    await waitFor(async () => {
+      const s = (await (await fetch(`${a.admin}/v1/status`)).json()) as { routes: Array<{ route: string; state: string; lag: number | null }> };
+      return s.routes.some((r) => r.route === 'slow' && r.state === 'paused' && r.lag !== null) && s.routes.some((r) => r.route === 'fast' && r.state === 'running');
+    }, 'status shows the paused route with its lag', 30_000, 500);
+    const metrics = await (await fetch(`${a.admin}/metrics`)).text();
+    assert.match(metrics, /^inserter_destination_state\{destination="slow-link",state="paused"\} 1$/m);
+    assert.match(metrics, /^inserter_consumer_lag\{topic="[^"]+",partition="\d+"\} \d+$/m);
+    assert.match(metrics, /^inserter_pause_age_seconds\{kind="table"\} [\d.]+$/m);
+    assert.equal((await fetch(`${a.admin}/readyz`)).status, 200, 'a paused replica is still ready');
+
     // A second replica joins (rebalance): it reads the pause before consuming, and the pause holds.
     const b = await replica();
     await waitFor(async () => {
