@@ -45,7 +45,8 @@ export interface ProfileSummary {
 function label(frame: CallFrame, root: string): { name: string; file: string } {
   const fn = frame.functionName === '' ? '(anonymous)' : frame.functionName;
   if (frame.url === '') return { name: fn, file: fn.startsWith('(') ? fn : '(native)' };
-  let file = frame.url.replace(/^file:\/\//, '');
+  // A `--rev` export lives in a temp dir: show its files as the repository's own.
+  let file = frame.url.replace(/^file:\/\//, '').replace(/^.*\/inserter-bench-rev-[^/]+\//, `${root}/`);
   if (file.startsWith('/')) file = relative(root, file);
   return { name: `${fn} (${file}:${frame.lineNumber + 1})`, file };
 }
