@@ -137,6 +137,12 @@ export class Pipeline implements SourceHandler {
     }
   }
 
+  /** The source restarted from the committed positions (after a failure): forget in-memory progress. */
+  onReset(): void {
+    for (const state of this.#partitions.values()) this.#resetState(state);
+    this.#metrics.rewinds.inc();
+  }
+
   onRecord(record: SourceRecord): void | Promise<void> {
     const state = this.#partitionState(record);
     if (this.#ledgers !== undefined && state.ledger === undefined) {
@@ -554,10 +560,7 @@ export class Pipeline implements SourceHandler {
       do {
         this.#rewindAgain = false;
         this.#logger.info('re-reading owned partitions from their committed positions');
-        await rewind(() => {
-          for (const state of this.#partitions.values()) this.#resetState(state);
-          this.#metrics.rewinds.inc();
-        }, this.#hardStop.signal);
+        await rewind(() => this.onReset(), this.#hardStop.signal);
       } while (this.#rewindAgain && !this.#stop.signal.aborted);
     })().finally(() => {
       this.#rewinding = undefined;
@@ -673,11 +676,12 @@ export class Pipeline implements SourceHandler {
       this.#stop.abort();
       for (const wake of this.#drainWaiters.splice(0)) wake();
       await this.#running?.catch((error: unknown) => this.#logger.warn({ err: error }, 'source stopped with an error'));
+      // Timers stop first: a commit timer still adding tasks would keep the wait below from ending.
+      for (const timer of this.#timers) clearInterval(timer);
       for (const state of this.#partitions.values()) for (const lane of state.lanes.values()) if (!lane.stop.signal.aborted) this.#flush(lane);
       const deadline = setTimeout(() => this.#hardStop.abort(), deadlineMs);
       while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
       clearTimeout(deadline);
-      for (const timer of this.#timers) clearInterval(timer);
       await this.#commit();
       await this.#source.close();
       await Promise.allSettled([this.#directory.close(), this.#deadLetters.close(), this.#ledgers?.close()]);

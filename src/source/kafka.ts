@@ -1,5 +1,6 @@
 // Owns consuming from Kafka with @platformatic/kafka: group membership, assignment diffs, manual
 // offset commits. Nothing is auto-committed: offsets move only when the core says records are resolved.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Consumer, type GroupAssignment, type Message, type MessagesStream } from '@platformatic/kafka';
 import { InserterError } from '../errors/inserter-error.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from './types.ts';
@@ -13,6 +14,8 @@ export interface KafkaSourceOptions {
   fetchMaxBytes: number;
   fetchMaxWaitMs: number;
   sessionTimeoutMs: number;
+  /** Told about each failed attempt to resume after the broker went away. */
+  onError?: (error: unknown, attempt: number, cause: unknown) => void;
 }
 
 export class KafkaSource implements Source {
@@ -34,6 +37,9 @@ export class KafkaSource implements Source {
       maxBytes: options.fetchMaxBytes,
       maxWaitTime: options.fetchMaxWaitMs,
       autocommit: false,
+      // Ride out a broker restart inside the client before the stream has to be rebuilt.
+      retries: 10,
+      retryDelay: 1_000,
     });
   }
 
@@ -55,13 +61,33 @@ export class KafkaSource implements Source {
             if (signal.aborted) break;
           }
         } catch (error) {
-          if (stream === this.#stream) throw error;
+          if (stream !== this.#stream) continue; // the old stream of a rewind
+          if (signal.aborted || !isTransient(error)) throw error;
+          // The broker went away (a restart, a network fault): start over from the committed
+          // positions once it answers again. Nothing was committed past what is resolved.
+          await this.#restart(handler, error, signal);
+          continue;
         }
         if (stream === this.#stream) break; // ended without a replacement: closed
       }
     } finally {
       signal.removeEventListener('abort', stop);
       this.#consumer.off('consumer:group:join', onJoin);
+    }
+  }
+
+  async #restart(handler: SourceHandler, cause: unknown, signal: AbortSignal): Promise<void> {
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      await sleep(Math.min(10_000, 250 * 2 ** attempt), undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) return;
+      try {
+        const next = await this.#consume();
+        this.#stream = next;
+        handler.onReset();
+        return;
+      } catch (error) {
+        this.#options.onError?.(error, attempt, cause);
+      }
     }
   }
 
@@ -124,6 +150,14 @@ export class KafkaSource implements Source {
     })();
     return this.#closing;
   }
+}
+
+/** Errors the client may recover from by reconnecting; everything else stops the source. */
+function isTransient(error: unknown): boolean {
+  const e = error as { canRetry?: unknown; errors?: unknown[] } | undefined;
+  if (e === undefined || e === null) return false;
+  if (e.canRetry === false) return false;
+  return !(Array.isArray(e.errors) && e.errors.some((inner) => (inner as { canRetry?: unknown }).canRetry === false));
 }
 
 function toRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): SourceRecord {

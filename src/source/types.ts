@@ -33,6 +33,8 @@ export interface SourceHandler {
   onAssigned(partitions: readonly PartitionRef[]): void;
   /** Partitions no longer owned: their unfinished work must be abandoned, not committed. */
   onRevoked(partitions: readonly PartitionRef[]): void;
+  /** The source starts over from the committed positions (it recovered from a failure). */
+  onReset(): void;
 }
 
 export interface Source {

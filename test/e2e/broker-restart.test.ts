@@ -1,0 +1,73 @@
+// The broker restarts twice while inserter consumes and a producer writes: inserter reconnects,
+// and every event lands exactly once (merges stopped, so a duplicate could not hide), with the
+// group's committed offsets at the log end.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadDdl } from '../../dev/posthog/ddl.ts';
+import { generate } from '../../dev/posthog/generator.ts';
+import { committedOffsets, endOffsets, produce } from '../helpers/bus.ts';
+import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
+import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
+import { createTopic, startKafka, uniqueTopic, type KafkaBroker } from '../helpers/kafka.ts';
+
+const TOTAL = 6_000;
+let broker: KafkaBroker;
+let ch: ClickHouseInstance;
+let inserter: InserterProcess | undefined;
+const topic = uniqueTopic('restart');
+
+before(async () => {
+  [broker, ch] = await Promise.all([startKafka(), startClickHouse({ users: [{ name: 'default', password: '', settings: { optimize_on_insert: '0' } }] })]);
+  await ch.query('CREATE DATABASE posthog');
+  await ch.query(await loadDdl('events', 'posthog'));
+  await ch.query('SYSTEM STOP MERGES posthog.events');
+  await createTopic(broker.bootstrap, topic, 3);
+});
+
+after(async () => {
+  await inserter?.kill();
+  await Promise.all([broker?.stop(), ch?.stop()]);
+});
+
+/** Produces, retrying a chunk while the broker is away (the idempotent producer keeps it once). */
+async function produceThrough(messages: Array<{ key: Buffer | null; value: Buffer }>): Promise<void> {
+  for (let i = 0; i < messages.length; i += 500) {
+    const chunk = messages.slice(i, i + 500);
+    await waitFor(async () => {
+      await produce(broker.bootstrap, topic, chunk);
+      return true;
+    }, 'a produce to go through', 60_000, 500);
+    await sleep(200);
+  }
+}
+
+test('broker restarts mid-stream: exactly once', async () => {
+  const messages = [...generate('clickhouse_events_json', { seed: 5, count: TOTAL, teams: 20 })].map((m) => ({ key: m.key, value: m.value }));
+  inserter = await startInserter({
+    kafka: { brokers: [broker.bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100, sessionTimeoutMs: 10_000 },
+    destinations: [{ id: 'a', url: ch.url, database: 'posthog' }],
+    routes: [{ topic, table: 'events', destination: 'a' }],
+    batch: { maxRows: 400, maxAgeMs: 200 },
+    commitIntervalMs: 300,
+  });
+  await produceThrough(messages.slice(0, 2_000));
+  await waitFor(async () => Number((await ch.query('SELECT count() FROM posthog.events')).trim()) > 0, 'first rows', 60_000);
+  await broker.restart();
+  await produceThrough(messages.slice(2_000, 4_000));
+  await broker.restart();
+  await produceThrough(messages.slice(4_000));
+  const counts = async (): Promise<[number, number]> => {
+    const [n, u] = (await ch.query('SELECT count(), uniqExact(uuid) FROM posthog.events')).trim().split('\t').map(Number);
+    return [n ?? 0, u ?? 0];
+  };
+  await waitFor(async () => (await counts())[1] === TOTAL, `${TOTAL} events`, 180_000).catch(async (error: unknown) => {
+    throw new Error(`${String(error)}: ${JSON.stringify(await counts())}\n${(await inserter?.log())?.slice(-3000)}`);
+  });
+  await waitFor(async () => {
+    const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 3), endOffsets(broker.bootstrap, topic)]);
+    return committed.every((c, p) => c === end[p]);
+  }, 'committed offsets at the log end', 60_000);
+  assert.deepEqual(await counts(), [TOTAL, TOTAL], 'exactly once across two broker restarts');
+  assert.equal(await inserter.stop(), 0);
+});
