@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors/inserter-error.ts';
 import { Operations } from '../control/operations.ts';
 import { ctl } from './ctl.ts';
+import { dlq } from './dlq.ts';
 import { verify } from './verify.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { DeadLetterWriter } from '../deadletter/writer.ts';
@@ -22,7 +23,8 @@ const usage = `usage:
   inserter check-config FILE          validate a configuration and explain what it does
   inserter version                    print the version
   inserter verify --config FILE [--id-field uuid] [--json]   check delivery end to end: Kafka vs ClickHouse (exit 1: an invariant broke)
-  inserter ctl status|pauses|pause|resume --admin URL …   operate through a replica's admin API (docs/operations.md)`;
+  inserter ctl status|pauses|pause|resume --admin URL …   operate through a replica's admin API (docs/operations.md)
+  inserter dlq list|inspect|replay|purge --config FILE …   dead letters: list, show, replay exactly once, delete (inserter dlq help)`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -38,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
       return verify(rest);
     case 'ctl':
       return ctl(rest);
+    case 'dlq':
+      return dlq(rest);
     default:
       process.stderr.write(`${usage}\n`);
       return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
