@@ -71,7 +71,7 @@ function uuid(rng: Rng): string {
 }
 
 /** The events, in production order (record i goes to partition i % PARTITIONS), and where each good one belongs. */
-function events(rng: Rng): { records: OutRecord[]; expected: Map<string, number> } {
+function events(rng: Rng): { records: OutRecord[]; expected: Map<string, number>; poison: Set<number> } {
   const poison = new Set<number>();
   while (poison.size < POISON) poison.add(rng.int(0, TOTAL - 1));
   const records: OutRecord[] = [];
@@ -83,7 +83,7 @@ function events(rng: Rng): { records: OutRecord[]; expected: Map<string, number>
     const value = { uuid: bad ? 'not-a-uuid' : uuid(rng), team_id: team, n: i, s: 'x'.repeat(rng.int(10, 200)) };
     records.push({ key: Buffer.from(String(team)), value: Buffer.from(JSON.stringify(value)), partition: i % PARTITIONS });
   }
-  return { records, expected };
+  return { records, expected, poison };
 }
 
 function runVerify(file: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -93,6 +93,35 @@ function runVerify(file: string): Promise<{ code: number; stdout: string; stderr
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Per partition, the offsets missing from every endpoint (as ranges) and those present more than once. */
+async function gaps(poison: ReadonlySet<number>): Promise<Record<number, { missing: string[]; repeated: string[] }>> {
+  const seen = new Map<string, number>();
+  for (const ch of chs) {
+    for (const line of (await ch.query('SELECT _partition, _offset FROM app.events FORMAT TSV')).split('\n')) {
+      if (line !== '') seen.set(line.replace('\t', ':'), (seen.get(line.replace('\t', ':')) ?? 0) + 1);
+    }
+  }
+  const out: Record<number, { missing: string[]; repeated: string[] }> = {};
+  for (let p = 0; p < PARTITIONS; p++) {
+    const missing: string[] = [];
+    const repeated: string[] = [];
+    let start = -1;
+    const perPartition = TOTAL / PARTITIONS;
+    for (let o = 0; o <= perPartition; o++) {
+      const times = seen.get(`${p}:${o}`) ?? 0;
+      const absent = o < perPartition && times === 0 && !poison.has(o * PARTITIONS + p);
+      if (times > 1) repeated.push(`${o}×${times}`);
+      if (absent && start < 0) start = o;
+      if (!absent && start >= 0) {
+        missing.push(start === o - 1 ? String(start) : `${start}-${o - 1}`);
+        start = -1;
+      }
+    }
+    if (missing.length > 0 || repeated.length > 0) out[p] = { missing, repeated };
+  }
+  return out;
 }
 
 /** The group's members and their assignments as the broker sees them (member ids, not pids: see the logs). */
@@ -128,7 +157,7 @@ async function whereabouts(report: VerifyReport): Promise<Record<string, string>
 test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SEED})`, { timeout: 300_000 }, async (t) => {
   t.diagnostic(`CHAOS_SEED=${SEED}`);
   const rng = new Rng(SEED);
-  const { records, expected } = events(rng.fork());
+  const { records, expected, poison } = events(rng.fork());
   const chaos = rng.fork();
   const evidenceDir = await mkdtemp(join(tmpdir(), `inserter-chaos-${SEED}-`));
   const t0 = Date.now();
@@ -172,10 +201,18 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
   await producing;
 
   const configFile = await writeConfig(config(500), evidenceDir);
+  // All three running: each has joined and been given partitions (a SIGTERM before start-up ends is not a graceful stop).
+  const joined = await waitFor(async () => (await Promise.all(slots.map((p) => p.log()))).every((log) => log.includes('partitions assigned')), 'all three processes assigned', 60_000).then(
+    () => 'all three assigned',
+    (error: unknown) => String(error),
+  );
+  note(joined);
+  // A classic-group member killed during a rebalance holds the whole group until the rebalance
+  // timeout (KafkaSource: max(sessionTimeoutMs, 60 s)), hence the long wait.
   const quiet = await waitFor(async () => {
     const [committed, end] = await Promise.all([committedOffsets(bootstrap, group, topic, PARTITIONS), endOffsets(bootstrap, topic)]);
     return committed.every((c, p) => c === end[p]);
-  }, 'committed offsets at the log end', 60_000).then(
+  }, 'committed offsets at the log end', 120_000).then(
     () => 'quiet',
     (error: unknown) => String(error),
   );
@@ -199,11 +236,12 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
     verifyExit: result.code,
     verifyStderr: result.stderr,
     whereabouts: report ? await whereabouts(report) : {},
+    offsets: report?.ok === true ? {} : await gaps(poison),
     logs: processes.map((p) => ({ slot: p.slot, pid: p.process.child.pid, maxRows: p.maxRows, log: p.process.logFile })),
     report,
   };
   await writeFile(join(evidenceDir, 'evidence.json'), JSON.stringify(evidence, null, 2));
-  const failure = `seed ${SEED}, evidence in ${evidenceDir}/evidence.json:\n${report?.failures.join('\n') ?? result.stdout + result.stderr}\n${timeline.join('\n')}`;
+  const failure = `seed ${SEED}, evidence in ${evidenceDir}/evidence.json:\n${report?.failures.join('\n') ?? result.stdout + result.stderr}\noffsets missing/repeated per partition: ${JSON.stringify(evidence.offsets).slice(0, 3000)}\n${timeline.join('\n')}`;
   t.diagnostic(`${kills} kills; evidence ${evidenceDir}/evidence.json`);
   assert.ok(kills >= 4, `a kill every few seconds over ~20 s (${kills})`);
 
