@@ -24,6 +24,8 @@ export class PartitionState {
   held: HeldRow[] = [];
   committed = -1n;
   revoked = false;
+  /** Re-forming batches not yet complete (kept as a count so the per-record check is one branch). */
+  replaying = 0;
   /** Some record was left unresolved on purpose (paused or parked): resuming must re-read. */
   needsRewind = false;
   ledger: Ledger | undefined;
@@ -45,9 +47,11 @@ export class PartitionState {
   /** Saves the ledger; callers arriving while a save is queued share it (it writes the newest state). */
   saveLedger(store: LedgerStore, signal: AbortSignal): Promise<void> {
     const ledger = this.ledger;
-    if (ledger === undefined) return Promise.resolve();
+    // A revoked owner never writes the ledger again: it would overwrite the new owner's.
+    if (ledger === undefined || this.revoked) return Promise.resolve();
     this.#queued ??= this.#saving.then(async () => {
       this.#queued = undefined;
+      if (this.revoked) return;
       ledger.markClean();
       await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), signal);
     });
@@ -69,6 +73,7 @@ export class PartitionState {
       for (const batch of lane.replays.values()) release(batch.bytes, lane.destination.id);
       lane.replays.clear();
     }
+    this.replaying = 0;
     for (const held of this.held) release(held.json.length, undefined);
     this.held = [];
   }

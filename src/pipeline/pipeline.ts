@@ -65,6 +65,7 @@ export class Pipeline implements SourceHandler {
   /** Changes whenever what is parked changes; batches of different epochs are never merged. */
   #parkingEpoch = Date.now();
   #rewinding: Promise<void> | undefined;
+  #committing: Promise<void> | undefined;
   #rewindAgain = false;
   #drainWaiters: Array<() => void> = [];
   #timers: NodeJS.Timeout[] = [];
@@ -165,7 +166,9 @@ export class Pipeline implements SourceHandler {
     const chunk = state.tracker.track(record.offset, record.epoch);
     const routes = this.#routesByTopic.get(record.topic) ?? [];
     for (const route of routes) this.#routeRecord(state, route, record, chunk);
-    if (this.#buffered > this.#config.maxBufferedBytes) return this.#waitForDrain();
+    if (state.replaying > 0) this.#completeReplays(state, record.offset);
+    // A batch being re-formed needs its remaining rows before anything can drain: never wait then.
+    if (this.#buffered > this.#config.maxBufferedBytes && state.replaying === 0) return this.#waitForDrain();
   }
 
   #routeRecord(state: PartitionState, route: RouteConfig, record: SourceRecord, chunk: AckChunk): void {
@@ -213,7 +216,7 @@ export class Pipeline implements SourceHandler {
    * it; past a quarter of the memory budget held rows are parked instead (Kafka keeps them).
    */
   #hold(state: PartitionState, route: RouteConfig, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): void {
-    if (this.#heldBytes + json.length > this.#config.maxBufferedBytes / 4) {
+    if (this.#heldBytes + json.length > this.#config.maxBufferedBytes / 4 && this.#source.rewind !== undefined) {
       this.#park(state, chunk);
       return;
     }
@@ -228,7 +231,10 @@ export class Pipeline implements SourceHandler {
   #lookup(team: number): void {
     this.#track(
       this.#directory.lookup(team, this.#hardStop.signal).then((changed) => {
-        if (changed) this.#releaseHeld(team);
+        if (!changed) return;
+        this.#releaseHeld(team);
+        // Rows of the team parked while waiting (over the held budget) are read again.
+        if (!this.#parking.active && [...this.#partitions.values()].some((s) => s.needsRewind)) this.#requestRewind();
       }),
     );
   }
@@ -313,13 +319,29 @@ export class Pipeline implements SourceHandler {
       return;
     }
     const lane = this.#lane(state, record, route, destination);
+    if (!lane.replays.has(intent.token)) state.replaying++;
     const batch = lane.appendReplay(intent, record, json, team, chunk);
     this.#reserve(json.length, destination.id);
-    if (batch.size >= intent.rows || record.offset >= intent.to) {
-      lane.replays.delete(intent.token);
-      if (batch.size !== intent.rows) this.#logger.error({ token: intent.token, rows: batch.size, recorded: intent.rows }, 're-formed batch differs from its intent');
-      this.#enqueue(lane, batch);
+    if (batch.size >= intent.rows) this.#completeReplay(state, lane, batch);
+  }
+
+  /**
+   * Re-formed batches whose range the partition has read past are complete even if they hold fewer
+   * rows than recorded (rows another owner's intent claimed); waiting longer would stall the
+   * partition forever. Their token still names the original batch.
+   */
+  #completeReplays(state: PartitionState, offset: bigint): void {
+    for (const lane of state.lanes.values()) {
+      for (const batch of [...lane.replays.values()]) if (batch.intent !== undefined && offset >= batch.intent.to) this.#completeReplay(state, lane, batch);
     }
+  }
+
+  #completeReplay(state: PartitionState, lane: Lane, batch: Batch): void {
+    const intent = batch.intent as Intent;
+    lane.replays.delete(intent.token);
+    state.replaying--;
+    if (batch.size !== intent.rows) this.#logger.warn({ token: intent.token, rows: batch.size, recorded: intent.rows }, 're-formed batch differs from its intent');
+    this.#enqueue(lane, batch);
   }
 
   #intentBlocked(route: RouteConfig, destination: DestinationConfig, intent: Intent): boolean {
@@ -373,8 +395,12 @@ export class Pipeline implements SourceHandler {
             state.ledger.add(batch.intent);
           }
           if (state?.ledger !== undefined && this.#ledgers !== undefined && !intentDurable) {
+            if (state.revoked) return; // another owner decides this partition now
             await state.saveLedger(this.#ledgers, this.#hardStop.signal);
             intentDurable = true;
+            // Revoked while the intent was being written: the new owner may not have seen it, so
+            // inserting now could duplicate what it inserts. Leave the rows to the new owner.
+            if (state.revoked || lane.abandoned) return;
           }
           await this.#deliverer.deliver(lane, batch, signal);
           if (batch.intent !== undefined) state?.ledger?.complete(batch.intent);
@@ -404,20 +430,22 @@ export class Pipeline implements SourceHandler {
     this.#reserve(size, undefined);
     this.#track(
       this.#writeDeadLetter(route, record, reason)
-        .then(() => ack.resolve())
+        .then(
+          () => ack.resolve(),
+          (error: unknown) => {
+            // Aborted: the record stays unresolved and is re-read after restart.
+            if (!(error instanceof AbortedError)) throw error;
+          },
+        )
         .finally(() => this.#release(size, undefined)),
     );
   }
 
+  /** Resolves only once the dead letter is durable; an abort rejects, so nothing counts it as delivered. */
   async #writeDeadLetter(route: RouteConfig, record: SourceRecord, reason: DeadLetterReason): Promise<void> {
     const topic = route.deadLetterTopic ?? `${record.topic}.dlq`;
-    try {
-      await this.#deadLetters.write(topic, record, reason, this.#hardStop.signal);
-      this.#metrics.deadLetters.inc({ route: route.name, class: reason.errorClass });
-    } catch (error) {
-      if (error instanceof AbortedError) return; // unresolved: the record is re-read after restart
-      throw error;
-    }
+    await this.#deadLetters.write(topic, record, reason, this.#hardStop.signal);
+    this.#metrics.deadLetters.inc({ route: route.name, class: reason.errorClass });
   }
 
   // ---- pauses, parked destinations, rewinds ------------------------------------------------
@@ -471,6 +499,7 @@ export class Pipeline implements SourceHandler {
         }
         for (const replay of lane.replays.values()) this.#release(replay.bytes, lane.destination.id);
         if (lane.replays.size > 0) state.needsRewind = true;
+        state.replaying -= lane.replays.size;
         lane.replays.clear();
       }
     }
@@ -489,6 +518,7 @@ export class Pipeline implements SourceHandler {
           if (!holds(replay)) continue;
           this.#release(replay.bytes, lane.destination.id);
           lane.replays.delete(token);
+          state.replaying--;
           state.needsRewind = true;
         }
       }
@@ -580,20 +610,34 @@ export class Pipeline implements SourceHandler {
     if (this.#parking.parkedDestinations().length > 0) this.#checkParked();
   }
 
-  async #commit(): Promise<void> {
+  /** One commit at a time: overlapping commits could land an older position after a newer one. */
+  #commit(): Promise<void> {
+    this.#committing ??= this.#commitOnce().finally(() => {
+      this.#committing = undefined;
+    });
+    return this.#committing;
+  }
+
+  async #commitOnce(): Promise<void> {
+    // Positions are taken first, then every intent completed so far is saved, so the ledger on
+    // disk knows everything below the positions committed. A restart never re-inserts a batch
+    // whose token may have left the warehouse's deduplication window.
     const positions: CommitPosition[] = [];
     for (const state of this.#partitions.values()) {
       if (state.revoked) continue;
       const position = state.tracker.committable();
       if (position > state.committed) positions.push({ ...state.ref, offset: position, epoch: state.tracker.epoch });
     }
-    // Completed intents are saved before the positions past them are committed, so a restart never
-    // re-inserts a batch whose token may have left the warehouse's deduplication window.
     if (this.#ledgers !== undefined) {
       const store = this.#ledgers;
       const saves: Array<Promise<void>> = [];
       for (const state of this.#partitions.values()) if (!state.revoked && state.ledger?.dirty) saves.push(state.saveLedger(store, this.#hardStop.signal));
-      await Promise.all(saves).catch((error: unknown) => this.#logger.warn({ err: error }, 'ledger save failed; will retry'));
+      try {
+        await Promise.all(saves);
+      } catch (error) {
+        this.#logger.warn({ err: error }, 'ledger save failed; positions are committed later');
+        return;
+      }
     }
     if (positions.length === 0) return;
     try {
@@ -682,6 +726,7 @@ export class Pipeline implements SourceHandler {
       const deadline = setTimeout(() => this.#hardStop.abort(), deadlineMs);
       while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
       clearTimeout(deadline);
+      await this.#commit(); // a commit begun before the drain may be in flight: the next one sees all
       await this.#commit();
       await this.#source.close();
       await Promise.allSettled([this.#directory.close(), this.#deadLetters.close(), this.#ledgers?.close()]);
