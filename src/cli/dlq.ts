@@ -55,7 +55,8 @@ export async function dlq(args: string[]): Promise<number> {
       return 2;
     }
     const code = error instanceof InserterError ? ` [${error.code}]` : '';
-    process.stderr.write(`dlq ${sub}: ${error instanceof Error ? error.message : String(error)}${code}\n`);
+    const cause = error instanceof Error && error.cause instanceof Error ? `\n  cause: ${describeCause(error.cause)}` : '';
+    process.stderr.write(`dlq ${sub}: ${error instanceof Error ? error.message : String(error)}${code}${cause}\n`);
     return 3;
   }
 }
@@ -176,4 +177,11 @@ function coordinates(topic: string | undefined, partition: string | undefined, o
   if (offset === undefined || !/^\d+$/.test(offset)) issues.push(`${offsetFlag} O (an offset) is required`);
   if (issues.length > 0) throw new DlqUsageError(issues.join('; '));
   return { topic: topic as string, partition: Number(partition), offset: BigInt(offset as string) };
+}
+
+/** A Kafka client error names its nested protocol errors; ClickHouse errors never carry the password. */
+function describeCause(error: Error): string {
+  const nested = (error as { errors?: unknown }).errors;
+  const inner = Array.isArray(nested) ? nested.filter((e): e is Error => e instanceof Error).map((e) => describeCause(e)) : [];
+  return inner.length === 0 ? error.message : `${error.message} (${inner.join('; ')})`;
 }

@@ -42,10 +42,18 @@ export function deadLetterId(topic: string, partition: number, offset: bigint): 
   return `${topic}/${partition}/${offset}`;
 }
 
+/** The record a dead letter stands for, per route: dead letters are at least once, this is their identity. */
+export function originalKey(letter: DeadLetter): string | undefined {
+  const o = letter.original;
+  return o === undefined ? undefined : `${letter.route ?? ''}|${o.topic}/${o.partition}/${o.offset}`;
+}
+
 export function parseDeadLetter(raw: RawDeadLetter): DeadLetter {
-  // The writer appends its headers after the original ones: the trailing block of its names is its own.
-  let split = raw.headers.length;
-  while (split > 0 && writerHeaders.has((raw.headers[split - 1] as readonly [Buffer, Buffer])[0].toString('utf8'))) split--;
+  // The writer appends its headers after the original ones, its error class first: the block from
+  // the last error-class header on, when it holds only the writer's names, is the writer's.
+  const names = raw.headers.map(([name]) => name.toString('utf8'));
+  const classAt = names.lastIndexOf(deadLetterHeader.class);
+  const split = classAt >= 0 && names.slice(classAt).every((n) => writerHeaders.has(n)) ? classAt : raw.headers.length;
   const reason = new Map<string, string>();
   for (const [name, value] of raw.headers.slice(split)) reason.set(name.toString('utf8'), value.toString('utf8'));
   const get = (name: string): string | undefined => reason.get(name);

@@ -12,9 +12,10 @@ import { ErrorClasses } from '../errors/classes.ts';
 import { DecodeError, errorMessage } from '../errors/inserter-error.ts';
 import { WarehouseError } from '../sink/clickhouse/classify.ts';
 import type { Sink, TableRef } from '../sink/types.ts';
-import type { DeadLetter } from './record.ts';
+import { originalKey, type DeadLetter } from './record.ts';
 import type { LedgerEntry, ReplayLedger } from './replay-ledger.ts';
 import { emptyReport, type ReplayReport } from './replay-report.ts';
+import { replayable } from './replay-select.ts';
 
 export interface DestinationReplayDeps {
   readonly destinationFor: (id: string) => DestinationConfig | undefined;
@@ -75,12 +76,8 @@ class DestinationReplay {
 
   async replay(selected: readonly DeadLetter[]): Promise<void> {
     const groups = new Map<string, { target: Target; letters: DeadLetter[] }>();
-    for (const letter of selected) {
-      const entry = this.#ledger.entries.get(letter.id);
-      if (entry !== undefined) {
-        if (entry.state === 'done' || entry.to !== 'destination') this.report.skipped.push({ id: letter.id, detail: `already replayed to ${entry.to} (${entry.at})` });
-        continue; // a pending one was handled by finishPending
-      }
+    // Pending ones were handled by finishPending.
+    for (const letter of replayable(selected, this.#ledger, this.report, true)) {
       const target = this.#target(letter);
       if (typeof target === 'string') {
         this.report.skipped.push({ id: letter.id, detail: target });
@@ -118,8 +115,7 @@ class DestinationReplay {
 
   async #record(letters: readonly DeadLetter[], target: Target, token: string): Promise<void> {
     if (this.#dryRun) return;
-    const entry = this.#entry('pending', target, token);
-    await this.#ledger.write(letters.map((l) => [l.id, entry] as const));
+    await this.#ledger.write(this.#entries('pending', target, token, letters));
   }
 
   async #insert(target: Target, letters: readonly DeadLetter[], token: string): Promise<void> {
@@ -139,8 +135,7 @@ class DestinationReplay {
       await this.#failed(target, letters, token, error);
       return;
     }
-    const done = this.#entry('done', target, token);
-    await this.#ledger.write(letters.map((l) => [l.id, done] as const));
+    await this.#ledger.write(this.#entries('done', target, token, letters));
     for (const l of letters) this.report.replayed.push({ id: l.id, detail: `${where} (token ${token})` });
   }
 
@@ -151,7 +146,7 @@ class DestinationReplay {
       const mid = Math.floor(letters.length / 2);
       const halves = [[0, mid], [mid, letters.length]] as const;
       const parts = halves.map(([from, to]) => ({ letters: letters.slice(from, to), token: `${token}/${from}-${to}` }));
-      if (!this.#dryRun) await this.#ledger.write(parts.flatMap((part) => part.letters.map((l) => [l.id, this.#entry('pending', target, part.token)] as const)));
+      if (!this.#dryRun) await this.#ledger.write(parts.flatMap((part) => this.#entries('pending', target, part.token, part.letters)));
       for (const part of parts) await this.#insert(target, part.letters, part.token);
       return;
     }
@@ -163,8 +158,10 @@ class DestinationReplay {
     for (const l of letters) this.report.failed.push({ id: l.id, detail: rejected ? `${reason} (stays in the DLQ)` : `${reason} (left pending under ${token}: run the replay again)` });
   }
 
-  #entry(state: LedgerEntry['state'], target: Target, token: string): LedgerEntry {
-    return { to: 'destination', state, at: new Date().toISOString(), token, destination: target.destination.id, table: `${target.table.database}.${target.table.table}` };
+  #entries(state: LedgerEntry['state'], target: Target, token: string, letters: readonly DeadLetter[]): Array<readonly [string, LedgerEntry]> {
+    const at = new Date().toISOString();
+    const table = `${target.table.database}.${target.table.table}`;
+    return letters.map((l) => [l.id, { to: 'destination', state, at, token, destination: target.destination.id, table, original: originalKey(l) }] as const);
   }
 
   #sink(destination: DestinationConfig): Sink {

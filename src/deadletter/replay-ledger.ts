@@ -16,6 +16,8 @@ export interface LedgerEntry {
   readonly table?: string;
   /** For `original`: the topic/partition it was re-produced to. */
   readonly target?: string;
+  /** The record it stands for (`originalKey`): a second dead letter of the same record is not replayed again. */
+  readonly original?: string;
 }
 
 type Message = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
@@ -29,6 +31,7 @@ export class ReplayLedger {
   readonly #groupId: string;
   readonly #timeoutMs: number;
   readonly #entries = new Map<string, LedgerEntry>();
+  readonly #byOriginal = new Map<string, string>();
   #producer: Producer<Buffer, Buffer, Buffer, Buffer> | undefined;
   #tx: Transaction | undefined;
 
@@ -43,6 +46,22 @@ export class ReplayLedger {
     return this.#entries;
   }
 
+  /** The dead letter recorded for this original record (by `originalKey`), if any. */
+  recordedFor(original: string): string | undefined {
+    return this.#byOriginal.get(original);
+  }
+
+  #set(key: string, entry: LedgerEntry | null): void {
+    const old = this.#entries.get(key);
+    if (old?.original !== undefined && this.#byOriginal.get(old.original) === key) this.#byOriginal.delete(old.original);
+    if (entry === null) {
+      this.#entries.delete(key);
+      return;
+    }
+    this.#entries.set(key, entry);
+    if (entry.original !== undefined) this.#byOriginal.set(entry.original, key);
+  }
+
   /**
    * Loads the ledger. With `write`, first creates the topic if missing and initialises the
    * transactional producer, which fences (and aborts the open transaction of) any older replay of
@@ -52,7 +71,10 @@ export class ReplayLedger {
     try {
       if (write) {
         await this.#ensureTopic();
-        this.#producer = new Producer({ clientId: `${this.#kafka.clientId}-dlq-replay`, bootstrapBrokers: [...this.#kafka.brokers], idempotent: true, acks: -1, transactionalId: `${this.#groupId}.inserter-dlq-replay`, timeout: 30_000 });
+        this.#producer = new Producer({ clientId: `${this.#kafka.clientId}-dlq-replay`, bootstrapBrokers: [...this.#kafka.brokers], idempotent: true, acks: -1, transactionalId: `${this.#groupId}.inserter-dlq-replay`, timeout: 30_000,
+          // -1/-1 asks for the id as a new producer (bumping the epoch); the client's default 0/0 is
+          // rejected as PRODUCER_FENCED once the transactional id has been used before (2.12.1).
+          producerId: -1n, producerEpoch: -1 });
         this.#tx = await this.#producer.beginTransaction();
       } else if (!(await topicExists(this.#kafka, this.topic))) {
         return;
@@ -60,8 +82,7 @@ export class ReplayLedger {
       await readTopic(this.#kafka, this.topic, { timeoutMs: this.#timeoutMs }, (r) => {
         const key = r.key?.toString('utf8');
         if (key === undefined) return;
-        if (r.value === undefined || r.value.length === 0) this.#entries.delete(key);
-        else this.#entries.set(key, JSON.parse(r.value.toString('utf8')) as LedgerEntry);
+        this.#set(key, r.value === undefined || r.value.length === 0 ? null : (JSON.parse(r.value.toString('utf8')) as LedgerEntry));
       });
     } catch (error) {
       throw wrap(error, `opening the replay ledger ${this.topic}`);
@@ -89,10 +110,7 @@ export class ReplayLedger {
       await tx.abort().catch(() => undefined);
       throw wrap(error, `writing ${messages.length} record(s) in a transaction`);
     }
-    for (const [key, entry] of entries) {
-      if (entry === null) this.#entries.delete(key);
-      else this.#entries.set(key, entry);
-    }
+    for (const [key, entry] of entries) this.#set(key, entry);
   }
 
   async close(): Promise<void> {

@@ -3,9 +3,10 @@
 // plus `x-inserter-replayed-from`), each in the same Kafka transaction as its replay-ledger entry,
 // so a dead letter is re-produced at most once however often (or however interrupted) replays run.
 import type { MessageToProduce } from '@platformatic/kafka';
-import { replayedFromHeader, type DeadLetter } from './record.ts';
+import { originalKey, replayedFromHeader, type DeadLetter } from './record.ts';
 import type { ReplayLedger } from './replay-ledger.ts';
 import { emptyReport, type ReplayReport } from './replay-report.ts';
+import { replayable } from './replay-select.ts';
 
 /** Dead letters per transaction: small, so a transaction stays well inside its timeout. */
 const perTransaction = 100;
@@ -13,12 +14,7 @@ const perTransaction = 100;
 export async function replayToOriginal(letters: readonly DeadLetter[], ledger: ReplayLedger, dryRun: boolean): Promise<ReplayReport> {
   const report = emptyReport('original', dryRun);
   const todo: Array<{ letter: DeadLetter; message: MessageToProduce<Buffer, Buffer, Buffer, Buffer> }> = [];
-  for (const letter of letters) {
-    const done = ledger.entries.get(letter.id);
-    if (done !== undefined) {
-      report.skipped.push({ id: letter.id, detail: `already replayed to ${done.to} (${done.state}, ${done.at})` });
-      continue;
-    }
+  for (const letter of replayable(letters, ledger, report, false)) {
     const original = letter.original;
     if (original === undefined) {
       report.skipped.push({ id: letter.id, detail: 'no x-inserter-original-* headers: not a dead letter of inserter' });
@@ -37,7 +33,7 @@ export async function replayToOriginal(letters: readonly DeadLetter[], ledger: R
     if (!dryRun) {
       const at = new Date().toISOString();
       await ledger.write(
-        chunk.map(({ letter, message }) => [letter.id, { to: 'original', state: 'done', at, target: `${message.topic}/${message.partition}` }] as const),
+        chunk.map(({ letter, message }) => [letter.id, { to: 'original', state: 'done', at, target: `${message.topic}/${message.partition}`, original: originalKey(letter) }] as const),
         chunk.map(({ message }) => message),
       );
     }
