@@ -13,7 +13,7 @@ import { DecodeError, errorMessage } from '../errors/inserter-error.ts';
 import { WarehouseError } from '../sink/clickhouse/classify.ts';
 import type { Sink, TableRef } from '../sink/types.ts';
 import { originalKey, type DeadLetter } from './record.ts';
-import type { LedgerEntry, ReplayLedger } from './replay-ledger.ts';
+import type { LedgerEntry, LedgerView } from './replay-ledger.ts';
 import { emptyReport, type ReplayReport } from './replay-report.ts';
 import { replayable } from './replay-select.ts';
 
@@ -33,23 +33,26 @@ interface Target {
   readonly table: TableRef;
 }
 
-export async function replayToDestination(all: readonly DeadLetter[], selected: readonly DeadLetter[], ledger: ReplayLedger, deps: DestinationReplayDeps, dryRun: boolean): Promise<ReplayReport> {
+export async function replayToDestination(all: readonly DeadLetter[], selected: readonly DeadLetter[], ledger: LedgerView, deps: DestinationReplayDeps, dryRun: boolean): Promise<ReplayReport> {
   const run = new DestinationReplay(ledger, deps, dryRun);
-  await run.finishPending(all);
-  await run.replay(selected);
-  await run.close();
+  try {
+    await run.finishPending(all);
+    await run.replay(selected);
+  } finally {
+    await run.close();
+  }
   return run.report;
 }
 
 class DestinationReplay {
   readonly report: ReplayReport;
-  readonly #ledger: ReplayLedger;
+  readonly #ledger: LedgerView;
   readonly #deps: DestinationReplayDeps;
   readonly #dryRun: boolean;
   readonly #sinks = new Map<string, Sink>();
   readonly #shapes = new Map<string, Promise<RowShape | undefined>>();
 
-  constructor(ledger: ReplayLedger, deps: DestinationReplayDeps, dryRun: boolean) {
+  constructor(ledger: LedgerView, deps: DestinationReplayDeps, dryRun: boolean) {
     this.#ledger = ledger;
     this.#deps = deps;
     this.#dryRun = dryRun;

@@ -20,12 +20,19 @@ export interface LedgerEntry {
   readonly original?: string;
 }
 
-type Message = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
+export type Message = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
 type Transaction = Awaited<ReturnType<Producer<Buffer, Buffer, Buffer, Buffer>['beginTransaction']>>;
+
+/** What replays need of the ledger (ReplayLedger over Kafka; an in-memory one in unit tests). */
+export interface LedgerView {
+  readonly entries: ReadonlyMap<string, LedgerEntry>;
+  recordedFor(original: string): string | undefined;
+  write(entries: ReadonlyArray<readonly [string, LedgerEntry | null]>, records?: readonly Message[]): Promise<void>;
+}
 
 export const replayLedgerTopic = (groupId: string): string => `${groupId}.inserter-dlq-replays`;
 
-export class ReplayLedger {
+export class ReplayLedger implements LedgerView {
   readonly topic: string;
   readonly #kafka: KafkaAccess;
   readonly #groupId: string;

@@ -4,14 +4,14 @@
 // so a dead letter is re-produced at most once however often (or however interrupted) replays run.
 import type { MessageToProduce } from '@platformatic/kafka';
 import { originalKey, replayedFromHeader, type DeadLetter } from './record.ts';
-import type { ReplayLedger } from './replay-ledger.ts';
+import type { LedgerView } from './replay-ledger.ts';
 import { emptyReport, type ReplayReport } from './replay-report.ts';
 import { replayable } from './replay-select.ts';
 
 /** Dead letters per transaction: small, so a transaction stays well inside its timeout. */
 const perTransaction = 100;
 
-export async function replayToOriginal(letters: readonly DeadLetter[], ledger: ReplayLedger, dryRun: boolean): Promise<ReplayReport> {
+export async function replayToOriginal(letters: readonly DeadLetter[], ledger: LedgerView, dryRun: boolean): Promise<ReplayReport> {
   const report = emptyReport('original', dryRun);
   const todo: Array<{ letter: DeadLetter; message: MessageToProduce<Buffer, Buffer, Buffer, Buffer> }> = [];
   for (const letter of replayable(letters, ledger, report, false)) {

@@ -2,11 +2,11 @@
 // (by dead-letter coordinates, or another dead letter of the same original record), and of several
 // dead letters of one original record (dead letters are at least once) only the first.
 import { originalKey, type DeadLetter } from './record.ts';
-import type { ReplayLedger } from './replay-ledger.ts';
+import type { LedgerView } from './replay-ledger.ts';
 import type { ReplayReport } from './replay-report.ts';
 
 /** The letters to replay, in order; every other one is reported as skipped (pending ones silently when `quietPending`). */
-export function replayable(letters: readonly DeadLetter[], ledger: ReplayLedger, report: ReplayReport, quietPending: boolean): DeadLetter[] {
+export function replayable(letters: readonly DeadLetter[], ledger: LedgerView, report: ReplayReport, quietPending: boolean): DeadLetter[] {
   const out: DeadLetter[] = [];
   const first = new Map<string, string>();
   for (const letter of letters) {
