@@ -111,6 +111,7 @@ async function run(args: string[]): Promise<number> {
     fetchMaxBytes: config.kafka.fetchMaxBytes,
     fetchMaxWaitMs: config.kafka.fetchMaxWaitMs,
     sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+    rebalanceTimeoutMs: config.kafka.rebalanceTimeoutMs,
   });
   const deadLetters = new DeadLetterWriter({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, createPartitions: config.kafka.createDeadLetterTopics, retry: config.retry, logger });
   const ledgers = config.exactlyOnce.enabled

@@ -66,6 +66,8 @@ export class Pipeline implements SourceHandler {
   #parkingEpoch = Date.now();
   #rewinding: Promise<void> | undefined;
   #committing: Promise<void> | undefined;
+  /** Partitions this process owns; undefined until the source reports an assignment. */
+  #owned: Set<string> | undefined;
   #rewindAgain = false;
   #drainWaiters: Array<() => void> = [];
   #timers: NodeJS.Timeout[] = [];
@@ -119,12 +121,28 @@ export class Pipeline implements SourceHandler {
 
   onAssigned(partitions: readonly PartitionRef[]): void {
     this.#logger.info({ partitions: partitions.map((p) => `${p.topic}/${p.partition}`) }, 'partitions assigned');
+    const first = this.#owned === undefined;
+    this.#owned ??= new Set();
+    for (const ref of partitions) {
+      const key = partitionKey(ref.topic, ref.partition);
+      this.#owned.add(key);
+      // Progress remembered from an earlier ownership is stale: another owner may have moved on.
+      const stale = this.#partitions.get(key);
+      if (stale !== undefined) {
+        this.#resetState(stale);
+        this.#partitions.delete(key);
+      }
+    }
+    // A partition owned again must be read from its committed position, not from wherever the
+    // consumer's stream was when it was taken away: read everything again from there.
+    if (!first) this.#requestRewind();
   }
 
   onRevoked(partitions: readonly PartitionRef[]): void {
     this.#logger.info({ partitions: partitions.map((p) => `${p.topic}/${p.partition}`) }, 'partitions revoked');
     for (const ref of partitions) {
       const key = partitionKey(ref.topic, ref.partition);
+      this.#owned?.delete(key);
       const state = this.#partitions.get(key);
       if (state === undefined) continue;
       // Unfinished work is abandoned, not committed: the new owner re-reads from the committed position.
@@ -145,6 +163,9 @@ export class Pipeline implements SourceHandler {
   }
 
   onRecord(record: SourceRecord): void | Promise<void> {
+    // Records of a partition this process no longer owns (still buffered in the stream) are dropped:
+    // the owner reads them from the committed position.
+    if (this.#owned !== undefined && !this.#owned.has(partitionKey(record.topic, record.partition))) return;
     const state = this.#partitionState(record);
     if (this.#ledgers !== undefined && state.ledger === undefined) {
       // The partition's ledger must be known before its first record is routed.
@@ -728,6 +749,8 @@ export class Pipeline implements SourceHandler {
       clearTimeout(deadline);
       await this.#commit(); // a commit begun before the drain may be in flight: the next one sees all
       await this.#commit();
+      const stuck = this.status().partitions.filter((p) => p.unresolved > 0);
+      if (stuck.length > 0) this.#logger.warn({ partitions: stuck.map((p) => ({ topic: p.topic, partition: p.partition, committed: p.committed, unresolved: p.unresolved, held: p.held, lanes: p.lanes.map((l) => `${l.destination}:${l.state}`) })) }, 'stopping with unresolved records: they are read again by the next owner');
       await this.#source.close();
       await Promise.allSettled([this.#directory.close(), this.#deadLetters.close(), this.#ledgers?.close()]);
     })();

@@ -6,6 +6,16 @@ import { Admin, Consumer, Producer } from '@platformatic/kafka';
 import type { LedgerJson, LedgerStore } from '../ack/ledger.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 
+const SAVE_TIMEOUT_MS = 15_000;
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 export interface KafkaLedgerStoreOptions {
   brokers: readonly string[];
   clientId: string;
@@ -39,7 +49,9 @@ export class KafkaLedgerStore implements LedgerStore {
   async save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
     await this.#ensureTopic(signal);
     const message = { topic: this.#options.topic, partition: 0, key: Buffer.from(this.#key(topic, partition)), value: Buffer.from(JSON.stringify(ledger)) };
-    await retry(() => this.#producer.send({ messages: [message] }), this.#options.retry, signal, { isRetryable: () => true });
+    // A send that never settles must not hold the partition's deliveries: give up on it and retry
+    // (writing the same ledger twice is harmless; the newest write wins under compaction).
+    await retry(() => withTimeout(this.#producer.send({ messages: [message] }), SAVE_TIMEOUT_MS, 'ledger write'), this.#options.retry, signal, { isRetryable: () => true });
   }
 
   async #readAll(): Promise<Map<string, string>> {

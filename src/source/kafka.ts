@@ -14,6 +14,7 @@ export interface KafkaSourceOptions {
   fetchMaxBytes: number;
   fetchMaxWaitMs: number;
   sessionTimeoutMs: number;
+  rebalanceTimeoutMs?: number;
   /** Told about each failed attempt to resume after the broker went away. */
   onError?: (error: unknown, attempt: number, cause: unknown) => void;
 }
@@ -33,7 +34,7 @@ export class KafkaSource implements Source {
       bootstrapBrokers: [...options.brokers],
       sessionTimeout: options.sessionTimeoutMs,
       heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
-      rebalanceTimeout: Math.max(options.sessionTimeoutMs, 60_000),
+      rebalanceTimeout: options.rebalanceTimeoutMs ?? Math.max(options.sessionTimeoutMs, 60_000),
       maxBytes: options.fetchMaxBytes,
       maxWaitTime: options.fetchMaxWaitMs,
       autocommit: false,
