@@ -94,7 +94,7 @@ test('deadLetterTopics: the named topic, the route’s, or every route’s once'
   assert.throws(() => deadLetterTopics(config, parseFilter({ route: 'nope' })), /no route named "nope".*events->t1/);
 });
 
-test('a dead letter read back: the writer’s trailing headers are the reason, the rest the original’s', () => {
+test('a dead letter read back: the writer’s block (from its last error-class header) is the reason, the rest the original’s', () => {
   const l = parseDeadLetter(raw(5, { [h.class]: 'row_data', [h.code]: 'INSERTER_CH_ROW', [h.serverCode]: '376', [h.message]: 'bad uuid\nmore', [h.destination]: 'a', [h.table]: 'db.t', [h.team]: '7', [h.topic]: 'events', [h.partition]: '3', [h.offset]: '105', [h.timestamp]: '1600000000000', [h.lastFailure]: '2025-02-03T04:05:06.000Z' }, [['trace', 'abc'], [h.class, 'from-upstream']]));
   assert.equal(l.id, 'events.dlq/1/5');
   assert.equal(l.errorClass, 'row_data');
