@@ -1,7 +1,9 @@
-// Owns turning a raw bus record into a validated JSON object row: the value must be one JSON
-// object within the size limit; the team id is read from where the route says. The original bytes
-// are kept and passed through to the warehouse (ClickHouse parses them), so nothing is re-serialized.
+// Owns turning a raw bus record into a JSON object row: the value must be one JSON object within
+// the size limit; the team id is read from where the route says, by scanning (not parsing) the
+// object. The original bytes pass through to the warehouse, which parses them once; a value it
+// cannot take is isolated there and dead-lettered.
 import { DecodeError } from '../errors/inserter-error.ts';
+import { findTopLevelValue, integerValue } from './json-scan.ts';
 import type { SourceRecord } from '../source/types.ts';
 
 export type TeamIdSource =
@@ -35,22 +37,33 @@ export function decodeJsonRecord(record: SourceRecord, options: DecodeOptions): 
   if (json[0] !== OPEN_BRACE || json[json.length - 1] !== CLOSE_BRACE) {
     throw new DecodeError('INSERTER_DECODE_NOT_OBJECT', 'message is not a JSON object');
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json.toString('utf8'));
-  } catch (cause) {
-    throw new DecodeError('INSERTER_DECODE_BAD_JSON', `message is not valid JSON: ${(cause as Error).message}`, { cause });
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new DecodeError('INSERTER_DECODE_NOT_OBJECT', 'message is not a JSON object');
-  }
-  return { json, teamId: readTeamId(record, parsed as Record<string, unknown>, options.teamId) };
+  return { json, teamId: readTeamId(record, json, options.teamId) };
 }
 
-function readTeamId(record: SourceRecord, object: Record<string, unknown>, source: TeamIdSource): number | undefined {
+const fieldKeys = new Map<string, Buffer>();
+
+function readTeamId(record: SourceRecord, json: Buffer, source: TeamIdSource): number | undefined {
   let raw: unknown;
-  if (source.from === 'field') raw = object[source.field];
-  else if (source.from === 'key') raw = record.key?.toString('utf8');
+  if (source.from === 'field') {
+    let key = fieldKeys.get(source.field);
+    if (key === undefined) {
+      key = Buffer.from(source.field, 'utf8');
+      fieldKeys.set(source.field, key);
+    }
+    let range: [number, number] | undefined;
+    try {
+      range = findTopLevelValue(json, key);
+    } catch (cause) {
+      throw new DecodeError('INSERTER_DECODE_BAD_JSON', `message is not valid JSON: ${(cause as Error).message}`, { cause });
+    }
+    if (range === undefined) return undefined;
+    const team = integerValue(json, range[0], range[1]);
+    if (team !== undefined && !Number.isSafeInteger(team)) {
+      throw new DecodeError('INSERTER_DECODE_BAD_TEAM', `team id ${json.toString('utf8', range[0], Math.min(range[1], range[0] + 40))} is not an integer`);
+    }
+    return team;
+  }
+  if (source.from === 'key') raw = record.key?.toString('utf8');
   else {
     for (const [name, value] of record.headers) {
       if (name.toString('utf8') === source.header) {

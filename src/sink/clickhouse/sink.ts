@@ -37,7 +37,8 @@ export class ClickHouseSink implements Sink {
       database: destination.database,
       request_timeout: destination.requestTimeoutMs,
       max_open_connections: destination.concurrency + 2,
-      compression: { request: destination.compression === 'none' ? false : { codec: destination.compression }, response: false },
+      // zstd level 1 compresses PostHog rows as well as the default level 3 for ~35% less CPU (bench/).
+      compression: { request: destination.compression === 'none' ? false : destination.compression === 'zstd' ? { codec: 'zstd', level: 1 } : { codec: 'gzip' }, response: false },
       application: 'inserter',
       ...(tls ? { tls } : {}),
       // Progress headers keep a long insert's connection alive through idle-timeout proxies.

@@ -1,0 +1,110 @@
+// Owns reading one top-level field of a JSON object without parsing the object: the hot path needs
+// only the team id, and ClickHouse parses the row anyway. Strings are skipped with memchr-speed
+// Buffer.indexOf, so the cost is a pass over the bytes with no allocation. Structure errors met on
+// the way are reported; values the scan passes over are not validated (the warehouse does that,
+// and rows it rejects are isolated and dead-lettered).
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+
+export class JsonScanError extends Error {}
+
+/** `[start, end)` of the raw value of `key` at the top level of `json` (which starts with `{`), or undefined. */
+export function findTopLevelValue(json: Buffer, key: Buffer): [number, number] | undefined {
+  let i = skipSpace(json, 1);
+  if (json[i] === CLOSE_OBJECT) return undefined;
+  for (;;) {
+    if (json[i] !== QUOTE) throw new JsonScanError(`expected a key at byte ${i}`);
+    const keyEnd = endOfString(json, i);
+    const matches = keyEnd - i - 1 === key.length && json.compare(key, 0, key.length, i + 1, keyEnd) === 0;
+    i = skipSpace(json, keyEnd + 1);
+    if (json[i] !== COLON) throw new JsonScanError(`expected ':' at byte ${i}`);
+    const valueStart = skipSpace(json, i + 1);
+    const valueEnd = endOfValue(json, valueStart);
+    if (matches) return [valueStart, valueEnd];
+    i = skipSpace(json, valueEnd);
+    const next = json[i];
+    if (next === CLOSE_OBJECT) return undefined;
+    if (next !== COMMA) throw new JsonScanError(`expected ',' or '}' at byte ${i}`);
+    i = skipSpace(json, i + 1);
+  }
+}
+
+/** The integer a raw JSON value holds (a number, or a string of digits), else NaN; null is undefined. */
+export function integerValue(json: Buffer, start: number, end: number): number | undefined {
+  let a = start;
+  let b = end;
+  if (json[a] === QUOTE) {
+    a++;
+    b--;
+  } else if (b - a === 4 && json.toString('latin1', a, b) === 'null') return undefined;
+  let negative = false;
+  if (json[a] === 0x2d) {
+    negative = true;
+    a++;
+  }
+  if (a >= b || b - a > 16) return Number.NaN;
+  let value = 0;
+  for (let k = a; k < b; k++) {
+    const digit = (json[k] ?? 0) - 0x30;
+    if (digit < 0 || digit > 9) return Number.NaN;
+    value = value * 10 + digit;
+  }
+  return negative ? -value : value;
+}
+
+function skipSpace(json: Buffer, from: number): number {
+  let i = from;
+  for (;;) {
+    const b = json[i];
+    if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return i;
+    i++;
+  }
+}
+
+/** Index of the closing quote of the string opening at `start`. */
+function endOfString(json: Buffer, start: number): number {
+  let i = start + 1;
+  for (;;) {
+    const quote = json.indexOf(QUOTE, i);
+    if (quote < 0) throw new JsonScanError('unterminated string');
+    let backslashes = 0;
+    while (json[quote - 1 - backslashes] === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return quote;
+    i = quote + 1;
+  }
+}
+
+/** Index just past the value starting at `start`. */
+function endOfValue(json: Buffer, start: number): number {
+  const first = json[start];
+  if (first === QUOTE) return endOfString(json, start) + 1;
+  if (first === OPEN_OBJECT || first === OPEN_ARRAY) {
+    let depth = 0;
+    for (let i = start; i < json.length; i++) {
+      const b = json[i];
+      if (b === QUOTE) i = endOfString(json, i);
+      else if (b === OPEN_OBJECT || b === OPEN_ARRAY) depth++;
+      else if (b === CLOSE_OBJECT || b === CLOSE_ARRAY) {
+        depth--;
+        if (depth === 0) return i + 1;
+      }
+    }
+    throw new JsonScanError('unterminated object or array');
+  }
+  let i = start;
+  for (;;) {
+    const b = json[i];
+    if (b === undefined) throw new JsonScanError('unterminated value');
+    if (b === COMMA || b === CLOSE_OBJECT || b === CLOSE_ARRAY || b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09) break;
+    i++;
+  }
+  if (i === start) throw new JsonScanError(`expected a value at byte ${start}`);
+  return i;
+}
