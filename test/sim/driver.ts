@@ -37,24 +37,32 @@ export interface SimOptions {
   /** Let dead-letter writes and ledger saves fail with an error (the real ones retry inside). */
   readonly throwingKafkaClients?: boolean;
   /**
-   * Scenario features that trigger delivery-core bugs found by this simulation and not fixed yet
-   * (see KNOWN_ISSUES). Off by default so the seeded run stays green; on to reproduce them.
+   * Scenario features (FEATURES). Those that trigger an open bug (KNOWN_ISSUES) are off by default
+   * so the seeded run stays green; enable them to reproduce the bug.
    */
-  readonly known?: Partial<Record<KnownIssue, boolean>>;
+  readonly known?: Partial<Record<Feature, boolean>>;
 }
 
-/** Bugs this simulation found in src/ that are reported and not fixed yet; each gates the scenario feature that triggers it. */
+/** Scenario features that once triggered, or still trigger, a delivery-core bug found by this simulation. */
+export const FEATURES = {
+  revokeRace: 'rebalances: partitions revoked and re-assigned to the same process mid-run',
+  commitReorder: 'commit intervals shorter than a chain of (sometimes slow) ledger saves',
+  abortedDeadLetter: 'dead-letter writes that are slow and fail with AbortedError when destroy() aborts them',
+  replayBackpressure: 'maxBufferedBytes that changes (and may shrink) across restarts',
+} as const;
+export type Feature = keyof typeof FEATURES;
+
+/** Open bugs (reported, not fixed in src/ yet) and the feature that triggers each. */
 export const KNOWN_ISSUES = {
   revokeRace:
-    'rebalances: after onRevoked, the old partition state keeps delivering — it saves its stale in-memory ledger over the new owner\'s ledger and inserts batches whose tokens the new owner never re-forms (duplicates)',
-  commitReorder:
-    'slow ledger saves: #commit computes positions before awaiting ledger saves, so overlapping #commit calls land a stale position after a newer one (committed offset moves back; after a crash, re-read records whose intents were pruned are re-inserted under new tokens)',
-  abortedDeadLetter:
-    'destroy() (or the close() deadline) while a dead-letter write is in flight: #writeDeadLetter swallows the AbortedError and returns normally, so the caller resolves the record as dead-lettered and the final commit passes it — the record is lost if the write never lands',
+    'Pipeline.#commitOnce takes positions before awaiting ledger saves; when the partition is revoked and re-assigned meanwhile, it commits the old owner\'s position and prunes the NEW owner\'s ledger (this.#partitions.get(key) after the await) while the source re-reads from the older position: re-read records find no intent and are re-inserted under new tokens (duplicates without any crash), and the committed position can move back',
   replayBackpressure:
-    'maxBufferedBytes lowered across a restart: a re-formed batch is enqueued only once all its recorded rows are buffered, and it does not age out, so when its rows exceed maxBufferedBytes the source waits forever (deadlock)',
-} as const;
+    'Pipeline.#process exempts only the record\'s own partition from backpressure while it re-forms batches (state.replaying === 0): a record of another partition blocks the source while a re-forming batch still needs rows of its partition (deadlock once maxBufferedBytes is below the re-formed rows)',
+} as const satisfies Partial<Record<Feature, string>>;
 export type KnownIssue = keyof typeof KNOWN_ISSUES;
+
+/** Features on by default: those whose bugs are fixed. */
+export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = { revokeRace: false, commitReorder: true, abortedDeadLetter: true, replayBackpressure: false };
 
 export interface SimStats {
   records: number;
@@ -134,7 +142,7 @@ function makeScenario(rng: Rng, options: SimOptions): Scenario {
   for (const d of destinations) for (const r of routes) if (rng.chance(0.15)) missingTables.add(`${d}\u0000${r.table}`);
   const level = rng.pick([0, 1, 1, 2]);
   const p = (low: number, high: number): number => (level === 0 ? 0 : level === 1 ? low : high);
-  const known = options.known ?? {};
+  const known: Record<Feature, boolean> = { ...DEFAULT_FEATURES, ...options.known };
   const crashes = options.crashes ?? rng.int(0, 4);
   const lives: Array<Scenario['lives'][number]> = [];
   const buffer = rng.chance(0.2) ? rng.int(100, 600) : 1 << 20;
@@ -142,7 +150,7 @@ function makeScenario(rng: Rng, options: SimOptions): Scenario {
     const roll = rng.float();
     const lifeBuffer = rng.chance(0.2) ? rng.int(100, 600) : 1 << 20;
     lives.push({
-      end: i === crashes ? 'final' : roll < 0.8 ? 'kill' : roll < 0.9 ? 'destroy' : 'close',
+      end: i === crashes ? 'final' : roll < (known.abortedDeadLetter === true ? 0.5 : 0.8) ? 'kill' : roll < 0.9 ? 'destroy' : 'close',
       maxRows: rng.pick([1, 2, 3, 5, 8, 13, 20, 50]),
       maxAgeMs: rng.int(2, 40),
       commitIntervalMs: known.commitReorder === true ? rng.int(3, 60) : rng.int(30, 80),
@@ -165,9 +173,9 @@ function makeScenario(rng: Rng, options: SimOptions): Scenario {
     poisonHint: rng.chance(0.7),
     lives,
     warehouseFaults: { insertFailBefore: p(0.05, 0.2), insertFailAfter: p(0.05, 0.2), slow: p(0.05, 0.15), describeFail: p(0.05, 0.2) },
-    sourceFaults: { commitFailBefore: p(0.05, 0.2), commitFailAfter: p(0.05, 0.2), rebalance: known.revokeRace === true && rng.chance(0.3) ? rng.pick([0.005, 0.02, 0.05]) : 0, maxRebalances: rng.int(1, 3), maxFetch: rng.int(1, 10) },
-    deadLetterFaults: { slow: p(0.05, 0.2), throws: throwing ? p(0.05, 0.2) : 0, abortable: known.abortedDeadLetter === true },
-    ledgerFaults: { slow: known.commitReorder === true ? p(0.05, 0.2) : 0, throws: throwing ? p(0.05, 0.2) : 0 },
+    sourceFaults: { commitFailBefore: p(0.05, 0.2), commitFailAfter: p(0.05, 0.2), rebalance: known.revokeRace === true && rng.chance(0.5) ? rng.pick([0.01, 0.03, 0.06]) : 0, maxRebalances: rng.int(1, 3), maxFetch: rng.int(1, 10) },
+    deadLetterFaults: { slow: known.abortedDeadLetter === true ? 0.5 : p(0.05, 0.2), throws: throwing ? p(0.05, 0.2) : 0, abortable: known.abortedDeadLetter === true },
+    ledgerFaults: { slow: known.commitReorder === true || known.revokeRace === true ? p(0.05, 0.2) : 0, throws: throwing ? p(0.05, 0.2) : 0 },
   };
 }
 
@@ -343,7 +351,9 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
           (error: unknown) => checker.add('crashed', `${life.end}() rejected: ${String(error)}`),
         );
         if (!(await runUntil(() => closed, CLOSE_BUDGET_MS))) checker.add('stuck', `${life.end}() of incarnation ${inc.id} did not finish within ${CLOSE_BUDGET_MS} ms: ${JSON.stringify(pipeline.status())}`);
-        inc.alive = false;
+        // The process exits: Kafka requests it aborted land or are lost before anyone else owns its
+        // partitions (as at a kill); an insert the server has may still land later.
+        world.kill(inc);
       } else {
         const drained = await runUntil(() => bus.drained(Date.now()), LIFE_BUDGET_MS);
         if (!drained) {
@@ -419,8 +429,23 @@ function startPipeline(world: World, inc: Incarnation, scenario: Scenario, life:
     logger,
     metrics: new Metrics(),
   });
-  pipeline.start().catch((error: unknown) => {
-    if (inc.alive && !stopping.has(inc)) checker.add('crashed', `incarnation ${inc.id}: source run failed: ${String(error)}`);
+  // The intervals start() creates are captured so a kill can stop them: a killed process does nothing.
+  const intervals: Array<ReturnType<typeof setInterval>> = [];
+  const realSetInterval = globalThis.setInterval;
+  globalThis.setInterval = ((callback: () => void, ms?: number) => {
+    const handle = realSetInterval(callback, ms);
+    intervals.push(handle);
+    return handle;
+  });
+  try {
+    pipeline.start().catch((error: unknown) => {
+      if (inc.alive && !stopping.has(inc)) checker.add('crashed', `incarnation ${inc.id}: source run failed: ${String(error)}`);
+    });
+  } finally {
+    globalThis.setInterval = realSetInterval;
+  }
+  world.onKill((killed) => {
+    if (killed === inc) for (const handle of intervals) clearInterval(handle);
   });
   return pipeline;
 }
