@@ -129,6 +129,8 @@ export class Ledger {
 export interface LedgerStore {
   load(topic: string, partition: number, signal: AbortSignal): Promise<LedgerJson | undefined>;
   save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void>;
+  /** This process gave the partition up (optional: stores that fence owners release it here). */
+  release?(topic: string, partition: number): Promise<void>;
   close(): Promise<void>;
 }
 

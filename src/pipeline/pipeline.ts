@@ -151,6 +151,7 @@ export class Pipeline implements SourceHandler {
         lane.abandoned = true;
         lane.stop.abort();
       }
+      if (this.#ledgers?.release) this.#track(this.#ledgers.release(ref.topic, ref.partition));
       this.#resetState(state);
       this.#partitions.delete(key);
     }
@@ -169,8 +170,11 @@ export class Pipeline implements SourceHandler {
     const state = this.#partitionState(record);
     if (this.#ledgers !== undefined && state.ledger === undefined) {
       // The partition's ledger must be known before its first record is routed.
+      const started = Date.now();
+      this.#logger.debug({ topic: state.ref.topic, partition: state.ref.partition }, 'loading the ledger');
       return state.loadLedger(this.#ledgers, this.#hardStop.signal).then(() => {
         const pending = state.ledger?.pending() ?? 0;
+        this.#logger.debug({ topic: state.ref.topic, partition: state.ref.partition, ms: Date.now() - started, pending }, 'ledger loaded');
         if (pending > 0) this.#logger.info({ topic: state.ref.topic, partition: state.ref.partition, pending }, 're-forming batches recorded before a restart');
         if (!state.revoked) return this.#process(state, record);
       });
@@ -428,6 +432,12 @@ export class Pipeline implements SourceHandler {
           batch.acks.resolve();
           return;
         } catch (error) {
+          if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') {
+            // A newer owner took the partition over: this process must not insert its rows.
+            this.#logger.warn({ topic: lane.topic, partition: lane.partition }, 'fenced by a newer owner of the partition; leaving its rows to it');
+            if (state) this.onRevoked([state.ref]);
+            return;
+          }
           if (error instanceof AbortedError || signal.aborted) {
             // Paused, revoked or shutting down: the batch stays unresolved and is re-read later.
             if (state && !this.#hardStop.signal.aborted) state.needsRewind = true;

@@ -1,19 +1,24 @@
 // Owns keeping partition ledgers in a compacted Kafka topic (one record per source partition, key
 // `group/topic/partition`). Kafka is already the durable, replicated system the pipeline depends on,
-// so exactly-once adds no database. A load reads the (small, compacted) topic to its end, so it
-// sees the last ledger any previous owner wrote; a save returns only once the broker acknowledged it.
+// so exactly-once adds no database. Each owned partition writes its ledger through its own
+// transactional producer (`transactional.id` = `<group>/ledger/<topic>/<partition>`): taking a
+// partition over initialises that id, which fences the previous owner — a stalled process that
+// lost the partition can no longer record an intent, so it can no longer insert. Loads read
+// committed records only, to the end of the (small, compacted) topic.
 import { Admin, Consumer, Producer } from '@platformatic/kafka';
 import type { LedgerJson, LedgerStore } from '../ack/ledger.ts';
+import { InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 
 const SAVE_TIMEOUT_MS = 15_000;
+const READ_COMMITTED = 1;
 
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+/** This process no longer owns the partition: a newer owner initialised its ledger producer. */
+export class LedgerFencedError extends InserterError {
+  constructor(topic: string, partition: number, cause: unknown) {
+    super('INSERTER_LEDGER_FENCED', `ledger of ${topic}/${partition} is owned by a newer process`, { cause, retryable: false });
+    this.name = 'LedgerFencedError';
+  }
 }
 
 export interface KafkaLedgerStoreOptions {
@@ -24,23 +29,26 @@ export interface KafkaLedgerStoreOptions {
   retry: BackoffPolicy;
 }
 
+type LedgerProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
+
 export class KafkaLedgerStore implements LedgerStore {
   readonly #options: KafkaLedgerStoreOptions;
-  readonly #producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  readonly #producers = new Map<string, Promise<LedgerProducer>>();
   #ready: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: KafkaLedgerStoreOptions) {
     this.#options = options;
-    this.#producer = new Producer({ clientId: `${options.clientId}-ledger`, bootstrapBrokers: [...options.brokers], idempotent: true, acks: -1 });
   }
 
   #key(topic: string, partition: number): string {
     return `${this.#options.groupId}/${topic}/${partition}`;
   }
 
+  /** Takes the partition over (fencing any previous owner), then reads its last committed ledger. */
   async load(topic: string, partition: number, signal: AbortSignal): Promise<LedgerJson | undefined> {
     await this.#ensureTopic(signal);
+    await this.#acquire(topic, partition, signal);
     const all = await retry(() => this.#readAll(), this.#options.retry, signal, { isRetryable: () => true });
     const text = all.get(this.#key(topic, partition));
     return text === undefined || text === '' ? undefined : (JSON.parse(text) as LedgerJson);
@@ -49,27 +57,108 @@ export class KafkaLedgerStore implements LedgerStore {
   async save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
     await this.#ensureTopic(signal);
     const message = { topic: this.#options.topic, partition: 0, key: Buffer.from(this.#key(topic, partition)), value: Buffer.from(JSON.stringify(ledger)) };
-    // A send that never settles must not hold the partition's deliveries: give up on it and retry
-    // (writing the same ledger twice is harmless; the newest write wins under compaction).
-    await retry(() => withTimeout(this.#producer.send({ messages: [message] }), SAVE_TIMEOUT_MS, 'ledger write'), this.#options.retry, signal, { isRetryable: () => true });
+    await retry(
+      async () => {
+        const producer = await this.#acquire(topic, partition, signal);
+        try {
+          await withTimeout(this.#write(producer, message, topic, partition), SAVE_TIMEOUT_MS, 'ledger write');
+        } catch (error) {
+          // A write that timed out may leave its transaction open in the client: start afresh.
+          if (!(error instanceof LedgerFencedError)) await this.release(topic, partition);
+          throw error;
+        }
+      },
+      this.#options.retry,
+      signal,
+      { isRetryable: (error) => !(error instanceof LedgerFencedError) },
+    );
+  }
+
+  /** Gives the partition up (after a revocation); the next owner fences this process anyway. */
+  async release(topic: string, partition: number): Promise<void> {
+    const key = this.#key(topic, partition);
+    const producer = this.#producers.get(key);
+    this.#producers.delete(key);
+    await producer?.then((p) => p.close()).catch(() => undefined);
+  }
+
+  async #write(producer: LedgerProducer, message: { topic: string; partition: number; key: Buffer; value: Buffer }, topic: string, partition: number): Promise<void> {
+    const tx = await producer.beginTransaction();
+    try {
+      await tx.send({ messages: [message] });
+      await tx.commit();
+    } catch (error) {
+      await tx.abort().catch(() => tx.cancel().catch(() => undefined));
+      if (isFenced(error)) {
+        void this.release(topic, partition);
+        throw new LedgerFencedError(topic, partition, error);
+      }
+      throw error;
+    }
+  }
+
+  /** The partition's transactional producer, initialised once: initialising fences older owners. */
+  #acquire(topic: string, partition: number, signal: AbortSignal): Promise<LedgerProducer> {
+    const key = this.#key(topic, partition);
+    let producer = this.#producers.get(key);
+    if (producer === undefined) {
+      producer = retry(
+        async () => {
+          const p: LedgerProducer = new Producer({
+            clientId: `${this.#options.clientId}-ledger`,
+            bootstrapBrokers: [...this.#options.brokers],
+            idempotent: true,
+            acks: -1,
+            transactionalId: `${this.#options.groupId}/ledger/${topic}/${partition}`,
+            // A fresh id/epoch makes InitProducerId take the transactional id over from any owner.
+            producerId: -1n,
+            producerEpoch: -1,
+            retries: 50,
+            retryDelay: 20,
+          });
+          try {
+            const tx = await p.beginTransaction(); // InitProducerId: fences the previous owner
+            await tx.cancel();
+            return p;
+          } catch (error) {
+            await p.close().catch(() => undefined);
+            throw error;
+          }
+        },
+        this.#options.retry,
+        signal,
+        { isRetryable: () => true },
+      );
+      this.#producers.set(key, producer);
+      producer.catch(() => this.#producers.delete(key));
+    }
+    return producer;
   }
 
   async #readAll(): Promise<Map<string, string>> {
     const out = new Map<string, string>();
-    const consumer = new Consumer({ clientId: `${this.#options.clientId}-ledger-reader`, groupId: `${this.#options.groupId}.ledger-reader`, bootstrapBrokers: [...this.#options.brokers], autocommit: false, maxWaitTime: 100 });
+    const consumer = new Consumer({ clientId: `${this.#options.clientId}-ledger-reader`, groupId: `${this.#options.groupId}.ledger-reader`, bootstrapBrokers: [...this.#options.brokers], autocommit: false, maxWaitTime: 100, isolationLevel: READ_COMMITTED });
     try {
-      const ends = await consumer.listOffsets({ topics: [this.#options.topic] });
+      const ends = await consumer.listOffsets({ topics: [this.#options.topic], isolationLevel: READ_COMMITTED });
       const end = ends.get(this.#options.topic)?.[0] ?? 0n;
       const starts = await consumer.listOffsets({ topics: [this.#options.topic], timestamp: -2n });
       const start = starts.get(this.#options.topic)?.[0] ?? 0n;
       if (end <= start) return out;
-      const stream = await consumer.consume({ topics: [this.#options.topic], mode: 'earliest', autocommit: false, maxWaitTime: 100 });
+      const stream = await consumer.consume({ topics: [this.#options.topic], mode: 'earliest', autocommit: false, maxWaitTime: 100, isolationLevel: READ_COMMITTED });
+      // Transaction markers and aborted records take offsets but are never delivered, so the end is
+      // recognised by the stream's fetch position, not by the offset of the last record seen.
+      const position = `${this.#options.topic}:0`;
+      const watch = setInterval(() => {
+        if ((stream.offsetsToFetch.get(position) ?? -1n) >= end) void stream.close().catch(() => undefined);
+      }, 20);
       try {
         for await (const m of stream) {
+          if (m.offset >= end) break;
           if (m.key) out.set(m.key.toString(), m.value?.toString() ?? '');
           if (m.offset >= end - 1n) break;
         }
       } finally {
+        clearInterval(watch);
         await stream.close().catch(() => undefined);
       }
     } finally {
@@ -102,7 +191,24 @@ export class KafkaLedgerStore implements LedgerStore {
   }
 
   close(): Promise<void> {
-    this.#closing ??= this.#producer.close();
+    this.#closing ??= Promise.allSettled([...this.#producers.values()].map((p) => p.then((producer) => producer.close()))).then(() => undefined);
     return this.#closing;
   }
+}
+
+function isFenced(error: unknown, depth = 0): boolean {
+  if (error === null || typeof error !== 'object' || depth > 5) return false;
+  const e = error as { message?: unknown; apiId?: unknown; errors?: unknown; cause?: unknown };
+  const text = `${typeof e.message === 'string' ? e.message : ''} ${typeof e.apiId === 'string' ? e.apiId : ''}`;
+  if (/PRODUCER_FENCED|INVALID_PRODUCER_EPOCH|fences the current one|newer producer/i.test(text)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => isFenced(inner, depth + 1))) return true;
+  return isFenced(e.cause, depth + 1);
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
