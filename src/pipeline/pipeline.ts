@@ -192,8 +192,9 @@ export class Pipeline implements SourceHandler {
     const routes = this.#routesByTopic.get(record.topic) ?? [];
     for (const route of routes) this.#routeRecord(state, route, record, chunk);
     if (state.replaying > 0) this.#completeReplays(state, record.offset);
-    // A batch being re-formed needs its remaining rows before anything can drain: never wait then.
-    if (this.#buffered > this.#config.maxBufferedBytes && state.replaying === 0) return this.#waitForDrain();
+    // A batch being re-formed (in any partition) needs its remaining rows before anything can drain:
+    // never wait then.
+    if (this.#buffered > this.#config.maxBufferedBytes && !this.#anyReplaying()) return this.#waitForDrain();
   }
 
   #routeRecord(state: PartitionState, route: RouteConfig, record: SourceRecord, chunk: AckChunk): void {
@@ -653,11 +654,11 @@ export class Pipeline implements SourceHandler {
     // Positions are taken first, then every intent completed so far is saved, so the ledger on
     // disk knows everything below the positions committed. A restart never re-inserts a batch
     // whose token may have left the warehouse's deduplication window.
-    const positions: CommitPosition[] = [];
+    const taken: Array<{ state: PartitionState; position: CommitPosition }> = [];
     for (const state of this.#partitions.values()) {
       if (state.revoked) continue;
-      const position = state.tracker.committable();
-      if (position > state.committed) positions.push({ ...state.ref, offset: position, epoch: state.tracker.epoch });
+      const offset = state.tracker.committable();
+      if (offset > state.committed) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
     }
     if (this.#ledgers !== undefined) {
       const store = this.#ledgers;
@@ -670,18 +671,26 @@ export class Pipeline implements SourceHandler {
         return;
       }
     }
-    if (positions.length === 0) return;
+    // A partition revoked (and perhaps owned again, with new state) while the ledgers were saved
+    // is not committed from the old state: its position belongs to an owner that no longer exists.
+    const current = taken.filter(({ state }) => !state.revoked && this.#partitions.get(partitionKey(state.ref.topic, state.ref.partition)) === state);
+    if (current.length === 0) return;
     try {
-      await this.#source.commit(positions);
-      for (const p of positions) {
-        const state = this.#partitions.get(partitionKey(p.topic, p.partition));
-        if (state && p.offset > state.committed) state.committed = p.offset;
-        state?.ledger?.prune(p.offset);
-        this.#metrics.committedOffset.set({ topic: p.topic, partition: String(p.partition) }, Number(p.offset));
+      await this.#source.commit(current.map(({ position }) => position));
+      for (const { state, position } of current) {
+        if (state.revoked) continue;
+        if (position.offset > state.committed) state.committed = position.offset;
+        state.ledger?.prune(position.offset);
+        this.#metrics.committedOffset.set({ topic: position.topic, partition: String(position.partition) }, Number(position.offset));
       }
     } catch (error) {
       this.#logger.warn({ err: error }, 'offset commit failed; will retry');
     }
+  }
+
+  #anyReplaying(): boolean {
+    for (const state of this.#partitions.values()) if (state.replaying > 0) return true;
+    return false;
   }
 
   #resetState(state: PartitionState): void {
