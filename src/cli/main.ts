@@ -112,6 +112,7 @@ async function run(args: string[]): Promise<number> {
     fetchMaxWaitMs: config.kafka.fetchMaxWaitMs,
     sessionTimeoutMs: config.kafka.sessionTimeoutMs,
     rebalanceTimeoutMs: config.kafka.rebalanceTimeoutMs,
+    groupProtocol: config.kafka.groupProtocol,
   });
   const deadLetters = new DeadLetterWriter({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, createPartitions: config.kafka.createDeadLetterTopics, retry: config.retry, logger });
   const ledgers = config.exactlyOnce.enabled

@@ -77,6 +77,11 @@ export const configSchema = z
         fetchMaxBytes: z.number().int().positive().default(32 * 1024 * 1024),
         fetchMaxWaitMs: z.number().int().positive().default(500),
         sessionTimeoutMs: z.number().int().positive().default(30_000),
+        /**
+         * `classic` (eager rebalances, every member rejoins) or `consumer` (KIP-848: the broker assigns
+         * incrementally; a member's partitions move without stopping the others).
+         */
+        groupProtocol: z.enum(['classic', 'consumer']).default('classic'),
         /** How long a rebalance waits for members; a member killed mid-rebalance holds the group this long. */
         rebalanceTimeoutMs: z.number().int().positive().default(60_000),
         /** Creates missing dead-letter topics with this many partitions (0 disables). */

@@ -15,6 +15,7 @@ export interface KafkaSourceOptions {
   fetchMaxWaitMs: number;
   sessionTimeoutMs: number;
   rebalanceTimeoutMs?: number;
+  groupProtocol?: 'classic' | 'consumer';
   /** Told about each failed attempt to resume after the broker went away. */
   onError?: (error: unknown, attempt: number, cause: unknown) => void;
 }
@@ -28,13 +29,19 @@ export class KafkaSource implements Source {
 
   constructor(options: KafkaSourceOptions) {
     this.#options = options;
+    const group =
+      options.groupProtocol === 'consumer'
+        ? { groupProtocol: 'consumer' as const, rebalanceTimeout: options.rebalanceTimeoutMs ?? Math.max(options.sessionTimeoutMs, 60_000) }
+        : {
+            sessionTimeout: options.sessionTimeoutMs,
+            heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
+            rebalanceTimeout: options.rebalanceTimeoutMs ?? Math.max(options.sessionTimeoutMs, 60_000),
+          };
     this.#consumer = new Consumer({
       clientId: options.clientId,
       groupId: options.groupId,
       bootstrapBrokers: [...options.brokers],
-      sessionTimeout: options.sessionTimeoutMs,
-      heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
-      rebalanceTimeout: options.rebalanceTimeoutMs ?? Math.max(options.sessionTimeoutMs, 60_000),
+      ...group,
       maxBytes: options.fetchMaxBytes,
       maxWaitTime: options.fetchMaxWaitMs,
       autocommit: false,
@@ -45,8 +52,10 @@ export class KafkaSource implements Source {
   }
 
   async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
-    const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? [], handler);
+    const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler);
     this.#consumer.on('consumer:group:join', onJoin);
+    // With the KIP-848 protocol assignments change without a join event: follow consumer.assignments.
+    const follow = setInterval(() => this.#sync(handler), 250);
     this.#stream = await this.#consume();
     // Stopping fetches keeps the group membership, so resolved positions can still be committed.
     const stop = (): void => void this.#stream?.close().catch(() => undefined);
@@ -57,6 +66,7 @@ export class KafkaSource implements Source {
         try {
           for await (const message of stream) {
             if (stream !== this.#stream) break; // replaced by a rewind: its remaining records are stale
+            if (!this.#owned.has(partitionKey(message.topic, message.partition))) this.#sync(handler);
             const pending = handler.onRecord(toRecord(message));
             if (pending !== undefined) await pending;
             if (signal.aborted) break;
@@ -72,6 +82,7 @@ export class KafkaSource implements Source {
         if (stream === this.#stream) break; // ended without a replacement: closed
       }
     } finally {
+      clearInterval(follow);
       signal.removeEventListener('abort', stop);
       this.#consumer.off('consumer:group:join', onJoin);
     }
@@ -113,6 +124,11 @@ export class KafkaSource implements Source {
       maxBytes: this.#options.fetchMaxBytes,
       maxWaitTime: this.#options.fetchMaxWaitMs,
     });
+  }
+
+  #sync(handler: SourceHandler): void {
+    const assignments = this.#consumer.assignments;
+    if (assignments !== null) this.#applyAssignments(assignments, handler);
   }
 
   #applyAssignments(assignments: readonly GroupAssignment[], handler: SourceHandler): void {

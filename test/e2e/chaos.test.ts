@@ -56,7 +56,7 @@ after(async () => {
 });
 
 const config = (maxRows: number): Record<string, unknown> => ({
-  kafka: { brokers: [bootstrap], groupId: group, fetchMaxWaitMs: 100, sessionTimeoutMs: 6_000 },
+  kafka: { brokers: [bootstrap], groupId: group, fetchMaxWaitMs: 100, sessionTimeoutMs: 6_000, groupProtocol: process.env.CHAOS_GROUP_PROTOCOL === 'consumer' ? 'consumer' : 'classic' },
   destinations: IDS.map((id, i) => ({ id, url: chs[i]?.url, database: 'app' })),
   teams: { map: teamMap },
   routes: [{ topic, table: 'events', deadLetterTopic: dlq, createTable: { enabled: false } }],

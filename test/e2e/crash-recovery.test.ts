@@ -1,6 +1,7 @@
 // kill -9 of inserter mid-stream, repeatedly, while a producer is writing: after the last restart
 // every produced event is in ClickHouse exactly once (count() = uniqExact(uuid) = produced, with
 // merges stopped so a duplicate could not hide) and the group's committed offsets reach the log end.
+// It runs with the classic group protocol and with KIP-848's consumer protocol.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,15 +9,13 @@ import { loadDdl } from '../../dev/posthog/ddl.ts';
 import { generate } from '../../dev/posthog/generator.ts';
 import { committedOffsets, endOffsets, produce } from '../helpers/bus.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { REPO_ROOT, startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
+import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
 
 const PARTITIONS = 4;
 const TOTAL = 12_000;
 let bootstrap: string;
 let ch: ClickHouseInstance;
-const topic = uniqueTopic('crash');
-const group = `${topic}-group`;
 let current: InserterProcess | undefined;
 
 before(async () => {
@@ -24,9 +23,6 @@ before(async () => {
   // No merges and no collapsing inside an insert: a duplicate row must stay visible.
   ch = await startClickHouse({ users: [{ name: 'default', password: '', settings: { optimize_on_insert: '0' } }] });
   await ch.query('CREATE DATABASE posthog');
-  await ch.query(await loadDdl('events', 'posthog'));
-  await ch.query('SYSTEM STOP MERGES posthog.events');
-  await createTopic(bootstrap, topic, PARTITIONS);
 });
 
 after(async () => {
@@ -36,43 +32,51 @@ after(async () => {
 
 // Commits are slow and every restart uses another batch size, so a restart re-reads rows that were
 // inserted but not committed and would cut them into different batches: only recorded intents keep
-// that from duplicating them (with exactlyOnce disabled this test finds duplicates).
-const config = (maxRows: number, exactlyOnce = true): unknown => ({
-  kafka: { brokers: [bootstrap], groupId: group, fetchMaxWaitMs: 100, sessionTimeoutMs: 6_000 },
-  destinations: [{ id: 'a', url: ch.url, database: 'posthog' }],
-  routes: [{ topic, table: 'events', destination: 'a', createTable: { ddlFile: `${REPO_ROOT}/dev/posthog/ddl/events.sql` } }],
-  batch: { maxRows, maxAgeMs: 200 },
-  commitIntervalMs: 2_500,
-  exactlyOnce: { enabled: exactlyOnce },
-});
-
-test('kill -9 at arbitrary points loses nothing and duplicates nothing', async () => {
-  const messages = [...generate('clickhouse_events_json', { seed: 11, count: TOTAL, teams: 50 })];
-  const producing = (async () => {
-    for (let i = 0; i < messages.length; i += 1000) {
-      await produce(bootstrap, topic, messages.slice(i, i + 1000).map((m) => ({ key: m.key, value: m.value })));
-      await sleep(450);
+// that from duplicating them (with INSERTER_TEST_AT_LEAST_ONCE=1 this test finds duplicates).
+for (const protocol of ['classic', 'consumer'] as const) {
+  test(`kill -9 at arbitrary points loses nothing and duplicates nothing (${protocol} group protocol)`, async () => {
+    const table = `events_${protocol}`;
+    const topic = uniqueTopic(`crash-${protocol}`);
+    const group = `${topic}-group`;
+    await ch.query((await loadDdl('events', 'posthog')).replace('posthog.events', `posthog.${table}`));
+    await ch.query(`SYSTEM STOP MERGES posthog.${table}`);
+    await createTopic(bootstrap, topic, PARTITIONS);
+    const exactlyOnce = process.env.INSERTER_TEST_AT_LEAST_ONCE !== '1';
+    const config = (maxRows: number): unknown => ({
+      kafka: { brokers: [bootstrap], groupId: group, fetchMaxWaitMs: 100, sessionTimeoutMs: 6_000, groupProtocol: protocol },
+      destinations: [{ id: 'a', url: ch.url, database: 'posthog' }],
+      routes: [{ topic, table, destination: 'a' }],
+      batch: { maxRows, maxAgeMs: 200 },
+      commitIntervalMs: 2_500,
+      exactlyOnce: { enabled: exactlyOnce },
+    });
+    const messages = [...generate('clickhouse_events_json', { seed: 11, count: TOTAL, teams: 50 })];
+    const producing = (async () => {
+      for (let i = 0; i < messages.length; i += 1000) {
+        await produce(bootstrap, topic, messages.slice(i, i + 1000).map((m) => ({ key: m.key, value: m.value })));
+        await sleep(450);
+      }
+    })();
+    const kills: Array<[number, number]> = [[1500, 700], [2500, 450], [900, 1000], [3000, 300]];
+    for (const [delay, maxRows] of kills) {
+      current = await startInserter(config(maxRows));
+      await sleep(delay);
+      await current.kill();
     }
-  })();
-  const kills: Array<[number, number]> = [[1500, 700], [2500, 450], [900, 1000], [3000, 300]];
-  for (const [delay, maxRows] of kills) {
-    current = await startInserter(config(maxRows, process.env.INSERTER_TEST_AT_LEAST_ONCE !== '1'));
-    await sleep(delay);
-    await current.kill();
-  }
-  // The producer is still writing (about 5 s of 12 chunks): the last process must take over mid-stream.
-  current = await startInserter(config(800, process.env.INSERTER_TEST_AT_LEAST_ONCE !== '1'));
-  await producing;
-  const distinct = async (): Promise<number> => Number((await ch.query('SELECT uniqExact(uuid) FROM posthog.events')).trim());
-  await waitFor(async () => (await distinct()) === TOTAL, `${TOTAL} distinct events`, 120_000);
-  await waitFor(async () => {
-    const [committed, end] = await Promise.all([committedOffsets(bootstrap, group, topic, PARTITIONS), endOffsets(bootstrap, topic)]);
-    return committed.every((c, p) => c === end[p]);
-  }, 'committed offsets at the log end', 30_000);
-  assert.equal(await distinct(), TOTAL);
-  const rows = Number((await ch.query('SELECT count() FROM posthog.events')).trim());
-  assert.equal(rows, TOTAL, 'exactly once: no duplicates after four kill -9');
-  assert.match(await current.log(), /partitions assigned/, 'the last process did consume');
-  const code = await current.stop();
-  assert.equal(code, 0, `graceful exit; log tail:\n${(await current.log()).slice(-3000)}`);
-});
+    // The producer is still writing (about 5 s of 12 chunks): the last process must take over mid-stream.
+    current = await startInserter(config(800));
+    await producing;
+    const distinct = async (): Promise<number> => Number((await ch.query(`SELECT uniqExact(uuid) FROM posthog.${table}`)).trim());
+    await waitFor(async () => (await distinct()) === TOTAL, `${TOTAL} distinct events`, 120_000);
+    await waitFor(async () => {
+      const [committed, end] = await Promise.all([committedOffsets(bootstrap, group, topic, PARTITIONS), endOffsets(bootstrap, topic)]);
+      return committed.every((c, p) => c === end[p]);
+    }, 'committed offsets at the log end', 30_000);
+    assert.equal(await distinct(), TOTAL);
+    const rows = Number((await ch.query(`SELECT count() FROM posthog.${table}`)).trim());
+    assert.equal(rows, TOTAL, 'exactly once: no duplicates after four kill -9');
+    assert.match(await current.log(), /partitions assigned/, 'the last process did consume');
+    const code = await current.stop();
+    assert.equal(code, 0, `graceful exit; log tail:\n${(await current.log()).slice(-3000)}`);
+  });
+}
