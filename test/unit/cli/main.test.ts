@@ -1,0 +1,39 @@
+// The command line as a user runs it: `version`, and `check-config` explaining a good file and
+// naming every field at fault in a bad one, without printing secrets.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+
+const bin = resolve(import.meta.dirname, '..', '..', '..', 'bin', 'inserter');
+const run = (args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; out: string; err: string } => {
+  const r = spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+
+test('version prints the package version and the runtime', () => {
+  const { code, out } = run(['version']);
+  assert.equal(code, 0);
+  assert.match(out, /^inserter \d+\.\d+\.\d+ \(node v24\./);
+});
+
+test('check-config explains a valid file and never prints its secrets', () => {
+  const { code, out, err } = run(['check-config', resolve(import.meta.dirname, '..', '..', '..', 'config', 'posthog.example.yaml')], { CLUSTER_A_PASSWORD: 'canary-cli-9d2f', CLUSTER_B_PASSWORD: 'x' });
+  assert.equal(code, 0, err);
+  assert.match(out, /configuration OK: 8 route\(s\), 2 destination\(s\)/);
+  assert.match(out, /route clickhouse_events_json->events: clickhouse_events_json → <destination db>\.events via by team/);
+  assert.ok(!out.includes('canary-cli-9d2f') && !err.includes('canary-cli-9d2f'));
+});
+
+test('check-config names every field at fault at once and exits 1', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'inserter-cli-'));
+  const file = join(dir, 'bad.yaml');
+  writeFileSync(file, 'kafka: { brokers: ["nohost"] }\ndestinations: [{ id: a, url: "ftp://x" }]\nroutes: [{ topic: t, table: "bad-name" }]\nbatch: { maxRows: 0 }\n');
+  const { code, err } = run(['check-config', file]);
+  assert.equal(code, 1);
+  for (const field of ['kafka.brokers.0', 'destinations.0.url', 'routes.0.table', 'batch.maxRows']) assert.ok(err.includes(field), `${field} named in:\n${err}`);
+  assert.equal(run(['check-config']).code, 2);
+  assert.equal(run(['no-such-command']).code, 2);
+});
