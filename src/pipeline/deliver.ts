@@ -226,6 +226,11 @@ export class Deliverer {
     return error;
   }
 
+  /** Sends the error reports still queued (at shutdown). */
+  flushReports(): Promise<boolean> {
+    return this.#reporter.flush();
+  }
+
   #report(error: unknown, range: Range, attempts: number, action: string, policy: ClassPolicy): void {
     if (!this.#reporter.enabled) return;
     const { lane, batch, from, to } = range;

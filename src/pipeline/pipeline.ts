@@ -771,7 +771,7 @@ export class Pipeline implements SourceHandler {
       const stuck = this.status().partitions.filter((p) => p.unresolved > 0);
       if (stuck.length > 0) this.#logger.warn({ partitions: stuck.map((p) => ({ topic: p.topic, partition: p.partition, committed: p.committed, unresolved: p.unresolved, held: p.held, lanes: p.lanes.map((l) => `${l.destination}:${l.state}`) })) }, 'stopping with unresolved records: they are read again by the next owner');
       await this.#source.close();
-      await Promise.allSettled([this.#directory.close(), this.#deadLetters.close(), this.#ledgers?.close()]);
+      await Promise.allSettled([this.#directory.close(), this.#deadLetters.close(), this.#ledgers?.close(), this.#deliverer.flushReports()]);
     })();
     return this.#closing;
   }
