@@ -122,15 +122,16 @@ export const configSchema = z
     batch: z
       .object({
         maxRows: z.number().int().positive().default(100_000),
-        maxBytes: z.number().int().positive().default(64 * 1024 * 1024),
+        /** Per lane (partition × route × destination): memory is about lanes × this, so keep it modest. */
+        maxBytes: z.number().int().positive().default(16 * 1024 * 1024),
         maxAgeMs: z.number().int().positive().default(1_000),
       })
       .strict()
-      .default({ maxRows: 100_000, maxBytes: 64 * 1024 * 1024, maxAgeMs: 1_000 }),
+      .default({ maxRows: 100_000, maxBytes: 16 * 1024 * 1024, maxAgeMs: 1_000 }),
     /** Messages larger than this are dead-lettered as oversized. */
     maxMessageBytes: z.number().int().positive().default(4 * 1024 * 1024),
     /** Bytes of consumed rows held in memory across all destinations; the source waits above it. */
-    maxBufferedBytes: z.number().int().positive().default(512 * 1024 * 1024),
+    maxBufferedBytes: z.number().int().positive().default(256 * 1024 * 1024),
     commitIntervalMs: z.number().int().positive().default(1_000),
     exactlyOnce: z
       .object({
