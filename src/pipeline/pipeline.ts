@@ -66,6 +66,7 @@ export class Pipeline implements SourceHandler {
   #parkingEpoch = Date.now();
   #rewinding: Promise<void> | undefined;
   #committing: Promise<void> | undefined;
+  readonly #consumedByTopic = new Map<string, { messages: { inc(n?: number): void }; bytes: { inc(n?: number): void } }>();
   /** Partitions this process owns; undefined until the source reports an assignment. */
   #owned: Set<string> | undefined;
   #rewindAgain = false;
@@ -186,8 +187,9 @@ export class Pipeline implements SourceHandler {
     const next = state.tracker.nextOffset;
     if (next !== undefined && record.offset < next) return; // re-delivered after a rejoin: already tracked
     const size = record.value?.length ?? 0;
-    this.#metrics.consumedMessages.inc({ topic: record.topic });
-    this.#metrics.consumedBytes.inc({ topic: record.topic }, size);
+    const consumed = this.#consumedCounters(record.topic);
+    consumed.messages.inc();
+    consumed.bytes.inc(size);
     const chunk = state.tracker.track(record.offset, record.epoch);
     const routes = this.#routesByTopic.get(record.topic) ?? [];
     for (const route of routes) this.#routeRecord(state, route, record, chunk);
@@ -686,6 +688,16 @@ export class Pipeline implements SourceHandler {
     } catch (error) {
       this.#logger.warn({ err: error }, 'offset commit failed; will retry');
     }
+  }
+
+  /** Label children looked up once per topic: the per-record path does no label hashing. */
+  #consumedCounters(topic: string): { messages: { inc(n?: number): void }; bytes: { inc(n?: number): void } } {
+    let counters = this.#consumedByTopic.get(topic);
+    if (counters === undefined) {
+      counters = { messages: this.#metrics.consumedMessages.labels(topic), bytes: this.#metrics.consumedBytes.labels(topic) };
+      this.#consumedByTopic.set(topic, counters);
+    }
+    return counters;
   }
 
   #anyReplaying(): boolean {
