@@ -29,6 +29,12 @@ export const destinationSchema = z
     concurrency: z.number().int().min(1).max(64).default(4),
     requestTimeoutMs: z.number().int().positive().default(120_000),
     compression: z.enum(['none', 'gzip', 'zstd']).default('zstd'),
+    /**
+     * A destination parked (down, over its budget) for longer than this has its rows dead-lettered
+     * (class destination_down) instead of waiting in Kafka, so they survive the topic's retention;
+     * replay them with `inserter dlq replay --to destination`. Unset: they wait in Kafka (alerted).
+     */
+    deadLetterAfterParkedMs: z.number().int().positive().optional(),
   })
   .strict();
 

@@ -3,6 +3,7 @@
 // group of its own (`<groupId>.inserter-control.<replicaId>`): a shared group would hand the single
 // partition to one replica only. Offsets are never committed, so the group leaves nothing behind.
 import { Admin, Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
+import { handleClientErrors } from '../source/kafka-client-errors.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
@@ -46,6 +47,7 @@ export class KafkaControlLog implements ControlLog {
   constructor(options: KafkaControlLogOptions) {
     this.#options = options;
     this.#producer = new Producer({ clientId: `${options.clientId}-control`, bootstrapBrokers: [...options.brokers], idempotent: true, acks: -1 });
+    handleClientErrors(this.#producer);
   }
 
   async follow(onRecord: (record: ControlRecord) => void, signal: AbortSignal): Promise<void> {
@@ -60,6 +62,7 @@ export class KafkaControlLog implements ControlLog {
       heartbeatInterval: 1_000,
     });
     this.#consumer = consumer;
+    handleClientErrors(consumer);
     const [ends, starts] = await retry(
       () => Promise.all([consumer.listOffsets({ topics: [this.#options.topic] }), consumer.listOffsets({ topics: [this.#options.topic], timestamp: -2n })]),
       this.#options.retry,

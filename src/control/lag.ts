@@ -3,6 +3,7 @@
 // with a client of its own that never joins the group. The source's consumer cannot tell: its
 // getLag() knows only the streams' own commits, and the source is the pipeline's, not ours.
 import { Consumer } from '@platformatic/kafka';
+import { handleClientErrors } from '../source/kafka-client-errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
 export interface LagMonitorOptions {
@@ -28,6 +29,7 @@ export class LagMonitor {
   constructor(options: LagMonitorOptions) {
     this.#o = options;
     this.#client = new Consumer({ clientId: `${options.clientId}-lag`, groupId: options.groupId, bootstrapBrokers: [...options.brokers], autocommit: false });
+    handleClientErrors(this.#client);
   }
 
   start(): void {

@@ -5,6 +5,7 @@ import { Admin, Producer } from '@platformatic/kafka';
 import type { SourceRecord } from '../source/types.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import { handleClientErrors } from '../source/kafka-client-errors.ts';
 
 export interface DeadLetterReason {
   readonly errorClass: string;
@@ -62,6 +63,8 @@ export class DeadLetterWriter implements DeadLetterSink {
     this.#options = options;
     this.#producer = new Producer({ clientId: `${options.clientId}-dlq`, bootstrapBrokers: [...options.brokers], idempotent: true, acks: -1 });
     this.#admin = new Admin({ clientId: `${options.clientId}-dlq-admin`, bootstrapBrokers: [...options.brokers] });
+    handleClientErrors(this.#producer, (error) => options.logger.debug({ err: error }, 'dead-letter producer connection error'));
+    handleClientErrors(this.#admin);
   }
 
   /** Resolves once the broker has the dead letter; retries (waits) rather than lose it. */

@@ -17,6 +17,7 @@ export const ErrorClasses = {
   oversized: 'oversized',
   unknownTeam: 'unknown_team',
   noDestination: 'no_destination',
+  destinationDown: 'destination_down',
   unknown: 'unknown',
 } as const;
 

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { ErrorClasses, type ErrorClass } from './classes.ts';
 
 /** Classes decided before any insert (dead-lettered or held by the router); not configurable here. */
-export const routerClasses: readonly ErrorClass[] = [ErrorClasses.decode, ErrorClasses.oversized, ErrorClasses.unknownTeam, ErrorClasses.noDestination];
+export const routerClasses: readonly ErrorClass[] = [ErrorClasses.decode, ErrorClasses.oversized, ErrorClasses.unknownTeam, ErrorClasses.noDestination, ErrorClasses.destinationDown];
 export const configurableClasses = Object.values(ErrorClasses).filter((c) => !routerClasses.includes(c)) as [ErrorClass, ...ErrorClass[]];
 
 export const fallbacks = ['deadLetter', 'pauseDestination', 'drop', 'stop'] as const;

@@ -49,6 +49,8 @@ const builtIn: Readonly<Record<ErrorClass, Spec>> = {
   [ErrorClasses.oversized]: { action: 'retry', baseMs: 200, factor: 2, capMs: 1_000, maxAttempts: 1, then: 'deadLetter', pauseMs: pause },
   [ErrorClasses.unknownTeam]: { action: 'retry', baseMs: 200, factor: 2, capMs: 1_000, maxAttempts: 1, then: 'deadLetter', pauseMs: pause },
   [ErrorClasses.noDestination]: { action: 'retry', baseMs: 200, factor: 2, capMs: 1_000, maxAttempts: 1, then: 'deadLetter', pauseMs: pause },
+  // Decided by the pipeline: a destination parked past its deadLetterAfterParkedMs.
+  [ErrorClasses.destinationDown]: { action: 'retry', baseMs: 200, factor: 2, capMs: 1_000, maxAttempts: 1, then: 'deadLetter', pauseMs: pause },
 };
 
 const transientClasses = new Set<ErrorClass>([

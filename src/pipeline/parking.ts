@@ -6,7 +6,8 @@ import { scopeMatches, scopeTouchesLane, type Pause, type PauseScope, type RowSc
 
 export class Parking {
   #pauses: readonly Pause[] = [];
-  readonly #parkedDestinations = new Set<string>();
+  /** Parked destination → when it was parked (ms). */
+  readonly #parkedDestinations = new Map<string, number>();
 
   /** False in the common case, so the per-row check costs one branch. */
   get active(): boolean {
@@ -57,8 +58,14 @@ export class Parking {
 
   parkDestination(id: string): boolean {
     if (this.#parkedDestinations.has(id)) return false;
-    this.#parkedDestinations.add(id);
+    this.#parkedDestinations.set(id, Date.now());
     return true;
+  }
+
+  /** Milliseconds the destination has been parked, or undefined when it is not. */
+  parkedFor(id: string): number | undefined {
+    const since = this.#parkedDestinations.get(id);
+    return since === undefined ? undefined : Date.now() - since;
   }
 
   unparkDestination(id: string): void {
@@ -66,6 +73,6 @@ export class Parking {
   }
 
   parkedDestinations(): readonly string[] {
-    return [...this.#parkedDestinations];
+    return [...this.#parkedDestinations.keys()];
   }
 }

@@ -66,6 +66,8 @@ export class Pipeline implements SourceHandler {
   #parkingEpoch = Date.now();
   #rewinding: Promise<void> | undefined;
   #committing: Promise<void> | undefined;
+  /** Parked destinations whose rows are being dead-lettered (past deadLetterAfterParkedMs). */
+  readonly #outlived = new Set<string>();
   readonly #consumedByTopic = new Map<string, { messages: { inc(n?: number): void }; bytes: { inc(n?: number): void } }>();
   /** Partitions this process owns; undefined until the source reports an assignment. */
   #owned: Set<string> | undefined;
@@ -230,6 +232,10 @@ export class Pipeline implements SourceHandler {
     }
     const destination = decision.destination;
     if (this.#parking.active && this.#parking.blocks({ route: route.name, database: route.database ?? destination.database, table: route.table, destination: destination.id, team })) {
+      if (this.#outlivedParking(destination)) {
+        this.#deadLetterNow(route, record, chunk, { errorClass: ErrorClasses.destinationDown, code: 'INSERTER_DESTINATION_DOWN', message: `destination ${destination.id} has been unavailable longer than deadLetterAfterParkedMs`, route: route.name, destination: destination.id, table: `${route.database ?? destination.database}.${route.table}`, ...(team === undefined ? {} : { team }) });
+        return;
+      }
       this.#park(state, chunk);
       return;
     }
@@ -309,6 +315,14 @@ export class Pipeline implements SourceHandler {
     this.#parkingEpoch++;
     this.#releaseHeld(undefined);
     if ([...this.#partitions.values()].some((s) => s.needsRewind) && !this.#parking.active) this.#requestRewind();
+  }
+
+  /** A parked destination past its deadLetterAfterParkedMs: its rows go to the dead-letter topic. */
+  #outlivedParking(destination: DestinationConfig): boolean {
+    const limit = destination.deadLetterAfterParkedMs;
+    if (limit === undefined) return false;
+    const parkedFor = this.#parking.parkedFor(destination.id);
+    return parkedFor !== undefined && parkedFor >= limit;
   }
 
   /** Leaves a record unresolved on purpose; it is re-read from Kafka when its scope resumes. */
@@ -605,6 +619,7 @@ export class Pipeline implements SourceHandler {
     for (const id of this.#parking.parkedDestinations()) {
       if ((this.#bufferedByDestination.get(id) ?? 0) > 0) continue;
       this.#parking.unparkDestination(id);
+      this.#outlived.delete(id);
       this.#parkingEpoch++;
       this.#metrics.parkedDestinations.set(this.#parking.parkedDestinations().length);
       this.#logger.info({ destination: id }, 'parked destination recovered: re-reading its rows');
@@ -641,7 +656,21 @@ export class Pipeline implements SourceHandler {
         if (lane.open !== undefined && now - lane.open.createdAt >= this.#config.batch.maxAgeMs) this.#flush(lane);
       }
     }
-    if (this.#parking.parkedDestinations().length > 0) this.#checkParked();
+    if (this.#parking.parkedDestinations().length > 0) {
+      this.#checkParked();
+      this.#checkOutlived();
+    }
+  }
+
+  /** When a parked destination outlives its limit, its parked rows are read again to dead-letter them. */
+  #checkOutlived(): void {
+    for (const id of this.#parking.parkedDestinations()) {
+      const destination = this.#directory.destination(id);
+      if (destination === undefined || this.#outlived.has(id) || !this.#outlivedParking(destination)) continue;
+      this.#outlived.add(id);
+      this.#logger.error({ destination: id, limitMs: destination.deadLetterAfterParkedMs }, 'destination unavailable past its limit: its rows go to the dead-letter topic until it recovers');
+      this.#requestRewind();
+    }
   }
 
   /** One commit at a time: overlapping commits could land an older position after a newer one. */

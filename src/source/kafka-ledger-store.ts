@@ -9,6 +9,7 @@ import { Admin, Consumer, Producer } from '@platformatic/kafka';
 import type { LedgerJson, LedgerStore } from '../ack/ledger.ts';
 import { InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
+import { handleClientErrors } from './kafka-client-errors.ts';
 
 const SAVE_TIMEOUT_MS = 15_000;
 const READ_COMMITTED = 1;
@@ -116,6 +117,7 @@ export class KafkaLedgerStore implements LedgerStore {
             retries: 50,
             retryDelay: 20,
           });
+          handleClientErrors(p);
           try {
             const tx = await p.beginTransaction(); // InitProducerId: fences the previous owner
             await tx.cancel();
@@ -138,6 +140,7 @@ export class KafkaLedgerStore implements LedgerStore {
   async #readAll(): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     const consumer = new Consumer({ clientId: `${this.#options.clientId}-ledger-reader`, groupId: `${this.#options.groupId}.ledger-reader`, bootstrapBrokers: [...this.#options.brokers], autocommit: false, maxWaitTime: 100, isolationLevel: READ_COMMITTED });
+    handleClientErrors(consumer);
     try {
       const ends = await consumer.listOffsets({ topics: [this.#options.topic], isolationLevel: READ_COMMITTED });
       const end = ends.get(this.#options.topic)?.[0] ?? 0n;

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Consumer, type GroupAssignment, type Message, type MessagesStream } from '@platformatic/kafka';
 import { InserterError } from '../errors/inserter-error.ts';
+import { handleClientErrors } from './kafka-client-errors.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from './types.ts';
 import { partitionKey } from './types.ts';
 
@@ -49,6 +50,7 @@ export class KafkaSource implements Source {
       retries: 10,
       retryDelay: 1_000,
     });
+    handleClientErrors(this.#consumer, (error) => options.onError?.(error, 0, error));
   }
 
   async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
