@@ -22,15 +22,20 @@ export interface Intent {
 
 export interface LedgerJson {
   v: 1;
+  /** Offsets dead-lettered per route (not in any intent), kept until the position passes them. */
+  dead?: Record<string, string[]>;
   intents: Array<{ route: string; destination: string; from: string; to: string; rows: number; teams?: number[]; token: string; epoch?: number; done: boolean }>;
 }
 
 export class Ledger {
   readonly #intents: Intent[] = [];
+  readonly #dead = new Map<string, Set<bigint>>();
+  readonly #deadPending = new Set<string>();
   #dirty = false;
 
   static fromJson(json: LedgerJson | undefined): Ledger {
     const ledger = new Ledger();
+    for (const [route, offsets] of Object.entries(json?.dead ?? {})) ledger.#dead.set(route, new Set(offsets.map((o) => BigInt(o))));
     for (const i of json?.intents ?? []) {
       ledger.#intents.push({ route: i.route, destination: i.destination, from: BigInt(i.from), to: BigInt(i.to), rows: i.rows, teams: i.teams, token: i.token, ...(i.epoch === undefined ? {} : { epoch: i.epoch }), done: i.done });
     }
@@ -38,8 +43,11 @@ export class Ledger {
   }
 
   toJson(): LedgerJson {
+    const dead: Record<string, string[]> = {};
+    for (const [route, offsets] of this.#dead) if (offsets.size > 0) dead[route] = [...offsets].map(String);
     return {
       v: 1,
+      ...(Object.keys(dead).length > 0 ? { dead } : {}),
       intents: this.#intents.map((i) => ({ route: i.route, destination: i.destination, from: String(i.from), to: String(i.to), rows: i.rows, ...(i.teams ? { teams: [...i.teams] } : {}), token: i.token, ...(i.epoch === undefined ? {} : { epoch: i.epoch }), done: i.done })),
     };
   }
@@ -59,6 +67,33 @@ export class Ledger {
   add(intent: Intent): void {
     this.#intents.push(intent);
     this.#dirty = true;
+  }
+
+  /** A dead-letter write has started: in memory only (durable once the broker has it). */
+  markDeadLettering(route: string, offset: bigint): void {
+    this.#deadPending.add(`${route}\u0000${offset}`);
+  }
+
+  /** The write failed or was abandoned: the record is routed again when re-read. */
+  unmarkDeadLettering(route: string, offset: bigint): void {
+    this.#deadPending.delete(`${route}\u0000${offset}`);
+  }
+
+  markDeadLettered(route: string, offset: bigint): void {
+    this.#deadPending.delete(`${route}\u0000${offset}`);
+    let offsets = this.#dead.get(route);
+    if (offsets === undefined) {
+      offsets = new Set();
+      this.#dead.set(route, offsets);
+    }
+    offsets.add(offset);
+    this.#dirty = true;
+  }
+
+  /** Dead-lettered, or being dead-lettered right now (a re-read must not route it elsewhere). */
+  isDeadLettered(route: string, offset: bigint): boolean {
+    if (this.#deadPending.size > 0 && this.#deadPending.has(`${route}\u0000${offset}`)) return true;
+    return this.#dead.size > 0 && this.#dead.get(route)?.has(offset) === true;
   }
 
   complete(intent: Intent): void {
@@ -89,6 +124,14 @@ export class Ledger {
    * not change: a lane's batches hold its teams' rows in offset order with no gaps between them.
    */
   prune(committed: bigint): void {
+    for (const offsets of this.#dead.values()) {
+      for (const offset of offsets) {
+        if (offset < committed) {
+          offsets.delete(offset);
+          this.#dirty = true;
+        }
+      }
+    }
     const before = this.#intents.length;
     for (let i = this.#intents.length - 1; i >= 0; i--) {
       const intent = this.#intents[i] as Intent;

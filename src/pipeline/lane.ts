@@ -13,6 +13,8 @@ export class Batch {
   readonly teams: Array<number | undefined> = [];
   readonly teamSet = new Set<number>();
   readonly acks = new AckSet();
+  /** The partition state's generation when the batch was queued for delivery. */
+  generation = 0;
   /** Aborted when a pause covers one of this batch's teams. */
   readonly stop = new AbortController();
   /** Set when this batch re-forms a batch whose intent was recorded before a crash. */

@@ -24,6 +24,8 @@ export class PartitionState {
   held: HeldRow[] = [];
   committed = -1n;
   revoked = false;
+  /** Bumped by every reset: a batch queued before it, with no intent yet, is re-read instead. */
+  generation = 0;
   /** Re-forming batches not yet complete (kept as a count so the per-record check is one branch). */
   replaying = 0;
   /** Some record was left unresolved on purpose (paused or parked): resuming must re-read. */
@@ -66,6 +68,7 @@ export class PartitionState {
    */
   reset(release: (bytes: number, destination: string | undefined) => void): void {
     this.tracker = new PartitionTracker();
+    this.generation++;
     this.needsRewind = false;
     for (const lane of this.lanes.values()) {
       const open = lane.take();

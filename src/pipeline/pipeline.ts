@@ -29,6 +29,9 @@ import { PipelineStatusView, type PipelineStatus } from './status.ts';
 
 export type { PipelineStatus } from './status.ts';
 
+/** How often a parked destination with nothing in flight is asked whether it is back. */
+const PROBE_INTERVAL_MS = 1_000;
+
 export interface PipelineDeps {
   readonly config: Config;
   readonly source: Source;
@@ -66,6 +69,7 @@ export class Pipeline implements SourceHandler {
   #parkingEpoch = Date.now();
   #rewinding: Promise<void> | undefined;
   #committing: Promise<void> | undefined;
+  readonly #probedAt = new Map<string, number>();
   /** Parked destinations whose rows are being dead-lettered (past deadLetterAfterParkedMs). */
   readonly #outlived = new Set<string>();
   readonly #consumedByTopic = new Map<string, { messages: { inc(n?: number): void }; bytes: { inc(n?: number): void } }>();
@@ -202,6 +206,7 @@ export class Pipeline implements SourceHandler {
   }
 
   #routeRecord(state: PartitionState, route: RouteConfig, record: SourceRecord, chunk: AckChunk): void {
+    if (state.ledger?.isDeadLettered(route.name, record.offset) === true) return; // resolved already
     let json: Buffer;
     let team: number | undefined;
     try {
@@ -210,7 +215,7 @@ export class Pipeline implements SourceHandler {
       if (!(error instanceof DecodeError)) throw error;
       this.#metrics.decodeErrors.inc({ route: route.name, code: error.code });
       const errorClass = error.code === 'INSERTER_DECODE_OVERSIZED' ? ErrorClasses.oversized : ErrorClasses.decode;
-      this.#deadLetterNow(route, record, chunk, { errorClass, code: error.code, message: error.message, route: route.name });
+      this.#deadLetterNow(state, route, record, chunk, { errorClass, code: error.code, message: error.message, route: route.name });
       return;
     }
     const intent = state.ledger?.claim(route.name, record.offset, team);
@@ -222,7 +227,7 @@ export class Pipeline implements SourceHandler {
     if (decision.kind === 'deadLetter') {
       const errorClass = decision.reason === 'no_team' ? ErrorClasses.decode : ErrorClasses.unknownTeam;
       const message = decision.reason === 'no_team' ? 'message has no team id' : `team ${team} has no destination`;
-      this.#deadLetterNow(route, record, chunk, { errorClass, code: `INSERTER_${decision.reason.toUpperCase()}`, message, route: route.name, ...(team === undefined ? {} : { team }) });
+      this.#deadLetterNow(state, route, record, chunk, { errorClass, code: `INSERTER_${decision.reason.toUpperCase()}`, message, route: route.name, ...(team === undefined ? {} : { team }) });
       return;
     }
     if (decision.kind === 'hold') {
@@ -233,7 +238,7 @@ export class Pipeline implements SourceHandler {
     const destination = decision.destination;
     if (this.#parking.active && this.#parking.blocks({ route: route.name, database: route.database ?? destination.database, table: route.table, destination: destination.id, team })) {
       if (this.#outlivedParking(destination)) {
-        this.#deadLetterNow(route, record, chunk, { errorClass: ErrorClasses.destinationDown, code: 'INSERTER_DESTINATION_DOWN', message: `destination ${destination.id} has been unavailable longer than deadLetterAfterParkedMs`, route: route.name, destination: destination.id, table: `${route.database ?? destination.database}.${route.table}`, ...(team === undefined ? {} : { team }) });
+        this.#deadLetterNow(state, route, record, chunk, { errorClass: ErrorClasses.destinationDown, code: 'INSERTER_DESTINATION_DOWN', message: `destination ${destination.id} has been unavailable longer than deadLetterAfterParkedMs`, route: route.name, destination: destination.id, table: `${route.database ?? destination.database}.${route.table}`, ...(team === undefined ? {} : { team }) });
         return;
       }
       this.#park(state, chunk);
@@ -289,7 +294,7 @@ export class Pipeline implements SourceHandler {
           continue;
         }
         if (decision.kind === 'deadLetter') {
-          this.#deadLetterNow(held.route, held.record, held.chunk, { errorClass: ErrorClasses.unknownTeam, code: 'INSERTER_UNKNOWN_TEAM', message: `team ${held.team} has no destination`, route: held.route.name, ...(held.team === undefined ? {} : { team: held.team }) });
+          this.#deadLetterNow(state, held.route, held.record, held.chunk, { errorClass: ErrorClasses.unknownTeam, code: 'INSERTER_UNKNOWN_TEAM', message: `team ${held.team} has no destination`, route: held.route.name, ...(held.team === undefined ? {} : { team: held.team }) });
         } else {
           const lane = this.#lane(state, held.record, held.route, decision.destination);
           const batch = lane.append(held.record, held.json, held.team, held.chunk);
@@ -399,6 +404,7 @@ export class Pipeline implements SourceHandler {
   }
 
   #enqueue(lane: Lane, batch: Batch): void {
+    batch.generation = this.#partitions.get(partitionKey(lane.topic, lane.partition))?.generation ?? 0;
     const delivery = lane.tail.then(() => this.#deliverHolding(lane, batch));
     lane.tail = delivery;
     this.#track(delivery);
@@ -411,6 +417,9 @@ export class Pipeline implements SourceHandler {
     let intentDurable = batch.intent !== undefined;
     this.#inflight.begin(lane, batch);
     try {
+      // Queued before a rewind and not started: its records are being read again and will form
+      // new batches (a started batch has an intent, which the re-read claims instead).
+      if (batch.intent === undefined && state !== undefined && batch.generation !== state.generation) return;
       const signal = AbortSignal.any([this.#hardStop.signal, lane.stop.signal, batch.stop.signal]);
       for (let attempt = 1; !lane.abandoned && !signal.aborted; attempt++) {
         // An earlier delivery of the same intent (before a rewind) may have finished meanwhile.
@@ -471,16 +480,22 @@ export class Pipeline implements SourceHandler {
     }
   }
 
-  #deadLetterNow(route: RouteConfig, record: SourceRecord, chunk: AckChunk, reason: DeadLetterReason): void {
+  #deadLetterNow(state: PartitionState, route: RouteConfig, record: SourceRecord, chunk: AckChunk, reason: DeadLetterReason): void {
     const ack = new AckSet();
     ack.add(chunk);
     const size = record.value?.length ?? 0;
     this.#reserve(size, undefined);
+    state.ledger?.markDeadLettering(route.name, record.offset);
     this.#track(
       this.#writeDeadLetter(route, record, reason)
         .then(
-          () => ack.resolve(),
+          () => {
+            // Remembered in the ledger, so a re-read (rewind, restart) never routes it again.
+            state.ledger?.markDeadLettered(route.name, record.offset);
+            ack.resolve();
+          },
           (error: unknown) => {
+            state.ledger?.unmarkDeadLettering(route.name, record.offset);
             // Aborted: the record stays unresolved and is re-read after restart.
             if (!(error instanceof AbortedError)) throw error;
           },
@@ -610,14 +625,19 @@ export class Pipeline implements SourceHandler {
   }
 
   #destinationFailing(id: string): boolean {
-    for (const state of this.#partitions.values()) for (const lane of state.lanes.values()) if (lane.destination.id === id && lane.stats.failing) return true;
-    return false;
+    return this.#inflight.failingDestinations.has(id);
   }
 
   /** A parked destination whose deliveries all finished is healthy again: unpark and re-read. */
   #checkParked(): void {
     for (const id of this.#parking.parkedDestinations()) {
       if ((this.#bufferedByDestination.get(id) ?? 0) > 0) continue;
+      // Nothing of it in flight: it is back only once it answers. Probe it (a schema read) now and
+      // then; the answer clears or keeps its failing mark.
+      if (this.#inflight.failingDestinations.has(id)) {
+        this.#probe(id);
+        continue;
+      }
       this.#parking.unparkDestination(id);
       this.#outlived.delete(id);
       this.#parkingEpoch++;
@@ -625,6 +645,25 @@ export class Pipeline implements SourceHandler {
       this.#logger.info({ destination: id }, 'parked destination recovered: re-reading its rows');
       this.#requestRewind();
     }
+  }
+
+  #probe(id: string): void {
+    const now = Date.now();
+    if ((this.#probedAt.get(id) ?? 0) > now - PROBE_INTERVAL_MS) return;
+    this.#probedAt.set(id, now);
+    const destination = this.#directory.destination(id);
+    const route = this.#config.routes[0];
+    if (destination === undefined || route === undefined) return;
+    const table = { database: route.database ?? destination.database, table: route.table };
+    this.#track(
+      this.#directory
+        .sink(destination)
+        .describe(table, AbortSignal.timeout(destination.requestTimeoutMs))
+        .then(
+          () => undefined,
+          () => undefined,
+        ),
+    );
   }
 
   /** Re-reads every owned partition from its committed position (one rewind at a time). */

@@ -16,6 +16,8 @@ export interface ActiveDelivery {
 export class InflightRegistry {
   /** By the batch's base token; sub-batch tokens extend it with `/from-to`. */
   readonly #byToken = new Map<string, ActiveDelivery>();
+  /** Destinations whose last request failed (any request: schema reads fail first when it is down). */
+  readonly failingDestinations = new Set<string>();
 
   begin(lane: Lane, batch: Batch): ActiveDelivery {
     const entry = { lane, batch, attempts: 0 };
@@ -53,11 +55,22 @@ export class TrackedSink implements Sink {
   }
 
   describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
-    return this.#inner.describe(table, signal);
+    return this.#observe(this.#inner.describe(table, signal));
   }
 
   createTable(ddl: string, signal?: AbortSignal): Promise<void> {
-    return this.#inner.createTable(ddl, signal);
+    return this.#observe(this.#inner.createTable(ddl, signal));
+  }
+
+  async #observe<T>(work: Promise<T>): Promise<T> {
+    try {
+      const result = await work;
+      this.#registry.failingDestinations.delete(this.destinationId);
+      return result;
+    } catch (error) {
+      this.#registry.failingDestinations.add(this.destinationId);
+      throw error;
+    }
   }
 
   async insert(batch: InsertBatch, signal?: AbortSignal): Promise<InsertResult> {
@@ -65,7 +78,7 @@ export class TrackedSink implements Sink {
     const entry = this.#registry.find(batch.token);
     if (entry) entry.attempts++;
     try {
-      const result = await this.#inner.insert(batch, this.#requestSignal);
+      const result = await this.#observe(this.#inner.insert(batch, this.#requestSignal));
       if (entry) {
         entry.lane.stats.lastInsertAt = Date.now();
         entry.lane.stats.insertedRows += batch.rows;

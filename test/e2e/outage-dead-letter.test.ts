@@ -74,7 +74,12 @@ test('rows of a destination down past its limit are dead-lettered, exactly one o
   await waitFor(async () => {
     const [inB, dead] = [new Set(await uuids(b)), await deadLettered()];
     return toB.every((u) => inB.has(u) !== dead.has(u));
-  }, 'every row of b in b or dead-lettered', 90_000);
+  }, 'every row of b in b or dead-lettered', 90_000).catch(async (error: unknown) => {
+    const [inB, dead] = [new Set(await uuids(b)), await deadLettered()];
+    const both = toB.filter((u) => inB.has(u) && dead.has(u)).length;
+    const neither = toB.filter((u) => !inB.has(u) && !dead.has(u)).length;
+    throw new Error(`${String(error)}: in b ${inB.size}, dead-lettered ${dead.size}, both ${both}, neither ${neither}`);
+  });
   const [inB, dead] = [await uuids(b), await deadLettered()];
   assert.equal(new Set(inB).size, inB.length, 'no duplicates in b');
   assert.ok(dead.size > 0, 'some rows were dead-lettered while b was down');
