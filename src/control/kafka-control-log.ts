@@ -2,8 +2,9 @@
 // that every replica reads from its beginning and then follows. Each replica follows it in a consumer
 // group of its own (`<groupId>.inserter-control.<replicaId>`): a shared group would hand the single
 // partition to one replica only. Offsets are never committed, so the group leaves nothing behind.
-import { Admin, Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
+import { Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
 import { handleClientErrors } from '../source/kafka-client-errors.ts';
+import { ensureStateTopic } from '../source/kafka-topics.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
@@ -143,22 +144,8 @@ export class KafkaControlLog implements ControlLog {
   }
 
   #ensureTopic(signal: AbortSignal): Promise<void> {
-    this.#ready ??= retry(
-      async () => {
-        const admin = new Admin({ clientId: `${this.#options.clientId}-control-admin`, bootstrapBrokers: [...this.#options.brokers] });
-        try {
-          if ((await admin.listTopics()).includes(this.#options.topic)) return;
-          await admin.createTopics({ topics: [this.#options.topic], partitions: 1, replicas: -1, configs: TOPIC_CONFIGS }).catch((error: unknown) => {
-            if (!/already exists/i.test(String(error) + JSON.stringify((error as { errors?: unknown }).errors ?? ''))) throw error;
-          });
-        } finally {
-          await admin.close();
-        }
-      },
-      this.#options.retry,
-      signal,
-      { isRetryable: () => true },
-    ).catch((error: unknown) => {
+    const { brokers, topic, retry: policy } = this.#options;
+    this.#ready ??= ensureStateTopic({ brokers, clientId: `${this.#options.clientId}-control`, topic, configs: TOPIC_CONFIGS, retry: policy }, signal).catch((error: unknown) => {
       this.#ready = undefined;
       throw error;
     });

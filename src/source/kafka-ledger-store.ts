@@ -5,11 +5,12 @@
 // partition over initialises that id, which fences the previous owner — a stalled process that
 // lost the partition can no longer record an intent, so it can no longer insert. Loads read
 // committed records only, to the end of the (small, compacted) topic.
-import { Admin, Consumer, Producer } from '@platformatic/kafka';
+import { Consumer, Producer } from '@platformatic/kafka';
 import type { LedgerJson, LedgerStore } from '../ack/ledger.ts';
 import { InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
+import { ensureStateTopic } from './kafka-topics.ts';
 
 const SAVE_TIMEOUT_MS = 15_000;
 const READ_COMMITTED = 1;
@@ -171,22 +172,8 @@ export class KafkaLedgerStore implements LedgerStore {
   }
 
   #ensureTopic(signal: AbortSignal): Promise<void> {
-    this.#ready ??= retry(
-      async () => {
-        const admin = new Admin({ clientId: `${this.#options.clientId}-ledger-admin`, bootstrapBrokers: [...this.#options.brokers] });
-        try {
-          if ((await admin.listTopics()).includes(this.#options.topic)) return;
-          await admin.createTopics({ topics: [this.#options.topic], partitions: 1, replicas: -1, configs: [{ name: 'cleanup.policy', value: 'compact' }] }).catch((error: unknown) => {
-            if (!/already exists/i.test(String(error) + JSON.stringify((error as { errors?: unknown }).errors ?? ''))) throw error;
-          });
-        } finally {
-          await admin.close();
-        }
-      },
-      this.#options.retry,
-      signal,
-      { isRetryable: () => true },
-    ).catch((error: unknown) => {
+    const { brokers, topic, retry: policy } = this.#options;
+    this.#ready ??= ensureStateTopic({ brokers, clientId: `${this.#options.clientId}-ledger`, topic, configs: [{ name: 'cleanup.policy', value: 'compact' }], retry: policy }, signal).catch((error: unknown) => {
       this.#ready = undefined;
       throw error;
     });

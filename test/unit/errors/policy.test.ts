@@ -17,7 +17,7 @@ test('defaults: too many parts and auth pause, never dead-letter; rows isolate; 
   const p = new ErrorPolicy();
   for (const cls of Object.values(ErrorClasses)) {
     const r = p.resolve(cls, 't->x', 'a');
-    if (cls !== ErrorClasses.rowData && r.then === 'deadLetter') assert.ok(['decode', 'oversized', 'unknown_team', 'no_destination'].includes(cls), cls);
+    if (cls !== ErrorClasses.rowData && r.then === 'deadLetter') assert.ok(['decode', 'oversized', 'unknown_team', 'no_destination', 'destination_down'].includes(cls), cls);
     assert.notEqual(r.then, 'drop', cls);
     assert.notEqual(r.then, 'stop', cls);
   }
