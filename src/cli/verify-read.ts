@@ -1,17 +1,15 @@
 // Owns the reads `inserter verify` makes: a whole Kafka topic from its earliest offset to the log end
 // (throwaway group, raw Buffers, nothing committed), a group's committed offsets, and a table's
 // (id, team) rows streamed from ClickHouse with the destination's own credentials.
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createClient } from '@clickhouse/client';
-import { Admin, Consumer } from '@platformatic/kafka';
+import { Consumer } from '@platformatic/kafka';
 import type { DestinationConfig } from '../config/load.ts';
 import type { RowTally } from './verify-check.ts';
+import { readTopic, type KafkaAccess } from '../deadletter/topic-reader.ts';
 
-export interface KafkaAccess {
-  readonly brokers: readonly string[];
-  readonly clientId: string;
-}
+export type { KafkaAccess } from '../deadletter/topic-reader.ts';
+export { topicExists } from '../deadletter/topic-reader.ts';
 
 export interface TopicRecord {
   readonly partition: number;
@@ -24,66 +22,15 @@ export interface TopicRecord {
 export interface TopicEnds {
   /** Log end offset per partition, as read before consuming. */
   readonly logEnd: readonly bigint[];
-  readonly earliest: readonly bigint[];
-}
-
-const throwaway = (what: string): string => `inserter-verify-${what}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-
-export async function topicExists(kafka: KafkaAccess, topic: string): Promise<boolean> {
-  const admin = new Admin({ clientId: `${kafka.clientId}-verify`, bootstrapBrokers: [...kafka.brokers] });
-  try {
-    return (await admin.listTopics()).includes(topic);
-  } finally {
-    await admin.close();
-  }
 }
 
 /**
  * Calls `onRecord` for every record of `topic` from the earliest offset up to the log end taken at
- * the start (records produced meanwhile may or may not be seen). Throws after `timeoutMs`.
+ * the start (records produced meanwhile may or may not be seen). Throws after `timeoutMs`. The same
+ * reader as the `dlq` commands (read_committed; a tail of transaction markers ends by fetch position).
  */
 export async function readWholeTopic(kafka: KafkaAccess, topic: string, onRecord: (record: TopicRecord) => void, timeoutMs: number): Promise<TopicEnds> {
-  const consumer = new Consumer({ clientId: `${kafka.clientId}-verify`, groupId: throwaway('read'), bootstrapBrokers: [...kafka.brokers], autocommit: false, maxWaitTime: 200 });
-  try {
-    const logEnd = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
-    const earliest = (await consumer.listOffsets({ topics: [topic], timestamp: -2n })).get(topic) ?? [];
-    const next = earliest.map((o) => o);
-    const done = (fetched: (p: number) => bigint): boolean => logEnd.every((end, p) => (next[p] ?? 0n) >= end || fetched(p) >= end);
-    if (done(() => -1n)) return { logEnd, earliest };
-    const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false, maxWaitTime: 200 });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const finish = (error?: Error): void => {
-          clearInterval(poll);
-          clearTimeout(timer);
-          stream.off('data', onData);
-          stream.off('error', finish);
-          if (error) reject(error);
-          else resolve();
-        };
-        // A tail of control records is never delivered: then the fetch position tells, once drained.
-        const drained = (p: number): bigint => (stream.readableLength === 0 ? (stream.offsetsToFetch.get(`${topic}:${p}`) ?? -1n) : -1n);
-        const onData = (m: { partition: number; offset: bigint; key: Buffer | undefined; value: Buffer | undefined; headerEntries: Array<[Buffer, Buffer]> }): void => {
-          const end = logEnd[m.partition];
-          if (end === undefined || m.offset >= end) return;
-          onRecord({ partition: m.partition, offset: m.offset, key: m.key ?? undefined, value: m.value ?? undefined, headers: m.headerEntries });
-          if (m.offset + 1n > (next[m.partition] ?? 0n)) next[m.partition] = m.offset + 1n;
-          if (done(() => -1n)) finish();
-        };
-        const poll = setInterval(() => {
-          if (done(drained)) finish();
-        }, 250);
-        const timer = setTimeout(() => finish(new Error(`reading ${topic} to its log end took longer than ${timeoutMs} ms (at ${next.join(',')} of ${logEnd.join(',')})`)), timeoutMs);
-        stream.on('data', onData);
-        stream.on('error', finish);
-      });
-    } finally {
-      await stream.close().catch(() => undefined);
-    }
-    return { logEnd, earliest };
-  } finally {
-    await consumer.close(true).catch(() => undefined);
-  }
+  return { logEnd: await readTopic(kafka, topic, { timeoutMs }, onRecord) };
 }
 
 /** The group's committed offset per partition (-1 when none). */
