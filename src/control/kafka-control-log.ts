@@ -145,10 +145,13 @@ export class KafkaControlLog implements ControlLog {
 
   #ensureTopic(signal: AbortSignal): Promise<void> {
     const { brokers, topic, retry: policy } = this.#options;
-    this.#ready ??= ensureStateTopic({ brokers, clientId: `${this.#options.clientId}-control`, topic, configs: TOPIC_CONFIGS, retry: policy }, signal).catch((error: unknown) => {
-      this.#ready = undefined;
-      throw error;
-    });
+    this.#ready ??= ensureStateTopic({ brokers, clientId: `${this.#options.clientId}-control`, topic, configs: TOPIC_CONFIGS, retry: policy }, signal).then(
+      () => undefined,
+      (error: unknown) => {
+        this.#ready = undefined;
+        throw error;
+      },
+    );
     return this.#ready;
   }
 

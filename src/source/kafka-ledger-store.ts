@@ -1,19 +1,25 @@
-// Owns keeping partition ledgers in a compacted Kafka topic (one record per source partition, key
-// `group/topic/partition`). Kafka is already the durable, replicated system the pipeline depends on,
+// Owns keeping partition ledgers in a compacted Kafka topic: the ledger of source partition p of any
+// topic is one record (key `group/topic/p`) in ledger partition p, so a load reads one partition's
+// tail, not every ledger. Kafka is already the durable, replicated system the pipeline depends on,
 // so exactly-once adds no database. Each owned partition writes its ledger through its own
 // transactional producer (`transactional.id` = `<group>/ledger/<topic>/<partition>`): taking a
 // partition over initialises that id, which fences the previous owner — a stalled process that
-// lost the partition can no longer record an intent, so it can no longer insert. Loads read
-// committed records only, to the end of the (small, compacted) topic.
-import { Consumer, Producer } from '@platformatic/kafka';
+// lost the partition can no longer record an intent, so it can no longer insert — and aborts what it
+// had open. A load then reads the newest committed record of its key (kafka-ledger-reader.ts).
+import { Producer } from '@platformatic/kafka';
 import type { LedgerJson, LedgerStore } from '../ack/ledger.ts';
 import { InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
+import { readNewestCommitted } from './kafka-ledger-reader.ts';
 import { ensureStateTopic } from './kafka-topics.ts';
 
 const SAVE_TIMEOUT_MS = 15_000;
-const READ_COMMITTED = 1;
+/** Compaction needs closed segments: without a segment age the active one grows for a week. */
+const TOPIC_CONFIGS = [
+  { name: 'cleanup.policy', value: 'compact' },
+  { name: 'segment.ms', value: String(60 * 60 * 1000) },
+];
 
 /** This process no longer owns the partition: a newer owner initialised its ledger producer. */
 export class LedgerFencedError extends InserterError {
@@ -36,7 +42,9 @@ type LedgerProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
 export class KafkaLedgerStore implements LedgerStore {
   readonly #options: KafkaLedgerStoreOptions;
   readonly #producers = new Map<string, Promise<LedgerProducer>>();
-  #ready: Promise<void> | undefined;
+  /** Partitions the ledger topic is known to have; grown to the highest source partition + 1. */
+  #partitions = 0;
+  #ensuring: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: KafkaLedgerStoreOptions) {
@@ -49,16 +57,17 @@ export class KafkaLedgerStore implements LedgerStore {
 
   /** Takes the partition over (fencing any previous owner), then reads its last committed ledger. */
   async load(topic: string, partition: number, signal: AbortSignal): Promise<LedgerJson | undefined> {
-    await this.#ensureTopic(signal);
+    await this.#ensureTopic(partition, signal);
     await this.#acquire(topic, partition, signal);
-    const all = await retry(() => this.#readAll(), this.#options.retry, signal, { isRetryable: () => true });
-    const text = all.get(this.#key(topic, partition));
+    const read = { brokers: this.#options.brokers, clientId: `${this.#options.clientId}-ledger-reader`, topic: this.#options.topic, partition, key: Buffer.from(this.#key(topic, partition)) };
+    const value = await retry(() => readNewestCommitted(read, signal), this.#options.retry, signal, { isRetryable: () => true });
+    const text = value?.toString();
     return text === undefined || text === '' ? undefined : (JSON.parse(text) as LedgerJson);
   }
 
   async save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
-    await this.#ensureTopic(signal);
-    const message = { topic: this.#options.topic, partition: 0, key: Buffer.from(this.#key(topic, partition)), value: Buffer.from(JSON.stringify(ledger)) };
+    await this.#ensureTopic(partition, signal);
+    const message = { topic: this.#options.topic, partition, key: Buffer.from(this.#key(topic, partition)), value: Buffer.from(JSON.stringify(ledger)) };
     await retry(
       async () => {
         const producer = await this.#acquire(topic, partition, signal);
@@ -138,46 +147,22 @@ export class KafkaLedgerStore implements LedgerStore {
     return producer;
   }
 
-  async #readAll(): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    const consumer = new Consumer({ clientId: `${this.#options.clientId}-ledger-reader`, groupId: `${this.#options.groupId}.ledger-reader`, bootstrapBrokers: [...this.#options.brokers], autocommit: false, maxWaitTime: 100, isolationLevel: READ_COMMITTED });
-    handleClientErrors(consumer);
-    try {
-      const ends = await consumer.listOffsets({ topics: [this.#options.topic], isolationLevel: READ_COMMITTED });
-      const end = ends.get(this.#options.topic)?.[0] ?? 0n;
-      const starts = await consumer.listOffsets({ topics: [this.#options.topic], timestamp: -2n });
-      const start = starts.get(this.#options.topic)?.[0] ?? 0n;
-      if (end <= start) return out;
-      const stream = await consumer.consume({ topics: [this.#options.topic], mode: 'earliest', autocommit: false, maxWaitTime: 100, isolationLevel: READ_COMMITTED });
-      // Transaction markers and aborted records take offsets but are never delivered, so the end is
-      // recognised by the stream's fetch position, not by the offset of the last record seen.
-      const position = `${this.#options.topic}:0`;
-      const watch = setInterval(() => {
-        if ((stream.offsetsToFetch.get(position) ?? -1n) >= end) void stream.close().catch(() => undefined);
-      }, 20);
-      try {
-        for await (const m of stream) {
-          if (m.offset >= end) break;
-          if (m.key) out.set(m.key.toString(), m.value?.toString() ?? '');
-          if (m.offset >= end - 1n) break;
-        }
-      } finally {
-        clearInterval(watch);
-        await stream.close().catch(() => undefined);
+  /** The ledger topic exists with a partition for this source partition (one grow at a time). */
+  async #ensureTopic(partition: number, signal: AbortSignal): Promise<void> {
+    while (partition >= this.#partitions) {
+      if (this.#ensuring === undefined) {
+        const { brokers, topic, retry: policy } = this.#options;
+        const wanted = Math.max(partition + 1, this.#partitions);
+        this.#ensuring = ensureStateTopic({ brokers, clientId: `${this.#options.clientId}-ledger`, topic, configs: TOPIC_CONFIGS, partitions: wanted, retry: policy }, signal)
+          .then((count) => {
+            this.#partitions = Math.max(this.#partitions, count);
+          })
+          .finally(() => {
+            this.#ensuring = undefined;
+          });
       }
-    } finally {
-      await consumer.close(true);
+      await this.#ensuring;
     }
-    return out;
-  }
-
-  #ensureTopic(signal: AbortSignal): Promise<void> {
-    const { brokers, topic, retry: policy } = this.#options;
-    this.#ready ??= ensureStateTopic({ brokers, clientId: `${this.#options.clientId}-ledger`, topic, configs: [{ name: 'cleanup.policy', value: 'compact' }], retry: policy }, signal).catch((error: unknown) => {
-      this.#ready = undefined;
-      throw error;
-    });
-    return this.#ready;
   }
 
   close(): Promise<void> {

@@ -1,0 +1,119 @@
+// The Kafka ledger store against the real broker: a load after a takeover sees the newest ledger the
+// previous owner committed, whatever other partitions' owners are doing. Found by the chaos test: a
+// process killed during a ledger write of one partition left a transaction open, and the owner of
+// another partition then loaded a ledger seconds old (read_committed stops at the first open
+// transaction), re-forming no batch for rows already inserted: ~1,100 rows twice (seed 29949592).
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Admin, Producer } from '@platformatic/kafka';
+import type { LedgerJson } from '../../src/ack/ledger.ts';
+import { KafkaLedgerStore } from '../../src/source/kafka-ledger-store.ts';
+import { sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+
+let bootstrap: string;
+const stores: KafkaLedgerStore[] = [];
+const producers: Array<Producer<Buffer, Buffer, Buffer, Buffer>> = [];
+
+before(async () => {
+  bootstrap = await sharedKafka();
+});
+
+after(async () => {
+  await Promise.allSettled([...stores.map((s) => s.close()), ...producers.map((p) => p.close(true))]);
+});
+
+const retryPolicy = { baseMs: 50, factor: 2, capMs: 500, maxElapsedMs: 30_000 };
+
+function store(groupId: string, ledgerTopic: string): KafkaLedgerStore {
+  const s = new KafkaLedgerStore({ brokers: [bootstrap], clientId: 'ledger-store-test', groupId, topic: ledgerTopic, retry: retryPolicy });
+  stores.push(s);
+  return s;
+}
+
+function ledger(to: number): LedgerJson {
+  return { v: 1, intents: [{ route: 'r', destination: 'd', from: '0', to: String(to), rows: to + 1, token: `t-${to}`, done: false }] };
+}
+
+/** A ledger write begun and never finished: the process died in the middle of it. */
+async function dieMidWrite(groupId: string, ledgerTopic: string, topic: string, partition: number, value: LedgerJson): Promise<Producer<Buffer, Buffer, Buffer, Buffer>> {
+  const zombie = new Producer({ clientId: 'zombie', bootstrapBrokers: [bootstrap], idempotent: true, acks: -1, transactionalId: `${groupId}/ledger/${topic}/${partition}`, producerId: -1n, producerEpoch: -1 });
+  producers.push(zombie);
+  const tx = await zombie.beginTransaction();
+  await tx.send({ messages: [{ topic: ledgerTopic, partition, key: Buffer.from(`${groupId}/${topic}/${partition}`), value: Buffer.from(JSON.stringify(value)) }] });
+  return zombie;
+}
+
+test('a takeover loads the newest ledger even while another owner of the ledger partition has a transaction left open', async () => {
+  const source = uniqueTopic('ledger-src');
+  const other = uniqueTopic('ledger-other');
+  const groupId = `${source}-group`;
+  const ledgerTopic = `${groupId}.inserter-ledger`;
+  const signal = AbortSignal.timeout(60_000);
+
+  // Owner 1 of partition 1 writes a first version.
+  const first = store(groupId, ledgerTopic);
+  assert.equal(await first.load(source, 1, signal), undefined);
+  await first.save(source, 1, ledger(10), signal);
+
+  // The owner of partition 1 of another source topic (same ledger partition) dies mid-write.
+  const dying = store(groupId, ledgerTopic);
+  await dying.load(other, 1, signal);
+  await dieMidWrite(groupId, ledgerTopic, other, 1, ledger(99));
+
+  // Owner 1 goes on recording intents for partition 1 (committed), then loses partition 1.
+  await first.save(source, 1, ledger(20), signal);
+  await first.save(source, 1, ledger(30), signal);
+
+  // The next owner must see the last committed version: intents 0-30, not 0-10.
+  const next = store(groupId, ledgerTopic);
+  const loaded = await next.load(source, 1, signal);
+  assert.equal(loaded?.intents[0]?.to, '30', `stale ledger loaded: ${JSON.stringify(loaded)}`);
+  // The other topic's ledger is the dead owner's last committed one: none.
+  assert.equal(await store(groupId, ledgerTopic).load(other, 1, signal), undefined);
+});
+
+test("a takeover never loads the previous owner's unfinished write, and fences it", async () => {
+  const source = uniqueTopic('ledger-src');
+  const groupId = `${source}-group`;
+  const ledgerTopic = `${groupId}.inserter-ledger`;
+  const signal = AbortSignal.timeout(60_000);
+  const first = store(groupId, ledgerTopic);
+  await first.load(source, 0, signal);
+  await first.save(source, 0, ledger(5), signal);
+  await first.close();
+  const zombie = await dieMidWrite(groupId, ledgerTopic, source, 0, ledger(77));
+
+  const next = store(groupId, ledgerTopic);
+  assert.equal((await next.load(source, 0, signal))?.intents[0]?.to, '5');
+  // The unfinished write can no longer be committed.
+  await assert.rejects(async () => {
+    const tx = await zombie.beginTransaction().catch(() => undefined);
+    if (tx === undefined) throw new Error('fenced');
+    await tx.commit();
+  });
+  await next.save(source, 0, ledger(6), signal);
+  assert.equal((await store(groupId, ledgerTopic).load(source, 0, signal))?.intents[0]?.to, '6');
+});
+
+test('each source partition has its own ledger partition; the topic grows with the source', async () => {
+  const source = uniqueTopic('ledger-src');
+  const groupId = `${source}-group`;
+  const ledgerTopic = `${groupId}.inserter-ledger`;
+  const signal = AbortSignal.timeout(60_000);
+  const owner = store(groupId, ledgerTopic);
+  await owner.load(source, 2, signal);
+  await owner.save(source, 2, ledger(2), signal);
+  await owner.load(source, 7, signal);
+  await owner.save(source, 7, ledger(7), signal);
+  const admin = new Admin({ clientId: 'ledger-store-test', bootstrapBrokers: [bootstrap] });
+  try {
+    const metadata = await admin.metadata({ topics: [ledgerTopic], forceUpdate: true });
+    assert.equal(metadata.topics.get(ledgerTopic)?.partitionsCount, 8);
+  } finally {
+    await admin.close();
+  }
+  const reader = store(groupId, ledgerTopic);
+  assert.equal((await reader.load(source, 2, signal))?.intents[0]?.to, '2');
+  assert.equal((await reader.load(source, 7, signal))?.intents[0]?.to, '7');
+  assert.equal(await reader.load(source, 3, signal), undefined);
+});
