@@ -22,6 +22,8 @@ export interface Intent {
 
 export interface LedgerJson {
   v: 1;
+  /** Every record below this offset is resolved (the position this ledger was last pruned at). */
+  resolvedBelow?: string;
   /** Offsets dead-lettered per route (not in any intent), kept until the position passes them. */
   dead?: Record<string, string[]>;
   intents: Array<{ route: string; destination: string; from: string; to: string; rows: number; teams?: number[]; token: string; epoch?: number; done: boolean }>;
@@ -31,10 +33,12 @@ export class Ledger {
   readonly #intents: Intent[] = [];
   readonly #dead = new Map<string, Set<bigint>>();
   readonly #deadPending = new Set<string>();
+  #resolvedBelow = -1n;
   #dirty = false;
 
   static fromJson(json: LedgerJson | undefined): Ledger {
     const ledger = new Ledger();
+    if (json?.resolvedBelow !== undefined) ledger.#resolvedBelow = BigInt(json.resolvedBelow);
     for (const [route, offsets] of Object.entries(json?.dead ?? {})) ledger.#dead.set(route, new Set(offsets.map((o) => BigInt(o))));
     for (const i of json?.intents ?? []) {
       ledger.#intents.push({ route: i.route, destination: i.destination, from: BigInt(i.from), to: BigInt(i.to), rows: i.rows, teams: i.teams, token: i.token, ...(i.epoch === undefined ? {} : { epoch: i.epoch }), done: i.done });
@@ -47,6 +51,7 @@ export class Ledger {
     for (const [route, offsets] of this.#dead) if (offsets.size > 0) dead[route] = [...offsets].map(String);
     return {
       v: 1,
+      ...(this.#resolvedBelow >= 0n ? { resolvedBelow: String(this.#resolvedBelow) } : {}),
       ...(Object.keys(dead).length > 0 ? { dead } : {}),
       intents: this.#intents.map((i) => ({ route: i.route, destination: i.destination, from: String(i.from), to: String(i.to), rows: i.rows, ...(i.teams ? { teams: [...i.teams] } : {}), token: i.token, ...(i.epoch === undefined ? {} : { epoch: i.epoch }), done: i.done })),
     };
@@ -58,6 +63,15 @@ export class Ledger {
 
   markClean(): void {
     this.#dirty = false;
+  }
+
+  /**
+   * Records below this offset were resolved by an owner that committed past them. A later owner that
+   * reads them again — the group's position went back, e.g. a commit sent before a rebalance landed
+   * after the new owner's — skips them: their intents were pruned, so they could not be re-formed.
+   */
+  get resolvedBelow(): bigint {
+    return this.#resolvedBelow;
   }
 
   get intents(): readonly Intent[] {
@@ -124,6 +138,10 @@ export class Ledger {
    * not change: a lane's batches hold its teams' rows in offset order with no gaps between them.
    */
   prune(committed: bigint): void {
+    if (committed > this.#resolvedBelow) {
+      this.#resolvedBelow = committed;
+      this.#dirty = true;
+    }
     for (const offsets of this.#dead.values()) {
       for (const offset of offsets) {
         if (offset < committed) {

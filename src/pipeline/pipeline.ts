@@ -192,6 +192,11 @@ export class Pipeline implements SourceHandler {
   #process(state: PartitionState, record: SourceRecord): void | Promise<void> {
     const next = state.tracker.nextOffset;
     if (next !== undefined && record.offset < next) return; // re-delivered after a rejoin: already tracked
+    if (state.ledger !== undefined && record.offset < state.ledger.resolvedBelow) {
+      // Resolved before the group's position went back (its intent may be pruned): never route again.
+      state.tracker.track(record.offset, record.epoch);
+      return;
+    }
     const size = record.value?.length ?? 0;
     const consumed = this.#consumedCounters(record.topic);
     consumed.messages.inc();

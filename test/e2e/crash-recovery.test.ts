@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Admin } from '@platformatic/kafka';
 import { loadDdl } from '../../dev/posthog/ddl.ts';
 import { generate } from '../../dev/posthog/generator.ts';
 import { committedOffsets, endOffsets, produce } from '../helpers/bus.ts';
@@ -80,3 +81,51 @@ for (const protocol of ['classic', 'consumer'] as const) {
     assert.equal(code, 0, `graceful exit; log tail:\n${(await current.log()).slice(-3000)}`);
   });
 }
+
+// A late commit from a previous owner (sent before a rebalance, landing after the new owner's) can
+// move the group's position back below rows whose intents were already pruned from the ledger. The
+// ledger remembers how far it was resolved, so the re-read rows are skipped, not inserted again
+// under new tokens. Here the position is moved back by hand, as far as it goes: to 0.
+test('a group position that goes back never re-inserts what was resolved', async () => {
+  const table = 'events_back';
+  const topic = uniqueTopic('crash-back');
+  const group = `${topic}-group`;
+  const total = 3_000;
+  await ch.query((await loadDdl('events', 'posthog')).replace('posthog.events', `posthog.${table}`));
+  await ch.query(`SYSTEM STOP MERGES posthog.${table}`);
+  await createTopic(bootstrap, topic, 2);
+  const config = (maxRows: number): unknown => ({
+    kafka: { brokers: [bootstrap], groupId: group, fetchMaxWaitMs: 100, sessionTimeoutMs: 6_000 },
+    destinations: [{ id: 'a', url: ch.url, database: 'posthog' }],
+    routes: [{ topic, table, destination: 'a' }],
+    batch: { maxRows, maxAgeMs: 200 },
+    commitIntervalMs: 300,
+  });
+  const messages = [...generate('clickhouse_events_json', { seed: 12, count: total, teams: 20 })];
+  await produce(bootstrap, topic, messages.map((m) => ({ key: m.key, value: m.value })));
+  const atEnd = async (): Promise<boolean> => {
+    const [committed, end] = await Promise.all([committedOffsets(bootstrap, group, topic, 2), endOffsets(bootstrap, topic)]);
+    return committed.every((c, p) => c === end[p]);
+  };
+  const rows = async (): Promise<number> => Number((await ch.query(`SELECT count() FROM posthog.${table}`)).trim());
+
+  current = await startInserter(config(100));
+  await waitFor(async () => (await rows()) === total && (await atEnd()), `${total} rows and positions at the end`, 60_000);
+  // A few more commit intervals: the ledger is pruned (and saved) at the committed positions.
+  await sleep(1_500);
+  assert.equal(await current.stop(), 0);
+
+  const admin = new Admin({ clientId: 'crash-back', bootstrapBrokers: [bootstrap] });
+  try {
+    await admin.alterConsumerGroupOffsets({ groupId: group, topics: [{ name: topic, partitionOffsets: [{ partition: 0, offset: 0n }, { partition: 1, offset: 0n }] }] });
+  } finally {
+    await admin.close();
+  }
+  assert.deepEqual(await committedOffsets(bootstrap, group, topic, 2), [0n, 0n]);
+
+  // Another batch size: batches cut anew would carry new tokens, so ClickHouse would not drop them.
+  current = await startInserter(config(77));
+  await waitFor(atEnd, 'positions back at the log end', 60_000);
+  assert.equal(await rows(), total, 'nothing inserted twice after the position went back');
+  assert.equal(await current.stop(), 0);
+});
