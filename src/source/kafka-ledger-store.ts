@@ -21,10 +21,14 @@ const TOPIC_CONFIGS = [
   { name: 'segment.ms', value: String(60 * 60 * 1000) },
 ];
 
-/** This process no longer owns the partition: a newer owner initialised its ledger producer. */
+/**
+ * This process no longer holds the partition's ledger: a newer owner initialised its producer, or
+ * this process gave the producer up (revoked, or its transaction state unknown). Recording anything
+ * more needs a takeover (load) first.
+ */
 export class LedgerFencedError extends InserterError {
   constructor(topic: string, partition: number, cause: unknown) {
-    super('INSERTER_LEDGER_FENCED', `ledger of ${topic}/${partition} is owned by a newer process`, { cause, retryable: false });
+    super('INSERTER_LEDGER_FENCED', `ledger of ${topic}/${partition} is no longer held by this process (taken over, or given up)`, { cause, retryable: false });
     this.name = 'LedgerFencedError';
   }
 }
@@ -55,9 +59,15 @@ export class KafkaLedgerStore implements LedgerStore {
     return `${this.#options.groupId}/${topic}/${partition}`;
   }
 
-  /** Takes the partition over (fencing any previous owner), then reads its last committed ledger. */
+  /**
+   * Takes the partition over — a fresh producer whose initialisation fences any previous owner and
+   * aborts what it had open — then reads the last committed ledger. The only place a producer is
+   * initialised: every takeover is followed by a read, so the taker always knows every intent
+   * recorded before it.
+   */
   async load(topic: string, partition: number, signal: AbortSignal): Promise<LedgerJson | undefined> {
     await this.#ensureTopic(partition, signal);
+    await this.release(topic, partition);
     await this.#acquire(topic, partition, signal);
     const read = { brokers: this.#options.brokers, clientId: `${this.#options.clientId}-ledger-reader`, topic: this.#options.topic, partition, key: Buffer.from(this.#key(topic, partition)) };
     const value = await retry(() => readNewestCommitted(read, signal), this.#options.retry, signal, { isRetryable: () => true });
@@ -65,18 +75,34 @@ export class KafkaLedgerStore implements LedgerStore {
     return text === undefined || text === '' ? undefined : (JSON.parse(text) as LedgerJson);
   }
 
+  /**
+   * Writes the ledger with the producer the last load initialised. Never initialises one: doing so
+   * after losing the partition would fence its new owner and put this process's view over the new
+   * owner's. A producer fenced, given up, or left in an unknown transaction state (an abort failed,
+   * a write timed out) fails with LedgerFencedError: the caller must take the partition over again
+   * (load) before recording anything more.
+   */
   async save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
-    await this.#ensureTopic(partition, signal);
-    const message = { topic: this.#options.topic, partition, key: Buffer.from(this.#key(topic, partition)), value: Buffer.from(JSON.stringify(ledger)) };
+    const key = this.#key(topic, partition);
+    const held = this.#producers.get(key);
+    if (held === undefined) throw new LedgerFencedError(topic, partition, new Error('the ledger producer was given up'));
+    const producer = await held;
+    const message = { topic: this.#options.topic, partition, key: Buffer.from(key), value: Buffer.from(JSON.stringify(ledger)) };
     await retry(
       async () => {
-        const producer = await this.#acquire(topic, partition, signal);
+        if (this.#producers.get(key) !== held) throw new LedgerFencedError(topic, partition, new Error('the ledger producer was given up'));
         try {
           await withTimeout(this.#write(producer, message, topic, partition), SAVE_TIMEOUT_MS, 'ledger write');
         } catch (error) {
-          // A write that timed out may leave its transaction open in the client: start afresh.
-          if (!(error instanceof LedgerFencedError)) await this.release(topic, partition);
-          throw error;
+          if (error instanceof LedgerFencedError) {
+            await this.#drop(key, held);
+            throw error;
+          }
+          if (error instanceof WriteTimeoutError) {
+            await this.#drop(key, held);
+            throw new LedgerFencedError(topic, partition, error);
+          }
+          throw error; // aborted cleanly: the same producer tries again
         }
       },
       this.#options.retry,
@@ -89,8 +115,13 @@ export class KafkaLedgerStore implements LedgerStore {
   async release(topic: string, partition: number): Promise<void> {
     const key = this.#key(topic, partition);
     const producer = this.#producers.get(key);
-    this.#producers.delete(key);
-    await producer?.then((p) => p.close()).catch(() => undefined);
+    if (producer !== undefined) await this.#drop(key, producer);
+  }
+
+  /** Closes this producer, and forgets it if it is still the partition's current one. */
+  async #drop(key: string, producer: Promise<LedgerProducer>): Promise<void> {
+    if (this.#producers.get(key) === producer) this.#producers.delete(key);
+    await producer.then((p) => p.close()).catch(() => undefined);
   }
 
   async #write(producer: LedgerProducer, message: { topic: string; partition: number; key: Buffer; value: Buffer }, topic: string, partition: number): Promise<void> {
@@ -99,16 +130,18 @@ export class KafkaLedgerStore implements LedgerStore {
       await tx.send({ messages: [message] });
       await tx.commit();
     } catch (error) {
-      await tx.abort().catch(() => tx.cancel().catch(() => undefined));
-      if (isFenced(error)) {
-        void this.release(topic, partition);
-        throw new LedgerFencedError(topic, partition, error);
-      }
+      if (isFenced(error)) throw new LedgerFencedError(topic, partition, error);
+      const aborted = await tx.abort().then(
+        () => true,
+        () => false,
+      );
+      // Not known to be aborted: the transaction may still commit or block the producer.
+      if (!aborted) throw new LedgerFencedError(topic, partition, error);
       throw error;
     }
   }
 
-  /** The partition's transactional producer, initialised once: initialising fences older owners. */
+  /** The partition's transactional producer (initialised once per load): initialising fences older owners. */
   #acquire(topic: string, partition: number, signal: AbortSignal): Promise<LedgerProducer> {
     const key = this.#key(topic, partition);
     let producer = this.#producers.get(key);
@@ -142,7 +175,10 @@ export class KafkaLedgerStore implements LedgerStore {
         { isRetryable: () => true },
       );
       this.#producers.set(key, producer);
-      producer.catch(() => this.#producers.delete(key));
+      const current = producer;
+      current.catch(() => {
+        if (this.#producers.get(key) === current) this.#producers.delete(key);
+      });
     }
     return producer;
   }
@@ -180,10 +216,12 @@ function isFenced(error: unknown, depth = 0): boolean {
   return isFenced(e.cause, depth + 1);
 }
 
+class WriteTimeoutError extends Error {}
+
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new WriteTimeoutError(`${what} timed out after ${ms} ms`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -117,3 +117,24 @@ test('each source partition has its own ledger partition; the topic grows with t
   assert.equal((await reader.load(source, 7, signal))?.intents[0]?.to, '7');
   assert.equal(await reader.load(source, 3, signal), undefined);
 });
+
+test('a save never takes the partition back: after a takeover or a release the old holder fails, the new one goes on', async () => {
+  const source = uniqueTopic('ledger-src');
+  const groupId = `${source}-group`;
+  const ledgerTopic = `${groupId}.inserter-ledger`;
+  const signal = AbortSignal.timeout(60_000);
+  const old = store(groupId, ledgerTopic);
+  await old.load(source, 3, signal);
+  await old.save(source, 3, ledger(1), signal);
+  const taker = store(groupId, ledgerTopic);
+  assert.equal((await taker.load(source, 3, signal))?.intents[0]?.to, '1');
+
+  // The old holder, not yet told it lost the partition, records an intent: fenced.
+  await assert.rejects(old.save(source, 3, ledger(50), signal), { code: 'INSERTER_LEDGER_FENCED' });
+  // Told now (or its producer given up): it must not initialise a producer again to write.
+  await old.release(source, 3);
+  await assert.rejects(old.save(source, 3, ledger(60), signal), { code: 'INSERTER_LEDGER_FENCED' });
+
+  await taker.save(source, 3, ledger(2), signal);
+  assert.equal((await store(groupId, ledgerTopic).load(source, 3, signal))?.intents[0]?.to, '2');
+});
