@@ -13,6 +13,7 @@ import type { DeadLetterReason, DeadLetterSink } from '../deadletter/writer.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError, DecodeError } from '../errors/inserter-error.ts';
 import { DestinationDirectory, type SinkFactory } from '../route/destinations.ts';
+import { backoffDelay } from '../sink/retry.ts';
 import type { DestinationProvider } from '../route/provider.ts';
 import { StaticConfigProvider } from '../route/providers/static.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from '../source/types.ts';
@@ -76,6 +77,9 @@ export class Pipeline implements SourceHandler {
   /** Partitions this process owns; undefined until the source reports an assignment. */
   #owned: Set<string> | undefined;
   #rewindAgain = false;
+  /** Rewinds requested and switched to: records read while a requested one is pending are stale. */
+  #rewindsRequested = 0;
+  #rewindsSwitched = 0;
   #drainWaiters: Array<() => void> = [];
   #timers: NodeJS.Timeout[] = [];
   #running: Promise<void> | undefined;
@@ -152,16 +156,36 @@ export class Pipeline implements SourceHandler {
       this.#owned?.delete(key);
       const state = this.#partitions.get(key);
       if (state === undefined) continue;
-      // Unfinished work is abandoned, not committed: the new owner re-reads from the committed position.
-      state.revoked = true;
-      for (const lane of state.lanes.values()) {
-        lane.abandoned = true;
-        lane.stop.abort();
-      }
+      this.#abandon(state);
       if (this.#ledgers?.release) this.#track(this.#ledgers.release(ref.topic, ref.partition));
-      this.#resetState(state);
-      this.#partitions.delete(key);
     }
+  }
+
+  /** Unfinished work of the partition is abandoned, not committed: it is read again from the committed position. */
+  #abandon(state: PartitionState): void {
+    state.revoked = true;
+    for (const lane of state.lanes.values()) {
+      lane.abandoned = true;
+      lane.stop.abort();
+    }
+    this.#resetState(state);
+    this.#partitions.delete(partitionKey(state.ref.topic, state.ref.partition));
+  }
+
+  /**
+   * The partition's ledger is no longer held by this process: another process took it over (it was
+   * assigned the partition, or is a stalled owner that has not learned yet that it lost it), or the
+   * producer was given up. Nothing more may be recorded from this state. If the group still assigns
+   * the partition here, it is taken over again like a new assignment: the ledger is loaded anew
+   * (which fences the other process) and the partition re-read from its committed position.
+   */
+  #retake(state: PartitionState): void {
+    const key = partitionKey(state.ref.topic, state.ref.partition);
+    if (this.#partitions.get(key) !== state) return; // abandoned already
+    this.#abandon(state);
+    if (this.#owned?.has(key) !== true) return;
+    this.#logger.warn({ topic: state.ref.topic, partition: state.ref.partition }, 'ledger held by another process: in-memory work abandoned; loading the ledger again and re-reading from the committed position');
+    this.#requestRewind();
   }
 
   /** The source restarted from the committed positions (after a failure): forget in-memory progress. */
@@ -174,6 +198,9 @@ export class Pipeline implements SourceHandler {
     // Records of a partition this process no longer owns (still buffered in the stream) are dropped:
     // the owner reads them from the committed position.
     if (this.#owned !== undefined && !this.#owned.has(partitionKey(record.topic, record.partition))) return;
+    // Read before a requested rewind switched streams: possibly from a stale position (a partition
+    // owned again). Everything is read again from the committed positions after the switch.
+    if (this.#rewindsSwitched < this.#rewindsRequested) return;
     const state = this.#partitionState(record);
     if (this.#ledgers !== undefined && state.ledger === undefined) {
       // The partition's ledger must be known before its first record is routed.
@@ -465,8 +492,8 @@ export class Pipeline implements SourceHandler {
         } catch (error) {
           if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') {
             // A newer owner took the partition over: this process must not insert its rows.
-            this.#logger.warn({ topic: lane.topic, partition: lane.partition }, 'fenced by a newer owner of the partition; leaving its rows to it');
-            if (state) this.onRevoked([state.ref]);
+            this.#logger.warn({ topic: lane.topic, partition: lane.partition }, 'fenced by a newer owner of the partition: nothing more is recorded or inserted from this state');
+            if (state) this.#retake(state);
             return;
           }
           if (error instanceof AbortedError || signal.aborted) {
@@ -671,24 +698,49 @@ export class Pipeline implements SourceHandler {
     );
   }
 
-  /** Re-reads every owned partition from its committed position (one rewind at a time). */
+  /**
+   * Re-reads every owned partition from its committed position (one rewind at a time). Records that
+   * arrive until the stream is switched are dropped; a failed switch is tried again.
+   */
   #requestRewind(): void {
     const rewind = this.#source.rewind?.bind(this.#source);
     if (rewind === undefined) return;
+    this.#rewindsRequested++;
     if (this.#rewinding) {
       this.#rewindAgain = true;
       return;
     }
     this.#rewinding = (async () => {
-      do {
+      for (let failures = 0; !this.#stop.signal.aborted; ) {
         this.#rewindAgain = false;
+        const target = this.#rewindsRequested;
         this.#logger.info('re-reading owned partitions from their committed positions');
-        await rewind(() => this.onReset(), this.#hardStop.signal);
-      } while (this.#rewindAgain && !this.#stop.signal.aborted);
+        try {
+          await rewind(() => {
+            this.#rewindsSwitched = target;
+            this.onReset();
+          }, this.#hardStop.signal);
+          failures = 0;
+        } catch (error) {
+          failures++;
+          this.#logger.warn({ err: error, failures }, 're-reading from the committed positions failed; trying again');
+          await sleep(backoffDelay(this.#config.retry, failures), undefined, { signal: this.#stop.signal }).catch(() => undefined);
+          continue;
+        }
+        if (!this.#rewindAgain) break;
+      }
     })().finally(() => {
       this.#rewinding = undefined;
     });
     this.#track(this.#rewinding);
+  }
+
+  /** Saves a partition's ledger for a commit; a ledger no longer held makes the partition be taken over again. */
+  #saveOrRetake(state: PartitionState, store: LedgerStore): Promise<void> {
+    return state.saveLedger(store, this.#hardStop.signal).catch((error: unknown) => {
+      if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') this.#retake(state);
+      throw error;
+    });
   }
 
   // ---- timers, commits, accounting ---------------------------------------------------------
@@ -738,7 +790,7 @@ export class Pipeline implements SourceHandler {
     if (this.#ledgers !== undefined) {
       const store = this.#ledgers;
       const saves: Array<Promise<void>> = [];
-      for (const state of this.#partitions.values()) if (!state.revoked && state.ledger?.dirty) saves.push(state.saveLedger(store, this.#hardStop.signal));
+      for (const state of this.#partitions.values()) if (!state.revoked && state.ledger?.dirty) saves.push(this.#saveOrRetake(state, store));
       try {
         await Promise.all(saves);
       } catch (error) {
