@@ -32,6 +32,8 @@ export type { PipelineStatus } from './status.ts';
 
 /** How often a parked destination with nothing in flight is asked whether it is back. */
 const PROBE_INTERVAL_MS = 1_000;
+/** How often unchanged committed positions are committed again (see #commitOnce). */
+const REASSERT_POSITIONS_MS = 10_000;
 
 export interface PipelineDeps {
   readonly config: Config;
@@ -77,6 +79,7 @@ export class Pipeline implements SourceHandler {
   /** Partitions this process owns; undefined until the source reports an assignment. */
   #owned: Set<string> | undefined;
   #rewindAgain = false;
+  #reassertedAt = Date.now();
   /** Rewinds requested and switched to: records read while a requested one is pending are stale. */
   #rewindsRequested = 0;
   #rewindsSwitched = 0;
@@ -782,10 +785,16 @@ export class Pipeline implements SourceHandler {
     // disk knows everything below the positions committed. A restart never re-inserts a batch
     // whose token may have left the warehouse's deduplication window.
     const taken: Array<{ state: PartitionState; position: CommitPosition }> = [];
+    // Now and then unchanged positions are committed again: a commit the previous owner sent before a
+    // rebalance can land after this owner's and move the group's position back (nothing is inserted
+    // twice — see Ledger.resolvedBelow — but the lag would show it forever on an idle partition).
+    const now = Date.now();
+    const reassert = now - this.#reassertedAt >= REASSERT_POSITIONS_MS;
+    if (reassert) this.#reassertedAt = now;
     for (const state of this.#partitions.values()) {
       if (state.revoked) continue;
       const offset = state.tracker.committable();
-      if (offset > state.committed) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
+      if (offset > state.committed || (reassert && offset >= 0n && offset === state.committed)) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
     }
     if (this.#ledgers !== undefined) {
       const store = this.#ledgers;
