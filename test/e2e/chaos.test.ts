@@ -1,6 +1,7 @@
 // Chaos: three inserter processes in one consumer group drain a 6-partition topic of ~30 teams into
 // three ClickHouse endpoints ("clusters") while a producer writes 30,000 events over ~20 s and a
-// random process is kill -9'd every few seconds and restarted with another batch size. A few poison
+// random process is kill -9'd every few seconds and restarted with another batch size, or frozen with
+// SIGSTOP past its session timeout and woken up again (a stalled owner that must be fenced). A few poison
 // rows (uuid "not-a-uuid") are rejected by ClickHouse. At the end `bin/inserter verify` must find
 // every invariant of docs/design/delivery.md §1 holding; after one duplicate row is slipped into an
 // endpoint it must fail and name it. Seeded (CHAOS_SEED=N to replay the schedule and the data; the
@@ -189,18 +190,47 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
     produced = true;
   })();
   let kills = 0;
+  let stalls = 0;
+  // A stalled process (SIGSTOP past the session timeout, like a long GC pause) loses its partitions
+  // without knowing; woken up, it must be fenced, never insert what its successor cut differently.
+  const stalled = new Map<number, { until: Promise<void>; wake: () => void }>();
+  const stall = (slot: number, victim: InserterProcess, ms: number): void => {
+    victim.child.kill('SIGSTOP');
+    let wake = (): void => undefined;
+    const until = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => wake(), ms);
+      wake = () => {
+        clearTimeout(timer);
+        if (stalled.get(slot)?.until === until) stalled.delete(slot);
+        victim.child.kill('SIGCONT');
+        note(`SIGCONT slot ${slot} pid ${victim.child.pid}`);
+        resolve();
+      };
+    });
+    stalled.set(slot, { until, wake });
+  };
   while (!produced) {
     await Promise.race([sleep(chaos.int(2_000, 4_500)), producing]);
     if (produced) break;
     const slot = chaos.int(0, 2);
     const victim = slots[slot];
-    await victim?.kill();
+    if (victim === undefined) continue;
+    if (!stalled.has(slot) && chaos.chance(0.3)) {
+      const ms = chaos.int(6_500, 9_000);
+      stall(slot, victim, ms);
+      stalls++;
+      note(`SIGSTOP slot ${slot} pid ${victim.child.pid} for ${ms} ms`);
+      continue;
+    }
+    stalled.get(slot)?.wake();
+    await victim.kill();
     kills++;
-    note(`kill -9 slot ${slot} pid ${victim?.child.pid}`);
+    note(`kill -9 slot ${slot} pid ${victim.child.pid}`);
     await sleep(chaos.int(0, 1_500));
     await launch(slot);
   }
   await producing;
+  await Promise.all([...stalled.values()].map((s) => s.until));
 
   const configFile = await writeConfig(config(500), evidenceDir);
   // All three running: each has joined and been given partitions (a SIGTERM before start-up ends is not a graceful stop).
@@ -234,6 +264,7 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
   const evidence = {
     seed: SEED,
     kills,
+    stalls,
     timeline,
     verifyExit: result.code,
     verifyStderr: result.stderr,
@@ -244,8 +275,8 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
   };
   await writeFile(join(evidenceDir, 'evidence.json'), JSON.stringify(evidence, null, 2));
   const failure = `seed ${SEED}, evidence in ${evidenceDir}/evidence.json:\n${report?.failures.join('\n') ?? result.stdout + result.stderr}\noffsets missing/repeated per partition: ${JSON.stringify(evidence.offsets).slice(0, 3000)}\n${timeline.join('\n')}`;
-  t.diagnostic(`${kills} kills; evidence ${evidenceDir}/evidence.json`);
-  assert.ok(kills >= 4, `a kill every few seconds over ~20 s (${kills})`);
+  t.diagnostic(`${kills} kills, ${stalls} stalls; evidence ${evidenceDir}/evidence.json`);
+  assert.ok(kills + stalls >= 4, `a kill or stall every few seconds over ~20 s (${kills} + ${stalls})`);
 
   assert.equal(result.code, 0, `verify exits 0 — ${failure}`);
   assert.ok(report !== undefined);
