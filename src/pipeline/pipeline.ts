@@ -494,8 +494,8 @@ export class Pipeline implements SourceHandler {
           return;
         } catch (error) {
           if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') {
-            // A newer owner took the partition over: this process must not insert its rows.
-            this.#logger.warn({ topic: lane.topic, partition: lane.partition }, 'fenced by a newer owner of the partition: nothing more is recorded or inserted from this state');
+            // The ledger is not held any more: nothing more may be recorded or inserted from this state.
+            this.#ledgerLost(lane.topic, lane.partition, error);
             if (state) this.#retake(state);
             return;
           }
@@ -738,10 +738,18 @@ export class Pipeline implements SourceHandler {
     this.#track(this.#rewinding);
   }
 
+  #ledgerLost(topic: string, partition: number, error: unknown): void {
+    if ((error as { fenced?: unknown }).fenced === true) this.#logger.warn({ topic, partition }, 'fenced by a newer owner of the partition: nothing more is recorded or inserted from this state');
+    else this.#logger.warn({ topic, partition, err: error }, 'ledger write failed: nothing more is recorded or inserted from this state');
+  }
+
   /** Saves a partition's ledger for a commit; a ledger no longer held makes the partition be taken over again. */
   #saveOrRetake(state: PartitionState, store: LedgerStore): Promise<void> {
     return state.saveLedger(store, this.#hardStop.signal).catch((error: unknown) => {
-      if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') this.#retake(state);
+      if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') {
+        this.#ledgerLost(state.ref.topic, state.ref.partition, error);
+        this.#retake(state);
+      }
       throw error;
     });
   }

@@ -22,14 +22,16 @@ const TOPIC_CONFIGS = [
 ];
 
 /**
- * This process no longer holds the partition's ledger: a newer owner initialised its producer, or
- * this process gave the producer up (revoked, or its transaction state unknown). Recording anything
- * more needs a takeover (load) first.
+ * This process no longer holds the partition's ledger: a newer owner initialised its producer
+ * (`fenced`), or this process gave the producer up (revoked, or a write failed and left its
+ * transaction state unknown). Recording anything more needs a takeover (load) first.
  */
 export class LedgerFencedError extends InserterError {
-  constructor(topic: string, partition: number, cause: unknown) {
-    super('INSERTER_LEDGER_FENCED', `ledger of ${topic}/${partition} is no longer held by this process (taken over, or given up)`, { cause, retryable: false });
+  readonly fenced: boolean;
+  constructor(topic: string, partition: number, cause: unknown, fenced: boolean) {
+    super('INSERTER_LEDGER_FENCED', fenced ? `ledger of ${topic}/${partition} was taken over by a newer owner` : `ledger producer of ${topic}/${partition} given up: ${(cause as Error | undefined)?.message ?? String(cause)}`, { cause, retryable: false });
     this.name = 'LedgerFencedError';
+    this.fenced = fenced;
   }
 }
 
@@ -76,39 +78,25 @@ export class KafkaLedgerStore implements LedgerStore {
   }
 
   /**
-   * Writes the ledger with the producer the last load initialised. Never initialises one: doing so
-   * after losing the partition would fence its new owner and put this process's view over the new
-   * owner's. A producer fenced, given up, or left in an unknown transaction state (an abort failed,
-   * a write timed out) fails with LedgerFencedError: the caller must take the partition over again
-   * (load) before recording anything more.
+   * Writes the ledger with the producer the last load initialised, once. Never initialises one:
+   * doing so after losing the partition would fence its new owner and put this process's view over
+   * the new owner's. A failed write gives the producer up — after a fence, a broker restart or a
+   * timeout its transaction state is not known — and fails with LedgerFencedError: the caller must
+   * take the partition over again (load, which reads the ledger) before recording anything more.
    */
   async save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
     const key = this.#key(topic, partition);
     const held = this.#producers.get(key);
-    if (held === undefined) throw new LedgerFencedError(topic, partition, new Error('the ledger producer was given up'));
+    if (held === undefined) throw new LedgerFencedError(topic, partition, new Error('the ledger producer was given up'), false);
     const producer = await held;
+    signal.throwIfAborted();
     const message = { topic: this.#options.topic, partition, key: Buffer.from(key), value: Buffer.from(JSON.stringify(ledger)) };
-    await retry(
-      async () => {
-        if (this.#producers.get(key) !== held) throw new LedgerFencedError(topic, partition, new Error('the ledger producer was given up'));
-        try {
-          await withTimeout(this.#write(producer, message, topic, partition), SAVE_TIMEOUT_MS, 'ledger write');
-        } catch (error) {
-          if (error instanceof LedgerFencedError) {
-            await this.#drop(key, held);
-            throw error;
-          }
-          if (error instanceof WriteTimeoutError) {
-            await this.#drop(key, held);
-            throw new LedgerFencedError(topic, partition, error);
-          }
-          throw error; // aborted cleanly: the same producer tries again
-        }
-      },
-      this.#options.retry,
-      signal,
-      { isRetryable: (error) => !(error instanceof LedgerFencedError) },
-    );
+    try {
+      await withTimeout(this.#write(producer, message, topic, partition), SAVE_TIMEOUT_MS, 'ledger write');
+    } catch (error) {
+      await this.#drop(key, held);
+      throw error instanceof LedgerFencedError ? error : new LedgerFencedError(topic, partition, error, false);
+    }
   }
 
   /** Gives the partition up (after a revocation); the next owner fences this process anyway. */
@@ -130,13 +118,8 @@ export class KafkaLedgerStore implements LedgerStore {
       await tx.send({ messages: [message] });
       await tx.commit();
     } catch (error) {
-      if (isFenced(error)) throw new LedgerFencedError(topic, partition, error);
-      const aborted = await tx.abort().then(
-        () => true,
-        () => false,
-      );
-      // Not known to be aborted: the transaction may still commit or block the producer.
-      if (!aborted) throw new LedgerFencedError(topic, partition, error);
+      if (isFenced(error)) throw new LedgerFencedError(topic, partition, error, true);
+      await tx.abort().catch(() => undefined);
       throw error;
     }
   }
@@ -216,12 +199,10 @@ function isFenced(error: unknown, depth = 0): boolean {
   return isFenced(e.cause, depth + 1);
 }
 
-class WriteTimeoutError extends Error {}
-
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new WriteTimeoutError(`${what} timed out after ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
