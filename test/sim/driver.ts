@@ -52,17 +52,12 @@ export const FEATURES = {
 } as const;
 export type Feature = keyof typeof FEATURES;
 
-/** Open bugs (reported, not fixed in src/ yet) and the feature that triggers each. */
-export const KNOWN_ISSUES = {
-  revokeRace:
-    'Pipeline.#commitOnce takes positions before awaiting ledger saves; when the partition is revoked and re-assigned meanwhile, it commits the old owner\'s position and prunes the NEW owner\'s ledger (this.#partitions.get(key) after the await) while the source re-reads from the older position: re-read records find no intent and are re-inserted under new tokens (duplicates without any crash), and the committed position can move back',
-  replayBackpressure:
-    'Pipeline.#process exempts only the record\'s own partition from backpressure while it re-forms batches (state.replaying === 0): a record of another partition blocks the source while a re-forming batch still needs rows of its partition (deadlock once maxBufferedBytes is below the re-formed rows)',
-} as const satisfies Partial<Record<Feature, string>>;
+/** Open bugs (reported, not fixed in src/ yet) and the feature that triggers each: none today. */
+export const KNOWN_ISSUES = {} as const satisfies Partial<Record<Feature, string>>;
 export type KnownIssue = keyof typeof KNOWN_ISSUES;
 
 /** Features on by default: those whose bugs are fixed. */
-export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = { revokeRace: false, commitReorder: true, abortedDeadLetter: true, replayBackpressure: false };
+export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = { revokeRace: true, commitReorder: true, abortedDeadLetter: true, replayBackpressure: true };
 
 export interface SimStats {
   records: number;

@@ -11,7 +11,8 @@
 //
 // Bugs this simulation found and that are fixed since (one commit at a time, aborted dead-letter
 // writes leave the record unresolved, re-formed batches exempt from backpressure, a revoked owner
-// neither saves its ledger nor inserts) stay covered: their features are on by default (FEATURES).
+// neither saves its ledger nor inserts, a commit never uses a revoked owner's state) stay covered:
+// their features (FEATURES), rebalances included, are on by default, and their seeds run below.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Violation } from '../../sim/check.ts';
@@ -85,17 +86,16 @@ test('the checker can fail: a warehouse without token deduplication duplicates r
   assert.fail('no seed of 200 without deduplication was flagged as duplicating');
 });
 
-/** Seeds that reproduce each open issue (with every feature on), and the invariants they break. */
-const reproducers: Record<KnownIssue, { seeds: readonly number[]; invariants: ReadonlyArray<Violation['invariant']> }> = {
+/** Seeds that reproduced bugs found by the simulation, and the invariants they broke: they must stay green. */
+const regressions: Record<string, { seeds: readonly number[]; invariants: ReadonlyArray<Violation['invariant']> }> = {
+  // Positions taken before a ledger save were committed for a partition revoked and re-assigned meanwhile.
   revokeRace: { seeds: [1361, 346, 248, 887], invariants: ['duplicated', 'commit-regressed'] },
+  // A re-forming batch deadlocked against backpressure from another partition's records.
   replayBackpressure: { seeds: [926], invariants: ['stuck', 'lost'] },
 };
 
-// Reported bugs in src/: these run the seeds that reproduce them and are marked todo, so they do not
-// fail the suite; once a fix lands they pass, and the feature can be turned on in DEFAULT_FEATURES.
-for (const name of knownNames) {
-  test(`known issue ${name} is fixed`, { todo: KNOWN_ISSUES[name] }, async () => {
-    const { seeds, invariants } = reproducers[name];
+for (const [name, { seeds, invariants }] of Object.entries(regressions)) {
+  test(`fixed issue ${name} stays fixed (seeds ${seeds.join(', ')})`, async () => {
     const failing: string[] = [];
     for (const seed of seeds) {
       const result = await simulate({ seed, known: allFeatures });
@@ -105,6 +105,9 @@ for (const name of knownNames) {
     assert.equal(failing.length, 0, failing.join('\n'));
   });
 }
+
+// A bug reported but not yet fixed goes into KNOWN_ISSUES (driver.ts) with its feature off by default
+// and a todo test here running its seeds; SIM_KNOWN=all turns such features on.
 
 test('a seed replays identically (same trace, same outcome)', async () => {
   for (const seed of [3, 17, 29]) {
