@@ -30,6 +30,13 @@ function store(groupId: string, ledgerTopic: string): KafkaLedgerStore {
   return s;
 }
 
+/** A source topic of its own, its group, the group's ledger topic and a deadline. */
+function fresh(): { source: string; groupId: string; ledgerTopic: string; signal: AbortSignal } {
+  const source = uniqueTopic('ledger-src');
+  const groupId = `${source}-group`;
+  return { source, groupId, ledgerTopic: `${groupId}.inserter-ledger`, signal: AbortSignal.timeout(60_000) };
+}
+
 function ledger(to: number): LedgerJson {
   return { v: 1, intents: [{ route: 'r', destination: 'd', from: '0', to: String(to), rows: to + 1, token: `t-${to}`, done: false }] };
 }
@@ -44,11 +51,8 @@ async function dieMidWrite(groupId: string, ledgerTopic: string, topic: string, 
 }
 
 test('a takeover loads the newest ledger even while another owner of the ledger partition has a transaction left open', async () => {
-  const source = uniqueTopic('ledger-src');
+  const { source, groupId, ledgerTopic, signal } = fresh();
   const other = uniqueTopic('ledger-other');
-  const groupId = `${source}-group`;
-  const ledgerTopic = `${groupId}.inserter-ledger`;
-  const signal = AbortSignal.timeout(60_000);
 
   // Owner 1 of partition 1 writes a first version.
   const first = store(groupId, ledgerTopic);
@@ -73,10 +77,7 @@ test('a takeover loads the newest ledger even while another owner of the ledger 
 });
 
 test("a takeover never loads the previous owner's unfinished write, and fences it", async () => {
-  const source = uniqueTopic('ledger-src');
-  const groupId = `${source}-group`;
-  const ledgerTopic = `${groupId}.inserter-ledger`;
-  const signal = AbortSignal.timeout(60_000);
+  const { source, groupId, ledgerTopic, signal } = fresh();
   const first = store(groupId, ledgerTopic);
   await first.load(source, 0, signal);
   await first.save(source, 0, ledger(5), signal);
@@ -96,10 +97,7 @@ test("a takeover never loads the previous owner's unfinished write, and fences i
 });
 
 test('each source partition has its own ledger partition; the topic grows with the source', async () => {
-  const source = uniqueTopic('ledger-src');
-  const groupId = `${source}-group`;
-  const ledgerTopic = `${groupId}.inserter-ledger`;
-  const signal = AbortSignal.timeout(60_000);
+  const { source, groupId, ledgerTopic, signal } = fresh();
   const owner = store(groupId, ledgerTopic);
   await owner.load(source, 2, signal);
   await owner.save(source, 2, ledger(2), signal);
@@ -119,10 +117,7 @@ test('each source partition has its own ledger partition; the topic grows with t
 });
 
 test('a save never takes the partition back: after a takeover or a release the old holder fails, the new one goes on', async () => {
-  const source = uniqueTopic('ledger-src');
-  const groupId = `${source}-group`;
-  const ledgerTopic = `${groupId}.inserter-ledger`;
-  const signal = AbortSignal.timeout(60_000);
+  const { source, groupId, ledgerTopic, signal } = fresh();
   const old = store(groupId, ledgerTopic);
   await old.load(source, 3, signal);
   await old.save(source, 3, ledger(1), signal);
