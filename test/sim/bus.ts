@@ -20,6 +20,8 @@ export interface CommitEvent {
   readonly offset: bigint;
   readonly incarnation: number;
   readonly previous: bigint | undefined;
+  /** Landed after the partition was assigned again, or applied again late (SimSource.commit): it may move the position back. */
+  readonly late: boolean;
 }
 
 export class Bus {
@@ -62,9 +64,9 @@ export class Bus {
     return this.committed.get(partitionKey(topic, partition)) ?? 0n;
   }
 
-  applyCommit(position: CommitPosition, incarnation: number): void {
+  applyCommit(position: CommitPosition, incarnation: number, late = false): void {
     const key = partitionKey(position.topic, position.partition);
-    const event: CommitEvent = { topic: position.topic, partition: position.partition, offset: position.offset, incarnation, previous: this.committed.get(key) };
+    const event: CommitEvent = { topic: position.topic, partition: position.partition, offset: position.offset, incarnation, previous: this.committed.get(key), late };
     this.committed.set(key, position.offset);
     this.commits.push(event);
     this.onCommit?.(event);
@@ -93,6 +95,9 @@ export interface SourceFaults {
   readonly maxFetch: number;
 }
 
+/** Share of commits applied a second time, late (with FEATURES.lateCommit). */
+const LATE_COMMIT = 0.03;
+
 export class SimSource implements Source {
   readonly #world: World;
   readonly #inc: Incarnation;
@@ -100,7 +105,9 @@ export class SimSource implements Source {
   readonly #rng: Rng;
   readonly #faults: SourceFaults;
   /** Next offset to deliver, per owned partition. */
-  readonly #positions = new Map<string, { ref: PartitionRef; next: bigint }>();
+  readonly #positions = new Map<string, { ref: PartitionRef; next: bigint; start: bigint }>();
+  /** Times each partition was assigned: a commit landing after a re-assignment is a previous owner's late one. */
+  readonly #assignments = new Map<string, number>();
   #closed = false;
   #lastLanding = 0;
 
@@ -159,10 +166,17 @@ export class SimSource implements Source {
 
   #assign(refs: readonly PartitionRef[], handler: SourceHandler): void {
     for (const ref of refs) {
-      this.#positions.set(partitionKey(ref.topic, ref.partition), { ref, next: this.#bus.committedPosition(ref.topic, ref.partition) });
+      const start = this.#bus.committedPosition(ref.topic, ref.partition);
+      this.#positions.set(partitionKey(ref.topic, ref.partition), { ref, next: start, start });
+      this.#assignments.set(partitionKey(ref.topic, ref.partition), (this.#assignments.get(partitionKey(ref.topic, ref.partition)) ?? 0) + 1);
     }
     this.#world.step(`assign ${refs.map((r) => `${r.topic}/${r.partition}@${this.#bus.committedPosition(r.topic, r.partition)}`).join(',')}`);
     if (this.#inc.alive) handler.onAssigned(refs);
+  }
+
+  startPosition(ref: PartitionRef): CommitPosition | undefined {
+    const position = this.#positions.get(partitionKey(ref.topic, ref.partition));
+    return position === undefined ? undefined : { ...ref, offset: position.start, epoch: -1 };
   }
 
   commit(positions: readonly CommitPosition[]): Promise<void> {
@@ -170,10 +184,21 @@ export class SimSource implements Source {
     const roll = this.#rng.float();
     const fail = roll < this.#faults.commitFailBefore ? 'before' : roll < this.#faults.commitFailBefore + this.#faults.commitFailAfter ? 'after' : undefined;
     const what = positions.map((p) => `${p.topic}/${p.partition}@${p.offset}`).join(',');
+    const sentAt = positions.map((p) => this.#assignments.get(partitionKey(p.topic, p.partition)));
     // One connection to the group coordinator: commits take effect in the order they were sent.
     const now = Date.now();
     const landing = Math.max(now + this.#rng.int(0, 3), this.#lastLanding);
     this.#lastLanding = landing;
+    // A previous owner's commit that the Kafka client held during a rejoin and sent after it lands
+    // after newer commits and moves the position back: modelled as this commit applied again later.
+    if (this.#world.lateCommits && this.#rng.chance(LATE_COMMIT)) {
+      const lateMs = this.#rng.int(200, 3_000);
+      this.#world.lateCommitCount++;
+      setTimeout(() => {
+        this.#world.step(`late commit ${what} (sent ${lateMs} ms ago) lands`);
+        for (const p of positions) this.#bus.applyCommit(p, this.#inc.id, true);
+      }, lateMs);
+    }
     return this.#world.remote(
       this.#inc,
       `commit ${what}`,
@@ -185,7 +210,7 @@ export class SimSource implements Source {
         error: () => new InserterError('INSERTER_SOURCE_COMMIT_FAILED', 'offset commit failed: simulated', { retryable: true }),
       },
       () => {
-        for (const p of positions) this.#bus.applyCommit(p, this.#inc.id);
+        for (const [i, p] of positions.entries()) this.#bus.applyCommit(p, this.#inc.id, this.#assignments.get(partitionKey(p.topic, p.partition)) !== sentAt[i]);
       },
     );
   }

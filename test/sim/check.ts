@@ -38,6 +38,7 @@ export class Checker {
   readonly #deadLetters: DeadLetters;
   /** Per partition: offsets below this are verified resolved (rows never disappear). */
   readonly #verified = new Map<string, number>();
+  readonly #lateTouched = new Set<string>();
   /** Index of rows seen so far, per `destination\0table`, kept incrementally. */
   readonly #rowIndex = new Map<string, { seen: number; uuids: Set<string> }>();
   #lettersSeen = 0;
@@ -92,7 +93,11 @@ export class Checker {
 
   #onCommit(event: CommitEvent): void {
     const key = `${event.topic}/${event.partition}`;
-    if (event.previous !== undefined && event.offset < event.previous) {
+    // A late commit (a previous owner's, applied after newer ones) may move the position back or
+    // ahead of the owner's progress, which then commits below it: allowed on that partition from
+    // then on. Nothing may be lost or duplicated for it, and the owners must commit forward again.
+    if (event.late) this.#lateTouched.add(key);
+    if (event.previous !== undefined && event.offset < event.previous && !this.#lateTouched.has(key)) {
       this.add('commit-regressed', `${key}: commit by incarnation ${event.incarnation} moved the position back from ${event.previous} to ${event.offset}`);
     }
     const list = this.#byPartition.get(key) ?? [];

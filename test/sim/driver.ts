@@ -49,6 +49,7 @@ export const FEATURES = {
   commitReorder: 'commit intervals shorter than a chain of (sometimes slow) ledger saves',
   abortedDeadLetter: 'dead-letter writes that are slow and fail with AbortedError when destroy() aborts them',
   replayBackpressure: 'maxBufferedBytes that changes (and may shrink) across restarts',
+  lateCommit: "commits in flight at a kill that land after the next incarnation's (a previous owner's late commit), moving the position back",
 } as const;
 export type Feature = keyof typeof FEATURES;
 
@@ -57,7 +58,7 @@ export const KNOWN_ISSUES = {} as const satisfies Partial<Record<Feature, string
 export type KnownIssue = keyof typeof KNOWN_ISSUES;
 
 /** Features on by default: those whose bugs are fixed. */
-export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = { revokeRace: true, commitReorder: true, abortedDeadLetter: true, replayBackpressure: true };
+export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = { revokeRace: true, commitReorder: true, abortedDeadLetter: true, replayBackpressure: true, lateCommit: true };
 
 export interface SimStats {
   records: number;
@@ -71,6 +72,7 @@ export interface SimStats {
   dedupHits: number;
   rejected: number;
   zombies: number;
+  lateCommits: number;
   rows: number;
   deadLetters: number;
   repeatedDeadLetters: number;
@@ -282,6 +284,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const mathRng = root.fork();
   const driverRng = root.fork();
   const world = new World(worldRng, options.trace === true);
+  world.lateCommits = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).lateCommit;
 
   const bus = new Bus();
   for (let p = 0; p < scenario.partitions; p++) bus.addPartition(TOPIC, p);
@@ -309,6 +312,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
     dedupHits: 0,
     rejected: 0,
     zombies: 0,
+    lateCommits: 0,
     rows: 0,
     deadLetters: 0,
     repeatedDeadLetters: 0,
@@ -383,6 +387,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   stats.dedupHits = warehouse.dedupHits;
   stats.rejected = warehouse.rejected;
   stats.zombies = world.zombies;
+  stats.lateCommits = world.lateCommitCount;
   stats.commits = bus.commits.length;
   return { seed, violations: checker.violations, stats, scenario: describeScenario(scenario, generated.length, poison.size), trace: world.trace ?? [] };
 }

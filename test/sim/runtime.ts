@@ -96,6 +96,9 @@ export class World {
   readonly pending = new Set<Op>();
   readonly #onKill: Array<(inc: Incarnation) => void> = [];
   zombies = 0;
+  /** Commits applied again late, moving a position back (see FEATURES.lateCommit and SimSource). */
+  lateCommits = false;
+  lateCommitCount = 0;
 
   constructor(rng: Rng, trace: boolean) {
     this.rng = rng;
