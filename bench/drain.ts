@@ -40,6 +40,56 @@ import { fmt, fmtInt, mib, summarize, table, type Summary } from './lib/stats.ts
 // ---------------------------------------------------------------------------------------------
 // options
 
+/** The inserter's memory as its /metrics says (prom-client defaults + inserter_buffered_bytes), in bytes. */
+interface MemorySample {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  buffered: number;
+}
+
+function describeMemory(m: MemorySample): string {
+  return `RSS ${mib(m.rss)}, V8 heap used ${mib(m.heapUsed)} of ${mib(m.heapTotal)}, external (Buffers, wasm) ${mib(m.external)}, rows held (inserter_buffered_bytes) ${mib(m.buffered)}`;
+}
+
+/** Polls the inserter's /metrics every 500 ms and keeps the sample with the highest RSS. */
+class MemoryWatch {
+  readonly #metrics: () => Promise<string>;
+  #peak: MemorySample | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> = Promise.resolve();
+
+  constructor(metrics: () => Promise<string>) {
+    this.#metrics = metrics;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      this.#polling = this.#poll();
+    }, 500);
+  }
+
+  async stop(): Promise<MemorySample | undefined> {
+    clearInterval(this.#timer);
+    await this.#polling;
+    return this.#peak;
+  }
+
+  async #poll(): Promise<void> {
+    const text = await this.#metrics();
+    const value = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+    const sample: MemorySample = {
+      rss: value('process_resident_memory_bytes'),
+      heapUsed: value('nodejs_heap_size_used_bytes'),
+      heapTotal: value('nodejs_heap_size_total_bytes'),
+      external: value('nodejs_external_memory_bytes'),
+      buffered: value('inserter_buffered_bytes'),
+    };
+    if (Number.isFinite(sample.rss) && (this.#peak === undefined || sample.rss > this.#peak.rss)) this.#peak = sample;
+  }
+}
+
 const { values: argv } = parseArgs({
   options: {
     events: { type: 'string' },
@@ -393,6 +443,8 @@ interface DrainResult {
   cpuSecondsPerMillion: { inserter: number; clickhouse: number; kafka: number; total: number };
   peakRssBytes: { inserter: number; clickhouse: number };
   hwmBytes: { inserter: number; clickhouse: number };
+  /** The inserter's own view of its memory at the sample with the highest RSS (from /metrics). */
+  peakMemory?: MemorySample;
   /** Inserter CPU before it was assigned partitions (node start, config, group join): not in the figures above. */
   startupCpuSeconds: number;
   /** Machine-wide CPU busy share during the drain (all cores), and stolen seconds. */
@@ -437,6 +489,9 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
     let rows = 0;
     let lastChange = Date.now();
     const timeoutMs = 120_000;
+    const metricsOf = consumer.metrics.bind(consumer);
+    const memory = system === 'inserter' ? new MemoryWatch(metricsOf) : undefined;
+    memory?.start();
     while (rows < EVENTS) {
       const now = Date.now();
       const c = await count(ch);
@@ -450,6 +505,8 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
       if (rows < EVENTS) await sleep(Math.max(0, 100 - (Date.now() - now)));
     }
     const tEnd = Date.now();
+    const peakMemory = await memory?.stop();
+    if (peakMemory !== undefined) result.peakMemory = peakMemory;
     const machineAfter = machineCpuTimes();
     const usage = sampler.stop();
     sampler = undefined;
@@ -487,7 +544,8 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
   say(
     `run ${run} ${system.padEnd(8)} ${result.ok ? 'ok' : `FAILED: ${result.error}`}  ${fmtInt(result.rowsPerSecond)} rows/s (${fmt(result.seconds)} s, ${result.inserts} inserts)  ` +
       `CPU-s/M: inserter ${fmt(result.cpuSecondsPerMillion.inserter)} clickhouse ${fmt(result.cpuSecondsPerMillion.clickhouse)} kafka ${fmt(result.cpuSecondsPerMillion.kafka)}  ` +
-      `peak RSS: inserter ${mib(result.peakRssBytes.inserter)} clickhouse ${mib(result.peakRssBytes.clickhouse)}  machine busy ${fmt(result.machineBusyPct, 0)}% (others ${fmt(result.foreignBusyPct, 0)}%)`,
+      `peak RSS: inserter ${mib(result.peakRssBytes.inserter)} clickhouse ${mib(result.peakRssBytes.clickhouse)}  machine busy ${fmt(result.machineBusyPct, 0)}% (others ${fmt(result.foreignBusyPct, 0)}%)` +
+      (result.peakMemory ? `\n  inserter at its RSS peak: ${describeMemory(result.peakMemory)}` : ''),
   );
   return result;
 }
@@ -784,3 +842,4 @@ try {
 } finally {
   await cleanup();
 }
+
