@@ -18,6 +18,11 @@ export interface DeadLetterRef {
   readonly partition: number;
   readonly offset: bigint;
   readonly errorClass: string | undefined;
+  /**
+   * Replayed (the replay ledger says done): into a destination's table — the record is then
+   * expected there as a row — or back to the original topic, where its copy is a record of its own.
+   */
+  readonly replayed?: { readonly to: 'original' } | { readonly to: 'destination'; readonly destination: string };
 }
 
 export interface PartitionPosition {
@@ -25,6 +30,11 @@ export interface PartitionPosition {
   readonly logEnd: bigint;
   /** -1 when the group committed nothing for the partition. */
   readonly committed: bigint;
+  /**
+   * Offset of the partition's last record (-1: none). Transaction markers after it take offsets but
+   * are never delivered, so a consumer's position may stop short of the log end, past this.
+   */
+  readonly lastRecord?: bigint;
 }
 
 /** The rows of one destination's table, tallied while they stream in. */
@@ -90,7 +100,7 @@ export interface RouteReport {
   topic: string;
   deadLetterTopic: string;
   produced: { records: number; undecodable: number; withoutId: number };
-  deadLetters: { records: number; repeated: number; notInTopic: number; byClass: Record<string, number> };
+  deadLetters: { records: number; repeated: number; notInTopic: number; byClass: Record<string, number>; replayed?: { toDestination: number; toOriginal: number } };
   good: number;
   /** Good records whose team has no destination (held, or never routable): nothing else holds for them. */
   unrouted: Sampled<{ partition: number; offset: string; team: number | null }>;
@@ -133,7 +143,12 @@ export function checkRoute(input: RouteInputs): RouteReport {
   for (const d of input.deadLetters) {
     deadRecords++;
     const key = positionKey(d.partition, d.offset);
-    if (dead.has(key)) continue;
+    const known = dead.get(key);
+    // A record dead-lettered twice is replayed if either of its dead letters was.
+    if (known !== undefined) {
+      if (known.replayed === undefined && d.replayed !== undefined) dead.set(key, d);
+      continue;
+    }
     dead.set(key, d);
     const cls = d.errorClass ?? 'unknown';
     byClass[cls] = (byClass[cls] ?? 0) + 1;
@@ -161,14 +176,33 @@ export function checkRoute(input: RouteInputs): RouteReport {
   const deadIds = new Map<string, ProducedRecord>();
   const goodIds = new Set<string>();
   const seenDead = new Set<string>();
+  const replayed = { toDestination: 0, toOriginal: 0 };
 
   for (const r of input.produced) {
     report.produced.records++;
     const key = positionKey(r.partition, r.offset);
-    if (dead.has(key)) {
+    const letter = dead.get(key);
+    if (letter !== undefined) {
       seenDead.add(key);
-      if (r.id !== undefined) deadIds.set(r.id, r);
       if (!r.decodable) report.produced.undecodable++;
+      if (letter.replayed?.to === 'destination') {
+        // Replayed into a table: a row like any other, expected there (exactly once).
+        replayed.toDestination++;
+        report.good++;
+        if (r.id !== undefined) goodIds.add(r.id);
+        const destination = letter.replayed.destination;
+        if (expected.has(destination)) {
+          expected.set(destination, (expected.get(destination) ?? 0) + 1);
+          if (r.id !== undefined && byDestination.get(destination)?.rows.byId.get(r.id) === undefined) {
+            const into = missing.get(destination);
+            if (into) push(into, { id: r.id, partition: r.partition, offset: String(r.offset), team: r.team ?? null });
+          }
+        }
+        continue;
+      }
+      // Replayed to the original topic: its copy is read (and checked) as a record of its own.
+      if (letter.replayed?.to === 'original') replayed.toOriginal++;
+      else if (r.id !== undefined) deadIds.set(r.id, r);
       continue;
     }
     if (!r.decodable) {
@@ -191,10 +225,11 @@ export function checkRoute(input: RouteInputs): RouteReport {
     }
   }
   report.deadLetters.notInTopic = dead.size - seenDead.size;
+  if (replayed.toDestination + replayed.toOriginal > 0) report.deadLetters.replayed = replayed;
 
   for (const d of input.destinations) report.destinations.push(checkDestination(d, expected.get(d.id) ?? 0, missing.get(d.id) ?? sampled(), input, deadIds, goodIds));
   for (const p of input.partitions) {
-    const ok = p.committed === p.logEnd || (p.logEnd === 0n && p.committed < 0n);
+    const ok = p.committed === p.logEnd || (p.logEnd === 0n && p.committed < 0n) || (p.lastRecord !== undefined && p.committed > p.lastRecord && p.committed <= p.logEnd);
     report.partitions.push({ partition: p.partition, logEnd: String(p.logEnd), committed: String(p.committed), ok });
   }
   const ds = report.destinations;

@@ -5,6 +5,8 @@
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { loadConfigFile, type Config, type DestinationConfig, type RouteConfig } from '../config/load.ts';
+import { deadLetterId } from '../deadletter/record.ts';
+import { ReplayLedger, type LedgerEntry } from '../deadletter/replay-ledger.ts';
 import { deadLetterHeader } from '../deadletter/writer.ts';
 import { decodeJsonRecord } from '../decode/json.ts';
 import { ConfigError } from '../errors/inserter-error.ts';
@@ -63,8 +65,11 @@ async function collect(config: Config, idField: string, timeoutMs: number): Prom
   const provider = createDestinationProvider(config, { logger: createLogger('silent'), registry: new Registry() });
   try {
     await provider.start(AbortSignal.timeout(timeoutMs));
+    // What `inserter dlq replay` did (read-only: fences no running replay).
+    const replays = new ReplayLedger(kafka, config.kafka.groupId, timeoutMs);
+    await replays.open(false);
     const routes: RouteReport[] = [];
-    for (const route of config.routes) routes.push(await verifyRoute(config, route, provider, kafka, idField, timeoutMs));
+    for (const route of config.routes) routes.push(await verifyRoute(config, route, provider, kafka, idField, timeoutMs, replays.entries));
     const failures = routes.flatMap((r) => r.failures);
     return { ok: failures.length === 0, groupId: config.kafka.groupId, idField, routes, failures };
   } finally {
@@ -72,7 +77,7 @@ async function collect(config: Config, idField: string, timeoutMs: number): Prom
   }
 }
 
-async function verifyRoute(config: Config, route: RouteConfig, provider: DestinationProvider, kafka: KafkaAccess, idField: string, timeoutMs: number): Promise<RouteReport> {
+async function verifyRoute(config: Config, route: RouteConfig, provider: DestinationProvider, kafka: KafkaAccess, idField: string, timeoutMs: number, replays: ReadonlyMap<string, LedgerEntry>): Promise<RouteReport> {
   const produced: ProducedRecord[] = [];
   if (!(await topicExists(kafka, route.topic))) throw new Error(`route ${route.name}: topic ${route.topic} does not exist`);
   const ends = await readWholeTopic(kafka, route.topic, (r) => produced.push(describe(r, route, config.maxMessageBytes, idField)), timeoutMs);
@@ -82,7 +87,7 @@ async function verifyRoute(config: Config, route: RouteConfig, provider: Destina
   if (await topicExists(kafka, deadLetterTopic)) {
     await readWholeTopic(kafka, deadLetterTopic, (r) => {
       const ref = deadLetterOf(r, route);
-      if (ref) deadLetters.push(ref);
+      if (ref) deadLetters.push(withReplay(ref, replays.get(deadLetterId(deadLetterTopic, r.partition, r.offset))));
     }, timeoutMs);
   }
 
@@ -117,7 +122,9 @@ async function verifyRoute(config: Config, route: RouteConfig, provider: Destina
   };
 
   const committed = await committedOffsets(kafka, config.kafka.groupId, route.topic, ends.logEnd.length);
-  const partitions = ends.logEnd.map((logEnd, partition) => ({ partition, logEnd, committed: committed[partition] ?? -1n }));
+  const lastRecord = ends.logEnd.map(() => -1n);
+  for (const r of produced) if (r.offset > (lastRecord[r.partition] ?? -1n)) lastRecord[r.partition] = r.offset;
+  const partitions = ends.logEnd.map((logEnd, partition) => ({ partition, logEnd, committed: committed[partition] ?? -1n, lastRecord: lastRecord[partition] ?? -1n }));
   return checkRoute({ route: route.name, topic: route.topic, deadLetterTopic, destinationOf, produced, deadLetters, destinations, partitions });
 }
 
@@ -130,6 +137,13 @@ function describe(r: TopicRecord, route: RouteConfig, maxMessageBytes: number, i
   } catch {
     return { partition: r.partition, offset: r.offset, decodable: false, id: undefined, team: undefined };
   }
+}
+
+/** A dead letter whose replay finished: into a destination (then expected there) or back to the topic. */
+function withReplay(ref: DeadLetterRef, entry: LedgerEntry | undefined): DeadLetterRef {
+  if (entry?.state !== 'done') return ref;
+  if (entry.to === 'original') return { ...ref, replayed: { to: 'original' } };
+  return entry.destination === undefined ? ref : { ...ref, replayed: { to: 'destination', destination: entry.destination } };
 }
 
 /** The original position a dead letter of this route names; undefined for another topic or route. */

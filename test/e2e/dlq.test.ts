@@ -4,8 +4,10 @@
 // shows the headers; after the column is fixed, `replay --to destination` (twice) inserts team 1's
 // rows once with their original metadata; `replay --to original` (twice, inserter running) re-produces
 // team 2's rows once and they land once through the pipeline, the non-JSON one is dead-lettered again
-// (and already-replayed ones are skipped); `purge` removes everything below an offset.
+// (and already-replayed ones are skipped); `inserter verify` then holds, counting each replayed dead
+// letter where it was replayed to; `purge` removes everything below an offset.
 import assert from 'node:assert/strict';
+import type { VerifyReport } from '../../src/cli/verify.ts';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -206,6 +208,17 @@ test('replay --to original twice re-produces each dead letter once; the pipeline
   assert.match(shown.stdout, new RegExp(`^ {2}x-inserter-replayed-from: ${dlqTopic}/0/\\d+$`, 'm'));
   assert.equal(await inserter.stop(), 0);
   inserter = undefined;
+});
+
+test('verify holds after the replays: a replayed dead letter counts where it was replayed to', async () => {
+  const run = await new Promise<Run>((resolve) => {
+    execFile(join(REPO_ROOT, 'bin', 'inserter'), ['verify', '--config', configFile, '--id-field', 'id', '--json'], { timeout: 120_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
+    });
+  });
+  const report = JSON.parse(run.stdout) as VerifyReport;
+  assert.equal(run.code, 0, `${report.failures.join('\n')}${run.stderr}`);
+  assert.deepEqual(report.routes[0]?.deadLetters.replayed, { toDestination: 3, toOriginal: 4 });
 });
 
 test('purge deletes the records below an offset', async () => {
