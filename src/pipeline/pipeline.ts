@@ -804,8 +804,6 @@ export class Pipeline implements SourceHandler {
       const offset = state.tracker.committable();
       if (offset > state.committed || (reassert && offset >= 0n && offset === state.committed)) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
     }
-    // An owned partition with nothing read yet (idle, or just re-read) has no state: its start position is re-asserted.
-    const idle = reassert ? this.#idlePositions() : [];
     if (this.#ledgers !== undefined) {
       const store = this.#ledgers;
       const saves: Array<Promise<void>> = [];
@@ -820,10 +818,9 @@ export class Pipeline implements SourceHandler {
     // A partition revoked (and perhaps owned again, with new state) while the ledgers were saved
     // is not committed from the old state: its position belongs to an owner that no longer exists.
     const current = taken.filter(({ state }) => !state.revoked && this.#partitions.get(partitionKey(state.ref.topic, state.ref.partition)) === state);
-    const stillIdle = idle.filter((p) => this.#owned?.has(partitionKey(p.topic, p.partition)) === true && !this.#partitions.has(partitionKey(p.topic, p.partition)));
-    if (current.length === 0 && stillIdle.length === 0) return;
+    if (current.length === 0) return;
     try {
-      await this.#source.commit([...current.map(({ position }) => position), ...stillIdle]);
+      await this.#source.commit(current.map(({ position }) => position));
       for (const { state, position } of current) {
         if (state.revoked) continue;
         if (position.offset > state.committed) state.committed = position.offset;
@@ -833,19 +830,6 @@ export class Pipeline implements SourceHandler {
     } catch (error) {
       this.#logger.warn({ err: error }, 'offset commit failed; will retry');
     }
-  }
-
-  #idlePositions(): CommitPosition[] {
-    const startPosition = this.#source.startPosition?.bind(this.#source);
-    if (startPosition === undefined || this.#owned === undefined) return [];
-    const out: CommitPosition[] = [];
-    for (const key of this.#owned) {
-      if (this.#partitions.has(key)) continue;
-      const [topic, partition] = key.split('\u0000') as [string, string];
-      const position = startPosition({ topic, partition: Number(partition) });
-      if (position !== undefined) out.push(position);
-    }
-    return out;
   }
 
   /** Label children looked up once per topic: the per-record path does no label hashing. */

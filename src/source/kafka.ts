@@ -145,11 +145,6 @@ export class KafkaSource implements Source {
     if (assigned.length > 0) handler.onAssigned(assigned);
   }
 
-  startPosition(ref: PartitionRef): CommitPosition | undefined {
-    const offset = this.#stream?.offsetsCommitted.get(`${ref.topic}:${ref.partition}`);
-    return offset === undefined || offset < 0n ? undefined : { ...ref, offset, epoch: -1 };
-  }
-
   async commit(positions: readonly CommitPosition[]): Promise<void> {
     if (positions.length === 0) return;
     try {

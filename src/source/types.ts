@@ -48,11 +48,6 @@ export interface Source {
    * parked destinations hold their rows in memory instead).
    */
   rewind?(onSwitch: () => void, signal: AbortSignal): Promise<void>;
-  /**
-   * Where reading of an owned partition started (its committed position when it was assigned or
-   * rewound): always safe to commit again while nothing of it was processed since. Optional.
-   */
-  startPosition?(ref: PartitionRef): CommitPosition | undefined;
   /** Stops fetching and leaves the group; idempotent. */
   close(): Promise<void>;
 }
