@@ -802,7 +802,10 @@ export class Pipeline implements SourceHandler {
     for (const state of this.#partitions.values()) {
       if (state.revoked) continue;
       const offset = state.tracker.committable();
-      if (offset > state.committed || (reassert && offset >= 0n && offset === state.committed)) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
+      if (offset > state.committed) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
+      // Nothing newer (or nothing read since a rewind reset the watermark): this process's own last
+      // commit in this ownership is re-committed — everything below it was resolved here.
+      else if (reassert && state.committed >= 0n) taken.push({ state, position: { ...state.ref, offset: state.committed, epoch: state.tracker.epoch } });
     }
     if (this.#ledgers !== undefined) {
       const store = this.#ledgers;
