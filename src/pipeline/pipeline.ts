@@ -807,6 +807,9 @@ export class Pipeline implements SourceHandler {
       // commit in this ownership is re-committed — everything below it was resolved here.
       else if (reassert && state.committed >= 0n) taken.push({ state, position: { ...state.ref, offset: state.committed, epoch: state.tracker.epoch } });
     }
+    // Owned partitions with no state have had nothing read since they were assigned (idle at their
+    // end): their position at assignment is committed again if the group's is below it now.
+    const repairs = reassert ? await this.#repairPositions() : [];
     if (this.#ledgers !== undefined) {
       const store = this.#ledgers;
       const saves: Array<Promise<void>> = [];
@@ -821,9 +824,10 @@ export class Pipeline implements SourceHandler {
     // A partition revoked (and perhaps owned again, with new state) while the ledgers were saved
     // is not committed from the old state: its position belongs to an owner that no longer exists.
     const current = taken.filter(({ state }) => !state.revoked && this.#partitions.get(partitionKey(state.ref.topic, state.ref.partition)) === state);
-    if (current.length === 0) return;
+    const idle = repairs.filter((p) => this.#owned?.has(partitionKey(p.topic, p.partition)) === true && !this.#partitions.has(partitionKey(p.topic, p.partition)));
+    if (current.length === 0 && idle.length === 0) return;
     try {
-      await this.#source.commit(current.map(({ position }) => position));
+      await this.#source.commit([...current.map(({ position }) => position), ...idle]);
       for (const { state, position } of current) {
         if (state.revoked) continue;
         if (position.offset > state.committed) state.committed = position.offset;
@@ -833,6 +837,23 @@ export class Pipeline implements SourceHandler {
     } catch (error) {
       this.#logger.warn({ err: error }, 'offset commit failed; will retry');
     }
+  }
+
+  async #repairPositions(): Promise<CommitPosition[]> {
+    const repair = this.#source.repairPosition?.bind(this.#source);
+    if (repair === undefined || this.#owned === undefined) return [];
+    const out: CommitPosition[] = [];
+    for (const key of this.#owned) {
+      if (this.#partitions.has(key)) continue;
+      const [topic, partition] = key.split('\u0000') as [string, string];
+      try {
+        const position = await repair({ topic, partition: Number(partition) }, this.#hardStop.signal);
+        if (position !== undefined) out.push(position);
+      } catch (error) {
+        this.#logger.debug({ err: error, topic, partition }, 'could not read the committed position');
+      }
+    }
+    return out;
   }
 
   /** Label children looked up once per topic: the per-record path does no label hashing. */

@@ -26,6 +26,8 @@ export class KafkaSource implements Source {
   readonly #consumer: Consumer;
   #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
   #owned = new Map<string, PartitionRef>();
+  /** The group's committed offset of each owned partition, read when it was assigned. */
+  readonly #committedAtAssignment = new Map<string, Promise<bigint | undefined>>();
   #closing: Promise<void> | undefined;
 
   constructor(options: KafkaSourceOptions) {
@@ -141,8 +143,25 @@ export class KafkaSource implements Source {
     const revoked = [...this.#owned].filter(([key]) => !next.has(key)).map(([, ref]) => ref);
     const assigned = [...next].filter(([key]) => !this.#owned.has(key)).map(([, ref]) => ref);
     this.#owned = next;
+    for (const ref of revoked) this.#committedAtAssignment.delete(partitionKey(ref.topic, ref.partition));
+    for (const ref of assigned) {
+      const committed = this.#committed(ref).catch(() => undefined);
+      this.#committedAtAssignment.set(partitionKey(ref.topic, ref.partition), committed);
+    }
     if (revoked.length > 0) handler.onRevoked(revoked);
     if (assigned.length > 0) handler.onAssigned(assigned);
+  }
+
+  async repairPosition(ref: PartitionRef): Promise<CommitPosition | undefined> {
+    const atAssignment = await this.#committedAtAssignment.get(partitionKey(ref.topic, ref.partition));
+    if (atAssignment === undefined || atAssignment < 0n) return undefined;
+    const now = await this.#committed(ref);
+    return now !== undefined && now < atAssignment ? { ...ref, offset: atAssignment, epoch: -1 } : undefined;
+  }
+
+  async #committed(ref: PartitionRef): Promise<bigint | undefined> {
+    const offsets = await this.#consumer.listCommittedOffsets({ topics: [{ topic: ref.topic, partitions: [ref.partition] }] });
+    return offsets.get(ref.topic)?.[ref.partition];
   }
 
   async commit(positions: readonly CommitPosition[]): Promise<void> {

@@ -48,6 +48,12 @@ export interface Source {
    * parked destinations hold their rows in memory instead).
    */
   rewind?(onSwitch: () => void, signal: AbortSignal): Promise<void>;
+  /**
+   * For an owned partition that nothing was read from since it was assigned: the position committed
+   * when it was assigned, if the group's position is below it now (a previous owner's late commit
+   * moved it back); undefined otherwise. Committing it again is safe. Optional.
+   */
+  repairPosition?(ref: PartitionRef, signal: AbortSignal): Promise<CommitPosition | undefined>;
   /** Stops fetching and leaves the group; idempotent. */
   close(): Promise<void>;
 }

@@ -72,16 +72,13 @@ export class Bus {
     this.onCommit?.(event);
   }
 
-  /**
-   * Every record appended and every position committed at the log end — except, with `excused`,
-   * partitions a late commit moved: an idle partition stays behind until its next record (lag only).
-   */
-  drained(now: number, excused: (ref: PartitionRef) => boolean = () => false): boolean {
+  /** Every record appended and every position committed at the log end. */
+  drained(now: number): boolean {
     for (const ref of this.#refs) {
       const log = this.log(ref.topic, ref.partition);
       const last = log[log.length - 1];
       if (last !== undefined && last.appendAt > now) return false;
-      if (this.committedPosition(ref.topic, ref.partition) !== BigInt(log.length) && !excused(ref)) return false;
+      if (this.committedPosition(ref.topic, ref.partition) !== BigInt(log.length)) return false;
     }
     return true;
   }
@@ -108,7 +105,7 @@ export class SimSource implements Source {
   readonly #rng: Rng;
   readonly #faults: SourceFaults;
   /** Next offset to deliver, per owned partition. */
-  readonly #positions = new Map<string, { ref: PartitionRef; next: bigint }>();
+  readonly #positions = new Map<string, { ref: PartitionRef; next: bigint; assignedAt: bigint }>();
   /** Times each partition was assigned: a commit landing after a re-assignment is a previous owner's late one. */
   readonly #assignments = new Map<string, number>();
   #closed = false;
@@ -169,11 +166,18 @@ export class SimSource implements Source {
 
   #assign(refs: readonly PartitionRef[], handler: SourceHandler): void {
     for (const ref of refs) {
-      this.#positions.set(partitionKey(ref.topic, ref.partition), { ref, next: this.#bus.committedPosition(ref.topic, ref.partition) });
+      const committed = this.#bus.committedPosition(ref.topic, ref.partition);
+      this.#positions.set(partitionKey(ref.topic, ref.partition), { ref, next: committed, assignedAt: committed });
       this.#assignments.set(partitionKey(ref.topic, ref.partition), (this.#assignments.get(partitionKey(ref.topic, ref.partition)) ?? 0) + 1);
     }
     this.#world.step(`assign ${refs.map((r) => `${r.topic}/${r.partition}@${this.#bus.committedPosition(r.topic, r.partition)}`).join(',')}`);
     if (this.#inc.alive) handler.onAssigned(refs);
+  }
+
+  repairPosition(ref: PartitionRef): Promise<CommitPosition | undefined> {
+    const position = this.#positions.get(partitionKey(ref.topic, ref.partition));
+    if (position === undefined || this.#bus.committedPosition(ref.topic, ref.partition) >= position.assignedAt) return Promise.resolve(undefined);
+    return Promise.resolve({ ...ref, offset: position.assignedAt, epoch: -1 });
   }
 
   commit(positions: readonly CommitPosition[]): Promise<void> {

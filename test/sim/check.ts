@@ -91,17 +91,6 @@ export class Checker {
     return undefined;
   }
 
-  /**
-   * A late commit moved this partition's position (see #onCommit) and every one of its records is in
-   * its warehouse or dead-lettered: behind its log end only as lag.
-   */
-  lateButResolved(topic: string, partition: number): boolean {
-    const key = `${topic}/${partition}`;
-    if (!this.#lateTouched.has(key)) return false;
-    this.#refresh();
-    return (this.#byPartition.get(key) ?? []).every((record) => record === undefined || this.#resolved(record) === undefined);
-  }
-
   #onCommit(event: CommitEvent): void {
     const key = `${event.topic}/${event.partition}`;
     // A late commit (a previous owner's, applied after newer ones) may move the position back or
