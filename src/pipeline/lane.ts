@@ -25,6 +25,28 @@ export class Batch {
   get size(): number {
     return this.records.length;
   }
+
+  /**
+   * Puts the rows in offset order (held rows released late join a batch after later rows). A batch
+   * re-formed after a crash is read in offset order, so only then do its row positions — hence the
+   * sub-batches and sub-tokens of a split — match the first attempt's. One pass when already sorted.
+   */
+  sortByOffset(): void {
+    const records = this.records;
+    let sorted = true;
+    for (let i = 1; i < records.length && sorted; i++) sorted = (records[i - 1] as SourceRecord).offset < (records[i] as SourceRecord).offset;
+    if (sorted) return;
+    const order = records.map((_, i) => i).sort((a, b) => {
+      const d = (records[a] as SourceRecord).offset - (records[b] as SourceRecord).offset;
+      return d < 0n ? -1 : d > 0n ? 1 : 0;
+    });
+    const [r, j, t] = [[...records], [...this.jsons], [...this.teams]];
+    order.forEach((from, to) => {
+      records[to] = r[from] as SourceRecord;
+      this.jsons[to] = j[from] as Buffer;
+      this.teams[to] = t[from];
+    });
+  }
 }
 
 export interface LaneStats {

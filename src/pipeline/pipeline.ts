@@ -77,7 +77,7 @@ export class Pipeline implements SourceHandler {
   readonly #outlived = new Set<string>();
   readonly #consumedByTopic = new Map<string, { messages: { inc(n?: number): void }; bytes: { inc(n?: number): void } }>();
   /** Partitions this process owns; undefined until the source reports an assignment. */
-  #owned: Set<string> | undefined;
+  #owned: Map<string, PartitionRef> | undefined;
   #rewindAgain = false;
   #reassertedAt = Date.now();
   /** Rewinds requested and switched to: records read while a requested one is pending are stale. */
@@ -136,10 +136,10 @@ export class Pipeline implements SourceHandler {
   onAssigned(partitions: readonly PartitionRef[]): void {
     this.#logger.info({ partitions: partitions.map((p) => `${p.topic}/${p.partition}`) }, 'partitions assigned');
     const first = this.#owned === undefined;
-    this.#owned ??= new Set();
+    this.#owned ??= new Map();
     for (const ref of partitions) {
       const key = partitionKey(ref.topic, ref.partition);
-      this.#owned.add(key);
+      this.#owned.set(key, ref);
       // Progress remembered from an earlier ownership is stale: another owner may have moved on.
       const stale = this.#partitions.get(key);
       if (stale !== undefined) {
@@ -450,6 +450,7 @@ export class Pipeline implements SourceHandler {
     const state = this.#partitions.get(partitionKey(lane.topic, lane.partition));
     // A re-formed batch's intent is durable already; a new batch's intent is saved before its insert.
     let intentDurable = batch.intent !== undefined;
+    batch.sortByOffset(); // before its token and any split: a re-formed batch must match it row for row
     this.#inflight.begin(lane, batch);
     try {
       // Queued before a rewind and not started: its records are being read again and will form
@@ -843,14 +844,13 @@ export class Pipeline implements SourceHandler {
     const repair = this.#source.repairPosition?.bind(this.#source);
     if (repair === undefined || this.#owned === undefined) return [];
     const out: CommitPosition[] = [];
-    for (const key of this.#owned) {
+    for (const [key, ref] of this.#owned) {
       if (this.#partitions.has(key)) continue;
-      const [topic, partition] = key.split('\u0000') as [string, string];
       try {
-        const position = await repair({ topic, partition: Number(partition) }, this.#hardStop.signal);
+        const position = await repair(ref, this.#hardStop.signal);
         if (position !== undefined) out.push(position);
       } catch (error) {
-        this.#logger.debug({ err: error, topic, partition }, 'could not read the committed position');
+        this.#logger.debug({ err: error, topic: ref.topic, partition: ref.partition }, 'could not read the committed position');
       }
     }
     return out;
