@@ -1,29 +1,30 @@
 #!/usr/bin/env bash
-# chlocal: a local ClickHouse HTTP server over the real ClickHouse engine (chDB), for development
-# and tests. Production never uses it. See docs/local-stack.md ("ClickHouse (chlocal)").
+# chlocal: ClickHouse's own server (HTTP + native TCP), hosted from libchdb.so by a small Python
+# launcher (tools/chlocal/launch.py, standard library only), for development and tests only.
+# Production talks to ClickHouse Cloud or a ClickHouse cluster. See docs/local-stack.md.
 #
 #   scripts/chlocal.sh install
 #   scripts/chlocal.sh start --dir DIR [--port P] [--users FILE | --user name:password ...] [--display-name N]
 #   scripts/chlocal.sh stop --dir DIR
 #   scripts/chlocal.sh status --dir DIR
 #
-# start prints http://127.0.0.1:PORT as its last line and leaves DIR/pid, DIR/url, DIR/port,
-# DIR/chlocal.log (queries at debug level) and DIR/data (the engine's data directory).
+# start prints http://127.0.0.1:PORT as its last line and leaves DIR/pid, DIR/url, DIR/port (HTTP),
+# DIR/tcp_port (native protocol), DIR/admin_password (user chlocal_admin), DIR/config.xml,
+# DIR/users.xml, DIR/server.out (the launcher's stderr) and DIR/data (the server's --path).
+# Starting a dir that ran before reuses its ports and data: a restart.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv/chlocal"
-REQS="$ROOT/tools/chlocal/requirements.txt"
-SERVER="$ROOT/tools/chlocal/server.py"
+LAUNCHER="$ROOT/tools/chlocal/launch.py"
 LIB_PKG="@chdb/lib-linux-x64-gnu"
-LIB="$ROOT/node_modules/$LIB_PKG/libchdb.so"
+LIB="${CHLOCAL_LIBCHDB:-$ROOT/node_modules/$LIB_PKG/libchdb.so}"
 
 die() { echo "chlocal: $*" >&2; exit 1; }
 
 pick_python() {
-  for p in "${CHLOCAL_PYTHON:-}" python3.12 python3.11 python3; do
+  for p in "${CHLOCAL_PYTHON:-}" python3; do
     [ -n "$p" ] || continue
-    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import sys, venv; sys.exit(0 if sys.version_info >= (3, 9) else 1)' 2>/dev/null; then
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' 2>/dev/null; then
       echo "$p"; return 0
     fi
   done
@@ -31,14 +32,10 @@ pick_python() {
 }
 
 cmd_install() {
-  local stamp="$VENV/.requirements.sha256" want
-  want="$(sha256sum "$REQS" | cut -d' ' -f1)"
-  if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    local py; py="$(pick_python)" || die "no python3 (>= 3.9) with venv found"
-    [ -x "$VENV/bin/python" ] || "$py" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
-    echo "$want" > "$stamp"
-  fi
+  pick_python >/dev/null || die "no python3 (>= 3.9) found"
+  # The launcher needs only the standard library: the venv of the former Python imitation goes.
+  rm -rf "$ROOT/.venv/chlocal"
+  rmdir "$ROOT/.venv" 2>/dev/null || true
   if [ ! -f "$LIB" ]; then
     # A devDependency: `npm ci` installs it. If it is missing (e.g. `npm ci --omit=dev`), add it
     # at the version package.json pins, without touching package.json or the lockfile.
@@ -48,11 +45,11 @@ cmd_install() {
     (cd "$ROOT" && npm install --no-save --no-audit --no-fund "$LIB_PKG@$ver" >&2)
   fi
   [ -f "$LIB" ] || die "libchdb.so still missing at $LIB"
-  echo "chlocal: ready ($VENV, $LIB)"
+  echo "chlocal: ready ($(pick_python), $LIB)"
 }
 
 parse_dir() {
-  DIR=""; PORT=""; USERS=""; USER_ARGS=(); DISPLAY_NAME=""
+  DIR=""; PORT=""; USERS=""; USER_ARGS=(); DISPLAY_NAME="chlocal"
   while [ $# -gt 0 ]; do
     case "$1" in
       --dir) DIR="$2"; shift 2 ;;
@@ -75,36 +72,64 @@ running_pid() {
   return 1
 }
 
+# A free loopback port below the ephemeral range (a clash with a later bind is retried by start).
+free_port() {
+  "$PY" -c 'import random, socket
+for _ in range(200):
+    p = random.randint(20000, 32000)
+    with socket.socket() as s:
+        try: s.bind(("127.0.0.1", p))
+        except OSError: continue
+    print(p); break'
+}
+
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 cmd_start() {
   parse_dir "$@"
-  [ -x "$VENV/bin/python" ] && [ -f "$LIB" ] || cmd_install >&2
+  [ -f "$LIB" ] || cmd_install >&2
+  PY="$(pick_python)" || die "no python3 (>= 3.9) found"
   if pid="$(running_pid)"; then die "already running in $DIR (pid $pid)"; fi
-  rm -f "$DIR/pid" "$DIR/url" "$DIR/port"
-  local args=(--dir "$DIR")
-  [ -n "$PORT" ] && args+=(--port "$PORT")
+  rm -f "$DIR/pid" "$DIR/url"
+  local http_port="${PORT:-$(cat "$DIR/port" 2>/dev/null || true)}" tcp_port fixed=1
+  tcp_port="$(cat "$DIR/tcp_port" 2>/dev/null || true)"
+  [ -n "$http_port" ] && [ -n "$tcp_port" ] || fixed=0
+  local args=(--dir "$DIR" --lib "$LIB" --display-name "$DISPLAY_NAME")
   [ -n "$USERS" ] && args+=(--users "$USERS")
-  [ -n "$DISPLAY_NAME" ] && args+=(--display-name "$DISPLAY_NAME")
   args+=("${USER_ARGS[@]}")
-  # setsid: its own process group, so it outlives this shell; stdin from /dev/null (chDB reads stdin).
-  CHLOCAL_LIBCHDB="$LIB" setsid "$VENV/bin/python" "$SERVER" "${args[@]}" </dev/null >>"$DIR/server.out" 2>&1 &
-  local spid=$!
-  local deadline=$((SECONDS + ${CHLOCAL_START_TIMEOUT:-60}))
-  while [ $SECONDS -lt $deadline ]; do
-    if ! kill -0 "$spid" 2>/dev/null; then
-      tail -n 30 "$DIR/server.out" >&2 || true
-      die "server exited during start-up (see $DIR/server.out, $DIR/chlocal.log)"
-    fi
-    if [ -f "$DIR/url" ]; then
-      local url; url="$(cat "$DIR/url")"
-      if [ "$(curl -s --max-time 2 "$url/ping" || true)" = "Ok." ]; then
-        echo "$url"
+  local attempt
+  for attempt in 1 2 3; do
+    [ -n "$http_port" ] || http_port="$(free_port)"
+    [ -n "$tcp_port" ] || tcp_port="$(free_port)"
+    [ "$http_port" != "$tcp_port" ] || { tcp_port=""; continue; }
+    # setsid: its own process group, so it outlives this shell; stdin from /dev/null (libchdb, like
+    # clickhouse-local, reads standard input as data for INSERT queries).
+    setsid "$PY" "$LAUNCHER" "${args[@]}" --http-port "$http_port" --tcp-port "$tcp_port" \
+      </dev/null >>"$DIR/server.out" 2>&1 &
+    local spid=$!
+    local deadline=$((SECONDS + ${CHLOCAL_START_TIMEOUT:-60}))
+    while [ $SECONDS -lt $deadline ] && kill -0 "$spid" 2>/dev/null; do
+      if [ "$(curl -s --max-time 2 "http://127.0.0.1:$http_port/ping" || true)" = "Ok." ] && tcp_open "$tcp_port"; then
+        echo "$http_port" > "$DIR/port"
+        echo "$tcp_port" > "$DIR/tcp_port"
+        echo "http://127.0.0.1:$http_port" > "$DIR/url"
+        echo "http://127.0.0.1:$http_port"
         return 0
       fi
+      sleep 0.05
+    done
+    if kill -0 "$spid" 2>/dev/null; then
+      kill -KILL "$spid" 2>/dev/null || true
+      die "server did not answer /ping in time (see $DIR/server.out)"
     fi
-    sleep 0.1
+    wait "$spid" 2>/dev/null || true
+    rm -f "$DIR/pid"
+    # Exited during start-up: with ports of our own choosing, maybe a clash; try new ones.
+    [ "$fixed" = 0 ] && [ -z "$PORT" ] || break
+    http_port=""; tcp_port=""
   done
-  kill "$spid" 2>/dev/null || true
-  die "server did not answer /ping in time (see $DIR/server.out)"
+  tail -n 30 "$DIR/server.out" >&2 || true
+  die "server exited during start-up (see $DIR/server.out)"
 }
 
 cmd_stop() {
@@ -112,24 +137,26 @@ cmd_stop() {
   local pid
   pid="$(cat "$DIR/pid" 2>/dev/null || true)"
   if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
-    rm -f "$DIR/pid" "$DIR/url" "$DIR/port"
+    rm -f "$DIR/pid" "$DIR/url"
     echo "chlocal: not running in $DIR"
     return 0
   fi
+  # SIGTERM: ClickHouse cancels the keep-open query and the process ends (~1-2 s); SIGKILL after 15 s.
   kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  local deadline=$((SECONDS + ${CHLOCAL_STOP_TIMEOUT:-15}))
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
   if kill -0 "$pid" 2>/dev/null; then
     kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   fi
-  rm -f "$DIR/pid" "$DIR/url" "$DIR/port"
+  rm -f "$DIR/pid" "$DIR/url"
   echo "chlocal: stopped (pid $pid)"
 }
 
 cmd_status() {
   parse_dir "$@"
   if pid="$(running_pid)"; then
-    echo "running pid $pid $(cat "$DIR/url" 2>/dev/null)"
+    echo "running pid $pid $(cat "$DIR/url" 2>/dev/null) tcp 127.0.0.1:$(cat "$DIR/tcp_port" 2>/dev/null)"
   else
     echo "stopped"
     return 3
@@ -141,5 +168,5 @@ case "${1:-}" in
   start) shift; cmd_start "$@" ;;
   stop) shift; cmd_stop "$@" ;;
   status) shift; cmd_status "$@" ;;
-  *) echo "usage: $0 install | start --dir DIR [--port P] [--users FILE|--user name:password] | stop --dir DIR | status --dir DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 install | start --dir DIR [--port P] [--users FILE|--user name:password] [--display-name N] | stop --dir DIR | status --dir DIR" >&2; exit 2 ;;
 esac

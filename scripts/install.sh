@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, idempotently: Node.js 24 and the npm
-# packages (npm ci), the Apache Kafka broker jars (Maven Central), and chlocal's Python venv and the
-# chDB engine library. Nothing here depends on what an earlier session left installed.
+# packages (npm ci), the Apache Kafka broker jars (Maven Central), and chlocal's check of python3 and
+# the ClickHouse library (libchdb.so, an npm devDependency). Nothing here depends on what an earlier
+# session left installed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -1,17 +1,18 @@
-// The one way tests get a ClickHouse: chlocal, ClickHouse's HTTP interface over the real ClickHouse
-// engine (chDB), see docs/local-stack.md ("## ClickHouse (chlocal)"). Production never uses it.
+// The one way tests get a ClickHouse: ClickHouse's own server (HTTP + native TCP) hosted from
+// libchdb.so by tools/chlocal/launch.py, see docs/local-stack.md ("## ClickHouse (chlocal)"). For
+// development and tests only; production talks to ClickHouse Cloud or a ClickHouse cluster.
 //
-//   const ch = await startClickHouse();                       // own instance, free port, fresh temp dir
+//   const ch = await startClickHouse();                       // own server, free ports, fresh temp dir
 //   const ch2 = await startClickHouse({ users: [{ name: 'ingest', password: 'pw' }] });
-//   await ch.query('SELECT 1');                               // TSV text; throws on a server error
-//   await ch.restart();                                       // same port, same data (an outage)
+//   await ch.query('SELECT 1');                               // as chlocal_admin; TSV text; throws on a server error
+//   await ch.restart();                                       // same ports, same data (an outage)
 //   await ch.stop();                                          // stops it and removes the temp dir
 //
-// Instances are started by scripts/chlocal.sh (a Python process hosting libchdb.so). Every instance
-// started here is stopped by stop(), and, as a safety net, synchronously when the process exits.
+// Instances are started by scripts/chlocal.sh, one server process each. Every instance started here
+// is stopped by stop(), and, as a safety net, synchronously when the process exits.
 import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -28,23 +29,35 @@ export interface ClickHouseUser {
 }
 
 export interface ClickHouseInstance {
-  /** "http://127.0.0.1:PORT" */
+  /** "http://127.0.0.1:PORT" (ClickHouse's HTTP interface) */
   url: string;
-  /** State dir: data/, chlocal.log (queries), pid, url, config.xml. */
+  /** Port of ClickHouse's native TCP protocol on 127.0.0.1 (e.g. for `remote('127.0.0.1:PORT', …)`). */
+  tcpPort: number;
+  /** State dir: data/, config.xml, users.xml, server.out, pid, url, port, tcp_port, admin_password. */
   dir: string;
+  /**
+   * The user query() runs as: `chlocal_admin`, full rights, a random password kept in DIR/admin_password.
+   * Not `default`: the server's local session logs in as `default`, so `default` is always passwordless
+   * and, unless the users given here include it, may only start listeners (GRANT SYSTEM LISTEN).
+   */
+  admin: { name: string; password: string };
   /** Stops the instance (idempotent). Removes dir if startClickHouse created it (CHLOCAL_KEEP_DIR=1 keeps it). */
   stop(): Promise<void>;
-  /** Stops and starts the same instance: same port, same data dir, same users. */
+  /** Stops and starts the same instance: same ports, same data dir, same users (re-read from DIR/users.json). */
   restart(): Promise<void>;
-  /** Stops the server but keeps its port and data, for an outage; up() brings it back. */
+  /** Stops the server but keeps its ports and data, for an outage; up() brings it back. */
   down(): Promise<void>;
   up(): Promise<void>;
-  /** Runs one statement as the admin user (`default` if configured, else the first user); TSV text. */
+  /** Runs one statement as the admin user (see `admin`); TSV text. */
   query(sql: string): Promise<string>;
 }
 
 export interface StartClickHouseOptions {
-  /** Users of this instance; default: one user `default` with an empty password. */
+  /**
+   * Users of this instance (users.xml: loopback only, password as password_sha256_hex, a profile with
+   * the settings); default: one user `default` with an empty password and full rights. A `default`
+   * given here must have an empty password; `chlocal_admin` is always added.
+   */
   users?: ClickHouseUser[];
   /** State dir to use; default a fresh temp dir (removed again by stop()). */
   dir?: string;
@@ -127,18 +140,24 @@ export async function startClickHouse(opts: StartClickHouseOptions = {}): Promis
     await writeFile(usersFile, JSON.stringify(opts.users, null, 2));
     extra.push('--users', usersFile);
   }
-  const admin = opts.users?.find((u) => u.name === 'default') ?? opts.users?.[0] ?? { name: 'default', password: '' };
   let url: string;
+  let tcpPort: number;
+  let admin: { name: string; password: string };
   try {
     url = await startIn(dir, extra);
+    tcpPort = Number((await readFile(join(dir, 'tcp_port'), 'utf8')).trim());
+    admin = { name: 'chlocal_admin', password: (await readFile(join(dir, 'admin_password'), 'utf8')).trim() };
   } catch (error) {
+    await stopIn(dir).catch(() => undefined);
     await removeTempDir(dir);
     throw error;
   }
   let stopped = false;
   const instance: ClickHouseInstance = {
     url,
+    tcpPort,
     dir,
+    admin,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -175,7 +194,7 @@ export async function startClickHouse(opts: StartClickHouseOptions = {}): Promis
   return instance;
 }
 
-/** Server pid of an instance (for tests that simulate crashes). */
+/** Pid of the process hosting the server (the launcher; for tests that simulate crashes). */
 export function instancePid(instance: ClickHouseInstance): number {
   return Number(readFileSync(join(instance.dir, 'pid'), 'utf8').trim());
 }
