@@ -5,12 +5,14 @@
 //
 // 1. Starts a Kafka broker (scripts/kafka.sh via test/helpers/kafka.ts) and preloads N PostHog
 //    events into `clickhouse_events_json` (P partitions) with dev/posthog/produce.ts.
-// 2. Per run and system, on a fresh chlocal endpoint (scripts/chlocal.sh) with the PostHog `events`
+// 2. Per run and system, on a fresh chlocal server (scripts/chlocal.sh: ClickHouse's own HTTP server
+//    hosted from libchdb, one process) with the PostHog `events`
 //    table, drains the topic from the beginning with a fresh consumer group:
 //    - inserter: `bin/inserter run --config` as a child process (bin/inserter execs node: same pid);
 //    - engine: a Kafka engine table over the same topic, driven by repeated
-//      `INSERT INTO events SELECT … FROM kafka_events` (chDB runs no background consumers).
-//    Measures rows/s, CPU seconds per million events (inserter process; chlocal front end + engine
+//      `INSERT INTO events SELECT … FROM kafka_events` (libchdb's background broker pool is 0, even
+//      hosting a server, so the engine's own consumers never run).
+//    Measures rows/s, CPU seconds per million events (inserter process; the ClickHouse server
 //    process; Kafka broker), peak RSS of each.
 // 3. Latency: a fresh topic, the consumer running, a producer throttled to half the capacity the
 //    system just showed for --latency-seconds; p50/p99 of `inserted_at - _timestamp_ms` per row.
@@ -458,7 +460,7 @@ interface DrainResult {
 async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): Promise<DrainResult> {
   const ch = await freshClickHouse();
   const groupId = `bench-${system}-${run}-${Date.now().toString(36)}`;
-  const chPids = [pidIn(ch.dir, 'pid'), pidIn(ch.dir, 'engine.pid')];
+  const chPids = [pidIn(ch.dir, 'pid')]; // the one process hosting the ClickHouse server
   const kafkaPid = pidIn(kafka?.dir ?? '', 'kafka.pid');
   let consumer: Consumer | undefined;
   const result: DrainResult = {
@@ -625,7 +627,7 @@ async function latency(system: System, run: number, rate: number): Promise<Laten
   const topic = `bench_latency_${system}_${run}_${Date.now().toString(36)}`;
   await createTopic(bootstrap, topic, PARTITIONS);
   const ch = await freshClickHouse("ADD COLUMN _timestamp_ms Nullable(DateTime64(3, 'UTC')) AFTER _offset");
-  const chPids = [pidIn(ch.dir, 'pid'), pidIn(ch.dir, 'engine.pid')];
+  const chPids = [pidIn(ch.dir, 'pid')]; // the one process hosting the ClickHouse server
   const groupId = `bench-lat-${system}-${run}-${Date.now().toString(36)}`;
   const result: LatencyResult = {
     system, run, ok: false, targetRate: rate, achievedRate: Number.NaN, produced: 0, measured: 0, p50Ms: Number.NaN, p99Ms: Number.NaN, maxMs: Number.NaN,
@@ -736,11 +738,11 @@ function report(drains: DrainResult[], latencies: LatencyResult[]): { text: stri
     ['drain rows/s (subscribed → count() = N)', (s) => pick(s, (r) => r.rowsPerSecond), fmtInt],
     ['rows/s (first insert → count() = N)', (s) => pick(s, (r) => r.firstInsertToNRowsPerSecond), fmtInt],
     ['CPU-s per M events: inserter', (s) => pick(s, (r) => r.cpuSecondsPerMillion.inserter), (n) => fmt(n, 2)],
-    ['CPU-s per M events: ClickHouse (front+engine)', (s) => pick(s, (r) => r.cpuSecondsPerMillion.clickhouse), (n) => fmt(n, 2)],
+    ['CPU-s per M events: ClickHouse server', (s) => pick(s, (r) => r.cpuSecondsPerMillion.clickhouse), (n) => fmt(n, 2)],
     ['CPU-s per M events: inserter + ClickHouse', (s) => pick(s, (r) => r.cpuSecondsPerMillion.total), (n) => fmt(n, 2)],
     ['CPU-s per M events: Kafka broker', (s) => pick(s, (r) => r.cpuSecondsPerMillion.kafka), (n) => fmt(n, 2)],
     ['peak RSS inserter (MiB)', (s) => pick(s, (r) => r.peakRssBytes.inserter / 2 ** 20), fmtInt],
-    ['peak RSS ClickHouse front+engine (MiB)', (s) => pick(s, (r) => r.peakRssBytes.clickhouse / 2 ** 20), fmtInt],
+    ['peak RSS ClickHouse server (MiB)', (s) => pick(s, (r) => r.peakRssBytes.clickhouse / 2 ** 20), fmtInt],
     ['inserts per drain', (s) => pick(s, (r) => r.inserts), fmtInt],
     ['machine busy during drain (%)', (s) => pick(s, (r) => r.machineBusyPct), (n) => fmt(n, 0)],
     ['  of which other processes (%)', (s) => pick(s, (r) => r.foreignBusyPct), (n) => fmt(n, 0)],
@@ -828,7 +830,7 @@ async function main(): Promise<void> {
     `\n${fmtInt(EVENTS)} PostHog events (~${fmt(pre.bytes / pre.messages / 1000, 2)} KB each), ${PARTITIONS} partitions, ${RUNS} run(s), ` +
       `${machine.cpus} × ${machine.model}, node ${machine.node}\n\n${text}\n\n` +
       `noise: per-system spread is shown as ±half of (max-min)/median; hypervisor steal during drains ${fmt(steal, 1)} s; ${rates.length} successful drains.\n` +
-      'ClickHouse CPU and RSS are the chlocal Python front end plus its chDB engine child process, summed. Latency = inserted_at (now64() at insert) − Kafka message timestamp, per row, after a 5 s warm-up.\n',
+      'ClickHouse CPU and RSS are those of the one process hosting ClickHouse\'s server (scripts/chlocal.sh). Latency = inserted_at (now64() at insert) − Kafka message timestamp, per row, after a 5 s warm-up.\n',
   );
   writeJson(summary, profile);
   if (argv.json !== undefined) say(`wrote ${argv.json}`);

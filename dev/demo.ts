@@ -1,5 +1,5 @@
 // `make demo`: the whole pipeline end to end on the local stack. This file owns only the demo: a real
-// Kafka broker and two chlocal ClickHouse endpoints (cluster-a, cluster-b) in one temp dir, the eight
+// Kafka broker and two ClickHouse servers (chlocal; cluster-a, cluster-b) in one temp dir, the eight
 // PostHog topics, an inserter config (teams split over the clusters; teams 196-200 unmapped, so
 // dead-lettered), `bin/inserter run` as a child process, generated PostHog traffic, rows per table per
 // endpoint every 2 s, and a final check: every good message is exactly one row in its team's cluster,
@@ -278,7 +278,7 @@ async function main(): Promise<boolean> {
     say(`\n--keep: everything stays up until Ctrl-C.
   kafka bootstrap   ${bootstrap}   (topics: ${ALL_TOPICS.join(', ')}; dead letters: <topic>.dlq)
   cluster-a         ${ch['cluster-a']?.url}   e.g. curl '${ch['cluster-a']?.url}/?query=SELECT+count()+FROM+posthog.events'
-  cluster-b         ${ch['cluster-b']?.url}
+  cluster-b         ${ch['cluster-b']?.url}   (ClickHouse's own server; native TCP ports ${ch['cluster-a']?.tcpPort} and ${ch['cluster-b']?.tcpPort})
   inserter metrics  http://127.0.0.1:${metricsPort}/metrics   log ${logFile}   config ${configFile}
   produce more      node_modules/.bin/node dev/posthog/produce.ts --bootstrap ${bootstrap} --all --count 10000 --teams ${TEAMS}`);
     finalOk = true;
