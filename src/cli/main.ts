@@ -11,6 +11,7 @@ import { verify } from './verify.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { DeadLetterWriter } from '../deadletter/writer.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
+import { exactlyOnceFor } from '../pipeline/table-schemas.ts';
 import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
 import { KafkaSource } from '../source/kafka.ts';
@@ -78,7 +79,7 @@ function explain(config: Config): string {
   for (const d of config.destinations) lines.push(`destination ${d.id}: ${d.url} user ${d.user} database ${d.database} (password ${d.password.reveal() === '' ? 'empty' : 'set'})`);
   for (const r of config.routes) {
     const dest = r.destination === 'team' ? `by team (${r.teamId.from === 'field' ? `field ${r.teamId.field}` : r.teamId.from})` : r.destination;
-    lines.push(`route ${r.name}: ${r.topic} → ${r.database ?? '<destination db>'}.${r.table} via ${dest}; dead letters → ${r.deadLetterTopic ?? `${r.topic}.dlq`}`);
+    lines.push(`route ${r.name}: ${r.topic} → ${r.database ?? '<destination db>'}.${r.table} via ${dest}; dead letters → ${r.deadLetterTopic ?? `${r.topic}.dlq`}${exactlyOnceFor(config, r) ? '' : '; at-least-once'}`);
   }
   lines.push(`teams: ${Object.keys(config.teams.map).length} mapped; unknown team → ${config.teams.unknown.action}`);
   lines.push(`batches flush at ${config.batch.maxRows} rows, ${config.batch.maxBytes} bytes or ${config.batch.maxAgeMs} ms`);
@@ -126,7 +127,9 @@ async function run(args: string[]): Promise<number> {
     await provider.close();
     return 1;
   }
-  const pipeline = new Pipeline({ config, source, sinkFactory: (d) => new ClickHouseSink(d), deadLetters, ...(ledgers ? { ledgers } : {}), provider, logger, metrics });
+  const pipeline = new Pipeline({ config, source, sinkFactory: (d) => new ClickHouseSink(d, { logger, metrics }), deadLetters, ...(ledgers ? { ledgers } : {}), provider, logger, metrics });
+
+  for (const route of config.routes) metrics.routeExactlyOnce.set({ route: route.name }, exactlyOnceFor(config, route) ? 1 : 0);
 
   const operations = new Operations({ config, pipeline, logger, metrics, version: version(), topics: Pipeline.topicsOf(config) });
 

@@ -65,6 +65,11 @@ export const routeSchema = z
       })
       .strict()
       .default({ enabled: true }),
+    /**
+     * With `exactlyOnce.enabled`, a table that cannot deduplicate inserts by token is refused (class
+     * no_deduplication). `false` accepts it: the route is then at-least-once (a replay may duplicate).
+     */
+    exactlyOnce: z.boolean().default(true),
   })
   .strict();
 

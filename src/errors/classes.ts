@@ -12,6 +12,8 @@ export const ErrorClasses = {
   unknownInsertStatus: 'unknown_insert_status',
   authentication: 'authentication',
   missingObject: 'missing_object',
+  /** The table cannot deduplicate inserts by token (engine or window), so exactly-once is refused. */
+  noDeduplication: 'no_deduplication',
   rowData: 'row_data',
   decode: 'decode',
   oversized: 'oversized',

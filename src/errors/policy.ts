@@ -41,6 +41,9 @@ const builtIn: Readonly<Record<ErrorClass, Spec>> = {
   // A destination-wide configuration problem: pause and alert, never dead-letter.
   [ErrorClasses.authentication]: { action: 'retry', baseMs: 1_000, factor: 2, capMs: 10_000, maxAttempts: 3, then: 'pauseDestination', pauseMs: pause },
   [ErrorClasses.missingObject]: { action: 'retry', baseMs: 1_000, factor: 2, capMs: 30_000, maxAttempts: 5, then: 'pauseDestination', pauseMs: pause },
+  // A table that cannot deduplicate by token: an operator's DDL fix (or `exactlyOnce: false` on the
+  // route) is the cure. Pause and keep re-reading the table's settings; never dead-letter the rows.
+  [ErrorClasses.noDeduplication]: { action: 'retry', baseMs: 1_000, factor: 2, capMs: 10_000, maxAttempts: 3, then: 'pauseDestination', pauseMs: pause },
   // Bisect to the bad rows; a lone bad row is not retried.
   [ErrorClasses.rowData]: { action: 'isolate', baseMs: 200, factor: 2, capMs: 1_000, maxAttempts: 1, then: 'deadLetter', pauseMs: pause },
   [ErrorClasses.unknown]: { action: 'retry', baseMs: 1_000, factor: 2, capMs: minute, maxElapsedMs: 5 * minute, then: 'pauseDestination', pauseMs: pause },

@@ -1,6 +1,9 @@
 // Owns the live schema of every (destination, table): read from the warehouse, cached for
 // schemaRefreshMs, refreshed on demand after a schema error, and the lightweight CREATE TABLE IF
-// NOT EXISTS when a mapped table is missing. Existing tables are never altered.
+// NOT EXISTS when a mapped table is missing. Existing tables are never altered. It also guards
+// exactly-once: a table that cannot deduplicate inserts by token is refused (no_deduplication)
+// unless its route says `exactlyOnce: false`, and a refused table is re-read at every attempt, so
+// an operator's DDL fix is picked up without a restart.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { rowShapeFor, type RowShape } from '../batch/row-encoder.ts';
@@ -8,17 +11,25 @@ import type { Config, RouteConfig } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { WarehouseError } from '../sink/clickhouse/classify.ts';
 import { quoteIdent } from '../sink/clickhouse/sink.ts';
-import type { Sink, TableRef } from '../sink/types.ts';
+import type { Deduplication, Sink, TableRef } from '../sink/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
 interface Entry {
   shape: RowShape;
+  deduplication: Deduplication | undefined;
   loadedAt: number;
+}
+
+/** Whether exactly-once is enforced for `route` (else it is at-least-once by configuration). */
+export function exactlyOnceFor(config: Config, route: RouteConfig): boolean {
+  return config.exactlyOnce.enabled && route.exactlyOnce;
 }
 
 export class TableSchemas {
   readonly #entries = new Map<string, Entry>();
-  readonly #loading = new Map<string, Promise<RowShape>>();
+  readonly #loading = new Map<string, Promise<Entry>>();
+  /** Tables accepted at-least-once that were already warned about (one warning per table). */
+  readonly #warned = new Set<string>();
   readonly #config: Config;
   readonly #logger: Logger;
 
@@ -30,14 +41,15 @@ export class TableSchemas {
   async shape(sink: Sink, route: RouteConfig, table: TableRef, signal: AbortSignal): Promise<RowShape> {
     const key = `${sink.destinationId}\u0000${table.database}\u0000${table.table}`;
     const entry = this.#entries.get(key);
-    if (entry !== undefined && Date.now() - entry.loadedAt < this.#config.schemaRefreshMs) return entry.shape;
+    if (entry !== undefined && Date.now() - entry.loadedAt < this.#config.schemaRefreshMs) return this.#admit(key, sink, route, table, entry);
     let loading = this.#loading.get(key);
     if (loading === undefined) {
       loading = this.#load(sink, route, table, signal).then(
-        (shape) => {
-          this.#entries.set(key, { shape, loadedAt: Date.now() });
+        (loaded) => {
+          this.#entries.set(key, loaded);
           this.#loading.delete(key);
-          return shape;
+          if (loaded.deduplication?.byToken !== false) this.#warned.delete(key);
+          return loaded;
         },
         (error: unknown) => {
           this.#loading.delete(key);
@@ -46,14 +58,38 @@ export class TableSchemas {
       );
       this.#loading.set(key, loading);
     }
-    return loading;
+    return this.#admit(key, sink, route, table, await loading);
+  }
+
+  /** The shape, unless the table cannot deduplicate and the route wants exactly-once. */
+  #admit(key: string, sink: Sink, route: RouteConfig, table: TableRef, entry: Entry): RowShape {
+    const dedup = entry.deduplication;
+    // Unknown (a sink that does not report it, like the simulation's in-memory warehouse, which
+    // always deduplicates) is allowed: a refusal must name what is wrong, and nothing is known wrong.
+    if (dedup === undefined || dedup.byToken || !this.#config.exactlyOnce.enabled) return entry.shape;
+    const name = `${table.database}.${table.table}`;
+    if (!route.exactlyOnce) {
+      if (!this.#warned.has(key)) {
+        this.#warned.add(key);
+        this.#logger.warn({ destination: sink.destinationId, table: name, route: route.name, engine: dedup.engine, setting: dedup.setting, reason: dedup.reason }, 'table cannot deduplicate inserts by token; the route says exactlyOnce: false, so it is at-least-once: a retry or replay may insert rows twice');
+      }
+      return entry.shape;
+    }
+    // Not kept: the next attempt re-reads the table, so a fixed setting is seen at once.
+    this.#entries.delete(key);
+    throw new WarehouseError(
+      ErrorClasses.noDeduplication,
+      `table ${name} on ${sink.destinationId} cannot deduplicate inserts by token, so a retry or replay could insert rows twice: ${dedup.reason ?? dedup.engine}; or set exactlyOnce: false on route "${route.name}" to accept at-least-once`,
+      undefined,
+      undefined,
+    );
   }
 
   invalidate(sink: Sink, table: TableRef): void {
     this.#entries.delete(`${sink.destinationId}\u0000${table.database}\u0000${table.table}`);
   }
 
-  async #load(sink: Sink, route: RouteConfig, table: TableRef, signal: AbortSignal): Promise<RowShape> {
+  async #load(sink: Sink, route: RouteConfig, table: TableRef, signal: AbortSignal): Promise<Entry> {
     let schema = await sink.describe(table, signal);
     if (schema === undefined && route.createTable.enabled) {
       const ddl = await this.#ddl(route, table);
@@ -64,7 +100,7 @@ export class TableSchemas {
     if (schema === undefined) {
       throw new WarehouseError(ErrorClasses.missingObject, `table ${table.database}.${table.table} does not exist`, 60, undefined);
     }
-    return rowShapeFor(schema.columns);
+    return { shape: rowShapeFor(schema.columns), deduplication: schema.deduplication, loadedAt: Date.now() };
   }
 
   async #ddl(route: RouteConfig, table: TableRef): Promise<string> {

@@ -10,6 +10,28 @@ export interface TableRef {
 
 export interface TableSchema {
   readonly columns: readonly ColumnInfo[];
+  /**
+   * Whether the table recognises a repeated insert token. Optional: a sink that cannot tell (or a
+   * warehouse whose every table deduplicates, like the simulation's in-memory one) leaves it out,
+   * and the table is then treated as able to deduplicate — the core cannot refuse what it cannot see.
+   */
+  readonly deduplication?: Deduplication;
+}
+
+/** What the warehouse does with an insert whose token it has seen before (read with the schema). */
+export interface Deduplication {
+  /** The table's engine as the warehouse names it (MergeTree, SharedMergeTree, Buffer, View…). */
+  readonly engine: string;
+  /** True when a repeated token within the window is skipped, so a replay cannot duplicate rows. */
+  readonly byToken: boolean;
+  /** The setting that bounds it, or that would have to change to enable it. */
+  readonly setting: string | undefined;
+  /** Blocks (inserts) remembered per table; undefined when not applicable. */
+  readonly windowBlocks: number | undefined;
+  /** Seconds a token is remembered; undefined: no time limit. */
+  readonly windowSeconds: number | undefined;
+  /** When it cannot: why, and what to change, in words for an operator. */
+  readonly reason: string | undefined;
 }
 
 export interface InsertBatch {

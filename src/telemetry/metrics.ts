@@ -24,12 +24,17 @@ export class Metrics {
   readonly parkedDestinations = new Gauge({ name: 'inserter_parked_destinations', help: 'Destinations parked for holding more than their memory budget while failing', registers: [this.registry] });
   readonly rewinds = new Counter({ name: 'inserter_rewinds_total', help: 'Times the owned partitions were re-read from their committed positions', registers: [this.registry] });
   readonly heldRecords = new Gauge({ name: 'inserter_held_records', help: 'Records waiting for a destination mapping', registers: [this.registry] });
+  readonly teamLookupFailures = new Counter({ name: 'inserter_team_lookup_failures_total', help: 'Team lookups the destinations source did not answer (retried with backoff)', registers: [this.registry] });
   // Operations (src/control): set from the pipeline's status, the control topic and the lag monitor.
   readonly destinationState = new Gauge({ name: 'inserter_destination_state', help: '1 for the worst lane state of each destination on this replica (running, paused, parked, backing_off, failing)', labelNames: ['destination', 'state'], registers: [this.registry] });
   readonly destinationInflightBytes = new Gauge({ name: 'inserter_destination_inflight_bytes', help: 'Bytes of rows held for a destination: open batches and inserts in flight', labelNames: ['destination'], registers: [this.registry] });
   readonly consumerLag = new Gauge({ name: 'inserter_consumer_lag', help: 'Records between the group committed position and the log end, per partition this replica owns', labelNames: ['topic', 'partition'], registers: [this.registry] });
   readonly pauseAgeSeconds = new Gauge({ name: 'inserter_pause_age_seconds', help: 'Age of the oldest pause in force, by scope kind', labelNames: ['kind'], registers: [this.registry] });
   readonly controlReplicas = new Gauge({ name: 'inserter_control_live_replicas', help: 'Replicas whose control-topic heartbeat is recent', registers: [this.registry] });
+  // Deduplication safety (docs/operations.md "Deduplication window").
+  readonly routeExactlyOnce = new Gauge({ name: 'inserter_route_exactly_once', help: '1 when exactly-once is enforced for the route (a table that cannot deduplicate by token is refused); 0 when it is at-least-once (exactlyOnce.enabled off, or the route says exactlyOnce: false)', labelNames: ['route'], registers: [this.registry] });
+  readonly tableDeduplicates = new Gauge({ name: 'inserter_table_deduplicates', help: '1 when the table deduplicates inserts by token (engine and window read with its schema), else 0', labelNames: ['destination', 'table'], registers: [this.registry] });
+  readonly dedupWindowExceeded = new Counter({ name: 'inserter_dedup_window_exceeded_total', help: 'Inserts retried after an attempt that may have landed, later than the table\'s deduplication window (seconds or blocks inserted since): possible duplicates', labelNames: ['destination', 'table'], registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry });

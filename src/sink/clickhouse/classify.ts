@@ -27,6 +27,7 @@ const retryable = new Set<ErrorClass>([
   ErrorClasses.memoryLimit,
   ErrorClasses.authentication,
   ErrorClasses.missingObject,
+  ErrorClasses.noDeduplication,
   ErrorClasses.unknown,
 ]);
 

@@ -1,12 +1,18 @@
 // Owns talking to one ClickHouse cluster over HTTP with the official client: live schema from
-// system.columns, CREATE TABLE, and idempotent inserts (insert_deduplication_token) of pass-through
-// JSONEachRow bodies streamed from the batch's blocks. Every failure leaves as a classified WarehouseError.
+// system.columns with the table's deduplication (engine and window, dedup.ts), CREATE TABLE, and
+// idempotent inserts (insert_deduplication_token, also into dependent materialized views) of
+// pass-through JSONEachRow bodies streamed from the batch's blocks. Every failure leaves as a
+// classified WarehouseError.
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { DestinationConfig } from '../../config/load.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import type { Metrics } from '../../telemetry/metrics.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../types.ts';
 import { classifyClickHouseError } from './classify.ts';
+import { deduplicationOf, deduplicationQuery, type EngineRow } from './dedup.ts';
+import { DedupWindowWatch } from './window-watch.ts';
 
 interface ColumnRow {
   name: string;
@@ -14,13 +20,22 @@ interface ColumnRow {
   default_kind: string;
 }
 
+export interface ClickHouseSinkOptions {
+  /** For the deduplication-window warning (window-watch.ts). */
+  readonly logger?: Logger;
+  /** For inserter_table_deduplicates and inserter_dedup_window_exceeded_total. */
+  readonly metrics?: Metrics;
+}
+
 export class ClickHouseSink implements Sink {
   readonly destinationId: string;
   readonly #client: ClickHouseClient;
+  readonly #window: DedupWindowWatch;
   #closing: Promise<void> | undefined;
 
-  constructor(destination: DestinationConfig) {
+  constructor(destination: DestinationConfig, options: ClickHouseSinkOptions = {}) {
     this.destinationId = destination.id;
+    this.#window = new DedupWindowWatch({ destinationId: destination.id, logger: options.logger, metrics: options.metrics });
     const tls = destination.tls?.caFile
       ? destination.tls.certFile && destination.tls.keyFile
         ? {
@@ -48,15 +63,22 @@ export class ClickHouseSink implements Sink {
 
   async describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
     try {
-      const result = await this.#client.query({
-        query: 'SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = {table:String} ORDER BY position',
-        query_params: { db: table.database, table: table.table },
-        format: 'JSONEachRow',
-        ...(signal ? { abort_signal: signal } : {}),
-      });
-      const rows = await result.json<ColumnRow>();
+      const read = async <T>(query: string): Promise<T[]> => {
+        const result = await this.#client.query({ query, query_params: { db: table.database, table: table.table }, format: 'JSONEachRow', ...(signal ? { abort_signal: signal } : {}) });
+        return result.json<T>();
+      };
+      const [rows, engines] = await Promise.all([
+        read<ColumnRow>('SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = {table:String} ORDER BY position'),
+        read<EngineRow>(deduplicationQuery),
+      ]);
       if (rows.length === 0) return undefined;
-      return { columns: rows.map((r) => ({ name: r.name, type: r.type, defaultKind: r.default_kind })) };
+      const columns = rows.map((r) => ({ name: r.name, type: r.type, defaultKind: r.default_kind }));
+      const engine = engines[0];
+      // No system.tables row (dropped between the two reads): unknown, the next read decides.
+      if (engine === undefined) return { columns };
+      const deduplication = deduplicationOf(table, engine);
+      this.#window.learn(table, deduplication);
+      return { columns, deduplication };
     } catch (error) {
       throw classifyClickHouseError(error);
     }
@@ -71,6 +93,7 @@ export class ClickHouseSink implements Sink {
   }
 
   async insert(batch: InsertBatch, signal?: AbortSignal): Promise<InsertResult> {
+    this.#window.beforeAttempt(batch.table, batch.token);
     try {
       const result = await this.#client.exec({
         query: `INSERT INTO ${quoteIdent(batch.table.database)}.${quoteIdent(batch.table.table)} FORMAT JSONEachRow`,
@@ -78,6 +101,8 @@ export class ClickHouseSink implements Sink {
         clickhouse_settings: {
           insert_deduplication_token: batch.token,
           insert_deduplicate: 1,
+          // Materialized views fed by the table deduplicate the retried block too (their own tokens).
+          deduplicate_blocks_in_dependent_materialized_views: 1,
           input_format_skip_unknown_fields: 1,
           input_format_defaults_for_omitted_fields: 1,
           input_format_null_as_default: 1,
@@ -88,9 +113,12 @@ export class ClickHouseSink implements Sink {
       // The response body of an INSERT is empty; drain it so the socket returns to the pool.
       for await (const _ of result.stream) void _;
       const written = result.summary?.written_rows;
+      this.#window.succeeded(batch.table, batch.token);
       return { writtenRows: written === undefined ? undefined : Number(written) };
     } catch (error) {
-      throw classifyClickHouseError(error);
+      const failure = classifyClickHouseError(error);
+      this.#window.failed(batch.table, batch.token, failure.errorClass);
+      throw failure;
     }
   }
 

@@ -78,3 +78,13 @@ test('bad errorPolicy config names every field at fault', () => {
   assert.throws(() => buildConfig({ ...base, errorPolicy: { destinations: { zz: {} }, routes: { nope: {} } } }, '/'), /errorPolicy\.destinations\.zz: unknown destination "zz"[\s\S]*errorPolicy\.routes\.nope: unknown route "nope"/);
   assert.throws(() => buildConfig({ ...base, telemetry: { sentryDsn: 'not a url' } }, '/'), /telemetry\.sentryDsn/);
 });
+
+test('no_deduplication: retried, then the destination is paused and probed; never dead-lettered; configurable', () => {
+  const p = new ErrorPolicy();
+  const r = p.resolve(ErrorClasses.noDeduplication, 'r', 'a');
+  assert.equal(r.action, 'retry');
+  assert.equal(r.then, 'pauseDestination');
+  assert.equal(r.transient, false);
+  const config = buildConfig({ ...base, errorPolicy: { defaults: { no_deduplication: { pauseMs: 500 } } } }, '/tmp');
+  assert.equal(new ErrorPolicy(config.errorPolicy).resolve(ErrorClasses.noDeduplication, 'r', 'a').pauseMs, 500);
+});

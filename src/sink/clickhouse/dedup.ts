@@ -1,0 +1,66 @@
+// Owns knowing whether a ClickHouse table deduplicates inserts by `insert_deduplication_token`, read
+// with its schema: the engine from system.tables, and the effective window — the table's own
+// SETTINGS (in engine_full) over the server's merge_tree_settings. Plain MergeTree tables use
+// non_replicated_deduplication_window (0 by default: no deduplication); Replicated* and Shared*
+// (ClickHouse Cloud) use replicated_deduplication_window, bounded in time by
+// replicated_deduplication_window_seconds. Every other engine (Buffer, Distributed, Null, Memory,
+// Log, views…) keeps no tokens.
+import type { Deduplication, TableRef } from '../types.ts';
+
+export const NON_REPLICATED = 'non_replicated_deduplication_window';
+export const REPLICATED = 'replicated_deduplication_window';
+export const REPLICATED_SECONDS = 'replicated_deduplication_window_seconds';
+
+/** One row per table: its engine, engine_full, and the server defaults of the three settings. */
+export const deduplicationQuery = `SELECT engine, engine_full,
+  (SELECT mapFromArrays(groupArray(name), groupArray(value)) FROM system.merge_tree_settings
+   WHERE name IN ('${NON_REPLICATED}', '${REPLICATED}', '${REPLICATED_SECONDS}')) AS defaults
+FROM system.tables WHERE database = {db:String} AND name = {table:String}`;
+
+export interface EngineRow {
+  readonly engine: string;
+  readonly engine_full: string;
+  readonly defaults: Readonly<Record<string, string>>;
+}
+
+/** Suggested window in the fix we print; docs/operations.md "Deduplication window" says how to size it. */
+const suggested = 1000;
+
+export function deduplicationOf(table: TableRef, row: EngineRow): Deduplication {
+  const { engine } = row;
+  const name = `${table.database}.${table.table}`;
+  if (!engine.endsWith('MergeTree')) {
+    return {
+      engine,
+      byToken: false,
+      setting: undefined,
+      windowBlocks: undefined,
+      windowSeconds: undefined,
+      reason: `engine ${engine} keeps no insert tokens (only MergeTree-family tables deduplicate); insert into a MergeTree-family table instead, e.g. the table behind the ${engine} one`,
+    };
+  }
+  const replicated = engine.startsWith('Replicated') || engine.startsWith('Shared');
+  const setting = replicated ? REPLICATED : NON_REPLICATED;
+  const windowBlocks = effective(row, setting) ?? (replicated ? 100 : 0);
+  const windowSeconds = replicated ? effective(row, REPLICATED_SECONDS) : undefined;
+  const byToken = windowBlocks > 0;
+  return {
+    engine,
+    byToken,
+    setting,
+    windowBlocks,
+    windowSeconds,
+    reason: byToken ? undefined : `${engine} with ${setting} = 0 keeps no insert tokens; fix: ALTER TABLE ${name} MODIFY SETTING ${setting} = ${suggested}`,
+  };
+}
+
+/** The table's own value (from the SETTINGS clause of engine_full), else the server default. */
+function effective(row: EngineRow, setting: string): number | undefined {
+  const clause = row.engine_full.lastIndexOf(' SETTINGS ');
+  if (clause >= 0) {
+    const own = new RegExp(`(?:^|[\\s,])${setting}\\s*=\\s*'?(\\d+)'?`).exec(row.engine_full.slice(clause + 9));
+    if (own) return Number(own[1]);
+  }
+  const server = row.defaults[setting];
+  return server === undefined || !/^\d+$/.test(server) ? undefined : Number(server);
+}

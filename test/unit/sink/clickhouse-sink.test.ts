@@ -1,0 +1,77 @@
+// The ClickHouse sink over a fake HTTP server: describe reads the columns and, in the same call, the
+// table's engine and deduplication settings (parameterised, never interpolated); every insert sends
+// the token with deduplicate_blocks_in_dependent_materialized_views=1. The real SQL runs against
+// real ClickHouse in test/e2e/dedup-safety.test.ts.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { buildConfig } from '../../../src/config/load.ts';
+import { ClickHouseSink } from '../../../src/sink/clickhouse/sink.ts';
+
+interface Seen {
+  readonly url: URL;
+  readonly body: string;
+}
+
+const seen: Seen[] = [];
+let engineRow: { engine: string; engine_full: string; defaults: Record<string, string> } = { engine: 'MergeTree', engine_full: 'MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 0, index_granularity = 8192', defaults: { non_replicated_deduplication_window: '1000' } };
+const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const body = Buffer.concat(chunks).toString('utf8');
+    seen.push({ url, body });
+    const query = url.searchParams.get('query') ?? body;
+    res.writeHead(200, { 'content-type': 'text/plain', 'x-clickhouse-summary': '{"written_rows":"1"}' });
+    if (query.includes('system.columns')) res.end('{"name":"id","type":"UInt64","default_kind":""}\n');
+    else if (query.includes('system.tables')) res.end(`${JSON.stringify(engineRow)}\n`);
+    else res.end('');
+  });
+});
+let sink: ClickHouseSink;
+
+before(async () => {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const config = buildConfig({ kafka: { brokers: ['127.0.0.1:9092'] }, destinations: [{ id: 'a', url: `http://127.0.0.1:${port}`, compression: 'none' }], routes: [{ topic: 't', table: 'x', destination: 'a' }] }, '/tmp');
+  sink = new ClickHouseSink(config.destinations[0] as (typeof config.destinations)[number]);
+});
+
+after(async () => {
+  await sink.close();
+  server.close();
+});
+
+test('describe returns the columns and the deduplication read from system.tables and merge_tree_settings', async () => {
+  seen.length = 0;
+  const schema = await sink.describe({ database: 'app', table: "we'ird" });
+  assert.deepEqual(schema?.columns, [{ name: 'id', type: 'UInt64', defaultKind: '' }]);
+  assert.equal(schema?.deduplication?.byToken, false, "the table's own 0 wins over the server's 1000");
+  assert.equal(schema?.deduplication?.setting, 'non_replicated_deduplication_window');
+  const tables = seen.find((s) => (s.url.searchParams.get('query') ?? s.body).includes('system.tables'));
+  assert.ok(tables, 'system.tables was read');
+  const sql = tables.url.searchParams.get('query') ?? tables.body;
+  assert.match(sql, /system\.merge_tree_settings/);
+  assert.doesNotMatch(sql, /we'ird/, 'the table name travels as a parameter');
+  assert.match(tables.url.searchParams.get('param_table') ?? '', /^we.+ird$/);
+  assert.equal(tables.url.searchParams.get('param_db'), 'app');
+
+  engineRow = { engine: 'SharedMergeTree', engine_full: "SharedMergeTree('/t', '{replica}') ORDER BY id", defaults: { replicated_deduplication_window: '10000', replicated_deduplication_window_seconds: '3600' } };
+  const shared = await sink.describe({ database: 'app', table: 't' });
+  assert.deepEqual([shared?.deduplication?.byToken, shared?.deduplication?.windowBlocks, shared?.deduplication?.windowSeconds], [true, 10000, 3600]);
+});
+
+test('every insert carries its token and deduplicates dependent materialized views', async () => {
+  seen.length = 0;
+  const result = await sink.insert({ table: { database: 'app', table: 't' }, body: [Buffer.from('{"id":1}\n')], rows: 1, bytes: 9, token: 'tok-1' });
+  assert.equal(result.writtenRows, 1);
+  const insert = seen.find((s) => (s.url.searchParams.get('query') ?? '').startsWith('INSERT'));
+  assert.ok(insert, 'an INSERT was sent');
+  assert.equal(insert.url.searchParams.get('insert_deduplication_token'), 'tok-1');
+  assert.equal(insert.url.searchParams.get('insert_deduplicate'), '1');
+  assert.equal(insert.url.searchParams.get('deduplicate_blocks_in_dependent_materialized_views'), '1');
+});
