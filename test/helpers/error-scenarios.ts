@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { produce, readTopic, type ReadRecord } from './bus.ts';
 import type { ClickHouseInstance } from './clickhouse.ts';
 
+/** A table that deduplicates by token (exactly-once refuses one that cannot), plus `settings`. */
 export const TABLE_DDL = (db: string, table: string, settings = ''): string =>
-  `CREATE TABLE ${db}.${table} (id UInt64, team_id Int64, n UInt32, s String, k UInt16) ENGINE = MergeTree PARTITION BY k ORDER BY id${settings === '' ? '' : ` SETTINGS ${settings}`}`;
+  `CREATE TABLE ${db}.${table} (id UInt64, team_id Int64, n UInt32, s String, k UInt16) ENGINE = MergeTree PARTITION BY k ORDER BY id SETTINGS non_replicated_deduplication_window = 1000${settings === '' ? '' : `, ${settings}`}`;
 
 export interface RowOptions {
   /** Distinct partition values (column k) cycled through; default 1. */

@@ -1,0 +1,112 @@
+// Dedup safety against real ClickHouse and Kafka: a MergeTree table with
+// non_replicated_deduplication_window = 0 cannot deduplicate by token, so exactly-once refuses it
+// (no_deduplication: nothing inserted, nothing committed, the destination paused with an error that
+// names the table and the setting); after `ALTER TABLE … MODIFY SETTING` the same process inserts
+// every row exactly once without a restart. A route with `exactlyOnce: false` inserts into such a
+// table, at-least-once, and says so in a warning and its metrics.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, before, test } from 'node:test';
+import { committedOffsets, produce } from '../helpers/bus.ts';
+import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
+import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
+import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+
+const ROWS = 300;
+let bootstrap: string;
+let ch: ClickHouseInstance;
+const running: InserterProcess[] = [];
+// The local server sets non_replicated_deduplication_window = 1000 for every table (like Cloud), so
+// the table's own 0 must win over it.
+const ddl = (table: string): string => `CREATE TABLE app.${table} (id UInt64, team_id Int64, _offset UInt64) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 0`;
+
+before(async () => {
+  bootstrap = await sharedKafka();
+  ch = await startClickHouse();
+  await ch.query('CREATE DATABASE app');
+});
+
+after(async () => {
+  for (const p of running) await p.stop();
+  await ch?.stop();
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The value of one sample on /metrics (`name{labels}` exactly as prom-client prints them), or undefined. */
+async function sample(port: number, series: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const counts = async (table: string): Promise<string> => (await ch.query(`SELECT count(), uniqExact(id) FROM app.${table} FORMAT TSV`)).trim();
+const rows = (n: number): Array<{ key: Buffer; value: Buffer; partition: number }> =>
+  Array.from({ length: n }, (_, id) => ({ key: Buffer.from(String(id)), value: Buffer.from(JSON.stringify({ id, team_id: 1 })), partition: id % 2 }));
+
+async function start(topic: string, table: string, route: Record<string, unknown>, metricsPort: number): Promise<InserterProcess> {
+  const p = await startInserter({
+    kafka: { brokers: [bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100 },
+    destinations: [{ id: 'a', url: ch.url, database: 'app' }],
+    routes: [{ name: table, topic, table, destination: 'a', deadLetterTopic: `${topic}.dlq`, createTable: { enabled: false }, ...route }],
+    batch: { maxRows: 100, maxAgeMs: 200 },
+    commitIntervalMs: 200,
+    errorPolicy: { defaults: { no_deduplication: { baseMs: 100, capMs: 300, maxAttempts: 2, pauseMs: 500 } } },
+    telemetry: { metricsListen: `127.0.0.1:${metricsPort}` },
+  });
+  running.push(p);
+  return p;
+}
+
+test('a table that cannot deduplicate is refused until its window is raised, then every row lands once without a restart', async () => {
+  const topic = uniqueTopic('dedup-refused');
+  await createTopic(bootstrap, topic, 2);
+  await ch.query(ddl('refused'));
+  const port = await freePort();
+  const p = await start(topic, 'refused', {}, port);
+  await produce(bootstrap, topic, rows(ROWS));
+
+  await waitFor(async () => (await sample(port, 'inserter_destination_paused{destination="a",class="no_deduplication"}')) === 1, 'the destination paused for no_deduplication', 60_000);
+  const log = await p.log();
+  assert.match(log, /"class":"no_deduplication"/);
+  assert.match(log, /table app\.refused on a cannot deduplicate inserts by token/);
+  assert.match(log, /ALTER TABLE app\.refused MODIFY SETTING non_replicated_deduplication_window = 1000/);
+  assert.equal(await sample(port, 'inserter_table_deduplicates{destination="a",table="app.refused"}'), 0);
+  assert.equal(await sample(port, 'inserter_route_exactly_once{route="refused"}'), 1);
+  assert.equal(await counts('refused'), '0\t0', 'nothing inserted into the refused table');
+  for (const offset of await committedOffsets(bootstrap, `${topic}-group`, topic, 2)) assert.ok(offset <= 0n, `nothing committed past the refused rows (${offset})`);
+
+  await ch.query('ALTER TABLE app.refused MODIFY SETTING non_replicated_deduplication_window = 1000');
+  await waitFor(async () => (await counts('refused')) === `${ROWS}\t${ROWS}`, 'every row after the fix', 60_000).catch(async (error: unknown) => {
+    throw new Error(`${String(error)}: ${await counts('refused')}`);
+  });
+  await waitFor(async () => (await committedOffsets(bootstrap, `${topic}-group`, topic, 2)).reduce((a, b) => a + b, 0n) === BigInt(ROWS), 'offsets committed to the end', 30_000);
+  await waitFor(async () => (await sample(port, 'inserter_destination_paused{destination="a",class="no_deduplication"}')) === 0, 'the destination resumed', 10_000);
+  assert.equal(await sample(port, 'inserter_table_deduplicates{destination="a",table="app.refused"}'), 1);
+  assert.equal(await counts('refused'), `${ROWS}\t${ROWS}`, 'exactly once');
+  assert.equal(p.child.exitCode, null, 'the same process, never restarted');
+});
+
+test('a route with exactlyOnce: false inserts into such a table, at-least-once, and says so', async () => {
+  const topic = uniqueTopic('dedup-loose');
+  await createTopic(bootstrap, topic, 2);
+  await ch.query(ddl('loose'));
+  const port = await freePort();
+  const p = await start(topic, 'loose', { exactlyOnce: false }, port);
+  await produce(bootstrap, topic, rows(ROWS));
+
+  await waitFor(async () => (await counts('loose')) === `${ROWS}\t${ROWS}`, 'every row in the at-least-once table', 60_000).catch(async (error: unknown) => {
+    throw new Error(`${String(error)}: ${await counts('loose')}`);
+  });
+  assert.equal(await sample(port, 'inserter_route_exactly_once{route="loose"}'), 0);
+  assert.equal(await sample(port, 'inserter_table_deduplicates{destination="a",table="app.loose"}'), 0);
+  const warnings = (await p.log()).split('\n').filter((l) => l.includes('at-least-once') && l.includes('"table":"app.loose"'));
+  assert.equal(warnings.length, 1, 'one warning for the table');
+  assert.doesNotMatch(await p.log(), /no_deduplication/);
+});
