@@ -1,59 +1,108 @@
-// Owns the exactly-once state of one source partition: for every lane (route → table, destination)
-// the batches whose insert was decided ("intents": offset range, row count, teams, token) and
-// whether each is known to be in the warehouse. An intent is made durable *before* its insert, so
-// after a crash the new owner re-forms exactly the same batch (same rows, same token) and the
-// warehouse's token deduplication drops it if the first attempt had landed. docs/design/delivery.md
-// explains the state machine; this file is its implementation.
+// Owns the exactly-once state of one source partition (docs/design/delivery.md §3–5):
+//   - per route, the records known to be resolved (in their warehouse, acknowledged as dead letters,
+//     or dropped by an explicit policy) above `resolvedBelow`, the position it was last pruned at;
+//   - the pending intents: batches whose insert was decided, each naming exactly the records it holds
+//     and, once split, the sub-batches (row ranges) and what became of each.
+// An intent is made durable before its insert and a split before its first sub-insert, so a new
+// owner re-forms exactly the same inserts under the same tokens. No claim is ever made about a
+// record an intent or a resolved set does not name.
+import { OffsetSet } from './offset-set.ts';
+
+/** What became of one row range of a batch: waiting, in the warehouse, dead-lettered, or dropped. */
+export type PartState = 'pending' | 'done' | 'dead' | 'dropped';
+
+/** Why a range was dead-lettered: replayed as is, so a re-formed batch decides the same way. */
+export interface PartReason {
+  readonly errorClass: string;
+  readonly code: string;
+  readonly message: string;
+  readonly serverCode?: number;
+  readonly attempts: number;
+}
+
+/** A leaf of a batch's split tree: rows [from, to) of the batch in offset order. */
+export interface IntentPart {
+  readonly from: number;
+  readonly to: number;
+  state: PartState;
+  reason?: PartReason;
+}
 
 export interface Intent {
   /** Lane identity: route name and destination id. */
   readonly route: string;
   readonly destination: string;
-  readonly from: bigint;
-  readonly to: bigint;
-  readonly rows: number;
-  /** Teams whose rows the batch holds; undefined for routes with one fixed destination. */
-  readonly teams: readonly number[] | undefined;
   readonly token: string;
-  /** The pipeline's parking epoch when the batch was decided; merges never cross a change. */
-  readonly epoch?: number;
+  /** Exactly the records of the batch; in offset order they are its rows 0…rows-1. */
+  readonly records: OffsetSet;
+  readonly rows: number;
+  /** Teams whose rows the batch holds (for pauses by team; never for claims). */
+  readonly teams: readonly number[] | undefined;
+  /** The split tree's leaves in row order; undefined until the batch is first split. */
+  parts: IntentPart[] | undefined;
+  /** Every row is resolved: the intent has been folded into its route's resolved set. */
   done: boolean;
 }
 
+type PartJson = [number, number, PartState] | [number, number, PartState, PartReason];
+
 export interface LedgerJson {
-  v: 1;
+  v: 2;
   /** Every record below this offset is resolved (the position this ledger was last pruned at). */
   resolvedBelow?: string;
-  /** Offsets dead-lettered per route (not in any intent), kept until the position passes them. */
-  dead?: Record<string, string[]>;
-  intents: Array<{ route: string; destination: string; from: string; to: string; rows: number; teams?: number[]; token: string; epoch?: number; done: boolean }>;
+  /** Per route: resolved offsets at or above resolvedBelow, as an encoded OffsetSet. */
+  resolved?: Record<string, string>;
+  intents: Array<{ route: string; destination: string; token: string; records: string; rows: number; teams?: number[]; parts?: PartJson[] }>;
 }
+
+/** Ledgers written before exact intents: only the position they were pruned at carries over. */
+interface LedgerJsonV1 {
+  v: 1;
+  resolvedBelow?: string;
+}
+
+/** Longest dead-letter reason kept in a ledger (ClickHouse messages can be long). */
+const REASON_CHARS = 500;
 
 export class Ledger {
   readonly #intents: Intent[] = [];
-  readonly #dead = new Map<string, Set<bigint>>();
-  readonly #deadPending = new Set<string>();
+  readonly #resolved = new Map<string, OffsetSet>();
   #resolvedBelow = -1n;
   #dirty = false;
+  /** Pending intents dropped because they came from a ledger of the old format. */
+  droppedLegacy = 0;
 
-  static fromJson(json: LedgerJson | undefined): Ledger {
+  static fromJson(json: LedgerJson | LedgerJsonV1 | undefined): Ledger {
     const ledger = new Ledger();
     if (json?.resolvedBelow !== undefined) ledger.#resolvedBelow = BigInt(json.resolvedBelow);
-    for (const [route, offsets] of Object.entries(json?.dead ?? {})) ledger.#dead.set(route, new Set(offsets.map((o) => BigInt(o))));
-    for (const i of json?.intents ?? []) {
-      ledger.#intents.push({ route: i.route, destination: i.destination, from: BigInt(i.from), to: BigInt(i.to), rows: i.rows, teams: i.teams, token: i.token, ...(i.epoch === undefined ? {} : { epoch: i.epoch }), done: i.done });
+    if (json === undefined || json.v !== 2) {
+      ledger.droppedLegacy = json === undefined ? 0 : ((json as { intents?: unknown[] }).intents?.length ?? 0);
+      return ledger;
+    }
+    for (const [route, text] of Object.entries(json.resolved ?? {})) ledger.#resolved.set(route, OffsetSet.decode(text));
+    for (const i of json.intents) {
+      const parts = i.parts?.map(([from, to, state, reason]) => ({ from, to, state, ...(reason === undefined ? {} : { reason }) }));
+      ledger.#intents.push({ route: i.route, destination: i.destination, token: i.token, records: OffsetSet.decode(i.records), rows: i.rows, teams: i.teams, parts, done: false });
     }
     return ledger;
   }
 
   toJson(): LedgerJson {
-    const dead: Record<string, string[]> = {};
-    for (const [route, offsets] of this.#dead) if (offsets.size > 0) dead[route] = [...offsets].map(String);
+    const resolved: Record<string, string> = {};
+    for (const [route, set] of this.#resolved) if (set.size > 0) resolved[route] = set.encode();
     return {
-      v: 1,
+      v: 2,
       ...(this.#resolvedBelow >= 0n ? { resolvedBelow: String(this.#resolvedBelow) } : {}),
-      ...(Object.keys(dead).length > 0 ? { dead } : {}),
-      intents: this.#intents.map((i) => ({ route: i.route, destination: i.destination, from: String(i.from), to: String(i.to), rows: i.rows, ...(i.teams ? { teams: [...i.teams] } : {}), token: i.token, ...(i.epoch === undefined ? {} : { epoch: i.epoch }), done: i.done })),
+      ...(Object.keys(resolved).length > 0 ? { resolved } : {}),
+      intents: this.#intents.map((i) => ({
+        route: i.route,
+        destination: i.destination,
+        token: i.token,
+        records: i.records.encode(),
+        rows: i.rows,
+        ...(i.teams ? { teams: [...i.teams] } : {}),
+        ...(i.parts ? { parts: i.parts.map((p): PartJson => (p.reason === undefined ? [p.from, p.to, p.state] : [p.from, p.to, p.state, p.reason])) } : {}),
+      })),
     };
   }
 
@@ -68,14 +117,31 @@ export class Ledger {
   /**
    * Records below this offset were resolved by an owner that committed past them. A later owner that
    * reads them again — the group's position went back, e.g. a commit sent before a rebalance landed
-   * after the new owner's — skips them: their intents were pruned, so they could not be re-formed.
+   * after the new owner's — skips them.
    */
   get resolvedBelow(): bigint {
     return this.#resolvedBelow;
   }
 
+  /** Pending intents, oldest first. */
   get intents(): readonly Intent[] {
     return this.#intents;
+  }
+
+  pending(): number {
+    return this.#intents.length;
+  }
+
+  /** The record is in its warehouse, dead-lettered or dropped for this route: never route it again. */
+  isResolved(route: string, offset: bigint): boolean {
+    if (offset < this.#resolvedBelow) return true;
+    return this.#resolved.size > 0 && this.#resolved.get(route)?.has(offset) === true;
+  }
+
+  /** The pending intent that names this record for this route, if any. */
+  claim(route: string, offset: bigint): Intent | undefined {
+    for (const intent of this.#intents) if (intent.route === route && intent.records.has(offset)) return intent;
+    return undefined;
   }
 
   add(intent: Intent): void {
@@ -83,106 +149,67 @@ export class Ledger {
     this.#dirty = true;
   }
 
-  /** A dead-letter write has started: in memory only (durable once the broker has it). */
-  markDeadLettering(route: string, offset: bigint): void {
-    this.#deadPending.add(`${route}\u0000${offset}`);
-  }
-
-  /** The write failed or was abandoned: the record is routed again when re-read. */
-  unmarkDeadLettering(route: string, offset: bigint): void {
-    this.#deadPending.delete(`${route}\u0000${offset}`);
-  }
-
-  markDeadLettered(route: string, offset: bigint): void {
-    this.#deadPending.delete(`${route}\u0000${offset}`);
-    let offsets = this.#dead.get(route);
-    if (offsets === undefined) {
-      offsets = new Set();
-      this.#dead.set(route, offsets);
-    }
-    offsets.add(offset);
+  /** A record resolved outside any intent (its dead letter is acknowledged). */
+  markResolved(route: string, offset: bigint): void {
+    this.#resolvedSet(route).add(offset);
     this.#dirty = true;
   }
 
-  /** Dead-lettered, or being dead-lettered right now (a re-read must not route it elsewhere). */
-  isDeadLettered(route: string, offset: bigint): boolean {
-    if (this.#deadPending.size > 0 && this.#deadPending.has(`${route}\u0000${offset}`)) return true;
-    return this.#dead.size > 0 && this.#dead.get(route)?.has(offset) === true;
-  }
-
+  /** Every row of the intent is resolved: its records join the route's resolved set. */
   complete(intent: Intent): void {
-    if (!intent.done) {
-      intent.done = true;
-      this.#dirty = true;
-    }
+    if (intent.done) return;
+    intent.done = true;
+    const i = this.#intents.indexOf(intent);
+    if (i >= 0) this.#intents.splice(i, 1);
+    this.#resolvedSet(intent.route).addAll(intent.records);
+    this.#dirty = true;
+  }
+
+  /** Rows [from, to) of the intent are split into `ranges` (covering them in order). */
+  split(intent: Intent, from: number, to: number, ranges: ReadonlyArray<readonly [number, number]>): void {
+    const parts = (intent.parts ??= [{ from: 0, to: intent.rows, state: 'pending' }]);
+    const at = parts.findIndex((p) => p.from === from && p.to === to);
+    if (at < 0) throw new Error(`intent ${intent.token} has no part ${from}-${to}`);
+    parts.splice(at, 1, ...ranges.map(([a, b]): IntentPart => ({ from: a, to: b, state: 'pending' })));
+    this.#dirty = true;
+  }
+
+  /** Records what became of rows [from, to); a range not yet a part of its own is made one. */
+  settle(intent: Intent, from: number, to: number, state: PartState, reason?: PartReason): void {
+    if (intent.parts === undefined && from === 0 && to === intent.rows && state === 'done') return; // complete() follows
+    const parts = (intent.parts ??= [{ from: 0, to: intent.rows, state: 'pending' }]);
+    const part = parts.find((p) => p.from === from && p.to === to);
+    if (part === undefined) throw new Error(`intent ${intent.token} has no part ${from}-${to}`);
+    part.state = state;
+    if (reason !== undefined) part.reason = { ...reason, message: reason.message.slice(0, REASON_CHARS) };
+    this.#dirty = true;
   }
 
   /**
-   * The intent that already decided the fate of this record, if any: same route, its offset inside
-   * the intent's range, and its team among the intent's teams. Batches of one (route, team) never
-   * overlap in offsets, because a lane holds a team's rows in offset order and a team's mapping
-   * change is applied only after its open batches are flushed.
-   */
-  claim(route: string, offset: bigint, team: number | undefined): Intent | undefined {
-    for (const intent of this.#intents) {
-      if (intent.route !== route || offset < intent.from || offset > intent.to) continue;
-      if (intent.teams === undefined || (team !== undefined && intent.teams.includes(team))) return intent;
-    }
-    return undefined;
-  }
-
-  /**
-   * Forgets intents wholly below the committed position (those records are never re-read) and
-   * merges each lane's consecutive done intents into one, so a ledger stays small while a parked
-   * destination holds the committed position back. Merging is exact while a team's destination does
-   * not change: a lane's batches hold its teams' rows in offset order with no gaps between them.
+   * Forgets what is below the committed position (those records are never re-read): resolved
+   * offsets and any intent wholly below it.
    */
   prune(committed: bigint): void {
     if (committed > this.#resolvedBelow) {
       this.#resolvedBelow = committed;
       this.#dirty = true;
     }
-    for (const offsets of this.#dead.values()) {
-      for (const offset of offsets) {
-        if (offset < committed) {
-          offsets.delete(offset);
-          this.#dirty = true;
-        }
-      }
-    }
-    const before = this.#intents.length;
+    for (const set of this.#resolved.values()) if (set.removeBelow(committed)) this.#dirty = true;
     for (let i = this.#intents.length - 1; i >= 0; i--) {
-      const intent = this.#intents[i] as Intent;
-      if (intent.done && intent.to < committed) this.#intents.splice(i, 1);
-    }
-    const lastDone = new Map<string, number>();
-    for (let i = 0; i < this.#intents.length; i++) {
-      const intent = this.#intents[i] as Intent;
-      const lane = `${intent.route}\u0000${intent.destination}`;
-      const previousIndex = lastDone.get(lane);
-      if (!intent.done) {
-        lastDone.delete(lane);
-        continue;
-      }
-      const previous = previousIndex === undefined ? undefined : this.#intents[previousIndex];
-      // Rows parked between two batches (a pause, a parked destination) are not in either of them:
-      // batches decided in different parking epochs are never merged.
-      if (previous !== undefined && previous.done && previous.epoch === intent.epoch && (previous.teams === undefined) === (intent.teams === undefined)) {
-        const teams = previous.teams && intent.teams ? [...new Set([...previous.teams, ...intent.teams])].sort((a, b) => a - b) : undefined;
-        this.#intents[previousIndex as number] = { ...previous, to: intent.to, rows: previous.rows + intent.rows, teams, token: '', done: true };
+      if ((this.#intents[i] as Intent).records.last < committed) {
         this.#intents.splice(i, 1);
-        i--;
-        continue;
+        this.#dirty = true;
       }
-      lastDone.set(lane, i);
     }
-    if (this.#intents.length !== before) this.#dirty = true;
   }
 
-  pending(): number {
-    let n = 0;
-    for (const i of this.#intents) if (!i.done) n++;
-    return n;
+  #resolvedSet(route: string): OffsetSet {
+    let set = this.#resolved.get(route);
+    if (set === undefined) {
+      set = new OffsetSet();
+      this.#resolved.set(route, set);
+    }
+    return set;
   }
 }
 

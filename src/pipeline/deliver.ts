@@ -4,6 +4,7 @@
 // warehouse rejects (bisecting, guided by ClickHouse's "at row N"), then dead-letter, pause the
 // destination, drop or stop. The batch's records resolve only when every row is in the warehouse,
 // in the dead-letter topic or dropped by an explicit policy.
+import type { PartReason, PartState } from '../ack/ledger.ts';
 import { ByteChunks } from '../batch/byte-chunks.ts';
 import { writeRow, type RowShape } from '../batch/row-encoder.ts';
 import type { Config } from '../config/load.ts';
@@ -49,6 +50,19 @@ interface Range {
   readonly signal: AbortSignal;
 }
 
+/**
+ * Where a batch's splits and per-range outcomes are recorded (the exactly-once ledger, through the
+ * pipeline). A split, a dead-letter or a drop decision is durable before it is acted on, so a batch
+ * re-formed after a crash repeats exactly the same inserts under the same tokens.
+ */
+export interface DeliveryJournal {
+  /** The ranges an earlier attempt recorded, in row order; undefined: the batch as one insert. */
+  leaves(): ReadonlyArray<{ readonly from: number; readonly to: number; readonly state: PartState; readonly reason?: PartReason }> | undefined;
+  split(from: number, to: number, ranges: ReadonlyArray<readonly [number, number]>, signal: AbortSignal): Promise<void>;
+  decide(from: number, to: number, state: 'dead' | 'dropped', reason: PartReason, signal: AbortSignal): Promise<void>;
+  inserted(from: number, to: number): void;
+}
+
 interface Phase {
   readonly failure: WarehouseError | undefined;
   readonly attempts: number;
@@ -71,42 +85,64 @@ export class Deliverer {
     this.#gates = new DestinationGates(deps.metrics, deps.logger);
   }
 
-  async deliver(lane: Lane, batch: Batch, signal: AbortSignal): Promise<void> {
+  /**
+   * Delivers the batch: as one insert, or — re-formed after a crash or rewind — as the ranges its
+   * journal recorded: pending ones are inserted under their tokens, dead-lettered ones written again.
+   */
+  async deliver(lane: Lane, batch: Batch, signal: AbortSignal, journal?: DeliveryJournal): Promise<void> {
     const sink = this.#deps.directory.sink(lane.destination);
     const slots = this.#slotsFor(lane);
     await slots.acquire(signal);
     try {
-      await this.#range(lane, sink, batch, 0, batch.size, signal);
+      const leaves = journal?.leaves();
+      if (leaves === undefined) {
+        await this.#range(lane, sink, batch, 0, batch.size, signal, journal);
+        return;
+      }
+      for (const leaf of [...leaves]) {
+        if (leaf.state === 'pending') await this.#range(lane, sink, batch, leaf.from, leaf.to, signal, journal);
+        else if (leaf.state === 'dead' && leaf.reason !== undefined) await this.#deadLetterRows(lane, batch, leaf.from, leaf.to, leaf.reason);
+      }
     } finally {
       slots.release();
     }
   }
 
-  async #range(lane: Lane, sink: Sink, batch: Batch, from: number, to: number, signal: AbortSignal): Promise<void> {
+  async #range(lane: Lane, sink: Sink, batch: Batch, from: number, to: number, signal: AbortSignal, journal: DeliveryJournal | undefined): Promise<void> {
     const range: Range = { lane, sink, batch, from, to, token: lane.token(batch, from, to), signal };
     let failure = await this.#attempt(range);
     let attempts = 1;
+    if (failure === undefined) journal?.inserted(from, to);
     while (failure !== undefined) {
       const policy = this.#policy.resolve(failure.errorClass, lane.route.name, lane.destination.id);
       if (policy.action !== 'retry' && to - from > 1) {
         this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
         this.#deps.logger.warn({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from }, 'insert failed; splitting it');
         if (policy.action === 'isolate' || !policy.transient) this.#report(failure, range, attempts, policy.action, policy);
-        for (const [a, b] of splitPoints(failure, from, to)) await this.#range(lane, sink, batch, a, b, signal);
+        const parts = splitPoints(failure, from, to);
+        await journal?.split(from, to, parts, signal);
+        for (const [a, b] of parts) await this.#range(lane, sink, batch, a, b, signal, journal);
         return;
       }
       let phase = await this.#retryPhase(range, failure, policy, policy.backoff, attempts);
-      if (phase.failure === undefined) return;
+      if (phase.failure === undefined) {
+        journal?.inserted(from, to);
+        return;
+      }
       if (phase.failure.errorClass !== policy.errorClass) {
         ({ failure, attempts } = phase);
         continue; // another class now: its own policy decides
       }
       this.#report(phase.failure, range, phase.attempts, policy.then, policy);
       switch (policy.then) {
-        case 'deadLetter':
-          await this.#deadLetterRange(range, phase.failure, phase.attempts);
+        case 'deadLetter': {
+          const reason = reasonOf(phase.failure, phase.attempts);
+          await journal?.decide(from, to, 'dead', reason, signal);
+          await this.#deadLetterRows(lane, batch, from, to, reason);
           return;
+        }
         case 'drop':
+          await journal?.decide(from, to, 'dropped', reasonOf(phase.failure, phase.attempts), signal);
           this.#drop(range, phase.failure, phase.attempts);
           return;
         case 'stop':
@@ -189,24 +225,18 @@ export class Deliverer {
     }
   }
 
-  async #deadLetterRange(range: Range, failure: WarehouseError, attempts: number): Promise<void> {
-    for (let i = range.from; i < range.to; i += deadLetterConcurrency) {
+  async #deadLetterRows(lane: Lane, batch: Batch, from: number, to: number, reason: PartReason): Promise<void> {
+    for (let i = from; i < to; i += deadLetterConcurrency) {
       const rows: Array<Promise<void>> = [];
-      for (let j = i; j < Math.min(range.to, i + deadLetterConcurrency); j++) rows.push(this.#deadLetterRow(range.lane, range.batch, j, failure, attempts));
+      for (let j = i; j < Math.min(to, i + deadLetterConcurrency); j++) rows.push(this.#deadLetterRow(lane, batch, j, reason));
       await Promise.all(rows);
     }
   }
 
-  async #deadLetterRow(lane: Lane, batch: Batch, index: number, failure: WarehouseError, attempts: number): Promise<void> {
+  async #deadLetterRow(lane: Lane, batch: Batch, index: number, reason: PartReason): Promise<void> {
     const record = batch.records[index] as SourceRecord;
-    this.#deps.logger.warn({ route: lane.route.name, topic: record.topic, partition: record.partition, offset: String(record.offset), class: failure.errorClass, code: failure.serverCode }, 'row rejected by the warehouse; dead-lettering it');
-    await this.#deps.deadLetter(lane, record, batch.teams[index], {
-      errorClass: failure.errorClass,
-      code: failure.code,
-      message: failure.message,
-      attempts,
-      ...(failure.serverCode === undefined ? {} : { serverCode: failure.serverCode }),
-    });
+    this.#deps.logger.warn({ route: lane.route.name, topic: record.topic, partition: record.partition, offset: String(record.offset), class: reason.errorClass, code: reason.serverCode }, 'row rejected by the warehouse; dead-lettering it');
+    await this.#deps.deadLetter(lane, record, batch.teams[index], reason);
   }
 
   #drop(range: Range, failure: WarehouseError, attempts: number): void {
@@ -265,6 +295,10 @@ export class Deliverer {
     }
     return slots;
   }
+}
+
+function reasonOf(failure: WarehouseError, attempts: number): PartReason {
+  return { errorClass: failure.errorClass, code: failure.code, message: failure.message, attempts, ...(failure.serverCode === undefined ? {} : { serverCode: failure.serverCode }) };
 }
 
 function tableName(lane: Lane): string {

@@ -1,8 +1,10 @@
 // Owns the state of one owned source partition: its commit watermark, its lanes, rows held for a
 // mapping, and its exactly-once ledger (loaded before the first record is routed, saved with one
-// queued write at a time). A rewind resets everything but the ledger and the committed position.
+// queued write at a time), and the dead-letter writes in flight. A rewind resets everything but the
+// ledger, the dead letters in flight and the committed position: what is resolved or in flight is
+// never forgotten, and a write in flight is unresolved.
 import { Ledger, type LedgerStore } from '../ack/ledger.ts';
-import { PartitionTracker, type AckChunk, type AckSet } from '../ack/partition-tracker.ts';
+import { AckSet, PartitionTracker, type AckChunk } from '../ack/partition-tracker.ts';
 import type { RouteConfig } from '../config/load.ts';
 import type { PartitionRef, SourceRecord } from '../source/types.ts';
 import type { Lane } from './lane.ts';
@@ -31,6 +33,8 @@ export class PartitionState {
   /** Some record was left unresolved on purpose (paused or parked): resuming must re-read. */
   needsRewind = false;
   ledger: Ledger | undefined;
+  /** Dead-letter writes in flight by route and offset: the records (read once or again) waiting on each. */
+  readonly deadLetters = new Map<string, AckSet>();
   #loading: Promise<void> | undefined;
   #saving: Promise<void> = Promise.resolve();
   #queued: Promise<void> | undefined;
@@ -59,6 +63,29 @@ export class PartitionState {
     });
     this.#saving = this.#queued.catch(() => undefined);
     return this.#queued;
+  }
+
+  /** A dead-letter write starts: the record stays unresolved until it ends. Returns the write's acks. */
+  startDeadLetter(route: string, offset: bigint, chunk: AckChunk): AckSet {
+    const acks = new AckSet();
+    acks.add(chunk);
+    this.deadLetters.set(`${route}\u0000${offset}`, acks);
+    return acks;
+  }
+
+  /** A record read again while its dead letter is being written waits for that write. */
+  joinDeadLetter(route: string, offset: bigint, chunk: AckChunk): boolean {
+    const acks = this.deadLetters.get(`${route}\u0000${offset}`);
+    if (acks === undefined) return false;
+    acks.add(chunk);
+    return true;
+  }
+
+  /** The write ended: acknowledged, every read of the record resolves; failed, they stay unresolved. */
+  endDeadLetter(route: string, offset: bigint, acks: AckSet, acknowledged: boolean): void {
+    const key = `${route}\u0000${offset}`;
+    if (this.deadLetters.get(key) === acks) this.deadLetters.delete(key);
+    if (acknowledged) acks.resolve();
   }
 
   /**

@@ -5,6 +5,7 @@
 // their warehouse or in the dead-letter topic. docs/design/delivery.md is the design.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Intent, LedgerStore } from '../ack/ledger.ts';
+import { OffsetSet } from '../ack/offset-set.ts';
 import { AckSet, type AckChunk } from '../ack/partition-tracker.ts';
 import type { Config, DestinationConfig, RouteConfig } from '../config/load.ts';
 import { scopeMatches, scopeTouchesLane, type Pause, type PauseScope } from '../control/scope.ts';
@@ -20,7 +21,7 @@ import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord 
 import { partitionKey } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { Deliverer } from './deliver.ts';
+import { Deliverer, type DeliveryJournal } from './deliver.ts';
 import { Lane, type Batch } from './lane.ts';
 import { Parking } from './parking.ts';
 import { PartitionState } from './partition-state.ts';
@@ -68,11 +69,11 @@ export class Pipeline implements SourceHandler {
   #buffered = 0;
   #heldBytes = 0;
   readonly #bufferedByDestination = new Map<string, number>();
-  /** Changes whenever what is parked changes; batches of different epochs are never merged. */
-  #parkingEpoch = Date.now();
   #rewinding: Promise<void> | undefined;
   #committing: Promise<void> | undefined;
   readonly #probedAt = new Map<string, number>();
+  /** Teams being looked up (one lookup loop per team). */
+  readonly #lookingUp = new Set<number>();
   /** Parked destinations whose rows are being dead-lettered (past deadLetterAfterParkedMs). */
   readonly #outlived = new Set<string>();
   readonly #consumedByTopic = new Map<string, { messages: { inc(n?: number): void }; bytes: { inc(n?: number): void } }>();
@@ -241,7 +242,9 @@ export class Pipeline implements SourceHandler {
   }
 
   #routeRecord(state: PartitionState, route: RouteConfig, record: SourceRecord, chunk: AckChunk): void {
-    if (state.ledger?.isDeadLettered(route.name, record.offset) === true) return; // resolved already
+    if (state.ledger?.isResolved(route.name, record.offset) === true) return; // in its warehouse or dead-lettered
+    // Its dead letter is being written (since before a rewind): it resolves when that write does.
+    if (state.deadLetters.size > 0 && state.joinDeadLetter(route.name, record.offset, chunk)) return;
     let json: Buffer;
     let team: number | undefined;
     try {
@@ -253,7 +256,7 @@ export class Pipeline implements SourceHandler {
       this.#deadLetterNow(state, route, record, chunk, { errorClass, code: error.code, message: error.message, route: route.name });
       return;
     }
-    const intent = state.ledger?.claim(route.name, record.offset, team);
+    const intent = state.ledger?.claim(route.name, record.offset);
     if (intent !== undefined) {
       this.#replay(state, route, intent, record, json, team, chunk);
       return;
@@ -302,14 +305,32 @@ export class Pipeline implements SourceHandler {
     this.#reserve(json.length, undefined);
   }
 
+  /**
+   * Looks a team up until the destinations source answers (with backoff): its rows stay held or
+   * parked meanwhile, so the partition's position waits, and moves on once the answer is in.
+   */
   #lookup(team: number): void {
+    if (this.#lookingUp.has(team)) return;
+    this.#lookingUp.add(team);
+    const signal = this.#stop.signal;
     this.#track(
-      this.#directory.lookup(team, this.#hardStop.signal).then((changed) => {
-        if (!changed) return;
-        this.#releaseHeld(team);
-        // Rows of the team parked while waiting (over the held budget) are read again.
-        if (!this.#parking.active && [...this.#partitions.values()].some((s) => s.needsRewind)) this.#requestRewind();
-      }),
+      (async () => {
+        for (let failures = 0; !signal.aborted; ) {
+          try {
+            await this.#directory.lookup(team, signal);
+          } catch (error) {
+            failures++;
+            this.#metrics.teamLookupFailures.inc();
+            this.#logger.warn({ team, failures, err: error }, 'team lookup failed; its rows stay held and it is asked again');
+            await sleep(backoffDelay(this.#config.retry, failures), undefined, { signal }).catch(() => undefined);
+            continue;
+          }
+          this.#releaseHeld(team);
+          // Rows of the team parked while waiting (over the held budget) are read again.
+          if (!this.#parking.active && [...this.#partitions.values()].some((s) => s.needsRewind)) this.#requestRewind();
+          return;
+        }
+      })().finally(() => this.#lookingUp.delete(team)),
     );
   }
 
@@ -352,7 +373,6 @@ export class Pipeline implements SourceHandler {
    */
   #onDestinationsChanged(): void {
     for (const state of this.#partitions.values()) for (const lane of state.lanes.values()) if (!lane.stop.signal.aborted) this.#flush(lane);
-    this.#parkingEpoch++;
     this.#releaseHeld(undefined);
     if ([...this.#partitions.values()].some((s) => s.needsRewind) && !this.#parking.active) this.#requestRewind();
   }
@@ -389,7 +409,6 @@ export class Pipeline implements SourceHandler {
    * any of its rows is paused, all of them wait.
    */
   #replay(state: PartitionState, route: RouteConfig, intent: Intent, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): void {
-    if (intent.done) return; // in the warehouse already: resolved, nothing to hold
     const destination = this.#directory.destination(intent.destination);
     if (destination === undefined) {
       // The destination was removed from the config: park, never guess another one.
@@ -414,7 +433,7 @@ export class Pipeline implements SourceHandler {
    */
   #completeReplays(state: PartitionState, offset: bigint): void {
     for (const lane of state.lanes.values()) {
-      for (const batch of [...lane.replays.values()]) if (batch.intent !== undefined && offset >= batch.intent.to) this.#completeReplay(state, lane, batch);
+      for (const batch of [...lane.replays.values()]) if (batch.intent !== undefined && offset >= batch.intent.records.last) this.#completeReplay(state, lane, batch);
     }
   }
 
@@ -422,7 +441,8 @@ export class Pipeline implements SourceHandler {
     const intent = batch.intent as Intent;
     lane.replays.delete(intent.token);
     state.replaying--;
-    if (batch.size !== intent.rows) this.#logger.warn({ token: intent.token, rows: batch.size, recorded: intent.rows }, 're-formed batch differs from its intent');
+    // An intent names its records exactly, so a re-formed batch short of them is a bug: say so loudly.
+    if (batch.size !== intent.rows) this.#logger.error({ token: intent.token, rows: batch.size, recorded: intent.rows }, 're-formed batch differs from its intent');
     this.#enqueue(lane, batch);
   }
 
@@ -467,16 +487,14 @@ export class Pipeline implements SourceHandler {
         try {
           if (state?.ledger !== undefined && batch.intent === undefined) {
             // Intent first: once it is durable, any future owner re-forms exactly this batch.
-            const [from, to] = offsetRange(batch.records);
             batch.intent = {
               route: lane.route.name,
               destination: lane.destination.id,
-              from,
-              to,
+              token: lane.token(batch, 0, batch.size),
+              records: OffsetSet.fromSorted(batch.records.map((r) => r.offset)),
               rows: batch.size,
               teams: lane.route.destination === 'team' ? [...batch.teamSet].sort((x, y) => x - y) : undefined,
-              token: lane.token(batch, 0, batch.size),
-              epoch: this.#parkingEpoch,
+              parts: undefined,
               done: false,
             };
             state.ledger.add(batch.intent);
@@ -489,7 +507,7 @@ export class Pipeline implements SourceHandler {
             // inserting now could duplicate what it inserts. Leave the rows to the new owner.
             if (state.revoked || lane.abandoned) return;
           }
-          await this.#deliverer.deliver(lane, batch, signal);
+          await this.#deliverer.deliver(lane, batch, signal, state === undefined ? undefined : this.#journal(state, batch));
           if (batch.intent !== undefined) state?.ledger?.complete(batch.intent);
           batch.acks.resolve();
           return;
@@ -516,28 +534,57 @@ export class Pipeline implements SourceHandler {
     }
   }
 
+  /**
+   * Writes a record's dead letter. It stays unresolved until the broker acknowledges the write, also
+   * across rewinds (a re-read joins the write in flight); once acknowledged it is remembered in the
+   * ledger, so a re-read never routes it again. A write that fails leaves it unresolved and re-read.
+   */
   #deadLetterNow(state: PartitionState, route: RouteConfig, record: SourceRecord, chunk: AckChunk, reason: DeadLetterReason): void {
-    const ack = new AckSet();
-    ack.add(chunk);
     const size = record.value?.length ?? 0;
     this.#reserve(size, undefined);
-    state.ledger?.markDeadLettering(route.name, record.offset);
+    const flight = state.startDeadLetter(route.name, record.offset, chunk);
     this.#track(
       this.#writeDeadLetter(route, record, reason)
         .then(
           () => {
-            // Remembered in the ledger, so a re-read (rewind, restart) never routes it again.
-            state.ledger?.markDeadLettered(route.name, record.offset);
-            ack.resolve();
+            state.ledger?.markResolved(route.name, record.offset);
+            state.endDeadLetter(route.name, record.offset, flight, true);
           },
           (error: unknown) => {
-            state.ledger?.unmarkDeadLettering(route.name, record.offset);
-            // Aborted: the record stays unresolved and is re-read after restart.
-            if (!(error instanceof AbortedError)) throw error;
+            state.endDeadLetter(route.name, record.offset, flight, false);
+            if (this.#hardStop.signal.aborted || state.revoked) return; // re-read after restart
+            this.#logger.warn({ err: error, topic: record.topic, partition: record.partition, offset: String(record.offset) }, 'dead-letter write failed; the record is read again');
+            state.needsRewind = true;
+            this.#requestRewind();
           },
         )
         .finally(() => this.#release(size, undefined)),
     );
+  }
+
+  /** The ledger side of a delivery: splits and dead-letter decisions are durable before they act. */
+  #journal(state: PartitionState, batch: Batch): DeliveryJournal | undefined {
+    const intent = batch.intent;
+    const store = this.#ledgers;
+    const ledger = state.ledger;
+    if (intent === undefined || store === undefined || ledger === undefined) return undefined;
+    const durable = async (signal: AbortSignal): Promise<void> => {
+      if (state.revoked) throw new AbortedError('partition revoked');
+      await state.saveLedger(store, signal);
+      if (state.revoked) throw new AbortedError('partition revoked');
+    };
+    return {
+      leaves: () => intent.parts,
+      split: (from, to, ranges, signal) => {
+        ledger.split(intent, from, to, ranges);
+        return durable(signal);
+      },
+      decide: (from, to, settled, reason, signal) => {
+        ledger.settle(intent, from, to, settled, reason);
+        return durable(signal);
+      },
+      inserted: (from, to) => ledger.settle(intent, from, to, 'done'),
+    };
   }
 
   /** Resolves only once the dead letter is durable; an abort rejects, so nothing counts it as delivered. */
@@ -558,7 +605,6 @@ export class Pipeline implements SourceHandler {
   setPauses(pauses: readonly Pause[]): void {
     const { added, lifted } = this.#parking.setPauses(pauses);
     if (added.length === 0 && !lifted) return;
-    this.#parkingEpoch++;
     this.#metrics.pausedScopes.set(pauses.length);
     const laneScopes = added.filter((scope) => scope.kind !== 'team');
     const teams = new Set(added.flatMap((scope) => (scope.kind === 'team' ? [scope.team] : [])));
@@ -644,7 +690,6 @@ export class Pipeline implements SourceHandler {
     if (held <= destination.maxBufferedBytes || this.#parking.isDestinationParked(destination.id)) return;
     if (!this.#destinationFailing(destination.id)) return;
     this.#parking.parkDestination(destination.id);
-    this.#parkingEpoch++;
     this.#metrics.parkedDestinations.set(this.#parking.parkedDestinations().length);
     this.#logger.warn({ destination: destination.id, bufferedBytes: held, budget: destination.maxBufferedBytes }, 'destination over its memory budget while failing: parked (Kafka keeps its rows)');
     // Open batches are dropped; the delivery already retrying stays, as the probe for recovery.
@@ -676,8 +721,7 @@ export class Pipeline implements SourceHandler {
       }
       this.#parking.unparkDestination(id);
       this.#outlived.delete(id);
-      this.#parkingEpoch++;
-      this.#metrics.parkedDestinations.set(this.#parking.parkedDestinations().length);
+        this.#metrics.parkedDestinations.set(this.#parking.parkedDestinations().length);
       this.#logger.info({ destination: id }, 'parked destination recovered: re-reading its rows');
       this.#requestRewind();
     }
@@ -959,15 +1003,4 @@ export class Pipeline implements SourceHandler {
     this.#hardStop.abort();
     await this.close(0);
   }
-}
-
-/** Lowest and highest offset of a batch (held rows released late make it not strictly ascending). */
-function offsetRange(records: readonly SourceRecord[]): [bigint, bigint] {
-  let from = records[0]?.offset ?? -1n;
-  let to = from;
-  for (const r of records) {
-    if (r.offset < from) from = r.offset;
-    if (r.offset > to) to = r.offset;
-  }
-  return [from, to];
 }

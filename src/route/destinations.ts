@@ -19,6 +19,15 @@ export type SinkFactory = (destination: DestinationConfig) => Sink;
 
 /** Old sinks are closed this long after a change, so inserts already using them can finish. */
 const RETIRE_AFTER_MS = 120_000;
+/** At most this many looked-up teams are remembered; the oldest answer is forgotten first. */
+export const MAX_LOOKED_UP_TEAMS = 100_000;
+
+interface LookedUp {
+  /** The destination id, or null when the source says the team has no mapping. */
+  readonly id: string | null;
+  /** A "no mapping" answer is asked again after the negative-cache TTL. */
+  readonly expiresAt: number;
+}
 
 export class DestinationDirectory {
   readonly #provider: DestinationProvider;
@@ -28,9 +37,9 @@ export class DestinationDirectory {
   readonly #logger: Logger | undefined;
   readonly #sinks = new Map<string, Sink>();
   readonly #handles = new Map<string, Sink>();
-  /** Answers of on-demand lookups: team → destination id, or null when the source has no mapping. */
-  readonly #looked = new Map<number, string | null>();
-  readonly #pending = new Set<number>();
+  /** Answers of on-demand lookups, oldest first (bounded by MAX_LOOKED_UP_TEAMS). */
+  readonly #looked = new Map<number, LookedUp>();
+  readonly #negativeTtlMs: number;
   readonly #retiring = new Set<NodeJS.Timeout>();
   #snapshot: DestinationSnapshot;
   #unsubscribe: () => void;
@@ -41,6 +50,7 @@ export class DestinationDirectory {
     this.#unknown = config.teams.unknown;
     this.#factory = factory;
     this.#logger = logger;
+    this.#negativeTtlMs = config.destinationsApi?.negativeCacheTtlMs ?? 30_000;
     this.#snapshot = provider.snapshot();
     this.#unsubscribe = () => undefined;
   }
@@ -60,7 +70,7 @@ export class DestinationDirectory {
   decide(route: RouteConfig, teamId: number | undefined): RouteDecision {
     if (route.destination !== 'team') return this.#destination(route.destination);
     if (teamId === undefined) return { kind: 'deadLetter', reason: 'no_team' };
-    const mapped = this.#snapshot.teams.get(teamId) ?? this.#looked.get(teamId);
+    const mapped = this.#snapshot.teams.get(teamId) ?? this.#lookedUp(teamId);
     if (typeof mapped === 'string') return this.#destination(mapped);
     if (mapped === undefined) return { kind: 'hold', lookup: true };
     switch (this.#unknown.action) {
@@ -74,22 +84,32 @@ export class DestinationDirectory {
   }
 
   /**
-   * Asks the provider for a team the snapshot lacks (once at a time per team). Resolves true when
-   * the answer changes how the team's rows route; a failed lookup leaves them held.
+   * Asks the provider for a team the snapshot lacks and remembers the answer ("no mapping" only for
+   * the negative-cache TTL). Throws when nobody knows right now: the caller retries, rows stay held.
    */
-  async lookup(team: number, signal: AbortSignal): Promise<boolean> {
-    if (this.#pending.has(team) || this.#looked.has(team)) return false;
-    this.#pending.add(team);
-    try {
-      const id = await this.#provider.lookupTeam(team, signal);
-      this.#looked.set(team, id ?? null);
-      return true;
-    } catch (error) {
-      this.#logger?.warn({ team, err: error }, 'team lookup failed; its rows stay held');
-      return false;
-    } finally {
-      this.#pending.delete(team);
+  async lookup(team: number, signal: AbortSignal): Promise<void> {
+    const id = await this.#provider.lookupTeam(team, signal);
+    this.#looked.delete(team);
+    this.#looked.set(team, { id: id ?? null, expiresAt: id === undefined ? Date.now() + this.#negativeTtlMs : Number.POSITIVE_INFINITY });
+    if (this.#looked.size > MAX_LOOKED_UP_TEAMS) {
+      const oldest = this.#looked.keys().next();
+      if (oldest.done !== true) this.#looked.delete(oldest.value);
     }
+  }
+
+  /** Looked-up teams remembered now (bounded), for tests and status. */
+  get lookedUpTeams(): number {
+    return this.#looked.size;
+  }
+
+  #lookedUp(team: number): string | null | undefined {
+    const entry = this.#looked.get(team);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      this.#looked.delete(team);
+      return undefined;
+    }
+    return entry.id;
   }
 
   /** The destination's current settings: the provider's snapshot first, then the YAML config. */

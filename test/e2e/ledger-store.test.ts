@@ -38,7 +38,7 @@ function fresh(): { source: string; groupId: string; ledgerTopic: string; signal
 }
 
 function ledger(to: number): LedgerJson {
-  return { v: 1, intents: [{ route: 'r', destination: 'd', from: '0', to: String(to), rows: to + 1, token: `t-${to}`, done: false }] };
+  return { v: 2, intents: [{ route: 'r', destination: 'd', token: `t-${to}`, records: '', rows: to + 1 }] };
 }
 
 /** A ledger write begun and never finished: the process died in the middle of it. */
@@ -71,7 +71,7 @@ test('a takeover loads the newest ledger even while another owner of the ledger 
   // The next owner must see the last committed version: intents 0-30, not 0-10.
   const next = store(groupId, ledgerTopic);
   const loaded = await next.load(source, 1, signal);
-  assert.equal(loaded?.intents[0]?.to, '30', `stale ledger loaded: ${JSON.stringify(loaded)}`);
+  assert.equal(loaded?.intents[0]?.token, 't-30', `stale ledger loaded: ${JSON.stringify(loaded)}`);
   // The other topic's ledger is the dead owner's last committed one: none.
   assert.equal(await store(groupId, ledgerTopic).load(other, 1, signal), undefined);
 });
@@ -85,7 +85,7 @@ test("a takeover never loads the previous owner's unfinished write, and fences i
   const zombie = await dieMidWrite(groupId, ledgerTopic, source, 0, ledger(77));
 
   const next = store(groupId, ledgerTopic);
-  assert.equal((await next.load(source, 0, signal))?.intents[0]?.to, '5');
+  assert.equal((await next.load(source, 0, signal))?.intents[0]?.token, 't-5');
   // The unfinished write can no longer be committed.
   await assert.rejects(async () => {
     const tx = await zombie.beginTransaction().catch(() => undefined);
@@ -93,7 +93,7 @@ test("a takeover never loads the previous owner's unfinished write, and fences i
     await tx.commit();
   });
   await next.save(source, 0, ledger(6), signal);
-  assert.equal((await store(groupId, ledgerTopic).load(source, 0, signal))?.intents[0]?.to, '6');
+  assert.equal((await store(groupId, ledgerTopic).load(source, 0, signal))?.intents[0]?.token, 't-6');
 });
 
 test('each source partition has its own ledger partition; the topic grows with the source', async () => {
@@ -111,8 +111,8 @@ test('each source partition has its own ledger partition; the topic grows with t
     await admin.close();
   }
   const reader = store(groupId, ledgerTopic);
-  assert.equal((await reader.load(source, 2, signal))?.intents[0]?.to, '2');
-  assert.equal((await reader.load(source, 7, signal))?.intents[0]?.to, '7');
+  assert.equal((await reader.load(source, 2, signal))?.intents[0]?.token, 't-2');
+  assert.equal((await reader.load(source, 7, signal))?.intents[0]?.token, 't-7');
   assert.equal(await reader.load(source, 3, signal), undefined);
 });
 
@@ -122,7 +122,7 @@ test('a save never takes the partition back: after a takeover or a release the o
   await old.load(source, 3, signal);
   await old.save(source, 3, ledger(1), signal);
   const taker = store(groupId, ledgerTopic);
-  assert.equal((await taker.load(source, 3, signal))?.intents[0]?.to, '1');
+  assert.equal((await taker.load(source, 3, signal))?.intents[0]?.token, 't-1');
 
   // The old holder, not yet told it lost the partition, records an intent: fenced.
   await assert.rejects(old.save(source, 3, ledger(50), signal), { code: 'INSERTER_LEDGER_FENCED' });
@@ -131,5 +131,5 @@ test('a save never takes the partition back: after a takeover or a release the o
   await assert.rejects(old.save(source, 3, ledger(60), signal), { code: 'INSERTER_LEDGER_FENCED' });
 
   await taker.save(source, 3, ledger(2), signal);
-  assert.equal((await store(groupId, ledgerTopic).load(source, 3, signal))?.intents[0]?.to, '2');
+  assert.equal((await store(groupId, ledgerTopic).load(source, 3, signal))?.intents[0]?.token, 't-2');
 });

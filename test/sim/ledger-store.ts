@@ -50,8 +50,8 @@ export class SimLedgerStore implements LedgerStore {
     const landing = Math.max(now + (slow ? this.#rng.int(10, 150) : this.#rng.int(0, 3)), this.#lastLanding);
     this.#lastLanding = landing;
     this.saves++;
-    const pending = ledger.intents.filter((i) => !i.done).length;
-    const detail = this.#world.trace === undefined ? '' : ` [${ledger.intents.map((i) => `${i.destination}:${i.from}-${i.to}/${i.rows}${i.done ? '✓' : ''}`).join(' ')}]`;
+    const pending = ledger.intents.length;
+    const detail = this.#world.trace === undefined ? '' : ` [${ledger.intents.map((i) => `${i.destination}:${i.token}/${i.rows}${i.parts ? ` parts=${JSON.stringify(i.parts.map(([a, b, st]) => `${a}-${b}:${st}`))}` : ''}`).join(' ')}] resolved=${JSON.stringify(ledger.resolved ?? {})}`;
     return this.#world.remote(
       this.#inc,
       `ledger save ${topic}/${partition} intents=${ledger.intents.length} pending=${pending}${detail}`,

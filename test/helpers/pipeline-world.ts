@@ -1,0 +1,288 @@
+// A small in-memory world for driving the real Pipeline in unit tests, with real timers: a source
+// fed by the test (rewinds switch when the test says so), a warehouse that deduplicates by token,
+// a dead-letter topic whose writes the test can hold, a ledger store that can "die", and a
+// destinations provider whose per-team lookups the test answers or fails.
+import { tmpdir } from 'node:os';
+import { MemoryLedgerStore, type LedgerJson } from '../../src/ack/ledger.ts';
+import { buildConfig, type Config, type DestinationConfig } from '../../src/config/load.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import type { DeadLetterReason, DeadLetterSink } from '../../src/deadletter/writer.ts';
+import { AbortedError } from '../../src/errors/inserter-error.ts';
+import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import type { DestinationProvider, DestinationSnapshot } from '../../src/route/provider.ts';
+import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../../src/sink/types.ts';
+import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from '../../src/source/types.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { Metrics } from '../../src/telemetry/metrics.ts';
+
+export const TOPIC = 't';
+
+export function worldConfig(overrides: Partial<ConfigInput> = {}): Config {
+  return buildConfig(
+    {
+      kafka: { brokers: ['memory:9092'] },
+      destinations: [{ id: 'd1', url: 'http://localhost:8123' }],
+      routes: [{ name: 'events', topic: TOPIC, table: 'events', createTable: { enabled: false } }],
+      commitIntervalMs: 10,
+      batch: { maxRows: 1000, maxBytes: 1 << 24, maxAgeMs: 20 },
+      retry: { baseMs: 5, factor: 2, capMs: 20 },
+      telemetry: { logLevel: 'silent' },
+      ...overrides,
+    },
+    tmpdir(),
+  );
+}
+
+export function event(offset: number, team: number | undefined, pad = 0): SourceRecord {
+  const body = team === undefined ? { uuid: `u${offset}` } : { team_id: team, uuid: `u${offset}`, pad: 'x'.repeat(pad) };
+  return { topic: TOPIC, partition: 0, offset: BigInt(offset), timestamp: BigInt(Date.now()), key: undefined, value: Buffer.from(JSON.stringify(body)), headers: [], epoch: 0 };
+}
+
+/**
+ * A partition's log, read in order like the Kafka source: appended records are delivered with
+ * backpressure honoured, and a rewind starts again from the committed position at once.
+ */
+export class FedSource implements Source {
+  handler: SourceHandler | undefined;
+  readonly log: SourceRecord[] = [];
+  readonly commits: CommitPosition[] = [];
+  rewinds = 0;
+  /** While set, a rewind waits for `releaseRewind()` (a slow switch: deliveries started before it go on). */
+  holdRewinds = false;
+  #heldRewind: (() => void) | undefined;
+  #cursor = 0;
+  #pumping: Promise<void> | undefined;
+  #stopped: (() => void) | undefined;
+
+  run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
+    this.handler = handler;
+    return new Promise((resolve) => {
+      this.#stopped = resolve;
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
+  async commit(positions: readonly CommitPosition[]): Promise<void> {
+    this.commits.push(...positions);
+  }
+
+  rewind(onSwitch: () => void): Promise<void> {
+    this.rewinds++;
+    const switchNow = (): void => {
+      const committed = this.committed;
+      this.#cursor = committed < 0n ? 0 : Number(committed);
+      onSwitch();
+      void this.#pump();
+    };
+    if (!this.holdRewinds) {
+      switchNow();
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.#heldRewind = () => {
+        this.#heldRewind = undefined;
+        switchNow();
+        resolve();
+      };
+    });
+  }
+
+  get rewindHeld(): boolean {
+    return this.#heldRewind !== undefined;
+  }
+
+  releaseRewind(): void {
+    this.#heldRewind?.();
+  }
+
+  async close(): Promise<void> {
+    this.#stopped?.();
+  }
+
+  /** The position last committed for partition 0, or -1. */
+  get committed(): bigint {
+    return this.commits.at(-1)?.offset ?? -1n;
+  }
+
+  /** Everything appended has been handed to the pipeline (and accepted: no backpressure pending). */
+  get caughtUp(): boolean {
+    return this.#cursor >= this.log.length && this.#pumping === undefined;
+  }
+
+  append(records: readonly SourceRecord[]): Promise<void> {
+    this.log.push(...records);
+    return this.#pump();
+  }
+
+  #pump(): Promise<void> {
+    const handler = this.handler;
+    if (handler === undefined) throw new Error('source not running');
+    this.#pumping ??= (async () => {
+      await Promise.resolve(); // the body never finishes before #pumping is set
+      try {
+        while (this.#cursor < this.log.length) {
+          const waiting = handler.onRecord(this.log[this.#cursor++] as SourceRecord);
+          if (waiting !== undefined) await waiting;
+        }
+      } finally {
+        this.#pumping = undefined;
+      }
+    })();
+    return this.#pumping;
+  }
+}
+
+/** One warehouse table per destination; an insert whose token was seen is dropped, like ClickHouse. */
+export class TokenWarehouse {
+  readonly rows: Array<{ destination: string; uuid: string; token: string }> = [];
+  readonly tokens = new Set<string>();
+  readonly inserts: string[] = [];
+  /** Return an error to fail an insert before anything is stored. */
+  fail: ((token: string, rows: number) => Error | undefined) | undefined;
+
+  sink(destination: DestinationConfig): Sink {
+    return {
+      destinationId: destination.id,
+      describe: async (_table: TableRef): Promise<TableSchema> => ({
+        columns: [
+          { name: 'team_id', type: 'Int64', defaultKind: '' },
+          { name: 'uuid', type: 'String', defaultKind: '' },
+        ],
+      }),
+      createTable: async () => undefined,
+      insert: async (batch: InsertBatch): Promise<InsertResult> => {
+        const error = this.fail?.(batch.token, batch.rows);
+        if (error !== undefined) throw error;
+        this.inserts.push(`${batch.token} (${batch.rows})`);
+        if (this.tokens.has(batch.token)) return { writtenRows: 0 };
+        this.tokens.add(batch.token);
+        for (const line of Buffer.concat(batch.body).toString('utf8').split('\n')) {
+          if (line !== '') this.rows.push({ destination: destination.id, uuid: (JSON.parse(line) as { uuid: string }).uuid, token: batch.token });
+        }
+        return { writtenRows: batch.rows };
+      },
+      close: async () => undefined,
+    };
+  }
+
+  uuids(): string[] {
+    return this.rows.map((r) => r.uuid);
+  }
+}
+
+/** Dead letters are acknowledged at once unless `hold` is set: then they wait (the writer retrying) until aborted. */
+export class HeldDeadLetters implements DeadLetterSink {
+  readonly written: Array<{ offset: bigint; reason: DeadLetterReason }> = [];
+  hold = false;
+  readonly #held: Array<() => void> = [];
+
+  write(_topic: string, record: SourceRecord, reason: DeadLetterReason, signal: AbortSignal): Promise<void> {
+    const done = (): void => void this.written.push({ offset: record.offset, reason });
+    if (!this.hold) {
+      done();
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => reject(new AbortedError('dead-letter write aborted'));
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#held.push(() => {
+        signal.removeEventListener('abort', onAbort);
+        done();
+        resolve();
+      });
+    });
+  }
+
+  /** The broker accepts the writes held so far. */
+  release(): void {
+    for (const write of this.#held.splice(0)) write();
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** A ledger store that a test can "kill": saves after that never land. */
+export class DyingLedgerStore extends MemoryLedgerStore {
+  dead = false;
+  override async save(topic: string, partition: number, ledger: LedgerJson): Promise<void> {
+    if (this.dead) throw new AbortedError('process killed');
+    await super.save(topic, partition, ledger);
+  }
+}
+
+/** Teams of the snapshot are known; others are looked up: the test answers or fails each lookup. */
+export class AnsweringProvider implements DestinationProvider {
+  readonly #snapshot: DestinationSnapshot;
+  readonly lookups: number[] = [];
+  readonly #waiting = new Map<number, Array<{ resolve: (d: string | undefined) => void; reject: (e: Error) => void }>>();
+
+  constructor(config: Config, teams: Record<number, string>) {
+    this.#snapshot = { version: 'v1', loadedAt: Date.now(), destinations: new Map(config.destinations.map((d) => [d.id, d])), teams: new Map(Object.entries(teams).map(([t, d]) => [Number(t), d])) };
+  }
+
+  async start(): Promise<void> {}
+  snapshot(): DestinationSnapshot {
+    return this.#snapshot;
+  }
+
+  lookupTeam(team: number, signal: AbortSignal): Promise<string | undefined> {
+    this.lookups.push(team);
+    return new Promise((resolve, reject) => {
+      signal.addEventListener('abort', () => reject(new AbortedError('lookup aborted')), { once: true });
+      const list = this.#waiting.get(team) ?? [];
+      list.push({ resolve, reject });
+      this.#waiting.set(team, list);
+    });
+  }
+
+  waiting(team: number): boolean {
+    return (this.#waiting.get(team)?.length ?? 0) > 0;
+  }
+
+  answer(team: number, destination: string | undefined): void {
+    for (const w of this.#waiting.get(team)?.splice(0) ?? []) w.resolve(destination);
+  }
+
+  fail(team: number): void {
+    for (const w of this.#waiting.get(team)?.splice(0) ?? []) w.reject(new Error('destinations API unavailable'));
+  }
+
+  onChange(): () => void {
+    return () => undefined;
+  }
+  async close(): Promise<void> {}
+}
+
+export interface World {
+  readonly pipeline: Pipeline;
+  readonly source: FedSource;
+  readonly ref: PartitionRef;
+}
+
+/** Starts a pipeline on the given parts and assigns it partition 0. Call `pipeline.destroy()` or `close()` at the end. */
+export function startWorld(parts: { config: Config; warehouse: TokenWarehouse; deadLetters?: DeadLetterSink; ledgers?: MemoryLedgerStore; provider?: DestinationProvider }): World {
+  const source = new FedSource();
+  const pipeline = new Pipeline({
+    config: parts.config,
+    source,
+    sinkFactory: (d) => parts.warehouse.sink(d),
+    deadLetters: parts.deadLetters ?? new HeldDeadLetters(),
+    ledgers: parts.ledgers ?? new MemoryLedgerStore(),
+    ...(parts.provider === undefined ? {} : { provider: parts.provider }),
+    logger: createLogger(process.env.TEST_LOG ?? 'silent'),
+    metrics: new Metrics(),
+  });
+  void pipeline.start();
+  const ref = { topic: TOPIC, partition: 0 };
+  pipeline.onAssigned([ref]);
+  return { pipeline, source, ref };
+}
+
+/** Polls until `condition` holds (real time); fails with `what` after `timeoutMs`. */
+export async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
