@@ -174,6 +174,28 @@ export class SimSource implements Source {
     if (this.#inc.alive) handler.onAssigned(refs);
   }
 
+  /**
+   * Re-reads every owned partition from the group's committed position, like the Kafka source: the
+   * positions are fetched (a round trip), then the streams switch; records of the old streams still
+   * being delivered stop at the switch.
+   */
+  async rewind(onSwitch: () => void, signal: AbortSignal): Promise<void> {
+    const committed = await this.#world.remote(
+      this.#inc,
+      'rewind: fetch committed positions',
+      { kind: 'kafka', sendMs: this.#rng.int(0, 5), replyMs: this.#rng.int(0, 3), signal, abortError: () => new InserterError('INSERTER_ABORTED', 'rewind aborted') },
+      () => new Map([...this.#positions].map(([key, p]) => [key, this.#bus.committedPosition(p.ref.topic, p.ref.partition)])),
+    );
+    if (!this.#inc.alive) return hang();
+    for (const [key, p] of this.#positions) {
+      const next = committed.get(key);
+      if (next !== undefined) this.#positions.set(key, { ref: p.ref, next, assignedAt: p.assignedAt });
+    }
+    this.#world.step(`rewind: switch ${[...this.#positions.values()].map((p) => `${p.ref.topic}/${p.ref.partition}@${p.next}`).join(',')}`);
+    if (!this.#inc.alive) return hang();
+    onSwitch();
+  }
+
   repairPosition(ref: PartitionRef): Promise<CommitPosition | undefined> {
     const position = this.#positions.get(partitionKey(ref.topic, ref.partition));
     if (position === undefined || this.#bus.committedPosition(ref.topic, ref.partition) >= position.assignedAt) return Promise.resolve(undefined);

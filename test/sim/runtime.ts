@@ -48,7 +48,7 @@ export class Incarnation {
   }
 }
 
-type OpKind = 'kafka' | 'warehouse';
+type OpKind = 'kafka' | 'warehouse' | 'api';
 
 export class Op {
   readonly kind: OpKind;

@@ -34,6 +34,8 @@ export interface WarehouseFaults {
   readonly insertFailAfter: number;
   readonly slow: number;
   readonly describeFail: number;
+  /** While an incarnation runs under memory pressure, inserts of more rows than this fail with MEMORY_LIMIT_EXCEEDED (split by the policy); 0: never. */
+  readonly splitAboveRows: number;
 }
 
 export interface WarehouseOptions {
@@ -171,14 +173,16 @@ export class SimSink implements Sink {
   readonly #warehouse: Warehouse;
   readonly #rng: Rng;
   readonly #faults: WarehouseFaults;
+  readonly #pressure: boolean;
 
-  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults) {
+  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults, pressure: boolean) {
     this.destinationId = destination.id;
     this.#world = world;
     this.#inc = inc;
     this.#warehouse = warehouse;
     this.#rng = rng;
     this.#faults = faults;
+    this.#pressure = pressure;
   }
 
   describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
@@ -205,7 +209,8 @@ export class SimSink implements Sink {
   insert(batch: InsertBatch, signal?: AbortSignal): Promise<InsertResult> {
     const roll = this.#rng.float();
     const f = this.#faults;
-    const fail = roll < f.insertFailBefore ? 'before' : roll < f.insertFailBefore + f.insertFailAfter ? 'after' : undefined;
+    const tooBig = this.#pressure && f.splitAboveRows > 0 && batch.rows > f.splitAboveRows;
+    const fail = tooBig || roll < f.insertFailBefore ? 'before' : roll < f.insertFailBefore + f.insertFailAfter ? 'after' : undefined;
     const slow = this.#rng.chance(f.slow);
     const afterError = this.#rng.chance(0.5) ? networkError : unknownStatusError;
     return this.#world.remote(
@@ -216,7 +221,7 @@ export class SimSink implements Sink {
         sendMs: slow ? this.#rng.int(20, 300) : this.#rng.int(0, 4),
         replyMs: slow ? this.#rng.int(5, 100) : this.#rng.int(0, 3),
         fail,
-        error: fail === 'after' ? afterError : networkError,
+        error: tooBig ? memoryLimitError : fail === 'after' ? afterError : networkError,
         signal,
         abortError,
       },
@@ -231,6 +236,10 @@ export class SimSink implements Sink {
 
 function networkError(): WarehouseError {
   return new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up', undefined, undefined);
+}
+
+function memoryLimitError(): WarehouseError {
+  return new WarehouseError(ErrorClasses.memoryLimit, 'Code: 241. DB::Exception: Memory limit (for query) exceeded. (MEMORY_LIMIT_EXCEEDED)', 241, undefined);
 }
 
 function unknownStatusError(): WarehouseError {
