@@ -3,10 +3,13 @@
 // (no_deduplication: nothing inserted, nothing committed, the destination paused with an error that
 // names the table and the setting); after `ALTER TABLE … MODIFY SETTING` the same process inserts
 // every row exactly once without a restart. A route with `exactlyOnce: false` inserts into such a
-// table, at-least-once, and says so in a warning and its metrics.
+// table, at-least-once, and says so in a warning and its metrics. The sink reads the engine and the
+// effective window of each kind of table from the real server.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
+import { buildConfig } from '../../src/config/load.ts';
+import { ClickHouseSink } from '../../src/sink/clickhouse/sink.ts';
 import { committedOffsets, produce } from '../helpers/bus.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
 import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
@@ -109,4 +112,33 @@ test('a route with exactlyOnce: false inserts into such a table, at-least-once, 
   const warnings = (await p.log()).split('\n').filter((l) => l.includes('at-least-once') && l.includes('"table":"app.loose"'));
   assert.equal(warnings.length, 1, 'one warning for the table');
   assert.doesNotMatch(await p.log(), /no_deduplication/);
+});
+
+test("the sink reads each table's engine and effective window from the real server", async () => {
+  await ch.query('CREATE DATABASE kinds');
+  const statements = [
+    'CREATE TABLE kinds.server_default (id UInt64) ENGINE = MergeTree ORDER BY id',
+    'CREATE TABLE kinds.own_zero (id UInt64) ENGINE = ReplacingMergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 0',
+    'CREATE TABLE kinds.buffer AS kinds.server_default ENGINE = Buffer(kinds, server_default, 1, 10, 100, 10000, 1000000, 10000000, 100000000)',
+    'CREATE TABLE kinds.null (id UInt64) ENGINE = Null',
+    'CREATE TABLE kinds.memory (id UInt64) ENGINE = Memory',
+    'CREATE VIEW kinds.view AS SELECT id FROM kinds.server_default',
+  ];
+  for (const sql of statements) await ch.query(sql);
+  const config = buildConfig({ kafka: { brokers: ['127.0.0.1:9092'] }, destinations: [{ id: 'a', url: ch.url, user: ch.admin.name, password: ch.admin.password, database: 'kinds' }], routes: [{ topic: 't', table: 'x', destination: 'a' }] }, '/tmp');
+  const sink = new ClickHouseSink(config.destinations[0] as (typeof config.destinations)[number]);
+  try {
+    const read = async (table: string): Promise<[string | undefined, boolean | undefined, number | undefined]> => {
+      const d = (await sink.describe({ database: 'kinds', table }))?.deduplication;
+      return [d?.engine, d?.byToken, d?.windowBlocks];
+    };
+    const serverDefault = Number((await ch.query("SELECT value FROM system.merge_tree_settings WHERE name = 'non_replicated_deduplication_window'")).trim());
+    assert.deepEqual(await read('server_default'), ['MergeTree', serverDefault > 0, serverDefault]);
+    assert.deepEqual(await read('own_zero'), ['ReplacingMergeTree', false, 0]);
+    for (const [table, engine] of [['buffer', 'Buffer'], ['null', 'Null'], ['memory', 'Memory'], ['view', 'View']]) assert.deepEqual(await read(table as string), [engine, false, undefined], table);
+    await ch.query('ALTER TABLE kinds.own_zero MODIFY SETTING non_replicated_deduplication_window = 7');
+    assert.deepEqual(await read('own_zero'), ['ReplacingMergeTree', true, 7]);
+  } finally {
+    await sink.close();
+  }
 });

@@ -11,16 +11,32 @@ export const NON_REPLICATED = 'non_replicated_deduplication_window';
 export const REPLICATED = 'replicated_deduplication_window';
 export const REPLICATED_SECONDS = 'replicated_deduplication_window_seconds';
 
-/** One row per table: its engine, engine_full, and the server defaults of the three settings. */
+/** One row per table: its engine, engine_full, and the server defaults as `name=value` (any version). */
 export const deduplicationQuery = `SELECT engine, engine_full,
-  (SELECT mapFromArrays(groupArray(name), groupArray(value)) FROM system.merge_tree_settings
+  (SELECT groupArray(concat(name, '=', value)) FROM system.merge_tree_settings
    WHERE name IN ('${NON_REPLICATED}', '${REPLICATED}', '${REPLICATED_SECONDS}')) AS defaults
 FROM system.tables WHERE database = {db:String} AND name = {table:String}`;
+
+/** A row of deduplicationQuery as JSONEachRow returns it. */
+export interface EngineQueryRow {
+  readonly engine: string;
+  readonly engine_full: string;
+  readonly defaults: readonly string[];
+}
 
 export interface EngineRow {
   readonly engine: string;
   readonly engine_full: string;
   readonly defaults: Readonly<Record<string, string>>;
+}
+
+export function engineRow(row: EngineQueryRow): EngineRow {
+  const defaults: Record<string, string> = {};
+  for (const pair of row.defaults) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) defaults[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return { engine: row.engine, engine_full: row.engine_full, defaults };
 }
 
 /** Suggested window in the fix we print; docs/operations.md "Deduplication window" says how to size it. */

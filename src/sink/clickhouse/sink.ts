@@ -11,7 +11,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../types.ts';
 import { classifyClickHouseError } from './classify.ts';
-import { deduplicationOf, deduplicationQuery, type EngineRow } from './dedup.ts';
+import { deduplicationOf, deduplicationQuery, engineRow, type EngineQueryRow } from './dedup.ts';
 import { DedupWindowWatch } from './window-watch.ts';
 
 interface ColumnRow {
@@ -69,14 +69,14 @@ export class ClickHouseSink implements Sink {
       };
       const [rows, engines] = await Promise.all([
         read<ColumnRow>('SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = {table:String} ORDER BY position'),
-        read<EngineRow>(deduplicationQuery),
+        read<EngineQueryRow>(deduplicationQuery),
       ]);
       if (rows.length === 0) return undefined;
       const columns = rows.map((r) => ({ name: r.name, type: r.type, defaultKind: r.default_kind }));
       const engine = engines[0];
       // No system.tables row (dropped between the two reads): unknown, the next read decides.
       if (engine === undefined) return { columns };
-      const deduplication = deduplicationOf(table, engine);
+      const deduplication = deduplicationOf(table, engineRow(engine));
       this.#window.learn(table, deduplication);
       return { columns, deduplication };
     } catch (error) {

@@ -16,7 +16,7 @@ interface Seen {
 }
 
 const seen: Seen[] = [];
-let engineRow: { engine: string; engine_full: string; defaults: Record<string, string> } = { engine: 'MergeTree', engine_full: 'MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 0, index_granularity = 8192', defaults: { non_replicated_deduplication_window: '1000' } };
+let engineRow = { engine: 'MergeTree', engine_full: 'MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 0, index_granularity = 8192', defaults: ['non_replicated_deduplication_window=1000'] };
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
@@ -60,7 +60,7 @@ test('describe returns the columns and the deduplication read from system.tables
   assert.match(tables.url.searchParams.get('param_table') ?? '', /^we.+ird$/);
   assert.equal(tables.url.searchParams.get('param_db'), 'app');
 
-  engineRow = { engine: 'SharedMergeTree', engine_full: "SharedMergeTree('/t', '{replica}') ORDER BY id", defaults: { replicated_deduplication_window: '10000', replicated_deduplication_window_seconds: '3600' } };
+  engineRow = { engine: 'SharedMergeTree', engine_full: "SharedMergeTree('/t', '{replica}') ORDER BY id", defaults: ['replicated_deduplication_window=10000', 'replicated_deduplication_window_seconds=3600'] };
   const shared = await sink.describe({ database: 'app', table: 't' });
   assert.deepEqual([shared?.deduplication?.byToken, shared?.deduplication?.windowBlocks, shared?.deduplication?.windowSeconds], [true, 10000, 3600]);
 });
