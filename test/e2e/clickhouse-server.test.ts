@@ -8,10 +8,12 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
-import { ClickHouseError, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseError, ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { basicAuth, instancePid, startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
 import { waitFor } from '../helpers/inserter.ts';
 
+// The errors below are expected: the client's own error log would only repeat them.
+const QUIET = { log: { level: ClickHouseLogLevel.OFF } };
 const ERROR_BODY = /^Code: (\d+)\. DB::Exception: .* \(([A-Z_0-9]+)\) \(version 26\.7\.\d+\.\d+\)\n$/s;
 
 function varUInt(n: number): Buffer {
@@ -83,7 +85,7 @@ void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout
       ],
     });
     console.log(`server up in ${Math.round(performance.now() - t0)} ms at ${ch.url}, native TCP port ${ch.tcpPort}`);
-    client = createClient({ url: ch.url, username: INGEST.name, password: INGEST.password });
+    client = createClient({ url: ch.url, username: INGEST.name, password: INGEST.password, ...QUIET });
   });
 
   after(async () => {
@@ -191,7 +193,7 @@ void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout
     assert.equal(res.headers.get('x-clickhouse-exception-code'), '516');
     const text = await res.text();
     assert.match(text, /^Code: 516\. DB::Exception: ingest: Authentication failed: password is incorrect, or there is no user with such name/);
-    const wrong = createClient({ url: ch.url, username: INGEST.name, password: 'wrong' });
+    const wrong = createClient({ url: ch.url, username: INGEST.name, password: 'wrong', ...QUIET });
     try {
       await expectClickHouseError(wrong.query({ query: 'SELECT 1' }), '516', 'AUTHENTICATION_FAILED');
     } finally {
@@ -217,8 +219,8 @@ void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout
   void it('applies each user\'s profile: parts_to_throw_insert and readonly', async () => {
     await ch.query('CREATE TABLE parts (n UInt64) ENGINE = MergeTree ORDER BY n');
     await ch.query('SYSTEM STOP MERGES parts');
-    const fewParts = createClient({ url: ch.url, username: 'few_parts', password: 'fp' });
-    const reader = createClient({ url: ch.url, username: 'reader', password: 'r' });
+    const fewParts = createClient({ url: ch.url, username: 'few_parts', password: 'fp', ...QUIET });
+    const reader = createClient({ url: ch.url, username: 'reader', password: 'r', ...QUIET });
     try {
       const setting = await fewParts.query({ query: 'SELECT toString(getSetting(\'parts_to_throw_insert\')) AS v', format: 'JSONEachRow' });
       assert.deepEqual(await setting.json(), [{ v: '2' }]);
