@@ -114,6 +114,10 @@ export class Ledger {
     this.#dirty = false;
   }
 
+  markDirty(): void {
+    this.#dirty = true;
+  }
+
   /**
    * Records below this offset were resolved by an owner that committed past them. A later owner that
    * reads them again — the group's position went back, e.g. a commit sent before a rebalance landed
@@ -165,23 +169,26 @@ export class Ledger {
     this.#dirty = true;
   }
 
-  /** Rows [from, to) of the intent are split into `ranges` (covering them in order). */
+  /** Rows [from, to) of the intent, one of its parts (or the whole), are split into `ranges` (covering them in order). */
   split(intent: Intent, from: number, to: number, ranges: ReadonlyArray<readonly [number, number]>): void {
-    const parts = (intent.parts ??= [{ from: 0, to: intent.rows, state: 'pending' }]);
+    const parts = intent.parts ?? [{ from: 0, to: intent.rows, state: 'pending' }];
     const at = parts.findIndex((p) => p.from === from && p.to === to);
     if (at < 0) throw new Error(`intent ${intent.token} has no part ${from}-${to}`);
     parts.splice(at, 1, ...ranges.map(([a, b]): IntentPart => ({ from: a, to: b, state: 'pending' })));
+    intent.parts = parts;
     this.#dirty = true;
   }
 
-  /** Records what became of rows [from, to); a range not yet a part of its own is made one. */
+  /** Records what became of rows [from, to) — one of the intent's parts, or the whole batch. */
   settle(intent: Intent, from: number, to: number, state: PartState, reason?: PartReason): void {
-    if (intent.parts === undefined && from === 0 && to === intent.rows && state === 'done') return; // complete() follows
-    const parts = (intent.parts ??= [{ from: 0, to: intent.rows, state: 'pending' }]);
+    const whole = from === 0 && to === intent.rows;
+    if (intent.parts === undefined && whole && state === 'done') return; // complete() follows
+    const parts = intent.parts ?? (whole ? [{ from, to, state: 'pending' as PartState }] : []);
     const part = parts.find((p) => p.from === from && p.to === to);
     if (part === undefined) throw new Error(`intent ${intent.token} has no part ${from}-${to}`);
     part.state = state;
     if (reason !== undefined) part.reason = { ...reason, message: reason.message.slice(0, REASON_CHARS) };
+    intent.parts = parts;
     this.#dirty = true;
   }
 

@@ -61,7 +61,18 @@ export interface DeliveryJournal {
   split(from: number, to: number, ranges: ReadonlyArray<readonly [number, number]>, signal: AbortSignal): Promise<void>;
   decide(from: number, to: number, state: 'dead' | 'dropped', reason: PartReason, signal: AbortSignal): Promise<void>;
   inserted(from: number, to: number): void;
+  /**
+   * An earlier attempt of exactly these rows may still land: the batch was re-formed from an intent
+   * (a previous owner, or this process before a rewind, may have sent it). Such a range is never
+   * split for a reason that depends on the server's load: its sub-tokens would not deduplicate it.
+   */
+  mayHaveLanded(from: number, to: number): boolean;
 }
+
+/** Rejections that depend on the server's state, not on the rows: an earlier attempt may have succeeded. */
+const loadDependent: ReadonlySet<string> = new Set([ErrorClasses.memoryLimit]);
+/** Failures after which the attempt may still land (or has landed) on the server. */
+const ambiguous: ReadonlySet<string> = new Set([ErrorClasses.transientNetwork, ErrorClasses.unknownInsertStatus, ErrorClasses.unknown]);
 
 interface Phase {
   readonly failure: WarehouseError | undefined;
@@ -113,9 +124,14 @@ export class Deliverer {
     let failure = await this.#attempt(range);
     let attempts = 1;
     if (failure === undefined) journal?.inserted(from, to);
+    // Whether an attempt of exactly these rows may still land: then a load-dependent rejection is
+    // retried with the same rows and token (it deduplicates) instead of splitting.
+    let inLimbo = journal?.mayHaveLanded(from, to) === true;
     while (failure !== undefined) {
+      if (ambiguous.has(failure.errorClass)) inLimbo = true;
       const policy = this.#policy.resolve(failure.errorClass, lane.route.name, lane.destination.id);
-      if (policy.action !== 'retry' && to - from > 1) {
+      const mustNotSplit = inLimbo && loadDependent.has(failure.errorClass);
+      if (policy.action !== 'retry' && to - from > 1 && !mustNotSplit) {
         this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
         this.#deps.logger.warn({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from }, 'insert failed; splitting it');
         if (policy.action === 'isolate' || !policy.transient) this.#report(failure, range, attempts, policy.action, policy);

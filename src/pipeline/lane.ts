@@ -19,6 +19,8 @@ export class Batch {
   readonly stop = new AbortController();
   /** Set when this batch re-forms a batch whose intent was recorded before a crash. */
   intent: Intent | undefined;
+  /** Re-formed from a recorded intent: an earlier attempt of its rows may still land. */
+  replayed = false;
   readonly createdAt = Date.now();
   bytes = 0;
 
@@ -90,6 +92,7 @@ export class Lane {
     if (batch === undefined) {
       batch = new Batch();
       batch.intent = intent;
+      batch.replayed = true;
       this.replays.set(intent.token, batch);
     }
     return appendTo(batch, record, json, team, chunk);

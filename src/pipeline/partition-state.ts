@@ -25,6 +25,12 @@ export class PartitionState {
   readonly lanes = new Map<string, Lane>();
   held: HeldRow[] = [];
   committed = -1n;
+  /**
+   * A position below which this process saw every record resolved: the watermark when a rewind or
+   * restart of the source reset it. Committed again if the partition is idle after the rewind and a
+   * previous owner's late commit moved the group's position back.
+   */
+  resolvedFloor = -1n;
   revoked = false;
   /** Bumped by every reset: a batch queued before it, with no intent yet, is re-read instead. */
   generation = 0;
@@ -59,7 +65,13 @@ export class PartitionState {
       this.#queued = undefined;
       if (this.revoked) return;
       ledger.markClean();
-      await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), signal);
+      try {
+        await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), signal);
+      } catch (error) {
+        // Not durable: the next save (before the next commit) must write it again.
+        ledger.markDirty();
+        throw error;
+      }
     });
     this.#saving = this.#queued.catch(() => undefined);
     return this.#queued;
@@ -94,6 +106,8 @@ export class PartitionState {
    * already being delivered finish on their lane. Returns the bytes released.
    */
   reset(release: (bytes: number, destination: string | undefined) => void): void {
+    const watermark = this.tracker.committable();
+    if (watermark > this.resolvedFloor) this.resolvedFloor = watermark;
     this.tracker = new PartitionTracker();
     this.generation++;
     this.needsRewind = false;

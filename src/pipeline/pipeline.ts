@@ -573,7 +573,15 @@ export class Pipeline implements SourceHandler {
       await state.saveLedger(store, signal);
       if (state.revoked) throw new AbortedError('partition revoked');
     };
+    // Row ranges only mean something for a batch holding exactly the intent's records; a re-formed
+    // batch short of them (its missing records were resolved before the position it was read from:
+    // an operator moved the group's position) is sent as one insert under the intent's token.
+    if (batch.size !== intent.rows) return undefined;
+    // The ranges a re-formed batch starts with may have been sent already (by a previous owner, or
+    // by this process before a rewind); ranges this delivery makes by splitting have not.
+    const sent = new Set(batch.replayed ? (intent.parts ?? [{ from: 0, to: intent.rows }]).map((p) => `${p.from}-${p.to}`) : []);
     return {
+      mayHaveLanded: (from, to) => sent.has(`${from}-${to}`),
       leaves: () => intent.parts,
       split: (from, to, ranges, signal) => {
         ledger.split(intent, from, to, ranges);
@@ -846,10 +854,12 @@ export class Pipeline implements SourceHandler {
     if (reassert) this.#reassertedAt = now;
     for (const state of this.#partitions.values()) {
       if (state.revoked) continue;
-      const offset = state.tracker.committable();
+      // The watermark, or — nothing read past it since a rewind reset the watermark — the watermark
+      // the rewind reset: everything below either was resolved here.
+      const watermark = state.tracker.committable();
+      const offset = watermark > state.resolvedFloor ? watermark : state.resolvedFloor;
       if (offset > state.committed) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
-      // Nothing newer (or nothing read since a rewind reset the watermark): this process's own last
-      // commit in this ownership is re-committed — everything below it was resolved here.
+      // Nothing newer: this process's own last commit in this ownership is committed again.
       else if (reassert && state.committed >= 0n) taken.push({ state, position: { ...state.ref, offset: state.committed, epoch: state.tracker.epoch } });
     }
     // Owned partitions with no state have had nothing read since they were assigned (idle at their
@@ -863,6 +873,7 @@ export class Pipeline implements SourceHandler {
         await Promise.all(saves);
       } catch (error) {
         this.#logger.warn({ err: error }, 'ledger save failed; positions are committed later');
+        if (reassert) this.#reassertedAt = 0; // re-assert on the next interval, not 10 s later
         return;
       }
     }
@@ -881,6 +892,7 @@ export class Pipeline implements SourceHandler {
       }
     } catch (error) {
       this.#logger.warn({ err: error }, 'offset commit failed; will retry');
+      if (reassert) this.#reassertedAt = 0; // re-assert on the next interval, not 10 s later
     }
   }
 

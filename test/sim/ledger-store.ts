@@ -1,7 +1,9 @@
 // The exactly-once ledger's durable home in the simulation: a MemoryLedgerStore that survives
 // incarnations, reached through a per-incarnation client with latency (saves land in the order
 // they were sent, like one idempotent producer) and optional faults. A save is serialised when it
-// is sent, as a produced message would be.
+// is sent, as a produced message would be. Like the Kafka store's transactional takeover, a load
+// fences the partition's earlier writers: a save sent under an older load that has not landed when
+// the newer load lands is refused (INSERTER_LEDGER_FENCED) and never applied.
 import type { LedgerJson, LedgerStore, MemoryLedgerStore } from '../../src/ack/ledger.ts';
 import { AbortedError, InserterError } from '../../src/errors/inserter-error.ts';
 import type { Rng } from './rng.ts';
@@ -14,7 +16,21 @@ export interface LedgerFaults {
   readonly throws: number;
 }
 
+/** Per durable store and partition: how many loads (takeovers) have landed. */
+const takeovers = new WeakMap<MemoryLedgerStore, Map<string, number>>();
+
+function takeoversOf(store: MemoryLedgerStore): Map<string, number> {
+  let map = takeovers.get(store);
+  if (map === undefined) {
+    map = new Map();
+    takeovers.set(store, map);
+  }
+  return map;
+}
+
 export class SimLedgerStore implements LedgerStore {
+  /** The takeover each partition was loaded under by this client. */
+  readonly #held = new Map<string, number>();
   readonly #world: World;
   readonly #inc: Incarnation;
   readonly #durable: MemoryLedgerStore;
@@ -37,13 +53,21 @@ export class SimLedgerStore implements LedgerStore {
         this.#inc,
         `ledger load ${topic}/${partition}`,
         { kind: 'kafka', sendMs: this.#rng.int(0, 4), replyMs: this.#rng.int(0, 2), signal, abortError: () => new AbortedError('ledger load aborted') },
-        () => this.#durable.load(topic, partition),
+        () => {
+          const key = `${topic}/${partition}`;
+          const epochs = takeoversOf(this.#durable);
+          const epoch = (epochs.get(key) ?? 0) + 1;
+          epochs.set(key, epoch);
+          this.#held.set(key, epoch);
+          return this.#durable.load(topic, partition);
+        },
       )
       .then((p) => p);
   }
 
   save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
     const snapshot = JSON.stringify(ledger);
+    const held = this.#held.get(`${topic}/${partition}`);
     const fail = this.#rng.chance(this.#faults.throws) ? 'before' : undefined;
     const slow = this.#rng.chance(this.#faults.slow);
     const now = Date.now();
@@ -64,7 +88,11 @@ export class SimLedgerStore implements LedgerStore {
         signal,
         abortError: () => new AbortedError('ledger save aborted'),
       },
-      () => void this.#durable.save(topic, partition, JSON.parse(snapshot) as LedgerJson),
+      () => {
+        const key = `${topic}/${partition}`;
+        if (takeoversOf(this.#durable).get(key) !== held) throw new InserterError('INSERTER_LEDGER_FENCED', 'ledger write fenced by a newer owner: simulated', { retryable: false });
+        void this.#durable.save(topic, partition, JSON.parse(snapshot) as LedgerJson);
+      },
     );
   }
 

@@ -34,7 +34,7 @@ export interface WarehouseFaults {
   readonly insertFailAfter: number;
   readonly slow: number;
   readonly describeFail: number;
-  /** While an incarnation runs under memory pressure, inserts of more rows than this fail with MEMORY_LIMIT_EXCEEDED (split by the policy); 0: never. */
+  /** Under memory pressure (a window of each life), inserts of more rows than this fail with MEMORY_LIMIT_EXCEEDED (split by the policy); 0: never. */
   readonly splitAboveRows: number;
 }
 
@@ -173,16 +173,17 @@ export class SimSink implements Sink {
   readonly #warehouse: Warehouse;
   readonly #rng: Rng;
   readonly #faults: WarehouseFaults;
-  readonly #pressure: boolean;
+  /** Virtual time until which the server is under memory pressure. */
+  readonly #pressureUntil: number;
 
-  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults, pressure: boolean) {
+  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults, pressureUntil: number) {
     this.destinationId = destination.id;
     this.#world = world;
     this.#inc = inc;
     this.#warehouse = warehouse;
     this.#rng = rng;
     this.#faults = faults;
-    this.#pressure = pressure;
+    this.#pressureUntil = pressureUntil;
   }
 
   describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
@@ -209,7 +210,7 @@ export class SimSink implements Sink {
   insert(batch: InsertBatch, signal?: AbortSignal): Promise<InsertResult> {
     const roll = this.#rng.float();
     const f = this.#faults;
-    const tooBig = this.#pressure && f.splitAboveRows > 0 && batch.rows > f.splitAboveRows;
+    const tooBig = Date.now() < this.#pressureUntil && f.splitAboveRows > 0 && batch.rows > f.splitAboveRows;
     const fail = tooBig || roll < f.insertFailBefore ? 'before' : roll < f.insertFailBefore + f.insertFailAfter ? 'after' : undefined;
     const slow = this.#rng.chance(f.slow);
     const afterError = this.#rng.chance(0.5) ? networkError : unknownStatusError;
