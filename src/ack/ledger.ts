@@ -183,7 +183,7 @@ export class Ledger {
   settle(intent: Intent, from: number, to: number, state: PartState, reason?: PartReason): void {
     const whole = from === 0 && to === intent.rows;
     if (intent.parts === undefined && whole && state === 'done') return; // complete() follows
-    const parts = intent.parts ?? (whole ? [{ from, to, state: 'pending' as PartState }] : []);
+    const parts = intent.parts ?? (whole ? [{ from, to, state: 'pending' }] : []);
     const part = parts.find((p) => p.from === from && p.to === to);
     if (part === undefined) throw new Error(`intent ${intent.token} has no part ${from}-${to}`);
     part.state = state;

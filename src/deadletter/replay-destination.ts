@@ -10,7 +10,7 @@ import type { DestinationConfig } from '../config/load.ts';
 import { decodeJsonRecord, type TeamIdSource } from '../decode/json.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { DecodeError, errorMessage } from '../errors/inserter-error.ts';
-import { WarehouseError } from '../sink/clickhouse/classify.ts';
+import { WarehouseError } from '../sink/errors.ts';
 import type { Sink, TableRef } from '../sink/types.ts';
 import { originalKey, type DeadLetter } from './record.ts';
 import type { LedgerEntry, LedgerView } from './replay-ledger.ts';

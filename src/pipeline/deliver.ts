@@ -13,7 +13,7 @@ import { AbortedError } from '../errors/inserter-error.ts';
 import { ErrorPolicy, PolicyStopError, type ClassPolicy } from '../errors/policy.ts';
 import type { DeadLetterReason } from '../deadletter/writer.ts';
 import type { DestinationDirectory } from '../route/destinations.ts';
-import { WarehouseError, classifyClickHouseError } from '../sink/clickhouse/classify.ts';
+import { asWarehouseError, WarehouseError } from '../sink/errors.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import type { Sink } from '../sink/types.ts';
 import type { SourceRecord } from '../source/types.ts';
@@ -235,7 +235,11 @@ export class Deliverer {
       return undefined;
     } catch (error) {
       if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('insert aborted', { cause: error });
-      const failure = classifyClickHouseError(error);
+      const failure = asWarehouseError(error);
+      // Failures before the insert (a table refused or missing at schema read) show in the lane's status too.
+      lane.stats.lastErrorClass = failure.errorClass;
+      lane.stats.lastErrorAt = Date.now();
+      lane.stats.failing = true;
       if (failure.errorClass === ErrorClasses.missingObject || failure.serverCode === 16) schemas.invalidate(sink, lane.table);
       return failure;
     }
@@ -348,14 +352,13 @@ function encode(shape: RowShape, batch: Batch, from: number, to: number): ByteCh
 }
 
 /**
- * Where to cut a failing range. ClickHouse names the failing row of a text format ("(at row N)",
- * 1-based); when it does, that row is cut out alone, else the range is halved. Both are
+ * Where to cut a failing range. When the warehouse named the failing row (ClickHouse's "(at row N)",
+ * read by its classifier into `row`), that row is cut out alone, else the range is halved. Both are
  * deterministic, so a replay after a crash forms the same sub-batches with the same tokens.
  */
 export function splitPoints(failure: WarehouseError, from: number, to: number): Array<[number, number]> {
-  if (failure.errorClass === ErrorClasses.rowData) {
-    const match = /\(at row (\d+)\)/.exec(failure.message);
-    const row = match ? from + Number(match[1]) - 1 : -1;
+  if (failure.errorClass === ErrorClasses.rowData && failure.row !== undefined) {
+    const row = from + failure.row - 1;
     if (row >= from && row < to) {
       const parts: Array<[number, number]> = [];
       if (row > from) parts.push([from, row]);

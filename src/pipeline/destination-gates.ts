@@ -4,7 +4,7 @@
 import { AbortedError } from '../errors/inserter-error.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import type { WarehouseError } from '../sink/clickhouse/classify.ts';
+import type { WarehouseError } from '../sink/errors.ts';
 
 interface Pause {
   readonly owner: object;

@@ -9,8 +9,7 @@ import { resolve } from 'node:path';
 import { rowShapeFor, type RowShape } from '../batch/row-encoder.ts';
 import type { Config, RouteConfig } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
-import { WarehouseError } from '../sink/clickhouse/classify.ts';
-import { quoteIdent } from '../sink/clickhouse/sink.ts';
+import { WarehouseError } from '../sink/errors.ts';
 import type { Deduplication, Sink, TableRef } from '../sink/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
@@ -92,9 +91,9 @@ export class TableSchemas {
   async #load(sink: Sink, route: RouteConfig, table: TableRef, signal: AbortSignal): Promise<Entry> {
     let schema = await sink.describe(table, signal);
     if (schema === undefined && route.createTable.enabled) {
-      const ddl = await this.#ddl(route, table);
+      const template = route.createTable.ddlFile ? await readFile(resolve(this.#config.baseDir, route.createTable.ddlFile), 'utf8') : undefined;
       this.#logger.info({ destination: sink.destinationId, table: `${table.database}.${table.table}` }, 'creating missing table');
-      await sink.createTable(ddl, signal);
+      await sink.createTable(table, template, signal);
       schema = await sink.describe(table, signal);
     }
     if (schema === undefined) {
@@ -102,28 +101,4 @@ export class TableSchemas {
     }
     return { shape: rowShapeFor(schema.columns), deduplication: schema.deduplication, loadedAt: Date.now() };
   }
-
-  async #ddl(route: RouteConfig, table: TableRef): Promise<string> {
-    const template = route.createTable.ddlFile
-      ? await readFile(resolve(this.#config.baseDir, route.createTable.ddlFile), 'utf8')
-      : defaultTableDdl;
-    return template.replaceAll('{database}', quoteIdent(table.database)).replaceAll('{table}', quoteIdent(table.table));
-  }
 }
-
-/** The table made for a route without a DDL template: Kafka metadata, the team and the whole message. */
-export const defaultTableDdl = `CREATE TABLE IF NOT EXISTS {database}.{table}
-(
-    team_id Int64,
-    _message JSON,
-    _topic LowCardinality(String),
-    _partition UInt64,
-    _offset UInt64,
-    _key String,
-    _timestamp DateTime,
-    _timestamp_ms DateTime64(3),
-    _headers Nested(name String, value String)
-)
-ENGINE = MergeTree
-ORDER BY (team_id, _timestamp, _partition, _offset)
-SETTINGS non_replicated_deduplication_window = 1000`;

@@ -3,7 +3,7 @@
 // wraps each destination's Sink; a pause never cuts a request in flight (the insert's own signal is
 // the process's hard stop only), it only stops further attempts.
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../sink/types.ts';
-import { WarehouseError } from '../sink/clickhouse/classify.ts';
+import { WarehouseError } from '../sink/errors.ts';
 import type { Batch, Lane } from './lane.ts';
 
 export interface ActiveDelivery {
@@ -58,8 +58,8 @@ export class TrackedSink implements Sink {
     return this.#observe(this.#inner.describe(table, signal));
   }
 
-  createTable(ddl: string, signal?: AbortSignal): Promise<void> {
-    return this.#observe(this.#inner.createTable(ddl, signal));
+  createTable(table: TableRef, template: string | undefined, signal?: AbortSignal): Promise<void> {
+    return this.#observe(this.#inner.createTable(table, template, signal));
   }
 
   async #observe<T>(work: Promise<T>): Promise<T> {

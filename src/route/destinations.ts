@@ -129,7 +129,7 @@ export class DestinationDirectory {
       handle = {
         destinationId: id,
         describe: (table, signal) => current().describe(table, signal),
-        createTable: (ddl, signal) => current().createTable(ddl, signal),
+        createTable: (table, template, signal) => current().createTable(table, template, signal),
         insert: (batch, signal) => current().insert(batch, signal),
         close: async () => undefined,
       };

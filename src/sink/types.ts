@@ -51,8 +51,12 @@ export interface InsertResult {
 export interface Sink {
   readonly destinationId: string;
   describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined>;
-  /** Runs a CREATE TABLE IF NOT EXISTS statement. */
-  createTable(ddl: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Creates a missing table (if not exists) from a route's DDL template — its `{database}` and
+   * `{table}` placeholders filled in as the warehouse quotes names — or, without one, the sink's
+   * default table for a route.
+   */
+  createTable(table: TableRef, template: string | undefined, signal?: AbortSignal): Promise<void>;
   insert(batch: InsertBatch, signal?: AbortSignal): Promise<InsertResult>;
   close(): Promise<void>;
 }

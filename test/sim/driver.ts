@@ -14,7 +14,7 @@ import { MemoryLedgerStore } from '../../src/ack/ledger.ts';
 import { buildConfig, type Config } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
-import { defaultTableDdl } from '../../src/pipeline/table-schemas.ts';
+import { defaultTableDdl } from '../../src/sink/clickhouse/ddl.ts';
 import { Metrics } from '../../src/telemetry/metrics.ts';
 import type { Pause, PauseScope } from '../../src/control/scope.ts';
 import { Bus, SimSource, type SourceFaults } from './bus.ts';

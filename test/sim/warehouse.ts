@@ -7,7 +7,8 @@
 import type { ColumnInfo } from '../../src/batch/row-encoder.ts';
 import type { DestinationConfig } from '../../src/config/load.ts';
 import { ErrorClasses } from '../../src/errors/classes.ts';
-import { WarehouseError } from '../../src/sink/clickhouse/classify.ts';
+import { renderTableDdl } from '../../src/sink/clickhouse/ddl.ts';
+import { WarehouseError } from '../../src/sink/errors.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../../src/sink/types.ts';
 import type { Rng } from './rng.ts';
 import type { Incarnation, World } from './runtime.ts';
@@ -108,14 +109,14 @@ export class Warehouse {
         obj = JSON.parse(lines[i] as string) as Record<string, unknown>;
       } catch {
         this.anomalies.push(`insert ${batch.token}: line ${i + 1} is not JSON: ${(lines[i] as string).slice(0, 80)}`);
-        throw new WarehouseError(ErrorClasses.rowData, `Cannot parse JSON object here (at row ${i + 1})`, 117, undefined);
+        throw new WarehouseError(ErrorClasses.rowData, `Cannot parse JSON object here (at row ${i + 1})`, 117, undefined, i + 1);
       }
       const message = typeof obj._message === 'object' && obj._message !== null ? (obj._message as Record<string, unknown>) : obj;
       const uuid = typeof message.uuid === 'string' ? message.uuid : undefined;
       if (uuid !== undefined && this.options.poison.has(uuid)) {
         this.rejected++;
         const hint = this.options.poisonHint ? `: (at row ${i + 1})` : '';
-        throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: expected '"' before: 'oops'${hint}`, 27, undefined);
+        throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: expected '"' before: 'oops'${hint}`, 27, undefined, this.options.poisonHint ? i + 1 : undefined);
       }
       const team = typeof obj.team_id === 'number' ? obj.team_id : typeof message.team_id === 'number' ? message.team_id : undefined;
       rows.push({
@@ -196,9 +197,8 @@ export class SimSink implements Sink {
     );
   }
 
-  createTable(ddl: string, signal?: AbortSignal): Promise<void> {
-    const name = /EXISTS `([^`]+)`\.`([^`]+)`/.exec(ddl);
-    const table = { database: name?.[1] ?? 'default', table: name?.[2] ?? 'unknown' };
+  createTable(table: TableRef, template: string | undefined, signal?: AbortSignal): Promise<void> {
+    const ddl = renderTableDdl(table, template);
     return this.#world.remote(
       this.#inc,
       `create table ${this.destinationId}:${table.table}`,

@@ -2,7 +2,7 @@
 // one place that knows ClickHouse exception codes; docs/errors.md is the prose version of this table.
 import { ClickHouseError } from '@clickhouse/client';
 import { ErrorClasses, type ErrorClass } from '../../errors/classes.ts';
-import { InserterError } from '../../errors/inserter-error.ts';
+import { WarehouseError } from '../errors.ts';
 
 const byCode = new Map<number, ErrorClass>();
 const set = (cls: ErrorClass, codes: number[]): void => codes.forEach((code) => byCode.set(code, cls));
@@ -17,37 +17,12 @@ set(ErrorClasses.missingObject, [60, 81, 16, 47]);
 // Per-row data errors: the value of some row cannot become its column (parse, range, enum, nulls).
 set(ErrorClasses.rowData, [6, 25, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 190, 321, 349, 376, 377, 441, 457, 467, 632, 675, 676, 691]);
 
-/** Classes a retry can cure; everything else needs a split, a fix or a dead-letter. */
-const retryable = new Set<ErrorClass>([
-  ErrorClasses.transientNetwork,
-  ErrorClasses.tooManyParts,
-  ErrorClasses.overloaded,
-  ErrorClasses.replica,
-  ErrorClasses.unknownInsertStatus,
-  ErrorClasses.memoryLimit,
-  ErrorClasses.authentication,
-  ErrorClasses.missingObject,
-  ErrorClasses.noDeduplication,
-  ErrorClasses.unknown,
-]);
-
-const rowHint = /\(at row \d+\)/;
+/** ClickHouse names the failing row of a text format: "(at row N)", 1-based. */
+const rowHint = /\(at row (\d+)\)/;
 
 const networkCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
 /** Network conditions and 5xx pages of proxies in front of ClickHouse (no ClickHouse code). */
 const networkText = /timeout|timed out|socket hang up|other side closed|terminated|premature close|bad gateway|service unavailable|gateway time-?out|\b50[234]\b/i;
-
-export class WarehouseError extends InserterError {
-  readonly errorClass: ErrorClass;
-  /** The warehouse's own error code (ClickHouse exception code), when it gave one. */
-  readonly serverCode: number | undefined;
-  constructor(errorClass: ErrorClass, message: string, serverCode: number | undefined, cause: unknown) {
-    super(`INSERTER_SINK_${errorClass.toUpperCase()}`, message, { cause, retryable: retryable.has(errorClass) });
-    this.name = 'WarehouseError';
-    this.errorClass = errorClass;
-    this.serverCode = serverCode;
-  }
-}
 
 export function classifyClickHouseError(error: unknown): WarehouseError {
   if (error instanceof WarehouseError) return error;
@@ -58,8 +33,9 @@ export function classifyClickHouseError(error: unknown): WarehouseError {
     // touching too many partitions (split the batch, backing off cannot help).
     if (code === 252 && /too many partitions for single insert block/i.test(error.message)) cls = ErrorClasses.tooManyPartitions;
     // Any other code that names the failing input row is about that row's data.
-    if (cls === ErrorClasses.unknown && rowHint.test(error.message)) cls = ErrorClasses.rowData;
-    return new WarehouseError(cls, firstLine(error.message), code, error);
+    const row = rowHint.exec(error.message);
+    if (cls === ErrorClasses.unknown && row !== null) cls = ErrorClasses.rowData;
+    return new WarehouseError(cls, firstLine(error.message), code, error, row === null ? undefined : Number(row[1]));
   }
   const code = (error as { code?: unknown } | undefined)?.code;
   const message = error instanceof Error ? error.message : String(error);

@@ -11,6 +11,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../types.ts';
 import { classifyClickHouseError } from './classify.ts';
+import { quoteIdent, renderTableDdl } from './ddl.ts';
 import { deduplicationOf, deduplicationQuery, engineRow, type EngineQueryRow } from './dedup.ts';
 import { DedupWindowWatch } from './window-watch.ts';
 
@@ -84,9 +85,9 @@ export class ClickHouseSink implements Sink {
     }
   }
 
-  async createTable(ddl: string, signal?: AbortSignal): Promise<void> {
+  async createTable(table: TableRef, template: string | undefined, signal?: AbortSignal): Promise<void> {
     try {
-      await this.#client.command({ query: ddl, ...(signal ? { abort_signal: signal } : {}) });
+      await this.#client.command({ query: renderTableDdl(table, template), ...(signal ? { abort_signal: signal } : {}) });
     } catch (error) {
       throw classifyClickHouseError(error);
     }
@@ -128,6 +129,3 @@ export class ClickHouseSink implements Sink {
   }
 }
 
-export function quoteIdent(name: string): string {
-  return `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``;
-}

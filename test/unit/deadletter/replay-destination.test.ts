@@ -12,7 +12,7 @@ import { replayToDestination, type DestinationReplayDeps } from '../../../src/de
 import type { LedgerEntry, LedgerView } from '../../../src/deadletter/replay-ledger.ts';
 import { replayToOriginal } from '../../../src/deadletter/replay-original.ts';
 import { deadLetterHeader as h } from '../../../src/deadletter/writer.ts';
-import { WarehouseError } from '../../../src/sink/clickhouse/classify.ts';
+import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../../../src/sink/types.ts';
 
 class MemoryLedger implements LedgerView {

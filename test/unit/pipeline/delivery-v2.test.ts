@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Ledger } from '../../../src/ack/ledger.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
-import { WarehouseError } from '../../../src/sink/clickhouse/classify.ts';
+import { WarehouseError } from '../../../src/sink/errors.ts';
 import { AnsweringProvider, DyingLedgerStore, event, HeldDeadLetters, startWorld, TokenWarehouse, until, worldConfig } from '../../helpers/pipeline-world.ts';
 
 function assertExactlyOnce(warehouse: TokenWarehouse, expected: readonly string[]): void {

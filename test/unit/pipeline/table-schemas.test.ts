@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { buildConfig, type Config, type RouteConfig } from '../../../src/config/load.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
 import { TableSchemas, exactlyOnceFor } from '../../../src/pipeline/table-schemas.ts';
-import { WarehouseError } from '../../../src/sink/clickhouse/classify.ts';
+import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { Deduplication, InsertResult, Sink, TableSchema } from '../../../src/sink/types.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 

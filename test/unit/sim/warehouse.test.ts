@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
-import { WarehouseError } from '../../../src/sink/clickhouse/classify.ts';
-import { defaultTableDdl } from '../../../src/pipeline/table-schemas.ts';
+import { WarehouseError } from '../../../src/sink/errors.ts';
+import { defaultTableDdl } from '../../../src/sink/clickhouse/ddl.ts';
 import type { InsertBatch } from '../../../src/sink/types.ts';
 import { columnsOfDdl, simColumns, Warehouse } from '../../sim/warehouse.ts';
 
