@@ -4,8 +4,8 @@
 // token is derived from dead-letter coordinates and recorded as `pending` in the replay ledger before
 // the insert, `done` after; a later run first finishes pending tokens with the same token (ClickHouse
 // drops a block it already has), then skips everything recorded. Rows rejected again stay in the DLQ.
-import { ByteChunks } from '../batch/byte-chunks.ts';
-import { rowShapeFor, writeRow, type RowShape } from '../batch/row-encoder.ts';
+import { ByteChunks } from '../encode/byte-chunks.ts';
+import { rowEncoderFor, type RowEncoder } from '../encode/types.ts';
 import type { DestinationConfig } from '../config/load.ts';
 import { decodeJsonRecord, type TeamIdSource } from '../decode/json.ts';
 import { ErrorClasses } from '../errors/classes.ts';
@@ -50,7 +50,7 @@ class DestinationReplay {
   readonly #deps: DestinationReplayDeps;
   readonly #dryRun: boolean;
   readonly #sinks = new Map<string, Sink>();
-  readonly #shapes = new Map<string, Promise<RowShape | undefined>>();
+  readonly #shapes = new Map<string, Promise<RowEncoder | undefined>>();
 
   constructor(ledger: LedgerView, deps: DestinationReplayDeps, dryRun: boolean) {
     this.#ledger = ledger;
@@ -133,7 +133,7 @@ class DestinationReplay {
       if (shape === undefined) throw new WarehouseError(ErrorClasses.missingObject, `table ${target.table.database}.${target.table.table} does not exist`, 60, undefined);
       const body = new ByteChunks();
       for (const letter of letters) encode(body, shape, letter, this.#deps.teamIdFor(letter.route));
-      await sink.insert({ table: target.table, body: body.slice(0, body.length), rows: letters.length, bytes: body.length, token }, this.#deps.signal);
+      await sink.insert({ table: target.table, format: shape.format, body: body.slice(0, body.length), rows: letters.length, bytes: body.length, token }, this.#deps.signal);
     } catch (error) {
       await this.#failed(target, letters, token, error);
       return;
@@ -176,11 +176,11 @@ class DestinationReplay {
     return sink;
   }
 
-  #shape(sink: Sink, table: TableRef): Promise<RowShape | undefined> {
+  #shape(sink: Sink, table: TableRef): Promise<RowEncoder | undefined> {
     const key = `${sink.destinationId}\u0000${table.database}.${table.table}`;
     let shape = this.#shapes.get(key);
     if (shape === undefined) {
-      shape = sink.describe(table, this.#deps.signal).then((schema) => (schema === undefined ? undefined : rowShapeFor(schema.columns)));
+      shape = sink.describe(table, this.#deps.signal).then((schema) => (schema === undefined ? undefined : rowEncoderFor(schema.columns)));
       shape.catch(() => this.#shapes.delete(key));
       this.#shapes.set(key, shape);
     }
@@ -196,11 +196,11 @@ export function tokenFor(letters: readonly DeadLetter[]): string {
   return `dlq:${first.raw.topic}:${first.raw.partition}:${first.raw.offset}-${last.raw.offset}:${letters.length}`;
 }
 
-function encode(out: ByteChunks, shape: RowShape, letter: DeadLetter, teamId: TeamIdSource): void {
+function encode(out: ByteChunks, encoder: RowEncoder, letter: DeadLetter, teamId: TeamIdSource): void {
   const record = letter.original;
   if (record === undefined) throw new Error(`${letter.id} has no original record`);
   const decoded = decodeJsonRecord(record, { maxMessageBytes: Number.MAX_SAFE_INTEGER, teamId });
-  writeRow(out, shape, record, decoded.json, letter.team ?? decoded.teamId);
+  encoder.write(out, record, decoded.json, letter.team ?? decoded.teamId);
 }
 
 function firstLine(text: string): string {

@@ -5,8 +5,8 @@
 // destination, drop or stop. The batch's records resolve only when every row is in the warehouse,
 // in the dead-letter topic or dropped by an explicit policy.
 import type { PartReason, PartState } from '../ack/ledger.ts';
-import { ByteChunks } from '../batch/byte-chunks.ts';
-import { writeRow, type RowShape } from '../batch/row-encoder.ts';
+import { ByteChunks } from '../encode/byte-chunks.ts';
+import type { RowEncoder } from '../encode/types.ts';
 import type { Config } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError } from '../errors/inserter-error.ts';
@@ -216,11 +216,11 @@ export class Deliverer {
     const labels = { destination: lane.destination.id, table: lane.table.table };
     await this.#gates.wait(lane.destination.id, range, signal);
     try {
-      const shape = await schemas.shape(sink, lane.route, lane.table, signal);
-      const body = encode(shape, batch, from, to);
+      const encoder = await schemas.encoder(sink, lane.route, lane.table, signal);
+      const body = encode(encoder, batch, from, to);
       const started = performance.now();
       try {
-        await sink.insert({ table: lane.table, body: body.slice(0, body.length), rows: to - from, bytes: body.length, token: range.token }, signal);
+        await sink.insert({ table: lane.table, format: encoder.format, body: body.slice(0, body.length), rows: to - from, bytes: body.length, token: range.token }, signal);
       } catch (error) {
         metrics.inserts.inc({ ...labels, outcome: 'error' });
         throw error;
@@ -345,9 +345,9 @@ function defaultStop(): void {
   process.kill(process.pid, 'SIGTERM');
 }
 
-function encode(shape: RowShape, batch: Batch, from: number, to: number): ByteChunks {
+function encode(encoder: RowEncoder, batch: Batch, from: number, to: number): ByteChunks {
   const out = new ByteChunks();
-  for (let i = from; i < to; i++) writeRow(out, shape, batch.records[i] as SourceRecord, batch.jsons[i] as Buffer, batch.teams[i]);
+  for (let i = from; i < to; i++) encoder.write(out, batch.records[i] as SourceRecord, batch.jsons[i] as Buffer, batch.teams[i]);
   return out;
 }
 

@@ -9,7 +9,7 @@ import { OffsetSet } from '../ack/offset-set.ts';
 import { AckSet, type AckChunk } from '../ack/partition-tracker.ts';
 import type { Config, DestinationConfig, RouteConfig } from '../config/load.ts';
 import { scopeMatches, scopeTouchesLane, type Pause, type PauseScope } from '../control/scope.ts';
-import { decodeJsonRecord } from '../decode/json.ts';
+import { decoderFor, type Decoder } from '../decode/types.ts';
 import type { DeadLetterReason, DeadLetterSink } from '../deadletter/writer.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError, DecodeError } from '../errors/inserter-error.ts';
@@ -61,6 +61,7 @@ export class Pipeline implements SourceHandler {
   readonly #inflight = new InflightRegistry();
   readonly #parking = new Parking();
   readonly #routesByTopic = new Map<string, RouteConfig[]>();
+  readonly #decoders = new Map<RouteConfig, Decoder>();
   readonly #partitions = new Map<string, PartitionState>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #stop = new AbortController();
@@ -108,6 +109,7 @@ export class Pipeline implements SourceHandler {
       const list = this.#routesByTopic.get(route.topic) ?? [];
       list.push(route);
       this.#routesByTopic.set(route.topic, list);
+      this.#decoders.set(route, decoderFor(route, deps.config));
     }
     this.#deliverer = new Deliverer({
       config: deps.config,
@@ -248,7 +250,7 @@ export class Pipeline implements SourceHandler {
     let json: Buffer;
     let team: number | undefined;
     try {
-      ({ json, teamId: team } = decodeJsonRecord(record, { maxMessageBytes: this.#config.maxMessageBytes, teamId: route.teamId }));
+      ({ json, teamId: team } = (this.#decoders.get(route) as Decoder).decode(record));
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
       this.#metrics.decodeErrors.inc({ route: route.name, code: error.code });

@@ -6,7 +6,7 @@
 // an operator's DDL fix is picked up without a restart.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { rowShapeFor, type RowShape } from '../batch/row-encoder.ts';
+import { rowEncoderFor, type RowEncoder } from '../encode/types.ts';
 import type { Config, RouteConfig } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { WarehouseError } from '../sink/errors.ts';
@@ -14,7 +14,7 @@ import type { Deduplication, Sink, TableRef } from '../sink/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
 interface Entry {
-  shape: RowShape;
+  encoder: RowEncoder;
   deduplication: Deduplication | undefined;
   loadedAt: number;
 }
@@ -37,7 +37,8 @@ export class TableSchemas {
     this.#logger = logger;
   }
 
-  async shape(sink: Sink, route: RouteConfig, table: TableRef, signal: AbortSignal): Promise<RowShape> {
+  /** The row encoder for the table's live schema (built once per schema read), if the table is admitted. */
+  async encoder(sink: Sink, route: RouteConfig, table: TableRef, signal: AbortSignal): Promise<RowEncoder> {
     const key = `${sink.destinationId}\u0000${table.database}\u0000${table.table}`;
     const entry = this.#entries.get(key);
     if (entry !== undefined && Date.now() - entry.loadedAt < this.#config.schemaRefreshMs) return this.#admit(key, sink, route, table, entry);
@@ -60,19 +61,19 @@ export class TableSchemas {
     return this.#admit(key, sink, route, table, await loading);
   }
 
-  /** The shape, unless the table cannot deduplicate and the route wants exactly-once. */
-  #admit(key: string, sink: Sink, route: RouteConfig, table: TableRef, entry: Entry): RowShape {
+  /** The encoder, unless the table cannot deduplicate and the route wants exactly-once. */
+  #admit(key: string, sink: Sink, route: RouteConfig, table: TableRef, entry: Entry): RowEncoder {
     const dedup = entry.deduplication;
     // Unknown (a sink that does not report it, like the simulation's in-memory warehouse, which
     // always deduplicates) is allowed: a refusal must name what is wrong, and nothing is known wrong.
-    if (dedup === undefined || dedup.byToken || !this.#config.exactlyOnce.enabled) return entry.shape;
+    if (dedup === undefined || dedup.byToken || !this.#config.exactlyOnce.enabled) return entry.encoder;
     const name = `${table.database}.${table.table}`;
     if (!route.exactlyOnce) {
       if (!this.#warned.has(key)) {
         this.#warned.add(key);
         this.#logger.warn({ destination: sink.destinationId, table: name, route: route.name, engine: dedup.engine, setting: dedup.setting, reason: dedup.reason }, 'table cannot deduplicate inserts by token; the route says exactlyOnce: false, so it is at-least-once: a retry or replay may insert rows twice');
       }
-      return entry.shape;
+      return entry.encoder;
     }
     // Not kept: the next attempt re-reads the table, so a fixed setting is seen at once.
     this.#entries.delete(key);
@@ -99,6 +100,6 @@ export class TableSchemas {
     if (schema === undefined) {
       throw new WarehouseError(ErrorClasses.missingObject, `table ${table.database}.${table.table} does not exist`, 60, undefined);
     }
-    return { shape: rowShapeFor(schema.columns), deduplication: schema.deduplication, loadedAt: Date.now() };
+    return { encoder: rowEncoderFor(schema.columns), deduplication: schema.deduplication, loadedAt: Date.now() };
   }
 }

@@ -1,11 +1,18 @@
 // Owns the warehouse-neutral sink contract: one Sink per destination (a ClickHouse cluster, later a
 // BigQuery dataset or Snowflake account). The core asks it for a table's live schema, to create a
 // missing table, and to insert one batch idempotently under a deterministic token.
-import type { ColumnInfo } from '../batch/row-encoder.ts';
 
 export interface TableRef {
   readonly database: string;
   readonly table: string;
+}
+
+/** One column of a table's live schema. */
+export interface ColumnInfo {
+  readonly name: string;
+  readonly type: string;
+  /** '' | 'DEFAULT' | 'MATERIALIZED' | 'ALIAS' | 'EPHEMERAL' */
+  readonly defaultKind: string;
 }
 
 export interface TableSchema {
@@ -36,8 +43,10 @@ export interface Deduplication {
 
 export interface InsertBatch {
   readonly table: TableRef;
-  /** JSONEachRow lines. */
+  /** The rows, encoded in `format`. */
   readonly body: readonly Buffer[];
+  /** The insert format of the body (the encoder's: JSONEachRow today; RowBinary and Native next). */
+  readonly format: string;
   readonly rows: number;
   readonly bytes: number;
   /** Deterministic: re-sending the same batch with the same token must not duplicate rows. */

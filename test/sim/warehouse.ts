@@ -4,7 +4,7 @@
 // window). Faults are chosen by the seeded RNG: failure before anything is stored (retryable),
 // stored-then-failed (the client sees an error although the rows landed), slow replies, and
 // designated poison rows that fail the whole insert with a row_data error naming "(at row N)".
-import type { ColumnInfo } from '../../src/batch/row-encoder.ts';
+import type { ColumnInfo } from '../../src/sink/types.ts';
 import type { DestinationConfig } from '../../src/config/load.ts';
 import { ErrorClasses } from '../../src/errors/classes.ts';
 import { renderTableDdl } from '../../src/sink/clickhouse/ddl.ts';

@@ -97,7 +97,7 @@ export class ClickHouseSink implements Sink {
     this.#window.beforeAttempt(batch.table, batch.token);
     try {
       const result = await this.#client.exec({
-        query: `INSERT INTO ${quoteIdent(batch.table.database)}.${quoteIdent(batch.table.table)} FORMAT JSONEachRow`,
+        query: `INSERT INTO ${quoteIdent(batch.table.database)}.${quoteIdent(batch.table.table)} FORMAT ${batch.format}`,
         values: Readable.from(batch.body, { objectMode: false }),
         clickhouse_settings: {
           insert_deduplication_token: batch.token,

@@ -62,7 +62,7 @@ const signal = new AbortController().signal;
 
 test('refused: a classified, retryable error naming the table, the setting to change and the route', async () => {
   const { schemas, sink, route } = setup();
-  await assert.rejects(schemas.shape(sink, route('strict'), table, signal), (error: unknown) => {
+  await assert.rejects(schemas.encoder(sink, route('strict'), table, signal), (error: unknown) => {
     assert.ok(error instanceof WarehouseError);
     assert.equal(error.errorClass, ErrorClasses.noDeduplication);
     assert.equal(error.code, 'INSERTER_SINK_NO_DEDUPLICATION');
@@ -76,19 +76,19 @@ test('refused: a classified, retryable error naming the table, the setting to ch
 
 test('a refused table is re-read at every attempt: the fix is seen at once, without a restart', async () => {
   const { schemas, sink, route } = setup();
-  await assert.rejects(schemas.shape(sink, route('strict'), table, signal));
-  await assert.rejects(schemas.shape(sink, route('strict'), table, signal));
+  await assert.rejects(schemas.encoder(sink, route('strict'), table, signal));
+  await assert.rejects(schemas.encoder(sink, route('strict'), table, signal));
   assert.equal(sink.reads, 2, 'not cached while refused');
   sink.deduplication = on;
-  const shape = await schemas.shape(sink, route('strict'), table, signal);
+  const shape = await schemas.encoder(sink, route('strict'), table, signal);
   assert.ok(shape);
-  await schemas.shape(sink, route('strict'), table, signal);
+  await schemas.encoder(sink, route('strict'), table, signal);
   assert.equal(sink.reads, 3, 'cached once accepted');
 });
 
 test('exactlyOnce: false accepts it at-least-once with one warning per table', async () => {
   const { schemas, sink, route, warnings } = setup();
-  for (let i = 0; i < 3; i++) await schemas.shape(sink, route('loose'), table, signal);
+  for (let i = 0; i < 3; i++) await schemas.encoder(sink, route('loose'), table, signal);
   const atLeastOnce = warnings.filter((w) => w.includes('at-least-once'));
   assert.equal(atLeastOnce.length, 1);
   assert.match(atLeastOnce[0] ?? '', /"table":"app\.t"/);
@@ -97,16 +97,16 @@ test('exactlyOnce: false accepts it at-least-once with one warning per table', a
 
 test("a schema cached for an at-least-once route does not let an exactly-once route past", async () => {
   const { schemas, sink, route } = setup();
-  await schemas.shape(sink, route('loose'), table, signal);
-  await assert.rejects(schemas.shape(sink, route('strict'), table, signal), /cannot deduplicate/);
+  await schemas.encoder(sink, route('loose'), table, signal);
+  await assert.rejects(schemas.encoder(sink, route('strict'), table, signal), /cannot deduplicate/);
 });
 
 test('unknown deduplication (a sink that does not report it) and exactlyOnce.enabled off are allowed', async () => {
   const unknown = setup();
   unknown.sink.deduplication = undefined;
-  assert.ok(await unknown.schemas.shape(unknown.sink, unknown.route('strict'), table, signal));
+  assert.ok(await unknown.schemas.encoder(unknown.sink, unknown.route('strict'), table, signal));
   const disabled = setup({ exactlyOnce: { enabled: false } });
-  assert.ok(await disabled.schemas.shape(disabled.sink, disabled.route('strict'), table, signal));
+  assert.ok(await disabled.schemas.encoder(disabled.sink, disabled.route('strict'), table, signal));
   assert.equal(disabled.warnings.length, 0);
   assert.equal(exactlyOnceFor(disabled.config, disabled.route('strict')), false);
   assert.equal(exactlyOnceFor(unknown.config, unknown.route('strict')), true);

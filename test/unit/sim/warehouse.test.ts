@@ -11,7 +11,7 @@ import { columnsOfDdl, simColumns, Warehouse } from '../../sim/warehouse.ts';
 const table = { database: 'sim', table: 'events' };
 const batch = (token: string, uuids: string[]): InsertBatch => {
   const body = uuids.map((uuid, i) => Buffer.from(`{"_partition":0,"_offset":${i},"uuid":"${uuid}","team_id":1}\n`));
-  return { table, body, rows: uuids.length, bytes: body.reduce((n, b) => n + b.length, 0), token };
+  return { table, format: 'JSONEachRow', body, rows: uuids.length, bytes: body.reduce((n, b) => n + b.length, 0), token };
 };
 
 test('a token seen within the window is deduplicated; one pushed out of it is not', () => {

@@ -67,7 +67,7 @@ test('describe returns the columns and the deduplication read from system.tables
 
 test('every insert carries its token and deduplicates dependent materialized views', async () => {
   seen.length = 0;
-  const result = await sink.insert({ table: { database: 'app', table: 't' }, body: [Buffer.from('{"id":1}\n')], rows: 1, bytes: 9, token: 'tok-1' });
+  const result = await sink.insert({ table: { database: 'app', table: 't' }, format: 'JSONEachRow', body: [Buffer.from('{"id":1}\n')], rows: 1, bytes: 9, token: 'tok-1' });
   assert.equal(result.writtenRows, 1);
   const insert = seen.find((s) => (s.url.searchParams.get('query') ?? '').startsWith('INSERT'));
   assert.ok(insert, 'an INSERT was sent');

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ByteChunks } from '../../../src/batch/byte-chunks.ts';
-import { rowShapeFor, writeRow, type ColumnInfo } from '../../../src/batch/row-encoder.ts';
+import { ByteChunks } from '../../../src/encode/byte-chunks.ts';
+import type { ColumnInfo } from '../../../src/sink/types.ts';
+import { rowShapeFor, writeRow } from '../../../src/encode/json-each-row.ts';
 import type { SourceRecord } from '../../../src/source/types.ts';
 
 const record: SourceRecord = {

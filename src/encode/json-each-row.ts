@@ -2,8 +2,10 @@
 // passed through byte for byte, with the Kafka metadata columns the live table has spliced in front
 // (`{"_offset":1,"_timestamp":2,` + original without its `{`). Which metadata columns exist is read
 // from the table's live schema, never from code.
+import type { ColumnInfo } from '../sink/types.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { ByteSink } from './byte-chunks.ts';
+import type { RowEncoder } from './types.ts';
 
 /** Metadata columns the Kafka table engine exposes; filled when the destination table has them. */
 export const metadataColumnNames = ['_topic', '_partition', '_offset', '_key', '_timestamp', '_timestamp_ms', '_headers.name', '_headers.value'] as const;
@@ -20,13 +22,6 @@ export interface RowShape {
   readonly wrapColumn: string | undefined;
   /** With wrapColumn: the team id column to fill alongside, if the table has one. */
   readonly teamColumn: string | undefined;
-}
-
-export interface ColumnInfo {
-  readonly name: string;
-  readonly type: string;
-  /** '' | 'DEFAULT' | 'MATERIALIZED' | 'ALIAS' | 'EPHEMERAL' */
-  readonly defaultKind: string;
 }
 
 /** Derives what to write from the live columns. `_message` (JSON or String) receives the whole message. */
@@ -108,4 +103,18 @@ function isEmptyObjectTail(body: Buffer): boolean {
     if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return false;
   }
   return false;
+}
+
+/** Pass-through JSONEachRow for a table's live columns: the producer's bytes, metadata spliced in. */
+export class JsonEachRowEncoder implements RowEncoder {
+  readonly format = 'JSONEachRow';
+  readonly #shape: RowShape;
+
+  constructor(columns: readonly ColumnInfo[]) {
+    this.#shape = rowShapeFor(columns);
+  }
+
+  write(out: ByteSink, record: SourceRecord, row: Buffer, teamId: number | undefined): void {
+    writeRow(out, this.#shape, record, row, teamId);
+  }
 }
