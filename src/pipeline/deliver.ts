@@ -21,7 +21,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { ErrorReporter, type FailureContext } from '../telemetry/sentry.ts';
 import { DestinationGates } from './destination-gates.ts';
-import type { Batch, Lane } from './lane.ts';
+import type { Batch, Lane } from '../batch/lane.ts';
 import type { TableSchemas } from './table-schemas.ts';
 
 export interface DeliveryDeps {

@@ -7,7 +7,7 @@ import { Ledger, type LedgerStore } from '../ack/ledger.ts';
 import { AckSet, PartitionTracker, type AckChunk } from '../ack/partition-tracker.ts';
 import type { RouteConfig } from '../config/load.ts';
 import type { PartitionRef, SourceRecord } from '../source/types.ts';
-import type { Lane } from './lane.ts';
+import type { Lane } from '../batch/lane.ts';
 
 /** A row waiting for its team's mapping; its `ack` keeps the watermark below it. */
 export interface HeldRow {

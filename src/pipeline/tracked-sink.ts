@@ -4,7 +4,7 @@
 // the process's hard stop only), it only stops further attempts.
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../sink/types.ts';
 import { WarehouseError } from '../sink/errors.ts';
-import type { Batch, Lane } from './lane.ts';
+import type { Batch, Lane } from '../batch/lane.ts';
 
 export interface ActiveDelivery {
   readonly lane: Lane;
