@@ -9,7 +9,7 @@ import { ctl } from './ctl.ts';
 import { dlq } from './dlq.ts';
 import { verify } from './verify.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
-import { DeadLetterWriter } from '../deadletter/writer.ts';
+import { DeadLetterWriter } from '../source/kafka-dead-letter-writer.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { exactlyOnceFor } from '../pipeline/table-schemas.ts';
 import { ClickHouseSink } from '../sink/clickhouse/sink.ts';

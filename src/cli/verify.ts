@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import { loadConfigFile, type Config, type DestinationConfig, type RouteConfig } from '../config/load.ts';
 import { deadLetterId } from '../deadletter/record.ts';
 import { ReplayLedger, type LedgerEntry } from '../deadletter/replay-ledger.ts';
-import { deadLetterHeader } from '../deadletter/writer.ts';
+import { deadLetterHeader } from '../deadletter/types.ts';
 import { decodeJsonRecord } from '../decode/json.ts';
 import { ConfigError } from '../errors/inserter-error.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';

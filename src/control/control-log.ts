@@ -1,6 +1,6 @@
 // Owns the contract between the pause registry and its durable home: an ordered, compacted log of
 // keyed records that every replica reads from the beginning and then follows, seeing its own writes.
-// The Kafka implementation is kafka-control-log.ts; tests use an in-memory one.
+// The Kafka implementation is source/kafka-control-log.ts; tests use an in-memory one.
 
 export interface ControlRecord {
   readonly key: string;

@@ -7,7 +7,7 @@ import type { Config } from '../config/load.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { AdminServer } from './admin-server.ts';
-import { KafkaControlLog } from './kafka-control-log.ts';
+import { KafkaControlLog } from '../source/kafka-control-log.ts';
 import { LagMonitor } from './lag.ts';
 import { PauseRegistry, type PipelineControl } from './pause-registry.ts';
 import { Readiness } from './readiness.ts';

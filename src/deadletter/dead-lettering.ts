@@ -8,7 +8,7 @@ import type { RouteConfig } from '../config/load.ts';
 import type { PartitionState } from '../pipeline/partition-state.ts';
 import type { PipelineRuntime } from '../pipeline/runtime.ts';
 import type { SourceRecord } from '../source/types.ts';
-import type { DeadLetterReason, DeadLetterSink } from './writer.ts';
+import type { DeadLetterReason, DeadLetterSink } from './types.ts';
 
 export class DeadLettering {
   readonly #rt: PipelineRuntime;

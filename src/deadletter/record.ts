@@ -1,8 +1,8 @@
 // Owns reading a dead letter back: the record as the dead-letter topic holds it, split into the
 // original record (key, value, the headers it had) and the reason headers the writer appended
-// (src/deadletter/writer.ts), plus how its bytes are shown (UTF-8 when printable, else base64).
+// (src/source/kafka-dead-letter-writer.ts), plus how its bytes are shown (UTF-8 when printable, else base64).
 import type { SourceRecord } from '../source/types.ts';
-import { deadLetterHeader } from './writer.ts';
+import { deadLetterHeader } from './types.ts';
 
 /** One record of a dead-letter topic, as read. */
 export interface RawDeadLetter {

@@ -11,7 +11,7 @@ import type { Config } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError } from '../errors/inserter-error.ts';
 import { ErrorPolicy, PolicyStopError, type ClassPolicy } from '../errors/policy.ts';
-import type { DeadLetterReason } from '../deadletter/writer.ts';
+import type { DeadLetterReason } from '../deadletter/types.ts';
 import type { DestinationDirectory } from '../route/destinations.ts';
 import { asWarehouseError, WarehouseError } from '../sink/errors.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';

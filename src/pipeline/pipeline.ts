@@ -16,7 +16,7 @@ import { LaneControl } from '../control/lane-control.ts';
 import type { Pause, PauseScope } from '../control/scope.ts';
 import { decoderFor, type Decoder } from '../decode/types.ts';
 import { DeadLettering } from '../deadletter/dead-lettering.ts';
-import type { DeadLetterSink } from '../deadletter/writer.ts';
+import type { DeadLetterSink } from '../deadletter/types.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { DecodeError } from '../errors/inserter-error.ts';
 import { DestinationDirectory, type SinkFactory } from '../route/destinations.ts';

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AckSet, type AckChunk } from '../ack/partition-tracker.ts';
 import type { DestinationConfig, RouteConfig } from '../config/load.ts';
-import type { DeadLetterReason } from '../deadletter/writer.ts';
+import type { DeadLetterReason } from '../deadletter/types.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import type { PartitionState } from '../pipeline/partition-state.ts';
 import type { PipelineRuntime } from '../pipeline/runtime.ts';

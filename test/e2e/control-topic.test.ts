@@ -3,7 +3,7 @@
 // force before start() returns, and a resume reaches both.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { KafkaControlLog } from '../../src/control/kafka-control-log.ts';
+import { KafkaControlLog } from '../../src/source/kafka-control-log.ts';
 import { PauseRegistry, type PipelineControl } from '../../src/control/pause-registry.ts';
 import type { Pause, PauseScope } from '../../src/control/scope.ts';
 import { scopeKey } from '../../src/control/scope.ts';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { MemoryLedgerStore, type LedgerJson } from '../../src/ack/ledger.ts';
 import { buildConfig, type Config, type DestinationConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import type { DeadLetterReason, DeadLetterSink } from '../../src/deadletter/writer.ts';
+import type { DeadLetterReason, DeadLetterSink } from '../../src/deadletter/types.ts';
 import { AbortedError } from '../../src/errors/inserter-error.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import type { DestinationProvider, DestinationSnapshot } from '../../src/route/provider.ts';

@@ -2,7 +2,7 @@
 // real writer, a write resolves only once the dead letter is durable; a failing broker shows as a
 // wait (the writer retries inside), or, when `throws` is set, as an error reaching the core.
 import { AbortedError, InserterError } from '../../src/errors/inserter-error.ts';
-import type { DeadLetterReason, DeadLetterSink } from '../../src/deadletter/writer.ts';
+import type { DeadLetterReason, DeadLetterSink } from '../../src/deadletter/types.ts';
 import type { SourceRecord } from '../../src/source/types.ts';
 import type { Rng } from './rng.ts';
 import type { Incarnation, World } from './runtime.ts';

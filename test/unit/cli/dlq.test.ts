@@ -9,7 +9,7 @@ import { DlqUsageError } from '../../../src/deadletter/dlq-errors.ts';
 import { deadLetterTopics, matches, parseFilter, select } from '../../../src/deadletter/filter.ts';
 import { parseDeadLetter, showBytes, type DeadLetter, type RawDeadLetter } from '../../../src/deadletter/record.ts';
 import { tokenFor } from '../../../src/deadletter/replay-destination.ts';
-import { deadLetterHeader as h } from '../../../src/deadletter/writer.ts';
+import { deadLetterHeader as h } from '../../../src/deadletter/types.ts';
 
 const b = (s: string): Buffer => Buffer.from(s);
 

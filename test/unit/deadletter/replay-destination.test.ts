@@ -11,7 +11,7 @@ import { parseDeadLetter, type DeadLetter } from '../../../src/deadletter/record
 import { replayToDestination, type DestinationReplayDeps } from '../../../src/deadletter/replay-destination.ts';
 import type { LedgerEntry, LedgerView } from '../../../src/deadletter/replay-ledger.ts';
 import { replayToOriginal } from '../../../src/deadletter/replay-original.ts';
-import { deadLetterHeader as h } from '../../../src/deadletter/writer.ts';
+import { deadLetterHeader as h } from '../../../src/deadletter/types.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../../../src/sink/types.ts';
 

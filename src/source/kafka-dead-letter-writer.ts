@@ -2,23 +2,11 @@
 // where it came from and where it was going (never credentials). A dead letter counts as delivered
 // only once the broker acknowledged it; until then the writer retries and the record stays unresolved.
 import { Admin, Producer } from '@platformatic/kafka';
-import type { SourceRecord } from '../source/types.ts';
+import { deadLetterHeader, type DeadLetterReason, type DeadLetterSink } from '../deadletter/types.ts';
+import type { SourceRecord } from './types.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { handleClientErrors } from '../source/kafka-client-errors.ts';
-
-export interface DeadLetterReason {
-  readonly errorClass: string;
-  readonly code: string;
-  readonly message: string;
-  readonly route?: string;
-  readonly destination?: string;
-  readonly table?: string;
-  readonly team?: number;
-  readonly attempts?: number;
-  readonly serverCode?: number;
-  readonly firstFailure?: Date;
-}
+import { handleClientErrors } from './kafka-client-errors.ts';
 
 export interface DeadLetterWriterOptions {
   brokers: readonly string[];
@@ -26,30 +14,6 @@ export interface DeadLetterWriterOptions {
   createPartitions: number;
   retry: BackoffPolicy;
   logger: Logger;
-}
-
-export const deadLetterHeader = {
-  class: 'x-inserter-error-class',
-  code: 'x-inserter-error-code',
-  serverCode: 'x-inserter-clickhouse-code',
-  message: 'x-inserter-error-message',
-  route: 'x-inserter-route',
-  destination: 'x-inserter-destination',
-  table: 'x-inserter-table',
-  team: 'x-inserter-team',
-  attempts: 'x-inserter-attempts',
-  firstFailure: 'x-inserter-first-failure',
-  lastFailure: 'x-inserter-last-failure',
-  topic: 'x-inserter-original-topic',
-  partition: 'x-inserter-original-partition',
-  offset: 'x-inserter-original-offset',
-  timestamp: 'x-inserter-original-timestamp',
-} as const;
-
-/** Where rows that cannot be delivered go; a write resolves only once the record is durable there. */
-export interface DeadLetterSink {
-  write(topic: string, record: SourceRecord, reason: DeadLetterReason, signal: AbortSignal): Promise<void>;
-  close(): Promise<void>;
 }
 
 export class DeadLetterWriter implements DeadLetterSink {

@@ -3,13 +3,13 @@
 // group of its own (`<groupId>.inserter-control.<replicaId>`): a shared group would hand the single
 // partition to one replica only. Offsets are never committed, so the group leaves nothing behind.
 import { Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
-import { handleClientErrors } from '../source/kafka-client-errors.ts';
-import { ensureStateTopic } from '../source/kafka-topics.ts';
+import { handleClientErrors } from './kafka-client-errors.ts';
+import { ensureStateTopic } from './kafka-topics.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { ControlLog, ControlRecord } from './control-log.ts';
+import type { ControlLog, ControlRecord } from '../control/control-log.ts';
 
 export interface KafkaControlLogOptions {
   readonly brokers: readonly string[];

@@ -1,0 +1,41 @@
+// Owns the dead-letter contract the core writes through — why a record could not become a row, and
+// where rows that cannot be delivered go — and the header names of a dead letter on the bus (read
+// back by the `dlq` commands and `verify`). The Kafka writer is source/kafka-dead-letter-writer.ts.
+import type { SourceRecord } from '../source/types.ts';
+
+export interface DeadLetterReason {
+  readonly errorClass: string;
+  readonly code: string;
+  readonly message: string;
+  readonly route?: string;
+  readonly destination?: string;
+  readonly table?: string;
+  readonly team?: number;
+  readonly attempts?: number;
+  readonly serverCode?: number;
+  readonly firstFailure?: Date;
+}
+
+export const deadLetterHeader = {
+  class: 'x-inserter-error-class',
+  code: 'x-inserter-error-code',
+  serverCode: 'x-inserter-clickhouse-code',
+  message: 'x-inserter-error-message',
+  route: 'x-inserter-route',
+  destination: 'x-inserter-destination',
+  table: 'x-inserter-table',
+  team: 'x-inserter-team',
+  attempts: 'x-inserter-attempts',
+  firstFailure: 'x-inserter-first-failure',
+  lastFailure: 'x-inserter-last-failure',
+  topic: 'x-inserter-original-topic',
+  partition: 'x-inserter-original-partition',
+  offset: 'x-inserter-original-offset',
+  timestamp: 'x-inserter-original-timestamp',
+} as const;
+
+/** Where rows that cannot be delivered go; a write resolves only once the record is durable there. */
+export interface DeadLetterSink {
+  write(topic: string, record: SourceRecord, reason: DeadLetterReason, signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
