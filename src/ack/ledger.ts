@@ -6,6 +6,7 @@
 // An intent is made durable before its insert and a split before its first sub-insert, so a new
 // owner re-forms exactly the same inserts under the same tokens. No claim is ever made about a
 // record an intent or a resolved set does not name.
+import type { ErrorCode } from '../errors/codes.ts';
 import { OffsetSet } from './offset-set.ts';
 
 /** What became of one row range of a batch: waiting, in the warehouse, dead-lettered, or dropped. */
@@ -14,7 +15,7 @@ export type PartState = 'pending' | 'done' | 'dead' | 'dropped';
 /** Why a range was dead-lettered: replayed as is, so a re-formed batch decides the same way. */
 export interface PartReason {
   readonly errorClass: string;
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly message: string;
   readonly serverCode?: number;
   readonly attempts: number;

@@ -1,11 +1,12 @@
 // Owns the dead-letter contract the core writes through — why a record could not become a row, and
 // where rows that cannot be delivered go — and the header names of a dead letter on the bus (read
 // back by the `dlq` commands and `verify`). The Kafka writer is source/kafka-dead-letter-writer.ts.
+import type { ErrorCode } from '../errors/codes.ts';
 import type { SourceRecord } from '../source/types.ts';
 
 export interface DeadLetterReason {
   readonly errorClass: string;
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly message: string;
   readonly route?: string;
   readonly destination?: string;

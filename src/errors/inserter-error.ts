@@ -1,6 +1,8 @@
 // Owns the error vocabulary: every error inserter raises or wraps is an InserterError with a stable
 // `code`, a `retryable` flag and the original `cause`. Third-party errors are classified at the edge
 // that speaks their protocol (sink/clickhouse/classify.ts, source/kafka.ts), never in the core.
+// Codes come from one closed list (codes.ts).
+import type { ErrorCode } from './codes.ts';
 
 export interface InserterErrorOptions {
   cause?: unknown;
@@ -9,11 +11,11 @@ export interface InserterErrorOptions {
 }
 
 export class InserterError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly retryable: boolean;
   readonly details: Readonly<Record<string, string | number | boolean | undefined>>;
 
-  constructor(code: string, message: string, options: InserterErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: InserterErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'InserterError';
     this.code = code;
@@ -34,7 +36,7 @@ export class ConfigError extends InserterError {
 
 /** A message that cannot become a row (not JSON, not an object, too large, no team). Dead-lettered. */
 export class DecodeError extends InserterError {
-  constructor(code: string, message: string, options: InserterErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: InserterErrorOptions = {}) {
     super(code, message, { ...options, retryable: false });
     this.name = 'DecodeError';
   }

@@ -226,7 +226,7 @@ export class Pipeline implements SourceHandler {
     if (decision.kind === 'deadLetter') {
       const errorClass = decision.reason === 'no_team' ? ErrorClasses.decode : ErrorClasses.unknownTeam;
       const message = decision.reason === 'no_team' ? 'message has no team id' : `team ${team} has no destination`;
-      this.#deadLetters.record(state, route, record, chunk, { errorClass, code: `INSERTER_${decision.reason.toUpperCase()}`, message, route: route.name, ...teamField });
+      this.#deadLetters.record(state, route, record, chunk, { errorClass, code: decision.reason === 'no_team' ? 'INSERTER_NO_TEAM' : 'INSERTER_UNKNOWN_TEAM', message, route: route.name, ...teamField });
     } else if (decision.kind === 'hold') {
       this.#holds.hold(state, route, record, json, team, chunk);
       if (decision.lookup && team !== undefined) this.#holds.lookup(team);

@@ -54,7 +54,7 @@ export class DestinationsError extends InserterError {
   readonly reason: DestinationsFailure;
   readonly issues: readonly string[];
   constructor(reason: DestinationsFailure, message: string, options: InserterErrorOptions & { issues?: readonly string[] } = {}) {
-    super(`INSERTER_DESTINATIONS_${reason.toUpperCase()}`, message, { retryable: !permanent.has(reason), ...options });
+    super(`INSERTER_DESTINATIONS_${reason.toUpperCase()}` as `INSERTER_DESTINATIONS_${Uppercase<DestinationsFailure>}`, message, { retryable: !permanent.has(reason), ...options });
     this.name = 'DestinationsError';
     this.reason = reason;
     this.issues = options.issues ?? [];

@@ -3,6 +3,7 @@
 // client's errors into this (sink/clickhouse/classify.ts for ClickHouse); the core and the error
 // policy only ever see this class.
 import { ErrorClasses, type ErrorClass } from '../errors/classes.ts';
+import { sinkErrorCode } from '../errors/codes.ts';
 import { InserterError } from '../errors/inserter-error.ts';
 
 /** Classes a retry can cure; everything else needs a split, a fix or a dead-letter. */
@@ -26,7 +27,7 @@ export class WarehouseError extends InserterError {
   /** The failing row the warehouse named, 1-based within the insert, when it named one. */
   readonly row: number | undefined;
   constructor(errorClass: ErrorClass, message: string, serverCode: number | undefined, cause: unknown, row?: number) {
-    super(`INSERTER_SINK_${errorClass.toUpperCase()}`, message, { cause, retryable: retryable.has(errorClass) });
+    super(sinkErrorCode(errorClass), message, { cause, retryable: retryable.has(errorClass) });
     this.name = 'WarehouseError';
     this.errorClass = errorClass;
     this.serverCode = serverCode;
