@@ -25,12 +25,12 @@ import type { DestinationProvider } from '../route/provider.ts';
 import { StaticConfigProvider } from '../route/providers/static.ts';
 import { Rewinder } from '../source/rewinder.ts';
 import type { PartitionRef, Source, SourceHandler, SourceRecord } from '../source/types.ts';
-import { partitionKey } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { Deliverer } from './deliver.ts';
 import { LaneDelivery } from './lane-delivery.ts';
-import { PartitionState } from './partition-state.ts';
+import { Ownership } from './ownership.ts';
+import type { PartitionState } from './partition-state.ts';
 import { PipelineRuntime } from './runtime.ts';
 import { PipelineStatusView, type PipelineStatus } from './status.ts';
 import { TableSchemas } from './table-schemas.ts';
@@ -66,6 +66,7 @@ export class Pipeline implements SourceHandler {
   readonly #replays: Replays;
   readonly #holds: Holds;
   readonly #committer: Committer;
+  readonly #ownership: Ownership;
   #timers: NodeJS.Timeout[] = [];
   #running: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -95,7 +96,7 @@ export class Pipeline implements SourceHandler {
       deadLetter: (lane, record, team, reason) =>
         this.#deadLetters.write(lane.route, record, { ...reason, route: lane.route.name, destination: lane.destination.id, table: `${lane.table.database}.${lane.table.table}`, ...(team === undefined ? {} : { team }) }),
     });
-    this.#delivery = new LaneDelivery(rt, this.#deliverer, this.#control, (state, error) => this.#ledgerLost(state, error));
+    this.#delivery = new LaneDelivery(rt, this.#deliverer, this.#control, (state, error) => this.#ownership.ledgerLost(state, error));
     this.#replays = new Replays(rt, this.#control, this.#delivery);
     this.#holds = new Holds(rt, {
       park: (state, chunk) => this.#control.park(state, chunk),
@@ -104,7 +105,8 @@ export class Pipeline implements SourceHandler {
       canPark: () => this.#rewinder.supported,
       requestRewind,
     });
-    this.#committer = new Committer(rt, (state) => this.#saveOrRetake(state));
+    this.#ownership = new Ownership(rt, (state) => this.#holds.forget(state), requestRewind);
+    this.#committer = new Committer(rt, (state) => this.#ownership.saveForCommit(state));
   }
 
   static topicsOf(config: Config): string[] {
@@ -123,41 +125,16 @@ export class Pipeline implements SourceHandler {
   }
 
   onAssigned(partitions: readonly PartitionRef[]): void {
-    const rt = this.#rt;
-    rt.logger.info({ partitions: partitions.map((p) => `${p.topic}/${p.partition}`) }, 'partitions assigned');
-    const first = rt.owned === undefined;
-    rt.owned ??= new Map();
-    for (const ref of partitions) {
-      const key = partitionKey(ref.topic, ref.partition);
-      rt.owned.set(key, ref);
-      // Progress remembered from an earlier ownership is stale: another owner may have moved on.
-      const stale = rt.partitions.get(key);
-      if (stale !== undefined) {
-        this.#resetState(stale);
-        rt.partitions.delete(key);
-      }
-    }
-    // A partition owned again must be read from its committed position, not from wherever the
-    // consumer's stream was when it was taken away: read everything again from there.
-    if (!first) this.#rewinder.request();
+    this.#ownership.assigned(partitions);
   }
 
   onRevoked(partitions: readonly PartitionRef[]): void {
-    const rt = this.#rt;
-    rt.logger.info({ partitions: partitions.map((p) => `${p.topic}/${p.partition}`) }, 'partitions revoked');
-    for (const ref of partitions) {
-      const key = partitionKey(ref.topic, ref.partition);
-      rt.owned?.delete(key);
-      const state = rt.partitions.get(key);
-      if (state === undefined) continue;
-      this.#abandon(state);
-      if (rt.ledgers?.release) rt.track(rt.ledgers.release(ref.topic, ref.partition));
-    }
+    this.#ownership.revoked(partitions);
   }
 
   /** The source restarted from the committed positions (a rewind, or after a failure): forget in-memory progress. */
   onReset(): void {
-    for (const state of this.#rt.partitions.values()) this.#resetState(state);
+    for (const state of this.#rt.partitions.values()) this.#ownership.reset(state);
     this.#rt.metrics.rewinds.inc();
   }
 
@@ -165,11 +142,11 @@ export class Pipeline implements SourceHandler {
     const rt = this.#rt;
     // Records of a partition this process no longer owns (still buffered in the stream) are dropped:
     // the owner reads them from the committed position.
-    if (rt.owned !== undefined && !rt.owned.has(partitionKey(record.topic, record.partition))) return;
+    if (!this.#ownership.owns(record)) return;
     // Read before a requested rewind switched streams: possibly from a stale position (a partition
     // owned again). Everything is read again from the committed positions after the switch.
     if (this.#rewinder.pending) return;
-    const state = this.#partitionState(record);
+    const state = this.#ownership.stateFor(record);
     if (rt.ledgers !== undefined && state.ledger === undefined) {
       // The partition's ledger must be known before its first record is routed.
       return state.loadLedger(rt.ledgers, rt.hardStop.signal).then(() => {
@@ -260,47 +237,6 @@ export class Pipeline implements SourceHandler {
     if (rt.anyNeedsRewind() && !rt.parking.active) this.#rewinder.request();
   }
 
-  /** Unfinished work of the partition is abandoned, not committed: it is read again from the committed position. */
-  #abandon(state: PartitionState): void {
-    state.revoked = true;
-    for (const lane of state.lanes.values()) {
-      lane.abandoned = true;
-      lane.stop.abort();
-    }
-    this.#resetState(state);
-    this.#rt.partitions.delete(partitionKey(state.ref.topic, state.ref.partition));
-  }
-
-  /**
-   * The partition's ledger is no longer held by this process: another process took it over (it was
-   * assigned the partition, or is a stalled owner that has not learned yet that it lost it), or the
-   * producer was given up. Nothing more may be recorded from this state. If the group still assigns
-   * the partition here, it is taken over again like a new assignment: the ledger is loaded anew
-   * (which fences the other process) and the partition re-read from its committed position.
-   */
-  #ledgerLost(state: PartitionState, error: unknown): void {
-    const rt = this.#rt;
-    const { topic, partition } = state.ref;
-    if ((error as { fenced?: unknown }).fenced === true) rt.logger.warn({ topic, partition }, 'fenced by a newer owner of the partition: nothing more is recorded or inserted from this state');
-    else rt.logger.warn({ topic, partition, err: error }, 'ledger write failed: nothing more is recorded or inserted from this state');
-    const key = partitionKey(topic, partition);
-    if (rt.partitions.get(key) !== state) return; // abandoned already
-    this.#abandon(state);
-    if (rt.owned?.has(key) !== true) return;
-    rt.logger.warn({ topic, partition }, 'ledger held by another process: in-memory work abandoned; loading the ledger again and re-reading from the committed position');
-    this.#rewinder.request();
-  }
-
-  /** Saves a partition's ledger for a commit; a ledger no longer held makes the partition be taken over again. */
-  #saveOrRetake(state: PartitionState): Promise<void> {
-    const store = this.#rt.ledgers;
-    if (store === undefined) return Promise.resolve();
-    return state.saveLedger(store, this.#rt.hardStop.signal).catch((error: unknown) => {
-      if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') this.#ledgerLost(state, error);
-      throw error;
-    });
-  }
-
   #tick(): void {
     const now = Date.now();
     for (const state of this.#rt.partitions.values()) {
@@ -317,21 +253,6 @@ export class Pipeline implements SourceHandler {
       this.#consumedByTopic.set(topic, counters);
     }
     return counters;
-  }
-
-  #resetState(state: PartitionState): void {
-    this.#holds.forget(state);
-    state.reset((bytes, destination) => this.#rt.budget.release(bytes, destination));
-  }
-
-  #partitionState(record: SourceRecord): PartitionState {
-    const key = partitionKey(record.topic, record.partition);
-    let state = this.#rt.partitions.get(key);
-    if (state === undefined) {
-      state = new PartitionState({ topic: record.topic, partition: record.partition });
-      this.#rt.partitions.set(key, state);
-    }
-    return state;
   }
 
   /** Applies the cluster-wide pause set (control/lane-control.ts). */
