@@ -15,6 +15,11 @@ export const ErrorClasses = {
   /** The table cannot deduplicate inserts by token (engine or window), so exactly-once is refused. */
   noDeduplication: 'no_deduplication',
   rowData: 'row_data',
+  /**
+   * The warehouse rejected the insert with a code of its own that no other class lists: about the
+   * rows or about the destination, which bisecting the rows tells apart (policy action `bisect`).
+   */
+  unknownServerError: 'unknown_server_error',
   decode: 'decode',
   oversized: 'oversized',
   unknownTeam: 'unknown_team',

@@ -10,12 +10,15 @@ export const configurableClasses = Object.values(ErrorClasses).filter((c) => !ro
 
 export const fallbacks = ['deadLetter', 'pauseDestination', 'drop', 'stop'] as const;
 export type Fallback = (typeof fallbacks)[number];
-export const actions = ['retry', 'split', 'isolate'] as const;
+export const actions = ['retry', 'split', 'isolate', 'bisect'] as const;
 export type PolicyAction = (typeof actions)[number];
 
 export const classOverrideSchema = z
   .object({
-    /** First response: back off and retry, split the rows into smaller inserts, or isolate bad rows. */
+    /**
+     * First response: back off and retry, split the rows into smaller inserts, isolate bad rows, or
+     * bisect to tell a bad row (dead-lettered) from a failing destination (backed off, then `then`).
+     */
     action: z.enum(actions).optional(),
     baseMs: z.number().int().positive().optional(),
     factor: z.number().min(1).optional(),

@@ -11,7 +11,11 @@ export type { Fallback, PolicyAction } from './policy-schema.ts';
 
 export interface ClassPolicy {
   readonly errorClass: ErrorClass;
-  /** `retry`: back off with the same rows; `split`: smaller inserts first; `isolate`: bisect to the bad rows. */
+  /**
+   * `retry`: back off with the same rows; `split`: smaller inserts first; `isolate`: bisect to the bad
+   * rows; `bisect`: bisect while the failure follows the rows (a lone row that fails once other rows
+   * landed is dead-lettered), else the failure is the destination's: back off, then `then`.
+   */
   readonly action: PolicyAction;
   /** Backoff for retries (after a split/isolate, for a part that cannot be cut further); limits end it. */
   readonly backoff: BackoffPolicy;
@@ -46,6 +50,11 @@ const builtIn: Readonly<Record<ErrorClass, Spec>> = {
   [ErrorClasses.noDeduplication]: { action: 'retry', baseMs: 1_000, factor: 2, capMs: 10_000, maxAttempts: 3, then: 'pauseDestination', pauseMs: pause },
   // Bisect to the bad rows; a lone bad row is not retried.
   [ErrorClasses.rowData]: { action: 'isolate', baseMs: 200, factor: 2, capMs: 1_000, maxAttempts: 1, then: 'deadLetter', pauseMs: pause },
+  // A code of the warehouse's own that no class lists: bisect. A row the failure follows alone is
+  // dead-lettered with the code and message; when no part lands either, it is the destination's:
+  // back off, then pause. Never a stalled partition for a bad row, never everything dead-lettered.
+  [ErrorClasses.unknownServerError]: { action: 'bisect', baseMs: 1_000, factor: 2, capMs: minute, maxElapsedMs: 5 * minute, then: 'pauseDestination', pauseMs: pause },
+  // No code at all (a bug, an unexpected throw): not known to be about the rows, nor that it did not land.
   [ErrorClasses.unknown]: { action: 'retry', baseMs: 1_000, factor: 2, capMs: minute, maxElapsedMs: 5 * minute, then: 'pauseDestination', pauseMs: pause },
   // Decided by the router before any insert (documented here for completeness).
   [ErrorClasses.decode]: { action: 'retry', baseMs: 200, factor: 2, capMs: 1_000, maxAttempts: 1, then: 'deadLetter', pauseMs: pause },

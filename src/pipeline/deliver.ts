@@ -1,8 +1,9 @@
 // Owns delivering one lane batch: encode for the table's live schema, insert with a deterministic
 // token, and act on failures as the error policy says (src/errors/policy.ts): back off and retry
 // the same rows with the same token, split what is too big for one insert, isolate rows the
-// warehouse rejects (bisecting, guided by ClickHouse's "at row N"), then dead-letter, pause the
-// destination, drop or stop. The batch's records resolve only when every row is in the warehouse,
+// warehouse rejects (bisecting, guided by ClickHouse's "at row N"), bisect a rejection no class
+// lists until it follows a row (dead-lettered) or every part fails alike (the destination's), then
+// dead-letter, pause the destination, drop or stop. The batch's records resolve only when every row is in the warehouse,
 // in the dead-letter topic or dropped by an explicit policy.
 import type { PartReason, PartState } from '../ack/ledger.ts';
 import { ByteChunks } from '../encode/byte-chunks.ts';
@@ -48,6 +49,8 @@ interface Range {
   readonly to: number;
   readonly token: string;
   readonly signal: AbortSignal;
+  /** How many inserts had landed in the lane's table when this range last failed (see `bisect`). */
+  failedAt: number;
 }
 
 /**
@@ -87,6 +90,11 @@ export class Deliverer {
   readonly #reporter: ErrorReporter;
   readonly #gates: DestinationGates;
   readonly #slots = new Map<string, Semaphore>();
+  /**
+   * Inserts that landed, per destination and table: the evidence of a `bisect` that the destination
+   * accepts rows, so a failure that persists is about the rows that remain.
+   */
+  readonly #landed = new Map<string, number>();
   #stopped = false;
 
   constructor(deps: DeliveryDeps) {
@@ -119,10 +127,18 @@ export class Deliverer {
     }
   }
 
-  async #range(lane: Lane, sink: Sink, batch: Batch, from: number, to: number, signal: AbortSignal, journal: DeliveryJournal | undefined): Promise<void> {
-    const range: Range = { lane, sink, batch, from, to, token: lane.token(batch, from, to), signal };
-    let failure = await this.#attempt(range);
+  /**
+   * Delivers rows [from, to) under their token. A part of a bisection passes `since` (the count of
+   * inserts landed in its table when the bisection began) and `failed`: its first attempt, failed.
+   */
+  async #range(lane: Lane, sink: Sink, batch: Batch, from: number, to: number, signal: AbortSignal, journal: DeliveryJournal | undefined, since?: number, failed?: Range & { failure: WarehouseError }): Promise<void> {
+    const range: Range = failed ?? { lane, sink, batch, from, to, token: lane.token(batch, from, to), signal, failedAt: 0 };
+    let failure = failed?.failure ?? (await this.#attempt(range));
     let attempts = 1;
+    // `bisect`: a lone row is guilty when it failed after an insert landed in its table since the
+    // bisection began (a part of it, or another lane's): the destination took rows, then refused it.
+    let bisectFrom = since;
+    const guilty = (): boolean => to - from === 1 && bisectFrom !== undefined && range.failedAt > bisectFrom;
     if (failure === undefined) journal?.inserted(from, to);
     // Whether an attempt of exactly these rows may still land: then a load-dependent rejection is
     // retried with the same rows and token (it deduplicates) instead of splitting.
@@ -131,7 +147,25 @@ export class Deliverer {
       if (ambiguous.has(failure.errorClass)) inLimbo = true;
       const policy = this.#policy.resolve(failure.errorClass, lane.route.name, lane.destination.id);
       const mustNotSplit = inLimbo && loadDependent.has(failure.errorClass);
-      if (policy.action !== 'retry' && to - from > 1 && !mustNotSplit) {
+      // A bisection cuts and dead-letters on the server's refusal; after an ambiguous failure of the
+      // same class (an override bisecting `unknown`) the rows are retried whole instead.
+      if (policy.action === 'bisect' && !mustNotSplit && !(inLimbo && ambiguous.has(failure.errorClass))) {
+        const top = bisectFrom === undefined;
+        bisectFrom ??= range.failedAt;
+        if (to - from > 1) {
+          await this.#bisect(range, failure, policy, bisectFrom, top, journal);
+          return;
+        }
+        if (guilty()) {
+          this.#report(failure, range, attempts, 'deadLetter', policy);
+          const reason = reasonOf(failure, attempts);
+          await journal?.decide(from, to, 'dead', reason, signal);
+          await this.#deadLetterRows(lane, batch, from, to, reason);
+          return;
+        }
+        // No insert landed since: maybe the destination's failure, not this row's. Back off, and
+        // judge again whenever another insert lands in the table meanwhile.
+      } else if (policy.action !== 'retry' && to - from > 1 && !mustNotSplit) {
         this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
         this.#deps.logger.warn({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from }, 'insert failed; splitting it');
         if (policy.action === 'isolate' || !policy.transient) this.#report(failure, range, attempts, policy.action, policy);
@@ -140,14 +174,15 @@ export class Deliverer {
         for (const [a, b] of parts) await this.#range(lane, sink, batch, a, b, signal, journal);
         return;
       }
-      let phase = await this.#retryPhase(range, failure, policy, policy.backoff, attempts);
+      const judged = policy.action === 'bisect' ? guilty : undefined;
+      let phase = await this.#retryPhase(range, failure, policy, policy.backoff, attempts, judged);
       if (phase.failure === undefined) {
         journal?.inserted(from, to);
         return;
       }
-      if (phase.failure.errorClass !== policy.errorClass) {
+      if (phase.failure.errorClass !== policy.errorClass || judged?.() === true) {
         ({ failure, attempts } = phase);
-        continue; // another class now: its own policy decides
+        continue; // another class now: its own policy decides; or a lone row now known guilty
       }
       this.#report(phase.failure, range, phase.attempts, policy.then, policy);
       switch (policy.then) {
@@ -167,7 +202,7 @@ export class Deliverer {
           const probe: BackoffPolicy = { baseMs: policy.pauseMs, factor: 1, capMs: policy.pauseMs };
           const owner = this.#gates.pause(lane.destination.id, range, phase.failure);
           try {
-            phase = await this.#retryPhase(range, phase.failure, policy, probe, phase.attempts);
+            phase = await this.#retryPhase(range, phase.failure, policy, probe, phase.attempts, judged);
           } finally {
             if (owner) this.#gates.resume(lane.destination.id, range);
           }
@@ -177,8 +212,39 @@ export class Deliverer {
     }
   }
 
-  /** Retries the range while it fails with `policy`'s class; the first attempt is the failure in hand. */
-  async #retryPhase(range: Range, first: WarehouseError, policy: ClassPolicy, backoff: BackoffPolicy, attemptsSoFar: number): Promise<Phase> {
+  /**
+   * Bisects a range that failed with a `bisect` class: the split is recorded, then every part is
+   * tried once before any is cut further, so a part that lands is evidence (it raises the table's
+   * landed count) before the failing parts are judged. Failing parts bisect again; a lone row is
+   * dead-lettered once evidence exists, else backed off (the destination's failure) by `#range`.
+   */
+  async #bisect(range: Range, failure: WarehouseError, policy: ClassPolicy, since: number, top: boolean, journal: DeliveryJournal | undefined): Promise<void> {
+    const { lane, sink, batch, from, to, signal } = range;
+    this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
+    this.#deps.logger.warn({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from, err: failure }, 'insert rejected with a code no class lists; bisecting it');
+    if (top) this.#report(failure, range, 1, policy.action, policy);
+    const parts = splitPoints(failure, from, to);
+    await journal?.split(from, to, parts, signal);
+    const failing: Array<Range & { failure: WarehouseError }> = [];
+    for (const [a, b] of parts) {
+      const part: Range = { lane, sink, batch, from: a, to: b, token: lane.token(batch, a, b), signal, failedAt: 0 };
+      const partFailure = await this.#attempt(part);
+      if (partFailure === undefined) journal?.inserted(a, b);
+      else failing.push(Object.assign(part, { failure: partFailure }));
+    }
+    for (const part of failing) await this.#range(lane, sink, batch, part.from, part.to, signal, journal, since, part);
+  }
+
+  /** How many inserts landed in the lane's table (any lane) since this process started. */
+  #landedIn(lane: Lane): number {
+    return this.#landed.get(landedKey(lane)) ?? 0;
+  }
+
+  /**
+   * Retries the range while it fails with `policy`'s class; the first attempt is the failure in hand.
+   * `stop` ends the retries early (the failure in hand is returned) once it holds.
+   */
+  async #retryPhase(range: Range, first: WarehouseError, policy: ClassPolicy, backoff: BackoffPolicy, attemptsSoFar: number, stop?: () => boolean): Promise<Phase> {
     const { metrics, logger } = this.#deps;
     let attempts = attemptsSoFar;
     try {
@@ -192,7 +258,7 @@ export class Deliverer {
         backoff,
         range.signal,
         {
-          isRetryable: (error) => error instanceof WarehouseError && error.errorClass === policy.errorClass,
+          isRetryable: (error) => error instanceof WarehouseError && error.errorClass === policy.errorClass && stop?.() !== true,
           onRetry: (error, attempt, delayMs) => {
             const cls = policy.errorClass;
             metrics.retries.inc({ destination: range.lane.destination.id, class: cls });
@@ -225,6 +291,7 @@ export class Deliverer {
         metrics.inserts.inc({ ...labels, outcome: 'error' });
         throw error;
       }
+      this.#landed.set(landedKey(lane), this.#landedIn(lane) + 1);
       metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
       metrics.inserts.inc({ ...labels, outcome: 'ok' });
       metrics.insertedRows.inc(labels, to - from);
@@ -236,6 +303,7 @@ export class Deliverer {
     } catch (error) {
       if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('insert aborted', { cause: error });
       const failure = asWarehouseError(error);
+      range.failedAt = this.#landedIn(lane);
       // Failures before the insert (a table refused or missing at schema read) show in the lane's status too.
       lane.stats.lastErrorClass = failure.errorClass;
       lane.stats.lastErrorAt = Date.now();
@@ -319,6 +387,10 @@ export class Deliverer {
 
 function reasonOf(failure: WarehouseError, attempts: number): PartReason {
   return { errorClass: failure.errorClass, code: failure.code, message: failure.message, attempts, ...(failure.serverCode === undefined ? {} : { serverCode: failure.serverCode }) };
+}
+
+function landedKey(lane: Lane): string {
+  return `${lane.destination.id}\u0000${tableName(lane)}`;
 }
 
 function tableName(lane: Lane): string {

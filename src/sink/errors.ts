@@ -17,6 +17,7 @@ const retryable = new Set<ErrorClass>([
   ErrorClasses.authentication,
   ErrorClasses.missingObject,
   ErrorClasses.noDeduplication,
+  ErrorClasses.unknownServerError,
   ErrorClasses.unknown,
 ]);
 

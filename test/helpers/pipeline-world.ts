@@ -137,8 +137,8 @@ export class TokenWarehouse {
   readonly rows: Array<{ destination: string; uuid: string; token: string }> = [];
   readonly tokens = new Set<string>();
   readonly inserts: string[] = [];
-  /** Return an error to fail an insert before anything is stored. */
-  fail: ((token: string, rows: number) => Error | undefined) | undefined;
+  /** Return an error to fail an insert before anything is stored (`uuids`: the insert's rows). */
+  fail: ((token: string, rows: number, uuids: readonly string[]) => Error | undefined) | undefined;
 
   sink(destination: DestinationConfig): Sink {
     return {
@@ -151,14 +151,14 @@ export class TokenWarehouse {
       }),
       createTable: async () => undefined,
       insert: async (batch: InsertBatch): Promise<InsertResult> => {
-        const error = this.fail?.(batch.token, batch.rows);
+        const uuids: string[] = [];
+        for (const line of Buffer.concat(batch.body).toString('utf8').split('\n')) if (line !== '') uuids.push((JSON.parse(line) as { uuid: string }).uuid);
+        const error = this.fail?.(batch.token, batch.rows, uuids);
         if (error !== undefined) throw error;
         this.inserts.push(`${batch.token} (${batch.rows})`);
         if (this.tokens.has(batch.token)) return { writtenRows: 0 };
         this.tokens.add(batch.token);
-        for (const line of Buffer.concat(batch.body).toString('utf8').split('\n')) {
-          if (line !== '') this.rows.push({ destination: destination.id, uuid: (JSON.parse(line) as { uuid: string }).uuid, token: batch.token });
-        }
+        for (const uuid of uuids) this.rows.push({ destination: destination.id, uuid, token: batch.token });
         return { writtenRows: batch.rows };
       },
       close: async () => undefined,

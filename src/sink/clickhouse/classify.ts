@@ -28,13 +28,15 @@ export function classifyClickHouseError(error: unknown): WarehouseError {
   if (error instanceof WarehouseError) return error;
   if (error instanceof ClickHouseError) {
     const code = Number(error.code);
-    let cls = byCode.get(code) ?? ErrorClasses.unknown;
+    // A code no class lists is still the server's own rejection of this insert (unlike a failure
+    // without a code): the policy bisects it to tell a bad row from a failing destination.
+    let cls = byCode.get(code) ?? (Number.isInteger(code) && code > 0 ? ErrorClasses.unknownServerError : ErrorClasses.unknown);
     // Code 252 covers two situations: too many parts in a partition (back off), and one insert block
     // touching too many partitions (split the batch, backing off cannot help).
     if (code === 252 && /too many partitions for single insert block/i.test(error.message)) cls = ErrorClasses.tooManyPartitions;
     // Any other code that names the failing input row is about that row's data.
     const row = rowHint.exec(error.message);
-    if (cls === ErrorClasses.unknown && row !== null) cls = ErrorClasses.rowData;
+    if ((cls === ErrorClasses.unknownServerError || cls === ErrorClasses.unknown) && row !== null) cls = ErrorClasses.rowData;
     return new WarehouseError(cls, firstLine(error.message), code, error, row === null ? undefined : Number(row[1]));
   }
   const code = (error as { code?: unknown } | undefined)?.code;

@@ -14,11 +14,18 @@ test('a parse error names its row: class row_data, 1-based row', () => {
   assert.ok(!failure.message.includes('\n'));
 });
 
-test('an unlisted code that names a row is row_data; without a row it stays unknown', () => {
+test('an unlisted code that names a row is row_data; without a row it is the server\'s own rejection: unknown_server_error', () => {
   assert.equal(classifyClickHouseError(new ClickHouseError({ message: 'odd value (at row 3)', code: '99999' })).errorClass, ErrorClasses.rowData);
-  const unknown = classifyClickHouseError(new ClickHouseError({ message: 'something new', code: '99999' }));
-  assert.equal(unknown.errorClass, ErrorClasses.unknown);
-  assert.equal(unknown.row, undefined);
+  const unlisted = classifyClickHouseError(new ClickHouseError({ message: 'something new', code: '99999' }));
+  assert.equal(unlisted.errorClass, ErrorClasses.unknownServerError);
+  assert.equal(unlisted.code, 'INSERTER_SINK_UNKNOWN_SERVER_ERROR');
+  assert.equal(unlisted.serverCode, 99999);
+  assert.equal(unlisted.row, undefined);
+});
+
+test('a failure without a server code stays unknown (it may have landed): never bisected', () => {
+  assert.equal(classifyClickHouseError(new Error('something odd')).errorClass, ErrorClasses.unknown);
+  assert.equal(classifyClickHouseError(new ClickHouseError({ message: 'no code', code: '' })).errorClass, ErrorClasses.unknown);
 });
 
 test('codes and network failures map to their classes', () => {
