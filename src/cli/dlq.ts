@@ -14,6 +14,7 @@ import { ReplayLedger } from '../deadletter/replay-ledger.ts';
 import { replayToOriginal } from '../deadletter/replay-original.ts';
 import { formatReplayReport, type ReplayReport } from '../deadletter/replay-report.ts';
 import { readTopic, topicExists, type KafkaAccess } from '../deadletter/topic-reader.ts';
+import { kafkaConnectionFor } from '../source/kafka-connection.ts';
 import { ConfigError, InserterError } from '../errors/inserter-error.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
 import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
@@ -73,7 +74,7 @@ function commonOf(values: { config?: string | undefined; json?: boolean | undefi
   const timeoutMs = Number(values['timeout-ms']);
   if (!(timeoutMs > 0)) throw new DlqUsageError('--timeout-ms must be a positive number');
   const config = loadConfigFile(values.config);
-  return { config, kafka: { brokers: config.kafka.brokers, clientId: config.kafka.clientId }, json: values.json === true, timeoutMs };
+  return { config, kafka: { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId }, json: values.json === true, timeoutMs };
 }
 
 /** Every dead letter of the topics the filter means, in topic/partition/offset order. */

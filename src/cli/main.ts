@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../errors/inserter-error.ts';
+import { ConfigError, InserterError } from '../errors/inserter-error.ts';
 import { Operations } from '../control/operations.ts';
 import { ctl } from './ctl.ts';
 import { dlq } from './dlq.ts';
@@ -16,6 +16,7 @@ import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
 import { KafkaSource } from '../source/kafka.ts';
 import { KafkaLedgerStore } from '../source/kafka-ledger-store.ts';
+import { checkKafkaConnection, describeKafkaSecurity, kafkaConnectionFor } from '../source/kafka-connection.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 
@@ -76,6 +77,7 @@ function checkConfig(args: string[]): number {
 function explain(config: Config): string {
   const lines = [`configuration OK: ${config.routes.length} route(s), ${config.destinations.length} destination(s)`];
   lines.push(`kafka: ${config.kafka.brokers.join(',')} group ${config.kafka.groupId}`);
+  lines.push(`kafka security: ${describeKafkaSecurity(config.kafka)}`);
   for (const d of config.destinations) lines.push(`destination ${d.id}: ${d.url} user ${d.user} database ${d.database} (password ${d.password.reveal() === '' ? 'empty' : 'set'})`);
   for (const r of config.routes) {
     const dest = r.destination === 'team' ? `by team (${r.teamId.from === 'field' ? `field ${r.teamId.field}` : r.teamId.from})` : r.destination;
@@ -103,9 +105,24 @@ async function run(args: string[]): Promise<number> {
     throw error;
   }
   const logger = createLogger(config.telemetry.logLevel);
+  // A refused login or an untrusted certificate is fatal before anything starts; a broker that is
+  // not reachable yet is only reported (every client retries it).
+  try {
+    await checkKafkaConnection({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId }, config.kafka, AbortSignal.timeout(30_000), (error, attempt) =>
+      logger.warn({ err: error, attempt }, 'Kafka not reachable yet'),
+    );
+  } catch (error) {
+    if (error instanceof InserterError && (error.code === 'INSERTER_KAFKA_AUTH' || error.code === 'INSERTER_KAFKA_TLS')) {
+      logger.fatal({ code: error.code }, error.message);
+      process.stderr.write(`inserter: ${error.message}\n`);
+      return 1;
+    }
+    logger.warn({ err: error }, 'Kafka not reachable at start; the clients keep retrying');
+  }
   const metrics = new Metrics({ defaultMetrics: true });
   const source = new KafkaSource({
     brokers: config.kafka.brokers,
+    connection: kafkaConnectionFor(config),
     clientId: config.kafka.clientId,
     groupId: config.kafka.groupId,
     topics: Pipeline.topicsOf(config),
@@ -115,9 +132,9 @@ async function run(args: string[]): Promise<number> {
     rebalanceTimeoutMs: config.kafka.rebalanceTimeoutMs,
     groupProtocol: config.kafka.groupProtocol,
   });
-  const deadLetters = new DeadLetterWriter({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, createPartitions: config.kafka.createDeadLetterTopics, retry: config.retry, logger });
+  const deadLetters = new DeadLetterWriter({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, createPartitions: config.kafka.createDeadLetterTopics, retry: config.retry, logger });
   const ledgers = config.exactlyOnce.enabled
-    ? new KafkaLedgerStore({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, groupId: config.kafka.groupId, topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`, retry: config.retry })
+    ? new KafkaLedgerStore({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId, topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`, retry: config.retry })
     : undefined;
   const provider = createDestinationProvider(config, { logger, registry: metrics.registry });
   try {

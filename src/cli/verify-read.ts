@@ -7,6 +7,7 @@ import { Consumer } from '@platformatic/kafka';
 import type { DestinationConfig } from '../config/load.ts';
 import type { RowTally } from './verify-check.ts';
 import { readTopic, type KafkaAccess } from '../deadletter/topic-reader.ts';
+import { kafkaClientOptions } from '../source/kafka-connection.ts';
 
 export type { KafkaAccess } from '../deadletter/topic-reader.ts';
 export { topicExists } from '../deadletter/topic-reader.ts';
@@ -35,7 +36,7 @@ export async function readWholeTopic(kafka: KafkaAccess, topic: string, onRecord
 
 /** The group's committed offset per partition (-1 when none). */
 export async function committedOffsets(kafka: KafkaAccess, groupId: string, topic: string, partitions: number): Promise<bigint[]> {
-  const consumer = new Consumer({ clientId: `${kafka.clientId}-verify`, groupId, bootstrapBrokers: [...kafka.brokers], autocommit: false });
+  const consumer = new Consumer({ clientId: `${kafka.clientId}-verify`, groupId, ...kafkaClientOptions(kafka), autocommit: false });
   try {
     const result = await consumer.listCommittedOffsets({ topics: [{ topic, partitions: [...Array(partitions).keys()] }] });
     return result.get(topic) ?? [];

@@ -16,6 +16,7 @@ import { createLogger } from '../telemetry/logger.ts';
 import { checkRoute, RowTally, type DeadLetterRef, type DestinationRows, type ProducedRecord, type RouteReport } from './verify-check.ts';
 import { formatReport } from './verify-print.ts';
 import { committedOffsets, normalizeId, readRows, readWholeTopic, topicExists, type KafkaAccess, type TopicRecord } from './verify-read.ts';
+import { kafkaConnectionFor } from '../source/kafka-connection.ts';
 
 export const verifyUsage = '  inserter verify --config FILE [--id-field uuid] [--json]   check exactly-once delivery end to end (exit 1: broken)';
 
@@ -61,7 +62,7 @@ export async function verify(args: string[]): Promise<number> {
 }
 
 async function collect(config: Config, idField: string, timeoutMs: number): Promise<VerifyReport> {
-  const kafka: KafkaAccess = { brokers: config.kafka.brokers, clientId: config.kafka.clientId };
+  const kafka: KafkaAccess = { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId };
   const provider = createDestinationProvider(config, { logger: createLogger('silent'), registry: new Registry() });
   try {
     await provider.start(AbortSignal.timeout(timeoutMs));

@@ -1,7 +1,7 @@
 // Owns turning a YAML file (or object) into a validated, secret-resolved, frozen Config. Every
 // problem is collected and reported at once, each naming its field; secrets are resolved here and
 // wrapped so they never print.
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors/inserter-error.ts';
@@ -16,7 +16,7 @@ export type DestinationsApiConfig = Readonly<Omit<NonNullable<ParsedConfig['dest
 export type AdminConfig = Readonly<Omit<NonNullable<ParsedConfig['admin']>, 'token'> & { token: Secret }>;
 export type Config = Readonly<
   Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'destinationsApi' | 'admin'> & {
-    kafka: Readonly<Omit<ParsedConfig['kafka'], 'sasl'> & { sasl?: { mechanism: string; username: string; password: Secret } }>;
+    kafka: Readonly<Omit<ParsedConfig['kafka'], 'sasl'> & { sasl?: { mechanism: NonNullable<ParsedConfig['kafka']['sasl']>['mechanism']; username: string; password: Secret } }>;
     destinations: readonly DestinationConfig[];
     destinationsApi?: DestinationsApiConfig;
     admin?: AdminConfig;
@@ -73,6 +73,13 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     issues.push(`teams.unknown.destination: unknown destination "${cfg.teams.unknown.destination}"`);
   }
   issues.push(...errorPolicyIssues(cfg.errorPolicy, destinations.map((d) => d.id), routes.map((r) => r.name)));
+  const kafkaTls = cfg.kafka.tls;
+  if (typeof kafkaTls === 'object') {
+    for (const field of ['caFile', 'certFile', 'keyFile'] as const) {
+      const file = kafkaTls[field];
+      if (file !== undefined) readableFile(file, `kafka.tls.${field}`, baseDir, issues);
+    }
+  }
   const kafka = cfg.kafka.sasl
     ? { ...cfg.kafka, sasl: { ...cfg.kafka.sasl, password: secret(cfg.kafka.sasl.password, 'kafka.sasl.password') } }
     : { ...cfg.kafka, sasl: undefined };
@@ -82,6 +89,14 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   if (admin !== undefined && !issues.some((i) => i.startsWith('admin.token')) && admin.token.reveal().length < 16) issues.push('admin.token: must be at least 16 characters');
   if (issues.length > 0) throw new ConfigError(issues);
   return deepFreeze({ ...cfg, kafka, destinations, destinationsApi, admin, routes, baseDir });
+}
+
+function readableFile(file: string, field: string, baseDir: string, issues: string[]): void {
+  try {
+    accessSync(resolve(baseDir, file), constants.R_OK);
+  } catch (cause) {
+    issues.push(`${field}: cannot read ${file}: ${(cause as Error).message}`);
+  }
 }
 
 function resolveSecret(ref: SecretRef, field: string, baseDir: string, env: NodeJS.ProcessEnv, issues: string[]): Secret {

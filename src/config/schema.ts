@@ -84,7 +84,23 @@ export const configSchema = z
           .object({ mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']), username: z.string(), password: secretSchema })
           .strict()
           .optional(),
-        tls: z.boolean().default(false),
+        /**
+         * `true`: TLS trusting the system CAs (Confluent Cloud, MSK); an object: a private CA, a client
+         * certificate and key for mTLS (Aiven), the name to expect on the broker's certificate.
+         * Paths are relative to the config file and must exist.
+         */
+        tls: z
+          .union([
+            z.boolean(),
+            z
+              .object({ caFile: z.string().min(1).optional(), certFile: z.string().min(1).optional(), keyFile: z.string().min(1).optional(), serverName: z.string().min(1).optional() })
+              .strict()
+              .superRefine((tls, ctx) => {
+                if (tls.certFile !== undefined && tls.keyFile === undefined) ctx.addIssue({ code: 'custom', path: ['keyFile'], message: 'a client certificate (certFile) needs its private key (keyFile)' });
+                if (tls.keyFile !== undefined && tls.certFile === undefined) ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'a private key (keyFile) needs its client certificate (certFile)' });
+              }),
+          ])
+          .default(false),
         fetchMaxBytes: z.number().int().positive().default(32 * 1024 * 1024),
         fetchMaxWaitMs: z.number().int().positive().default(500),
         sessionTimeoutMs: z.number().int().positive().default(30_000),

@@ -4,10 +4,13 @@
 // getLag() knows only the streams' own commits, and the source is the pipeline's, not ours.
 import { Consumer } from '@platformatic/kafka';
 import { handleClientErrors } from '../source/kafka-client-errors.ts';
+import { kafkaClientOptions, type KafkaConnection } from '../source/kafka-connection.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
 export interface LagMonitorOptions {
   readonly brokers: readonly string[];
+  /** TLS and SASL (source/kafka-connection.ts); none: plaintext. */
+  readonly connection?: KafkaConnection;
   readonly clientId: string;
   readonly groupId: string;
   readonly topics: readonly string[];
@@ -28,7 +31,7 @@ export class LagMonitor {
 
   constructor(options: LagMonitorOptions) {
     this.#o = options;
-    this.#client = new Consumer({ clientId: `${options.clientId}-lag`, groupId: options.groupId, bootstrapBrokers: [...options.brokers], autocommit: false });
+    this.#client = new Consumer({ clientId: `${options.clientId}-lag`, groupId: options.groupId, ...kafkaClientOptions(options), autocommit: false });
     handleClientErrors(this.#client);
   }
 

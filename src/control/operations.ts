@@ -8,6 +8,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { AdminServer } from './admin-server.ts';
 import { KafkaControlLog } from '../source/kafka-control-log.ts';
+import { kafkaConnectionFor } from '../source/kafka-connection.ts';
 import { LagMonitor } from './lag.ts';
 import { PauseRegistry, type PipelineControl } from './pause-registry.ts';
 import { Readiness } from './readiness.ts';
@@ -39,6 +40,7 @@ export class Operations {
     const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const log = new KafkaControlLog({
       brokers: config.kafka.brokers,
+      connection: kafkaConnectionFor(config),
       clientId: config.kafka.clientId,
       groupId: config.kafka.groupId,
       topic: config.control.topic ?? `${config.kafka.groupId}.inserter-control`,
@@ -47,7 +49,7 @@ export class Operations {
       logger,
     });
     this.registry = new PauseRegistry({ log, pipeline, replicaId, logger, heartbeatMs: config.control.heartbeatMs, replicaTimeoutMs: config.control.replicaTimeoutMs, gauges: metrics });
-    this.#lag = new LagMonitor({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, groupId: config.kafka.groupId, topics: deps.topics, intervalMs: 10_000, logger });
+    this.#lag = new LagMonitor({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId, topics: deps.topics, intervalMs: 10_000, logger });
     const lag = (topic: string, partition: number): number | undefined => this.#lag.lag(topic, partition);
     this.#statusMetrics = new StatusMetrics(pipeline, metrics, lag);
     this.#readiness = new Readiness({

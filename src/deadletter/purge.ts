@@ -2,6 +2,7 @@
 // DeleteRecords (Admin.deleteRecords), after checking the topic is a dead-letter topic of the config
 // and that no replay to a destination is left pending there (it could not be finished afterwards).
 import { Admin } from '@platformatic/kafka';
+import { kafkaClientOptions } from '../source/kafka-connection.ts';
 import { DlqKafkaError, DlqUsageError } from './dlq-errors.ts';
 import type { ReplayLedger } from './replay-ledger.ts';
 import type { KafkaAccess } from './topic-reader.ts';
@@ -21,7 +22,7 @@ export async function purge(kafka: KafkaAccess, request: PurgeRequest, ledger: R
       throw new DlqUsageError(`${id} has a replay to ${entry.destination ?? '?'} left pending (token ${entry.token ?? '?'}): run \`inserter dlq replay --to destination\` first`);
     }
   }
-  const admin = new Admin({ clientId: `${kafka.clientId}-dlq-admin`, bootstrapBrokers: [...kafka.brokers] });
+  const admin = new Admin({ clientId: `${kafka.clientId}-dlq-admin`, ...kafkaClientOptions(kafka) });
   try {
     const metadata = await admin.metadata({ topics: [topic], forceUpdate: true });
     const count = metadata.topics.get(topic)?.partitionsCount ?? 0;

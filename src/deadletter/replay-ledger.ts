@@ -5,6 +5,7 @@
 import { Admin, GenericError, Producer, type MessageToProduce } from '@platformatic/kafka';
 import { DlqFencedError, DlqKafkaError } from './dlq-errors.ts';
 import { readTopic, topicExists, type KafkaAccess } from './topic-reader.ts';
+import { kafkaClientOptions } from '../source/kafka-connection.ts';
 
 export interface LedgerEntry {
   readonly to: 'original' | 'destination';
@@ -78,7 +79,7 @@ export class ReplayLedger implements LedgerView {
     try {
       if (write) {
         await this.#ensureTopic();
-        this.#producer = new Producer({ clientId: `${this.#kafka.clientId}-dlq-replay`, bootstrapBrokers: [...this.#kafka.brokers], idempotent: true, acks: -1, transactionalId: `${this.#groupId}.inserter-dlq-replay`, timeout: 30_000,
+        this.#producer = new Producer({ clientId: `${this.#kafka.clientId}-dlq-replay`, ...kafkaClientOptions(this.#kafka), idempotent: true, acks: -1, transactionalId: `${this.#groupId}.inserter-dlq-replay`, timeout: 30_000,
           // -1/-1 asks for the id as a new producer (bumping the epoch); the client's default 0/0 is
           // rejected as PRODUCER_FENCED once the transactional id has been used before (2.12.1).
           producerId: -1n, producerEpoch: -1 });
@@ -127,7 +128,7 @@ export class ReplayLedger implements LedgerView {
   }
 
   async #ensureTopic(): Promise<void> {
-    const admin = new Admin({ clientId: `${this.#kafka.clientId}-dlq-admin`, bootstrapBrokers: [...this.#kafka.brokers] });
+    const admin = new Admin({ clientId: `${this.#kafka.clientId}-dlq-admin`, ...kafkaClientOptions(this.#kafka) });
     try {
       if ((await admin.listTopics()).includes(this.topic)) return;
       await admin.createTopics({ topics: [this.topic], partitions: 1, replicas: -1, configs: [{ name: 'cleanup.policy', value: 'compact' }] }).catch((error: unknown) => {

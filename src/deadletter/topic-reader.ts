@@ -3,10 +3,13 @@
 // dead-letter topics, the replay ledger and any group's positions are left as they were.
 import { randomBytes } from 'node:crypto';
 import { Admin, Consumer, FetchIsolationLevels } from '@platformatic/kafka';
+import { kafkaClientOptions, type KafkaConnection } from '../source/kafka-connection.ts';
 import type { RawDeadLetter } from './record.ts';
 
 export interface KafkaAccess {
   readonly brokers: readonly string[];
+  /** TLS and SASL (source/kafka-connection.ts); none: plaintext. */
+  readonly connection?: KafkaConnection;
   readonly clientId: string;
 }
 
@@ -31,7 +34,7 @@ interface StreamMessage {
 }
 
 export async function topicExists(kafka: KafkaAccess, topic: string): Promise<boolean> {
-  const admin = new Admin({ clientId: `${kafka.clientId}-dlq`, bootstrapBrokers: [...kafka.brokers] });
+  const admin = new Admin({ clientId: `${kafka.clientId}-dlq`, ...kafkaClientOptions(kafka) });
   try {
     return (await admin.listTopics()).includes(topic);
   } finally {
@@ -42,7 +45,7 @@ export async function topicExists(kafka: KafkaAccess, topic: string): Promise<bo
 /** Calls `onRecord` per record in offset order per partition; returns the end offsets it read to. */
 export async function readTopic(kafka: KafkaAccess, topic: string, range: ReadRange, onRecord: (record: RawDeadLetter) => void): Promise<bigint[]> {
   const groupId = `inserter-dlq-read-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-  const consumer = new Consumer({ clientId: `${kafka.clientId}-dlq`, groupId, bootstrapBrokers: [...kafka.brokers], autocommit: false, maxWaitTime: 200, isolationLevel: FetchIsolationLevels.READ_COMMITTED });
+  const consumer = new Consumer({ clientId: `${kafka.clientId}-dlq`, groupId, ...kafkaClientOptions(kafka), autocommit: false, maxWaitTime: 200, isolationLevel: FetchIsolationLevels.READ_COMMITTED });
   try {
     const ends = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
     const earliest = (await consumer.listOffsets({ topics: [topic], timestamp: -2n })).get(topic) ?? [];

@@ -19,6 +19,9 @@ export const errorCodes = [
   'INSERTER_NO_TEAM',
   'INSERTER_UNKNOWN_TEAM',
   'INSERTER_DESTINATION_DOWN',
+  // connecting to Kafka (the login or the broker's certificate refused: fatal at start)
+  'INSERTER_KAFKA_AUTH',
+  'INSERTER_KAFKA_TLS',
   // the source and the ledger
   'INSERTER_SOURCE_COMMIT_FAILED',
   'INSERTER_LEDGER_FENCED',

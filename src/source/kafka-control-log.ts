@@ -4,6 +4,7 @@
 // partition to one replica only. Offsets are never committed, so the group leaves nothing behind.
 import { Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
 import { handleClientErrors } from './kafka-client-errors.ts';
+import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
 import { ensureStateTopic } from './kafka-topics.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InserterError } from '../errors/inserter-error.ts';
@@ -13,6 +14,8 @@ import type { ControlLog, ControlRecord } from '../control/control-log.ts';
 
 export interface KafkaControlLogOptions {
   readonly brokers: readonly string[];
+  /** TLS and SASL (source/kafka-connection.ts); none: plaintext. */
+  readonly connection?: KafkaConnection;
   readonly clientId: string;
   readonly groupId: string;
   readonly topic: string;
@@ -47,7 +50,7 @@ export class KafkaControlLog implements ControlLog {
 
   constructor(options: KafkaControlLogOptions) {
     this.#options = options;
-    this.#producer = new Producer({ clientId: `${options.clientId}-control`, bootstrapBrokers: [...options.brokers], idempotent: true, acks: -1 });
+    this.#producer = new Producer({ clientId: `${options.clientId}-control`, ...kafkaClientOptions(options), idempotent: true, acks: -1 });
     handleClientErrors(this.#producer);
   }
 
@@ -56,7 +59,7 @@ export class KafkaControlLog implements ControlLog {
     const consumer = new Consumer({
       clientId: `${this.#options.clientId}-control-reader`,
       groupId: `${this.#options.groupId}.inserter-control.${this.#options.replicaId}`,
-      bootstrapBrokers: [...this.#options.brokers],
+      ...kafkaClientOptions(this.#options),
       autocommit: false,
       maxWaitTime: 200,
       sessionTimeout: 10_000,
@@ -144,8 +147,8 @@ export class KafkaControlLog implements ControlLog {
   }
 
   #ensureTopic(signal: AbortSignal): Promise<void> {
-    const { brokers, topic, retry: policy } = this.#options;
-    this.#ready ??= ensureStateTopic({ brokers, clientId: `${this.#options.clientId}-control`, topic, configs: TOPIC_CONFIGS, retry: policy }, signal).then(
+    const { brokers, connection, topic, retry: policy } = this.#options;
+    this.#ready ??= ensureStateTopic({ brokers, connection, clientId: `${this.#options.clientId}-control`, topic, configs: TOPIC_CONFIGS, retry: policy }, signal).then(
       () => undefined,
       (error: unknown) => {
         this.#ready = undefined;

@@ -7,9 +7,12 @@ import type { SourceRecord } from './types.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
+import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
 
 export interface DeadLetterWriterOptions {
   brokers: readonly string[];
+  /** TLS and SASL (source/kafka-connection.ts); none: plaintext. */
+  connection?: KafkaConnection;
   clientId: string;
   createPartitions: number;
   retry: BackoffPolicy;
@@ -25,8 +28,8 @@ export class DeadLetterWriter implements DeadLetterSink {
 
   constructor(options: DeadLetterWriterOptions) {
     this.#options = options;
-    this.#producer = new Producer({ clientId: `${options.clientId}-dlq`, bootstrapBrokers: [...options.brokers], idempotent: true, acks: -1 });
-    this.#admin = new Admin({ clientId: `${options.clientId}-dlq-admin`, bootstrapBrokers: [...options.brokers] });
+    this.#producer = new Producer({ clientId: `${options.clientId}-dlq`, ...kafkaClientOptions(options), idempotent: true, acks: -1 });
+    this.#admin = new Admin({ clientId: `${options.clientId}-dlq-admin`, ...kafkaClientOptions(options) });
     handleClientErrors(this.#producer, (error) => options.logger.debug({ err: error }, 'dead-letter producer connection error'));
     handleClientErrors(this.#admin);
   }

@@ -6,6 +6,7 @@
 // returns a value seconds old while newer ones are committed after it.
 import { Consumer, IS_CONTROL, IS_TRANSACTIONAL, type RecordsBatch } from '@platformatic/kafka';
 import { handleClientErrors } from './kafka-client-errors.ts';
+import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
 
 const READ_UNCOMMITTED = 0;
 /** Offsets read back from the end first (records and markers); doubled until the key is found. */
@@ -17,6 +18,7 @@ const MAX_IDLE_FETCHES = 20;
 
 export interface TailRead {
   readonly brokers: readonly string[];
+  readonly connection?: KafkaConnection | undefined;
   readonly clientId: string;
   readonly topic: string;
   readonly partition: number;
@@ -26,7 +28,7 @@ export interface TailRead {
 /** The key's newest committed value (null for a tombstone), or undefined if the partition has none. */
 export async function readNewestCommitted(options: TailRead, signal: AbortSignal): Promise<Buffer | null | undefined> {
   // The group id is never joined: fetches and offset lookups need none.
-  const consumer = new Consumer({ clientId: options.clientId, groupId: `${options.clientId}-unused`, bootstrapBrokers: [...options.brokers], autocommit: false });
+  const consumer = new Consumer({ clientId: options.clientId, groupId: `${options.clientId}-unused`, ...kafkaClientOptions(options), autocommit: false });
   handleClientErrors(consumer);
   try {
     const { topic, partition } = options;

@@ -11,6 +11,7 @@ import type { LedgerJson, LedgerStore } from '../ack/ledger.ts';
 import { InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
+import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
 import { readNewestCommitted } from './kafka-ledger-reader.ts';
 import { ensureStateTopic } from './kafka-topics.ts';
 
@@ -37,6 +38,8 @@ export class LedgerFencedError extends InserterError {
 
 export interface KafkaLedgerStoreOptions {
   brokers: readonly string[];
+  /** TLS and SASL (source/kafka-connection.ts); none: plaintext. */
+  connection?: KafkaConnection;
   clientId: string;
   groupId: string;
   topic: string;
@@ -71,7 +74,7 @@ export class KafkaLedgerStore implements LedgerStore {
     await this.#ensureTopic(partition, signal);
     await this.release(topic, partition);
     await this.#acquire(topic, partition, signal);
-    const read = { brokers: this.#options.brokers, clientId: `${this.#options.clientId}-ledger-reader`, topic: this.#options.topic, partition, key: Buffer.from(this.#key(topic, partition)) };
+    const read = { brokers: this.#options.brokers, connection: this.#options.connection, clientId: `${this.#options.clientId}-ledger-reader`, topic: this.#options.topic, partition, key: Buffer.from(this.#key(topic, partition)) };
     const value = await retry(() => readNewestCommitted(read, signal), this.#options.retry, signal, { isRetryable: () => true });
     const text = value?.toString();
     return text === undefined || text === '' ? undefined : (JSON.parse(text) as LedgerJson);
@@ -133,7 +136,7 @@ export class KafkaLedgerStore implements LedgerStore {
         async () => {
           const p: LedgerProducer = new Producer({
             clientId: `${this.#options.clientId}-ledger`,
-            bootstrapBrokers: [...this.#options.brokers],
+            ...kafkaClientOptions(this.#options),
             idempotent: true,
             acks: -1,
             transactionalId: `${this.#options.groupId}/ledger/${topic}/${partition}`,
@@ -170,9 +173,9 @@ export class KafkaLedgerStore implements LedgerStore {
   async #ensureTopic(partition: number, signal: AbortSignal): Promise<void> {
     while (partition >= this.#partitions) {
       if (this.#ensuring === undefined) {
-        const { brokers, topic, retry: policy } = this.#options;
+        const { brokers, connection, topic, retry: policy } = this.#options;
         const wanted = Math.max(partition + 1, this.#partitions);
-        this.#ensuring = ensureStateTopic({ brokers, clientId: `${this.#options.clientId}-ledger`, topic, configs: TOPIC_CONFIGS, partitions: wanted, retry: policy }, signal)
+        this.#ensuring = ensureStateTopic({ brokers, connection, clientId: `${this.#options.clientId}-ledger`, topic, configs: TOPIC_CONFIGS, partitions: wanted, retry: policy }, signal)
           .then((count) => {
             this.#partitions = Math.max(this.#partitions, count);
           })

@@ -2,10 +2,12 @@
 // on first use with their configs and at least the partitions asked for, grown when asked for more;
 // an "already exists" race with another process is success.
 import { Admin } from '@platformatic/kafka';
+import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 
 export interface StateTopic {
   readonly brokers: readonly string[];
+  readonly connection?: KafkaConnection | undefined;
   readonly clientId: string;
   readonly topic: string;
   readonly configs: ReadonlyArray<{ name: string; value: string }>;
@@ -19,7 +21,7 @@ export function ensureStateTopic(options: StateTopic, signal: AbortSignal): Prom
   const wanted = options.partitions ?? 1;
   return retry(
     async () => {
-      const admin = new Admin({ clientId: `${options.clientId}-admin`, bootstrapBrokers: [...options.brokers] });
+      const admin = new Admin({ clientId: `${options.clientId}-admin`, ...kafkaClientOptions(options) });
       try {
         const count = await partitionCount(admin, options.topic);
         if (count >= wanted) return count;

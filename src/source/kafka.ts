@@ -4,11 +4,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Consumer, type GroupAssignment, type Message, type MessagesStream } from '@platformatic/kafka';
 import { InserterError } from '../errors/inserter-error.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
+import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from './types.ts';
 import { partitionKey } from './types.ts';
 
 export interface KafkaSourceOptions {
   brokers: readonly string[];
+  /** TLS and SASL (source/kafka-connection.ts); none: plaintext. */
+  connection?: KafkaConnection;
   clientId: string;
   groupId: string;
   topics: readonly string[];
@@ -43,7 +46,7 @@ export class KafkaSource implements Source {
     this.#consumer = new Consumer({
       clientId: options.clientId,
       groupId: options.groupId,
-      bootstrapBrokers: [...options.brokers],
+      ...kafkaClientOptions(options),
       ...group,
       maxBytes: options.fetchMaxBytes,
       maxWaitTime: options.fetchMaxWaitMs,

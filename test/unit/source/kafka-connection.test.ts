@@ -1,0 +1,94 @@
+// Kafka security from the configuration to the clients: TLS settings validated up front (a
+// certificate without its key and the reverse named, unreadable files named, all at once), the
+// options every client gets (CA, client certificate and key, server name, SASL with the password
+// behind a function), a refused login or an untrusted certificate told apart from a broker that is
+// merely down, and `check-config` explaining the mode without printing the password.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { inspect } from 'node:util';
+import { AuthenticationError, MultipleErrors, NetworkError } from '@platformatic/kafka';
+import { buildConfig } from '../../../src/config/load.ts';
+import { ConfigError } from '../../../src/errors/inserter-error.ts';
+import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionOptions, kafkaSecurityFailure } from '../../../src/source/kafka-connection.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'inserter-kafka-connection-'));
+for (const [name, text] of [['ca.pem', 'CA PEM'], ['client.pem', 'CERT PEM'], ['client.key', 'KEY PEM'], ['password', 'canary-kafka-4c1e\n']] as const) writeFileSync(join(dir, name), text);
+
+const base = { destinations: [{ id: 'a', url: 'http://127.0.0.1:8123' }], routes: [{ topic: 'e', table: 't', destination: 'a' }] };
+const withKafka = (kafka: Record<string, unknown>): unknown => ({ ...base, kafka: { brokers: ['b1:9093'], ...kafka } });
+
+function issues(raw: unknown): string[] {
+  try {
+    buildConfig(raw, dir, {});
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return [...error.issues];
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('a client certificate needs its key and a key its certificate, named by field', () => {
+  assert.deepEqual(issues(withKafka({ tls: { certFile: 'client.pem' } })), ['kafka.tls.keyFile: a client certificate (certFile) needs its private key (keyFile)']);
+  assert.deepEqual(issues(withKafka({ tls: { keyFile: 'client.key' } })), ['kafka.tls.certFile: a private key (keyFile) needs its client certificate (certFile)']);
+});
+
+test('every TLS file that cannot be read is named at once, next to other problems', () => {
+  const found = issues(withKafka({ tls: { caFile: 'nope-ca.pem', certFile: 'nope.pem', keyFile: 'nope.key' }, sasl: { mechanism: 'SCRAM-SHA-512', username: 'u', password: { env: 'MISSING' } } }));
+  for (const field of ['kafka.tls.caFile: cannot read nope-ca.pem', 'kafka.tls.certFile: cannot read nope.pem', 'kafka.tls.keyFile: cannot read nope.key', 'kafka.sasl.password: environment variable MISSING is not set']) {
+    assert.ok(found.some((i) => i.startsWith(field)), `${field} in ${found.join('\n')}`);
+  }
+});
+
+test('the clients get the CA, the client certificate and key, the server name and SASL; no clear password in the options', () => {
+  const config = buildConfig(withKafka({ tls: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key', serverName: 'kafka.example.com' }, sasl: { mechanism: 'SCRAM-SHA-512', username: 'svc', password: { file: 'password' } } }), dir, {});
+  const connection = kafkaConnectionOptions(config.kafka, config.baseDir);
+  assert.deepEqual(connection.tls?.ca, Buffer.from('CA PEM'));
+  assert.deepEqual(connection.tls?.cert, Buffer.from('CERT PEM'));
+  assert.deepEqual(connection.tls?.key, Buffer.from('KEY PEM'));
+  assert.equal(connection.tlsServerName, 'kafka.example.com');
+  assert.equal(connection.sasl?.mechanism, 'SCRAM-SHA-512');
+  assert.equal(connection.sasl?.username, 'svc');
+  const password = connection.sasl?.password;
+  assert.equal(typeof password === 'function' ? password() : password, 'canary-kafka-4c1e');
+  const client = kafkaClientOptions({ brokers: config.kafka.brokers, connection });
+  assert.deepEqual(client.bootstrapBrokers, ['b1:9093']);
+  assert.ok(!`${inspect(client, { depth: 10 })}${JSON.stringify(client)}`.includes('canary-kafka-4c1e'), 'the options never hold the password in clear');
+
+  const systemCas = kafkaConnectionOptions(buildConfig(withKafka({ tls: true }), dir, {}).kafka, dir);
+  assert.deepEqual(systemCas.tls, {}, 'tls: true trusts the system CAs');
+  assert.equal(systemCas.sasl, undefined);
+  assert.deepEqual(kafkaConnectionOptions(buildConfig(withKafka({}), dir, {}).kafka, dir), {}, 'default: plaintext');
+});
+
+test('a refused login and an untrusted certificate are told apart from a broker that is down', () => {
+  const kafka = { tls: true, sasl: { mechanism: 'SCRAM-SHA-512' as const, username: 'svc', password: { reveal: () => 'x' } } } as unknown as Parameters<typeof kafkaSecurityFailure>[1];
+  const auth = kafkaSecurityFailure(new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: new AuthenticationError('SASL authentication failed.') })]), kafka);
+  assert.equal(auth?.code, 'INSERTER_KAFKA_AUTH');
+  assert.match(auth?.message ?? '', /Kafka refused the login \(SASL SCRAM-SHA-512 as user svc\): SASL authentication failed\. Check kafka\.sasl/);
+  const untrusted = Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' });
+  const tls = kafkaSecurityFailure(new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: untrusted })]), kafka);
+  assert.equal(tls?.code, 'INSERTER_KAFKA_TLS');
+  assert.match(tls?.message ?? '', /TLS certificate is not trusted \(SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain\): set kafka\.tls\.caFile/);
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9093'), { code: 'ECONNREFUSED' });
+  assert.equal(kafkaSecurityFailure(new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: refused })]), kafka), undefined);
+});
+
+test('the security mode is explained in words, never with the password', () => {
+  const secured = buildConfig(withKafka({ tls: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key' }, sasl: { mechanism: 'SCRAM-SHA-256', username: 'svc', password: { file: 'password' } } }), dir, {});
+  assert.equal(describeKafkaSecurity(secured.kafka), 'SASL_SSL; SCRAM-SHA-256 as user svc (password set); TLS trusting the CA in ca.pem; client certificate client.pem (mTLS)');
+  assert.equal(describeKafkaSecurity(buildConfig(withKafka({ tls: true }), dir, {}).kafka), 'SSL; TLS trusting the system CAs');
+  assert.match(describeKafkaSecurity(buildConfig(withKafka({ sasl: { mechanism: 'PLAIN', username: 'k', password: 's' } }), dir, {}).kafka), /^SASL_PLAINTEXT; PLAIN as user k \(password set\); WARNING: credentials and data travel unencrypted$/);
+  assert.match(describeKafkaSecurity(buildConfig(withKafka({}), dir, {}).kafka), /^PLAINTEXT; unencrypted and unauthenticated/);
+
+  const file = join(dir, 'secure.yaml');
+  writeFileSync(file, 'kafka:\n  brokers: ["b1:9093"]\n  tls: { caFile: ca.pem }\n  sasl: { mechanism: SCRAM-SHA-512, username: svc, password: { file: password } }\ndestinations: [{ id: a, url: "http://127.0.0.1:8123" }]\nroutes: [{ topic: e, table: t, destination: a }]\n');
+  const bin = resolve(import.meta.dirname, '..', '..', '..', 'bin', 'inserter');
+  const r = spawnSync(bin, ['check-config', file], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /kafka security: SASL_SSL; SCRAM-SHA-512 as user svc \(password set\); TLS trusting the CA in ca\.pem/);
+  assert.ok(!r.stdout.includes('canary-kafka-4c1e') && !r.stderr.includes('canary-kafka-4c1e'));
+});
