@@ -3,7 +3,7 @@
 # No Docker, no tarball: the broker's jars come from Maven Central (scripts/kafka/pom.xml).
 #
 #   scripts/kafka.sh install                       resolve the jars into .cache/kafka/libs (once)
-#   scripts/kafka.sh start  [--dir DIR] [--port PORT] [--controller-port PORT] [--owner-pid PID]
+#   scripts/kafka.sh start  [--dir DIR] [--port PORT] [--controller-port PORT] [--owner-pid PID] [--sasl-ssl]
 #                                                  start a broker; prints 127.0.0.1:PORT as the last line
 #   scripts/kafka.sh stop   [--dir DIR]            SIGTERM, then SIGKILL after a timeout; idempotent
 #   scripts/kafka.sh status [--dir DIR]            "running 127.0.0.1:PORT" / "stopped ..." (exit 0 / 3)
@@ -13,6 +13,10 @@
 # random cluster id. Several DIRs can run at the same time.
 # --owner-pid PID: a small watchdog stops the broker when PID exits (tests use it so that a
 # crashed test run does not leave a broker behind).
+# --sasl-ssl: a SASL_SSL listener (SCRAM-SHA-512 and SCRAM-SHA-256) next to the PLAINTEXT one (which
+# stays for inter-broker traffic and plain clients). A fresh DIR gets a CA and a broker certificate
+# for 127.0.0.1/localhost (openssl) and a SCRAM user created by the broker's own StorageTool; what a
+# client needs is written to DIR/sasl-ssl.env (SASL_SSL_BOOTSTRAP, CA_FILE, SASL_USER, SASL_PASSWORD_FILE).
 #
 # Environment: KAFKA_HEAP_OPTS (default "-Xms128m -Xmx512m"), KAFKA_START_TIMEOUT (seconds, default 60),
 # KAFKA_STOP_TIMEOUT (seconds, default 20), JAVA (default: java on PATH).
@@ -35,7 +39,7 @@ die() { echo "kafka.sh: $*" >&2; exit 1; }
 log() { echo "kafka.sh: $*" >&2; }
 
 usage() {
-  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -85,6 +89,9 @@ DIR=""
 PORT=""
 CPORT=""
 OWNER_PID=""
+SASL_SSL=0
+SPORT=""
+SASL_USER="inserter"
 
 parse_opts() {
   while [[ $# -gt 0 ]]; do
@@ -97,6 +104,7 @@ parse_opts() {
       --controller-port=*) CPORT="${1#--controller-port=}"; shift ;;
       --owner-pid) OWNER_PID="${2:?--owner-pid needs a value}"; shift 2 ;;
       --owner-pid=*) OWNER_PID="${1#--owner-pid=}"; shift ;;
+      --sasl-ssl) SASL_SSL=1; shift ;;
       -h|--help) usage ;;
       *) die "unknown option: $1" ;;
     esac
@@ -144,17 +152,47 @@ broker_pid() {
   echo "$pid"
 }
 
+# --sasl-ssl: a CA and a broker certificate (127.0.0.1, localhost) in DIR/tls, the broker's key and
+# certificate as a PKCS12 keystore, and the SCRAM user's password (created once per DIR).
+make_tls() {
+  local tls="$DIR/tls"
+  [[ -f "$tls/broker.p12" && -f "$DIR/sasl.password" ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found (needed for --sasl-ssl certificates)"
+  mkdir -p "$tls"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=inserter test CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.crt"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls/broker.key" -out "$tls/broker.csr"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tls/broker.ext"
+    openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+      -days 30 -extfile "$tls/broker.ext" -out "$tls/broker.crt"
+    head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$tls/keystore.password"
+    openssl pkcs12 -export -in "$tls/broker.crt" -inkey "$tls/broker.key" -certfile "$tls/ca.crt" \
+      -name broker -out "$tls/broker.p12" -passout "file:$tls/keystore.password"
+  } >"$DIR/logs/tls.out" 2>&1 || { cat "$DIR/logs/tls.out" >&2; die "generating certificates failed"; }
+  head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$DIR/sasl.password"
+  chmod 600 "$tls"/*.key "$tls/keystore.password" "$DIR/sasl.password"
+}
+
 write_config() {
+  local listeners="PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT"
+  local advertised="PLAINTEXT://127.0.0.1:$PORT"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if ((SASL_SSL)); then
+    listeners="$listeners,SASL_SSL://127.0.0.1:$SPORT"
+    advertised="$advertised,SASL_SSL://127.0.0.1:$SPORT"
+    protocols="$protocols,SASL_SSL:SASL_SSL"
+  fi
   cat >"$DIR/server.properties" <<EOF
 # Written by scripts/kafka.sh: single-node KRaft (broker+controller) for development and tests.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$CPORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$DIR/data
 
 # Tests create their topics explicitly.
@@ -200,15 +238,35 @@ background.threads=4
 log.cleaner.threads=1
 log.cleaner.dedupe.buffer.size=8388608
 EOF
+  if ((SASL_SSL)); then
+    cat >>"$DIR/server.properties" <<EOF
+
+# --sasl-ssl: SCRAM over TLS; users live in the cluster metadata (StorageTool --add-scram).
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$DIR/tls/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$(cat "$DIR/tls/keystore.password")
+listener.name.sasl_ssl.ssl.client.auth=none
+EOF
+  fi
 }
 
 format_storage() {
   local cluster_id
   cluster_id="$(random_cluster_id)"
   echo "$cluster_id" >"$DIR/cluster.id"
+  local scram=()
+  if ((SASL_SSL)); then
+    local password
+    password="$(cat "$DIR/sasl.password")"
+    scram=(--add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$password]"
+      --add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$password]")
+  fi
   if ! "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -Xshare:auto -cp "$LIBS/*" \
       -Dlog4j2.configurationFile="$LOG4J_CONFIG" -Dkafka.logs.dir="$DIR/logs" \
-      kafka.tools.StorageTool format --standalone --ignore-formatted \
+      kafka.tools.StorageTool format --standalone --ignore-formatted "${scram[@]}" \
       --cluster-id "$cluster_id" --config "$DIR/server.properties" >"$DIR/logs/format.out" 2>&1; then
     cat "$DIR/logs/format.out" >&2
     die "formatting $DIR/data failed"
@@ -260,7 +318,8 @@ wait_ready() {
   local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
   while ((SECONDS < deadline)); do
     kill -0 "$pid" 2>/dev/null || return 1
-    if port_in_use "$PORT" && grep -q "Kafka Server started" "$DIR/logs/server.log" 2>/dev/null; then
+    if port_in_use "$PORT" && { ((!SASL_SSL)) || port_in_use "$SPORT"; } &&
+        grep -q "Kafka Server started" "$DIR/logs/server.log" 2>/dev/null; then
       if [[ -x "$NODE" && -f "$PROBE" ]]; then
         if "$NODE" "$PROBE" "127.0.0.1:$PORT" >>"$DIR/logs/probe.out" 2>&1; then return 0; fi
       else
@@ -291,7 +350,9 @@ start() {
   if [[ -f "$DIR/server.properties" && -f "$DIR/data/meta.properties" ]]; then
     # A restart: same ports, same data.
     local old_port old_cport
-    old_port="$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$DIR/server.properties")"
+    old_port="$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\).*$/\1/p' "$DIR/server.properties")"
+    SPORT="$(sed -n 's/^advertised.listeners=.*SASL_SSL:\/\/127.0.0.1:\([0-9]*\).*$/\1/p' "$DIR/server.properties")"
+    [[ -n "$SPORT" ]] && SASL_SSL=1
     old_cport="$(sed -n 's/^controller.quorum.bootstrap.servers=127.0.0.1:\([0-9]*\)$/\1/p' "$DIR/server.properties")"
     if [[ -n "$CPORT" && "$CPORT" != "$old_cport" ]]; then
       # The formatted metadata log records the controller endpoint (--standalone voter set).
@@ -314,6 +375,11 @@ start() {
     if ((fresh)); then
       [[ -n "$PORT" && $ports_given == 1 ]] || PORT="$(free_port)"
       [[ -n "$CPORT" && $ports_given == 1 ]] || CPORT="$(free_port "$PORT")"
+      if ((SASL_SSL)); then
+        SPORT="$(free_port "$PORT")"
+        [[ "$SPORT" != "$CPORT" ]] || SPORT="$(free_port "$CPORT")"
+        make_tls
+      fi
       write_config
       [[ -f "$DIR/data/meta.properties" ]] || format_storage
     fi
@@ -326,6 +392,11 @@ start() {
     wait_ready "$pid" || rc=$?
     if ((rc == 0)); then
       echo "127.0.0.1:$PORT" >"$DIR/bootstrap"
+      if ((SASL_SSL)); then
+        printf 'SASL_SSL_BOOTSTRAP=127.0.0.1:%s\nCA_FILE=%s\nSASL_USER=%s\nSASL_PASSWORD_FILE=%s\n' \
+          "$SPORT" "$DIR/tls/ca.crt" "$SASL_USER" "$DIR/sasl.password" >"$DIR/sasl-ssl.env"
+        log "SASL_SSL listener on 127.0.0.1:$SPORT (SCRAM-SHA-512/256 user $SASL_USER; see $DIR/sasl-ssl.env)"
+      fi
       start_watchdog "$pid"
       log "broker up in $((SECONDS - started_at))s (pid $pid, dir $DIR, controller port $CPORT)"
       echo "127.0.0.1:$PORT"
@@ -334,7 +405,7 @@ start() {
     if ((rc == 1)) && ((fresh)) && ((!ports_given)) &&
         grep -qiE "Address already in use|BindException" "$DIR/logs/server.log" "$DIR/logs/kafka.out" 2>/dev/null; then
       log "port clash on $PORT/$CPORT, retrying with other ports"
-      PORT=""; CPORT=""
+      PORT=""; CPORT=""; SPORT=""
       rm -f "$DIR/kafka.pid"
       rm -rf "$DIR/data" # formatted with the clashing controller port
       mv "$DIR/logs/server.log" "$DIR/logs/server.log.bind-failure-$attempt" 2>/dev/null || true

@@ -6,13 +6,16 @@
 //
 //   const bootstrap = await sharedKafka();         // $KAFKA_BOOTSTRAP, or one broker per process
 //
+//   const secure = await startKafka({ saslSsl: true });   // plus a SASL_SSL listener (SCRAM-SHA-512/256):
+//   secure.saslSsl.bootstrap, .caFile, .username, .password
+//
 // Brokers are started by scripts/kafka.sh (a JVM in the background, detached). Every broker
 // started here is stopped by stop(), and, as a safety net, synchronously when the process exits
 // and by the script's watchdog (--owner-pid) if the process dies without running exit handlers.
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Admin } from '@platformatic/kafka';
@@ -29,11 +32,26 @@ export interface KafkaBroker {
   stop(): Promise<void>;
   /** Stops and starts the same broker: same ports, same data dir, same cluster id. */
   restart(): Promise<void>;
+  /** With `saslSsl: true`: the SASL_SSL listener and what a client needs to use it. */
+  saslSsl?: SaslSslListener;
+}
+
+export interface SaslSslListener {
+  /** "127.0.0.1:PORT" of the SASL_SSL listener. */
+  bootstrap: string;
+  /** PEM of the CA that signed the broker's certificate (for 127.0.0.1 and localhost). */
+  caFile: string;
+  /** A SCRAM-SHA-512 and SCRAM-SHA-256 user. */
+  username: string;
+  password: string;
+  passwordFile: string;
 }
 
 export interface StartKafkaOptions {
   /** State dir to use; default a fresh temp dir (removed again by stop()). */
   dir?: string;
+  /** Adds a SASL_SSL listener (scripts/kafka.sh --sasl-ssl); PLAINTEXT stays. */
+  saslSsl?: boolean;
 }
 
 const running = new Set<string>(); // state dirs with a broker this process started
@@ -73,11 +91,11 @@ function runScript(args: string[]): Promise<string> {
   });
 }
 
-async function startIn(dir: string): Promise<string> {
+async function startIn(dir: string, saslSsl = false): Promise<string> {
   installExitHook();
   running.add(dir);
   try {
-    const bootstrap = await runScript(['start', '--dir', dir, '--owner-pid', String(process.pid)]);
+    const bootstrap = await runScript(['start', '--dir', dir, '--owner-pid', String(process.pid), ...(saslSsl ? ['--sasl-ssl'] : [])]);
     if (!/^127\.0\.0\.1:\d+$/.test(bootstrap)) throw new Error(`unexpected output from kafka.sh start: ${bootstrap}`);
     return bootstrap;
   } catch (error) {
@@ -104,15 +122,17 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaBro
   if (ownDir) tempDirs.add(dir);
   let bootstrap: string;
   try {
-    bootstrap = await startIn(dir);
+    bootstrap = await startIn(dir, opts.saslSsl === true);
   } catch (error) {
     await removeTempDir(dir);
     throw error;
   }
+  const saslSsl = opts.saslSsl === true ? await readSaslSsl(dir) : undefined;
   let stopped = false;
   const broker: KafkaBroker = {
     bootstrap,
     dir,
+    ...(saslSsl === undefined ? {} : { saslSsl }),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -127,6 +147,22 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaBro
     },
   };
   return broker;
+}
+
+async function readSaslSsl(dir: string): Promise<SaslSslListener> {
+  const env = new Map(
+    (await readFile(join(dir, 'sasl-ssl.env'), 'utf8'))
+      .split('\n')
+      .filter((line) => line.includes('='))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const),
+  );
+  const field = (name: string): string => {
+    const value = env.get(name);
+    if (value === undefined) throw new Error(`${dir}/sasl-ssl.env has no ${name}`);
+    return value;
+  };
+  const passwordFile = field('SASL_PASSWORD_FILE');
+  return { bootstrap: field('SASL_SSL_BOOTSTRAP'), caFile: field('CA_FILE'), username: field('SASL_USER'), password: (await readFile(passwordFile, 'utf8')).trim(), passwordFile };
 }
 
 let shared: Promise<KafkaBroker> | undefined;

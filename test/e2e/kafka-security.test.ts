@@ -1,0 +1,130 @@
+// Production Kafka: the inserter talks to a real broker only through its SASL_SSL listener (TLS with
+// a CA made for the test, SCRAM-SHA-512 users created by the broker's own StorageTool;
+// scripts/kafka.sh --sasl-ssl). Over it: records are consumed, inserted into ClickHouse exactly once
+// and committed; the ledger records intents and a malformed message reaches the dead-letter topic.
+// A wrong password and a CA that did not sign the broker's certificate each stop the process at
+// once with an error naming the cause, before anything is consumed. The password is never logged.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { committedOffsets, endOffsets, produce, readTopic } from '../helpers/bus.ts';
+import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
+import { TABLE_DDL, assertExactlyOnce, counts, row } from '../helpers/error-scenarios.ts';
+import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
+import { createTopic, startKafka, uniqueTopic, type KafkaBroker, type SaslSslListener } from '../helpers/kafka.ts';
+
+const ROWS = 300;
+let broker: KafkaBroker;
+let secure: SaslSslListener;
+let ch: ClickHouseInstance;
+let scratch: string;
+const running = new Set<InserterProcess>();
+
+before(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'inserter-kafka-security-'));
+  [broker, ch] = await Promise.all([startKafka({ saslSsl: true }), startClickHouse()]);
+  assert.ok(broker.saslSsl !== undefined, 'the broker has a SASL_SSL listener');
+  secure = broker.saslSsl;
+  await ch.query('CREATE DATABASE app');
+});
+
+after(async () => {
+  for (const p of running) await p.kill();
+  await Promise.all([broker?.stop(), ch?.stop()]);
+  if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
+});
+
+function config(topic: string, table: string, kafka: Record<string, unknown>): Record<string, unknown> {
+  return {
+    kafka: { brokers: [secure.bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100, sessionTimeoutMs: 6_000, ...kafka },
+    destinations: [{ id: 'a', url: ch.url, database: 'app' }],
+    routes: [{ topic, table, destination: 'a', createTable: { enabled: false }, deadLetterTopic: `${topic}.dlq` }],
+    batch: { maxRows: 100, maxAgeMs: 300 },
+    commitIntervalMs: 300,
+    retry: { baseMs: 100, factor: 2, capMs: 1_000 },
+  };
+}
+
+const secureKafka = (): Record<string, unknown> => ({
+  tls: { caFile: secure.caFile },
+  sasl: { mechanism: 'SCRAM-SHA-512', username: secure.username, password: { file: secure.passwordFile } },
+});
+
+async function start(cfg: Record<string, unknown>): Promise<InserterProcess> {
+  const p = await startInserter(cfg);
+  running.add(p);
+  void p.exited.then(() => running.delete(p));
+  return p;
+}
+
+test('over SASL_SSL: consume, insert, commit; the ledger and a dead letter go over it too', async () => {
+  const topic = uniqueTopic('sasl-ssl');
+  await createTopic(broker.bootstrap, topic, 2);
+  await ch.query(TABLE_DDL('app', 'secure_events'));
+  const records = [];
+  for (let id = 0; id < ROWS; id++) records.push({ key: Buffer.from(String(id)), value: row(id), partition: id % 2 });
+  records.push({ key: Buffer.from('bad'), value: Buffer.from('{"id": 1, not json'), partition: 0 });
+  await produce(broker.bootstrap, topic, records);
+
+  const inserter = await start(config(topic, 'secure_events', secureKafka()));
+  await waitFor(async () => (await counts(ch, 'app', 'secure_events')).rows >= ROWS, 'every row in ClickHouse', 90_000);
+  await waitFor(async () => {
+    const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 2), endOffsets(broker.bootstrap, topic)]);
+    return committed.length === 2 && committed.every((c, p) => c === end[p]);
+  }, 'committed offsets at the log end', 60_000);
+  assert.equal(await inserter.stop(), 0, 'a graceful stop');
+  await assertExactlyOnce(ch, 'app', 'secure_events', ROWS);
+
+  const dead = await readTopic(broker.bootstrap, `${topic}.dlq`, 1, 10_000);
+  assert.equal(dead.length, 1, 'the malformed message is dead-lettered');
+  assert.equal(dead[0]?.value?.toString(), '{"id": 1, not json');
+  // Written through transactional producers: read what is committed (markers take offsets).
+  const ledger = await readTopic(broker.bootstrap, `${topic}-group.inserter-ledger`, 1, 10_000);
+  assert.ok(ledger.length > 0, 'the ledger was written over SASL_SSL');
+
+  const log = await inserter.log();
+  assert.ok(!log.includes(secure.password), 'the password is never logged');
+  assert.doesNotMatch(log, /Kafka not reachable/);
+});
+
+test('a wrong password fails fast, names the login as the cause, consumes nothing', async () => {
+  const topic = uniqueTopic('sasl-wrong-password');
+  await createTopic(broker.bootstrap, topic, 1);
+  await ch.query(TABLE_DDL('app', 'wrong_password'));
+  await produce(broker.bootstrap, topic, [{ value: row(1) }]);
+  const started = Date.now();
+  const inserter = await start(config(topic, 'wrong_password', { ...secureKafka(), sasl: { mechanism: 'SCRAM-SHA-512', username: secure.username, password: 'not-the-password-7f3a' } }));
+  assert.equal(await inserter.exited, 1, 'the process exits with an error');
+  assert.ok(Date.now() - started < 30_000, `fails fast (${Date.now() - started} ms)`);
+  const log = await inserter.log();
+  assert.match(log, /INSERTER_KAFKA_AUTH/);
+  assert.match(log, /Kafka refused the login \(SASL SCRAM-SHA-512 as user inserter\)/);
+  assert.ok(!log.includes('not-the-password-7f3a'), 'the password is never logged');
+  assert.equal((await counts(ch, 'app', 'wrong_password')).rows, 0, 'nothing inserted');
+  const committed = await committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1);
+  assert.ok(committed.every((c) => c < 0n), `nothing committed (${committed.join(',')})`);
+});
+
+test('a CA that did not sign the broker certificate fails fast, names TLS as the cause, consumes nothing', async () => {
+  const topic = uniqueTopic('sasl-untrusted');
+  await createTopic(broker.bootstrap, topic, 1);
+  await ch.query(TABLE_DDL('app', 'untrusted'));
+  await produce(broker.bootstrap, topic, [{ value: row(1) }]);
+  const otherCa = join(scratch, 'other-ca.crt');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=someone else', '-keyout', join(scratch, 'other-ca.key'), '-out', otherCa]);
+  const started = Date.now();
+  const inserter = await start(config(topic, 'untrusted', { ...secureKafka(), tls: { caFile: otherCa } }));
+  assert.equal(await inserter.exited, 1, 'the process exits with an error');
+  assert.ok(Date.now() - started < 30_000, `fails fast (${Date.now() - started} ms)`);
+  const log = await inserter.log();
+  assert.match(log, /INSERTER_KAFKA_TLS/);
+  assert.match(log, /TLS certificate is not trusted \(SELF_SIGNED_CERT_IN_CHAIN/);
+  assert.match(log, /kafka\.tls\.caFile/);
+  assert.equal((await counts(ch, 'app', 'untrusted')).rows, 0, 'nothing inserted');
+  const committed = await committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1);
+  assert.ok(committed.every((c) => c < 0n), `nothing committed (${committed.join(',')})`);
+});
