@@ -163,8 +163,19 @@ export class Deliverer {
           await this.#deadLetterRows(lane, batch, from, to, reason);
           return;
         }
-        // No insert landed since: maybe the destination's failure, not this row's. Back off, and
-        // judge again whenever another insert lands in the table meanwhile.
+        // No insert landed since: this row's failure, or the destination's? An empty insert into the
+        // table tells (it stores nothing); once it lands, the row is tried again at once and judged.
+        if (await this.#probe(range)) {
+          failure = await this.#attempt(range);
+          attempts++;
+          if (failure === undefined) {
+            journal?.inserted(from, to);
+            return;
+          }
+          continue;
+        }
+        // The destination refuses even an empty insert: back off (judged again whenever an insert
+        // lands in the table meanwhile), then `then`.
       } else if (policy.action !== 'retry' && to - from > 1 && !mustNotSplit) {
         this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
         this.#deps.logger.warn({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from }, 'insert failed; splitting it');
@@ -233,6 +244,25 @@ export class Deliverer {
       else failing.push(Object.assign(part, { failure: partFailure }));
     }
     for (const part of failing) await this.#range(lane, sink, batch, part.from, part.to, signal, journal, since, part);
+  }
+
+  /**
+   * An insert of no rows into the range's table (under the range's token + `/probe`: nothing is
+   * stored, nothing deduplicated): whether the destination accepts an insert at all. Counted as
+   * landed when it does.
+   */
+  async #probe(range: Range): Promise<boolean> {
+    const { lane, sink, signal } = range;
+    await this.#gates.wait(lane.destination.id, range, signal);
+    try {
+      const encoder = await this.#deps.schemas.encoder(sink, lane.route, lane.table, signal);
+      await sink.insert({ table: lane.table, format: encoder.format, body: [], rows: 0, bytes: 0, token: `${range.token}/probe` }, signal);
+      this.#landed.set(landedKey(lane), this.#landedIn(lane) + 1);
+      return true;
+    } catch (error) {
+      if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('probe aborted', { cause: error });
+      return false;
+    }
   }
 
   /** How many inserts landed in the lane's table (any lane) since this process started. */

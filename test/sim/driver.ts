@@ -202,11 +202,14 @@ interface GeneratedRecord {
   readonly team: number | undefined;
 }
 
-function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records: GeneratedRecord[]; poison: Set<string> } {
+function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records: GeneratedRecord[]; poison: Set<string>; unlisted: Set<string> } {
   const count = rng.int(20, 160);
   const spanMs = rng.int(0, 1500);
   const teams = Object.keys(scenario.teamMap).map(Number);
   const poison = new Set<string>();
+  // Every other poison row is rejected with a code no class lists (chosen without drawing from the
+  // RNG, so a seed's stream, and the regression seeds, stay as they were).
+  const unlisted = new Set<string>();
   const records: GeneratedRecord[] = [];
   for (let i = 0; i < count; i++) {
     const partition = rng.int(0, scenario.partitions - 1);
@@ -219,7 +222,8 @@ function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records:
       const value = rng.pick(['not json', '[1,2,3]', '', `{"uuid":"${uuid}","team_id":`, `{"uuid":"${uuid}","team_id":"abc"}`]);
       record = { partition, value: Buffer.from(value), key: undefined, appendAt, uuid: undefined, kind: 'undecodable', team: undefined };
     } else if (roll < 0.08) {
-      poison.add(uuid);
+      if ((poison.size + unlisted.size) % 2 === 0) poison.add(uuid);
+      else unlisted.add(uuid);
       record = { partition, value: Buffer.from(JSON.stringify({ uuid, team_id: team, n: i })), key: undefined, appendAt, uuid, kind: 'poison', team };
     } else if (roll < 0.11) {
       record = { partition, value: Buffer.from(JSON.stringify({ uuid, team_id: 900 + rng.int(0, 2), n: i })), key: undefined, appendAt, uuid, kind: 'unknown_team', team: undefined };
@@ -230,7 +234,7 @@ function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records:
     }
     records.push(record);
   }
-  return { records, poison };
+  return { records, poison, unlisted };
 }
 
 function pauseScope(rng: Rng, destinations: readonly string[], routes: readonly RouteSpec[], teams: number): PauseScope {
@@ -268,7 +272,7 @@ function configFor(scenario: Scenario, life: Scenario['lives'][number], exactlyO
     retry: { baseMs: 1, factor: 2, capMs: life.capMs },
     // Tiny backoffs for the classes the stand-ins raise; with an attempt limit the built-in
     // fallback (pause the destination, probe every pauseMs) runs too.
-    errorPolicy: { defaults: { transient_network: retrying, unknown_insert_status: retrying, unknown: retrying, missing_object: retrying, row_data: { baseMs: 1, capMs: 2 } } },
+    errorPolicy: { defaults: { transient_network: retrying, unknown_insert_status: retrying, unknown: retrying, unknown_server_error: retrying, missing_object: retrying, row_data: { baseMs: 1, capMs: 2 } } },
     schemaRefreshMs: 500,
     telemetry: { logLevel: 'silent' },
   };
@@ -303,7 +307,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const exactlyOnce = options.exactlyOnce ?? true;
   const root = new Rng(seed);
   const scenario = makeScenario(root.fork(), options);
-  const { records: generated, poison } = generateRecords(root.fork(), seed, scenario);
+  const { records: generated, poison, unlisted } = generateRecords(root.fork(), seed, scenario);
   const worldRng = root.fork();
   const mathRng = root.fork();
   const driverRng = root.fork();
@@ -317,7 +321,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
     const r = bus.append(TOPIC, g.partition, { timestamp: BigInt(g.appendAt), key: g.key, value: g.value, appendAt: g.appendAt });
     expected.push({ topic: TOPIC, partition: g.partition, offset: r.offset, uuid: g.uuid, fates: fatesOf(g, scenario), describe: `${TOPIC}/${g.partition}@${r.offset} ${g.kind}${g.uuid ? ` ${g.uuid}` : ''}${g.team !== undefined ? ` team ${g.team}` : ''}` });
   }
-  const warehouse = new Warehouse({ dedupWindow: options.dedupWindow ?? 1000, poison, poisonHint: scenario.poisonHint });
+  const warehouse = new Warehouse({ dedupWindow: options.dedupWindow ?? 1000, poison, poisonHint: scenario.poisonHint, unlisted });
   for (const d of scenario.destinations) {
     for (const r of scenario.routes) if (!scenario.missingTables.has(`${d}\u0000${r.table}`)) warehouse.createTable(d, { database: 'sim', table: r.table }, simColumns);
   }
@@ -413,7 +417,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   stats.zombies = world.zombies;
   stats.lateCommits = world.lateCommitCount;
   stats.commits = bus.commits.length;
-  return { seed, violations: checker.violations, stats, scenario: describeScenario(scenario, generated.length, poison.size), trace: world.trace ?? [] };
+  return { seed, violations: checker.violations, stats, scenario: describeScenario(scenario, generated.length, poison.size + unlisted.size), trace: world.trace ?? [] };
 }
 
 interface Durable {

@@ -3,7 +3,8 @@
 // honoured within a window of the last N tokens per table (like ClickHouse's deduplication
 // window). Faults are chosen by the seeded RNG: failure before anything is stored (retryable),
 // stored-then-failed (the client sees an error although the rows landed), slow replies, and
-// designated poison rows that fail the whole insert with a row_data error naming "(at row N)".
+// designated poison rows that fail the whole insert with a row_data error naming "(at row N)", and
+// others rejected with a server code no class lists (unknown_server_error: found by bisecting).
 import type { ColumnInfo } from '../../src/sink/types.ts';
 import type { DestinationConfig } from '../../src/config/load.ts';
 import { ErrorClasses } from '../../src/errors/classes.ts';
@@ -46,6 +47,8 @@ export interface WarehouseOptions {
   readonly poison: ReadonlySet<string>;
   /** Whether a rejection names the row ("(at row N)") or only the error (forcing bisection). */
   readonly poisonHint: boolean;
+  /** uuids whose row the warehouse rejects with a code no class lists (never naming the row). */
+  readonly unlisted?: ReadonlySet<string>;
 }
 
 export const simColumns: readonly ColumnInfo[] = [
@@ -117,6 +120,10 @@ export class Warehouse {
         this.rejected++;
         const hint = this.options.poisonHint ? `: (at row ${i + 1})` : '';
         throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: expected '"' before: 'oops'${hint}`, 27, undefined, this.options.poisonHint ? i + 1 : undefined);
+      }
+      if (uuid !== undefined && this.options.unlisted?.has(uuid) === true) {
+        this.rejected++;
+        throw new WarehouseError(ErrorClasses.unknownServerError, 'Code: 99999. DB::Exception: a rejection no class lists. (SIM_UNLISTED)', 99999, undefined);
       }
       const team = typeof obj.team_id === 'number' ? obj.team_id : typeof message.team_id === 'number' ? message.team_id : undefined;
       rows.push({

@@ -68,6 +68,26 @@ test('a lone bad row next to a good one (a two-row batch) is dead-lettered witho
   }
 });
 
+test('a bad row alone in its batch (low traffic) is judged by an empty insert into its table: dead-lettered, the partition moves on', async () => {
+  const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 1, maxBytes: 1 << 24, maxAgeMs: 20 }, errorPolicy: { defaults: { unknown_server_error: { baseMs: 5, capMs: 20, maxElapsedMs: 600_000, pauseMs: 60_000 } } } });
+  const warehouse = new TokenWarehouse();
+  warehouse.fail = (_token, _rows, uuids) => (uuids.includes('u1') ? unlisted() : undefined);
+  const deadLetters = new HeldDeadLetters();
+  const { pipeline, source } = startWorld({ config, warehouse, deadLetters });
+  try {
+    await source.append([event(0, 8), event(1, 8), event(2, 8)]);
+    await until(() => source.committed === 3n, `commits past every record (committed ${source.committed})`);
+    assert.deepEqual(
+      deadLetters.written.map((d) => d.offset),
+      [1n],
+    );
+    assertExactlyOnce(warehouse, ['u0', 'u2']);
+    assert.ok(warehouse.inserts.some((i) => i.endsWith('/probe (0)')), `an empty probe insert: ${warehouse.inserts.join(', ')}`);
+  } finally {
+    await pipeline.destroy();
+  }
+});
+
 test('when every part fails alike the failure is the destination\'s: nothing dead-lettered, nothing committed, all land once it recovers', async () => {
   const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 1000, maxBytes: 1 << 24, maxAgeMs: 20 }, ...fastPolicy });
   const warehouse = new TokenWarehouse();
