@@ -14,7 +14,7 @@ import { ReplayLedger } from '../deadletter/replay-ledger.ts';
 import { replayToOriginal } from '../deadletter/replay-original.ts';
 import { formatReplayReport, type ReplayReport } from '../deadletter/replay-report.ts';
 import { readTopic, topicExists, type KafkaAccess } from '../deadletter/topic-reader.ts';
-import { kafkaConnectionFor } from '../source/kafka-connection.ts';
+import { kafkaConnectionFor, kafkaSecurityFailure } from '../source/kafka-connection.ts';
 import { ConfigError, InserterError } from '../errors/inserter-error.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
 import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
@@ -54,6 +54,11 @@ export async function dlq(args: string[]): Promise<number> {
     if (error instanceof DlqUsageError || error instanceof ConfigError || (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`dlq ${sub}: ${error.message}\n${dlqUsage}\n`);
       return 2;
+    }
+    const security = kafkaSecurityFailure(error);
+    if (security !== undefined) {
+      process.stderr.write(`dlq ${sub}: ${security.message} [${security.code}]\n`);
+      return 3;
     }
     const code = error instanceof InserterError ? ` [${error.code}]` : '';
     const cause = error instanceof Error && error.cause instanceof Error ? `\n  cause: ${describeCause(error.cause)}` : '';

@@ -16,7 +16,7 @@ import { createLogger } from '../telemetry/logger.ts';
 import { checkRoute, RowTally, type DeadLetterRef, type DestinationRows, type ProducedRecord, type RouteReport } from './verify-check.ts';
 import { formatReport } from './verify-print.ts';
 import { committedOffsets, normalizeId, readRows, readWholeTopic, topicExists, type KafkaAccess, type TopicRecord } from './verify-read.ts';
-import { kafkaConnectionFor } from '../source/kafka-connection.ts';
+import { kafkaConnectionFor, kafkaSecurityFailure } from '../source/kafka-connection.ts';
 
 export const verifyUsage = '  inserter verify --config FILE [--id-field uuid] [--json]   check exactly-once delivery end to end (exit 1: broken)';
 
@@ -54,7 +54,8 @@ export async function verify(args: string[]): Promise<number> {
   try {
     report = await collect(config, values['id-field'], timeoutMs);
   } catch (error) {
-    process.stderr.write(`verify: could not verify: ${(error as Error).message}\n`);
+    const security = kafkaSecurityFailure(error, config.kafka);
+    process.stderr.write(`verify: could not verify: ${security === undefined ? (error as Error).message : `${security.message} [${security.code}]`}\n`);
     return 3;
   }
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));

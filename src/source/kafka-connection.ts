@@ -104,10 +104,10 @@ const untrustedCodes = new Set([
  * The security failure behind a client error, as a sentence naming the cause and the setting to
  * fix; undefined for anything else (a broker down, a timeout: worth retrying).
  */
-export function kafkaSecurityFailure(error: unknown, kafka: Pick<Config['kafka'], 'sasl' | 'tls'>): InserterError | undefined {
+export function kafkaSecurityFailure(error: unknown, kafka?: Pick<Config['kafka'], 'sasl'>): InserterError | undefined {
   for (const cause of causes(error)) {
     if (cause instanceof AuthenticationError) {
-      const who = kafka.sasl === undefined ? 'SASL' : `SASL ${kafka.sasl.mechanism} as user ${kafka.sasl.username}`;
+      const who = kafka?.sasl === undefined ? 'SASL' : `SASL ${kafka.sasl.mechanism} as user ${kafka.sasl.username}`;
       return new InserterError('INSERTER_KAFKA_AUTH', `Kafka refused the login (${who}): ${cause.message} Check kafka.sasl (username, password, mechanism) against the cluster's users.`, { cause: error });
     }
     const code = (cause as { code?: unknown }).code;

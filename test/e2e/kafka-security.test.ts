@@ -1,7 +1,8 @@
 // Production Kafka: the inserter talks to a real broker only through its SASL_SSL listener (TLS with
 // a CA made for the test, SCRAM-SHA-512 users created by the broker's own StorageTool;
 // scripts/kafka.sh --sasl-ssl). Over it: records are consumed, inserted into ClickHouse exactly once
-// and committed; the ledger records intents and a malformed message reaches the dead-letter topic.
+// and committed; the ledger records intents and a malformed message reaches the dead-letter topic;
+// `verify` and `dlq list` read over it (and name a refused login).
 // A wrong password and a CA that did not sign the broker's certificate each stop the process at
 // once with an error naming the cause, before anything is consumed. The password is never logged.
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import { promisify } from 'node:util';
 import { committedOffsets, endOffsets, produce, readTopic } from '../helpers/bus.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
 import { TABLE_DDL, assertExactlyOnce, counts, row } from '../helpers/error-scenarios.ts';
-import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
+import { REPO_ROOT, startInserter, waitFor, writeConfig, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, startKafka, uniqueTopic, type KafkaBroker, type SaslSslListener } from '../helpers/kafka.ts';
 
 const ROWS = 300;
@@ -61,7 +62,7 @@ async function start(cfg: Record<string, unknown>): Promise<InserterProcess> {
   return p;
 }
 
-test('over SASL_SSL: consume, insert, commit; the ledger and a dead letter go over it too', async () => {
+test('over SASL_SSL: consume, insert, commit; the ledger, a dead letter, verify and dlq go over it too', async () => {
   const topic = uniqueTopic('sasl-ssl');
   await createTopic(broker.bootstrap, topic, 2);
   await ch.query(TABLE_DDL('app', 'secure_events'));
@@ -89,7 +90,32 @@ test('over SASL_SSL: consume, insert, commit; the ledger and a dead letter go ov
   const log = await inserter.log();
   assert.ok(!log.includes(secure.password), 'the password is never logged');
   assert.doesNotMatch(log, /Kafka not reachable/);
+
+  // The commands read over the same listener: verify (topic, dead letters, ledger, offsets) and dlq.
+  const file = await writeConfig(config(topic, 'secure_events', secureKafka()), scratch);
+  const verified = await cli(['verify', '--config', file, '--id-field', 'id']);
+  assert.equal(verified.code, 0, `verify over SASL_SSL:\n${verified.out}${verified.err}`);
+  const listed = await cli(['dlq', 'list', '--config', file]);
+  assert.equal(listed.code, 0, listed.err);
+  assert.equal(listed.out.trim().split('\n').length, 1, `one dead letter listed:\n${listed.out}`);
+  const wrong = await writeConfig(config(topic, 'secure_events', { ...secureKafka(), sasl: { mechanism: 'SCRAM-SHA-512', username: secure.username, password: 'not-the-password-7f3a' } }), await mkdtemp(join(scratch, 'wrong-')));
+  for (const args of [['verify', '--config', wrong, '--id-field', 'id'], ['dlq', 'list', '--config', wrong]]) {
+    const r = await cli(args);
+    assert.equal(r.code, 3, `${args[0]} with a wrong password: ${r.out}${r.err}`);
+    assert.match(r.err, /Kafka refused the login .*\[INSERTER_KAFKA_AUTH\]/);
+    assert.ok(!`${r.out}${r.err}`.includes('not-the-password-7f3a'));
+  }
 });
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(join(REPO_ROOT, 'bin', 'inserter'), args, { timeout: 120_000 });
+    return { code: 0, out: stdout, err: stderr };
+  } catch (error) {
+    const e = error as { code?: unknown; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, out: e.stdout ?? '', err: e.stderr ?? String(error) };
+  }
+}
 
 test('a wrong password fails fast, names the login as the cause, consumes nothing', async () => {
   const topic = uniqueTopic('sasl-wrong-password');
