@@ -1,0 +1,55 @@
+// One message ClickHouse rejects with a code no class lists — an unknown field nested deeper than
+// the server parses (Code 306 TOO_DEEP_RECURSION, no "(at row N)") — among 8,000 good ones, in
+// batches of 2,000: the insert is bisected (class unknown_server_error), exactly that message is in
+// the dead-letter topic with the code and message, every other row is in ClickHouse once, and the
+// group's committed offset reaches the log end (the partition never waits on it).
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { committedOffsets, endOffsets, produce } from '../helpers/bus.ts';
+import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
+import { assertExactlyOnce, counts, deadLetters, produceRows, scenarioConfig, TABLE_DDL } from '../helpers/error-scenarios.ts';
+import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
+import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+
+const topic = uniqueTopic('errors-unlisted');
+const dlq = `${topic}.dlq`;
+const group = `${topic}-g`;
+let bootstrap: string;
+let ch: ClickHouseInstance;
+let inserter: InserterProcess | undefined;
+
+before(async () => {
+  bootstrap = await sharedKafka();
+  ch = await startClickHouse();
+  await ch.query('CREATE DATABASE e');
+  await ch.query(TABLE_DDL('e', 't'));
+  await createTopic(bootstrap, topic, 1);
+});
+
+after(async () => {
+  await inserter?.kill();
+  await ch?.stop();
+});
+
+test('a message rejected with an unlisted server code is dead-lettered alone; the other 8,000 land once and commits reach the log end', async () => {
+  await produceRows(bootstrap, topic, 0, 3_210);
+  const depth = 1_500;
+  const poison = Buffer.from(`{"id":999999,"team_id":1,"n":1,"s":"deep","k":0,"extra":${'['.repeat(depth)}${']'.repeat(depth)}}`);
+  await produce(bootstrap, topic, [{ key: Buffer.from('deep'), value: poison }]);
+  await produceRows(bootstrap, topic, 3_210, 8_000);
+  inserter = await startInserter(scenarioConfig({ bootstrap, group, topic, url: ch.url, database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 2_000 }));
+  const [end] = await endOffsets(bootstrap, topic);
+  await waitFor(async () => (await counts(ch, 'e', 't')).distinct >= 8_000 && (await committedOffsets(bootstrap, group, topic, 1))[0] === end, '8,000 rows and commits at the log end', 60_000).catch(async (error: unknown) => {
+    throw new Error(`${String(error)}\n${(await inserter?.log())?.slice(-3000)}`);
+  });
+  const letters = await deadLetters(bootstrap, dlq, 1);
+  assert.equal(letters.length, 1, 'one dead letter');
+  assert.deepEqual(letters[0]?.value, poison);
+  assert.equal(letters[0]?.headers.get('x-inserter-error-class'), 'unknown_server_error');
+  assert.equal(letters[0]?.headers.get('x-inserter-error-code'), 'INSERTER_SINK_UNKNOWN_SERVER_ERROR');
+  assert.equal(letters[0]?.headers.get('x-inserter-clickhouse-code'), '306');
+  assert.match(letters[0]?.headers.get('x-inserter-error-message') ?? '', /too deep/i);
+  assert.equal(letters[0]?.headers.get('x-inserter-original-offset'), '3210');
+  await assertExactlyOnce(ch, 'e', 't', 8_000);
+  assert.equal(await inserter.stop(), 0);
+});
