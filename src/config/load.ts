@@ -3,6 +3,7 @@
 // wrapped so they never print.
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors/inserter-error.ts';
 import { errorPolicyIssues } from '../errors/policy-schema.ts';
@@ -75,10 +76,12 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   issues.push(...errorPolicyIssues(cfg.errorPolicy, destinations.map((d) => d.id), routes.map((r) => r.name)));
   const kafkaTls = cfg.kafka.tls;
   if (typeof kafkaTls === 'object') {
+    const before = issues.length;
     for (const field of ['caFile', 'certFile', 'keyFile'] as const) {
       const file = kafkaTls[field];
       if (file !== undefined) readableFile(file, `kafka.tls.${field}`, baseDir, issues);
     }
+    if (issues.length === before) issues.push(...tlsMaterialIssues(kafkaTls, 'kafka.tls', baseDir));
   }
   const kafka = cfg.kafka.sasl
     ? { ...cfg.kafka, sasl: { ...cfg.kafka.sasl, password: secret(cfg.kafka.sasl.password, 'kafka.sasl.password') } }
@@ -97,6 +100,21 @@ function readableFile(file: string, field: string, baseDir: string, issues: stri
   } catch (cause) {
     issues.push(`${field}: cannot read ${file}: ${(cause as Error).message}`);
   }
+}
+
+/** PEM a TLS client can use: a CA file holding certificates, a client key that belongs to its certificate. */
+function tlsMaterialIssues(tls: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined }, field: string, baseDir: string): string[] {
+  const read = (file: string): string => readFileSync(resolve(baseDir, file), 'utf8');
+  const out: string[] = [];
+  if (tls.caFile !== undefined && !read(tls.caFile).includes('-----BEGIN CERTIFICATE-----')) out.push(`${field}.caFile: ${tls.caFile} holds no PEM certificate`);
+  if (tls.certFile !== undefined && tls.keyFile !== undefined) {
+    try {
+      createSecureContext({ cert: read(tls.certFile), key: read(tls.keyFile) });
+    } catch (cause) {
+      out.push(`${field}.keyFile: ${tls.keyFile} and ${tls.certFile} are not an unencrypted PEM private key and its certificate (${(cause as Error).message})`);
+    }
+  }
+  return out;
 }
 
 function resolveSecret(ref: SecretRef, field: string, baseDir: string, env: NodeJS.ProcessEnv, issues: string[]): Secret {

@@ -1,11 +1,12 @@
 // Kafka security from the configuration to the clients: TLS settings validated up front (a
-// certificate without its key and the reverse named, unreadable files named, all at once), the
+// certificate without its key and the reverse named, unreadable files, a CA file without certificates
+// and a key not matching its certificate named, all at once), the
 // options every client gets (CA, client certificate and key, server name, SASL with the password
 // behind a function), a refused login or an untrusted certificate told apart from a broker that is
 // merely down, and `check-config` explaining the mode without printing the password.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -16,7 +17,14 @@ import { ConfigError } from '../../../src/errors/inserter-error.ts';
 import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionOptions, kafkaSecurityFailure } from '../../../src/source/kafka-connection.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'inserter-kafka-connection-'));
-for (const [name, text] of [['ca.pem', 'CA PEM'], ['client.pem', 'CERT PEM'], ['client.key', 'KEY PEM'], ['password', 'canary-kafka-4c1e\n']] as const) writeFileSync(join(dir, name), text);
+// Real PEM (openssl, as scripts/kafka.sh --sasl-ssl uses): a self-signed CA doubling as the client certificate, another key.
+const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
+openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test', '-keyout', join(dir, 'client.key'), '-out', join(dir, 'client.pem'));
+openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', join(dir, 'other.key'));
+copyFileSync(join(dir, 'client.pem'), join(dir, 'ca.pem'));
+writeFileSync(join(dir, 'password'), 'canary-kafka-4c1e\n');
+writeFileSync(join(dir, 'not-pem.txt'), 'hello');
+const pem = (name: string): Buffer => readFileSync(join(dir, name));
 
 const base = { destinations: [{ id: 'a', url: 'http://127.0.0.1:8123' }], routes: [{ topic: 'e', table: 't', destination: 'a' }] };
 const withKafka = (kafka: Record<string, unknown>): unknown => ({ ...base, kafka: { brokers: ['b1:9093'], ...kafka } });
@@ -43,12 +51,19 @@ test('every TLS file that cannot be read is named at once, next to other problem
   }
 });
 
+test('a CA file without certificates and a key that is not the certificate\'s are named', () => {
+  assert.deepEqual(issues(withKafka({ tls: { caFile: 'not-pem.txt' } })), ['kafka.tls.caFile: not-pem.txt holds no PEM certificate']);
+  const found = issues(withKafka({ tls: { certFile: 'client.pem', keyFile: 'other.key' } }));
+  assert.equal(found.length, 1);
+  assert.match(found[0] ?? '', /^kafka\.tls\.keyFile: other\.key and client\.pem are not an unencrypted PEM private key and its certificate/);
+});
+
 test('the clients get the CA, the client certificate and key, the server name and SASL; no clear password in the options', () => {
   const config = buildConfig(withKafka({ tls: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key', serverName: 'kafka.example.com' }, sasl: { mechanism: 'SCRAM-SHA-512', username: 'svc', password: { file: 'password' } } }), dir, {});
   const connection = kafkaConnectionOptions(config.kafka, config.baseDir);
-  assert.deepEqual(connection.tls?.ca, Buffer.from('CA PEM'));
-  assert.deepEqual(connection.tls?.cert, Buffer.from('CERT PEM'));
-  assert.deepEqual(connection.tls?.key, Buffer.from('KEY PEM'));
+  assert.deepEqual(connection.tls?.ca, pem('ca.pem'));
+  assert.deepEqual(connection.tls?.cert, pem('client.pem'));
+  assert.deepEqual(connection.tls?.key, pem('client.key'));
   assert.equal(connection.tlsServerName, 'kafka.example.com');
   assert.equal(connection.sasl?.mechanism, 'SCRAM-SHA-512');
   assert.equal(connection.sasl?.username, 'svc');
