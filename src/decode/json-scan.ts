@@ -1,7 +1,8 @@
 // Owns reading one top-level field of a JSON object without parsing the object: the hot path needs
 // only the team id, and ClickHouse parses the row anyway. Strings are skipped with memchr-speed
 // Buffer.indexOf, so the cost is a pass over the bytes with no allocation. Structure errors met on
-// the way are reported; values the scan passes over are not validated (the warehouse does that,
+// the way are reported, and so is anything after the object's closing brace (a second value would
+// become a second row); values the scan passes over are not validated (the warehouse does that,
 // and rows it rejects are isolated and dead-lettered).
 
 const QUOTE = 0x22;
@@ -15,25 +16,34 @@ const CLOSE_ARRAY = 0x5d;
 
 export class JsonScanError extends Error {}
 
-/** `[start, end)` of the raw value of `key` at the top level of `json` (which starts with `{`), or undefined. */
-export function findTopLevelValue(json: Buffer, key: Buffer): [number, number] | undefined {
+/**
+ * `[start, end)` of the raw value of `key` (the first, if repeated) at the top level of `json` (which
+ * starts with `{`), or undefined. The whole object is scanned: its closing brace must be the last
+ * byte of `json`, so a second JSON value or trailing bytes are an error (one message, one row).
+ * Without a key, only that is checked.
+ */
+export function findTopLevelValue(json: Buffer, key: Buffer | undefined): [number, number] | undefined {
+  let found: [number, number] | undefined;
   let i = skipSpace(json, 1);
-  if (json[i] === CLOSE_OBJECT) return undefined;
-  for (;;) {
-    if (json[i] !== QUOTE) throw new JsonScanError(`expected a key at byte ${i}`);
-    const keyEnd = endOfString(json, i);
-    const matches = keyEnd - i - 1 === key.length && json.compare(key, 0, key.length, i + 1, keyEnd) === 0;
-    i = skipSpace(json, keyEnd + 1);
-    if (json[i] !== COLON) throw new JsonScanError(`expected ':' at byte ${i}`);
-    const valueStart = skipSpace(json, i + 1);
-    const valueEnd = endOfValue(json, valueStart);
-    if (matches) return [valueStart, valueEnd];
-    i = skipSpace(json, valueEnd);
-    const next = json[i];
-    if (next === CLOSE_OBJECT) return undefined;
-    if (next !== COMMA) throw new JsonScanError(`expected ',' or '}' at byte ${i}`);
-    i = skipSpace(json, i + 1);
+  if (json[i] !== CLOSE_OBJECT) {
+    for (;;) {
+      if (json[i] !== QUOTE) throw new JsonScanError(`expected a key at byte ${i}`);
+      const keyEnd = endOfString(json, i);
+      const matches = found === undefined && key !== undefined && keyEnd - i - 1 === key.length && json.compare(key, 0, key.length, i + 1, keyEnd) === 0;
+      i = skipSpace(json, keyEnd + 1);
+      if (json[i] !== COLON) throw new JsonScanError(`expected ':' at byte ${i}`);
+      const valueStart = skipSpace(json, i + 1);
+      const valueEnd = endOfValue(json, valueStart);
+      if (matches) found = [valueStart, valueEnd];
+      i = skipSpace(json, valueEnd);
+      const next = json[i];
+      if (next === CLOSE_OBJECT) break;
+      if (next !== COMMA) throw new JsonScanError(`expected ',' or '}' at byte ${i}`);
+      i = skipSpace(json, i + 1);
+    }
   }
+  if (i !== json.length - 1) throw new JsonScanError(`${json.length - 1 - i} bytes after the object's end at byte ${i}: a message must hold one JSON value`);
+  return found;
 }
 
 /** The integer a raw JSON value holds (a number, or a string of digits), else NaN; null is undefined. */

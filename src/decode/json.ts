@@ -1,5 +1,5 @@
 // Owns turning a raw bus record into a JSON object row: the value must be one JSON object within
-// the size limit; the team id is read from where the route says, by scanning (not parsing) the
+// the size limit, and nothing else (a second value or trailing bytes would become extra rows); the team id is read from where the route says, by scanning (not parsing) the
 // object. The original bytes pass through to the warehouse, which parses them once; a value it
 // cannot take is isolated there and dead-lettered.
 import { DecodeError } from '../errors/inserter-error.ts';
@@ -34,10 +34,22 @@ export function decodeJsonRecord(record: SourceRecord, options: DecodeOptions): 
     throw new DecodeError('INSERTER_DECODE_OVERSIZED', `message of ${value.length} bytes exceeds maxMessageBytes ${options.maxMessageBytes}`);
   }
   const json = trimJson(value);
+  if (json.length === 0) throw new DecodeError('INSERTER_DECODE_EMPTY', 'message value is only whitespace');
   if (json[0] !== OPEN_BRACE || json[json.length - 1] !== CLOSE_BRACE) {
     throw new DecodeError('INSERTER_DECODE_NOT_OBJECT', 'message is not a JSON object');
   }
-  return { json, teamId: readTeamId(record, json, options.teamId) };
+  const teamId = readTeamId(record, json, options.teamId);
+  // The field scan above also checked that the object ends the value; other sources check it here.
+  if (options.teamId.from !== 'field') scan(json, undefined);
+  return { json, teamId };
+}
+
+function scan(json: Buffer, key: Buffer | undefined): [number, number] | undefined {
+  try {
+    return findTopLevelValue(json, key);
+  } catch (cause) {
+    throw new DecodeError('INSERTER_DECODE_BAD_JSON', `message is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
 }
 
 const fieldKeys = new Map<string, Buffer>();
@@ -50,12 +62,7 @@ function readTeamId(record: SourceRecord, json: Buffer, source: TeamIdSource): n
       key = Buffer.from(source.field, 'utf8');
       fieldKeys.set(source.field, key);
     }
-    let range: [number, number] | undefined;
-    try {
-      range = findTopLevelValue(json, key);
-    } catch (cause) {
-      throw new DecodeError('INSERTER_DECODE_BAD_JSON', `message is not valid JSON: ${(cause as Error).message}`, { cause });
-    }
+    const range = scan(json, key);
     if (range === undefined) return undefined;
     const team = integerValue(json, range[0], range[1]);
     if (team !== undefined && !Number.isSafeInteger(team)) {

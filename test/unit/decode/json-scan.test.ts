@@ -33,3 +33,12 @@ test('reports broken structure it meets', () => {
     assert.throws(() => findTopLevelValue(Buffer.from(bad), Buffer.from('team_id')), JsonScanError, bad);
   }
 });
+
+test('one JSON value only: a second value or trailing bytes after the object are an error, with or without a key', () => {
+  for (const bad of ['{"a":1}{"b":2}', '{"team_id":1}\n{"team_id":2}', '{"a":{"b":1}}}', '{"a":1} 2', '{"team_id":1},', '{}{}']) {
+    assert.throws(() => findTopLevelValue(Buffer.from(bad), Buffer.from('team_id')), /after the object's end/, bad);
+    assert.throws(() => findTopLevelValue(Buffer.from(bad), undefined), /after the object's end/, bad);
+  }
+  assert.equal(team('{"team_id":1,"team_id":2}'), 1, 'the first of a repeated key');
+  assert.equal(findTopLevelValue(Buffer.from('{ "a" : [1, {"b": "}"}] }'), undefined), undefined);
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeJsonRecord } from '../../../src/decode/json.ts';
+import { decodeJsonRecord, type DecodeOptions } from '../../../src/decode/json.ts';
 import { DecodeError } from '../../../src/errors/inserter-error.ts';
 import type { SourceRecord } from '../../../src/source/types.ts';
 
@@ -36,4 +36,23 @@ test('rejects what cannot become a row, with a stable code each', () => {
   assert.equal(code('{"team_id":"x"}'), 'INSERTER_DECODE_BAD_TEAM');
   assert.equal(code('{"team_id":1.5}'), 'INSERTER_DECODE_BAD_TEAM');
   assert.equal(code(`{"a":"${'x'.repeat(2000)}"}`), 'INSERTER_DECODE_OVERSIZED');
+});
+
+test('one message is one row: a value holding more than one JSON value is a decode error; whitespace alone is empty', () => {
+  const code = (value: string, teamId: DecodeOptions['teamId'] = field.teamId, extra: Partial<SourceRecord> = {}): string => {
+    try {
+      decodeJsonRecord(rec(value, extra), { maxMessageBytes: 1000, teamId });
+    } catch (error) {
+      assert.ok(error instanceof DecodeError);
+      return error.code;
+    }
+    return 'accepted';
+  };
+  for (const value of ['{"team_id":1}{"team_id":2}', '{"team_id":1}\n{"team_id":2}\n', ' {"a":1} {"b":2} ', '{"a":{"b":1}}}']) {
+    assert.equal(code(value), 'INSERTER_DECODE_BAD_JSON', value);
+    assert.equal(code(value, { from: 'key' }, { key: Buffer.from('5') }), 'INSERTER_DECODE_BAD_JSON', `${value} (team from the key)`);
+    assert.equal(code(value, { from: 'header', header: 'team' }, { headers: [[Buffer.from('team'), Buffer.from('9')]] }), 'INSERTER_DECODE_BAD_JSON', `${value} (team from a header)`);
+  }
+  for (const value of ['', ' ', '\n\t \r\n']) assert.equal(code(value), 'INSERTER_DECODE_EMPTY', JSON.stringify(value));
+  assert.equal(code('\n{"team_id":3}\n'), 'accepted');
 });
