@@ -13,10 +13,12 @@
 # random cluster id. Several DIRs can run at the same time.
 # --owner-pid PID: a small watchdog stops the broker when PID exits (tests use it so that a
 # crashed test run does not leave a broker behind).
-# --sasl-ssl: a SASL_SSL listener (SCRAM-SHA-512 and SCRAM-SHA-256) next to the PLAINTEXT one (which
-# stays for inter-broker traffic and plain clients). A fresh DIR gets a CA and a broker certificate
-# for 127.0.0.1/localhost (openssl) and a SCRAM user created by the broker's own StorageTool; what a
-# client needs is written to DIR/sasl-ssl.env (SASL_SSL_BOOTSTRAP, CA_FILE, SASL_USER, SASL_PASSWORD_FILE).
+# --sasl-ssl: a SASL_SSL listener (SCRAM-SHA-512 and SCRAM-SHA-256) and an SSL listener requiring a
+# client certificate (mTLS) next to the PLAINTEXT one (which stays for inter-broker traffic and plain
+# clients). A fresh DIR gets a CA, a broker certificate for 127.0.0.1/localhost and a client
+# certificate (openssl), and a SCRAM user created by the broker's own StorageTool; what a client needs
+# is written to DIR/sasl-ssl.env (SASL_SSL_BOOTSTRAP, CA_FILE, SASL_USER, SASL_PASSWORD_FILE,
+# SSL_BOOTSTRAP, CLIENT_CERT_FILE, CLIENT_KEY_FILE).
 #
 # Environment: KAFKA_HEAP_OPTS (default "-Xms128m -Xmx512m"), KAFKA_START_TIMEOUT (seconds, default 60),
 # KAFKA_STOP_TIMEOUT (seconds, default 20), JAVA (default: java on PATH).
@@ -39,7 +41,7 @@ die() { echo "kafka.sh: $*" >&2; exit 1; }
 log() { echo "kafka.sh: $*" >&2; }
 
 usage() {
-  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -91,6 +93,7 @@ CPORT=""
 OWNER_PID=""
 SASL_SSL=0
 SPORT=""
+TPORT=""
 SASL_USER="inserter"
 
 parse_opts() {
@@ -156,7 +159,7 @@ broker_pid() {
 # certificate as a PKCS12 keystore, and the SCRAM user's password (created once per DIR).
 make_tls() {
   local tls="$DIR/tls"
-  [[ -f "$tls/broker.p12" && -f "$DIR/sasl.password" ]] && return 0
+  [[ -f "$tls/broker.p12" && -f "$tls/client.crt" && -f "$DIR/sasl.password" ]] && return 0
   command -v openssl >/dev/null || die "openssl not found (needed for --sasl-ssl certificates)"
   mkdir -p "$tls"
   {
@@ -167,6 +170,9 @@ make_tls() {
     openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
       -days 30 -extfile "$tls/broker.ext" -out "$tls/broker.crt"
     head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$tls/keystore.password"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=inserter-client" -keyout "$tls/client.key" -out "$tls/client.csr"
+    openssl x509 -req -in "$tls/client.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+      -days 30 -out "$tls/client.crt"
     openssl pkcs12 -export -in "$tls/broker.crt" -inkey "$tls/broker.key" -certfile "$tls/ca.crt" \
       -name broker -out "$tls/broker.p12" -passout "file:$tls/keystore.password"
   } >"$DIR/logs/tls.out" 2>&1 || { cat "$DIR/logs/tls.out" >&2; die "generating certificates failed"; }
@@ -179,9 +185,9 @@ write_config() {
   local advertised="PLAINTEXT://127.0.0.1:$PORT"
   local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
   if ((SASL_SSL)); then
-    listeners="$listeners,SASL_SSL://127.0.0.1:$SPORT"
-    advertised="$advertised,SASL_SSL://127.0.0.1:$SPORT"
-    protocols="$protocols,SASL_SSL:SASL_SSL"
+    listeners="$listeners,SASL_SSL://127.0.0.1:$SPORT,SSL://127.0.0.1:$TPORT"
+    advertised="$advertised,SASL_SSL://127.0.0.1:$SPORT,SSL://127.0.0.1:$TPORT"
+    protocols="$protocols,SASL_SSL:SASL_SSL,SSL:SSL"
   fi
   cat >"$DIR/server.properties" <<EOF
 # Written by scripts/kafka.sh: single-node KRaft (broker+controller) for development and tests.
@@ -249,6 +255,13 @@ listener.name.sasl_ssl.ssl.keystore.type=PKCS12
 listener.name.sasl_ssl.ssl.keystore.location=$DIR/tls/broker.p12
 listener.name.sasl_ssl.ssl.keystore.password=$(cat "$DIR/tls/keystore.password")
 listener.name.sasl_ssl.ssl.client.auth=none
+# SSL: the client certificate (signed by DIR/tls/ca.crt) is the login.
+listener.name.ssl.ssl.keystore.type=PKCS12
+listener.name.ssl.ssl.keystore.location=$DIR/tls/broker.p12
+listener.name.ssl.ssl.keystore.password=$(cat "$DIR/tls/keystore.password")
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$DIR/tls/ca.crt
+listener.name.ssl.ssl.client.auth=required
 EOF
   fi
 }
@@ -318,7 +331,7 @@ wait_ready() {
   local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
   while ((SECONDS < deadline)); do
     kill -0 "$pid" 2>/dev/null || return 1
-    if port_in_use "$PORT" && { ((!SASL_SSL)) || port_in_use "$SPORT"; } &&
+    if port_in_use "$PORT" && { ((!SASL_SSL)) || { port_in_use "$SPORT" && port_in_use "$TPORT"; }; } &&
         grep -q "Kafka Server started" "$DIR/logs/server.log" 2>/dev/null; then
       if [[ -x "$NODE" && -f "$PROBE" ]]; then
         if "$NODE" "$PROBE" "127.0.0.1:$PORT" >>"$DIR/logs/probe.out" 2>&1; then return 0; fi
@@ -352,6 +365,7 @@ start() {
     local old_port old_cport
     old_port="$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\).*$/\1/p' "$DIR/server.properties")"
     SPORT="$(sed -n 's/^advertised.listeners=.*SASL_SSL:\/\/127.0.0.1:\([0-9]*\).*$/\1/p' "$DIR/server.properties")"
+    TPORT="$(sed -n 's/^advertised.listeners=.*,SSL:\/\/127.0.0.1:\([0-9]*\).*$/\1/p' "$DIR/server.properties")"
     [[ -n "$SPORT" ]] && SASL_SSL=1
     old_cport="$(sed -n 's/^controller.quorum.bootstrap.servers=127.0.0.1:\([0-9]*\)$/\1/p' "$DIR/server.properties")"
     if [[ -n "$CPORT" && "$CPORT" != "$old_cport" ]]; then
@@ -378,6 +392,8 @@ start() {
       if ((SASL_SSL)); then
         SPORT="$(free_port "$PORT")"
         [[ "$SPORT" != "$CPORT" ]] || SPORT="$(free_port "$CPORT")"
+        TPORT="$(free_port "$SPORT")"
+        [[ "$TPORT" != "$PORT" && "$TPORT" != "$CPORT" ]] || TPORT="$(free_port "$SPORT")"
         make_tls
       fi
       write_config
@@ -393,9 +409,9 @@ start() {
     if ((rc == 0)); then
       echo "127.0.0.1:$PORT" >"$DIR/bootstrap"
       if ((SASL_SSL)); then
-        printf 'SASL_SSL_BOOTSTRAP=127.0.0.1:%s\nCA_FILE=%s\nSASL_USER=%s\nSASL_PASSWORD_FILE=%s\n' \
-          "$SPORT" "$DIR/tls/ca.crt" "$SASL_USER" "$DIR/sasl.password" >"$DIR/sasl-ssl.env"
-        log "SASL_SSL listener on 127.0.0.1:$SPORT (SCRAM-SHA-512/256 user $SASL_USER; see $DIR/sasl-ssl.env)"
+        printf 'SASL_SSL_BOOTSTRAP=127.0.0.1:%s\nCA_FILE=%s\nSASL_USER=%s\nSASL_PASSWORD_FILE=%s\nSSL_BOOTSTRAP=127.0.0.1:%s\nCLIENT_CERT_FILE=%s\nCLIENT_KEY_FILE=%s\n' \
+          "$SPORT" "$DIR/tls/ca.crt" "$SASL_USER" "$DIR/sasl.password" "$TPORT" "$DIR/tls/client.crt" "$DIR/tls/client.key" >"$DIR/sasl-ssl.env"
+        log "SASL_SSL listener on 127.0.0.1:$SPORT (SCRAM-SHA-512/256 user $SASL_USER), SSL (mTLS) on 127.0.0.1:$TPORT; see $DIR/sasl-ssl.env"
       fi
       start_watchdog "$pid"
       log "broker up in $((SECONDS - started_at))s (pid $pid, dir $DIR, controller port $CPORT)"
@@ -405,7 +421,7 @@ start() {
     if ((rc == 1)) && ((fresh)) && ((!ports_given)) &&
         grep -qiE "Address already in use|BindException" "$DIR/logs/server.log" "$DIR/logs/kafka.out" 2>/dev/null; then
       log "port clash on $PORT/$CPORT, retrying with other ports"
-      PORT=""; CPORT=""; SPORT=""
+      PORT=""; CPORT=""; SPORT=""; TPORT=""
       rm -f "$DIR/kafka.pid"
       rm -rf "$DIR/data" # formatted with the clashing controller port
       mv "$DIR/logs/server.log" "$DIR/logs/server.log.bind-failure-$attempt" 2>/dev/null || true

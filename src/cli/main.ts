@@ -16,7 +16,7 @@ import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
 import { KafkaSource } from '../source/kafka.ts';
 import { KafkaLedgerStore } from '../source/kafka-ledger-store.ts';
-import { checkKafkaConnection, describeKafkaSecurity, kafkaConnectionFor } from '../source/kafka-connection.ts';
+import { checkKafkaConnection, describeKafkaSecurity, kafkaConnectionFor, kafkaConnectionHint } from '../source/kafka-connection.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 
@@ -109,7 +109,7 @@ async function run(args: string[]): Promise<number> {
   // not reachable yet is only reported (every client retries it).
   try {
     await checkKafkaConnection({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId }, config.kafka, AbortSignal.timeout(30_000), (error, attempt) =>
-      logger.warn({ err: error, attempt }, 'Kafka not reachable yet'),
+      logger.warn({ err: error, attempt, hint: kafkaConnectionHint(error, config.kafka) }, 'Kafka not reachable yet'),
     );
   } catch (error) {
     if (error instanceof InserterError && (error.code === 'INSERTER_KAFKA_AUTH' || error.code === 'INSERTER_KAFKA_TLS')) {

@@ -123,6 +123,21 @@ export function kafkaSecurityFailure(error: unknown, kafka?: Pick<Config['kafka'
 }
 
 /**
+ * A guess, for the log, at why a broker keeps closing the connection: a listener that wants a client
+ * certificate or a SASL login the configuration does not give, or TLS the listener does not speak.
+ */
+export function kafkaConnectionHint(error: unknown, kafka: Pick<Config['kafka'], 'sasl' | 'tls'>): string | undefined {
+  if (![...causes(error)].some((e) => e instanceof Error && /Connection closed/i.test(e.message))) return undefined;
+  const tls = kafka.tls;
+  const missing = [
+    ...(tls === false ? ['TLS (kafka.tls)'] : []),
+    ...(tls === false || tls === true || tls.certFile === undefined ? ['a client certificate (kafka.tls.certFile, keyFile)'] : []),
+    ...(kafka.sasl === undefined ? ['a SASL login (kafka.sasl)'] : []),
+  ];
+  return missing.length === 0 ? undefined : `the broker closed the connection: does this listener require ${missing.join(' or ')}?`;
+}
+
+/**
  * Connects once to the brokers as every client will: resolves when one answers; throws an
  * InserterError (INSERTER_KAFKA_AUTH / INSERTER_KAFKA_TLS) at once when the login or the certificate
  * is refused; retries an unreachable broker until `signal` aborts, telling `onRetry` each time.

@@ -2,7 +2,8 @@
 // a CA made for the test, SCRAM-SHA-512 users created by the broker's own StorageTool;
 // scripts/kafka.sh --sasl-ssl). Over it: records are consumed, inserted into ClickHouse exactly once
 // and committed; the ledger records intents and a malformed message reaches the dead-letter topic;
-// `verify` and `dlq list` read over it (and name a refused login).
+// `verify` and `dlq list` read over it (and name a refused login). A client certificate alone (an
+// SSL listener that requires one: mTLS) is a login too.
 // A wrong password and a CA that did not sign the broker's certificate each stop the process at
 // once with an error naming the cause, before anything is consumed. The password is never logged.
 import assert from 'node:assert/strict';
@@ -153,4 +154,21 @@ test('a CA that did not sign the broker certificate fails fast, names TLS as the
   assert.equal((await counts(ch, 'app', 'untrusted')).rows, 0, 'nothing inserted');
   const committed = await committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1);
   assert.ok(committed.every((c) => c < 0n), `nothing committed (${committed.join(',')})`);
+});
+
+test('mTLS: the client certificate is the login; consume, insert, commit', async () => {
+  const topic = uniqueTopic('mtls');
+  await createTopic(broker.bootstrap, topic, 1);
+  await ch.query(TABLE_DDL('app', 'mtls_events'));
+  const records = [];
+  for (let id = 0; id < 50; id++) records.push({ value: row(id) });
+  await produce(broker.bootstrap, topic, records);
+  const cfg = config(topic, 'mtls_events', { brokers: [secure.sslBootstrap], tls: { caFile: secure.caFile, certFile: secure.clientCertFile, keyFile: secure.clientKeyFile } });
+  const inserter = await start(cfg);
+  await waitFor(async () => {
+    const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1), endOffsets(broker.bootstrap, topic)]);
+    return committed.length === 1 && committed[0] === end[0];
+  }, 'committed offsets at the log end over mTLS', 90_000);
+  assert.equal(await inserter.stop(), 0, 'a graceful stop');
+  await assertExactlyOnce(ch, 'app', 'mtls_events', 50);
 });

@@ -7,7 +7,7 @@
 //   const bootstrap = await sharedKafka();         // $KAFKA_BOOTSTRAP, or one broker per process
 //
 //   const secure = await startKafka({ saslSsl: true });   // plus a SASL_SSL listener (SCRAM-SHA-512/256):
-//   secure.saslSsl.bootstrap, .caFile, .username, .password
+//   secure.saslSsl.bootstrap, .caFile, .username, .password; mTLS: .sslBootstrap, .clientCertFile, .clientKeyFile
 //
 // Brokers are started by scripts/kafka.sh (a JVM in the background, detached). Every broker
 // started here is stopped by stop(), and, as a safety net, synchronously when the process exits
@@ -45,12 +45,17 @@ export interface SaslSslListener {
   username: string;
   password: string;
   passwordFile: string;
+  /** "127.0.0.1:PORT" of the SSL listener that requires a client certificate (mTLS). */
+  sslBootstrap: string;
+  /** A client certificate and its key, signed by the CA in caFile. */
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 export interface StartKafkaOptions {
   /** State dir to use; default a fresh temp dir (removed again by stop()). */
   dir?: string;
-  /** Adds a SASL_SSL listener (scripts/kafka.sh --sasl-ssl); PLAINTEXT stays. */
+  /** Adds a SASL_SSL listener and an mTLS (SSL) listener (scripts/kafka.sh --sasl-ssl); PLAINTEXT stays. */
   saslSsl?: boolean;
 }
 
@@ -162,7 +167,16 @@ async function readSaslSsl(dir: string): Promise<SaslSslListener> {
     return value;
   };
   const passwordFile = field('SASL_PASSWORD_FILE');
-  return { bootstrap: field('SASL_SSL_BOOTSTRAP'), caFile: field('CA_FILE'), username: field('SASL_USER'), password: (await readFile(passwordFile, 'utf8')).trim(), passwordFile };
+  return {
+    bootstrap: field('SASL_SSL_BOOTSTRAP'),
+    caFile: field('CA_FILE'),
+    username: field('SASL_USER'),
+    password: (await readFile(passwordFile, 'utf8')).trim(),
+    passwordFile,
+    sslBootstrap: field('SSL_BOOTSTRAP'),
+    clientCertFile: field('CLIENT_CERT_FILE'),
+    clientKeyFile: field('CLIENT_KEY_FILE'),
+  };
 }
 
 let shared: Promise<KafkaBroker> | undefined;

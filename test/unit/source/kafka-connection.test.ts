@@ -14,7 +14,7 @@ import { inspect } from 'node:util';
 import { AuthenticationError, MultipleErrors, NetworkError } from '@platformatic/kafka';
 import { buildConfig } from '../../../src/config/load.ts';
 import { ConfigError } from '../../../src/errors/inserter-error.ts';
-import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionOptions, kafkaSecurityFailure } from '../../../src/source/kafka-connection.ts';
+import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionHint, kafkaConnectionOptions, kafkaSecurityFailure } from '../../../src/source/kafka-connection.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'inserter-kafka-connection-'));
 // Real PEM (openssl, as scripts/kafka.sh --sasl-ssl uses): a self-signed CA doubling as the client certificate, another key.
@@ -88,6 +88,9 @@ test('a refused login and an untrusted certificate are told apart from a broker 
   const tls = kafkaSecurityFailure(new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: untrusted })]), kafka);
   assert.equal(tls?.code, 'INSERTER_KAFKA_TLS');
   assert.match(tls?.message ?? '', /TLS certificate is not trusted \(SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain\): set kafka\.tls\.caFile/);
+  const closed = new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection closed')]);
+  assert.equal(kafkaSecurityFailure(closed, kafka), undefined, 'a closed connection is not proof: retried');
+  assert.equal(kafkaConnectionHint(closed, { tls: { caFile: 'ca.pem' }, sasl: undefined }), 'the broker closed the connection: does this listener require a client certificate (kafka.tls.certFile, keyFile) or a SASL login (kafka.sasl)?');
   const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9093'), { code: 'ECONNREFUSED' });
   assert.equal(kafkaSecurityFailure(new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: refused })]), kafka), undefined);
 });
