@@ -11,6 +11,13 @@ export const secretSchema = z.union([
 ]);
 
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier (letters, digits, _)');
+/** Kafka's rule for a topic name: 1 to 249 of letters, digits, '.', '_' and '-', and not '.' or '..'. */
+const kafkaTopicName = z
+  .string()
+  .min(1)
+  .max(249, 'a Kafka topic name has at most 249 characters')
+  .regex(/^[A-Za-z0-9._-]+$/, "must be a Kafka topic name (letters, digits, '.', '_', '-')")
+  .refine((name) => name !== '.' && name !== '..', "must be a Kafka topic name, not '.' or '..'");
 
 export const destinationSchema = z
   .object({
@@ -56,7 +63,8 @@ export const routeSchema = z
     teamId: teamIdSchema.default({ from: 'field', field: 'team_id' }),
     /** `team`: each row goes to the destination mapped for its team; otherwise a fixed destination id. */
     destination: z.string().min(1).default('team'),
-    deadLetterTopic: z.string().min(1).optional(),
+    /** Default `<topic>.dlq`. */
+    deadLetterTopic: kafkaTopicName.optional(),
     createTable: z
       .object({
         enabled: z.boolean().default(true),
@@ -80,9 +88,15 @@ export const configSchema = z
         brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).min(1),
         clientId: z.string().default('inserter'),
         groupId: z.string().min(1).default('inserter'),
+        /**
+         * SASL login: a user and password (PLAIN, SCRAM-SHA-256/512), or an OAuth bearer token
+         * (OAUTHBEARER; `{file: path}` is re-read at every (re)authentication, so a sidecar can refresh it).
+         */
         sasl: z
-          .object({ mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']), username: z.string(), password: secretSchema })
-          .strict()
+          .discriminatedUnion('mechanism', [
+            z.object({ mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']), username: z.string().min(1), password: secretSchema }).strict(),
+            z.object({ mechanism: z.literal('OAUTHBEARER'), token: secretSchema, extensions: z.record(z.string(), z.string()).optional() }).strict(),
+          ])
           .optional(),
         /**
          * `true`: TLS trusting the system CAs (Confluent Cloud, MSK); an object: a private CA, a client

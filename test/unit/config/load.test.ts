@@ -48,3 +48,17 @@ test('reports every problem at once, each naming its field', () => {
     assert.match(text, /teams\.map\.3: unknown destination "zzz"/);
   }
 });
+
+test('an invalid dead-letter topic name is a config error naming the field', () => {
+  for (const bad of ['events dlq', 'events/dlq', 'é', '.', '..', 'x'.repeat(250)]) {
+    try {
+      buildConfig({ ...minimal, routes: [{ topic: 'e', table: 't', destination: 'a', deadLetterTopic: bad }] }, '/', { CH_PASSWORD: 'pw' });
+      assert.fail(`should throw for ${bad}`);
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.match(error.issues.join('\n'), /routes\.0\.deadLetterTopic: .*(Kafka topic name|249)/, bad);
+    }
+  }
+  const ok = buildConfig({ ...minimal, routes: [{ topic: 'e', table: 't', destination: 'a', deadLetterTopic: 'e.dlq_v-2' }] }, '/', { CH_PASSWORD: 'pw' });
+  assert.equal(ok.routes[0]?.deadLetterTopic, 'e.dlq_v-2');
+});
