@@ -132,7 +132,7 @@ async function run(args: string[]): Promise<number> {
     rebalanceTimeoutMs: config.kafka.rebalanceTimeoutMs,
     groupProtocol: config.kafka.groupProtocol,
   });
-  const deadLetters = new DeadLetterWriter({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, createPartitions: config.kafka.createDeadLetterTopics, retry: config.retry, logger });
+  const deadLetters = new DeadLetterWriter({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, createPartitions: config.kafka.createDeadLetterTopics, maxMessageBytes: config.maxMessageBytes, retry: config.retry, logger });
   const ledgers = config.exactlyOnce.enabled
     ? new KafkaLedgerStore({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId, topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`, retry: config.retry })
     : undefined;

@@ -15,8 +15,18 @@ export interface DeadLetterWriterOptions {
   connection?: KafkaConnection;
   clientId: string;
   createPartitions: number;
+  /** The largest value a record may have (config `maxMessageBytes`): topics created here take it with headers. */
+  maxMessageBytes?: number;
   retry: BackoffPolicy;
   logger: Logger;
+}
+
+/** Room for a dead letter's key, its original headers, the `x-inserter-*` headers and the batch framing. */
+export const deadLetterHeadroomBytes = 256 * 1024;
+
+/** `max.message.bytes` of a dead-letter topic created for records of up to `maxMessageBytes`. */
+export function deadLetterTopicMaxBytes(maxMessageBytes: number): number {
+  return maxMessageBytes + deadLetterHeadroomBytes;
 }
 
 export class DeadLetterWriter implements DeadLetterSink {
@@ -81,7 +91,8 @@ export class DeadLetterWriter implements DeadLetterSink {
         const existing = await this.#admin.listTopics();
         if (existing.includes(topic)) return;
         try {
-          await this.#admin.createTopics({ topics: [topic], partitions: this.#options.createPartitions, replicas: -1 });
+          const configs = this.#options.maxMessageBytes === undefined ? [] : [{ name: 'max.message.bytes', value: String(deadLetterTopicMaxBytes(this.#options.maxMessageBytes)) }];
+          await this.#admin.createTopics({ topics: [topic], partitions: this.#options.createPartitions, replicas: -1, configs });
         } catch (error) {
           if (!/already exists/i.test(JSON.stringify((error as { errors?: unknown }).errors ?? '') + String(error))) throw error;
         }
