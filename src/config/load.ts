@@ -15,9 +15,13 @@ export type DestinationConfig = Readonly<Omit<Destination, 'password'> & { passw
 export type RouteConfig = Readonly<ParsedConfig['routes'][number] & { name: string }>;
 export type DestinationsApiConfig = Readonly<Omit<NonNullable<ParsedConfig['destinationsApi']>, 'token'> & { token: Secret }>;
 export type AdminConfig = Readonly<Omit<NonNullable<ParsedConfig['admin']>, 'token'> & { token: Secret }>;
+/** A SASL login with its secret resolved; an OAUTHBEARER token given as a file keeps its path (re-read at each login). */
+export type KafkaSaslConfig =
+  | { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: Secret }
+  | { mechanism: 'OAUTHBEARER'; token: Secret; tokenFile?: string | undefined; extensions?: Readonly<Record<string, string>> | undefined };
 export type Config = Readonly<
   Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'destinationsApi' | 'admin'> & {
-    kafka: Readonly<Omit<ParsedConfig['kafka'], 'sasl'> & { sasl?: { mechanism: NonNullable<ParsedConfig['kafka']['sasl']>['mechanism']; username: string; password: Secret } }>;
+    kafka: Readonly<Omit<ParsedConfig['kafka'], 'sasl'> & { sasl?: KafkaSaslConfig }>;
     destinations: readonly DestinationConfig[];
     destinationsApi?: DestinationsApiConfig;
     admin?: AdminConfig;
@@ -83,9 +87,14 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     }
     if (issues.length === before) issues.push(...tlsMaterialIssues(kafkaTls, 'kafka.tls', baseDir));
   }
-  const kafka = cfg.kafka.sasl
-    ? { ...cfg.kafka, sasl: { ...cfg.kafka.sasl, password: secret(cfg.kafka.sasl.password, 'kafka.sasl.password') } }
-    : { ...cfg.kafka, sasl: undefined };
+  const sasl = cfg.kafka.sasl;
+  const kafkaSasl: KafkaSaslConfig | undefined =
+    sasl === undefined
+      ? undefined
+      : sasl.mechanism === 'OAUTHBEARER'
+        ? { ...sasl, token: secret(sasl.token, 'kafka.sasl.token'), tokenFile: typeof sasl.token === 'object' && 'file' in sasl.token ? resolve(baseDir, sasl.token.file) : undefined }
+        : { ...sasl, password: secret(sasl.password, 'kafka.sasl.password') };
+  const kafka = { ...cfg.kafka, sasl: kafkaSasl };
   const api = cfg.destinationsApi;
   const destinationsApi = api ? { ...api, token: secret(api.token, 'destinationsApi.token') } : undefined;
   const admin = cfg.admin ? { ...cfg.admin, token: secret(cfg.admin.token, 'admin.token') } : undefined;

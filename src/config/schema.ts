@@ -88,9 +88,15 @@ export const configSchema = z
         brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).min(1),
         clientId: z.string().default('inserter'),
         groupId: z.string().min(1).default('inserter'),
+        /**
+         * SASL login: a user and password (PLAIN, SCRAM-SHA-256/512), or an OAuth bearer token
+         * (OAUTHBEARER; `{file: path}` is re-read at every (re)authentication, so a sidecar can refresh it).
+         */
         sasl: z
-          .object({ mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']), username: z.string(), password: secretSchema })
-          .strict()
+          .discriminatedUnion('mechanism', [
+            z.object({ mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']), username: z.string().min(1), password: secretSchema }).strict(),
+            z.object({ mechanism: z.literal('OAUTHBEARER'), token: secretSchema, extensions: z.record(z.string(), z.string()).optional() }).strict(),
+          ])
           .optional(),
         /**
          * `true`: TLS trusting the system CAs (Confluent Cloud, MSK); an object: a private CA, a client

@@ -42,9 +42,17 @@ export function kafkaConnectionOptions(kafka: Config['kafka'], baseDir: string):
     out.tls = options;
   }
   const sasl = kafka.sasl;
-  if (sasl !== undefined) {
+  // Functions, so that no options object a client might log holds a password or token in clear.
+  if (sasl?.mechanism === 'OAUTHBEARER') {
+    const { token, tokenFile } = sasl;
+    out.sasl = {
+      mechanism: sasl.mechanism,
+      // A token file is re-read at every (re)authentication: whatever refreshes it is picked up.
+      token: () => (tokenFile === undefined ? token.reveal() : readFileSync(tokenFile, 'utf8').trim()),
+      ...(sasl.extensions === undefined ? {} : { oauthBearerExtensions: { ...sasl.extensions } }),
+    };
+  } else if (sasl !== undefined) {
     const password = sasl.password;
-    // A function, so that the clear password lives in no options object a client might log.
     out.sasl = { mechanism: sasl.mechanism, username: sasl.username, password: () => password.reveal() };
   }
   return out;
@@ -72,8 +80,11 @@ export function describeKafkaSecurity(kafka: Config['kafka']): string {
   const tls = kafka.tls;
   const protocol = `${kafka.sasl === undefined ? '' : 'SASL_'}${tls === false ? 'PLAINTEXT' : 'SSL'}`;
   const parts = [protocol];
-  if (kafka.sasl !== undefined) {
-    parts.push(`${kafka.sasl.mechanism} as user ${kafka.sasl.username} (password ${kafka.sasl.password.reveal() === '' ? 'empty' : 'set'})`);
+  const sasl = kafka.sasl;
+  if (sasl?.mechanism === 'OAUTHBEARER') {
+    parts.push(`OAUTHBEARER with ${sasl.tokenFile === undefined ? `a fixed token (${sasl.token.reveal() === '' ? 'empty' : 'set'})` : `the token in ${sasl.tokenFile}, re-read at each login`}`);
+  } else if (sasl !== undefined) {
+    parts.push(`${sasl.mechanism} as user ${sasl.username} (password ${sasl.password.reveal() === '' ? 'empty' : 'set'})`);
   }
   if (tls === true) parts.push('TLS trusting the system CAs');
   else if (tls !== false) {
@@ -107,8 +118,14 @@ const untrustedCodes = new Set([
 export function kafkaSecurityFailure(error: unknown, kafka?: Pick<Config['kafka'], 'sasl'>): InserterError | undefined {
   for (const cause of causes(error)) {
     if (cause instanceof AuthenticationError) {
-      const who = kafka?.sasl === undefined ? 'SASL' : `SASL ${kafka.sasl.mechanism} as user ${kafka.sasl.username}`;
-      return new InserterError('INSERTER_KAFKA_AUTH', `Kafka refused the login (${who}): ${cause.message} Check kafka.sasl (username, password, mechanism) against the cluster's users.`, { cause: error });
+      const sasl = kafka?.sasl;
+      const who = sasl === undefined ? 'SASL' : sasl.mechanism === 'OAUTHBEARER' ? 'SASL OAUTHBEARER' : `SASL ${sasl.mechanism} as user ${sasl.username}`;
+      const check = sasl?.mechanism === 'OAUTHBEARER' ? 'kafka.sasl.token (expired? issued for this cluster?)' : "kafka.sasl (username, password, mechanism) against the cluster's users";
+      return new InserterError('INSERTER_KAFKA_AUTH', `Kafka refused the login (${who}): ${cause.message} Check ${check}.`, { cause: error });
+    }
+    // A login the client took for accepted but the broker did not (a rejected OAUTHBEARER token).
+    if ((cause as { apiId?: unknown }).apiId === 'ILLEGAL_SASL_STATE') {
+      return new InserterError('INSERTER_KAFKA_AUTH', `Kafka refused the login (SASL${kafka?.sasl === undefined ? '' : ` ${kafka.sasl.mechanism}`}): the broker answered ILLEGAL_SASL_STATE after authentication. Check ${kafka?.sasl?.mechanism === 'OAUTHBEARER' ? 'kafka.sasl.token (expired? issued for this cluster?)' : 'kafka.sasl'}.`, { cause: error });
     }
     const code = (cause as { code?: unknown }).code;
     if (typeof code === 'string' && untrustedCodes.has(code)) {

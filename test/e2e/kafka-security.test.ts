@@ -3,12 +3,12 @@
 // scripts/kafka.sh --sasl-ssl). Over it: records are consumed, inserted into ClickHouse exactly once
 // and committed; the ledger records intents and a malformed message reaches the dead-letter topic;
 // `verify` and `dlq list` read over it (and name a refused login). A client certificate alone (an
-// SSL listener that requires one: mTLS) is a login too.
+// SSL listener that requires one: mTLS) is a login too, and so is an OAUTHBEARER token file.
 // A wrong password and a CA that did not sign the broker's certificate each stop the process at
 // once with an error naming the cause, before anything is consumed. The password is never logged.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -171,4 +171,37 @@ test('mTLS: the client certificate is the login; consume, insert, commit', async
   }, 'committed offsets at the log end over mTLS', 90_000);
   assert.equal(await inserter.stop(), 0, 'a graceful stop');
   await assertExactlyOnce(ch, 'app', 'mtls_events', 50);
+});
+
+test('OAUTHBEARER: a token file is the login; an expired token fails fast naming the login', async () => {
+  const topic = uniqueTopic('oauth');
+  await createTopic(broker.bootstrap, topic, 1);
+  await ch.query(TABLE_DDL('app', 'oauth_events'));
+  const records = [];
+  for (let id = 0; id < 50; id++) records.push({ value: row(id) });
+  await produce(broker.bootstrap, topic, records);
+  // The broker validates unsigned JWTs (Kafka's unsecured validator, scripts/kafka.sh): sub and exp.
+  const jwt = (expiresIn: number): string => {
+    const part = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    return `${part({ alg: 'none' })}.${part({ sub: 'inserter', iat: now - 60, exp: now + expiresIn })}.`;
+  };
+  const expiredFile = join(scratch, 'expired.jwt');
+  await writeFile(expiredFile, `${jwt(-30)}\n`);
+  const failing = await start(config(topic, 'oauth_events', { tls: { caFile: secure.caFile }, sasl: { mechanism: 'OAUTHBEARER', token: { file: expiredFile } } }));
+  const started = Date.now();
+  assert.equal(await failing.exited, 1, 'an expired token: the process exits with an error');
+  assert.ok(Date.now() - started < 30_000, `fails fast (${Date.now() - started} ms)`);
+  assert.match(await failing.log(), /INSERTER_KAFKA_AUTH.*Kafka refused the login \(SASL OAUTHBEARER\)|Kafka refused the login \(SASL OAUTHBEARER\).*INSERTER_KAFKA_AUTH/);
+  assert.equal((await counts(ch, 'app', 'oauth_events')).rows, 0, 'nothing inserted');
+
+  const tokenFile = join(scratch, 'token.jwt');
+  await writeFile(tokenFile, `${jwt(3600)}\n`);
+  const inserter = await start(config(topic, 'oauth_events', { tls: { caFile: secure.caFile }, sasl: { mechanism: 'OAUTHBEARER', token: { file: tokenFile } } }));
+  await waitFor(async () => {
+    const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1), endOffsets(broker.bootstrap, topic)]);
+    return committed.length === 1 && committed[0] === end[0];
+  }, 'committed offsets at the log end over OAUTHBEARER', 90_000);
+  assert.equal(await inserter.stop(), 0, 'a graceful stop');
+  await assertExactlyOnce(ch, 'app', 'oauth_events', 50);
 });

@@ -79,6 +79,23 @@ test('the clients get the CA, the client certificate and key, the server name an
   assert.deepEqual(kafkaConnectionOptions(buildConfig(withKafka({}), dir, {}).kafka, dir), {}, 'default: plaintext');
 });
 
+test('OAUTHBEARER: a token file is re-read at every login, an inline token is fixed; neither prints', () => {
+  writeFileSync(join(dir, 'token.jwt'), 'canary-token-1\n');
+  const fromFile = buildConfig(withKafka({ tls: true, sasl: { mechanism: 'OAUTHBEARER', token: { file: 'token.jwt' }, extensions: { logicalCluster: 'lkc-1' } } }), dir, {});
+  const connection = kafkaConnectionOptions(fromFile.kafka, dir);
+  const token = (): unknown => (typeof connection.sasl?.token === 'function' ? connection.sasl.token() : connection.sasl?.token);
+  assert.equal(connection.sasl?.mechanism, 'OAUTHBEARER');
+  assert.equal(token(), 'canary-token-1');
+  writeFileSync(join(dir, 'token.jwt'), 'canary-token-2\n');
+  assert.equal(token(), 'canary-token-2', 'a refreshed token file is picked up');
+  assert.deepEqual(connection.sasl?.oauthBearerExtensions, { logicalCluster: 'lkc-1' });
+  assert.ok(!inspect(connection, { depth: 10 }).includes('canary-token'));
+  assert.equal(describeKafkaSecurity(fromFile.kafka), `SASL_SSL; OAUTHBEARER with the token in ${join(dir, 'token.jwt')}, re-read at each login; TLS trusting the system CAs`);
+  const inline = buildConfig(withKafka({ tls: true, sasl: { mechanism: 'OAUTHBEARER', token: { env: 'KAFKA_TOKEN' } } }), dir, { KAFKA_TOKEN: 'canary-token-3' });
+  assert.equal(describeKafkaSecurity(inline.kafka), 'SASL_SSL; OAUTHBEARER with a fixed token (set); TLS trusting the system CAs');
+  assert.deepEqual(issues(withKafka({ sasl: { mechanism: 'OAUTHBEARER', username: 'u', password: 'p' } })).length > 0, true, 'OAUTHBEARER takes a token, not a password');
+});
+
 test('a refused login and an untrusted certificate are told apart from a broker that is down', () => {
   const kafka = { tls: true, sasl: { mechanism: 'SCRAM-SHA-512' as const, username: 'svc', password: { reveal: () => 'x' } } } as unknown as Parameters<typeof kafkaSecurityFailure>[1];
   const auth = kafkaSecurityFailure(new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: new AuthenticationError('SASL authentication failed.') })]), kafka);
@@ -88,6 +105,8 @@ test('a refused login and an untrusted certificate are told apart from a broker 
   const tls = kafkaSecurityFailure(new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: untrusted })]), kafka);
   assert.equal(tls?.code, 'INSERTER_KAFKA_TLS');
   assert.match(tls?.message ?? '', /TLS certificate is not trusted \(SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain\): set kafka\.tls\.caFile/);
+  const illegalState = Object.assign(new Error('Request is not valid given the current SASL state.'), { apiId: 'ILLEGAL_SASL_STATE' });
+  assert.equal(kafkaSecurityFailure(new MultipleErrors('Received response with error', [illegalState]), kafka)?.code, 'INSERTER_KAFKA_AUTH', 'a rejected bearer token');
   const closed = new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection closed')]);
   assert.equal(kafkaSecurityFailure(closed, kafka), undefined, 'a closed connection is not proof: retried');
   assert.equal(kafkaConnectionHint(closed, { tls: { caFile: 'ca.pem' }, sasl: undefined }), 'the broker closed the connection: does this listener require a client certificate (kafka.tls.certFile, keyFile) or a SASL login (kafka.sasl)?');
