@@ -1,6 +1,7 @@
 # The two commands a new user needs: `make demo` (the whole pipeline on the local stack) and
-# `make test` (every test). Both install what they need first.
-.PHONY: install demo test typecheck lint unit
+# `make test` (every test). Both install what they need first. `make soak` (not in CI): the chaos
+# test with ≥ 100 faults against a broker of its own (scripts/soak.sh).
+.PHONY: install demo test typecheck lint unit soak
 
 install:
 	bash scripts/install.sh
@@ -19,3 +20,6 @@ lint:
 
 unit:
 	node_modules/.bin/node --test 'test/unit/**/*.test.ts'
+
+soak:
+	bash scripts/soak.sh

@@ -1,12 +1,27 @@
 // Chaos: three inserter processes in one consumer group drain a 6-partition topic of ~30 teams into
-// three ClickHouse endpoints ("clusters") while a producer writes 30,000 events over ~20 s and a
-// random process is kill -9'd every few seconds and restarted with another batch size, or frozen with
-// SIGSTOP past its session timeout and woken up again (a stalled owner that must be fenced). A few poison
-// rows (uuid "not-a-uuid") are rejected by ClickHouse. At the end `bin/inserter verify` must find
-// every invariant of docs/design/delivery.md §1 holding; after one duplicate row is slipped into an
-// endpoint it must fail and name it. Seeded (CHAOS_SEED=N to replay the schedule and the data; the
-// interleaving is the machine's). On a failure the evidence (seed, kill timeline, verify report,
-// where the duplicated/lost rows came from, every process's log) is kept in a folder named in the message.
+// three ClickHouse endpoints ("clusters") while a producer writes the events and a random process is
+// kill -9'd every few seconds and restarted with another batch size, or frozen with SIGSTOP past its
+// session timeout and woken up again (a stalled owner that must be fenced). A few poison rows (uuid
+// "not-a-uuid") are rejected by ClickHouse. At the end `bin/inserter verify` must find every invariant
+// of docs/design/delivery.md §1 holding; after one duplicate row is slipped into an endpoint it must
+// fail and name it.
+//
+// Knobs (environment):
+//   CHAOS_EVENTS=N        events produced (default 30,000)
+//   CHAOS_FAULTS=N        faults injected, kill -9 or SIGSTOP/SIGCONT (default 16); the producer is
+//                         paced by the fault schedule, so the faults are spread over the whole stream
+//   CHAOS_DURATION_S=S    instead of CHAOS_FAULTS: inject faults for S seconds, producing over them
+//   CHAOS_SEED=N          replay a seed's schedule and data (the interleaving is the machine's)
+//   CHAOS_GROUP_PROTOCOL=consumer   KIP-848 groups instead of classic
+// `make soak` runs it with ≥ 100 faults (scripts/soak.sh).
+//
+// Expected rows are derived from what the topic holds (read back after the run), not from what the
+// producer meant to send — the same source `inserter verify` uses — and the test's own check tells
+// duplicate records in the topic (one uuid at two offsets: the producer) from duplicate inserts (one
+// partition:offset twice in a table: inserter). The producer is idempotent (test/helpers/bus.ts).
+// On a failure the evidence (seed, knobs, fault timeline, verify report, the topic-derived check,
+// where the duplicated/lost rows came from, every process's log) is kept in a folder named in the
+// message.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -16,20 +31,37 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin } from '@platformatic/kafka';
 import type { VerifyReport } from '../../src/cli/verify.ts';
-import { committedOffsets, endOffsets, produce, readTopic, type OutRecord } from '../helpers/bus.ts';
+import { committedOffsets, endOffsets, produce, readTopic, readTopicToEnd, type OutRecord, type ReadRecord } from '../helpers/bus.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
 import { REPO_ROOT, startInserter, waitFor, writeConfig, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
 import { Rng } from '../sim/rng.ts';
 
-const SEED = process.env.CHAOS_SEED === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.CHAOS_SEED);
+/** An integer knob from the environment; undefined when unset. */
+function knob(name: string, min: number): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const value = Number(raw.replace(/_/g, ''));
+  if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name}=${raw}: an integer ≥ ${min} is needed`);
+  return value;
+}
+
+const SEED = knob('CHAOS_SEED', 0) ?? Math.floor(Math.random() * 2 ** 31);
+const TOTAL = knob('CHAOS_EVENTS', 100) ?? 30_000;
+const DURATION_S = knob('CHAOS_DURATION_S', 10);
+if (DURATION_S !== undefined && knob('CHAOS_FAULTS', 1) !== undefined) throw new Error('set CHAOS_FAULTS or CHAOS_DURATION_S, not both');
+/** Faults to inject (undefined: as many as fit in DURATION_S). CI's default run has 16. */
+const FAULTS = DURATION_S === undefined ? (knob('CHAOS_FAULTS', 1) ?? 16) : undefined;
+/** Produced in chunks released as the fault schedule advances: ~3 chunks per fault, or one per 500 ms. */
+const CHUNKS = Math.min(TOTAL, Math.max(40, FAULTS !== undefined ? FAULTS * 3 : (DURATION_S ?? 0) * 2));
+/** Setup, catching up (a classic rebalance may wait 60 s for a killed member), two verifies; plus the faults (~4 s each). */
+const TIMEOUT_MS = 240_000 + (FAULTS !== undefined ? FAULTS * 8_000 : (DURATION_S ?? 0) * 1_500);
 const PARTITIONS = 6;
 const TEAMS = 30;
-const TOTAL = 30_000;
-const CHUNKS = 40; // one chunk every ~500 ms: ~20 s of producing
 const POISON = 7;
 const IDS = ['a', 'b', 'c'] as const;
 const DDL = 'CREATE TABLE app.events (uuid UUID, team_id Int64, n UInt32, s String, _partition UInt64, _offset UInt64) ENGINE = MergeTree ORDER BY (team_id, uuid) SETTINGS non_replicated_deduplication_window = 1000';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const topic = uniqueTopic('chaos');
 const group = `${topic}-group`;
@@ -71,57 +103,135 @@ function uuid(rng: Rng): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${'89ab'[rng.int(0, 3)]}${hex.slice(17, 20)}-${hex.slice(20)}`;
 }
 
-/** The events, in production order (record i goes to partition i % PARTITIONS), and where each good one belongs. */
-function events(rng: Rng): { records: OutRecord[]; expected: Map<string, number>; poison: Set<number> } {
+/** The events, in production order (record i goes to partition i % PARTITIONS); POISON of them have uuid "not-a-uuid". */
+function events(rng: Rng): OutRecord[] {
   const poison = new Set<number>();
   while (poison.size < POISON) poison.add(rng.int(0, TOTAL - 1));
   const records: OutRecord[] = [];
-  const expected = new Map<string, number>(IDS.map((id) => [id, 0]));
   for (let i = 0; i < TOTAL; i++) {
     const team = rng.int(1, TEAMS);
-    const bad = poison.has(i);
-    if (!bad) expected.set(teamMap[String(team)] ?? '?', (expected.get(teamMap[String(team)] ?? '?') ?? 0) + 1);
-    const value = { uuid: bad ? 'not-a-uuid' : uuid(rng), team_id: team, n: i, s: 'x'.repeat(rng.int(10, 200)) };
+    const value = { uuid: poison.has(i) ? 'not-a-uuid' : uuid(rng), team_id: team, n: i, s: 'x'.repeat(rng.int(10, 200)) };
     records.push({ key: Buffer.from(String(team)), value: Buffer.from(JSON.stringify(value)), partition: i % PARTITIONS });
   }
-  return { records, expected, poison };
+  return records;
 }
 
 function runVerify(file: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(join(REPO_ROOT, 'bin', 'inserter'), ['verify', '--config', file, '--json'], { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile(join(REPO_ROOT, 'bin', 'inserter'), ['verify', '--config', file, '--json'], { maxBuffer: 256 * 1024 * 1024, timeout: 300_000 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
       resolve({ code, stdout, stderr });
     });
   });
 }
 
-/** Per partition, the offsets missing from every endpoint (as ranges) and those present more than once. */
-async function gaps(poison: ReadonlySet<number>): Promise<Record<number, { missing: string[]; repeated: string[] }>> {
-  const seen = new Map<string, number>();
-  for (const ch of chs) {
-    for (const line of (await ch.query('SELECT _partition, _offset FROM app.events FORMAT TSV')).split('\n')) {
-      if (line !== '') seen.set(line.replace('\t', ':'), (seen.get(line.replace('\t', ':')) ?? 0) + 1);
+/** What the topic holds, read back after the run: the only source of what is expected where. */
+interface TopicTruth {
+  records: number;
+  /** partition:offset → the good record there (a valid uuid) and the endpoint its team maps to. */
+  good: Map<string, { uuid: string; team: number; endpoint: string }>;
+  /** partition:offset of every record that can only be a dead letter. */
+  poison: Set<string>;
+  /** Good records per endpoint. */
+  expected: Map<string, number>;
+  /** Duplicate records in the topic: one uuid at more than one partition:offset (the producer's doing, not inserter's). */
+  duplicates: Array<{ uuid: string; positions: string[] }>;
+}
+
+function topicTruth(records: readonly ReadRecord[]): TopicTruth {
+  const truth: TopicTruth = { records: records.length, good: new Map(), poison: new Set(), expected: new Map(IDS.map((id) => [id, 0])), duplicates: [] };
+  const byUuid = new Map<string, string[]>();
+  for (const r of records) {
+    const position = `${r.partition}:${r.offset}`;
+    let value: { uuid?: unknown; team_id?: unknown } = {};
+    try {
+      value = JSON.parse(r.value?.toString('utf8') ?? '') as typeof value;
+    } catch {
+      // not JSON: a dead letter
     }
+    const endpoint = typeof value.team_id === 'number' ? teamMap[String(value.team_id)] : undefined;
+    if (typeof value.uuid !== 'string' || !UUID.test(value.uuid) || endpoint === undefined || typeof value.team_id !== 'number') {
+      truth.poison.add(position);
+      continue;
+    }
+    truth.good.set(position, { uuid: value.uuid, team: value.team_id, endpoint });
+    truth.expected.set(endpoint, (truth.expected.get(endpoint) ?? 0) + 1);
+    const positions = byUuid.get(value.uuid);
+    if (positions === undefined) byUuid.set(value.uuid, [position]);
+    else positions.push(position);
   }
-  const out: Record<number, { missing: string[]; repeated: string[] }> = {};
-  for (let p = 0; p < PARTITIONS; p++) {
-    const missing: string[] = [];
-    const repeated: string[] = [];
-    let start = -1;
-    const perPartition = TOTAL / PARTITIONS;
-    for (let o = 0; o <= perPartition; o++) {
-      const times = seen.get(`${p}:${o}`) ?? 0;
-      const absent = o < perPartition && times === 0 && !poison.has(o * PARTITIONS + p);
-      if (times > 1) repeated.push(`${o}×${times}`);
-      if (absent && start < 0) start = o;
-      if (!absent && start >= 0) {
-        missing.push(start === o - 1 ? String(start) : `${start}-${o - 1}`);
-        start = -1;
+  for (const [id, positions] of byUuid) if (positions.length > 1) truth.duplicates.push({ uuid: id, positions });
+  return truth;
+}
+
+/** The test's own check of the tables against the topic, by position (partition:offset), not by uuid. */
+interface Delivery {
+  rows: Record<string, number>;
+  /** One topic record in a table more than once: a duplicate insert (inserter's doing). */
+  duplicateInserts: { count: number; sample: string[] };
+  /** A good topic record in no table (or not in its team's). */
+  lost: { count: number; perPartition: Record<number, string[]>; sample: string[] };
+  /** A row in an endpoint its team is not mapped to. */
+  misrouted: { count: number; sample: string[] };
+  /** A row naming no good record of the topic (or another uuid than the record there). */
+  unknown: { count: number; sample: string[] };
+}
+
+const SAMPLE = 50;
+
+function tally(into: { count: number; sample: string[] }, item: string): void {
+  into.count++;
+  if (into.sample.length < SAMPLE) into.sample.push(item);
+}
+
+/** Sorted offsets as ranges ("12-15", "40"). */
+function ranges(offsets: readonly bigint[]): string[] {
+  const sorted = [...offsets].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] ?? 0n) + 1n) j++;
+    out.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return out;
+}
+
+async function checkDelivery(truth: TopicTruth): Promise<Delivery> {
+  const out: Delivery = { rows: {}, duplicateInserts: { count: 0, sample: [] }, lost: { count: 0, perPartition: {}, sample: [] }, misrouted: { count: 0, sample: [] }, unknown: { count: 0, sample: [] } };
+  /** endpoint → partition:offset → times. */
+  const landed = new Map<string, Map<string, number>>();
+  for (const [i, ch] of chs.entries()) {
+    const endpoint = IDS[i] ?? String(i);
+    const here = new Map<string, number>();
+    landed.set(endpoint, here);
+    let rows = 0;
+    for (const line of (await ch.query('SELECT toString(uuid), team_id, _partition, _offset FROM app.events FORMAT TSV')).split('\n')) {
+      if (line === '') continue;
+      rows++;
+      const [id = '', team = '', partition = '', offset = ''] = line.split('\t');
+      const position = `${partition}:${offset}`;
+      const record = truth.good.get(position);
+      if (record === undefined || record.uuid !== id) {
+        tally(out.unknown, `${id} team ${team} at ${position} in ${endpoint}`);
+        continue;
       }
+      if (record.endpoint !== endpoint) tally(out.misrouted, `${id} team ${team} at ${position} in ${endpoint} (mapped to ${record.endpoint})`);
+      here.set(position, (here.get(position) ?? 0) + 1);
     }
-    if (missing.length > 0 || repeated.length > 0) out[p] = { missing, repeated };
+    out.rows[endpoint] = rows;
+    for (const [position, times] of here) if (times > 1) tally(out.duplicateInserts, `${truth.good.get(position)?.uuid ?? '?'} at ${position} ×${times} in ${endpoint}`);
   }
+  const lost = new Map<number, bigint[]>();
+  for (const [position, record] of truth.good) {
+    if (landed.get(record.endpoint)?.has(position) === true) continue;
+    tally(out.lost, `${record.uuid} at ${position} team ${record.team} → ${record.endpoint}`);
+    const [partition = '0', offset = '0'] = position.split(':');
+    const list = lost.get(Number(partition)) ?? [];
+    list.push(BigInt(offset));
+    lost.set(Number(partition), list);
+  }
+  for (const [partition, offsets] of lost) out.lost.perPartition[partition] = ranges(offsets).slice(0, 200);
   return out;
 }
 
@@ -157,10 +267,11 @@ async function whereabouts(report: VerifyReport): Promise<Record<string, string>
 
 // Seed 29949592 once found ~3.7% of the rows twice: a ledger loaded stale behind a killed process's
 // open transaction (docs/design/delivery.md §5; test/e2e/ledger-store.test.ts reproduces it).
-test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SEED})`, { timeout: 300_000 }, async (t) => {
-  t.diagnostic(`CHAOS_SEED=${SEED}`);
+const budget = FAULTS !== undefined ? `${FAULTS} faults` : `faults for ${DURATION_S} s`;
+test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, verify holds (seed ${SEED})`, { timeout: TIMEOUT_MS }, async (t) => {
+  t.diagnostic(`CHAOS_SEED=${SEED} CHAOS_EVENTS=${TOTAL} ${FAULTS !== undefined ? `CHAOS_FAULTS=${FAULTS}` : `CHAOS_DURATION_S=${DURATION_S}`} CHAOS_GROUP_PROTOCOL=${process.env.CHAOS_GROUP_PROTOCOL === 'consumer' ? 'consumer' : 'classic'}`);
   const rng = new Rng(SEED);
-  const { records, expected, poison } = events(rng.fork());
+  const records = events(rng.fork());
   const chaos = rng.fork();
   const evidenceDir = await mkdtemp(join(tmpdir(), `inserter-chaos-${SEED}-`));
   const t0 = Date.now();
@@ -170,27 +281,45 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
     timeline.push(`${((now - t0) / 1000).toFixed(1)}s (${now}) ${line}`);
   };
   const slots: InserterProcess[] = [];
+  let stopping = false; // set before the graceful stops at the end
   const launch = async (slot: number): Promise<void> => {
     const maxRows = chaos.int(150, 1_500);
     const proc = await startInserter(config(maxRows));
     slots[slot] = proc;
     processes.push({ slot, maxRows, process: proc });
     note(`start slot ${slot} pid ${proc.child.pid} maxRows ${maxRows} log ${proc.logFile}`);
+    // A process that ends without the test's kill -9 or SIGTERM (a crash at start-up, say) is evidence.
+    void proc.exited.then((code) => {
+      if (!stopping && proc.child.signalCode === null) note(`slot ${slot} pid ${proc.child.pid} exited by itself with code ${code} (log ${proc.logFile})`);
+    });
   };
   for (const slot of [0, 1, 2]) await launch(slot);
 
-  let produced = false;
-  const producing = (async () => {
-    const size = TOTAL / CHUNKS;
-    for (let i = 0; i < TOTAL; i += size) {
-      await produce(bootstrap, topic, records.slice(i, i + size), size);
-      await sleep(500);
-    }
-    note('producer done');
-    produced = true;
-  })();
+  // The schedule's progress in [0, 1]: faults injected (plus the part of the current gap elapsed), or
+  // time elapsed of CHAOS_DURATION_S. The producer releases chunk k once progress reaches k/CHUNKS, so
+  // the stream spans the whole schedule however many faults it has.
   let kills = 0;
   let stalls = 0;
+  const faultsStart = Date.now();
+  let gap = { from: Date.now(), ms: 1 };
+  const progress = (): number =>
+    FAULTS !== undefined ? Math.min(1, (kills + stalls + Math.min(1, (Date.now() - gap.from) / gap.ms)) / FAULTS) : Math.min(1, (Date.now() - faultsStart) / ((DURATION_S ?? 0) * 1_000));
+  const scheduleDone = (): boolean => (FAULTS !== undefined ? kills + stalls >= FAULTS : Date.now() - faultsStart >= (DURATION_S ?? 0) * 1_000);
+
+  let scheduleEnded = false;
+  let producerError: Error | undefined;
+  const producing = (async () => {
+    const size = Math.ceil(TOTAL / CHUNKS);
+    for (let k = 0; k * size < TOTAL; k++) {
+      while (!scheduleEnded && progress() < k / CHUNKS) await sleep(50);
+      await produce(bootstrap, topic, records.slice(k * size, (k + 1) * size), size);
+    }
+    note('producer done');
+  })().catch((error: unknown) => {
+    producerError = error instanceof Error ? error : new Error(String(error));
+    note(`producer failed: ${producerError.message}`);
+  });
+
   // A stalled process (SIGSTOP past the session timeout, like a long GC pause) loses its partitions
   // without knowing; woken up, it must be fenced, never insert what its successor cut differently.
   const stalled = new Map<number, { until: Promise<void>; wake: () => void }>();
@@ -209,28 +338,36 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
     });
     stalled.set(slot, { until, wake });
   };
-  while (!produced) {
-    await Promise.race([sleep(chaos.int(2_000, 4_500)), producing]);
-    if (produced) break;
-    const slot = chaos.int(0, 2);
-    const victim = slots[slot];
-    if (victim === undefined) continue;
-    if (!stalled.has(slot) && chaos.chance(0.3)) {
-      const ms = chaos.int(6_500, 9_000);
-      stall(slot, victim, ms);
-      stalls++;
-      note(`SIGSTOP slot ${slot} pid ${victim.child.pid} for ${ms} ms`);
-      continue;
+  try {
+    while (!scheduleDone() && producerError === undefined) {
+      gap = { from: Date.now(), ms: chaos.int(2_000, 4_500) };
+      await sleep(gap.ms);
+      if (scheduleDone()) break;
+      const slot = chaos.int(0, 2);
+      const victim = slots[slot];
+      if (victim === undefined) continue;
+      if (!stalled.has(slot) && chaos.chance(0.3)) {
+        const ms = chaos.int(6_500, 9_000);
+        stall(slot, victim, ms);
+        stalls++;
+        note(`SIGSTOP slot ${slot} pid ${victim.child.pid} for ${ms} ms (fault ${kills + stalls})`);
+        continue;
+      }
+      stalled.get(slot)?.wake();
+      await victim.kill();
+      kills++;
+      note(`kill -9 slot ${slot} pid ${victim.child.pid} (fault ${kills + stalls})`);
+      await sleep(chaos.int(0, 1_500));
+      await launch(slot);
     }
-    stalled.get(slot)?.wake();
-    await victim.kill();
-    kills++;
-    note(`kill -9 slot ${slot} pid ${victim.child.pid}`);
-    await sleep(chaos.int(0, 1_500));
-    await launch(slot);
+  } finally {
+    scheduleEnded = true;
+    await producing;
+    await Promise.all([...stalled.values()].map((s) => s.until));
   }
-  await producing;
-  await Promise.all([...stalled.values()].map((s) => s.until));
+  note(`schedule done: ${kills + stalls} faults (${kills} kill -9, ${stalls} SIGSTOP/SIGCONT)`);
+  t.diagnostic(`faults injected: ${kills + stalls} (kill -9: ${kills}, SIGSTOP/SIGCONT stall: ${stalls}) in ${((Date.now() - faultsStart) / 1000).toFixed(0)} s`);
+  if (producerError !== undefined) throw producerError;
 
   const configFile = await writeConfig(config(500), evidenceDir);
   // All three running: each has joined and been given partitions (a SIGTERM before start-up ends is not a graceful stop).
@@ -251,6 +388,7 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
   note(`wait: ${quiet}`);
   const members = await groupMembers();
   note(`group members: ${members}`);
+  stopping = true;
   const exits = await Promise.all(slots.map((p) => p.stop()));
   note(`graceful stops: exit codes ${exits.join(',')}`);
 
@@ -261,42 +399,70 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
   } catch {
     report = undefined;
   }
+  // The test's own expectation: what the topic holds (the same source verify reads), checked by position.
+  const read = await readTopicToEnd(bootstrap, topic, 120_000);
+  const truth = topicTruth(read);
+  const delivery = await checkDelivery(truth);
+  const topicSummary = {
+    produced: TOTAL,
+    records: truth.records,
+    good: truth.good.size,
+    poison: truth.poison.size,
+    expected: Object.fromEntries(truth.expected),
+    duplicateRecords: { count: truth.duplicates.length, sample: truth.duplicates.slice(0, SAMPLE) },
+  };
   const evidence = {
     seed: SEED,
+    knobs: { events: TOTAL, faults: FAULTS ?? null, durationS: DURATION_S ?? null, groupProtocol: process.env.CHAOS_GROUP_PROTOCOL ?? 'classic' },
     kills,
     stalls,
     timeline,
     verifyExit: result.code,
     verifyStderr: result.stderr,
+    topic: topicSummary,
+    delivery,
     whereabouts: report ? await whereabouts(report) : {},
-    offsets: report?.ok === true ? {} : await gaps(poison),
     logs: processes.map((p) => ({ slot: p.slot, pid: p.process.child.pid, maxRows: p.maxRows, log: p.process.logFile })),
     report,
   };
   await writeFile(join(evidenceDir, 'evidence.json'), JSON.stringify(evidence, null, 2));
-  const failure = `seed ${SEED}, evidence in ${evidenceDir}/evidence.json:\n${report?.failures.join('\n') ?? result.stdout + result.stderr}\noffsets missing/repeated per partition: ${JSON.stringify(evidence.offsets).slice(0, 3000)}\n${timeline.join('\n')}`;
-  t.diagnostic(`${kills} kills, ${stalls} stalls; evidence ${evidenceDir}/evidence.json`);
-  assert.ok(kills + stalls >= 4, `a kill or stall every few seconds over ~20 s (${kills} + ${stalls})`);
+  const classified =
+    `topic: ${truth.records} records for ${TOTAL} produced, ${truth.duplicates.length} duplicate record(s) in the topic (one uuid at two offsets: the producer, not inserts)${truth.duplicates.length > 0 ? `: ${truth.duplicates.slice(0, 10).map((d) => `${d.uuid} at ${d.positions.join(' and ')}`).join(', ')}` : ''}\n` +
+    `tables by partition:offset: ${delivery.duplicateInserts.count} duplicate insert(s) ${delivery.duplicateInserts.sample.slice(0, 10).join(', ')}; ${delivery.lost.count} lost ${JSON.stringify(delivery.lost.perPartition).slice(0, 2000)}; ${delivery.misrouted.count} misrouted; ${delivery.unknown.count} unknown`;
+  const failure = `seed ${SEED}, evidence in ${evidenceDir}/evidence.json:\n${report?.failures.join('\n') ?? result.stdout + result.stderr}\n${classified}\n${timeline.join('\n')}`;
+  t.diagnostic(`${truth.records} records in the topic (${truth.good.size} good, ${truth.poison.size} poison, ${truth.duplicates.length} duplicate), rows ${JSON.stringify(delivery.rows)}; evidence ${evidenceDir}/evidence.json`);
+  if (FAULTS !== undefined) assert.equal(kills + stalls, FAULTS, `every scheduled fault injected (${kills} + ${stalls})`);
+  else assert.ok(kills + stalls >= Math.floor((DURATION_S ?? 0) / 10), `a fault every few seconds over ${DURATION_S} s (${kills} + ${stalls})`);
 
+  // The idempotent producer writes each event once: a duplicate record in the topic is not inserter's,
+  // and verify (which counts by id) would report it as a duplicated id — say so before anything else.
+  assert.equal(truth.duplicates.length, 0, `duplicate records in the topic (the producer's, not duplicate inserts) — ${failure}`);
+  assert.equal(truth.records, TOTAL, `the topic holds what was produced — ${failure}`);
   assert.equal(result.code, 0, `verify exits 0 — ${failure}`);
   assert.ok(report !== undefined);
   assert.equal(quiet, 'quiet', failure);
   assert.deepEqual(exits, [0, 0, 0], `graceful exits — ${failure}`);
+  assert.equal(delivery.duplicateInserts.count, 0, `duplicate inserts — ${failure}`);
+  assert.equal(delivery.lost.count, 0, `lost records — ${failure}`);
+  assert.equal(delivery.misrouted.count, 0, `misrouted rows — ${failure}`);
+  assert.equal(delivery.unknown.count, 0, `rows naming no record of the topic — ${failure}`);
   const route = report.routes[0];
   assert.ok(route !== undefined);
-  assert.equal(route.produced.records, TOTAL);
-  assert.equal(route.good, TOTAL - POISON);
-  assert.deepEqual(route.deadLetters.byClass, { row_data: POISON }, 'only the poison rows are dead-lettered');
+  // verify reads the topic too: its counts and expectations must be the topic's.
+  assert.equal(route.produced.records, truth.records);
+  assert.equal(route.good, truth.good.size);
+  assert.deepEqual(route.deadLetters.byClass, { row_data: truth.poison.size }, 'only the poison rows are dead-lettered');
   for (const d of route.destinations) {
-    assert.equal(d.expected, expected.get(d.destination), `expected rows in ${d.destination}, as the producer counted them`);
+    assert.equal(d.expected, truth.expected.get(d.destination), `verify's expected rows in ${d.destination} = the topic's`);
     assert.equal(d.count, d.expected, `count() = expected in ${d.destination} — ${failure}`);
+    assert.equal(d.count, delivery.rows[d.destination], `verify's count() in ${d.destination} = the rows the test read`);
     assert.equal(d.uniqExact, d.count, `uniqExact = count() in ${d.destination} — ${failure}`);
     assert.equal(d.misrouted.count, 0, `nothing misrouted into ${d.destination}`);
   }
   assert.deepEqual(route.invariants, { counts: true, noDuplicates: true, noMisrouted: true, nothingLost: true, noRowDeadLettered: true, committedAtLogEnd: true });
-  const letters = await readTopic(bootstrap, dlq, TOTAL, 3_000).catch(() => []);
+  const letters = await readTopic(bootstrap, dlq, route.deadLetters.records, 30_000);
   const positions = new Set(letters.map((l) => `${l.headers.get('x-inserter-original-partition')}:${l.headers.get('x-inserter-original-offset')}`));
-  assert.equal(positions.size, POISON, 'one position per poison row (a dead letter may be written twice)');
+  assert.deepEqual([...positions].sort(), [...truth.poison].sort(), 'one dead letter position per poison record of the topic (a dead letter may be written twice)');
   assert.ok(letters.every((l) => l.value?.toString().includes('"uuid":"not-a-uuid"')), 'every dead letter is a poison row');
 
   // Negative control: one duplicate slipped into endpoint a must be caught and named.
@@ -309,4 +475,15 @@ test(`chaos: three processes, kill -9 every few seconds, verify holds (seed ${SE
   assert.deepEqual(broken.routes[0]?.destinations.find((d) => d.destination === 'a')?.duplicates.sample, [{ id: victim, times: 2 }]);
   assert.equal(broken.routes[0]?.invariants.noDuplicates, false);
   assert.ok(broken.failures.some((f) => f.includes(victim) && f.includes('destination a')), `the failure names ${victim}: ${broken.failures.join('\n')}`);
+  // The test's own check calls the planted copy what it is: the same partition:offset twice, an insert.
+  const planted = await checkDelivery(truth);
+  assert.equal(planted.duplicateInserts.count, 1, `the planted copy is one duplicate insert: ${planted.duplicateInserts.sample.join(', ')}`);
+  assert.ok(planted.duplicateInserts.sample[0]?.startsWith(victim), planted.duplicateInserts.sample.join(', '));
+  // And a uuid at a second offset of the topic is a duplicate record, never a duplicate insert.
+  const first = read.find((r) => truth.good.has(`${r.partition}:${r.offset}`));
+  assert.ok(first !== undefined);
+  const twice = topicTruth([...read, { ...first, offset: first.offset + 1_000_000n }]);
+  assert.deepEqual(twice.duplicates, [{ uuid: truth.good.get(`${first.partition}:${first.offset}`)?.uuid, positions: [`${first.partition}:${first.offset}`, `${first.partition}:${first.offset + 1_000_000n}`] }]);
+  const recheck = await checkDelivery(twice);
+  assert.deepEqual([recheck.duplicateInserts.count, recheck.lost.count], [1, 1], 'the second offset is a record not delivered; the planted copy stays the only duplicate insert');
 });

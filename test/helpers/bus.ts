@@ -1,5 +1,8 @@
 // Test helper: produce records to Kafka and read a topic back whole (with partition, offset,
-// timestamp and headers), with @platformatic/kafka — the same client the inserter uses.
+// timestamp and headers), with @platformatic/kafka — the same client the inserter uses. The producer
+// is idempotent (acks=all, one request in flight, sequence numbers the broker deduplicates): a retry
+// after a lost acknowledgement cannot write a record twice, so a duplicate found in a topic a test
+// produced is never the producer's retry.
 import { Consumer, Producer } from '@platformatic/kafka';
 
 export interface OutRecord {
@@ -20,7 +23,9 @@ export interface ReadRecord {
 }
 
 export async function produce(bootstrap: string, topic: string, records: Iterable<OutRecord>, batchSize = 500): Promise<number> {
-  const producer = new Producer({ clientId: 'inserter-test-producer', bootstrapBrokers: [bootstrap], acks: -1 });
+  // idempotent: the client then retries without bound (until the test's timeout) instead of giving up
+  // and leaving the caller to re-send under a new producer id, which could duplicate.
+  const producer = new Producer({ clientId: 'inserter-test-producer', bootstrapBrokers: [bootstrap], idempotent: true, acks: -1 });
   let count = 0;
   try {
     let batch: Array<Parameters<typeof producer.send>[0]['messages'][number]> = [];
@@ -70,6 +75,52 @@ export async function readTopic(bootstrap: string, topic: string, expected: numb
     }
   } finally {
     await consumer.close(true);
+  }
+  return out;
+}
+
+/**
+ * Reads a topic whole: every record from the earliest offset up to the log end taken at the start,
+ * however many there are (duplicates included). For topics written without transactions (every
+ * offset is a record); throws after `timeoutMs` naming the partitions it could not read to the end.
+ */
+export async function readTopicToEnd(bootstrap: string, topic: string, timeoutMs = 60_000): Promise<ReadRecord[]> {
+  const ends = await endOffsets(bootstrap, topic);
+  const position = ends.map(() => 0n);
+  const done = (): boolean => ends.every((end, p) => (position[p] ?? 0n) >= end);
+  const out: ReadRecord[] = [];
+  if (done()) return out;
+  const consumer = new Consumer({
+    clientId: 'inserter-test-reader',
+    groupId: `reader-${topic}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+    bootstrapBrokers: [bootstrap],
+    autocommit: false,
+    maxWaitTime: 200,
+  });
+  try {
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false, maxWaitTime: 200 });
+    const timer = setTimeout(() => void stream.close().catch(() => undefined), timeoutMs);
+    try {
+      for await (const m of stream) {
+        const end = ends[m.partition] ?? 0n;
+        if (m.offset < end) {
+          const headers = new Map<string, string>();
+          for (const [k, v] of m.headerEntries) headers.set(k.toString(), v.toString());
+          out.push({ topic: m.topic, partition: m.partition, offset: m.offset, timestamp: m.timestamp, key: m.key ?? undefined, value: m.value ?? undefined, headers });
+        }
+        if (m.offset + 1n > (position[m.partition] ?? 0n)) position[m.partition] = m.offset + 1n;
+        if (done()) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      await stream.close().catch(() => undefined);
+    }
+  } finally {
+    await consumer.close(true);
+  }
+  if (!done()) {
+    const short = ends.flatMap((end, p) => ((position[p] ?? 0n) < end ? [`partition ${p} at ${position[p] ?? 0n} of ${end}`] : []));
+    throw new Error(`readTopicToEnd ${topic}: not read to the end within ${timeoutMs} ms (${short.join(', ')})`);
   }
   return out;
 }
