@@ -13,7 +13,7 @@
 # random cluster id. Several DIRs can run at the same time.
 # --owner-pid PID: a small watchdog stops the broker when PID exits (tests use it so that a
 # crashed test run does not leave a broker behind).
-# --sasl-ssl: a SASL_SSL listener (SCRAM-SHA-512 and SCRAM-SHA-256) and an SSL listener requiring a
+# --sasl-ssl: a SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN, OAUTHBEARER) and an SSL listener requiring a
 # client certificate (mTLS) next to the PLAINTEXT one (which stays for inter-broker traffic and plain
 # clients). A fresh DIR gets a CA, a broker certificate for 127.0.0.1/localhost and a client
 # certificate (openssl), and a SCRAM user created by the broker's own StorageTool; what a client needs
@@ -248,7 +248,8 @@ EOF
     cat >>"$DIR/server.properties" <<EOF
 
 # --sasl-ssl: SCRAM over TLS; users live in the cluster metadata (StorageTool --add-scram).
-sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,OAUTHBEARER
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN,OAUTHBEARER
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$(cat "$DIR/sasl.password")";
 # OAUTHBEARER with Kafka's built-in unsecured validator (unsigned JWTs with sub and exp): tests only.
 listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker";
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;

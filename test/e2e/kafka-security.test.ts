@@ -14,6 +14,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { committedOffsets, endOffsets, produce, readTopic } from '../helpers/bus.ts';
+import { buildConfig, type Config } from '../../src/config/load.ts';
+import { InserterError } from '../../src/errors/inserter-error.ts';
+import { checkKafkaConnection, kafkaConnectionFor } from '../../src/source/kafka-connection.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
 import { TABLE_DDL, assertExactlyOnce, counts, row } from '../helpers/error-scenarios.ts';
 import { REPO_ROOT, startInserter, waitFor, writeConfig, type InserterProcess } from '../helpers/inserter.ts';
@@ -204,4 +207,18 @@ test('OAUTHBEARER: a token file is the login; an expired token fails fast naming
   }, 'committed offsets at the log end over OAUTHBEARER', 90_000);
   assert.equal(await inserter.stop(), 0, 'a graceful stop');
   await assertExactlyOnce(ch, 'app', 'oauth_events', 50);
+});
+
+test('every SASL mechanism with a password logs in over SASL_SSL; each names a wrong password', async () => {
+  for (const mechanism of ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const) {
+    const load = (password: string): Config => buildConfig({ kafka: { brokers: [secure.bootstrap], tls: { caFile: secure.caFile }, sasl: { mechanism, username: secure.username, password } }, destinations: [{ id: 'a', url: ch.url }], routes: [{ topic: 't', table: 't', destination: 'a' }] }, scratch, {});
+    const good = load(secure.password);
+    await checkKafkaConnection({ brokers: good.kafka.brokers, connection: kafkaConnectionFor(good), clientId: 'security-test' }, good.kafka, AbortSignal.timeout(20_000));
+    const bad = load('not-the-password-7f3a');
+    await assert.rejects(checkKafkaConnection({ brokers: bad.kafka.brokers, connection: kafkaConnectionFor(bad), clientId: 'security-test' }, bad.kafka, AbortSignal.timeout(20_000)), (error: unknown) => {
+      assert.ok(error instanceof InserterError && error.code === 'INSERTER_KAFKA_AUTH', String(error));
+      assert.match(error.message, new RegExp(`Kafka refused the login \\(SASL ${mechanism} as user ${secure.username}\\)`));
+      return true;
+    });
+  }
 });
