@@ -105,6 +105,10 @@ async function run(args: string[]): Promise<number> {
     throw error;
   }
   const logger = createLogger(config.telemetry.logLevel);
+  const security = describeKafkaSecurity(config.kafka);
+  const loopback = config.kafka.brokers.every((b) => /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?):\d+$/.test(b));
+  if (config.kafka.tls === false && !loopback) logger.warn({ kafkaSecurity: security }, 'Kafka without TLS: records and any credentials travel unencrypted (kafka.tls, docs/operations.md "Production Kafka")');
+  else logger.info({ kafkaSecurity: security }, 'Kafka security');
   // A refused login or an untrusted certificate is fatal before anything starts; a broker that is
   // not reachable yet is only reported (every client retries it).
   try {

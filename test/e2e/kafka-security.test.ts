@@ -94,6 +94,7 @@ test('over SASL_SSL: consume, insert, commit; the ledger, a dead letter, verify 
   const log = await inserter.log();
   assert.ok(!log.includes(secure.password), 'the password is never logged');
   assert.doesNotMatch(log, /Kafka not reachable/);
+  assert.match(log, /SASL_SSL; SCRAM-SHA-512 as user inserter \(password set\); TLS trusting the CA in /, 'the security mode is logged at start');
 
   // The commands read over the same listener: verify (topic, dead letters, ledger, offsets) and dlq.
   const file = await writeConfig(config(topic, 'secure_events', secureKafka()), scratch);
