@@ -1,9 +1,10 @@
 // Owns how every Kafka client connects: the TLS and SASL options built once from `config.kafka`
 // (kafkaConnectionOptions), handed to each @platformatic/kafka client together with the brokers
 // (kafkaClientOptions); a one-shot check at start that tells a refused login or an untrusted
-// certificate apart from a broker that is merely unreachable (checkKafkaConnection); and the words
-// `check-config` uses for the security mode (describeKafkaSecurity). Secrets stay inside functions
-// the client calls when it authenticates: no options object holds a password in clear.
+// certificate apart from a broker that is merely unreachable (checkKafkaConnection,
+// kafkaSecurityFailure, kafkaConnectionHint); and the words `check-config` and the start-up log use
+// for the security mode (describeKafkaSecurity). Secrets stay inside functions the client calls when
+// it authenticates: no options object holds a password or token in clear.
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { resolve } from 'node:path';
