@@ -2,7 +2,9 @@
 // the server parses (Code 306 TOO_DEEP_RECURSION, no "(at row N)") — among 8,000 good ones, in
 // batches of 2,000: the insert is bisected (class unknown_server_error), exactly that message is in
 // the dead-letter topic with the code and message, every other row is in ClickHouse once, and the
-// group's committed offset reaches the log end (the partition never waits on it).
+// group's committed offset reaches the log end (the partition never waits on it). A poison message
+// alone in its batch (low traffic) is judged by an empty insert into the table, which the real
+// server accepts, so it is dead-lettered too.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { committedOffsets, endOffsets, produce } from '../helpers/bus.ts';
@@ -12,22 +14,28 @@ import { startInserter, waitFor, type InserterProcess } from '../helpers/inserte
 import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
 
 const topic = uniqueTopic('errors-unlisted');
+const lonely = uniqueTopic('errors-unlisted-alone');
 const dlq = `${topic}.dlq`;
 const group = `${topic}-g`;
 let bootstrap: string;
 let ch: ClickHouseInstance;
 let inserter: InserterProcess | undefined;
+let second: InserterProcess | undefined;
+const deepValue = (id: number): Buffer => Buffer.from(`{"id":${id},"team_id":1,"n":1,"s":"deep","k":0,"extra":${'['.repeat(1_500)}${']'.repeat(1_500)}}`);
 
 before(async () => {
   bootstrap = await sharedKafka();
   ch = await startClickHouse();
   await ch.query('CREATE DATABASE e');
   await ch.query(TABLE_DDL('e', 't'));
+  await ch.query(TABLE_DDL('e', 'alone'));
   await createTopic(bootstrap, topic, 1);
+  await createTopic(bootstrap, lonely, 1);
 });
 
 after(async () => {
   await inserter?.kill();
+  await second?.kill();
   await ch?.stop();
 });
 
@@ -52,4 +60,23 @@ test('a message rejected with an unlisted server code is dead-lettered alone; th
   assert.equal(letters[0]?.headers.get('x-inserter-original-offset'), '3210');
   await assertExactlyOnce(ch, 'e', 't', 8_000);
   assert.equal(await inserter.stop(), 0);
+});
+
+test('a message rejected with an unlisted server code alone in its batch is dead-lettered after an empty probe insert lands', async () => {
+  await produceRows(bootstrap, lonely, 0, 2);
+  const poison = deepValue(777_777);
+  await produce(bootstrap, lonely, [{ key: Buffer.from('deep'), value: poison }]);
+  await produceRows(bootstrap, lonely, 2, 4);
+  const group2 = `${lonely}-g`;
+  second = await startInserter(scenarioConfig({ bootstrap, group: group2, topic: lonely, url: ch.url, database: 'e', table: 'alone', deadLetterTopic: `${lonely}.dlq`, maxRows: 1 }));
+  const [end] = await endOffsets(bootstrap, lonely);
+  await waitFor(async () => (await counts(ch, 'e', 'alone')).distinct >= 4 && (await committedOffsets(bootstrap, group2, lonely, 1))[0] === end, '4 rows and commits at the log end', 60_000).catch(async (error: unknown) => {
+    throw new Error(`${String(error)}\n${(await second?.log())?.slice(-3000)}`);
+  });
+  const letters = await deadLetters(bootstrap, `${lonely}.dlq`, 1);
+  assert.equal(letters.length, 1, 'one dead letter');
+  assert.deepEqual(letters[0]?.value, poison);
+  assert.equal(letters[0]?.headers.get('x-inserter-clickhouse-code'), '306');
+  await assertExactlyOnce(ch, 'e', 'alone', 4);
+  assert.equal(await second.stop(), 0);
 });

@@ -94,7 +94,10 @@ export class ClickHouseSink implements Sink {
   }
 
   async insert(batch: InsertBatch, signal?: AbortSignal): Promise<InsertResult> {
-    this.#window.beforeAttempt(batch.table, batch.token);
+    // An insert of no rows (the delivery's probe whether the table takes inserts at all) writes no
+    // block: nothing for the deduplication window to remember or count.
+    const watched = batch.rows > 0;
+    if (watched) this.#window.beforeAttempt(batch.table, batch.token);
     try {
       const result = await this.#client.exec({
         query: `INSERT INTO ${quoteIdent(batch.table.database)}.${quoteIdent(batch.table.table)} FORMAT ${batch.format}`,
@@ -114,11 +117,11 @@ export class ClickHouseSink implements Sink {
       // The response body of an INSERT is empty; drain it so the socket returns to the pool.
       for await (const _ of result.stream) void _;
       const written = result.summary?.written_rows;
-      this.#window.succeeded(batch.table, batch.token);
+      if (watched) this.#window.succeeded(batch.table, batch.token);
       return { writtenRows: written === undefined ? undefined : Number(written) };
     } catch (error) {
       const failure = classifyClickHouseError(error);
-      this.#window.failed(batch.table, batch.token, failure.errorClass);
+      if (watched) this.#window.failed(batch.table, batch.token, failure.errorClass);
       throw failure;
     }
   }
