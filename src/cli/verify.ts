@@ -133,7 +133,7 @@ async function verifyRoute(config: Config, route: RouteConfig, provider: Destina
 /** The record as inserter would see it: decodable or not, its team, and its id. */
 function describe(r: TopicRecord, route: RouteConfig, maxMessageBytes: number, idField: string): ProducedRecord {
   try {
-    const decoded = decodeJsonRecord({ topic: route.topic, ...r, timestamp: 0n, epoch: 0 }, { maxMessageBytes, teamId: route.teamId });
+    const decoded = decodeJsonRecord({ topic: route.topic, ...r, timestamp: 0n, epoch: 0 }, { maxMessageBytes, teamId: route.teamId, teamRequired: route.destination === 'team' });
     const object = JSON.parse(decoded.json.toString('utf8')) as Record<string, unknown>;
     return { partition: r.partition, offset: r.offset, decodable: true, id: normalizeId(object[idField]), team: decoded.teamId };
   } catch {

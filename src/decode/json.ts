@@ -20,6 +20,12 @@ export interface DecodedRecord {
 export interface DecodeOptions {
   readonly maxMessageBytes: number;
   readonly teamId: TeamIdSource;
+  /**
+   * Whether the row needs its team (the route routes by team; default true). A route with a fixed
+   * destination does not, like ClickHouse's Kafka engine: a team id that is not an integer is then
+   * read as none, and the warehouse decides whether it takes the row.
+   */
+  readonly teamRequired?: boolean;
 }
 
 const OPEN_BRACE = 0x7b;
@@ -38,7 +44,7 @@ export function decodeJsonRecord(record: SourceRecord, options: DecodeOptions): 
   if (json[0] !== OPEN_BRACE || json[json.length - 1] !== CLOSE_BRACE) {
     throw new DecodeError('INSERTER_DECODE_NOT_OBJECT', 'message is not a JSON object');
   }
-  const teamId = readTeamId(record, json, options.teamId);
+  const teamId = readTeamId(record, json, options.teamId, options.teamRequired !== false);
   // The field scan above also checked that the object ends the value; other sources check it here.
   if (options.teamId.from !== 'field') scan(json, undefined);
   return { json, teamId };
@@ -54,7 +60,7 @@ function scan(json: Buffer, key: Buffer | undefined): [number, number] | undefin
 
 const fieldKeys = new Map<string, Buffer>();
 
-function readTeamId(record: SourceRecord, json: Buffer, source: TeamIdSource): number | undefined {
+function readTeamId(record: SourceRecord, json: Buffer, source: TeamIdSource, required: boolean): number | undefined {
   let raw: unknown;
   if (source.from === 'field') {
     let key = fieldKeys.get(source.field);
@@ -66,6 +72,7 @@ function readTeamId(record: SourceRecord, json: Buffer, source: TeamIdSource): n
     if (range === undefined) return undefined;
     const team = integerValue(json, range[0], range[1]);
     if (team !== undefined && !Number.isSafeInteger(team)) {
+      if (!required) return undefined;
       throw new DecodeError('INSERTER_DECODE_BAD_TEAM', `team id ${json.toString('utf8', range[0], Math.min(range[1], range[0] + 40))} is not an integer`);
     }
     return team;
@@ -82,6 +89,7 @@ function readTeamId(record: SourceRecord, json: Buffer, source: TeamIdSource): n
   if (raw === undefined || raw === null) return undefined;
   const team = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isSafeInteger(team)) {
+    if (!required) return undefined;
     throw new DecodeError('INSERTER_DECODE_BAD_TEAM', `team id ${JSON.stringify(raw).slice(0, 40)} is not an integer`);
   }
   return team;

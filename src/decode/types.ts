@@ -20,7 +20,8 @@ export interface DecodeLimits {
 
 /** The decoder of a route. */
 export function decoderFor(route: RouteConfig, limits: DecodeLimits): Decoder {
-  const options = { maxMessageBytes: limits.maxMessageBytes, teamId: route.teamId };
+  // A fixed destination does not need the team: a malformed one is no reason to refuse the row.
+  const options = { maxMessageBytes: limits.maxMessageBytes, teamId: route.teamId, teamRequired: route.destination === 'team' };
   switch (route.format) {
     case 'json':
       return { format: 'json', decode: (record) => decodeJsonRecord(record, options) };

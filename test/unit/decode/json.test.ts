@@ -56,3 +56,15 @@ test('one message is one row: a value holding more than one JSON value is a deco
   for (const value of ['', ' ', '\n\t \r\n']) assert.equal(code(value), 'INSERTER_DECODE_EMPTY', JSON.stringify(value));
   assert.equal(code('\n{"team_id":3}\n'), 'accepted');
 });
+
+test('a route with a fixed destination does not need the team: a malformed team id is read as none, not a decode error', () => {
+  const loose = { maxMessageBytes: 1000, teamId: { from: 'field', field: 'team_id' }, teamRequired: false } as const;
+  for (const value of ['{"team_id":"abc"}', '{"team_id":1.5}', '{"team_id":99999999999999999999}', '{"team_id":{"x":1}}']) {
+    assert.equal(decodeJsonRecord(rec(value), loose).teamId, undefined, value);
+    assert.throws(() => decodeJsonRecord(rec(value), field), (error: unknown) => error instanceof DecodeError && error.code === 'INSERTER_DECODE_BAD_TEAM', value);
+  }
+  assert.equal(decodeJsonRecord(rec('{"team_id":4}'), loose).teamId, 4);
+  assert.equal(decodeJsonRecord(rec('{}', { key: Buffer.from('not a team') }), { maxMessageBytes: 100, teamId: { from: 'key' }, teamRequired: false }).teamId, undefined);
+  // Everything else still has to be one JSON object.
+  assert.throws(() => decodeJsonRecord(rec('{"team_id":"abc"}{}'), loose), (error: unknown) => error instanceof DecodeError && error.code === 'INSERTER_DECODE_BAD_JSON');
+});
