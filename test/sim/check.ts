@@ -11,7 +11,12 @@ import type { Bus, CommitEvent } from './bus.ts';
 import type { DeadLetters } from './dead-letters.ts';
 import type { Warehouse } from './warehouse.ts';
 
-export type Fate = { readonly kind: 'row'; readonly destination: string; readonly table: string } | { readonly kind: 'dead' };
+/** A row in `destination` (or, for a team whose mapping changed mid-run, in one of `alternatives`), or a dead letter. */
+export type Fate = { readonly kind: 'row'; readonly destination: string; readonly alternatives?: readonly string[]; readonly table: string } | { readonly kind: 'dead' };
+
+function destinationsOf(fate: Fate & { kind: 'row' }): readonly string[] {
+  return fate.alternatives === undefined ? [fate.destination] : [fate.destination, ...fate.alternatives];
+}
 
 export interface ExpectedRecord {
   readonly topic: string;
@@ -85,7 +90,7 @@ export class Checker {
     for (const [route, fate] of record.fates) {
       const dead = this.#dead.has(`${record.topic}/${record.partition}/${record.offset}/${route}`);
       if (dead) continue;
-      if (fate.kind === 'row' && record.uuid !== undefined && this.#rowIndex.get(`${fate.destination}\u0000${fate.table}`)?.uuids.has(record.uuid) === true) continue;
+      if (fate.kind === 'row' && record.uuid !== undefined && destinationsOf(fate).some((d) => this.#rowIndex.get(`${d}\u0000${fate.table}`)?.uuids.has(record.uuid as string) === true)) continue;
       return route;
     }
     return undefined;
@@ -150,7 +155,8 @@ export class Checker {
           if (dead === 0) this.add('lost', `${record.describe}: route ${route} should have dead-lettered it; it is not in the dead letters`);
           continue;
         }
-        const here = found.filter((f) => f.destination === fate.destination && f.table === fate.table);
+        const allowed = destinationsOf(fate);
+        const here = found.filter((f) => allowed.includes(f.destination) && f.table === fate.table);
         if (here.length === 0 && dead === 0) this.add('lost', `${record.describe}: not in ${fate.destination}:${fate.table} (route ${route}) nor dead-lettered`);
         if (here.length === 0 && dead > 0) this.add('lost', `${record.describe}: dead-lettered by route ${route} although it is a good row for ${fate.destination}:${fate.table}`);
         if (here.length > 1) this.add('duplicated', `${record.describe}: ${here.length} rows in ${fate.destination}:${fate.table}`);
@@ -161,7 +167,7 @@ export class Checker {
           }
         }
       }
-      const tables = new Set([...record.fates.values()].flatMap((f) => (f.kind === 'row' ? [`${f.destination}\u0000${f.table}`] : [])));
+      const tables = new Set([...record.fates.values()].flatMap((f) => (f.kind === 'row' ? destinationsOf(f).map((d) => `${d}\u0000${f.table}`) : [])));
       for (const f of found) {
         if (!tables.has(`${f.destination}\u0000${f.table}`)) this.add('misrouted', `${record.describe}: row found in ${f.destination}:${f.table}, expected only ${[...tables].map((t) => t.replace('\u0000', ':')).join(', ') || 'the dead letters'}`);
       }

@@ -15,6 +15,8 @@ export interface LookupFaults {
   readonly fail: number;
   /** Longest time a lookup takes (ms). */
   readonly slowMs: number;
+  /** A team whose destination changes at virtual time `at` (a new snapshot, and lookups answer anew). */
+  readonly move?: { readonly team: number; readonly to: string; readonly at: number };
 }
 
 export class SimDestinationsApi implements DestinationProvider {
@@ -22,8 +24,9 @@ export class SimDestinationsApi implements DestinationProvider {
   readonly #inc: Incarnation;
   readonly #rng: Rng;
   readonly #faults: LookupFaults;
-  readonly #mapping: ReadonlyMap<number, string>;
-  readonly #snapshot: DestinationSnapshot;
+  readonly #mapping: Map<number, string>;
+  #snapshot: DestinationSnapshot;
+  readonly #listeners = new Set<(snapshot: DestinationSnapshot) => void>();
 
   constructor(world: World, inc: Incarnation, config: Config, mapping: Readonly<Record<string, string>>, rng: Rng, faults: LookupFaults) {
     this.#world = world;
@@ -31,8 +34,23 @@ export class SimDestinationsApi implements DestinationProvider {
     this.#rng = rng;
     this.#faults = faults;
     this.#mapping = new Map(Object.entries(mapping).map(([team, destination]) => [Number(team), destination]));
+    const move = faults.move;
+    const moved = move !== undefined && Date.now() >= move.at;
+    if (moved) this.#mapping.set(move.team, move.to);
     const teams = new Map([...this.#mapping].filter(([team]) => faults.known.has(team)));
-    this.#snapshot = { version: 'sim', loadedAt: 0, destinations: new Map(config.destinations.map((d) => [d.id, d])), teams };
+    this.#snapshot = { version: moved ? 'sim-moved' : 'sim', loadedAt: 0, destinations: new Map(config.destinations.map((d) => [d.id, d])), teams };
+    if (move !== undefined && !moved) {
+      setTimeout(() => {
+        if (!inc.alive) return;
+        world.note(`MOVE team ${move.team} to ${move.to}`);
+        this.#mapping.set(move.team, move.to);
+        // The new snapshot maps the moved team wherever the source says (known or not before).
+        const next = new Map(this.#snapshot.teams);
+        next.set(move.team, move.to);
+        this.#snapshot = { ...this.#snapshot, version: 'sim-moved', teams: next };
+        for (const listener of this.#listeners) listener(this.#snapshot);
+      }, move.at - Date.now());
+    }
   }
 
   async start(): Promise<void> {}
@@ -59,8 +77,9 @@ export class SimDestinationsApi implements DestinationProvider {
     );
   }
 
-  onChange(): () => void {
-    return () => undefined;
+  onChange(listener: (snapshot: DestinationSnapshot) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   async close(): Promise<void> {}
