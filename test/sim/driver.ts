@@ -52,7 +52,7 @@ export const FEATURES = {
   abortedDeadLetter: 'dead-letter writes that are slow and fail with AbortedError when destroy() aborts them',
   replayBackpressure: 'maxBufferedBytes that changes (and may shrink) across restarts',
   lateCommit: "commits in flight at a kill that land after the next incarnation's (a previous owner's late commit), moving the position back",
-  lookups: 'teams missing from the snapshot: rows held (parked past the held budget) until a slow, sometimes failing lookup answers',
+  lookups: 'teams missing from the snapshot: rows held (parked past the held budget) until a slow, sometimes failing lookup answers; sometimes a team moves to another destination mid-run (a new snapshot)',
   splits: 'memory pressure in some lives: inserts above a few rows fail with MEMORY_LIMIT_EXCEEDED and are split (recorded before the sub-inserts)',
   pauses: 'operator pauses and resumes of a table, a team or a destination: lanes stop, rows park, resuming re-reads (rewinds with dead letters in flight)',
 } as const;
@@ -198,7 +198,7 @@ interface GeneratedRecord {
   readonly key: Buffer | undefined;
   readonly appendAt: number;
   readonly uuid: string | undefined;
-  readonly kind: 'good' | 'poison' | 'undecodable' | 'unknown_team' | 'no_team';
+  readonly kind: 'good' | 'poison' | 'undecodable' | 'bad_team' | 'unknown_team' | 'no_team';
   readonly team: number | undefined;
 }
 
@@ -220,7 +220,10 @@ function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records:
     let record: GeneratedRecord;
     if (roll < 0.04) {
       const value = rng.pick(['not json', '[1,2,3]', '', `{"uuid":"${uuid}","team_id":`, `{"uuid":"${uuid}","team_id":"abc"}`]);
-      record = { partition, value: Buffer.from(value), key: undefined, appendAt, uuid: undefined, kind: 'undecodable', team: undefined };
+      // A team id that is not an integer is undecodable only where the route routes by team; a
+      // route with a fixed destination inserts the row (drop-in semantics).
+      const badTeam = value.includes('"team_id":"abc"');
+      record = { partition, value: Buffer.from(value), key: undefined, appendAt, uuid: badTeam ? uuid : undefined, kind: badTeam ? 'bad_team' : 'undecodable', team: undefined };
     } else if (roll < 0.08) {
       if ((poison.size + unlisted.size) % 2 === 0) poison.add(uuid);
       else unlisted.add(uuid);
@@ -237,6 +240,17 @@ function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records:
   return { records, poison, unlisted };
 }
 
+/** With lookups on, sometimes one team's destination changes mid-run: its rows may land in either, once. */
+function withMove(scenario: Scenario, rng: Rng): Scenario {
+  const lookups = scenario.lookups;
+  if (lookups === undefined || !rng.chance(0.4)) return scenario;
+  const team = rng.pick(Object.keys(scenario.teamMap).map(Number));
+  const from = scenario.teamMap[String(team)];
+  const others = scenario.destinations.filter((d) => d !== from);
+  if (others.length === 0) return scenario;
+  return { ...scenario, lookups: { ...lookups, move: { team, to: rng.pick(others), at: START + rng.int(20, 1500) } } };
+}
+
 function pauseScope(rng: Rng, destinations: readonly string[], routes: readonly RouteSpec[], teams: number): PauseScope {
   const roll = rng.float();
   if (roll < 0.4) return { kind: 'table', table: rng.pick(routes).table };
@@ -250,9 +264,13 @@ function fatesOf(record: GeneratedRecord, scenario: Scenario): Map<string, Fate>
     let fate: Fate;
     if (record.kind === 'undecodable' || record.kind === 'poison') fate = { kind: 'dead' };
     else if (route.destination !== 'team') fate = { kind: 'row', destination: route.destination, table: `sim.${route.table}` };
-    else if (record.kind === 'no_team') fate = { kind: 'dead' };
+    else if (record.kind === 'no_team' || record.kind === 'bad_team') fate = { kind: 'dead' };
     else if (record.kind === 'unknown_team') fate = scenario.unknown.action === 'deadLetter' ? { kind: 'dead' } : { kind: 'row', destination: scenario.unknown.destination, table: `sim.${route.table}` };
-    else fate = { kind: 'row', destination: scenario.teamMap[String(record.team)] as string, table: `sim.${route.table}` };
+    else {
+      const move = scenario.lookups?.move;
+      const destination = scenario.teamMap[String(record.team)] as string;
+      fate = { kind: 'row', destination, ...(move !== undefined && move.team === record.team ? { alternatives: [move.to] } : {}), table: `sim.${route.table}` };
+    }
     fates.set(route.name, fate);
   }
   return fates;
@@ -285,7 +303,7 @@ function describeScenario(s: Scenario, records: number, poison: number): string 
     `partitions=${s.partitions} records=${records} poison=${poison} hint=${s.poisonHint}`,
     `destinations=${s.destinations.join(',')} concurrency=${s.concurrency.join(',')} teams=${JSON.stringify(s.teamMap)} unknown=${JSON.stringify(s.unknown)}`,
     `routes=${s.routes.map((r) => `${r.name}->${r.table}@${r.destination}`).join(',')} missingTables=${[...s.missingTables].map((t) => t.replace('\u0000', ':')).join(',') || '-'}`,
-    `lookups: ${s.lookups === undefined ? 'none' : `known teams ${[...s.lookups.known].join(',') || '-'}, fail=${s.lookups.fail}, slow=${s.lookups.slowMs}`}`,
+    `lookups: ${s.lookups === undefined ? 'none' : `known teams ${[...s.lookups.known].join(',') || '-'}, fail=${s.lookups.fail}, slow=${s.lookups.slowMs}${s.lookups.move === undefined ? '' : `, team ${s.lookups.move.team} moves to ${s.lookups.move.to} at +${s.lookups.move.at - START} ms`}`}`,
     `faults: warehouse=${JSON.stringify(s.warehouseFaults)} source=${JSON.stringify(s.sourceFaults)} dlq=${JSON.stringify(s.deadLetterFaults)} ledger=${JSON.stringify(s.ledgerFaults)}`,
     `lives: ${lives}`,
   ].join('\n');
@@ -306,11 +324,13 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const seed = options.seed;
   const exactlyOnce = options.exactlyOnce ?? true;
   const root = new Rng(seed);
-  const scenario = makeScenario(root.fork(), options);
-  const { records: generated, poison, unlisted } = generateRecords(root.fork(), seed, scenario);
+  const drawn = makeScenario(root.fork(), options);
+  const { records: generated, poison, unlisted } = generateRecords(root.fork(), seed, drawn);
   const worldRng = root.fork();
   const mathRng = root.fork();
   const driverRng = root.fork();
+  // Drawn from a fork of its own, so the older features' schedules (and their regression seeds) stay as they were.
+  const scenario = withMove(drawn, root.fork());
   const world = new World(worldRng, options.trace === true);
   world.lateCommits = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).lateCommit;
 
