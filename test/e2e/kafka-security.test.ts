@@ -223,3 +223,12 @@ test('every SASL mechanism with a password logs in over SASL_SSL; each names a w
     });
   }
 });
+
+test('TLS towards a plaintext listener is named at once, not retried', async () => {
+  const cfg = buildConfig({ kafka: { brokers: [broker.bootstrap], tls: { caFile: secure.caFile } }, destinations: [{ id: 'a', url: ch.url }], routes: [{ topic: 't', table: 't', destination: 'a' }] }, scratch, {});
+  await assert.rejects(checkKafkaConnection({ brokers: cfg.kafka.brokers, connection: kafkaConnectionFor(cfg), clientId: 'security-test' }, cfg.kafka, AbortSignal.timeout(20_000)), (error: unknown) => {
+    assert.ok(error instanceof InserterError && error.code === 'INSERTER_KAFKA_TLS', String(error));
+    assert.match(error.message, /is kafka\.tls set for a listener that speaks plaintext\?/);
+    return true;
+  });
+});
