@@ -3,8 +3,8 @@
 // the same rows with the same token, split what is too big for one insert, isolate rows the
 // warehouse rejects (bisecting, guided by ClickHouse's "at row N"), bisect a rejection no class
 // lists until it follows a row (dead-lettered) or every part fails alike (the destination's), then
-// dead-letter, pause the destination, drop or stop. The batch's records resolve only when every row is in the warehouse,
-// in the dead-letter topic or dropped by an explicit policy.
+// dead-letter, pause the destination, drop or stop. The batch's records resolve only when every
+// row is in the warehouse, in the dead-letter topic or dropped by an explicit policy.
 import type { PartReason, PartState } from '../ack/ledger.ts';
 import { ByteChunks } from '../encode/byte-chunks.ts';
 import type { RowEncoder } from '../encode/types.ts';
