@@ -174,8 +174,8 @@ export class Deliverer {
           }
           continue;
         }
-        // The destination refuses even an empty insert: back off (judged again whenever an insert
-        // lands in the table meanwhile), then `then`.
+        // The destination refuses even an empty insert: back off, probing again before every retry
+        // (judged again whenever an insert lands in the table meanwhile), then `then`.
       } else if (policy.action !== 'retry' && to - from > 1 && !mustNotSplit) {
         this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
         this.#deps.logger.warn({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from }, 'insert failed; splitting it');
@@ -186,7 +186,8 @@ export class Deliverer {
         return;
       }
       const judged = policy.action === 'bisect' ? guilty : undefined;
-      let phase = await this.#retryPhase(range, failure, policy, policy.backoff, attempts, judged);
+      const probing = judged !== undefined && to - from === 1 && bisectFrom !== undefined ? () => this.#probe(range) : undefined;
+      let phase = await this.#retryPhase(range, failure, policy, policy.backoff, attempts, judged, probing);
       if (phase.failure === undefined) {
         journal?.inserted(from, to);
         return;
@@ -213,7 +214,7 @@ export class Deliverer {
           const probe: BackoffPolicy = { baseMs: policy.pauseMs, factor: 1, capMs: policy.pauseMs };
           const owner = this.#gates.pause(lane.destination.id, range, phase.failure);
           try {
-            phase = await this.#retryPhase(range, phase.failure, policy, probe, phase.attempts, judged);
+            phase = await this.#retryPhase(range, phase.failure, policy, probe, phase.attempts, judged, probing);
           } finally {
             if (owner) this.#gates.resume(lane.destination.id, range);
           }
@@ -272,9 +273,10 @@ export class Deliverer {
 
   /**
    * Retries the range while it fails with `policy`'s class; the first attempt is the failure in hand.
-   * `stop` ends the retries early (the failure in hand is returned) once it holds.
+   * `stop` ends the retries early (the failure in hand is returned) once it holds; `before` runs
+   * before every retry (a `bisect` probe).
    */
-  async #retryPhase(range: Range, first: WarehouseError, policy: ClassPolicy, backoff: BackoffPolicy, attemptsSoFar: number, stop?: () => boolean): Promise<Phase> {
+  async #retryPhase(range: Range, first: WarehouseError, policy: ClassPolicy, backoff: BackoffPolicy, attemptsSoFar: number, stop?: () => boolean, before?: () => Promise<unknown>): Promise<Phase> {
     const { metrics, logger } = this.#deps;
     let attempts = attemptsSoFar;
     try {
@@ -282,6 +284,7 @@ export class Deliverer {
         async (n) => {
           if (n === 1) throw first;
           attempts++;
+          await before?.();
           const failure = await this.#attempt(range);
           if (failure !== undefined) throw failure;
         },

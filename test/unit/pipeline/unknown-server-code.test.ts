@@ -88,6 +88,30 @@ test('a bad row alone in its batch (low traffic) is judged by an empty insert in
   }
 });
 
+test('a lone bad row whose first probe fails (no other traffic) is probed again at every retry, then dead-lettered', async () => {
+  const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 1, maxBytes: 1 << 24, maxAgeMs: 20 }, ...fastPolicy });
+  const warehouse = new TokenWarehouse();
+  let probes = 0;
+  warehouse.fail = (_token, rows, uuids) => {
+    if (rows === 0 && probes++ < 5) return unlisted(); // the destination refuses empty inserts for a while (past the backoff)
+    return uuids.includes('u0') ? unlisted() : undefined;
+  };
+  const deadLetters = new HeldDeadLetters();
+  const { pipeline, source } = startWorld({ config, warehouse, deadLetters });
+  try {
+    await source.append([event(0, 8)]);
+    await until(() => source.committed === 1n, `commits past the record (committed ${source.committed}, probes ${probes})`);
+    assert.deepEqual(
+      deadLetters.written.map((d) => d.offset),
+      [0n],
+    );
+    assert.ok(probes > 5, `probed again after the first failures (${probes})`);
+    assertExactlyOnce(warehouse, []);
+  } finally {
+    await pipeline.destroy();
+  }
+});
+
 test('when every part fails alike the failure is the destination\'s: nothing dead-lettered, nothing committed, all land once it recovers', async () => {
   const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 1000, maxBytes: 1 << 24, maxAgeMs: 20 }, ...fastPolicy });
   const warehouse = new TokenWarehouse();
