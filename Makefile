@@ -17,6 +17,7 @@ typecheck:
 
 lint:
 	node_modules/.bin/eslint --max-warnings=0 .
+	node_modules/.bin/prettier --check .
 
 unit:
 	node_modules/.bin/node --test 'test/unit/**/*.test.ts'

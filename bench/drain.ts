@@ -109,7 +109,14 @@ const { values: argv } = parseArgs({
   strict: true,
 });
 if (argv.help) {
-  process.stderr.write(readFileSync(import.meta.filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).slice(0, 22).map((l) => l.slice(3)).join('\n') + '\n');
+  process.stderr.write(
+    readFileSync(import.meta.filename, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('//'))
+      .slice(0, 22)
+      .map((l) => l.slice(3))
+      .join('\n') + '\n',
+  );
   process.exit(0);
 }
 
@@ -350,7 +357,10 @@ async function startInserterConsumer(ch: ClickHouseInstance, topic: string, grou
     throw new Error(`inserter got no partitions within 60 s:\n${(await proc.log()).slice(-3000)}`);
   })();
   let inserted = 0;
-  const metrics = (): Promise<string> => fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text()).catch(() => '');
+  const metrics = (): Promise<string> =>
+    fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+      .then((r) => r.text())
+      .catch(() => '');
   return {
     pids: [pid],
     ready,
@@ -464,9 +474,23 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
   const kafkaPid = pidIn(kafka?.dir ?? '', 'kafka.pid');
   let consumer: Consumer | undefined;
   const result: DrainResult = {
-    system, run, events: EVENTS, ok: false, seconds: Number.NaN, rowsPerSecond: Number.NaN, firstInsertToNRowsPerSecond: Number.NaN, inserts: 0,
-    cpuSeconds: { inserter: 0, clickhouse: 0, kafka: 0 }, cpuSecondsPerMillion: { inserter: 0, clickhouse: 0, kafka: 0, total: 0 },
-    peakRssBytes: { inserter: 0, clickhouse: 0 }, hwmBytes: { inserter: 0, clickhouse: 0 }, startupCpuSeconds: 0, machineBusyPct: Number.NaN, foreignBusyPct: Number.NaN, stealSeconds: 0, errors: [],
+    system,
+    run,
+    events: EVENTS,
+    ok: false,
+    seconds: Number.NaN,
+    rowsPerSecond: Number.NaN,
+    firstInsertToNRowsPerSecond: Number.NaN,
+    inserts: 0,
+    cpuSeconds: { inserter: 0, clickhouse: 0, kafka: 0 },
+    cpuSecondsPerMillion: { inserter: 0, clickhouse: 0, kafka: 0, total: 0 },
+    peakRssBytes: { inserter: 0, clickhouse: 0 },
+    hwmBytes: { inserter: 0, clickhouse: 0 },
+    startupCpuSeconds: 0,
+    machineBusyPct: Number.NaN,
+    foreignBusyPct: Number.NaN,
+    stealSeconds: 0,
+    errors: [],
   };
   let sampler: ProcSampler | undefined;
   try {
@@ -501,9 +525,12 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
       rows = c;
       if (first === undefined && rows > 0) first = { t: Date.now(), rows };
       const elapsed = (Date.now() - tStart) / 1000;
-      progress(`run ${run} ${system.padEnd(8)} ${fmtInt(rows).padStart(11)}/${fmtInt(EVENTS)} rows  ${fmtInt(rows / Math.max(elapsed, 1e-3)).padStart(8)} rows/s  ${elapsed.toFixed(1)} s  cpu ${system === 'inserter' ? `ins ${fmt(sampler.cpu('inserter'))} s ` : ''}ch ${fmt(sampler.cpu('clickhouse'))} s`);
+      progress(
+        `run ${run} ${system.padEnd(8)} ${fmtInt(rows).padStart(11)}/${fmtInt(EVENTS)} rows  ${fmtInt(rows / Math.max(elapsed, 1e-3)).padStart(8)} rows/s  ${elapsed.toFixed(1)} s  cpu ${system === 'inserter' ? `ins ${fmt(sampler.cpu('inserter'))} s ` : ''}ch ${fmt(sampler.cpu('clickhouse'))} s`,
+      );
       if (consumer.errors.length > 0 && system === 'inserter') throw new Error(consumer.errors.join('; '));
-      if (Date.now() - lastChange > timeoutMs) throw new Error(`no progress for ${timeoutMs / 1000} s at ${rows} rows${consumer.errors.length > 0 ? `; errors: ${consumer.errors.slice(-3).join(' | ')}` : ''}`);
+      if (Date.now() - lastChange > timeoutMs)
+        throw new Error(`no progress for ${timeoutMs / 1000} s at ${rows} rows${consumer.errors.length > 0 ? `; errors: ${consumer.errors.slice(-3).join(' | ')}` : ''}`);
       if (rows < EVENTS) await sleep(Math.max(0, 100 - (Date.now() - now)));
     }
     const tEnd = Date.now();
@@ -607,10 +634,13 @@ async function produceAtRate(bootstrap: string, topic: string, seed: number, rat
       queued += n;
       const p: Promise<void> = producer
         .send({ messages })
-        .then(() => {
-          sent += messages.length;
-          onProgress(sent);
-        }, (error: unknown) => void (failure ??= error))
+        .then(
+          () => {
+            sent += messages.length;
+            onProgress(sent);
+          },
+          (error: unknown) => void (failure ??= error),
+        )
         .finally(() => inflight.delete(p));
       inflight.add(p);
     }
@@ -630,8 +660,20 @@ async function latency(system: System, run: number, rate: number): Promise<Laten
   const chPids = [pidIn(ch.dir, 'pid')]; // the one process hosting the ClickHouse server
   const groupId = `bench-lat-${system}-${run}-${Date.now().toString(36)}`;
   const result: LatencyResult = {
-    system, run, ok: false, targetRate: rate, achievedRate: Number.NaN, produced: 0, measured: 0, p50Ms: Number.NaN, p99Ms: Number.NaN, maxMs: Number.NaN,
-    cpuSecondsPerMillion: { inserter: 0, clickhouse: 0 }, peakRssBytes: { inserter: 0, clickhouse: 0 }, machineBusyPct: Number.NaN, errors: [],
+    system,
+    run,
+    ok: false,
+    targetRate: rate,
+    achievedRate: Number.NaN,
+    produced: 0,
+    measured: 0,
+    p50Ms: Number.NaN,
+    p99Ms: Number.NaN,
+    maxMs: Number.NaN,
+    cpuSecondsPerMillion: { inserter: 0, clickhouse: 0 },
+    peakRssBytes: { inserter: 0, clickhouse: 0 },
+    machineBusyPct: Number.NaN,
+    errors: [],
   };
   let consumer: Consumer | undefined;
   try {
@@ -752,7 +794,8 @@ function report(drains: DrainResult[], latencies: LatencyResult[]): { text: stri
     ['CPU-s per M at that rate: inserter', (s) => pickL(s, (r) => r.cpuSecondsPerMillion.inserter), (n) => fmt(n, 2)],
     ['CPU-s per M at that rate: ClickHouse', (s) => pickL(s, (r) => r.cpuSecondsPerMillion.clickhouse), (n) => fmt(n, 2)],
   ];
-  const cell = (s: Summary, f: (n: number) => string): string => (s.values.length === 0 ? '—' : s.values.length === 1 ? f(s.median) : `${f(s.median)} [${f(s.min)}–${f(s.max)}] ±${fmt(s.spreadPct / 2, 0)}%`);
+  const cell = (s: Summary, f: (n: number) => string): string =>
+    s.values.length === 0 ? '—' : s.values.length === 1 ? f(s.median) : `${f(s.median)} [${f(s.min)}–${f(s.max)}] ±${fmt(s.spreadPct / 2, 0)}%`;
   const rows: string[][] = [['metric (median [min–max] ±half-spread)', ...systems, ...(systems.length > 1 ? ['inserter/engine'] : [])]];
   const summary: Record<string, Record<string, Summary>> = {};
   for (const [name, get, f] of metrics) {
@@ -785,7 +828,19 @@ function writeJson(summary?: Record<string, Record<string, Summary>>, profile?: 
         drains,
         latencies,
         summary,
-        ...(profile === undefined ? {} : { profile: { file: profile.file, totalMs: profile.summary.totalMs, idleMs: profile.summary.idleMs, gcMs: profile.summary.gcMs, top: profile.summary.top, byFile: profile.summary.byFile, drain: profile.drain } }),
+        ...(profile === undefined
+          ? {}
+          : {
+              profile: {
+                file: profile.file,
+                totalMs: profile.summary.totalMs,
+                idleMs: profile.summary.idleMs,
+                gcMs: profile.summary.gcMs,
+                top: profile.summary.top,
+                byFile: profile.summary.byFile,
+                drain: profile.drain,
+              },
+            }),
       },
       null,
       2,
@@ -795,7 +850,9 @@ function writeJson(summary?: Record<string, Record<string, Summary>>, profile?: 
 
 async function main(): Promise<void> {
   say(`inserter: ${INSERTER.rev}`);
-  say(`drain benchmark: ${fmtInt(EVENTS)} events, ${PARTITIONS} partitions, ${RUNS} run(s); ${machine.cpus} × ${machine.model}, ${mib(machine.memoryBytes)}, node ${machine.node}, kernel ${machine.kernel}, load ${machine.loadAverage}`);
+  say(
+    `drain benchmark: ${fmtInt(EVENTS)} events, ${PARTITIONS} partitions, ${RUNS} run(s); ${machine.cpus} × ${machine.model}, ${mib(machine.memoryBytes)}, node ${machine.node}, kernel ${machine.kernel}, load ${machine.loadAverage}`,
+  );
   for (const note of notes) say(`note: ${note}`);
   kafka = await startKafka();
   say(`kafka ${kafka.bootstrap} (${kafka.dir})`);
@@ -830,7 +887,7 @@ async function main(): Promise<void> {
     `\n${fmtInt(EVENTS)} PostHog events (~${fmt(pre.bytes / pre.messages / 1000, 2)} KB each), ${PARTITIONS} partitions, ${RUNS} run(s), ` +
       `${machine.cpus} × ${machine.model}, node ${machine.node}\n\n${text}\n\n` +
       `noise: per-system spread is shown as ±half of (max-min)/median; hypervisor steal during drains ${fmt(steal, 1)} s; ${rates.length} successful drains.\n` +
-      'ClickHouse CPU and RSS are those of the one process hosting ClickHouse\'s server (scripts/chlocal.sh). Latency = inserted_at (now64() at insert) − Kafka message timestamp, per row, after a 5 s warm-up.\n',
+      "ClickHouse CPU and RSS are those of the one process hosting ClickHouse's server (scripts/chlocal.sh). Latency = inserted_at (now64() at insert) − Kafka message timestamp, per row, after a 5 s warm-up.\n",
   );
   writeJson(summary, profile);
   if (argv.json !== undefined) say(`wrote ${argv.json}`);
@@ -844,4 +901,3 @@ try {
 } finally {
   await cleanup();
 }
-

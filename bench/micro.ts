@@ -59,9 +59,7 @@ const column = (name: string, type = 'String'): ColumnInfo => ({ name, type, def
 /** PostHog's events table: `_timestamp` and `_offset`. */
 const eventsShape: RowShape = rowShapeFor([column('uuid', 'UUID'), column('_timestamp', 'DateTime'), column('_offset', 'UInt64')]);
 /** Every metadata column the Kafka engine has. */
-const fullShape: RowShape = rowShapeFor(
-  ['_topic', '_partition', '_offset', '_key', '_timestamp', '_timestamp_ms', '_headers.name', '_headers.value'].map((n) => column(n)),
-);
+const fullShape: RowShape = rowShapeFor(['_topic', '_partition', '_offset', '_key', '_timestamp', '_timestamp_ms', '_headers.name', '_headers.value'].map((n) => column(n)));
 
 function decodeAll(): number {
   let sum = 0;
@@ -92,7 +90,16 @@ function batchBody(): Buffer {
   const out = new ByteChunks();
   let offset = 0n;
   for (const m of generate('clickhouse_events_json', { seed: 4, count: Math.ceil(BODY_BYTES / 1000), teams: 1000 })) {
-    const record: SourceRecord = { topic: 'clickhouse_events_json', partition: 0, offset: offset++, timestamp: 1_900_000_000_000n + offset, key: m.key ?? undefined, value: m.value, headers: [], epoch: 0 };
+    const record: SourceRecord = {
+      topic: 'clickhouse_events_json',
+      partition: 0,
+      offset: offset++,
+      timestamp: 1_900_000_000_000n + offset,
+      key: m.key ?? undefined,
+      value: m.value,
+      headers: [],
+      epoch: 0,
+    };
     writeRow(out, eventsShape, record, m.value, m.teamId);
     if (out.length >= BODY_BYTES) break;
   }
@@ -215,7 +222,12 @@ async function main(): Promise<void> {
       ...(alloc === undefined ? {} : { allocation: alloc }),
     });
   }
-  const compressed = { zstd3: zstdCompressSync(body).length, zstd1: zstdCompressSync(body, { params: { [constants.ZSTD_c_compressionLevel]: 1 } }).length, gzip6: gzipSync(body).length, gzip1: gzipSync(body, { level: 1 }).length };
+  const compressed = {
+    zstd3: zstdCompressSync(body).length,
+    zstd1: zstdCompressSync(body, { params: { [constants.ZSTD_c_compressionLevel]: 1 } }).length,
+    gzip6: gzipSync(body).length,
+    gzip1: gzipSync(body, { level: 1 }).length,
+  };
   process.stdout.write(`\n${table(rows)}\n\n`);
   process.stdout.write(
     `16 MB body (${fmtInt(body.length)} B) compresses to: zstd-3 ${fmtInt(compressed.zstd3)} B (${fmt(body.length / compressed.zstd3, 1)}x), zstd-1 ${fmtInt(compressed.zstd1)} B, ` +
@@ -224,7 +236,10 @@ async function main(): Promise<void> {
   );
   if (argv.json !== undefined) {
     const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), node: process.version, kernel: release() };
-    writeFileSync(argv.json, `${JSON.stringify({ date: new Date().toISOString(), machine, recordsPerOp: RECORDS_PER_OP, averageRecordBytes: recordBytes / RECORDS_PER_OP, compressed, results }, null, 2)}\n`);
+    writeFileSync(
+      argv.json,
+      `${JSON.stringify({ date: new Date().toISOString(), machine, recordsPerOp: RECORDS_PER_OP, averageRecordBytes: recordBytes / RECORDS_PER_OP, compressed, results }, null, 2)}\n`,
+    );
     process.stderr.write(`wrote ${argv.json}\n`);
   }
 }

@@ -116,7 +116,10 @@ async function produce(bootstrap: string, messages: Iterable<GeneratedMessage>):
     const out = batch.map((m) => ({ topic: m.topic, value: m.value, ...(m.key === null ? {} : { key: m.key }) }));
     const p: Promise<void> = producer
       .send({ messages: out })
-      .then(() => countProduced(batch), (error: unknown) => void (failure ??= error))
+      .then(
+        () => countProduced(batch),
+        (error: unknown) => void (failure ??= error),
+      )
       .finally(() => inflight.delete(p));
     inflight.add(p);
   };
@@ -145,7 +148,11 @@ const rowsTotal = (s: Snapshot): number => CLUSTERS.reduce((sum, c) => sum + [..
 const matches = (s: Snapshot): boolean => CLUSTERS.every((c) => TABLES.every((t) => (s[c].get(t) ?? 0) === (produced.good.get(goodKey(c, t)) ?? 0)));
 
 function printTable(s: Snapshot, check: boolean): void {
-  const pad = (cells: string[]): string => `  ${(cells[0] ?? '').padEnd(26)}${cells.slice(1).map((c) => c.padStart(12)).join('')}`;
+  const pad = (cells: string[]): string =>
+    `  ${(cells[0] ?? '').padEnd(26)}${cells
+      .slice(1)
+      .map((c) => c.padStart(12))
+      .join('')}`;
   say(pad(['table', 'cluster-a', 'cluster-b', 'produced', ...(check ? ['check'] : [])]));
   for (const t of TABLES) {
     const [a, b] = [s['cluster-a'].get(t) ?? 0, s['cluster-b'].get(t) ?? 0];
@@ -195,18 +202,21 @@ async function main(): Promise<boolean> {
   }
   const metricsPort = await freePort();
   const configFile = join(root, 'inserter.yaml');
-  await writeFile(configFile, stringify({
-    kafka: { brokers: [bootstrap], groupId: 'inserter-demo' },
-    destinations: CLUSTERS.map((id) => ({ id, url: ch[id]?.url, database: 'posthog' })),
-    teams: { map, unknown: { action: 'deadLetter' } },
-    routes: ALL_TOPICS.map((topic) => ({
-      topic,
-      table: tableOf(topic),
-      createTable: { ddlFile: join(REPO_ROOT, 'dev', 'posthog', 'ddl', `${tableOf(topic)}.sql`) },
-      deadLetterTopic: `${topic}.dlq`,
-    })),
-    telemetry: { logLevel: 'info', metricsListen: `127.0.0.1:${metricsPort}` },
-  }));
+  await writeFile(
+    configFile,
+    stringify({
+      kafka: { brokers: [bootstrap], groupId: 'inserter-demo' },
+      destinations: CLUSTERS.map((id) => ({ id, url: ch[id]?.url, database: 'posthog' })),
+      teams: { map, unknown: { action: 'deadLetter' } },
+      routes: ALL_TOPICS.map((topic) => ({
+        topic,
+        table: tableOf(topic),
+        createTable: { ddlFile: join(REPO_ROOT, 'dev', 'posthog', 'ddl', `${tableOf(topic)}.sql`) },
+        deadLetterTopic: `${topic}.dlq`,
+      })),
+      telemetry: { logLevel: 'info', metricsListen: `127.0.0.1:${metricsPort}` },
+    }),
+  );
   const log = createWriteStream(logFile);
   await once(log, 'open');
   // Own process group: a terminal's Ctrl-C reaches only the demo, which then sends exactly one SIGTERM.
@@ -241,10 +251,16 @@ async function main(): Promise<boolean> {
   const tProduce = performance.now();
   let produceError: unknown;
   let produceDone = false;
-  const producing = produce(bootstrap, (function* () {
-    let i = 0;
-    for (const m of traffic()) if (!warmIndexes.has(i++)) yield m;
-  })()).then(() => void (produceDone = true), (error: unknown) => void (produceError = error));
+  const producing = produce(
+    bootstrap,
+    (function* () {
+      let i = 0;
+      for (const m of traffic()) if (!warmIndexes.has(i++)) yield m;
+    })(),
+  ).then(
+    () => void (produceDone = true),
+    (error: unknown) => void (produceError = error),
+  );
   let deadline = Infinity;
   let last = { at: tProduce, rows: 0 };
   for (;;) {
@@ -254,7 +270,9 @@ async function main(): Promise<boolean> {
     const now = performance.now();
     const rows = rowsTotal(s);
     const secs = (now - tProduce) / 1000;
-    say(`[${secs.toFixed(1)} s] produced ${fmt(produced.total)}/${fmt(TOTAL)} · ${fmt(rows)} rows in ClickHouse · ${fmt(Math.round(rows / secs))} rows/s overall (${fmt(Math.round(((rows - last.rows) * 1000) / (now - last.at)))} rows/s last interval)`);
+    say(
+      `[${secs.toFixed(1)} s] produced ${fmt(produced.total)}/${fmt(TOTAL)} · ${fmt(rows)} rows in ClickHouse · ${fmt(Math.round(rows / secs))} rows/s overall (${fmt(Math.round(((rows - last.rows) * 1000) / (now - last.at)))} rows/s last interval)`,
+    );
     printTable(s, false);
     last = { at: now, rows };
     if (produceError !== undefined) throw asError(produceError);
@@ -271,9 +289,11 @@ async function main(): Promise<boolean> {
   say(`\n== final (${elapsed.toFixed(1)} s after producing started; ${fmt(Math.round(rowsTotal(exact) / elapsed))} rows/s overall)`);
   printTable(exact, true);
   say(`  dead letters (teams 196-200 unmapped): ${fmt(dead)} in *.dlq, ${fmt(produced.unmapped)} expected`);
-  say(ok
-    ? `CHECK OK: for every table, rows in cluster-a + cluster-b == produced good messages (${fmt(rowsTotal(exact))} rows), each in its team's cluster`
-    : `CHECK FAILED (timeout ${TIMEOUT_MS / 1000} s after producing ended)\n--- inserter log tail ---\n${await logTail(40)}`);
+  say(
+    ok
+      ? `CHECK OK: for every table, rows in cluster-a + cluster-b == produced good messages (${fmt(rowsTotal(exact))} rows), each in its team's cluster`
+      : `CHECK FAILED (timeout ${TIMEOUT_MS / 1000} s after producing ended)\n--- inserter log tail ---\n${await logTail(40)}`,
+  );
   if (ok && args.keep) {
     say(`\n--keep: everything stays up until Ctrl-C.
   kafka bootstrap   ${bootstrap}   (topics: ${ALL_TOPICS.join(', ')}; dead letters: <topic>.dlq)

@@ -13,6 +13,7 @@ echo "== typecheck" >&2
 tsc --noEmit -p .
 echo "== lint" >&2
 eslint --max-warnings=0 .
+prettier --check . >/dev/null || { prettier --check . >&2; echo "lint: run node_modules/.bin/prettier --write . (formatting)" >&2; exit 1; }
 
 KAFKA_DIR="$(mktemp -d /tmp/inserter-test-kafka.XXXXXX)"
 cleanup() { bash scripts/kafka.sh stop --dir "$KAFKA_DIR" >/dev/null 2>&1 || true; rm -rf "$KAFKA_DIR"; }

@@ -2,16 +2,7 @@
 // Each file uses a literal `{database}` placeholder that loadDdl() substitutes.
 import { readFile } from 'node:fs/promises';
 
-export const posthogTables: readonly string[] = [
-  'events',
-  'session_recording_events',
-  'plugin_log_entries',
-  'person',
-  'person_distinct_id2',
-  'groups',
-  'app_metrics',
-  'events_dead_letter_queue',
-];
+export const posthogTables: readonly string[] = ['events', 'session_recording_events', 'plugin_log_entries', 'person', 'person_distinct_id2', 'groups', 'app_metrics', 'events_dead_letter_queue'];
 
 export const posthogTopics: readonly string[] = [
   'clickhouse_events_json',
@@ -37,9 +28,7 @@ export const tableForTopic: Readonly<Record<string, string>> = {
 };
 
 /** Destination table → Kafka topic. */
-export const topicForTable: Readonly<Record<string, string>> = Object.fromEntries(
-  Object.entries(tableForTopic).map(([topic, table]) => [table, topic]),
-);
+export const topicForTable: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(tableForTopic).map(([topic, table]) => [table, topic]));
 
 const DATABASE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

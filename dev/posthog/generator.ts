@@ -236,10 +236,45 @@ class SlabWriter {
 // Vocabulary (all values are JSON-safe: no quotes, backslashes or control characters)
 
 const HOSTS = ['app.acme.io', 'www.shopfront.com', 'dashboard.metrics.dev', 'docs.widgets.co', 'beta.travelly.app', 'portal.finhub.eu', 'learn.cursus.org', 'store.kiosko.mx'];
-const PATHS = ['/', '/pricing', '/signup', '/login', '/dashboard', '/settings/billing', '/product/analytics', '/blog/how-we-scaled-clickhouse', '/docs/getting-started', '/checkout', '/cart', '/search', '/insights/new', '/projects/42/feature_flags', '/team/members', '/integrations/slack', '/careers', '/about'];
+const PATHS = [
+  '/',
+  '/pricing',
+  '/signup',
+  '/login',
+  '/dashboard',
+  '/settings/billing',
+  '/product/analytics',
+  '/blog/how-we-scaled-clickhouse',
+  '/docs/getting-started',
+  '/checkout',
+  '/cart',
+  '/search',
+  '/insights/new',
+  '/projects/42/feature_flags',
+  '/team/members',
+  '/integrations/slack',
+  '/careers',
+  '/about',
+];
 const QUERIES = ['', '', '', '?utm_source=google&utm_medium=cpc', '?ref=producthunt', '?q=retention+cohorts', '?page=2', '?plan=scale&period=annual'];
-const BROWSERS = [['Chrome', '126'], ['Chrome', '125'], ['Safari', '17.5'], ['Firefox', '127'], ['Microsoft Edge', '126'], ['Mobile Safari', '17.4'], ['Chrome iOS', '126'], ['Samsung Internet', '25']] as const;
-const OSES = [['Mac OS X', '14.5.0'], ['Windows', '10.0'], ['Linux', ''], ['iOS', '17.5.1'], ['Android', '14'], ['Chrome OS', '15886.44.0']] as const;
+const BROWSERS = [
+  ['Chrome', '126'],
+  ['Chrome', '125'],
+  ['Safari', '17.5'],
+  ['Firefox', '127'],
+  ['Microsoft Edge', '126'],
+  ['Mobile Safari', '17.4'],
+  ['Chrome iOS', '126'],
+  ['Samsung Internet', '25'],
+] as const;
+const OSES = [
+  ['Mac OS X', '14.5.0'],
+  ['Windows', '10.0'],
+  ['Linux', ''],
+  ['iOS', '17.5.1'],
+  ['Android', '14'],
+  ['Chrome OS', '15886.44.0'],
+] as const;
 const DEVICE_TYPES = ['Desktop', 'Desktop', 'Desktop', 'Mobile', 'Mobile', 'Tablet'];
 const GEO = [
   ['US', 'United States', 'San Francisco', 'CA', 'California', 'America/Los_Angeles', '37.7749', '-122.4194', 'NA', 'North America'],
@@ -254,13 +289,100 @@ const GEO = [
   ['AU', 'Australia', 'Sydney', 'NSW', 'New South Wales', 'Australia/Sydney', '-33.8688', '151.2093', 'OC', 'Oceania'],
 ] as const;
 const REFERRERS = ['$direct', '$direct', 'https://www.google.com/', 'https://news.ycombinator.com/', 'https://twitter.com/', 'https://www.linkedin.com/', 'https://duckduckgo.com/'];
-const LIBS = [['web', '1.139.2'], ['web', '1.141.0'], ['posthog-python', '3.5.0'], ['posthog-node', '4.0.1'], ['posthog-ios', '3.6.1'], ['posthog-android', '3.4.0']] as const;
-const WORDS = ['alpha', 'beacon', 'cohort', 'delta', 'ember', 'funnel', 'gauge', 'harbor', 'insight', 'jigsaw', 'kernel', 'lumen', 'matrix', 'nimbus', 'orbit', 'pixel', 'quartz', 'retention', 'signal', 'tensor', 'umbra', 'vector', 'willow', 'xenon', 'yonder', 'zephyr', 'onboarding', 'checkout', 'variant', 'experiment', 'dashboard', 'trend', 'paths', 'lifecycle', 'stickiness'];
-const CUSTOM_KEYS = ['plan', 'utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'organization_id', 'project_name', 'button_label', 'component', 'variant', 'cart_value', 'currency', 'item_count', 'insight_type', 'dashboard_id', 'search_term', 'filter_count', 'is_first_visit', 'experiment_id', 'page_title', 'referrer_source', 'layout', 'theme', 'locale', 'app_build', 'api_version', 'duration_ms', 'error_code', 'role', 'seat_count'];
+const LIBS = [
+  ['web', '1.139.2'],
+  ['web', '1.141.0'],
+  ['posthog-python', '3.5.0'],
+  ['posthog-node', '4.0.1'],
+  ['posthog-ios', '3.6.1'],
+  ['posthog-android', '3.4.0'],
+] as const;
+const WORDS = [
+  'alpha',
+  'beacon',
+  'cohort',
+  'delta',
+  'ember',
+  'funnel',
+  'gauge',
+  'harbor',
+  'insight',
+  'jigsaw',
+  'kernel',
+  'lumen',
+  'matrix',
+  'nimbus',
+  'orbit',
+  'pixel',
+  'quartz',
+  'retention',
+  'signal',
+  'tensor',
+  'umbra',
+  'vector',
+  'willow',
+  'xenon',
+  'yonder',
+  'zephyr',
+  'onboarding',
+  'checkout',
+  'variant',
+  'experiment',
+  'dashboard',
+  'trend',
+  'paths',
+  'lifecycle',
+  'stickiness',
+];
+const CUSTOM_KEYS = [
+  'plan',
+  'utm_source',
+  'utm_medium',
+  'utm_campaign',
+  'utm_content',
+  'organization_id',
+  'project_name',
+  'button_label',
+  'component',
+  'variant',
+  'cart_value',
+  'currency',
+  'item_count',
+  'insight_type',
+  'dashboard_id',
+  'search_term',
+  'filter_count',
+  'is_first_visit',
+  'experiment_id',
+  'page_title',
+  'referrer_source',
+  'layout',
+  'theme',
+  'locale',
+  'app_build',
+  'api_version',
+  'duration_ms',
+  'error_code',
+  'role',
+  'seat_count',
+];
 const EVENTS: readonly (readonly [string, number])[] = [
-  ['$pageview', 34], ['$autocapture', 24], ['$pageleave', 8], ['$feature_flag_called', 9], ['$web_vitals', 4], ['$identify', 2],
-  ['$groupidentify', 1], ['$exception', 2], ['$rageclick', 1], ['$screen', 3], ['insight viewed', 3], ['dashboard loaded', 2],
-  ['signed_up', 1], ['purchase completed', 1], ['recording viewed', 2], ['user logged in', 3],
+  ['$pageview', 34],
+  ['$autocapture', 24],
+  ['$pageleave', 8],
+  ['$feature_flag_called', 9],
+  ['$web_vitals', 4],
+  ['$identify', 2],
+  ['$groupidentify', 1],
+  ['$exception', 2],
+  ['$rageclick', 1],
+  ['$screen', 3],
+  ['insight viewed', 3],
+  ['dashboard loaded', 2],
+  ['signed_up', 1],
+  ['purchase completed', 1],
+  ['recording viewed', 2],
+  ['user logged in', 3],
 ];
 const EVENT_CDF = cumulative(EVENTS.map(([, w]) => w));
 const TAGS = ['button', 'a', 'div', 'span', 'input', 'svg', 'li', 'form'];
@@ -277,14 +399,20 @@ const LOG_MESSAGES = [
   'Rate limited by upstream API, retrying in 5s',
   'setupPlugin completed in 142ms',
   'Event dropped: missing required property "email"',
-  'TypeError: Cannot read properties of undefined (reading \'id\')\n    at processEvent (plugin.js:42:17)\n    at runEveryMinute (plugin.js:88:5)',
+  "TypeError: Cannot read properties of undefined (reading 'id')\n    at processEvent (plugin.js:42:17)\n    at runEveryMinute (plugin.js:88:5)",
   'Received 429 Too Many Requests from https://api.example.com/v2/track',
   'Connected to webhook endpoint ✓',
 ];
 const METRIC_CATEGORIES = ['processEvent', 'onEvent', 'exportEvents', 'scheduledTask', 'webhook', 'composeWebhook'];
 const ERROR_TYPES = ['TypeError', 'RetryError', 'FetchError', 'TimeoutError', 'SyntaxError'];
 const DLQ_LOCATIONS = ['plugin_server_ingest_event', 'plugin_server_single_event', 'process_event', 'capture_validation'];
-const DLQ_ERRORS = ['Event timestamp is too far in the future', 'Invalid distinct_id: empty string', 'Property value is not valid JSON', 'Team not found', 'Error: Person merge failed after 3 retries'];
+const DLQ_ERRORS = [
+  'Event timestamp is too far in the future',
+  'Invalid distinct_id: empty string',
+  'Property value is not valid JSON',
+  'Team not found',
+  'Error: Person merge failed after 3 retries',
+];
 
 function cumulative(weights: readonly number[]): Float64Array {
   const out = new Float64Array(weights.length);
@@ -450,7 +578,12 @@ function eventName(rng: Rng): string {
 }
 
 const SERVER_EVENTS = ['user logged in', 'signed_up', 'purchase completed', 'subscription renewed', 'api key created', 'export finished', 'invite sent'];
-const SERVER_LIBS = [['posthog-python', '3.5.0'], ['posthog-node', '4.0.1'], ['posthog-go', '1.2.18'], ['posthog-ruby', '2.5.0']] as const;
+const SERVER_LIBS = [
+  ['posthog-python', '3.5.0'],
+  ['posthog-node', '4.0.1'],
+  ['posthog-go', '1.2.18'],
+  ['posthog-ruby', '2.5.0'],
+] as const;
 
 function* events(w: World, count: number): Generator<GeneratedMessage> {
   const rng = w.rng;
@@ -532,23 +665,12 @@ function* events(w: World, count: number): Generator<GeneratedMessage> {
         pn('$screen_width', 1440 + (hash3(team, user, 12) % 1120)),
       );
     }
-    optional.push(
-      ps('$geoip_country_code', geo[0]),
-      ps('$geoip_country_name', geo[1]),
-      ps('$geoip_city_name', geo[2]),
-      ps('$geoip_time_zone', geo[5]),
-      ps('$geoip_continent_code', geo[8]),
-    );
+    optional.push(ps('$geoip_country_code', geo[0]), ps('$geoip_country_name', geo[1]), ps('$geoip_city_name', geo[2]), ps('$geoip_time_zone', geo[5]), ps('$geoip_continent_code', geo[8]));
     if (event === '$identify' || (!server && rng.chance(0.1))) {
       optional.push(`${Q}$set${Q}:{${ps('email', email)},${ps('plan', rng.pick(PLANS))}}`);
       optional.push(`${Q}$set_once${Q}:{${ps('$initial_referrer', rng.pick(REFERRERS))},${ps('$initial_current_url', url)}}`);
     }
-    optional.push(
-      ps('$geoip_subdivision_1_code', geo[3]),
-      ps('$geoip_subdivision_1_name', geo[4]),
-      pn('$geoip_latitude', Number(geo[6])),
-      pn('$geoip_longitude', Number(geo[7])),
-    );
+    optional.push(ps('$geoip_subdivision_1_code', geo[3]), ps('$geoip_subdivision_1_name', geo[4]), pn('$geoip_latitude', Number(geo[6])), pn('$geoip_longitude', Number(geo[7])));
     for (const extra of optional) {
       if (size + extra.length + 1 > target) continue;
       body += `,${extra}`;
@@ -780,7 +902,10 @@ function* appMetrics(w: World, count: number): Generator<GeneratedMessage> {
       const errorType = rng.pick(ERROR_TYPES);
       row.error_uuid = uuid4(rng);
       row.error_type = errorType;
-      row.error_details = JSON.stringify({ error: { name: errorType, message: rng.pick(DLQ_ERRORS), stack: `${errorType}: failed\n    at plugin.js:${rng.range(1, 400)}:${rng.range(1, 80)}` }, eventCount: rng.range(1, 500) });
+      row.error_details = JSON.stringify({
+        error: { name: errorType, message: rng.pick(DLQ_ERRORS), stack: `${errorType}: failed\n    at plugin.js:${rng.range(1, 400)}:${rng.range(1, 80)}` },
+        eventCount: rng.range(1, 500),
+      });
     }
     yield w.message(TOPICS.appMetrics, null, JSON.stringify(row), team, `${team}/${pluginConfigId}/${category}/${timestamp}/${i}`);
   }
@@ -796,7 +921,12 @@ function* deadLetterQueue(w: World, count: number): Generator<GeneratedMessage> 
     const eventUuid = uuid7(now - rng.int(60_000), rng);
     const event = eventName(rng);
     const distinctId = w.distinctId(team, user);
-    const properties = JSON.stringify({ $current_url: `https://${at(HOSTS, team % HOSTS.length)}${rng.pick(PATHS)}`, $lib: 'web', $session_id: stableUuid(team, user, 0x5e), [rng.pick(CUSTOM_KEYS)]: rng.pick(WORDS) });
+    const properties = JSON.stringify({
+      $current_url: `https://${at(HOSTS, team % HOSTS.length)}${rng.pick(PATHS)}`,
+      $lib: 'web',
+      $session_id: stableUuid(team, user, 0x5e),
+      [rng.pick(CUSTOM_KEYS)]: rng.pick(WORDS),
+    });
     const createdAt = ts6(now - rng.int(10_000), rng.int(1000));
     const rawPayload = JSON.stringify({ event, distinct_id: distinctId, properties: JSON.parse(properties) as unknown, uuid: eventUuid, team_id: team, now: createdAt });
     const value = JSON.stringify({

@@ -115,7 +115,10 @@ function parseOptions(argv: string[]): Options {
   const createTopics = num(values['create-topics'], 'create-topics', undefined);
   const rate = num(values.rate, 'rate', undefined);
   return {
-    bootstrap: values.bootstrap.split(',').map((s) => s.trim()).filter((s) => s.length > 0),
+    bootstrap: values.bootstrap
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
     topics,
     all: values.all,
     count: Math.floor(req(num(values.count, 'count', 1000), 'count')),

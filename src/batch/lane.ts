@@ -38,10 +38,12 @@ export class Batch {
     let sorted = true;
     for (let i = 1; i < records.length && sorted; i++) sorted = (records[i - 1] as SourceRecord).offset < (records[i] as SourceRecord).offset;
     if (sorted) return;
-    const order = records.map((_, i) => i).sort((a, b) => {
-      const d = (records[a] as SourceRecord).offset - (records[b] as SourceRecord).offset;
-      return d < 0n ? -1 : d > 0n ? 1 : 0;
-    });
+    const order = records
+      .map((_, i) => i)
+      .sort((a, b) => {
+        const d = (records[a] as SourceRecord).offset - (records[b] as SourceRecord).offset;
+        return d < 0n ? -1 : d > 0n ? 1 : 0;
+      });
     const [r, j, t] = [[...records], [...this.jsons], [...this.teams]];
     order.forEach((from, to) => {
       records[to] = r[from] as SourceRecord;

@@ -70,7 +70,12 @@ export async function ctl(argv: string[], io: CtlIo = defaultIo): Promise<number
       }
       case 'resume': {
         const scope = requireScope(values.scope);
-        return print(io, values.json, await call(io, 'DELETE', `${base}/v1/pauses/${encodeURIComponent(scope)}`, token(io, values['token-file'])), (b) => `resumed ${(b as { resumed: { key: string } }).resumed.key}\n`);
+        return print(
+          io,
+          values.json,
+          await call(io, 'DELETE', `${base}/v1/pauses/${encodeURIComponent(scope)}`, token(io, values['token-file'])),
+          (b) => `resumed ${(b as { resumed: { key: string } }).resumed.key}\n`,
+        );
       }
       default:
         throw new UsageError(sub === undefined ? 'name a subcommand' : `unknown subcommand ${sub}`);
@@ -162,10 +167,17 @@ function formatStatus(body: unknown): string {
     pauses: Array<{ key: string }>;
     replicas: Array<{ replicaId: string; live: boolean }>;
   };
-  const lines = [`replica ${b.replicaId} (${b.ready ? 'ready' : 'not ready'}); live replicas: ${b.replicas.filter((r) => r.live).map((r) => r.replicaId).join(', ')}`];
+  const lines = [
+    `replica ${b.replicaId} (${b.ready ? 'ready' : 'not ready'}); live replicas: ${b.replicas
+      .filter((r) => r.live)
+      .map((r) => r.replicaId)
+      .join(', ')}`,
+  ];
   lines.push(`pauses: ${b.pauses.length === 0 ? 'none' : b.pauses.map((p) => p.key).join(', ')}`);
   for (const r of b.routes) {
-    lines.push(`${r.route} → ${r.destination}\t${r.state}\tlag ${r.lag ?? '?'}\tlast insert ${r.lastInsertAt === null ? 'never' : new Date(r.lastInsertAt).toISOString()}${r.lastErrorClass === null ? '' : `\tlast error ${r.lastErrorClass}`}`);
+    lines.push(
+      `${r.route} → ${r.destination}\t${r.state}\tlag ${r.lag ?? '?'}\tlast insert ${r.lastInsertAt === null ? 'never' : new Date(r.lastInsertAt).toISOString()}${r.lastErrorClass === null ? '' : `\tlast error ${r.lastErrorClass}`}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

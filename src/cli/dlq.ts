@@ -148,12 +148,18 @@ async function toDestination(c: Common, all: DeadLetter[], selected: DeadLetter[
     await provider?.start(AbortSignal.timeout(c.timeoutMs));
     const snapshot = provider?.snapshot();
     const routes = new Map(c.config.routes.map((r) => [r.name, r] as const));
-    return await replayToDestination(all, selected, ledger, {
-      destinationFor: (id): DestinationConfig | undefined => snapshot?.destinations.get(id) ?? configured.get(id),
-      sinkFor: (d) => new ClickHouseSink(d),
-      teamIdFor: (route) => (route === undefined ? undefined : routes.get(route)?.teamId) ?? { from: 'field', field: 'team_id' },
-      signal: AbortSignal.timeout(Math.max(c.timeoutMs, 600_000)),
-    }, dryRun);
+    return await replayToDestination(
+      all,
+      selected,
+      ledger,
+      {
+        destinationFor: (id): DestinationConfig | undefined => snapshot?.destinations.get(id) ?? configured.get(id),
+        sinkFor: (d) => new ClickHouseSink(d),
+        teamIdFor: (route) => (route === undefined ? undefined : routes.get(route)?.teamId) ?? { from: 'field', field: 'team_id' },
+        signal: AbortSignal.timeout(Math.max(c.timeoutMs, 600_000)),
+      },
+      dryRun,
+    );
   } finally {
     await provider?.close();
   }

@@ -81,7 +81,9 @@ function explain(config: Config): string {
   for (const d of config.destinations) lines.push(`destination ${d.id}: ${d.url} user ${d.user} database ${d.database} (password ${d.password.reveal() === '' ? 'empty' : 'set'})`);
   for (const r of config.routes) {
     const dest = r.destination === 'team' ? `by team (${r.teamId.from === 'field' ? `field ${r.teamId.field}` : r.teamId.from})` : r.destination;
-    lines.push(`route ${r.name}: ${r.topic} → ${r.database ?? '<destination db>'}.${r.table} via ${dest}; dead letters → ${r.deadLetterTopic ?? `${r.topic}.dlq`}${exactlyOnceFor(config, r) ? '' : '; at-least-once'}`);
+    lines.push(
+      `route ${r.name}: ${r.topic} → ${r.database ?? '<destination db>'}.${r.table} via ${dest}; dead letters → ${r.deadLetterTopic ?? `${r.topic}.dlq`}${exactlyOnceFor(config, r) ? '' : '; at-least-once'}`,
+    );
   }
   lines.push(`teams: ${Object.keys(config.teams.map).length} mapped; unknown team → ${config.teams.unknown.action}`);
   lines.push(`batches flush at ${config.batch.maxRows} rows, ${config.batch.maxBytes} bytes or ${config.batch.maxAgeMs} ms`);
@@ -107,13 +109,17 @@ async function run(args: string[]): Promise<number> {
   const logger = createLogger(config.telemetry.logLevel);
   const security = describeKafkaSecurity(config.kafka);
   const loopback = config.kafka.brokers.every((b) => /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?):\d+$/.test(b));
-  if (config.kafka.tls === false && !loopback) logger.warn({ kafkaSecurity: security }, 'Kafka without TLS: records and any credentials travel unencrypted (kafka.tls, docs/operations.md "Production Kafka")');
+  if (config.kafka.tls === false && !loopback)
+    logger.warn({ kafkaSecurity: security }, 'Kafka without TLS: records and any credentials travel unencrypted (kafka.tls, docs/operations.md "Production Kafka")');
   else logger.info({ kafkaSecurity: security }, 'Kafka security');
   // A refused login or an untrusted certificate is fatal before anything starts; a broker that is
   // not reachable yet is only reported (every client retries it).
   try {
-    await checkKafkaConnection({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId }, config.kafka, AbortSignal.timeout(30_000), (error, attempt) =>
-      logger.warn({ err: error, attempt, hint: kafkaConnectionHint(error, config.kafka) }, 'Kafka not reachable yet'),
+    await checkKafkaConnection(
+      { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId },
+      config.kafka,
+      AbortSignal.timeout(30_000),
+      (error, attempt) => logger.warn({ err: error, attempt, hint: kafkaConnectionHint(error, config.kafka) }, 'Kafka not reachable yet'),
     );
   } catch (error) {
     if (error instanceof InserterError && (error.code === 'INSERTER_KAFKA_AUTH' || error.code === 'INSERTER_KAFKA_TLS')) {
@@ -136,9 +142,24 @@ async function run(args: string[]): Promise<number> {
     rebalanceTimeoutMs: config.kafka.rebalanceTimeoutMs,
     groupProtocol: config.kafka.groupProtocol,
   });
-  const deadLetters = new DeadLetterWriter({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, createPartitions: config.kafka.createDeadLetterTopics, maxMessageBytes: config.maxMessageBytes, retry: config.retry, logger });
+  const deadLetters = new DeadLetterWriter({
+    brokers: config.kafka.brokers,
+    connection: kafkaConnectionFor(config),
+    clientId: config.kafka.clientId,
+    createPartitions: config.kafka.createDeadLetterTopics,
+    maxMessageBytes: config.maxMessageBytes,
+    retry: config.retry,
+    logger,
+  });
   const ledgers = config.exactlyOnce.enabled
-    ? new KafkaLedgerStore({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId, topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`, retry: config.retry })
+    ? new KafkaLedgerStore({
+        brokers: config.kafka.brokers,
+        connection: kafkaConnectionFor(config),
+        clientId: config.kafka.clientId,
+        groupId: config.kafka.groupId,
+        topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`,
+        retry: config.retry,
+      })
     : undefined;
   const provider = createDestinationProvider(config, { logger, registry: metrics.registry });
   try {

@@ -279,13 +279,7 @@ function checkDestination(
     if (deadRecord !== undefined && !goodIds.has(id)) push(out.deadLettered, { id, partition: deadRecord.partition, offset: String(deadRecord.offset) });
     else if (!goodIds.has(id)) push(out.unknown, { id });
   }
-  out.ok =
-    out.count === expected &&
-    out.uniqExact === out.count &&
-    out.misrouted.count === 0 &&
-    out.missing.count === 0 &&
-    out.deadLettered.count === 0 &&
-    out.unknown.count === 0;
+  out.ok = out.count === expected && out.uniqExact === out.count && out.misrouted.count === 0 && out.missing.count === 0 && out.deadLettered.count === 0 && out.unknown.count === 0;
   return out;
 }
 
@@ -301,12 +295,16 @@ function routeFailures(r: RouteReport): string[] {
     if (d.count !== d.expected) failures.push(where(`count() ${d.count} ≠ expected ${d.expected}`));
     if (d.uniqExact !== d.count) failures.push(where(`uniqExact ${d.uniqExact} ≠ count() ${d.count}: ${d.duplicates.count} duplicated id(s): ${ids(d.duplicates, (x) => `${x.id} ×${x.times}`)}`));
     if (d.misrouted.count > 0) failures.push(where(`${d.misrouted.count} misrouted row(s): ${ids(d.misrouted, (x) => `${x.id} (team ${x.team ?? '?'} → ${x.mappedTo ?? 'no destination'})`)}`));
-    if (d.missing.count > 0) failures.push(where(`${d.missing.count} lost record(s), neither here nor dead-lettered: ${ids(d.missing, (x) => `${x.id} (partition ${x.partition} offset ${x.offset} team ${x.team ?? '?'})`)}`));
+    if (d.missing.count > 0)
+      failures.push(
+        where(`${d.missing.count} lost record(s), neither here nor dead-lettered: ${ids(d.missing, (x) => `${x.id} (partition ${x.partition} offset ${x.offset} team ${x.team ?? '?'})`)}`),
+      );
     if (d.deadLettered.count > 0) failures.push(where(`${d.deadLettered.count} row(s) also dead-lettered: ${ids(d.deadLettered, (x) => `${x.id} (partition ${x.partition} offset ${x.offset})`)}`));
     if (d.unknown.count > 0) failures.push(where(`${d.unknown.count} row(s) with an id the topic never produced: ${ids(d.unknown)}`));
   }
   const position = (x: { partition: number; offset: string }): string => `partition ${x.partition} offset ${x.offset}`;
-  if (r.unrouted.count > 0) failures.push(at(`${r.unrouted.count} record(s) with no destination for their team and not dead-lettered: ${r.unrouted.sample.map((x) => `${position(x)} team ${x.team ?? 'none'}`).join(', ')}`));
+  if (r.unrouted.count > 0)
+    failures.push(at(`${r.unrouted.count} record(s) with no destination for their team and not dead-lettered: ${r.unrouted.sample.map((x) => `${position(x)} team ${x.team ?? 'none'}`).join(', ')}`));
   if (r.lostUndecodable.count > 0) failures.push(at(`${r.lostUndecodable.count} undecodable record(s) not dead-lettered: ${r.lostUndecodable.sample.map(position).join(', ')}`));
   for (const p of r.partitions) if (!p.ok) failures.push(at(`partition ${p.partition}: committed ${p.committed} ≠ log end ${p.logEnd}`));
   return failures;

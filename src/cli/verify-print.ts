@@ -26,7 +26,9 @@ const mark = (ok: boolean): string => (ok ? 'ok' : 'FAIL');
 export function formatReport(report: PrintableReport): string {
   const out: string[] = [`verify: group ${report.groupId}, id field ${report.idField}`];
   for (const r of report.routes) {
-    const classes = Object.entries(r.deadLetters.byClass).map(([cls, n]) => `${cls} ${n}`).join(', ');
+    const classes = Object.entries(r.deadLetters.byClass)
+      .map(([cls, n]) => `${cls} ${n}`)
+      .join(', ');
     out.push('');
     out.push(`route ${r.route}: topic ${r.topic}, dead letters ${r.deadLetterTopic}`);
     out.push(

@@ -32,7 +32,15 @@ export interface VerifyReport {
 export async function verify(args: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, 'id-field': { type: 'string', default: 'uuid' }, json: { type: 'boolean', default: false }, 'timeout-ms': { type: 'string', default: '120000' } } }));
+    ({ values } = parseArgs({
+      args,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'id-field': { type: 'string', default: 'uuid' },
+        json: { type: 'boolean', default: false },
+        'timeout-ms': { type: 'string', default: '120000' },
+      },
+    }));
   } catch (error) {
     process.stderr.write(`verify: ${(error as Error).message}\n${verifyUsage}\n`);
     return 2;
@@ -79,7 +87,15 @@ async function collect(config: Config, idField: string, timeoutMs: number): Prom
   }
 }
 
-async function verifyRoute(config: Config, route: RouteConfig, provider: DestinationProvider, kafka: KafkaAccess, idField: string, timeoutMs: number, replays: ReadonlyMap<string, LedgerEntry>): Promise<RouteReport> {
+async function verifyRoute(
+  config: Config,
+  route: RouteConfig,
+  provider: DestinationProvider,
+  kafka: KafkaAccess,
+  idField: string,
+  timeoutMs: number,
+  replays: ReadonlyMap<string, LedgerEntry>,
+): Promise<RouteReport> {
   const produced: ProducedRecord[] = [];
   if (!(await topicExists(kafka, route.topic))) throw new Error(`route ${route.name}: topic ${route.topic} does not exist`);
   const ends = await readWholeTopic(kafka, route.topic, (r) => produced.push(describe(r, route, config.maxMessageBytes, idField)), timeoutMs);
@@ -87,10 +103,15 @@ async function verifyRoute(config: Config, route: RouteConfig, provider: Destina
   const deadLetterTopic = route.deadLetterTopic ?? `${route.topic}.dlq`;
   const deadLetters: DeadLetterRef[] = [];
   if (await topicExists(kafka, deadLetterTopic)) {
-    await readWholeTopic(kafka, deadLetterTopic, (r) => {
-      const ref = deadLetterOf(r, route);
-      if (ref) deadLetters.push(withReplay(ref, replays.get(deadLetterId(deadLetterTopic, r.partition, r.offset))));
-    }, timeoutMs);
+    await readWholeTopic(
+      kafka,
+      deadLetterTopic,
+      (r) => {
+        const ref = deadLetterOf(r, route);
+        if (ref) deadLetters.push(withReplay(ref, replays.get(deadLetterId(deadLetterTopic, r.partition, r.offset))));
+      },
+      timeoutMs,
+    );
   }
 
   const snapshot = provider.snapshot();

@@ -77,7 +77,13 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   if (cfg.teams.unknown.action === 'destination' && !ids.has(cfg.teams.unknown.destination)) {
     issues.push(`teams.unknown.destination: unknown destination "${cfg.teams.unknown.destination}"`);
   }
-  issues.push(...errorPolicyIssues(cfg.errorPolicy, destinations.map((d) => d.id), routes.map((r) => r.name)));
+  issues.push(
+    ...errorPolicyIssues(
+      cfg.errorPolicy,
+      destinations.map((d) => d.id),
+      routes.map((r) => r.name),
+    ),
+  );
   const kafkaTls = cfg.kafka.tls;
   if (typeof kafkaTls === 'object') {
     const before = issues.length;

@@ -4,11 +4,7 @@ import { z } from 'zod';
 import { errorPolicySchema } from '../errors/policy-schema.ts';
 
 /** A secret may be written inline (discouraged), or read from an environment variable or a file. */
-export const secretSchema = z.union([
-  z.string(),
-  z.object({ env: z.string().min(1) }).strict(),
-  z.object({ file: z.string().min(1) }).strict(),
-]);
+export const secretSchema = z.union([z.string(), z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()]);
 
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier (letters, digits, _)');
 /** Kafka's rule for a topic name: 1 to 249 of letters, digits, '.', '_' and '-', and not '.' or '..'. */
@@ -26,12 +22,13 @@ export const destinationSchema = z
     user: z.string().default('default'),
     password: secretSchema.default(''),
     database: identifier.default('default'),
-    tls: z
-      .object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() })
-      .strict()
-      .optional(),
+    tls: z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() }).strict().optional(),
     /** Bytes of rows held in memory for this destination (open batches plus inserts in flight). */
-    maxBufferedBytes: z.number().int().positive().default(256 * 1024 * 1024),
+    maxBufferedBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(256 * 1024 * 1024),
     /** Inserts in flight at once to this destination. */
     concurrency: z.number().int().min(1).max(64).default(4),
     requestTimeoutMs: z.number().int().positive().default(120_000),
@@ -110,12 +107,18 @@ export const configSchema = z
               .object({ caFile: z.string().min(1).optional(), certFile: z.string().min(1).optional(), keyFile: z.string().min(1).optional(), serverName: z.string().min(1).optional() })
               .strict()
               .superRefine((tls, ctx) => {
-                if (tls.certFile !== undefined && tls.keyFile === undefined) ctx.addIssue({ code: 'custom', path: ['keyFile'], message: 'a client certificate (certFile) needs its private key (keyFile)' });
-                if (tls.keyFile !== undefined && tls.certFile === undefined) ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'a private key (keyFile) needs its client certificate (certFile)' });
+                if (tls.certFile !== undefined && tls.keyFile === undefined)
+                  ctx.addIssue({ code: 'custom', path: ['keyFile'], message: 'a client certificate (certFile) needs its private key (keyFile)' });
+                if (tls.keyFile !== undefined && tls.certFile === undefined)
+                  ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'a private key (keyFile) needs its client certificate (certFile)' });
               }),
           ])
           .default(false),
-        fetchMaxBytes: z.number().int().positive().default(32 * 1024 * 1024),
+        fetchMaxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(32 * 1024 * 1024),
         fetchMaxWaitMs: z.number().int().positive().default(500),
         sessionTimeoutMs: z.number().int().positive().default(30_000),
         /**
@@ -164,15 +167,27 @@ export const configSchema = z
       .object({
         maxRows: z.number().int().positive().default(100_000),
         /** Per lane (partition × route × destination): memory is about lanes × this, so keep it modest. */
-        maxBytes: z.number().int().positive().default(16 * 1024 * 1024),
+        maxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(16 * 1024 * 1024),
         maxAgeMs: z.number().int().positive().default(1_000),
       })
       .strict()
       .default({ maxRows: 100_000, maxBytes: 16 * 1024 * 1024, maxAgeMs: 1_000 }),
     /** Messages larger than this are dead-lettered as oversized. */
-    maxMessageBytes: z.number().int().positive().default(4 * 1024 * 1024),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024),
     /** Bytes of consumed rows held in memory across all destinations; the source waits above it. */
-    maxBufferedBytes: z.number().int().positive().default(256 * 1024 * 1024),
+    maxBufferedBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(256 * 1024 * 1024),
     commitIntervalMs: z.number().int().positive().default(1_000),
     exactlyOnce: z
       .object({
@@ -219,7 +234,10 @@ export const configSchema = z
     telemetry: z
       .object({
         logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-        metricsListen: z.string().regex(/^[^:\s]*:\d+$/).optional(),
+        metricsListen: z
+          .string()
+          .regex(/^[^:\s]*:\d+$/)
+          .optional(),
         /** Sentry DSN for error reports (src/telemetry/sentry.ts); none: no reports. */
         sentryDsn: z.url({ protocol: /^https?$/, error: 'must be a Sentry DSN URL (https://KEY@HOST/PROJECT)' }).optional(),
       })

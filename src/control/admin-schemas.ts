@@ -29,7 +29,14 @@ const scopeOut = {
 export const pauseSchema = {
   type: 'object',
   required: ['id', 'key', 'scope', 'reason', 'by', 'at'],
-  properties: { id: str, key: { ...str, description: 'The scope key: DELETE /v1/pauses/{key} resumes it' }, scope: scopeOut, reason: str, by: str, at: { ...int, description: 'Milliseconds since the epoch' } },
+  properties: {
+    id: str,
+    key: { ...str, description: 'The scope key: DELETE /v1/pauses/{key} resumes it' },
+    scope: scopeOut,
+    reason: str,
+    by: str,
+    at: { ...int, description: 'Milliseconds since the epoch' },
+  },
 } as const;
 
 const replicaAckSchema = {

@@ -69,11 +69,19 @@ export async function buildAdminApp(deps: AdminServerDeps): Promise<FastifyInsta
 }
 
 async function probesPlugin(app: FastifyInstance, deps: AdminServerDeps): Promise<void> {
-  app.get('/healthz', { schema: { ...open, tags: ['probes'], summary: 'The process is alive', response: { 200: { type: 'object', required: ['status'], properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { ...open, tags: ['probes'], summary: 'Running, control topic followed, no partition stuck (docs/operations.md)', response: { 200: readinessSchema, 503: readinessSchema } } }, async (_req, reply) => {
-    const report = deps.readiness.check();
-    return reply.code(report.ready ? 200 : 503).send(report);
-  });
+  app.get(
+    '/healthz',
+    { schema: { ...open, tags: ['probes'], summary: 'The process is alive', response: { 200: { type: 'object', required: ['status'], properties: { status: { type: 'string' } } } } } },
+    async () => ({ status: 'ok' }),
+  );
+  app.get(
+    '/readyz',
+    { schema: { ...open, tags: ['probes'], summary: 'Running, control topic followed, no partition stuck (docs/operations.md)', response: { 200: readinessSchema, 503: readinessSchema } } },
+    async (_req, reply) => {
+      const report = deps.readiness.check();
+      return reply.code(report.ready ? 200 : 503).send(report);
+    },
+  );
   app.get('/metrics', { schema: { ...open, tags: ['probes'], summary: 'Prometheus metrics (text exposition format)' } }, async (_req, reply) => {
     deps.refreshMetrics?.();
     const text = await deps.metrics.metrics();
@@ -107,12 +115,23 @@ async function v1Plugin(app: FastifyInstance, deps: AdminServerDeps): Promise<vo
     };
   });
 
-  app.get('/pauses', { schema: { ...open, tags: ['pauses'], summary: 'Pauses in force and how far each is confirmed', response: { 200: { type: 'object', required: ['pauses'], properties: { pauses: { type: 'array', items: confirmationSchema } } } } } }, async () => ({
-    pauses: deps.registry.pauses().flatMap((p) => {
-      const c = deps.registry.confirmation(scopeKey(p.scope));
-      return c === undefined ? [] : [{ ...c, pause: pauseView(c.pause) }];
+  app.get(
+    '/pauses',
+    {
+      schema: {
+        ...open,
+        tags: ['pauses'],
+        summary: 'Pauses in force and how far each is confirmed',
+        response: { 200: { type: 'object', required: ['pauses'], properties: { pauses: { type: 'array', items: confirmationSchema } } } },
+      },
+    },
+    async () => ({
+      pauses: deps.registry.pauses().flatMap((p) => {
+        const c = deps.registry.confirmation(scopeKey(p.scope));
+        return c === undefined ? [] : [{ ...c, pause: pauseView(c.pause) }];
+      }),
     }),
-  }));
+  );
 
   app.get<{ Params: { key: string }; Querystring: { waitMs: number } }>(
     '/pauses/:key',
@@ -141,7 +160,12 @@ async function v1Plugin(app: FastifyInstance, deps: AdminServerDeps): Promise<vo
         tags: ['pauses'],
         summary: 'Pause a scope on every replica; with wait (default) answers once no insert touching it is in flight anywhere',
         body: pauseBodySchema,
-        response: { 200: { description: 'In force and quiet everywhere', ...pauseOutcomeSchema }, 202: { description: 'In force; not quiet everywhere yet (not awaited, or the timeout passed: see waitingFor)', ...pauseOutcomeSchema }, 400: errorSchema, ...denied },
+        response: {
+          200: { description: 'In force and quiet everywhere', ...pauseOutcomeSchema },
+          202: { description: 'In force; not quiet everywhere yet (not awaited, or the timeout passed: see waitingFor)', ...pauseOutcomeSchema },
+          400: errorSchema,
+          ...denied,
+        },
       },
     },
     async (request, reply) => {

@@ -49,7 +49,15 @@ export class Operations {
       logger,
     });
     this.registry = new PauseRegistry({ log, pipeline, replicaId, logger, heartbeatMs: config.control.heartbeatMs, replicaTimeoutMs: config.control.replicaTimeoutMs, gauges: metrics });
-    this.#lag = new LagMonitor({ brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId, topics: deps.topics, intervalMs: 10_000, logger });
+    this.#lag = new LagMonitor({
+      brokers: config.kafka.brokers,
+      connection: kafkaConnectionFor(config),
+      clientId: config.kafka.clientId,
+      groupId: config.kafka.groupId,
+      topics: deps.topics,
+      intervalMs: 10_000,
+      logger,
+    });
     const lag = (topic: string, partition: number): number | undefined => this.#lag.lag(topic, partition);
     this.#statusMetrics = new StatusMetrics(pipeline, metrics, lag);
     this.#readiness = new Readiness({

@@ -135,7 +135,14 @@ export class PauseRegistry {
   replicas(): ReplicaView[] {
     const now = this.#now();
     return [...this.#replicas.values()]
-      .map(({ heartbeat: h, seenAt }) => ({ replicaId: h.replicaId, host: h.host, pid: h.pid, live: now - seenAt <= this.#o.replicaTimeoutMs, silentMs: Math.max(0, now - seenAt), applied: h.applied }))
+      .map(({ heartbeat: h, seenAt }) => ({
+        replicaId: h.replicaId,
+        host: h.host,
+        pid: h.pid,
+        live: now - seenAt <= this.#o.replicaTimeoutMs,
+        silentMs: Math.max(0, now - seenAt),
+        applied: h.applied,
+      }))
       .sort((a, b) => a.replicaId.localeCompare(b.replicaId));
   }
 

@@ -44,7 +44,11 @@ export function routeLines(status: PipelineStatus, lag: LagLookup): RouteLine[] 
       const key = `${lane.route}\u0000${lane.destination}`;
       let entry = lines.get(key);
       if (entry === undefined) {
-        entry = { line: { route: lane.route, table: lane.table, destination: lane.destination, state: lane.state, partitions: 0, lastInsertAt: null, lastErrorClass: null, lastErrorAt: null, insertedRows: 0 }, lag: null, counted: new Set() };
+        entry = {
+          line: { route: lane.route, table: lane.table, destination: lane.destination, state: lane.state, partitions: 0, lastInsertAt: null, lastErrorClass: null, lastErrorAt: null, insertedRows: 0 },
+          lag: null,
+          counted: new Set(),
+        };
         lines.set(key, entry);
       }
       const l = entry.line;

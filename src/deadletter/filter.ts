@@ -41,7 +41,10 @@ export function parseFilter(flags: FilterFlags): DlqFilter {
   if (flags.route !== undefined) filter.route = nonEmpty('--route', flags.route, issues);
   if (flags.topic !== undefined) filter.topic = nonEmpty('--topic', flags.topic, issues);
   if (flags.class !== undefined) {
-    const classes = flags.class.split(',').map((c) => c.trim()).filter((c) => c !== '');
+    const classes = flags.class
+      .split(',')
+      .map((c) => c.trim())
+      .filter((c) => c !== '');
     if (classes.length === 0) issues.push('--class: name at least one error class (e.g. row_data,decode)');
     else filter.classes = new Set(classes);
   }

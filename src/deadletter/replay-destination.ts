@@ -147,7 +147,10 @@ class DestinationReplay {
     if (rejected && letters.length > 1 && error instanceof WarehouseError && error.errorClass === ErrorClasses.rowData) {
       // Find the bad rows by halving, each half under a sub-token recorded before its insert.
       const mid = Math.floor(letters.length / 2);
-      const halves = [[0, mid], [mid, letters.length]] as const;
+      const halves = [
+        [0, mid],
+        [mid, letters.length],
+      ] as const;
       const parts = halves.map(([from, to]) => ({ letters: letters.slice(from, to), token: `${token}/${from}-${to}` }));
       if (!this.#dryRun) await this.#ledger.write(parts.flatMap((part) => this.#entries('pending', target, part.token, part.letters)));
       for (const part of parts) await this.#insert(target, part.letters, part.token);

@@ -79,10 +79,18 @@ export class ReplayLedger implements LedgerView {
     try {
       if (write) {
         await this.#ensureTopic();
-        this.#producer = new Producer({ clientId: `${this.#kafka.clientId}-dlq-replay`, ...kafkaClientOptions(this.#kafka), idempotent: true, acks: -1, transactionalId: `${this.#groupId}.inserter-dlq-replay`, timeout: 30_000,
+        this.#producer = new Producer({
+          clientId: `${this.#kafka.clientId}-dlq-replay`,
+          ...kafkaClientOptions(this.#kafka),
+          idempotent: true,
+          acks: -1,
+          transactionalId: `${this.#groupId}.inserter-dlq-replay`,
+          timeout: 30_000,
           // -1/-1 asks for the id as a new producer (bumping the epoch); the client's default 0/0 is
           // rejected as PRODUCER_FENCED once the transactional id has been used before (2.12.1).
-          producerId: -1n, producerEpoch: -1 });
+          producerId: -1n,
+          producerEpoch: -1,
+        });
         this.#tx = await this.#producer.beginTransaction();
       } else if (!(await topicExists(this.#kafka, this.topic))) {
         return;

@@ -25,7 +25,14 @@ export async function replayToOriginal(letters: readonly DeadLetter[], ledger: L
     headers.set(Buffer.from(replayedFromHeader), Buffer.from(letter.id));
     todo.push({
       letter,
-      message: { topic: original.topic, partition: original.partition, timestamp: original.timestamp, headers, ...(original.key ? { key: original.key } : {}), ...(original.value ? { value: original.value } : {}) },
+      message: {
+        topic: original.topic,
+        partition: original.partition,
+        timestamp: original.timestamp,
+        headers,
+        ...(original.key ? { key: original.key } : {}),
+        ...(original.value ? { value: original.value } : {}),
+      },
     });
   }
   for (let i = 0; i < todo.length; i += perTransaction) {

@@ -6,10 +6,7 @@ import { DecodeError } from '../errors/inserter-error.ts';
 import { findTopLevelValue, integerValue } from './json-scan.ts';
 import type { SourceRecord } from '../source/types.ts';
 
-export type TeamIdSource =
-  | { readonly from: 'field'; readonly field: string }
-  | { readonly from: 'header'; readonly header: string }
-  | { readonly from: 'key' };
+export type TeamIdSource = { readonly from: 'field'; readonly field: string } | { readonly from: 'header'; readonly header: string } | { readonly from: 'key' };
 
 export interface DecodedRecord {
   /** The value's bytes with surrounding whitespace trimmed; starts with `{` and ends with `}`. */

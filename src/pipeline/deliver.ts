@@ -131,7 +131,17 @@ export class Deliverer {
    * Delivers rows [from, to) under their token. A part of a bisection passes `since` (the count of
    * inserts landed in its table when the bisection began) and `failed`: its first attempt, failed.
    */
-  async #range(lane: Lane, sink: Sink, batch: Batch, from: number, to: number, signal: AbortSignal, journal: DeliveryJournal | undefined, since?: number, failed?: Range & { failure: WarehouseError }): Promise<void> {
+  async #range(
+    lane: Lane,
+    sink: Sink,
+    batch: Batch,
+    from: number,
+    to: number,
+    signal: AbortSignal,
+    journal: DeliveryJournal | undefined,
+    since?: number,
+    failed?: Range & { failure: WarehouseError },
+  ): Promise<void> {
     const range: Range = failed ?? { lane, sink, batch, from, to, token: lane.token(batch, from, to), signal, failedAt: 0 };
     let failure = failed?.failure ?? (await this.#attempt(range));
     let attempts = 1;
@@ -178,7 +188,10 @@ export class Deliverer {
         // (judged again whenever an insert lands in the table meanwhile), then `then`.
       } else if (policy.action !== 'retry' && to - from > 1 && !mustNotSplit) {
         this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
-        this.#deps.logger.warn({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from }, 'insert failed; splitting it');
+        this.#deps.logger.warn(
+          { destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from },
+          'insert failed; splitting it',
+        );
         if (policy.action === 'isolate' || !policy.transient) this.#report(failure, range, attempts, policy.action, policy);
         const parts = splitPoints(failure, from, to);
         await journal?.split(from, to, parts, signal);
@@ -233,7 +246,10 @@ export class Deliverer {
   async #bisect(range: Range, failure: WarehouseError, policy: ClassPolicy, since: number, top: boolean, journal: DeliveryJournal | undefined): Promise<void> {
     const { lane, sink, batch, from, to, signal } = range;
     this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
-    this.#deps.logger.warn({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from, err: failure }, 'insert rejected with a code no class lists; bisecting it');
+    this.#deps.logger.warn(
+      { destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from, err: failure },
+      'insert rejected with a code no class lists; bisecting it',
+    );
     if (top) this.#report(failure, range, 1, policy.action, policy);
     const parts = splitPoints(failure, from, to);
     await journal?.split(from, to, parts, signal);
@@ -295,7 +311,10 @@ export class Deliverer {
           onRetry: (error, attempt, delayMs) => {
             const cls = policy.errorClass;
             metrics.retries.inc({ destination: range.lane.destination.id, class: cls });
-            logger.warn({ destination: range.lane.destination.id, table: tableName(range.lane), class: cls, attempt: attemptsSoFar + attempt - 1, delayMs, rows: range.to - range.from, err: error }, 'insert failed; backing off');
+            logger.warn(
+              { destination: range.lane.destination.id, table: tableName(range.lane), class: cls, attempt: attemptsSoFar + attempt - 1, delayMs, rows: range.to - range.from, err: error },
+              'insert failed; backing off',
+            );
             this.#report(error, range, attemptsSoFar + attempt - 1, 'retry', policy);
           },
         },
@@ -356,21 +375,30 @@ export class Deliverer {
 
   async #deadLetterRow(lane: Lane, batch: Batch, index: number, reason: PartReason): Promise<void> {
     const record = batch.records[index] as SourceRecord;
-    this.#deps.logger.warn({ route: lane.route.name, topic: record.topic, partition: record.partition, offset: String(record.offset), class: reason.errorClass, code: reason.serverCode }, 'row rejected by the warehouse; dead-lettering it');
+    this.#deps.logger.warn(
+      { route: lane.route.name, topic: record.topic, partition: record.partition, offset: String(record.offset), class: reason.errorClass, code: reason.serverCode },
+      'row rejected by the warehouse; dead-lettering it',
+    );
     await this.#deps.deadLetter(lane, record, batch.teams[index], reason);
   }
 
   #drop(range: Range, failure: WarehouseError, attempts: number): void {
     const { lane, from, to } = range;
     this.#deps.metrics.droppedRows.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass }, to - from);
-    this.#deps.logger.error({ destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, rows: to - from, attempts, token: range.token, err: failure }, 'rows dropped by the error policy');
+    this.#deps.logger.error(
+      { destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, rows: to - from, attempts, token: range.token, err: failure },
+      'rows dropped by the error policy',
+    );
   }
 
   #stop(range: Range, failure: WarehouseError): PolicyStopError {
     const error = new PolicyStopError(failure.errorClass, failure.message, failure);
     if (!this.#stopped) {
       this.#stopped = true;
-      this.#deps.logger.fatal({ destination: range.lane.destination.id, table: tableName(range.lane), class: failure.errorClass, err: failure }, 'error policy says stop: stopping without committing past this batch');
+      this.#deps.logger.fatal(
+        { destination: range.lane.destination.id, table: tableName(range.lane), class: failure.errorClass, err: failure },
+        'error policy says stop: stopping without committing past this batch',
+      );
       const onStop = this.#deps.onStop ?? defaultStop;
       void this.#reporter.flush().finally(() => onStop(error));
     }

@@ -35,7 +35,10 @@ export class DestinationGates {
     const released = new Promise<void>((resolve) => (release = resolve));
     this.#paused.set(destination, { owner, errorClass: failure.errorClass, since: Date.now(), released, release });
     this.#metrics.destinationPaused.set({ destination, class: failure.errorClass }, 1);
-    this.#logger.error({ destination, class: failure.errorClass, code: failure.serverCode, err: failure }, 'destination paused: its inserts wait while the failing batch is retried slowly; nothing is dead-lettered');
+    this.#logger.error(
+      { destination, class: failure.errorClass, code: failure.serverCode, err: failure },
+      'destination paused: its inserts wait while the failing batch is retried slowly; nothing is dead-lettered',
+    );
     return true;
   }
 

@@ -78,7 +78,12 @@ export class Pipeline implements SourceHandler {
     const requestRewind = (): void => this.#rewinder.request();
     this.#control = new LaneControl(rt, requestRewind);
     rt.budget = new MemoryBudget(deps.config, deps.metrics, (id, held) => this.#control.checkBudget(id, held));
-    rt.directory = new DestinationDirectory(deps.config, deps.provider ?? new StaticConfigProvider(deps.config), (d) => new TrackedSink(deps.sinkFactory(d), rt.inflight, rt.hardStop.signal), deps.logger);
+    rt.directory = new DestinationDirectory(
+      deps.config,
+      deps.provider ?? new StaticConfigProvider(deps.config),
+      (d) => new TrackedSink(deps.sinkFactory(d), rt.inflight, rt.hardStop.signal),
+      deps.logger,
+    );
     rt.directory.follow(() => this.#onDestinationsChanged());
     for (const route of deps.config.routes) {
       const list = this.#routesByTopic.get(route.topic) ?? [];
@@ -94,7 +99,13 @@ export class Pipeline implements SourceHandler {
       metrics: deps.metrics,
       logger: deps.logger,
       deadLetter: (lane, record, team, reason) =>
-        this.#deadLetters.write(lane.route, record, { ...reason, route: lane.route.name, destination: lane.destination.id, table: `${lane.table.database}.${lane.table.table}`, ...(team === undefined ? {} : { team }) }),
+        this.#deadLetters.write(lane.route, record, {
+          ...reason,
+          route: lane.route.name,
+          destination: lane.destination.id,
+          table: `${lane.table.database}.${lane.table.table}`,
+          ...(team === undefined ? {} : { team }),
+        }),
     });
     this.#delivery = new LaneDelivery(rt, this.#deliverer, this.#control, (state, error) => this.#ownership.ledgerLost(state, error));
     this.#replays = new Replays(rt, this.#control, this.#delivery);
@@ -203,7 +214,13 @@ export class Pipeline implements SourceHandler {
     if (decision.kind === 'deadLetter') {
       const errorClass = decision.reason === 'no_team' ? ErrorClasses.decode : ErrorClasses.unknownTeam;
       const message = decision.reason === 'no_team' ? 'message has no team id' : `team ${team} has no destination`;
-      this.#deadLetters.record(state, route, record, chunk, { errorClass, code: decision.reason === 'no_team' ? 'INSERTER_NO_TEAM' : 'INSERTER_UNKNOWN_TEAM', message, route: route.name, ...teamField });
+      this.#deadLetters.record(state, route, record, chunk, {
+        errorClass,
+        code: decision.reason === 'no_team' ? 'INSERTER_NO_TEAM' : 'INSERTER_UNKNOWN_TEAM',
+        message,
+        route: route.name,
+        ...teamField,
+      });
     } else if (decision.kind === 'hold') {
       this.#holds.hold(state, route, record, json, team, chunk);
       if (decision.lookup && team !== undefined) this.#holds.lookup(team);
@@ -212,7 +229,15 @@ export class Pipeline implements SourceHandler {
     } else if (this.#control.outlived(decision.destination)) {
       const destination = decision.destination;
       const table = `${route.database ?? destination.database}.${route.table}`;
-      this.#deadLetters.record(state, route, record, chunk, { errorClass: ErrorClasses.destinationDown, code: 'INSERTER_DESTINATION_DOWN', message: `destination ${destination.id} has been unavailable longer than deadLetterAfterParkedMs`, route: route.name, destination: destination.id, table, ...teamField });
+      this.#deadLetters.record(state, route, record, chunk, {
+        errorClass: ErrorClasses.destinationDown,
+        code: 'INSERTER_DESTINATION_DOWN',
+        message: `destination ${destination.id} has been unavailable longer than deadLetterAfterParkedMs`,
+        route: route.name,
+        destination: destination.id,
+        table,
+        ...teamField,
+      });
     } else {
       this.#control.park(state, chunk);
     }
@@ -289,7 +314,20 @@ export class Pipeline implements SourceHandler {
       await this.#committer.commit(); // a commit begun before the drain may be in flight: the next one sees all
       await this.#committer.commit();
       const stuck = this.status().partitions.filter((p) => p.unresolved > 0);
-      if (stuck.length > 0) rt.logger.warn({ partitions: stuck.map((p) => ({ topic: p.topic, partition: p.partition, committed: p.committed, unresolved: p.unresolved, held: p.held, lanes: p.lanes.map((l) => `${l.destination}:${l.state}`) })) }, 'stopping with unresolved records: they are read again by the next owner');
+      if (stuck.length > 0)
+        rt.logger.warn(
+          {
+            partitions: stuck.map((p) => ({
+              topic: p.topic,
+              partition: p.partition,
+              committed: p.committed,
+              unresolved: p.unresolved,
+              held: p.held,
+              lanes: p.lanes.map((l) => `${l.destination}:${l.state}`),
+            })),
+          },
+          'stopping with unresolved records: they are read again by the next owner',
+        );
       await rt.source.close();
       await Promise.allSettled([rt.directory.close(), this.#deadLetters.close(), rt.ledgers?.close(), this.#deliverer.flushReports()]);
     })();

@@ -71,7 +71,10 @@ export class TableSchemas {
     if (!route.exactlyOnce) {
       if (!this.#warned.has(key)) {
         this.#warned.add(key);
-        this.#logger.warn({ destination: sink.destinationId, table: name, route: route.name, engine: dedup.engine, setting: dedup.setting, reason: dedup.reason }, 'table cannot deduplicate inserts by token; the route says exactlyOnce: false, so it is at-least-once: a retry or replay may insert rows twice');
+        this.#logger.warn(
+          { destination: sink.destinationId, table: name, route: route.name, engine: dedup.engine, setting: dedup.setting, reason: dedup.reason },
+          'table cannot deduplicate inserts by token; the route says exactlyOnce: false, so it is at-least-once: a retry or replay may insert rows twice',
+        );
       }
       return entry.encoder;
     }

@@ -73,7 +73,7 @@ export class Holds {
     const signal = rt.stop.signal;
     rt.track(
       (async () => {
-        for (let failures = 0; !signal.aborted; ) {
+        for (let failures = 0; !signal.aborted;) {
           try {
             await rt.directory.lookup(team, signal);
           } catch (error) {
@@ -109,7 +109,13 @@ export class Holds {
           continue;
         }
         if (decision.kind === 'deadLetter') {
-          this.#cb.deadLetter(state, held.route, held.record, held.chunk, { errorClass: ErrorClasses.unknownTeam, code: 'INSERTER_UNKNOWN_TEAM', message: `team ${held.team} has no destination`, route: held.route.name, ...(held.team === undefined ? {} : { team: held.team }) });
+          this.#cb.deadLetter(state, held.route, held.record, held.chunk, {
+            errorClass: ErrorClasses.unknownTeam,
+            code: 'INSERTER_UNKNOWN_TEAM',
+            message: `team ${held.team} has no destination`,
+            route: held.route.name,
+            ...(held.team === undefined ? {} : { team: held.team }),
+          });
         } else {
           this.#cb.batch(state, held.route, held.record, held.json, held.team, held.chunk, decision.destination);
         }

@@ -126,11 +126,20 @@ export function kafkaSecurityFailure(error: unknown, kafka?: Pick<Config['kafka'
     }
     // A login the client took for accepted but the broker did not (a rejected OAUTHBEARER token).
     if ((cause as { apiId?: unknown }).apiId === 'ILLEGAL_SASL_STATE') {
-      return new InserterError('INSERTER_KAFKA_AUTH', `Kafka refused the login (SASL${kafka?.sasl === undefined ? '' : ` ${kafka.sasl.mechanism}`}): the broker answered ILLEGAL_SASL_STATE after authentication. Check ${kafka?.sasl?.mechanism === 'OAUTHBEARER' ? 'kafka.sasl.token (expired? issued for this cluster?)' : 'kafka.sasl'}.`, { cause: error });
+      return new InserterError(
+        'INSERTER_KAFKA_AUTH',
+        `Kafka refused the login (SASL${kafka?.sasl === undefined ? '' : ` ${kafka.sasl.mechanism}`}): the broker answered ILLEGAL_SASL_STATE after authentication. Check ${kafka?.sasl?.mechanism === 'OAUTHBEARER' ? 'kafka.sasl.token (expired? issued for this cluster?)' : 'kafka.sasl'}.`,
+        { cause: error },
+      );
     }
     const code = (cause as { code?: unknown }).code;
     if (typeof code === 'string' && untrustedCodes.has(code)) {
-      const fix = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'connect by the name the certificate carries, or set kafka.tls.serverName' : code.startsWith('CERT_') ? "renew the broker's certificate" : 'set kafka.tls.caFile to the CA that signed it';
+      const fix =
+        code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+          ? 'connect by the name the certificate carries, or set kafka.tls.serverName'
+          : code.startsWith('CERT_')
+            ? "renew the broker's certificate"
+            : 'set kafka.tls.caFile to the CA that signed it';
       return new InserterError('INSERTER_KAFKA_TLS', `the Kafka broker's TLS certificate is not trusted (${code}: ${errorMessage(cause)}): ${fix}`, { cause: error });
     }
     if (cause instanceof Error && /TLS handshake failed/.test(cause.message)) {

@@ -30,7 +30,11 @@ const TOPIC_CONFIGS = [
 export class LedgerFencedError extends InserterError {
   readonly fenced: boolean;
   constructor(topic: string, partition: number, cause: unknown, fenced: boolean) {
-    super('INSERTER_LEDGER_FENCED', fenced ? `ledger of ${topic}/${partition} was taken over by a newer owner` : `ledger producer of ${topic}/${partition} given up: ${(cause as Error | undefined)?.message ?? String(cause)}`, { cause, retryable: false });
+    super(
+      'INSERTER_LEDGER_FENCED',
+      fenced ? `ledger of ${topic}/${partition} was taken over by a newer owner` : `ledger producer of ${topic}/${partition} given up: ${(cause as Error | undefined)?.message ?? String(cause)}`,
+      { cause, retryable: false },
+    );
     this.name = 'LedgerFencedError';
     this.fenced = fenced;
   }
@@ -74,7 +78,14 @@ export class KafkaLedgerStore implements LedgerStore {
     await this.#ensureTopic(partition, signal);
     await this.release(topic, partition);
     await this.#acquire(topic, partition, signal);
-    const read = { brokers: this.#options.brokers, connection: this.#options.connection, clientId: `${this.#options.clientId}-ledger-reader`, topic: this.#options.topic, partition, key: Buffer.from(this.#key(topic, partition)) };
+    const read = {
+      brokers: this.#options.brokers,
+      connection: this.#options.connection,
+      clientId: `${this.#options.clientId}-ledger-reader`,
+      topic: this.#options.topic,
+      partition,
+      key: Buffer.from(this.#key(topic, partition)),
+    };
     const value = await retry(() => readNewestCommitted(read, signal), this.#options.retry, signal, { isRetryable: () => true });
     const text = value?.toString();
     return text === undefined || text === '' ? undefined : (JSON.parse(text) as LedgerJson);

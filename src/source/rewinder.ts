@@ -51,7 +51,7 @@ export class Rewinder {
       return;
     }
     this.#running = (async () => {
-      for (let failures = 0; !this.#stop.aborted; ) {
+      for (let failures = 0; !this.#stop.aborted;) {
         this.#again = false;
         const target = this.#requested;
         this.#logger.info('re-reading owned partitions from their committed positions');

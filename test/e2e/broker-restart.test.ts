@@ -34,10 +34,15 @@ after(async () => {
 async function produceThrough(messages: Array<{ key: Buffer | null; value: Buffer }>): Promise<void> {
   for (let i = 0; i < messages.length; i += 500) {
     const chunk = messages.slice(i, i + 500);
-    await waitFor(async () => {
-      await produce(broker.bootstrap, topic, chunk);
-      return true;
-    }, 'a produce to go through', 60_000, 500);
+    await waitFor(
+      async () => {
+        await produce(broker.bootstrap, topic, chunk);
+        return true;
+      },
+      'a produce to go through',
+      60_000,
+      500,
+    );
     await sleep(200);
   }
 }
@@ -64,10 +69,14 @@ test('broker restarts mid-stream: exactly once', async () => {
   await waitFor(async () => (await counts())[1] === TOTAL, `${TOTAL} events`, 180_000).catch(async (error: unknown) => {
     throw new Error(`${String(error)}: ${JSON.stringify(await counts())}\n${(await inserter?.log())?.slice(-3000)}`);
   });
-  await waitFor(async () => {
-    const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 3), endOffsets(broker.bootstrap, topic)]);
-    return committed.every((c, p) => c === end[p]);
-  }, 'committed offsets at the log end', 60_000);
+  await waitFor(
+    async () => {
+      const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 3), endOffsets(broker.bootstrap, topic)]);
+      return committed.every((c, p) => c === end[p]);
+    },
+    'committed offsets at the log end',
+    60_000,
+  );
   assert.deepEqual(await counts(), [TOTAL, TOTAL], 'exactly once across two broker restarts');
   assert.equal(await inserter.stop(), 0);
 });

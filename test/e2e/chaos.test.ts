@@ -60,7 +60,8 @@ const PARTITIONS = 6;
 const TEAMS = 30;
 const POISON = 7;
 const IDS = ['a', 'b', 'c'] as const;
-const DDL = 'CREATE TABLE app.events (uuid UUID, team_id Int64, n UInt32, s String, _partition UInt64, _offset UInt64) ENGINE = MergeTree ORDER BY (team_id, uuid) SETTINGS non_replicated_deduplication_window = 1000';
+const DDL =
+  'CREATE TABLE app.events (uuid UUID, team_id Int64, n UInt32, s String, _partition UInt64, _offset UInt64) ENGINE = MergeTree ORDER BY (team_id, uuid) SETTINGS non_replicated_deduplication_window = 1000';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const topic = uniqueTopic('chaos');
@@ -188,7 +189,7 @@ function tally(into: { count: number; sample: string[] }, item: string): void {
 function ranges(offsets: readonly bigint[]): string[] {
   const sorted = [...offsets].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
   const out: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] ?? 0n) + 1n) j++;
     out.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
@@ -198,7 +199,13 @@ function ranges(offsets: readonly bigint[]): string[] {
 }
 
 async function checkDelivery(truth: TopicTruth): Promise<Delivery> {
-  const out: Delivery = { rows: {}, duplicateInserts: { count: 0, sample: [] }, lost: { count: 0, perPartition: {}, sample: [] }, misrouted: { count: 0, sample: [] }, unknown: { count: 0, sample: [] } };
+  const out: Delivery = {
+    rows: {},
+    duplicateInserts: { count: 0, sample: [] },
+    lost: { count: 0, perPartition: {}, sample: [] },
+    misrouted: { count: 0, sample: [] },
+    unknown: { count: 0, sample: [] },
+  };
   /** endpoint → partition:offset → times. */
   const landed = new Map<string, Map<string, number>>();
   for (const [i, ch] of chs.entries()) {
@@ -269,7 +276,9 @@ async function whereabouts(report: VerifyReport): Promise<Record<string, string>
 // open transaction (docs/design/delivery.md §5; test/e2e/ledger-store.test.ts reproduces it).
 const budget = FAULTS !== undefined ? `${FAULTS} faults` : `faults for ${DURATION_S} s`;
 test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, verify holds (seed ${SEED})`, { timeout: TIMEOUT_MS }, async (t) => {
-  t.diagnostic(`CHAOS_SEED=${SEED} CHAOS_EVENTS=${TOTAL} ${FAULTS !== undefined ? `CHAOS_FAULTS=${FAULTS}` : `CHAOS_DURATION_S=${DURATION_S}`} CHAOS_GROUP_PROTOCOL=${process.env.CHAOS_GROUP_PROTOCOL === 'consumer' ? 'consumer' : 'classic'}`);
+  t.diagnostic(
+    `CHAOS_SEED=${SEED} CHAOS_EVENTS=${TOTAL} ${FAULTS !== undefined ? `CHAOS_FAULTS=${FAULTS}` : `CHAOS_DURATION_S=${DURATION_S}`} CHAOS_GROUP_PROTOCOL=${process.env.CHAOS_GROUP_PROTOCOL === 'consumer' ? 'consumer' : 'classic'}`,
+  );
   const rng = new Rng(SEED);
   const records = events(rng.fork());
   const chaos = rng.fork();
@@ -378,10 +387,14 @@ test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, ver
   note(joined);
   // A classic-group member killed during a rebalance holds the whole group until the rebalance
   // timeout (KafkaSource: max(sessionTimeoutMs, 60 s)), hence the long wait.
-  const quiet = await waitFor(async () => {
-    const [committed, end] = await Promise.all([committedOffsets(bootstrap, group, topic, PARTITIONS), endOffsets(bootstrap, topic)]);
-    return committed.every((c, p) => c === end[p]);
-  }, 'committed offsets at the log end', 120_000).then(
+  const quiet = await waitFor(
+    async () => {
+      const [committed, end] = await Promise.all([committedOffsets(bootstrap, group, topic, PARTITIONS), endOffsets(bootstrap, topic)]);
+      return committed.every((c, p) => c === end[p]);
+    },
+    'committed offsets at the log end',
+    120_000,
+  ).then(
     () => 'quiet',
     (error: unknown) => String(error),
   );
@@ -427,10 +440,19 @@ test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, ver
   };
   await writeFile(join(evidenceDir, 'evidence.json'), JSON.stringify(evidence, null, 2));
   const classified =
-    `topic: ${truth.records} records for ${TOTAL} produced, ${truth.duplicates.length} duplicate record(s) in the topic (one uuid at two offsets: the producer, not inserts)${truth.duplicates.length > 0 ? `: ${truth.duplicates.slice(0, 10).map((d) => `${d.uuid} at ${d.positions.join(' and ')}`).join(', ')}` : ''}\n` +
+    `topic: ${truth.records} records for ${TOTAL} produced, ${truth.duplicates.length} duplicate record(s) in the topic (one uuid at two offsets: the producer, not inserts)${
+      truth.duplicates.length > 0
+        ? `: ${truth.duplicates
+            .slice(0, 10)
+            .map((d) => `${d.uuid} at ${d.positions.join(' and ')}`)
+            .join(', ')}`
+        : ''
+    }\n` +
     `tables by partition:offset: ${delivery.duplicateInserts.count} duplicate insert(s) ${delivery.duplicateInserts.sample.slice(0, 10).join(', ')}; ${delivery.lost.count} lost ${JSON.stringify(delivery.lost.perPartition).slice(0, 2000)}; ${delivery.misrouted.count} misrouted; ${delivery.unknown.count} unknown`;
   const failure = `seed ${SEED}, evidence in ${evidenceDir}/evidence.json:\n${report?.failures.join('\n') ?? result.stdout + result.stderr}\n${classified}\n${timeline.join('\n')}`;
-  t.diagnostic(`${truth.records} records in the topic (${truth.good.size} good, ${truth.poison.size} poison, ${truth.duplicates.length} duplicate), rows ${JSON.stringify(delivery.rows)}; evidence ${evidenceDir}/evidence.json`);
+  t.diagnostic(
+    `${truth.records} records in the topic (${truth.good.size} good, ${truth.poison.size} poison, ${truth.duplicates.length} duplicate), rows ${JSON.stringify(delivery.rows)}; evidence ${evidenceDir}/evidence.json`,
+  );
   if (FAULTS !== undefined) assert.equal(kills + stalls, FAULTS, `every scheduled fault injected (${kills} + ${stalls})`);
   else assert.ok(kills + stalls >= Math.floor((DURATION_S ?? 0) / 10), `a fault every few seconds over ${DURATION_S} s (${kills} + ${stalls})`);
 
@@ -463,7 +485,10 @@ test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, ver
   const letters = await readTopic(bootstrap, dlq, route.deadLetters.records, 30_000);
   const positions = new Set(letters.map((l) => `${l.headers.get('x-inserter-original-partition')}:${l.headers.get('x-inserter-original-offset')}`));
   assert.deepEqual([...positions].sort(), [...truth.poison].sort(), 'one dead letter position per poison record of the topic (a dead letter may be written twice)');
-  assert.ok(letters.every((l) => l.value?.toString().includes('"uuid":"not-a-uuid"')), 'every dead letter is a poison row');
+  assert.ok(
+    letters.every((l) => l.value?.toString().includes('"uuid":"not-a-uuid"')),
+    'every dead letter is a poison row',
+  );
 
   // Negative control: one duplicate slipped into endpoint a must be caught and named.
   const victim = (await chs[0]?.query('SELECT toString(uuid) FROM app.events ORDER BY uuid LIMIT 1'))?.trim() ?? '';
@@ -474,7 +499,10 @@ test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, ver
   assert.equal(broken.ok, false);
   assert.deepEqual(broken.routes[0]?.destinations.find((d) => d.destination === 'a')?.duplicates.sample, [{ id: victim, times: 2 }]);
   assert.equal(broken.routes[0]?.invariants.noDuplicates, false);
-  assert.ok(broken.failures.some((f) => f.includes(victim) && f.includes('destination a')), `the failure names ${victim}: ${broken.failures.join('\n')}`);
+  assert.ok(
+    broken.failures.some((f) => f.includes(victim) && f.includes('destination a')),
+    `the failure names ${victim}: ${broken.failures.join('\n')}`,
+  );
   // The test's own check calls the planted copy what it is: the same partition:offset twice, an insert.
   const planted = await checkDelivery(truth);
   assert.equal(planted.duplicateInserts.count, 1, `the planted copy is one duplicate insert: ${planted.duplicateInserts.sample.join(', ')}`);
@@ -483,7 +511,9 @@ test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, ver
   const first = read.find((r) => truth.good.has(`${r.partition}:${r.offset}`));
   assert.ok(first !== undefined);
   const twice = topicTruth([...read, { ...first, offset: first.offset + 1_000_000n }]);
-  assert.deepEqual(twice.duplicates, [{ uuid: truth.good.get(`${first.partition}:${first.offset}`)?.uuid, positions: [`${first.partition}:${first.offset}`, `${first.partition}:${first.offset + 1_000_000n}`] }]);
+  assert.deepEqual(twice.duplicates, [
+    { uuid: truth.good.get(`${first.partition}:${first.offset}`)?.uuid, positions: [`${first.partition}:${first.offset}`, `${first.partition}:${first.offset + 1_000_000n}`] },
+  ]);
   const recheck = await checkDelivery(twice);
   assert.deepEqual([recheck.duplicateInserts.count, recheck.lost.count], [1, 1], 'the second offset is a record not delivered; the planted copy stays the only duplicate insert');
 });

@@ -43,8 +43,7 @@ function nativeHello(port: number, user: string, password: string): Promise<Buff
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
     socket.on('connect', () => {
-      socket.write(Buffer.concat([varUInt(0), binString('inserter-test'), varUInt(26), varUInt(7), varUInt(54460),
-        binString('default'), binString(user), binString(password)]));
+      socket.write(Buffer.concat([varUInt(0), binString('inserter-test'), varUInt(26), varUInt(7), varUInt(54460), binString('default'), binString(user), binString(password)]));
     });
     socket.on('data', (c: Buffer) => {
       chunks.push(c);
@@ -69,7 +68,7 @@ async function expectClickHouseError(promise: Promise<unknown>, code: string, ty
   assert.fail(`expected ClickHouseError ${code} ${type}`);
 }
 
-void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout: 600_000 }, () => {
+void describe("chlocal: ClickHouse's own server hosted from libchdb", { timeout: 600_000 }, () => {
   let ch: ClickHouseInstance;
   let client: ClickHouseClient;
   const INGEST = { name: 'ingest', password: 's3cret' };
@@ -77,12 +76,7 @@ void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout
   before(async () => {
     const t0 = performance.now();
     ch = await startClickHouse({
-      users: [
-        { name: 'default', password: '' },
-        INGEST,
-        { name: 'few_parts', password: 'fp', settings: { parts_to_throw_insert: '2' } },
-        { name: 'reader', password: 'r', readonly: 1 },
-      ],
+      users: [{ name: 'default', password: '' }, INGEST, { name: 'few_parts', password: 'fp', settings: { parts_to_throw_insert: '2' } }, { name: 'reader', password: 'r', readonly: 1 }],
     });
     console.log(`server up in ${Math.round(performance.now() - t0)} ms at ${ch.url}, native TCP port ${ch.tcpPort}`);
     client = createClient({ url: ch.url, username: INGEST.name, password: INGEST.password, ...QUIET });
@@ -129,12 +123,12 @@ void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout
     const back = await client.query({ query: 'SELECT toString(id) AS id, name, ts, tag FROM (SELECT * FROM rt WHERE id NOT BETWEEN 10 AND 1009) ORDER BY id DESC', format: 'JSONEachRow' });
     assert.deepEqual(await back.json(), rows);
     assert.equal(
-      await ch.query('SELECT count(), sum(id), countIf(name = concat(\'\\0ÿ-\', toString(id))), min(toUnixTimestamp64Milli(ts)), countIf(tag IS NULL) FROM rt WHERE id BETWEEN 10 AND 1009'),
+      await ch.query("SELECT count(), sum(id), countIf(name = concat('\\0ÿ-', toString(id))), min(toUnixTimestamp64Milli(ts)), countIf(tag IS NULL) FROM rt WHERE id BETWEEN 10 AND 1009"),
       `1000\t${(10 + 1009) * 500}\t1000\t1700000000010\t1000\n`,
     );
   });
 
-  void it('a server error is the client\'s typed ClickHouseError with ClickHouse\'s own code and name', async () => {
+  void it("a server error is the client's typed ClickHouseError with ClickHouse's own code and name", async () => {
     const e = await expectClickHouseError(client.query({ query: 'SELECT * FROM no_such_table' }), '60', 'UNKNOWN_TABLE');
     assert.match(e.message, /Unknown table expression identifier 'no_such_table'/);
     const res = await fetch(`${ch.url}/`, { method: 'POST', headers: { Authorization: basicAuth(INGEST.name, INGEST.password) }, body: 'SELEC 1' });
@@ -146,11 +140,12 @@ void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout
   void it('accepts request bodies with Content-Encoding zstd, gzip and lz4', async () => {
     await ch.query('CREATE TABLE enc (id UInt32, how String) ENGINE = MergeTree ORDER BY id');
     const auth = basicAuth(INGEST.name, INGEST.password);
-    const body = (how: string, base: number): Buffer =>
-      Buffer.from(Array.from({ length: 1000 }, (_, i) => JSON.stringify({ id: base + i, how })).join('\n'));
+    const body = (how: string, base: number): Buffer => Buffer.from(Array.from({ length: 1000 }, (_, i) => JSON.stringify({ id: base + i, how })).join('\n'));
     const insert = async (encoding: string, compressed: Buffer): Promise<void> => {
       const res = await fetch(`${ch.url}/?query=${encodeURIComponent('INSERT INTO enc FORMAT JSONEachRow')}`, {
-        method: 'POST', headers: { Authorization: auth, 'Content-Encoding': encoding }, body: compressed,
+        method: 'POST',
+        headers: { Authorization: auth, 'Content-Encoding': encoding },
+        body: compressed,
       });
       assert.equal(res.status, 200, `${encoding}: ${await res.text()}`);
     };
@@ -158,28 +153,34 @@ void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout
     await insert('gzip', gzipSync(body('gzip', 1000)));
     // No LZ4 frame encoder in Node.js: the server makes one (response compression, Accept-Encoding:
     // lz4), and the same bytes go back as a request body.
-    const made = await fetch(`${ch.url}/?enable_http_compression=1&query=${encodeURIComponent(
-      'SELECT number + 2000 AS id, \'lz4\' AS how FROM numbers(1000) FORMAT JSONEachRow')}`, { headers: { Authorization: auth, 'Accept-Encoding': 'lz4' } });
+    const made = await fetch(`${ch.url}/?enable_http_compression=1&query=${encodeURIComponent("SELECT number + 2000 AS id, 'lz4' AS how FROM numbers(1000) FORMAT JSONEachRow")}`, {
+      headers: { Authorization: auth, 'Accept-Encoding': 'lz4' },
+    });
     assert.equal(made.headers.get('content-encoding'), 'lz4');
     // fetch does not decode lz4, so these are the frame's bytes: LZ4 frame magic 04 22 4D 18.
     const frame = Buffer.from(await made.arrayBuffer());
     assert.equal(frame.subarray(0, 4).toString('hex'), '04224d18');
     await insert('lz4', frame);
-    assert.equal(await ch.query('SELECT how, count(), min(id), max(id) FROM enc GROUP BY how ORDER BY how'),
-      'gzip\t1000\t1000\t1999\nlz4\t1000\t2000\t2999\nzstd\t1000\t0\t999\n');
+    assert.equal(await ch.query('SELECT how, count(), min(id), max(id) FROM enc GROUP BY how ORDER BY how'), 'gzip\t1000\t1000\t1999\nlz4\t1000\t2000\t2999\nzstd\t1000\t0\t999\n');
   });
 
   void it('runs two slow queries at the same time (both seen running by a third connection)', async () => {
     const ids = [randomUUID(), randomUUID()];
     // Each sleeps 0.5 s per row over 12 rows: ~6 s, far longer than one poll of system.processes.
-    const slow = ids.map((id) => client.query({
-      query: 'SELECT sum(sleepEachRow(0.5)) AS s, count() AS c FROM numbers(12) SETTINGS max_block_size = 1',
-      query_id: id, format: 'JSONEachRow',
-    }).then((rs) => rs.json()));
+    const slow = ids.map((id) =>
+      client
+        .query({
+          query: 'SELECT sum(sleepEachRow(0.5)) AS s, count() AS c FROM numbers(12) SETTINGS max_block_size = 1',
+          query_id: id,
+          format: 'JSONEachRow',
+        })
+        .then((rs) => rs.json()),
+    );
     let finished = false;
-    const all = Promise.all(slow).finally(() => { finished = true; });
-    const running = async (): Promise<number> => Number((await ch.query(
-      `SELECT count() FROM system.processes WHERE query_id IN ('${ids.join("','")}')`)).trim());
+    const all = Promise.all(slow).finally(() => {
+      finished = true;
+    });
+    const running = async (): Promise<number> => Number((await ch.query(`SELECT count() FROM system.processes WHERE query_id IN ('${ids.join("','")}')`)).trim());
     let both = false;
     await waitFor(async () => (both = (await running()) === 2) || finished, 'both slow queries running, or done', 60_000, 50);
     const results = await all;
@@ -187,7 +188,7 @@ void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout
     assert.deepEqual(results, [[{ s: '0', c: '12' }], [{ s: '0', c: '12' }]]);
   });
 
-  void it('a wrong password gets ClickHouse\'s own 403 and X-ClickHouse-Exception-Code 516', async () => {
+  void it("a wrong password gets ClickHouse's own 403 and X-ClickHouse-Exception-Code 516", async () => {
     const res = await fetch(`${ch.url}/`, { method: 'POST', headers: { Authorization: basicAuth(INGEST.name, 'wrong') }, body: 'SELECT 1' });
     assert.equal(res.status, 403);
     assert.equal(res.headers.get('x-clickhouse-exception-code'), '516');
@@ -216,13 +217,13 @@ void describe('chlocal: ClickHouse\'s own server hosted from libchdb', { timeout
     assert.equal(await ch.query(`SELECT count(), sum(n) FROM ${remote}`), '100\t4950\n');
   });
 
-  void it('applies each user\'s profile: parts_to_throw_insert and readonly', async () => {
+  void it("applies each user's profile: parts_to_throw_insert and readonly", async () => {
     await ch.query('CREATE TABLE parts (n UInt64) ENGINE = MergeTree ORDER BY n');
     await ch.query('SYSTEM STOP MERGES parts');
     const fewParts = createClient({ url: ch.url, username: 'few_parts', password: 'fp', ...QUIET });
     const reader = createClient({ url: ch.url, username: 'reader', password: 'r', ...QUIET });
     try {
-      const setting = await fewParts.query({ query: 'SELECT toString(getSetting(\'parts_to_throw_insert\')) AS v', format: 'JSONEachRow' });
+      const setting = await fewParts.query({ query: "SELECT toString(getSetting('parts_to_throw_insert')) AS v", format: 'JSONEachRow' });
       assert.deepEqual(await setting.json(), [{ v: '2' }]);
       await fewParts.insert({ table: 'parts', values: [{ n: 1 }], format: 'JSONEachRow' });
       await fewParts.insert({ table: 'parts', values: [{ n: 2 }], format: 'JSONEachRow' });

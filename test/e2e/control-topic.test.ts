@@ -38,7 +38,15 @@ after(async () => {
 });
 
 async function replica(id: string, pipeline = new FakePipeline()): Promise<{ registry: PauseRegistry; pipeline: FakePipeline }> {
-  const log = new KafkaControlLog({ brokers: [bootstrap], clientId: 'test', groupId: group, topic: `${group}.inserter-control`, replicaId: id, retry: { baseMs: 100, factor: 2, capMs: 1_000 }, logger });
+  const log = new KafkaControlLog({
+    brokers: [bootstrap],
+    clientId: 'test',
+    groupId: group,
+    topic: `${group}.inserter-control`,
+    replicaId: id,
+    retry: { baseMs: 100, factor: 2, capMs: 1_000 },
+    logger,
+  });
   const registry = new PauseRegistry({ log, pipeline, replicaId: id, logger, heartbeatMs: 500, replicaTimeoutMs: 5_000 });
   registries.push(registry);
   await registry.start(AbortSignal.timeout(60_000));

@@ -54,11 +54,20 @@ for (const protocol of ['classic', 'consumer'] as const) {
     const messages = [...generate('clickhouse_events_json', { seed: 11, count: TOTAL, teams: 50 })];
     const producing = (async () => {
       for (let i = 0; i < messages.length; i += 1000) {
-        await produce(bootstrap, topic, messages.slice(i, i + 1000).map((m) => ({ key: m.key, value: m.value })));
+        await produce(
+          bootstrap,
+          topic,
+          messages.slice(i, i + 1000).map((m) => ({ key: m.key, value: m.value })),
+        );
         await sleep(450);
       }
     })();
-    const kills: Array<[number, number]> = [[1500, 700], [2500, 450], [900, 1000], [3000, 300]];
+    const kills: Array<[number, number]> = [
+      [1500, 700],
+      [2500, 450],
+      [900, 1000],
+      [3000, 300],
+    ];
     for (const [delay, maxRows] of kills) {
       current = await startInserter(config(maxRows));
       await sleep(delay);
@@ -69,10 +78,14 @@ for (const protocol of ['classic', 'consumer'] as const) {
     await producing;
     const distinct = async (): Promise<number> => Number((await ch.query(`SELECT uniqExact(uuid) FROM posthog.${table}`)).trim());
     await waitFor(async () => (await distinct()) === TOTAL, `${TOTAL} distinct events`, 120_000);
-    await waitFor(async () => {
-      const [committed, end] = await Promise.all([committedOffsets(bootstrap, group, topic, PARTITIONS), endOffsets(bootstrap, topic)]);
-      return committed.every((c, p) => c === end[p]);
-    }, 'committed offsets at the log end', 30_000);
+    await waitFor(
+      async () => {
+        const [committed, end] = await Promise.all([committedOffsets(bootstrap, group, topic, PARTITIONS), endOffsets(bootstrap, topic)]);
+        return committed.every((c, p) => c === end[p]);
+      },
+      'committed offsets at the log end',
+      30_000,
+    );
     assert.equal(await distinct(), TOTAL);
     const rows = Number((await ch.query(`SELECT count() FROM posthog.${table}`)).trim());
     assert.equal(rows, TOTAL, 'exactly once: no duplicates after four kill -9');
@@ -102,7 +115,11 @@ test('a group position that goes back never re-inserts what was resolved', async
     commitIntervalMs: 300,
   });
   const messages = [...generate('clickhouse_events_json', { seed: 12, count: total, teams: 20 })];
-  await produce(bootstrap, topic, messages.map((m) => ({ key: m.key, value: m.value })));
+  await produce(
+    bootstrap,
+    topic,
+    messages.map((m) => ({ key: m.key, value: m.value })),
+  );
   const atEnd = async (): Promise<boolean> => {
     const [committed, end] = await Promise.all([committedOffsets(bootstrap, group, topic, 2), endOffsets(bootstrap, topic)]);
     return committed.every((c, p) => c === end[p]);
@@ -117,7 +134,18 @@ test('a group position that goes back never re-inserts what was resolved', async
 
   const admin = new Admin({ clientId: 'crash-back', bootstrapBrokers: [bootstrap] });
   try {
-    await admin.alterConsumerGroupOffsets({ groupId: group, topics: [{ name: topic, partitionOffsets: [{ partition: 0, offset: 0n }, { partition: 1, offset: 0n }] }] });
+    await admin.alterConsumerGroupOffsets({
+      groupId: group,
+      topics: [
+        {
+          name: topic,
+          partitionOffsets: [
+            { partition: 0, offset: 0n },
+            { partition: 1, offset: 0n },
+          ],
+        },
+      ],
+    });
   } finally {
     await admin.close();
   }

@@ -22,9 +22,30 @@ test('a dead-letter topic is created with max.message.bytes for maxMessageBytes 
   const bootstrap = await sharedKafka();
   const maxMessageBytes = 10 * 1024 * 1024;
   const dlq = uniqueTopic('dlq-size');
-  writer = new DeadLetterWriter({ brokers: [bootstrap], clientId: 'dlq-size-test', createPartitions: 1, maxMessageBytes, retry: { baseMs: 100, factor: 2, capMs: 500, maxAttempts: 3 }, logger: createLogger('silent') });
-  const record: SourceRecord = { topic: 'events', partition: 0, offset: 7n, timestamp: BigInt(Date.now()), key: Buffer.from('k'), value: Buffer.alloc(9 * 1024 * 1024, 0x61), headers: [[Buffer.from('h'), Buffer.from('v')]], epoch: 0 };
-  await writer.write(dlq, record, { errorClass: 'row_data', code: 'INSERTER_SINK_ROW_DATA', message: 'x'.repeat(5000), route: 'r', destination: 'd', table: 'db.t', attempts: 1 }, AbortSignal.timeout(60_000));
+  writer = new DeadLetterWriter({
+    brokers: [bootstrap],
+    clientId: 'dlq-size-test',
+    createPartitions: 1,
+    maxMessageBytes,
+    retry: { baseMs: 100, factor: 2, capMs: 500, maxAttempts: 3 },
+    logger: createLogger('silent'),
+  });
+  const record: SourceRecord = {
+    topic: 'events',
+    partition: 0,
+    offset: 7n,
+    timestamp: BigInt(Date.now()),
+    key: Buffer.from('k'),
+    value: Buffer.alloc(9 * 1024 * 1024, 0x61),
+    headers: [[Buffer.from('h'), Buffer.from('v')]],
+    epoch: 0,
+  };
+  await writer.write(
+    dlq,
+    record,
+    { errorClass: 'row_data', code: 'INSERTER_SINK_ROW_DATA', message: 'x'.repeat(5000), route: 'r', destination: 'd', table: 'db.t', attempts: 1 },
+    AbortSignal.timeout(60_000),
+  );
   admin = new Admin({ clientId: 'dlq-size-admin', bootstrapBrokers: [bootstrap] });
   const [description] = await admin.describeConfigs({ resources: [{ resourceType: 2, resourceName: dlq, configurationKeys: ['max.message.bytes'] }] });
   const value = description?.configs.find((c) => c.name === 'max.message.bytes')?.value;

@@ -125,7 +125,14 @@ test("the sink reads each table's engine and effective window from the real serv
     'CREATE VIEW kinds.view AS SELECT id FROM kinds.server_default',
   ];
   for (const sql of statements) await ch.query(sql);
-  const config = buildConfig({ kafka: { brokers: ['127.0.0.1:9092'] }, destinations: [{ id: 'a', url: ch.url, user: ch.admin.name, password: ch.admin.password, database: 'kinds' }], routes: [{ topic: 't', table: 'x', destination: 'a' }] }, '/tmp');
+  const config = buildConfig(
+    {
+      kafka: { brokers: ['127.0.0.1:9092'] },
+      destinations: [{ id: 'a', url: ch.url, user: ch.admin.name, password: ch.admin.password, database: 'kinds' }],
+      routes: [{ topic: 't', table: 'x', destination: 'a' }],
+    },
+    '/tmp',
+  );
   const sink = new ClickHouseSink(config.destinations[0] as (typeof config.destinations)[number]);
   try {
     const read = async (table: string): Promise<[string | undefined, boolean | undefined, number | undefined]> => {
@@ -135,7 +142,13 @@ test("the sink reads each table's engine and effective window from the real serv
     const serverDefault = Number((await ch.query("SELECT value FROM system.merge_tree_settings WHERE name = 'non_replicated_deduplication_window'")).trim());
     assert.deepEqual(await read('server_default'), ['MergeTree', serverDefault > 0, serverDefault]);
     assert.deepEqual(await read('own_zero'), ['ReplacingMergeTree', false, 0]);
-    for (const [table, engine] of [['buffer', 'Buffer'], ['null', 'Null'], ['memory', 'Memory'], ['view', 'View']]) assert.deepEqual(await read(table as string), [engine, false, undefined], table);
+    for (const [table, engine] of [
+      ['buffer', 'Buffer'],
+      ['null', 'Null'],
+      ['memory', 'Memory'],
+      ['view', 'View'],
+    ])
+      assert.deepEqual(await read(table as string), [engine, false, undefined], table);
     await ch.query('ALTER TABLE kinds.own_zero MODIFY SETTING non_replicated_deduplication_window = 7');
     assert.deepEqual(await read('own_zero'), ['ReplacingMergeTree', true, 7]);
   } finally {

@@ -66,7 +66,10 @@ interface Listed {
 async function list(...filters: string[]): Promise<Listed[]> {
   const run = await cli('list', '--json', ...filters);
   assert.equal(run.code, 0, `dlq list ${filters.join(' ')} failed: ${run.stderr}`);
-  return run.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Listed);
+  return run.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Listed);
 }
 
 async function rows(where = '1'): Promise<{ rows: number; distinct: number }> {
@@ -78,7 +81,13 @@ async function rows(where = '1'): Promise<{ rows: number; distinct: number }> {
 async function produceOnce(records: OutRecord[]): Promise<void> {
   const producer = new Producer({ clientId: 'dlq-test', bootstrapBrokers: [bootstrap], idempotent: true, acks: -1 });
   try {
-    const messages = records.map((r) => ({ topic, value: r.value, ...(r.key ? { key: r.key } : {}), ...(r.partition === undefined ? {} : { partition: r.partition }), headers: new Map(Object.entries(r.headers ?? {}).map(([k, v]) => [Buffer.from(k), v] as const)) }));
+    const messages = records.map((r) => ({
+      topic,
+      value: r.value,
+      ...(r.key ? { key: r.key } : {}),
+      ...(r.partition === undefined ? {} : { partition: r.partition }),
+      headers: new Map(Object.entries(r.headers ?? {}).map(([k, v]) => [Buffer.from(k), v] as const)),
+    }));
     await producer.send({ messages });
   } finally {
     await producer.close();
@@ -89,7 +98,9 @@ before(async () => {
   bootstrap = await sharedKafka();
   ch = await startClickHouse();
   await ch.query('CREATE DATABASE e');
-  await ch.query('CREATE TABLE e.t (id UInt64, team_id Int64, uuid UUID, s String, _topic String, _partition UInt64, _offset UInt64, _timestamp_ms DateTime64(3)) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 1000');
+  await ch.query(
+    'CREATE TABLE e.t (id UInt64, team_id Int64, uuid UUID, s String, _topic String, _partition UInt64, _offset UInt64, _timestamp_ms DateTime64(3)) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 1000',
+  );
   await createTopic(bootstrap, topic, 2);
   config = scenarioConfig({ bootstrap, group, topic, url: ch.url, database: 'e', table: 't', deadLetterTopic: dlqTopic });
   configFile = await writeConfig(config);
@@ -102,9 +113,11 @@ before(async () => {
   records.push({ key: Buffer.from('junk'), value: Buffer.from('this is not json'), partition: 0, headers: { trace: Buffer.from('t-1') } });
   await produceOnce(records);
   inserter = await startInserter(config);
-  await waitFor(async () => (await rows()).distinct >= 200 && (await readTopic(bootstrap, dlqTopic, 7, 2_000).catch(() => [])).length >= 7, '200 rows and 7 dead letters', 60_000).catch(async (error: unknown) => {
-    throw new Error(`${String(error)}\n${(await inserter?.log())?.slice(-3000)}`);
-  });
+  await waitFor(async () => (await rows()).distinct >= 200 && (await readTopic(bootstrap, dlqTopic, 7, 2_000).catch(() => [])).length >= 7, '200 rows and 7 dead letters', 60_000).catch(
+    async (error: unknown) => {
+      throw new Error(`${String(error)}\n${(await inserter?.log())?.slice(-3000)}`);
+    },
+  );
   assert.equal(await inserter.stop(), 0);
   inserter = undefined;
 });
@@ -122,9 +135,15 @@ test('list shows exactly the dead letters, and the filters select them', async (
   const produced = await readTopic(bootstrap, topic, 207, 10_000);
   const poisonAt = new Set(produced.filter((r) => r.value?.includes('not-a-uuid')).map((r) => `${r.partition}/${r.offset}`));
   assert.deepEqual(new Set(rowData.map((l) => `${l.original?.partition}/${l.original?.offset}`)), poisonAt, 'exactly the poison rows');
-  assert.deepEqual((await list('--class', 'decode')).map((l) => l.team), [null]);
+  assert.deepEqual(
+    (await list('--class', 'decode')).map((l) => l.team),
+    [null],
+  );
   assert.equal((await list('--class', 'row_data,decode')).length, 7);
-  assert.deepEqual((await list('--team', '1')).map((l) => l.team), [1, 1, 1]);
+  assert.deepEqual(
+    (await list('--team', '1')).map((l) => l.team),
+    [1, 1, 1],
+  );
   assert.equal((await list('--table', 'e.t')).length, 6);
   assert.equal((await list('--table', 't', '--team', '2')).length, 3);
   assert.equal((await list('--route', `${topic}->t`, '--limit', '2')).length, 2);
@@ -195,7 +214,10 @@ test('replay --to original twice re-produces each dead letter once; the pipeline
   }
   const republished = (await readTopic(bootstrap, topic, 211, 10_000)).filter((r) => r.headers.has('x-inserter-replayed-from'));
   assert.equal(republished.length, 4, 're-produced once each');
-  assert.ok(republished.every((r) => !r.headers.has('x-inserter-error-class')), 'without the writer’s headers');
+  assert.ok(
+    republished.every((r) => !r.headers.has('x-inserter-error-class')),
+    'without the writer’s headers',
+  );
   assert.equal(republished.find((r) => r.key?.toString() === 'junk')?.headers.get('trace'), 't-1', 'with the original headers');
   await waitFor(async () => (await rows('id > 1000')).distinct === 6, 'team 2’s rows through the pipeline', 30_000);
   await waitFor(async () => (await list('--class', 'decode')).length === 2, 'the non-JSON one dead-lettered again', 30_000);
@@ -229,7 +251,10 @@ test('purge deletes the records below an offset', async () => {
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, new RegExp(`records below ${cut.dlq.offset} deleted`));
   const afterPurge = await list();
-  assert.deepEqual(afterPurge.map((l) => l.id), before.slice(3).map((l) => l.id));
+  assert.deepEqual(
+    afterPurge.map((l) => l.id),
+    before.slice(3).map((l) => l.id),
+  );
   const wrong = await cli('purge', '--topic', topic, '--partition', '0', '--before-offset', '1');
   assert.equal(wrong.code, 2, 'only dead-letter topics of the config');
 });

@@ -22,7 +22,12 @@ let inserter: InserterProcess | undefined;
 
 before(async () => {
   bootstrap = await sharedKafka();
-  ch = await startClickHouse({ users: [{ name: 'default', password: '' }, { name: 'ingest', password: 'rotated' }] });
+  ch = await startClickHouse({
+    users: [
+      { name: 'default', password: '' },
+      { name: 'ingest', password: 'rotated' },
+    ],
+  });
   await ch.query('CREATE DATABASE e');
   await ch.query(TABLE_DDL('e', 't'));
   await createTopic(bootstrap, topic, 1);
@@ -36,11 +41,20 @@ after(async () => {
 test('a wrong password pauses the destination; it resumes by itself after the fix and loses nothing', async () => {
   await produceRows(bootstrap, topic, 0, TOTAL);
   const config = scenarioConfig({
-    bootstrap, group, topic, url: ch.url, user: 'ingest', password: 'old', database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 1_000,
+    bootstrap,
+    group,
+    topic,
+    url: ch.url,
+    user: 'ingest',
+    password: 'old',
+    database: 'e',
+    table: 't',
+    deadLetterTopic: dlq,
+    maxRows: 1_000,
     extra: { errorPolicy: { destinations: { a: { authentication: { baseMs: 100, capMs: 200, pauseMs: 500 } } } } },
   });
   inserter = await startInserter(config);
-  const log = async (): Promise<string> => (await inserter!.log());
+  const log = async (): Promise<string> => await inserter!.log();
   await waitFor(async () => /destination paused/.test(await log()), 'the destination to be paused', 20_000);
   await sleep(2_000); // paused for a while: it keeps probing, nothing moves
   assert.match(await log(), /"class":"authentication"/);
@@ -48,7 +62,13 @@ test('a wrong password pauses the destination; it resumes by itself after the fi
   const committed = await committedOffsets(bootstrap, group, topic, 1);
   assert.ok((committed[0] ?? -1n) <= 0n, `nothing committed while paused (${committed[0]})`);
   // Server-side fix: the password the inserter has becomes valid.
-  await writeFile(join(ch.dir, 'users.json'), JSON.stringify([{ name: 'default', password: '' }, { name: 'ingest', password: 'old' }]));
+  await writeFile(
+    join(ch.dir, 'users.json'),
+    JSON.stringify([
+      { name: 'default', password: '' },
+      { name: 'ingest', password: 'old' },
+    ]),
+  );
   await ch.restart();
   await waitFor(async () => (await counts(ch, 'e', 't')).distinct >= TOTAL, `${TOTAL} rows after the fix`, 30_000);
   await assertExactlyOnce(ch, 'e', 't', TOTAL);

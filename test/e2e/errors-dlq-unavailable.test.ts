@@ -37,7 +37,17 @@ test('with the dead-letter topic unavailable, no offset is committed past the st
   await produce(bootstrap, topic, [{ value: Buffer.from(JSON.stringify({ id: STUCK, team_id: 1, n: 'bad', s: '', k: 0 })) }]); // offset 1024
   await produceRows(bootstrap, topic, STUCK + 1, STUCK + 200);
   inserter = await startInserter(
-    scenarioConfig({ bootstrap, group, topic, url: ch.url, database: 'e', table: 't', deadLetterTopic: `${topic}.missing-dlq`, maxRows: 256, extra: { kafka: { brokers: [bootstrap], groupId: group, fetchMaxWaitMs: 100, createDeadLetterTopics: 0 } } }),
+    scenarioConfig({
+      bootstrap,
+      group,
+      topic,
+      url: ch.url,
+      database: 'e',
+      table: 't',
+      deadLetterTopic: `${topic}.missing-dlq`,
+      maxRows: 256,
+      extra: { kafka: { brokers: [bootstrap], groupId: group, fetchMaxWaitMs: 100, createDeadLetterTopics: 0 } },
+    }),
   );
   // Batches before the poison row land; its batch isolates it, and its dead letter hangs.
   await waitFor(async () => (await counts(ch, 'e', 't')).distinct >= STUCK, 'the rows before the poison row', 30_000);

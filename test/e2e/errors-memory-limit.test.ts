@@ -18,7 +18,12 @@ let inserter: InserterProcess | undefined;
 
 before(async () => {
   bootstrap = await sharedKafka();
-  ch = await startClickHouse({ users: [{ name: 'default', password: '' }, { name: 'tiny', password: 'pw', settings: { max_memory_usage: '3000000' } }] });
+  ch = await startClickHouse({
+    users: [
+      { name: 'default', password: '' },
+      { name: 'tiny', password: 'pw', settings: { max_memory_usage: '3000000' } },
+    ],
+  });
   await ch.query('CREATE DATABASE e');
   await ch.query(TABLE_DDL('e', 't'));
   await createTopic(bootstrap, topic, 1);
@@ -31,7 +36,9 @@ after(async () => {
 
 test('MEMORY_LIMIT_EXCEEDED splits the batch and every row lands once', async () => {
   await produceRows(bootstrap, topic, 0, TOTAL, { pad: 200 });
-  inserter = await startInserter(scenarioConfig({ bootstrap, group: `${topic}-g`, topic, url: ch.url, user: 'tiny', password: 'pw', database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 10_000 }));
+  inserter = await startInserter(
+    scenarioConfig({ bootstrap, group: `${topic}-g`, topic, url: ch.url, user: 'tiny', password: 'pw', database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 10_000 }),
+  );
   await waitFor(async () => (await counts(ch, 'e', 't')).distinct >= TOTAL, `${TOTAL} rows`, 45_000).catch(async (error: unknown) => {
     throw new Error(`${String(error)}\n${(await inserter?.log())?.slice(-3000)}`);
   });

@@ -37,9 +37,29 @@ after(async () => {
 
 test('resets, stalls and cut bodies lose and duplicate nothing', async () => {
   inserter = await startInserter(
-    scenarioConfig({ bootstrap, group: `${topic}-g`, topic, url: proxy.url, database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 700, destination: { requestTimeoutMs: 1_500, compression: 'none' } }),
+    scenarioConfig({
+      bootstrap,
+      group: `${topic}-g`,
+      topic,
+      url: proxy.url,
+      database: 'e',
+      table: 't',
+      deadLetterTopic: dlq,
+      maxRows: 700,
+      destination: { requestTimeoutMs: 1_500, compression: 'none' },
+    }),
   );
-  const faults: Array<[Parameters<FaultProxy['setMode']>[0], number]> = [['pass', 700], ['reset', 1_200], ['pass', 500], ['stall', 2_500], ['pass', 500], ['cut', 1_500], ['pass', 500], ['reset', 800], ['cut', 1_000]];
+  const faults: Array<[Parameters<FaultProxy['setMode']>[0], number]> = [
+    ['pass', 700],
+    ['reset', 1_200],
+    ['pass', 500],
+    ['stall', 2_500],
+    ['pass', 500],
+    ['cut', 1_500],
+    ['pass', 500],
+    ['reset', 800],
+    ['cut', 1_000],
+  ];
   let next = 0;
   for (const [mode, ms] of faults) {
     proxy.setMode(mode, { cutAfterBytes: 6_000 });

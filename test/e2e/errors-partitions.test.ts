@@ -18,7 +18,12 @@ let inserter: InserterProcess | undefined;
 
 before(async () => {
   bootstrap = await sharedKafka();
-  ch = await startClickHouse({ users: [{ name: 'default', password: '' }, { name: 'ingest', password: 'pw', settings: { max_partitions_per_insert_block: '5' } }] });
+  ch = await startClickHouse({
+    users: [
+      { name: 'default', password: '' },
+      { name: 'ingest', password: 'pw', settings: { max_partitions_per_insert_block: '5' } },
+    ],
+  });
   await ch.query('CREATE DATABASE e');
   await ch.query(TABLE_DDL('e', 't'));
   await createTopic(bootstrap, topic, 1);
@@ -32,7 +37,9 @@ after(async () => {
 test('a batch over max_partitions_per_insert_block is split and lands whole', async () => {
   // Runs of 100 rows per partition value, 12 values: a 3,000-row batch touches 12 partitions.
   await produceRows(bootstrap, topic, 0, TOTAL, { partitions: 12, run: 100 });
-  inserter = await startInserter(scenarioConfig({ bootstrap, group: `${topic}-g`, topic, url: ch.url, user: 'ingest', password: 'pw', database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 3_000 }));
+  inserter = await startInserter(
+    scenarioConfig({ bootstrap, group: `${topic}-g`, topic, url: ch.url, user: 'ingest', password: 'pw', database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 3_000 }),
+  );
   await waitFor(async () => (await counts(ch, 'e', 't')).distinct >= TOTAL, `${TOTAL} rows`, 45_000).catch(async (error: unknown) => {
     throw new Error(`${String(error)}\n${(await inserter?.log())?.slice(-3000)}`);
   });

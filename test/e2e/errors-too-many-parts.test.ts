@@ -33,7 +33,14 @@ after(async () => {
 test('TOO_MANY_PARTS backs off, recovers when the table takes parts again, loses and duplicates nothing', async () => {
   await produceRows(bootstrap, topic, 0, TOTAL);
   const config = scenarioConfig({
-    bootstrap, group: `${topic}-g`, topic, url: ch.url, database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 500,
+    bootstrap,
+    group: `${topic}-g`,
+    topic,
+    url: ch.url,
+    database: 'e',
+    table: 't',
+    deadLetterTopic: dlq,
+    maxRows: 500,
     extra: { errorPolicy: { defaults: { too_many_parts: { baseMs: 200, capMs: 1_500 } } } },
   });
   inserter = await startInserter(config);

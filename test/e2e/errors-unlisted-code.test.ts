@@ -47,9 +47,11 @@ test('a message rejected with an unlisted server code is dead-lettered alone; th
   await produceRows(bootstrap, topic, 3_210, 8_000);
   inserter = await startInserter(scenarioConfig({ bootstrap, group, topic, url: ch.url, database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 2_000 }));
   const [end] = await endOffsets(bootstrap, topic);
-  await waitFor(async () => (await counts(ch, 'e', 't')).distinct >= 8_000 && (await committedOffsets(bootstrap, group, topic, 1))[0] === end, '8,000 rows and commits at the log end', 60_000).catch(async (error: unknown) => {
-    throw new Error(`${String(error)}\n${(await inserter?.log())?.slice(-3000)}`);
-  });
+  await waitFor(async () => (await counts(ch, 'e', 't')).distinct >= 8_000 && (await committedOffsets(bootstrap, group, topic, 1))[0] === end, '8,000 rows and commits at the log end', 60_000).catch(
+    async (error: unknown) => {
+      throw new Error(`${String(error)}\n${(await inserter?.log())?.slice(-3000)}`);
+    },
+  );
   const letters = await deadLetters(bootstrap, dlq, 1);
   assert.equal(letters.length, 1, 'one dead letter');
   assert.deepEqual(letters[0]?.value, poison);
@@ -70,9 +72,11 @@ test('a message rejected with an unlisted server code alone in its batch is dead
   const group2 = `${lonely}-g`;
   second = await startInserter(scenarioConfig({ bootstrap, group: group2, topic: lonely, url: ch.url, database: 'e', table: 'alone', deadLetterTopic: `${lonely}.dlq`, maxRows: 1 }));
   const [end] = await endOffsets(bootstrap, lonely);
-  await waitFor(async () => (await counts(ch, 'e', 'alone')).distinct >= 4 && (await committedOffsets(bootstrap, group2, lonely, 1))[0] === end, '4 rows and commits at the log end', 60_000).catch(async (error: unknown) => {
-    throw new Error(`${String(error)}\n${(await second?.log())?.slice(-3000)}`);
-  });
+  await waitFor(async () => (await counts(ch, 'e', 'alone')).distinct >= 4 && (await committedOffsets(bootstrap, group2, lonely, 1))[0] === end, '4 rows and commits at the log end', 60_000).catch(
+    async (error: unknown) => {
+      throw new Error(`${String(error)}\n${(await second?.log())?.slice(-3000)}`);
+    },
+  );
   const letters = await deadLetters(bootstrap, `${lonely}.dlq`, 1);
   assert.equal(letters.length, 1, 'one dead letter');
   assert.deepEqual(letters[0]?.value, poison);

@@ -38,7 +38,11 @@ async function story(table: string, exactlyOnce: boolean): Promise<{ rows: numbe
   await ch.query(`SYSTEM STOP MERGES posthog.${table}`);
   const topic = uniqueTopic(`fence-${table}`);
   await createTopic(bootstrap, topic, 2);
-  await produce(bootstrap, topic, [...generate('clickhouse_events_json', { seed: 9, count: TOTAL, teams: 10 })].map((m) => ({ key: m.key, value: m.value })));
+  await produce(
+    bootstrap,
+    topic,
+    [...generate('clickhouse_events_json', { seed: 9, count: TOTAL, teams: 10 })].map((m) => ({ key: m.key, value: m.value })),
+  );
   const config = (maxRows: number, maxAgeMs: number): unknown => ({
     kafka: { brokers: [bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100, sessionTimeoutMs: 6_000, rebalanceTimeoutMs: 10_000 },
     destinations: [{ id: 'a', url: ch.url, database: 'posthog' }],

@@ -125,10 +125,14 @@ test('a destination down for 60 s does not slow the other, memory stays bounded,
     assert.equal(Number((await a.query('SELECT countIf(team_id != 1) FROM app.events')).trim()), 0);
     assert.equal(Number((await b.query('SELECT countIf(team_id != 2) FROM app.events')).trim()), 0);
     assert.ok((await gauge(metricsPort, 'inserter_rewinds_total')) >= 1, 'the parked rows were re-read');
-    await waitFor(async () => {
-      const [committed, end] = await Promise.all([committedOffsets(bootstrap, `${topic}-group`, topic, 3), endOffsets(bootstrap, topic)]);
-      return committed.every((c, p) => c === end[p]);
-    }, 'committed offsets at the log end', 30_000);
+    await waitFor(
+      async () => {
+        const [committed, end] = await Promise.all([committedOffsets(bootstrap, `${topic}-group`, topic, 3), endOffsets(bootstrap, topic)]);
+        return committed.every((c, p) => c === end[p]);
+      },
+      'committed offsets at the log end',
+      30_000,
+    );
     assert.equal(await inserter?.stop(), 0);
   }
 });

@@ -200,7 +200,14 @@ void describe('dev/test Kafka broker', { timeout: 180_000 }, () => {
 
     // Commit everything (message.commit() commits offset + 1, i.e. the next offset to read).
     for (const m of messages) await m.commit();
-    assert.deepEqual(await committedOffsets(groupId), new Map([[0, 2n], [1, 2n], [2, 2n]]));
+    assert.deepEqual(
+      await committedOffsets(groupId),
+      new Map([
+        [0, 2n],
+        [1, 2n],
+        [2, 2n],
+      ]),
+    );
 
     await stream.close();
     await c.close();
@@ -214,7 +221,14 @@ void describe('dev/test Kafka broker', { timeout: 180_000 }, () => {
     console.log(`# broker restart took ${Date.now() - t0} ms`);
     assert.equal(broker.bootstrap, bootstrapBefore);
 
-    assert.deepEqual(await committedOffsets(groupId), new Map([[0, 2n], [1, 2n], [2, 2n]]));
+    assert.deepEqual(
+      await committedOffsets(groupId),
+      new Map([
+        [0, 2n],
+        [1, 2n],
+        [2, 2n],
+      ]),
+    );
 
     // All records are still there for a group that reads from the earliest offset.
     const fresh = consumer(uniqueTopic('e2e-group-after-restart'));
@@ -237,7 +251,14 @@ void describe('dev/test Kafka broker', { timeout: 180_000 }, () => {
     assert.deepEqual(plain(next), { partition: 1, offset: 2n, key: 'after', value: 'restart', headers: [['h', 'v']] });
     assert.deepEqual(await drain(stream, 500), []);
     await next.commit();
-    assert.deepEqual(await committedOffsets(groupId), new Map([[0, 2n], [1, 3n], [2, 2n]]));
+    assert.deepEqual(
+      await committedOffsets(groupId),
+      new Map([
+        [0, 2n],
+        [1, 3n],
+        [2, 2n],
+      ]),
+    );
     await closeAll();
   });
 });

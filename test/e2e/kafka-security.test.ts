@@ -77,10 +77,14 @@ test('over SASL_SSL: consume, insert, commit; the ledger, a dead letter, verify 
 
   const inserter = await start(config(topic, 'secure_events', secureKafka()));
   await waitFor(async () => (await counts(ch, 'app', 'secure_events')).rows >= ROWS, 'every row in ClickHouse', 90_000);
-  await waitFor(async () => {
-    const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 2), endOffsets(broker.bootstrap, topic)]);
-    return committed.length === 2 && committed.every((c, p) => c === end[p]);
-  }, 'committed offsets at the log end', 60_000);
+  await waitFor(
+    async () => {
+      const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 2), endOffsets(broker.bootstrap, topic)]);
+      return committed.length === 2 && committed.every((c, p) => c === end[p]);
+    },
+    'committed offsets at the log end',
+    60_000,
+  );
   assert.equal(await inserter.stop(), 0, 'a graceful stop');
   await assertExactlyOnce(ch, 'app', 'secure_events', ROWS);
 
@@ -103,8 +107,14 @@ test('over SASL_SSL: consume, insert, commit; the ledger, a dead letter, verify 
   const listed = await cli(['dlq', 'list', '--config', file]);
   assert.equal(listed.code, 0, listed.err);
   assert.equal(listed.out.trim().split('\n').length, 1, `one dead letter listed:\n${listed.out}`);
-  const wrong = await writeConfig(config(topic, 'secure_events', { ...secureKafka(), sasl: { mechanism: 'SCRAM-SHA-512', username: secure.username, password: 'not-the-password-7f3a' } }), await mkdtemp(join(scratch, 'wrong-')));
-  for (const args of [['verify', '--config', wrong, '--id-field', 'id'], ['dlq', 'list', '--config', wrong]]) {
+  const wrong = await writeConfig(
+    config(topic, 'secure_events', { ...secureKafka(), sasl: { mechanism: 'SCRAM-SHA-512', username: secure.username, password: 'not-the-password-7f3a' } }),
+    await mkdtemp(join(scratch, 'wrong-')),
+  );
+  for (const args of [
+    ['verify', '--config', wrong, '--id-field', 'id'],
+    ['dlq', 'list', '--config', wrong],
+  ]) {
     const r = await cli(args);
     assert.equal(r.code, 3, `${args[0]} with a wrong password: ${r.out}${r.err}`);
     assert.match(r.err, /Kafka refused the login .*\[INSERTER_KAFKA_AUTH\]/);
@@ -137,7 +147,10 @@ test('a wrong password fails fast, names the login as the cause, consumes nothin
   assert.ok(!log.includes('not-the-password-7f3a'), 'the password is never logged');
   assert.equal((await counts(ch, 'app', 'wrong_password')).rows, 0, 'nothing inserted');
   const committed = await committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1);
-  assert.ok(committed.every((c) => c < 0n), `nothing committed (${committed.join(',')})`);
+  assert.ok(
+    committed.every((c) => c < 0n),
+    `nothing committed (${committed.join(',')})`,
+  );
 });
 
 test('a CA that did not sign the broker certificate fails fast, names TLS as the cause, consumes nothing', async () => {
@@ -157,7 +170,10 @@ test('a CA that did not sign the broker certificate fails fast, names TLS as the
   assert.match(log, /kafka\.tls\.caFile/);
   assert.equal((await counts(ch, 'app', 'untrusted')).rows, 0, 'nothing inserted');
   const committed = await committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1);
-  assert.ok(committed.every((c) => c < 0n), `nothing committed (${committed.join(',')})`);
+  assert.ok(
+    committed.every((c) => c < 0n),
+    `nothing committed (${committed.join(',')})`,
+  );
 });
 
 test('mTLS: the client certificate is the login; consume, insert, commit', async () => {
@@ -169,10 +185,14 @@ test('mTLS: the client certificate is the login; consume, insert, commit', async
   await produce(broker.bootstrap, topic, records);
   const cfg = config(topic, 'mtls_events', { brokers: [secure.sslBootstrap], tls: { caFile: secure.caFile, certFile: secure.clientCertFile, keyFile: secure.clientKeyFile } });
   const inserter = await start(cfg);
-  await waitFor(async () => {
-    const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1), endOffsets(broker.bootstrap, topic)]);
-    return committed.length === 1 && committed[0] === end[0];
-  }, 'committed offsets at the log end over mTLS', 90_000);
+  await waitFor(
+    async () => {
+      const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1), endOffsets(broker.bootstrap, topic)]);
+      return committed.length === 1 && committed[0] === end[0];
+    },
+    'committed offsets at the log end over mTLS',
+    90_000,
+  );
   assert.equal(await inserter.stop(), 0, 'a graceful stop');
   await assertExactlyOnce(ch, 'app', 'mtls_events', 50);
 });
@@ -202,33 +222,56 @@ test('OAUTHBEARER: a token file is the login; an expired token fails fast naming
   const tokenFile = join(scratch, 'token.jwt');
   await writeFile(tokenFile, `${jwt(3600)}\n`);
   const inserter = await start(config(topic, 'oauth_events', { tls: { caFile: secure.caFile }, sasl: { mechanism: 'OAUTHBEARER', token: { file: tokenFile } } }));
-  await waitFor(async () => {
-    const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1), endOffsets(broker.bootstrap, topic)]);
-    return committed.length === 1 && committed[0] === end[0];
-  }, 'committed offsets at the log end over OAUTHBEARER', 90_000);
+  await waitFor(
+    async () => {
+      const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 1), endOffsets(broker.bootstrap, topic)]);
+      return committed.length === 1 && committed[0] === end[0];
+    },
+    'committed offsets at the log end over OAUTHBEARER',
+    90_000,
+  );
   assert.equal(await inserter.stop(), 0, 'a graceful stop');
   await assertExactlyOnce(ch, 'app', 'oauth_events', 50);
 });
 
 test('every SASL mechanism with a password logs in over SASL_SSL; each names a wrong password', async () => {
   for (const mechanism of ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const) {
-    const load = (password: string): Config => buildConfig({ kafka: { brokers: [secure.bootstrap], tls: { caFile: secure.caFile }, sasl: { mechanism, username: secure.username, password } }, destinations: [{ id: 'a', url: ch.url }], routes: [{ topic: 't', table: 't', destination: 'a' }] }, scratch, {});
+    const load = (password: string): Config =>
+      buildConfig(
+        {
+          kafka: { brokers: [secure.bootstrap], tls: { caFile: secure.caFile }, sasl: { mechanism, username: secure.username, password } },
+          destinations: [{ id: 'a', url: ch.url }],
+          routes: [{ topic: 't', table: 't', destination: 'a' }],
+        },
+        scratch,
+        {},
+      );
     const good = load(secure.password);
     await checkKafkaConnection({ brokers: good.kafka.brokers, connection: kafkaConnectionFor(good), clientId: 'security-test' }, good.kafka, AbortSignal.timeout(20_000));
     const bad = load('not-the-password-7f3a');
-    await assert.rejects(checkKafkaConnection({ brokers: bad.kafka.brokers, connection: kafkaConnectionFor(bad), clientId: 'security-test' }, bad.kafka, AbortSignal.timeout(20_000)), (error: unknown) => {
-      assert.ok(error instanceof InserterError && error.code === 'INSERTER_KAFKA_AUTH', String(error));
-      assert.match(error.message, new RegExp(`Kafka refused the login \\(SASL ${mechanism} as user ${secure.username}\\)`));
-      return true;
-    });
+    await assert.rejects(
+      checkKafkaConnection({ brokers: bad.kafka.brokers, connection: kafkaConnectionFor(bad), clientId: 'security-test' }, bad.kafka, AbortSignal.timeout(20_000)),
+      (error: unknown) => {
+        assert.ok(error instanceof InserterError && error.code === 'INSERTER_KAFKA_AUTH', String(error));
+        assert.match(error.message, new RegExp(`Kafka refused the login \\(SASL ${mechanism} as user ${secure.username}\\)`));
+        return true;
+      },
+    );
   }
 });
 
 test('TLS towards a plaintext listener is named at once, not retried', async () => {
-  const cfg = buildConfig({ kafka: { brokers: [broker.bootstrap], tls: { caFile: secure.caFile } }, destinations: [{ id: 'a', url: ch.url }], routes: [{ topic: 't', table: 't', destination: 'a' }] }, scratch, {});
-  await assert.rejects(checkKafkaConnection({ brokers: cfg.kafka.brokers, connection: kafkaConnectionFor(cfg), clientId: 'security-test' }, cfg.kafka, AbortSignal.timeout(20_000)), (error: unknown) => {
-    assert.ok(error instanceof InserterError && error.code === 'INSERTER_KAFKA_TLS', String(error));
-    assert.match(error.message, /is kafka\.tls set for a listener that speaks plaintext\?/);
-    return true;
-  });
+  const cfg = buildConfig(
+    { kafka: { brokers: [broker.bootstrap], tls: { caFile: secure.caFile } }, destinations: [{ id: 'a', url: ch.url }], routes: [{ topic: 't', table: 't', destination: 'a' }] },
+    scratch,
+    {},
+  );
+  await assert.rejects(
+    checkKafkaConnection({ brokers: cfg.kafka.brokers, connection: kafkaConnectionFor(cfg), clientId: 'security-test' }, cfg.kafka, AbortSignal.timeout(20_000)),
+    (error: unknown) => {
+      assert.ok(error instanceof InserterError && error.code === 'INSERTER_KAFKA_TLS', String(error));
+      assert.match(error.message, /is kafka\.tls set for a listener that speaks plaintext\?/);
+      return true;
+    },
+  );
 });

@@ -43,7 +43,15 @@ function ledger(to: number): LedgerJson {
 
 /** A ledger write begun and never finished: the process died in the middle of it. */
 async function dieMidWrite(groupId: string, ledgerTopic: string, topic: string, partition: number, value: LedgerJson): Promise<Producer<Buffer, Buffer, Buffer, Buffer>> {
-  const zombie = new Producer({ clientId: 'zombie', bootstrapBrokers: [bootstrap], idempotent: true, acks: -1, transactionalId: `${groupId}/ledger/${topic}/${partition}`, producerId: -1n, producerEpoch: -1 });
+  const zombie = new Producer({
+    clientId: 'zombie',
+    bootstrapBrokers: [bootstrap],
+    idempotent: true,
+    acks: -1,
+    transactionalId: `${groupId}/ledger/${topic}/${partition}`,
+    producerId: -1n,
+    producerEpoch: -1,
+  });
   producers.push(zombie);
   const tx = await zombie.beginTransaction();
   await tx.send({ messages: [{ topic: ledgerTopic, partition, key: Buffer.from(`${groupId}/${topic}/${partition}`), value: Buffer.from(JSON.stringify(value)) }] });

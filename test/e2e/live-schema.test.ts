@@ -42,7 +42,11 @@ after(async () => {
 });
 
 const rows = async (sql: string): Promise<Array<Record<string, unknown>>> =>
-  (await ch.query(`${sql} FORMAT JSONEachRow`)).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  (await ch.query(`${sql} FORMAT JSONEachRow`))
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 test('a missing table is created with metadata columns, the team and the whole message', async () => {
   await produce(bootstrap, raw, [
@@ -52,7 +56,9 @@ test('a missing table is created with metadata columns, the team and the whole m
   await waitFor(async () => (await rows('SELECT count() AS n FROM app.raw_events'))[0]?.n === '2', 'two rows in the created table', 30_000);
   const [sent] = (await readTopic(bootstrap, raw, 2)).filter((r) => r.partition === 1);
   assert.ok(sent);
-  const [row] = await rows("SELECT team_id, _topic, _partition, _offset, _key, toUnixTimestamp(_timestamp) AS ts, toUnixTimestamp64Milli(_timestamp_ms) AS ts_ms, _headers.name AS hn, _headers.value AS hv, _message.event AS event, toJSONString(_message) AS message FROM app.raw_events WHERE team_id = 5");
+  const [row] = await rows(
+    'SELECT team_id, _topic, _partition, _offset, _key, toUnixTimestamp(_timestamp) AS ts, toUnixTimestamp64Milli(_timestamp_ms) AS ts_ms, _headers.name AS hn, _headers.value AS hv, _message.event AS event, toJSONString(_message) AS message FROM app.raw_events WHERE team_id = 5',
+  );
   // 64-bit integers come back quoted, as ClickHouse's JSON output does by default.
   assert.deepEqual(row, {
     team_id: '5',

@@ -71,10 +71,14 @@ test('rows of a destination down past its limit are dead-lettered, exactly one o
     for (const r of records) byUuid.set((JSON.parse(r.value?.toString() ?? '{}') as { uuid: string }).uuid, r.headers.get('x-inserter-error-class') ?? '');
     return byUuid;
   };
-  await waitFor(async () => {
-    const [inB, dead] = [new Set(await uuids(b)), await deadLettered()];
-    return toB.every((u) => inB.has(u) !== dead.has(u));
-  }, 'every row of b in b or dead-lettered', 90_000).catch(async (error: unknown) => {
+  await waitFor(
+    async () => {
+      const [inB, dead] = [new Set(await uuids(b)), await deadLettered()];
+      return toB.every((u) => inB.has(u) !== dead.has(u));
+    },
+    'every row of b in b or dead-lettered',
+    90_000,
+  ).catch(async (error: unknown) => {
     const [inB, dead] = [new Set(await uuids(b)), await deadLettered()];
     const both = toB.filter((u) => inB.has(u) && dead.has(u)).length;
     const neither = toB.filter((u) => !inB.has(u) && !dead.has(u)).length;
@@ -83,12 +87,19 @@ test('rows of a destination down past its limit are dead-lettered, exactly one o
   const [inB, dead] = [await uuids(b), await deadLettered()];
   assert.equal(new Set(inB).size, inB.length, 'no duplicates in b');
   assert.ok(dead.size > 0, 'some rows were dead-lettered while b was down');
-  assert.ok([...dead.values()].every((cls) => cls === 'destination_down'), 'dead-lettered as destination_down');
+  assert.ok(
+    [...dead.values()].every((cls) => cls === 'destination_down'),
+    'dead-lettered as destination_down',
+  );
   assert.equal(inB.filter((u) => dead.has(u)).length, 0, 'never both in b and dead-lettered');
   assert.equal(inB.length + dead.size, PER_TEAM, 'nothing lost');
-  await waitFor(async () => {
-    const [committed, end] = await Promise.all([committedOffsets(bootstrap, `${topic}-group`, topic, 2), endOffsets(bootstrap, topic)]);
-    return committed.every((c, p) => c === end[p]);
-  }, 'committed offsets at the log end', 30_000);
+  await waitFor(
+    async () => {
+      const [committed, end] = await Promise.all([committedOffsets(bootstrap, `${topic}-group`, topic, 2), endOffsets(bootstrap, topic)]);
+      return committed.every((c, p) => c === end[p]);
+    },
+    'committed offsets at the log end',
+    30_000,
+  );
   assert.equal(await inserter.stop(), 0);
 });

@@ -135,7 +135,10 @@ test('pause during load: confirmed after inserts in flight finish, holds through
   let producing = true;
   const producer = (async () => {
     for (let round = 0; producing; round++) {
-      for (const [topic, key] of [[slowTopic, 'slow'], [fastTopic, 'fast']] as const) {
+      for (const [topic, key] of [
+        [slowTopic, 'slow'],
+        [fastTopic, 'fast'],
+      ] as const) {
         const batch = Array.from({ length: key === 'slow' ? 60 : 150 }, (_, i) => ({ value: Buffer.from(JSON.stringify({ uuid: randomUUID(), team_id: 1, n: round * 1000 + i })) }));
         produced[key] += await produce(bootstrap, topic, batch);
       }
@@ -152,19 +155,27 @@ test('pause during load: confirmed after inserts in flight finish, holds through
     assert.equal((await fetch(`${a.admin}/v1/pauses`, { method: 'POST', headers: json, body })).status, 401);
     assert.equal((await fetch(`${a.admin}/v1/pauses`, { method: 'POST', headers: { ...json, authorization: 'Bearer wrong-token-wrong-token' }, body })).status, 403);
     assert.equal((await fetch(`${a.admin}/v1/pauses/table:slow`, { method: 'DELETE', headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status, 403);
-    assert.equal((await (await fetch(`${a.admin}/v1/pauses`)).json() as { pauses: unknown[] }).pauses.length, 0);
+    assert.equal(((await (await fetch(`${a.admin}/v1/pauses`)).json()) as { pauses: unknown[] }).pauses.length, 0);
 
     // Pause and wait for quiet: inserts into db.slow are on the wire at this moment.
     const started = Date.now();
     const confirming = fetch(`${a.admin}/v1/pauses`, { method: 'POST', headers: { ...json, authorization: `Bearer ${TOKEN}` }, body: body.replace('"wait":false', '"wait":true') });
     // The first heartbeat after applying it reports the inserts still on the wire.
     let early: Outcome | undefined;
-    await waitFor(async () => {
-      const res = await fetch(`${a.admin}/v1/pauses/table:slow`);
-      early = res.ok ? ((await res.json()) as Outcome) : undefined;
-      return early !== undefined && early.replicas.length > 0 && early.replicas.every((r) => r.applied);
-    }, 'the pause applied', 10_000, 20);
-    assert.ok(early?.waitingFor.some((w) => (w.inflight ?? 0) > 0), `inserts in flight when paused: ${JSON.stringify(early)}`);
+    await waitFor(
+      async () => {
+        const res = await fetch(`${a.admin}/v1/pauses/table:slow`);
+        early = res.ok ? ((await res.json()) as Outcome) : undefined;
+        return early !== undefined && early.replicas.length > 0 && early.replicas.every((r) => r.applied);
+      },
+      'the pause applied',
+      10_000,
+      20,
+    );
+    assert.ok(
+      early?.waitingFor.some((w) => (w.inflight ?? 0) > 0),
+      `inserts in flight when paused: ${JSON.stringify(early)}`,
+    );
     const confirmed = await confirming;
     assert.equal(confirmed.status, 200);
     assert.equal(((await confirmed.json()) as Outcome).state, 'quiet');
@@ -183,10 +194,15 @@ test('pause during load: confirmed after inserts in flight finish, holds through
     assert.ok((await count('fast')) > fastAtPause, 'the other table keeps growing');
 
     // Operators see it: lag per route, the paused destination state and gauges, readiness.
-    await waitFor(async () => {
-      const s = (await (await fetch(`${a.admin}/v1/status`)).json()) as { routes: Array<{ route: string; state: string; lag: number | null }> };
-      return s.routes.some((r) => r.route === 'slow' && r.state === 'paused' && r.lag !== null) && s.routes.some((r) => r.route === 'fast' && r.state === 'running');
-    }, 'status shows the paused route with its lag', 30_000, 500);
+    await waitFor(
+      async () => {
+        const s = (await (await fetch(`${a.admin}/v1/status`)).json()) as { routes: Array<{ route: string; state: string; lag: number | null }> };
+        return s.routes.some((r) => r.route === 'slow' && r.state === 'paused' && r.lag !== null) && s.routes.some((r) => r.route === 'fast' && r.state === 'running');
+      },
+      'status shows the paused route with its lag',
+      30_000,
+      500,
+    );
     const metrics = await (await fetch(`${a.admin}/metrics`)).text();
     assert.match(metrics, /^inserter_destination_state\{destination="slow-link",state="paused"\} 1$/m);
     assert.match(metrics, /^inserter_consumer_lag\{topic="[^"]+",partition="\d+"\} \d+$/m);
@@ -195,10 +211,14 @@ test('pause during load: confirmed after inserts in flight finish, holds through
 
     // A second replica joins (rebalance): it reads the pause before consuming, and the pause holds.
     const b = await replica();
-    await waitFor(async () => {
-      const s = (await (await fetch(`${b.admin}/v1/status`)).json()) as { partitions: unknown[]; replicas: Array<{ live: boolean }> };
-      return s.partitions.length > 0 && s.replicas.filter((r) => r.live).length === 2;
-    }, 'the second replica owns partitions', 60_000);
+    await waitFor(
+      async () => {
+        const s = (await (await fetch(`${b.admin}/v1/status`)).json()) as { partitions: unknown[]; replicas: Array<{ live: boolean }> };
+        return s.partitions.length > 0 && s.replicas.filter((r) => r.live).length === 2;
+      },
+      'the second replica owns partitions',
+      60_000,
+    );
     const onB = (await (await fetch(`${b.admin}/v1/pauses/table:slow?waitMs=20000`)).json()) as Outcome;
     assert.equal(onB.state, 'quiet');
     assert.equal(onB.replicas.length, 2, 'both replicas confirm the pause');

@@ -15,7 +15,14 @@ const ROWS = 100;
 let ch: ClickHouseInstance;
 
 function rowsOf(topic: string, options: { seed?: number; count?: number; plugins?: number; baseTime?: number } = {}): string {
-  const messages = generate(topic, { seed: options.seed ?? 3, count: options.count ?? ROWS, teams: 50, bigRecordingFraction: 0.01, plugins: options.plugins ?? 30, ...(options.baseTime === undefined ? {} : { baseTime: options.baseTime }) });
+  const messages = generate(topic, {
+    seed: options.seed ?? 3,
+    count: options.count ?? ROWS,
+    teams: 50,
+    bigRecordingFraction: 0.01,
+    plugins: options.plugins ?? 30,
+    ...(options.baseTime === undefined ? {} : { baseTime: options.baseTime }),
+  });
   // Add the Kafka metadata columns as the inserter does (a missing _timestamp is 1970, which the
   // dead letter queue's TTL on _timestamp would delete at the next merge).
   const now = Math.floor(Date.now() / 1000);
@@ -26,7 +33,9 @@ async function insert(table: string, rows: string, settings: Record<string, stri
   // optimize_on_insert=0: count raw rows. (By default ClickHouse collapses rows with equal sorting keys
   // within one inserted block for Replacing/Aggregating engines — the Kafka engine's inserts too.)
   const all = { input_format_skip_unknown_fields: '1', async_insert: '0', optimize_on_insert: '0', ...settings };
-  const list = Object.entries(all).map(([k, v]) => `${k} = '${v}'`).join(', ');
+  const list = Object.entries(all)
+    .map(([k, v]) => `${k} = '${v}'`)
+    .join(', ');
   await ch.query(`INSERT INTO ${DB}.${table} SETTINGS ${list} FORMAT JSONEachRow\n${rows}\n`);
 }
 

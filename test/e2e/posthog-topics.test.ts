@@ -71,7 +71,11 @@ before(async () => {
   const mixed = [...events.slice(0, 100), ...broken, ...events.slice(100)];
   for (const topic of ALL_TOPICS) {
     const list = topic === 'clickhouse_events_json' ? mixed : (produced.get(topic) ?? []);
-    await produce(bootstrap, topicName(topic), list.map((m) => ({ key: m.key, value: m.value, ...(m.headers ? { headers: m.headers } : {}) })));
+    await produce(
+      bootstrap,
+      topicName(topic),
+      list.map((m) => ({ key: m.key, value: m.value, ...(m.headers ? { headers: m.headers } : {}) })),
+    );
   }
 });
 
@@ -112,13 +116,17 @@ function expectedCount(topic: string, d: 'a' | 'b'): number {
 
 test('all eight topics land in the clusters of their teams, with exact values', async () => {
   inserter = await startInserter(config());
-  await waitFor(async () => {
-    for (const topic of ALL_TOPICS) {
-      const table = tableForTopic[topic] as string;
-      if ((await count(a, table)) < expectedCount(topic, 'a') || (await count(b, table)) < expectedCount(topic, 'b')) return false;
-    }
-    return true;
-  }, 'every row in its cluster', 120_000).catch(async (error: unknown) => {
+  await waitFor(
+    async () => {
+      for (const topic of ALL_TOPICS) {
+        const table = tableForTopic[topic] as string;
+        if ((await count(a, table)) < expectedCount(topic, 'a') || (await count(b, table)) < expectedCount(topic, 'b')) return false;
+      }
+      return true;
+    },
+    'every row in its cluster',
+    120_000,
+  ).catch(async (error: unknown) => {
     throw new Error(`${String(error)}\n--- inserter log tail ---\n${(await inserter?.log())?.slice(-4000)}`);
   });
 
@@ -127,7 +135,10 @@ test('all eight topics land in the clusters of their teams, with exact values', 
   for (const topic of ALL_TOPICS) {
     const table = tableForTopic[topic] as string;
     const records = await readTopic(bootstrap, topicName(topic), topic === 'clickhouse_events_json' ? (COUNTS[topic] ?? 0) + broken.length : (COUNTS[topic] ?? 0));
-    for (const [d, ch] of [['a', a], ['b', b]] as const) {
+    for (const [d, ch] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
       const rows = referenceRows(records, d);
       const client = createClient({ url: ch.url });
       try {
@@ -135,7 +146,13 @@ test('all eight topics land in the clusters of their teams, with exact values', 
       } finally {
         await client.close();
       }
-      const columns = (await ch.query(`SELECT name FROM system.columns WHERE database='ref' AND table='${table}' AND default_kind NOT IN ('MATERIALIZED','ALIAS') AND name != 'inserted_at' ORDER BY position`)).trim().split('\n').map((c) => `\`${c}\``).join(', ');
+      const columns = (
+        await ch.query(`SELECT name FROM system.columns WHERE database='ref' AND table='${table}' AND default_kind NOT IN ('MATERIALIZED','ALIAS') AND name != 'inserted_at' ORDER BY position`)
+      )
+        .trim()
+        .split('\n')
+        .map((c) => `\`${c}\``)
+        .join(', ');
       const diff = async (x: string, y: string): Promise<number> =>
         Number((await ch.query(`SELECT count() FROM (SELECT ${columns} FROM ${x}.${table} EXCEPT ALL SELECT ${columns} FROM ${y}.${table})`)).trim());
       assert.equal(await count(ch, table), expectedCount(topic, d), `${d}.${table} count`);
@@ -144,7 +161,10 @@ test('all eight topics land in the clusters of their teams, with exact values', 
     }
   }
   // A row never lands in a cluster not mapped for its team.
-  for (const [d, ch] of [['a', a], ['b', b]] as const) {
+  for (const [d, ch] of [
+    ['a', a],
+    ['b', b],
+  ] as const) {
     const wrong = Number((await ch.query(`SELECT count() FROM posthog.events WHERE team_id % 2 ${d === 'a' ? '= 0' : '= 1'}`)).trim());
     assert.equal(wrong, 0);
   }
@@ -166,13 +186,17 @@ test('broken messages are in the dead-letter topic with their reason; offsets ar
   });
   assert.equal(byValue.get(broken[3]?.value.toString('utf8') ?? '')?.headers.get('x-inserter-clickhouse-code') !== undefined, true);
   // Every partition of every topic is committed to its end: nothing left unresolved.
-  await waitFor(async () => {
-    for (const topic of ALL_TOPICS) {
-      const [committed, end] = await Promise.all([committedOffsets(bootstrap, `${prefix}-group`, topicName(topic), PARTITIONS), endOffsets(bootstrap, topicName(topic))]);
-      if (committed.some((c, p) => c !== end[p])) return false;
-    }
-    return true;
-  }, 'committed offsets at the log end', 30_000);
+  await waitFor(
+    async () => {
+      for (const topic of ALL_TOPICS) {
+        const [committed, end] = await Promise.all([committedOffsets(bootstrap, `${prefix}-group`, topicName(topic), PARTITIONS), endOffsets(bootstrap, topicName(topic))]);
+        if (committed.some((c, p) => c !== end[p])) return false;
+      }
+      return true;
+    },
+    'committed offsets at the log end',
+    30_000,
+  );
   const code = await inserter?.stop();
   assert.equal(code, 0, 'graceful shutdown exits 0');
 });

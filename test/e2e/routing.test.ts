@@ -53,7 +53,13 @@ const doc = (version: string, password: string, teams: Array<[number, string]>):
 const count = async (ch: ClickHouseInstance, where = '1'): Promise<number> => Number((await ch.query(`SELECT count() FROM app.events WHERE ${where}`)).trim());
 
 test('rows follow the API: held while unknown, paused on a wrong password, exactly once after the fix', async () => {
-  api = new FakeDestinationsApi(doc('v1', OLD_PASSWORD, [[1, 'a'], [2, 'b']]), API_TOKEN);
+  api = new FakeDestinationsApi(
+    doc('v1', OLD_PASSWORD, [
+      [1, 'a'],
+      [2, 'b'],
+    ]),
+    API_TOKEN,
+  );
   const url = await api.start();
   const rows = [];
   for (let i = 0; i < PER_TEAM * 3; i++) rows.push({ value: Buffer.from(JSON.stringify({ uuid: randomUUID(), team_id: (i % 3) + 1 })) });
@@ -72,7 +78,11 @@ test('rows follow the API: held while unknown, paused on a wrong password, exact
   assert.equal(await count(a), PER_TEAM, 'team 3 is held, not guessed into a');
   assert.equal(await count(b), 0, 'wrong password: nothing lands in b');
 
-  api.document = doc('v2', NEW_PASSWORD, [[1, 'a'], [2, 'b'], [3, 'a']]);
+  api.document = doc('v2', NEW_PASSWORD, [
+    [1, 'a'],
+    [2, 'b'],
+    [3, 'a'],
+  ]);
   await waitFor(async () => (await count(a)) === 2 * PER_TEAM && (await count(b)) === PER_TEAM, 'every row after the API changed', 60_000).catch(async (error: unknown) => {
     throw new Error(`${String(error)}: a=${await count(a)} b=${await count(b)}`);
   });
@@ -83,10 +93,14 @@ test('rows follow the API: held while unknown, paused on a wrong password, exact
   assert.equal(await count(b, 'team_id = 2'), PER_TEAM);
   assert.equal(await count(b, 'team_id != 2'), 0);
   for (const ch of [a, b]) assert.equal(Number((await ch.query('SELECT count() - uniqExact(uuid) FROM app.events')).trim()), 0, 'no duplicates');
-  await waitFor(async () => {
-    const [committed, end] = await Promise.all([committedOffsets(bootstrap, `${topic}-group`, topic, 3), endOffsets(bootstrap, topic)]);
-    return committed.every((c, p) => c === end[p]);
-  }, 'committed offsets at the log end', 30_000);
+  await waitFor(
+    async () => {
+      const [committed, end] = await Promise.all([committedOffsets(bootstrap, `${topic}-group`, topic, 3), endOffsets(bootstrap, topic)]);
+      return committed.every((c, p) => c === end[p]);
+    },
+    'committed offsets at the log end',
+    30_000,
+  );
   assert.equal(await inserter.stop(), 0);
 
   const dead = await readTopic(bootstrap, `${topic}.dlq`, 1, 2_000).catch(() => []);

@@ -84,19 +84,14 @@ function installExitHook(): void {
 
 function runScript(args: string[]): Promise<string> {
   return new Promise((resolvePromise, reject) => {
-    execFile(
-      'bash',
-      [CHLOCAL_SCRIPT, ...args],
-      { cwd: REPO_ROOT, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        if (error) {
-          reject(new Error(`scripts/chlocal.sh ${args.join(' ')} failed: ${error.message}\n${stderr}`, { cause: error }));
-          return;
-        }
-        const lines = stdout.split('\n').filter((line) => line.trim() !== '');
-        resolvePromise(lines.at(-1)?.trim() ?? '');
-      },
-    );
+    execFile('bash', [CHLOCAL_SCRIPT, ...args], { cwd: REPO_ROOT, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) {
+        reject(new Error(`scripts/chlocal.sh ${args.join(' ')} failed: ${error.message}\n${stderr}`, { cause: error }));
+        return;
+      }
+      const lines = stdout.split('\n').filter((line) => line.trim() !== '');
+      resolvePromise(lines.at(-1)?.trim() ?? '');
+    });
   });
 }
 

@@ -80,19 +80,14 @@ function installExitHook(): void {
 
 function runScript(args: string[]): Promise<string> {
   return new Promise((resolvePromise, reject) => {
-    execFile(
-      'bash',
-      [KAFKA_SCRIPT, ...args],
-      { cwd: REPO_ROOT, timeout: 180_000, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        if (error) {
-          reject(new Error(`scripts/kafka.sh ${args.join(' ')} failed: ${error.message}\n${stderr}`, { cause: error }));
-          return;
-        }
-        const lines = stdout.split('\n').filter((line) => line.trim() !== '');
-        resolvePromise(lines.at(-1)?.trim() ?? '');
-      },
-    );
+    execFile('bash', [KAFKA_SCRIPT, ...args], { cwd: REPO_ROOT, timeout: 180_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) {
+        reject(new Error(`scripts/kafka.sh ${args.join(' ')} failed: ${error.message}\n${stderr}`, { cause: error }));
+        return;
+      }
+      const lines = stdout.split('\n').filter((line) => line.trim() !== '');
+      resolvePromise(lines.at(-1)?.trim() ?? '');
+    });
   });
 }
 
@@ -214,12 +209,7 @@ export function uniqueTopic(prefix: string): string {
  * Creates a topic (replication factor 1) and waits until every partition has a leader in the
  * broker's metadata, so producing right away works.
  */
-export async function createTopic(
-  bootstrap: string,
-  name: string,
-  partitions: number,
-  config: Record<string, string> = {},
-): Promise<void> {
+export async function createTopic(bootstrap: string, name: string, partitions: number, config: Record<string, string> = {}): Promise<void> {
   const admin = new Admin({ clientId: 'inserter-test-admin', bootstrapBrokers: [bootstrap] });
   try {
     await admin.createTopics({

@@ -115,7 +115,10 @@ export class Checker {
       if (record === undefined) continue;
       const route = this.#resolved(record);
       if (route !== undefined) {
-        this.add('commit-past-unresolved', `${key}: incarnation ${event.incarnation} committed ${event.offset} but offset ${o} (${record.describe}) is neither in its table nor dead-lettered for route ${route}`);
+        this.add(
+          'commit-past-unresolved',
+          `${key}: incarnation ${event.incarnation} committed ${event.offset} but offset ${o} (${record.describe}) is neither in its table nor dead-lettered for route ${route}`,
+        );
         return;
       }
     }
@@ -169,7 +172,8 @@ export class Checker {
       }
       const tables = new Set([...record.fates.values()].flatMap((f) => (f.kind === 'row' ? destinationsOf(f).map((d) => `${d}\u0000${f.table}`) : [])));
       for (const f of found) {
-        if (!tables.has(`${f.destination}\u0000${f.table}`)) this.add('misrouted', `${record.describe}: row found in ${f.destination}:${f.table}, expected only ${[...tables].map((t) => t.replace('\u0000', ':')).join(', ') || 'the dead letters'}`);
+        if (!tables.has(`${f.destination}\u0000${f.table}`))
+          this.add('misrouted', `${record.describe}: row found in ${f.destination}:${f.table}, expected only ${[...tables].map((t) => t.replace('\u0000', ':')).join(', ') || 'the dead letters'}`);
       }
     }
     for (const uuid of rowsByUuid.keys()) if (!known.has(uuid)) this.add('anomaly', `row with unknown uuid ${uuid}`);

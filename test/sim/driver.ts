@@ -52,19 +52,28 @@ export const FEATURES = {
   abortedDeadLetter: 'dead-letter writes that are slow and fail with AbortedError when destroy() aborts them',
   replayBackpressure: 'maxBufferedBytes that changes (and may shrink) across restarts',
   lateCommit: "commits in flight at a kill that land after the next incarnation's (a previous owner's late commit), moving the position back",
-  lookups: 'teams missing from the snapshot: rows held (parked past the held budget) until a slow, sometimes failing lookup answers; sometimes a team moves to another destination mid-run (a new snapshot)',
+  lookups:
+    'teams missing from the snapshot: rows held (parked past the held budget) until a slow, sometimes failing lookup answers; sometimes a team moves to another destination mid-run (a new snapshot)',
   splits: 'memory pressure in some lives: inserts above a few rows fail with MEMORY_LIMIT_EXCEEDED and are split (recorded before the sub-inserts)',
   pauses: 'operator pauses and resumes of a table, a team or a destination: lanes stop, rows park, resuming re-reads (rewinds with dead letters in flight)',
 } as const;
 export type Feature = keyof typeof FEATURES;
 
 /** Open bugs (reported, not fixed in src/ yet) and the feature that triggers each: none today. */
-export const KNOWN_ISSUES = {
-} as const satisfies Partial<Record<Feature, string>>;
+export const KNOWN_ISSUES = {} as const satisfies Partial<Record<Feature, string>>;
 export type KnownIssue = keyof typeof KNOWN_ISSUES;
 
 /** Features on by default: those whose bugs are fixed. */
-export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = { revokeRace: true, commitReorder: true, abortedDeadLetter: true, replayBackpressure: true, lateCommit: true, lookups: true, splits: true, pauses: true };
+export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
+  revokeRace: true,
+  commitReorder: true,
+  abortedDeadLetter: true,
+  replayBackpressure: true,
+  lateCommit: true,
+  lookups: true,
+  splits: true,
+  pauses: true,
+};
 
 export interface SimStats {
   records: number;
@@ -168,11 +177,15 @@ function makeScenario(rng: Rng, options: SimOptions): Scenario {
       maxBufferedBytes: known.replayBackpressure === true ? lifeBuffer : buffer,
       gapMs: rng.chance(0.5) ? 0 : rng.int(1, 400),
       pressureMs: known.splits === true && rng.chance(0.5) ? rng.int(50, 1500) : 0,
-      pauses: known.pauses === true && rng.chance(0.4) ? Array.from({ length: rng.int(1, 3) }, () => ({ at: rng.int(0, 600), forMs: rng.int(1, 200), scope: pauseScope(rng, destinations, routes, teamCount) })) : [],
+      pauses:
+        known.pauses === true && rng.chance(0.4)
+          ? Array.from({ length: rng.int(1, 3) }, () => ({ at: rng.int(0, 600), forMs: rng.int(1, 200), scope: pauseScope(rng, destinations, routes, teamCount) }))
+          : [],
     });
   }
   const teamIds = Object.keys(teamMap).map(Number);
-  const lookups: LookupFaults | undefined = known.lookups === true && rng.chance(0.6) ? { known: new Set(teamIds.filter(() => rng.chance(0.5))), fail: rng.pick([0, 0.2, 0.5]), slowMs: rng.pick([2, 30, 150]) } : undefined;
+  const lookups: LookupFaults | undefined =
+    known.lookups === true && rng.chance(0.6) ? { known: new Set(teamIds.filter(() => rng.chance(0.5))), fail: rng.pick([0, 0.2, 0.5]), slowMs: rng.pick([2, 30, 150]) } : undefined;
   const throwing = options.throwingKafkaClients === true;
   return {
     partitions: rng.int(1, 3),
@@ -186,7 +199,13 @@ function makeScenario(rng: Rng, options: SimOptions): Scenario {
     lives,
     warehouseFaults: { insertFailBefore: p(0.05, 0.2), insertFailAfter: p(0.05, 0.2), slow: p(0.05, 0.15), describeFail: p(0.05, 0.2), splitAboveRows: known.splits === true ? rng.int(1, 6) : 0 },
     lookups,
-    sourceFaults: { commitFailBefore: p(0.05, 0.2), commitFailAfter: p(0.05, 0.2), rebalance: known.revokeRace === true && rng.chance(0.5) ? rng.pick([0.01, 0.03, 0.06]) : 0, maxRebalances: rng.int(1, 3), maxFetch: rng.int(1, 10) },
+    sourceFaults: {
+      commitFailBefore: p(0.05, 0.2),
+      commitFailAfter: p(0.05, 0.2),
+      rebalance: known.revokeRace === true && rng.chance(0.5) ? rng.pick([0.01, 0.03, 0.06]) : 0,
+      maxRebalances: rng.int(1, 3),
+      maxFetch: rng.int(1, 10),
+    },
     deadLetterFaults: { slow: known.abortedDeadLetter === true ? 0.5 : p(0.05, 0.2), throws: throwing ? p(0.05, 0.2) : 0, abortable: known.abortedDeadLetter === true },
     ledgerFaults: { slow: known.commitReorder === true || known.revokeRace === true ? p(0.05, 0.2) : 0, throws: throwing ? p(0.05, 0.2) : 0 },
   };
@@ -265,7 +284,8 @@ function fatesOf(record: GeneratedRecord, scenario: Scenario): Map<string, Fate>
     if (record.kind === 'undecodable' || record.kind === 'poison') fate = { kind: 'dead' };
     else if (route.destination !== 'team') fate = { kind: 'row', destination: route.destination, table: `sim.${route.table}` };
     else if (record.kind === 'no_team' || record.kind === 'bad_team') fate = { kind: 'dead' };
-    else if (record.kind === 'unknown_team') fate = scenario.unknown.action === 'deadLetter' ? { kind: 'dead' } : { kind: 'row', destination: scenario.unknown.destination, table: `sim.${route.table}` };
+    else if (record.kind === 'unknown_team')
+      fate = scenario.unknown.action === 'deadLetter' ? { kind: 'dead' } : { kind: 'row', destination: scenario.unknown.destination, table: `sim.${route.table}` };
     else {
       const move = scenario.lookups?.move;
       const destination = scenario.teamMap[String(record.team)] as string;
@@ -290,7 +310,9 @@ function configFor(scenario: Scenario, life: Scenario['lives'][number], exactlyO
     retry: { baseMs: 1, factor: 2, capMs: life.capMs },
     // Tiny backoffs for the classes the stand-ins raise; with an attempt limit the built-in
     // fallback (pause the destination, probe every pauseMs) runs too.
-    errorPolicy: { defaults: { transient_network: retrying, unknown_insert_status: retrying, unknown: retrying, unknown_server_error: retrying, missing_object: retrying, row_data: { baseMs: 1, capMs: 2 } } },
+    errorPolicy: {
+      defaults: { transient_network: retrying, unknown_insert_status: retrying, unknown: retrying, unknown_server_error: retrying, missing_object: retrying, row_data: { baseMs: 1, capMs: 2 } },
+    },
     schemaRefreshMs: 500,
     telemetry: { logLevel: 'silent' },
   };
@@ -298,7 +320,12 @@ function configFor(scenario: Scenario, life: Scenario['lives'][number], exactlyO
 }
 
 function describeScenario(s: Scenario, records: number, poison: number): string {
-  const lives = s.lives.map((l) => `${l.end}(rows=${l.maxRows},age=${l.maxAgeMs},commit=${l.commitIntervalMs},cap=${l.capMs},attempts=${l.maxAttempts ?? '∞'},pause=${l.pauseMs},buf=${l.maxBufferedBytes},gap=${l.gapMs}${l.pressureMs > 0 ? `,pressure=${l.pressureMs}` : ''}${l.pauses.length > 0 ? `,pauses=${JSON.stringify(l.pauses)}` : ''})`).join(' ');
+  const lives = s.lives
+    .map(
+      (l) =>
+        `${l.end}(rows=${l.maxRows},age=${l.maxAgeMs},commit=${l.commitIntervalMs},cap=${l.capMs},attempts=${l.maxAttempts ?? '∞'},pause=${l.pauseMs},buf=${l.maxBufferedBytes},gap=${l.gapMs}${l.pressureMs > 0 ? `,pressure=${l.pressureMs}` : ''}${l.pauses.length > 0 ? `,pauses=${JSON.stringify(l.pauses)}` : ''})`,
+    )
+    .join(' ');
   return [
     `partitions=${s.partitions} records=${records} poison=${poison} hint=${s.poisonHint}`,
     `destinations=${s.destinations.join(',')} concurrency=${s.concurrency.join(',')} teams=${JSON.stringify(s.teamMap)} unknown=${JSON.stringify(s.unknown)}`,
@@ -339,7 +366,14 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const expected: ExpectedRecord[] = [];
   for (const g of generated) {
     const r = bus.append(TOPIC, g.partition, { timestamp: BigInt(g.appendAt), key: g.key, value: g.value, appendAt: g.appendAt });
-    expected.push({ topic: TOPIC, partition: g.partition, offset: r.offset, uuid: g.uuid, fates: fatesOf(g, scenario), describe: `${TOPIC}/${g.partition}@${r.offset} ${g.kind}${g.uuid ? ` ${g.uuid}` : ''}${g.team !== undefined ? ` team ${g.team}` : ''}` });
+    expected.push({
+      topic: TOPIC,
+      partition: g.partition,
+      offset: r.offset,
+      uuid: g.uuid,
+      fates: fatesOf(g, scenario),
+      describe: `${TOPIC}/${g.partition}@${r.offset} ${g.kind}${g.uuid ? ` ${g.uuid}` : ''}${g.team !== undefined ? ` team ${g.team}` : ''}`,
+    });
   }
   const warehouse = new Warehouse({ dedupWindow: options.dedupWindow ?? 1000, poison, poisonHint: scenario.poisonHint, unlisted });
   for (const d of scenario.destinations) {
@@ -397,7 +431,8 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
           () => (closed = true),
           (error: unknown) => checker.add('crashed', `${life.end}() rejected: ${String(error)}`),
         );
-        if (!(await runUntil(() => closed, CLOSE_BUDGET_MS))) checker.add('stuck', `${life.end}() of incarnation ${inc.id} did not finish within ${CLOSE_BUDGET_MS} ms: ${JSON.stringify(pipeline.status())}`);
+        if (!(await runUntil(() => closed, CLOSE_BUDGET_MS)))
+          checker.add('stuck', `${life.end}() of incarnation ${inc.id} did not finish within ${CLOSE_BUDGET_MS} ms: ${JSON.stringify(pipeline.status())}`);
         // The process exits: Kafka requests it aborted land or are lost before anyone else owns its
         // partitions (as at a kill); an insert the server has may still land later.
         world.kill(inc);
@@ -447,7 +482,17 @@ interface Durable {
   readonly ledgers: MemoryLedgerStore;
 }
 
-function startPipeline(world: World, inc: Incarnation, scenario: Scenario, life: Scenario['lives'][number], exactlyOnce: boolean, durable: Durable, rng: Rng, checker: Checker, stats: SimStats): Pipeline {
+function startPipeline(
+  world: World,
+  inc: Incarnation,
+  scenario: Scenario,
+  life: Scenario['lives'][number],
+  exactlyOnce: boolean,
+  durable: Durable,
+  rng: Rng,
+  checker: Checker,
+  stats: SimStats,
+): Pipeline {
   const config = configFor(scenario, life, exactlyOnce);
   const errors = stats.pipelineErrors;
   const logger = pino(
@@ -481,11 +526,11 @@ function startPipeline(world: World, inc: Incarnation, scenario: Scenario, life:
   // The intervals start() creates are captured so a kill can stop them: a killed process does nothing.
   const intervals: Array<ReturnType<typeof setInterval>> = [];
   const realSetInterval = globalThis.setInterval;
-  globalThis.setInterval = ((callback: () => void, ms?: number) => {
+  globalThis.setInterval = (callback: () => void, ms?: number) => {
     const handle = realSetInterval(callback, ms);
     intervals.push(handle);
     return handle;
-  });
+  };
   try {
     pipeline.start().catch((error: unknown) => {
       if (inc.alive && !stopping.has(inc)) checker.add('crashed', `incarnation ${inc.id}: source run failed: ${String(error)}`);

@@ -75,7 +75,10 @@ export class SimLedgerStore implements LedgerStore {
     this.#lastLanding = landing;
     this.saves++;
     const pending = ledger.intents.length;
-    const detail = this.#world.trace === undefined ? '' : ` [${ledger.intents.map((i) => `${i.destination}:${i.token}/${i.rows}${i.parts ? ` parts=${JSON.stringify(i.parts.map(([a, b, st]) => `${a}-${b}:${st}`))}` : ''}`).join(' ')}] resolved=${JSON.stringify(ledger.resolved ?? {})}`;
+    const detail =
+      this.#world.trace === undefined
+        ? ''
+        : ` [${ledger.intents.map((i) => `${i.destination}:${i.token}/${i.rows}${i.parts ? ` parts=${JSON.stringify(i.parts.map(([a, b, st]) => `${a}-${b}:${st}`))}` : ''}`).join(' ')}] resolved=${JSON.stringify(ledger.resolved ?? {})}`;
     return this.#world.remote(
       this.#inc,
       `ledger save ${topic}/${partition} intents=${ledger.intents.length} pending=${pending}${detail}`,

@@ -18,28 +18,24 @@ const destinationDoc = z.object({
   database: field.database,
   tls: field.tls,
   compression: field.compression,
-  limits: z
-    .object({ maxBufferedBytes: field.maxBufferedBytes, concurrency: field.concurrency, requestTimeoutMs: field.requestTimeoutMs })
-    .prefault({}),
+  limits: z.object({ maxBufferedBytes: field.maxBufferedBytes, concurrency: field.concurrency, requestTimeoutMs: field.requestTimeoutMs }).prefault({}),
 });
 
 const teamDoc = z.object({ team_id: z.number().int().nonnegative(), destination: z.string().min(1) });
 
-export const destinationsDocumentSchema = z
-  .object({ version: z.string().min(1).max(200), destinations: z.array(destinationDoc), teams: z.array(teamDoc) })
-  .superRefine((doc, ctx) => {
-    const ids = new Set<string>();
-    doc.destinations.forEach((d, i) => {
-      if (ids.has(d.id)) ctx.addIssue({ code: 'custom', path: ['destinations', i, 'id'], message: `duplicate destination id "${d.id}"` });
-      ids.add(d.id);
-    });
-    const teams = new Set<number>();
-    doc.teams.forEach((t, i) => {
-      if (teams.has(t.team_id)) ctx.addIssue({ code: 'custom', path: ['teams', i, 'team_id'], message: `duplicate team ${t.team_id}` });
-      teams.add(t.team_id);
-      if (!ids.has(t.destination)) ctx.addIssue({ code: 'custom', path: ['teams', i, 'destination'], message: `unknown destination "${t.destination}"` });
-    });
+export const destinationsDocumentSchema = z.object({ version: z.string().min(1).max(200), destinations: z.array(destinationDoc), teams: z.array(teamDoc) }).superRefine((doc, ctx) => {
+  const ids = new Set<string>();
+  doc.destinations.forEach((d, i) => {
+    if (ids.has(d.id)) ctx.addIssue({ code: 'custom', path: ['destinations', i, 'id'], message: `duplicate destination id "${d.id}"` });
+    ids.add(d.id);
   });
+  const teams = new Set<number>();
+  doc.teams.forEach((t, i) => {
+    if (teams.has(t.team_id)) ctx.addIssue({ code: 'custom', path: ['teams', i, 'team_id'], message: `duplicate team ${t.team_id}` });
+    teams.add(t.team_id);
+    if (!ids.has(t.destination)) ctx.addIssue({ code: 'custom', path: ['teams', i, 'destination'], message: `unknown destination "${t.destination}"` });
+  });
+});
 
 export const teamDocumentSchema = teamDoc;
 
@@ -53,17 +49,17 @@ export interface ParsedDocument {
 export function parseDocument(raw: unknown, loadedAt: number, what: string): ParsedDocument {
   const parsed = destinationsDocumentSchema.safeParse(raw);
   if (!parsed.success) {
-    const issues = redact(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`), raw);
+    const issues = redact(
+      parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
+      raw,
+    );
     throw new DestinationsError('invalid', `${what} is malformed, rejected whole:\n  - ${issues.join('\n  - ')}`, { issues });
   }
   const doc = parsed.data;
   const destinations = new Map<string, DestinationConfig>();
   for (const d of doc.destinations) {
     const tls = d.tls === undefined ? undefined : Object.freeze({ ...d.tls });
-    destinations.set(
-      d.id,
-      Object.freeze({ id: d.id, url: d.url, user: d.user, password: new Secret(d.password), database: d.database, tls, compression: d.compression, ...d.limits }),
-    );
+    destinations.set(d.id, Object.freeze({ id: d.id, url: d.url, user: d.user, password: new Secret(d.password), database: d.database, tls, compression: d.compression, ...d.limits }));
   }
   const teams = new Map(doc.teams.map((t) => [t.team_id, t.destination] as const));
   const canonical = JSON.stringify([

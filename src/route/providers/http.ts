@@ -133,7 +133,10 @@ export class HttpDestinationProvider implements DestinationProvider {
     } catch (error) {
       if (error instanceof DestinationsError) {
         this.#metrics.failure(error.reason);
-        this.#logger.warn({ reason: error.reason, issues: error.issues.length > 0 ? error.issues : undefined, err: error, version: this.#state.current?.version }, 'destinations refresh failed, keeping the last good snapshot');
+        this.#logger.warn(
+          { reason: error.reason, issues: error.issues.length > 0 ? error.issues : undefined, err: error, version: this.#state.current?.version },
+          'destinations refresh failed, keeping the last good snapshot',
+        );
       }
       throw error;
     }
@@ -209,6 +212,9 @@ async function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(new AbortedError('aborted', { cause: signal.reason }));
     signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort)).catch(() => undefined);
+    promise
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener('abort', onAbort))
+      .catch(() => undefined);
   });
 }

@@ -24,7 +24,12 @@ export class DestinationMetrics {
         this.set(Math.max(0, (now() - (lastSuccess() ?? created)) / 1000));
       },
     });
-    this.#failures = new Counter({ name: 'inserter_destinations_refresh_failures_total', help: 'Failed destinations loads by reason (the last good snapshot stays in force)', labelNames: ['reason'], registers });
+    this.#failures = new Counter({
+      name: 'inserter_destinations_refresh_failures_total',
+      help: 'Failed destinations loads by reason (the last good snapshot stays in force)',
+      labelNames: ['reason'],
+      registers,
+    });
     this.#lookups = new Counter({ name: 'inserter_destinations_team_lookups_total', help: 'On-demand team lookups by outcome', labelNames: ['outcome'], registers });
     this.#info = new Gauge({ name: 'inserter_destinations_snapshot_info', help: 'The destinations snapshot in force (value 1, labelled by version)', labelNames: ['version'], registers });
     this.#destinations = new Gauge({ name: 'inserter_destinations_destinations', help: 'Destinations in the snapshot in force', registers });

@@ -20,7 +20,19 @@ set(ErrorClasses.rowData, [6, 25, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 1
 /** ClickHouse names the failing row of a text format: "(at row N)", 1-based. */
 const rowHint = /\(at row (\d+)\)/;
 
-const networkCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
+const networkCodes = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
 /** Network conditions and 5xx pages of proxies in front of ClickHouse (no ClickHouse code). */
 const networkText = /timeout|timed out|socket hang up|other side closed|terminated|premature close|bad gateway|service unavailable|gateway time-?out|\b50[234]\b/i;
 

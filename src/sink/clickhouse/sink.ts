@@ -131,4 +131,3 @@ export class ClickHouseSink implements Sink {
     return this.#closing;
   }
 }
-

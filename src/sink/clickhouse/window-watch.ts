@@ -62,7 +62,16 @@ export class DedupWindowWatch {
       pending.warned = true;
       this.#options.metrics?.dedupWindowExceeded.inc({ destination: this.#options.destinationId, table: key(table) });
       this.#options.logger?.warn(
-        { destination: this.#options.destinationId, table: key(table), token, elapsedMs, insertsSince, windowSeconds: window.windowSeconds, windowBlocks: window.windowBlocks, setting: window.setting },
+        {
+          destination: this.#options.destinationId,
+          table: key(table),
+          token,
+          elapsedMs,
+          insertsSince,
+          windowSeconds: window.windowSeconds,
+          windowBlocks: window.windowBlocks,
+          setting: window.setting,
+        },
         'retrying an insert whose earlier attempt may have landed, outside the table\'s deduplication window: its rows may be inserted twice (raise the window, see docs/operations.md "Deduplication window")',
       );
     }

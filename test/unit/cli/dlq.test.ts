@@ -20,7 +20,20 @@ function raw(offset: number, reason: Record<string, string>, userHeaders: Array<
 }
 
 function letter(offset: number, cls: string, extra: Record<string, string> = {}): DeadLetter {
-  return parseDeadLetter(raw(offset, { [h.class]: cls, [h.route]: 'events->t', [h.table]: 'db.t', [h.team]: '7', [h.lastFailure]: `2025-01-0${1 + (offset % 5)}T00:00:00.000Z`, [h.topic]: 'events', [h.partition]: '3', [h.offset]: String(100 + offset), [h.timestamp]: '1600000000000', ...extra }));
+  return parseDeadLetter(
+    raw(offset, {
+      [h.class]: cls,
+      [h.route]: 'events->t',
+      [h.table]: 'db.t',
+      [h.team]: '7',
+      [h.lastFailure]: `2025-01-0${1 + (offset % 5)}T00:00:00.000Z`,
+      [h.topic]: 'events',
+      [h.partition]: '3',
+      [h.offset]: String(100 + offset),
+      [h.timestamp]: '1600000000000',
+      ...extra,
+    }),
+  );
 }
 
 test('parseFilter accepts every flag and a class list', () => {
@@ -70,9 +83,18 @@ test('matches: class list, team, table (qualified or bare), route, time bounds (
 
 test('select keeps order and stops at the limit', () => {
   const all = [0, 1, 2, 3, 4, 5].map((o) => letter(o, o % 2 === 0 ? 'row_data' : 'decode'));
-  assert.deepEqual(select(parseFilter({ class: 'row_data' }), all).map((l) => l.raw.offset), [0n, 2n, 4n]);
-  assert.deepEqual(select(parseFilter({ class: 'row_data', limit: '2' }), all).map((l) => l.raw.offset), [0n, 2n]);
-  assert.deepEqual(select(parseFilter({ since: '2025-01-03', until: '2025-01-05' }), all).map((l) => l.raw.offset), [2n, 3n]);
+  assert.deepEqual(
+    select(parseFilter({ class: 'row_data' }), all).map((l) => l.raw.offset),
+    [0n, 2n, 4n],
+  );
+  assert.deepEqual(
+    select(parseFilter({ class: 'row_data', limit: '2' }), all).map((l) => l.raw.offset),
+    [0n, 2n],
+  );
+  assert.deepEqual(
+    select(parseFilter({ since: '2025-01-03', until: '2025-01-05' }), all).map((l) => l.raw.offset),
+    [2n, 3n],
+  );
 });
 
 test('deadLetterTopics: the named topic, the route’s, or every route’s once', () => {
@@ -95,7 +117,29 @@ test('deadLetterTopics: the named topic, the route’s, or every route’s once'
 });
 
 test('a dead letter read back: the writer’s block (from its last error-class header) is the reason, the rest the original’s', () => {
-  const l = parseDeadLetter(raw(5, { [h.class]: 'row_data', [h.code]: 'INSERTER_CH_ROW', [h.serverCode]: '376', [h.message]: 'bad uuid\nmore', [h.destination]: 'a', [h.table]: 'db.t', [h.team]: '7', [h.topic]: 'events', [h.partition]: '3', [h.offset]: '105', [h.timestamp]: '1600000000000', [h.lastFailure]: '2025-02-03T04:05:06.000Z' }, [['trace', 'abc'], [h.class, 'from-upstream']]));
+  const l = parseDeadLetter(
+    raw(
+      5,
+      {
+        [h.class]: 'row_data',
+        [h.code]: 'INSERTER_CH_ROW',
+        [h.serverCode]: '376',
+        [h.message]: 'bad uuid\nmore',
+        [h.destination]: 'a',
+        [h.table]: 'db.t',
+        [h.team]: '7',
+        [h.topic]: 'events',
+        [h.partition]: '3',
+        [h.offset]: '105',
+        [h.timestamp]: '1600000000000',
+        [h.lastFailure]: '2025-02-03T04:05:06.000Z',
+      },
+      [
+        ['trace', 'abc'],
+        [h.class, 'from-upstream'],
+      ],
+    ),
+  );
   assert.equal(l.id, 'events.dlq/1/5');
   assert.equal(l.errorClass, 'row_data');
   assert.equal(l.serverCode, '376');
@@ -106,7 +150,10 @@ test('a dead letter read back: the writer’s block (from its last error-class h
   assert.equal(l.original?.offset, 105n);
   assert.equal(l.original?.timestamp, 1_600_000_000_000n);
   // An x-inserter-* header the original record carried before other headers stays the original's.
-  assert.deepEqual(l.original?.headers.map(([k, v]) => `${k.toString()}=${v.toString()}`), ['trace=abc', `${h.class}=from-upstream`]);
+  assert.deepEqual(
+    l.original?.headers.map(([k, v]) => `${k.toString()}=${v.toString()}`),
+    ['trace=abc', `${h.class}=from-upstream`],
+  );
   const foreign = parseDeadLetter({ ...raw(6, {}), headers: [[b('x'), b('y')]] });
   assert.equal(foreign.original, undefined, 'no original-* headers: not replayable');
   assert.equal(foreign.at.getTime(), 1_700_000_000_000, 'no last-failure header: the record timestamp');

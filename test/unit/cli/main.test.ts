@@ -20,7 +20,10 @@ test('version prints the package version and the runtime', () => {
 });
 
 test('check-config explains a valid file and never prints its secrets', () => {
-  const { code, out, err } = run(['check-config', resolve(import.meta.dirname, '..', '..', '..', 'config', 'posthog.example.yaml')], { CLUSTER_A_PASSWORD: 'canary-cli-9d2f', CLUSTER_B_PASSWORD: 'x' });
+  const { code, out, err } = run(['check-config', resolve(import.meta.dirname, '..', '..', '..', 'config', 'posthog.example.yaml')], {
+    CLUSTER_A_PASSWORD: 'canary-cli-9d2f',
+    CLUSTER_B_PASSWORD: 'x',
+  });
   assert.equal(code, 0, err);
   assert.match(out, /configuration OK: 8 route\(s\), 2 destination\(s\)/);
   assert.match(out, /route clickhouse_events_json->events: clickhouse_events_json → <destination db>\.events via by team/);

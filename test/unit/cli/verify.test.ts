@@ -7,7 +7,11 @@ import { checkRoute, RowTally, type DeadLetterRef, type ProducedRecord, type Rou
 import { normalizeId } from '../../../src/cli/verify-read.ts';
 import { formatReport } from '../../../src/cli/verify-print.ts';
 
-const teams = new Map([[1, 'a'], [2, 'a'], [3, 'b']]);
+const teams = new Map([
+  [1, 'a'],
+  [2, 'a'],
+  [3, 'b'],
+]);
 
 /** 3 partitions × 10 records; teams 1..3 round robin; record p:7 is poison (dead-lettered). */
 function world(): { produced: ProducedRecord[]; deadLetters: DeadLetterRef[]; a: RowTally; b: RowTally } {
@@ -83,7 +87,10 @@ test('negative control: a duplicate, a misrouted row, a lost row and an uncommit
   assert.deepEqual(a?.missing.sample, [{ id: 'id-2-2', partition: 2, offset: '2', team: 2 }]);
   assert.deepEqual(b?.misrouted.sample, [{ id: 'id-0-3', team: 1, mappedTo: 'a' }]);
   assert.equal(b?.count, 10);
-  assert.deepEqual(report.partitions.map((p) => p.ok), [true, true, false]);
+  assert.deepEqual(
+    report.partitions.map((p) => p.ok),
+    [true, true, false],
+  );
   assert.deepEqual(report.invariants, { counts: false, noDuplicates: false, noMisrouted: false, nothingLost: false, noRowDeadLettered: true, committedAtLogEnd: false });
   const text = report.failures.join('\n');
   assert.match(text, /destination a .*uniqExact 17 ≠ count\(\) 18: 1 duplicated id\(s\): id-0-0 ×2/);
@@ -135,7 +142,10 @@ test('replayed dead letters: into a table they are expected rows there; back to 
   // (the copy re-produced to the topic is a record of its own either way).
   const unreplayed = checkRoute({ ...inputs(w), partitions });
   assert.equal(unreplayed.invariants.noRowDeadLettered, false);
-  assert.deepEqual(unreplayed.destinations.map((d) => d.deadLettered.count), [1, 0]);
+  assert.deepEqual(
+    unreplayed.destinations.map((d) => d.deadLettered.count),
+    [1, 0],
+  );
 });
 
 test('a position past the last record but short of the log end (transaction markers) is at the end', () => {

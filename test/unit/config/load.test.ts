@@ -24,13 +24,20 @@ test('fills defaults, resolves secrets and freezes the result', () => {
 
 test('reports every problem at once, each naming its field', () => {
   try {
-    buildConfig({
-      kafka: { brokers: ['nohost'] },
-      destinations: [{ id: 'a', url: 'ftp://x' }, { id: 'b', url: 'http://x', password: { env: 'MISSING' } }],
-      teams: { map: { '3': 'zzz' } },
-      routes: [{ topic: 'e', table: 'bad-name', destination: 'nope' }],
-      batch: { maxRows: 0 },
-    }, '/', {});
+    buildConfig(
+      {
+        kafka: { brokers: ['nohost'] },
+        destinations: [
+          { id: 'a', url: 'ftp://x' },
+          { id: 'b', url: 'http://x', password: { env: 'MISSING' } },
+        ],
+        teams: { map: { '3': 'zzz' } },
+        routes: [{ topic: 'e', table: 'bad-name', destination: 'nope' }],
+        batch: { maxRows: 0 },
+      },
+      '/',
+      {},
+    );
     assert.fail('should throw');
   } catch (error) {
     assert.ok(error instanceof ConfigError);

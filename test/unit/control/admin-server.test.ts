@@ -125,7 +125,13 @@ test('pause, read, poll and resume with the token', async () => {
 
 test('bodies are validated', async () => {
   const auth = { authorization: `Bearer ${TOKEN}` };
-  for (const payload of [{ ...body, scope: { kind: 'table' } }, { ...body, scope: 'planet:earth' }, { ...body, reason: '' }, { ...body, extra: 1 }, { ...body, scope: { kind: 'team', team: 'x' } }]) {
+  for (const payload of [
+    { ...body, scope: { kind: 'table' } },
+    { ...body, scope: 'planet:earth' },
+    { ...body, reason: '' },
+    { ...body, extra: 1 },
+    { ...body, scope: { kind: 'team', team: 'x' } },
+  ]) {
     const res = await app.inject({ method: 'POST', url: '/v1/pauses', payload, headers: auth });
     assert.equal(res.statusCode, 400, JSON.stringify(payload));
   }
@@ -138,7 +144,10 @@ test('status folds lanes per route and destination with lag; probes and metrics 
   const s = res.json<{ routes: Array<{ destination: string; state: string; lag: number; lastErrorClass: string | null; insertedRows: number; partitions: number }> }>();
   assert.deepEqual(
     s.routes.map((r) => [r.destination, r.state, r.partitions, r.lag, r.lastErrorClass, r.insertedRows]),
-    [['a', 'backing_off', 2, 42, 'overloaded', 150], ['b', 'failing', 1, 40, 'auth', 7]],
+    [
+      ['a', 'backing_off', 2, 42, 'overloaded', 150],
+      ['b', 'failing', 1, 40, 'auth', 7],
+    ],
   );
   assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
   assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);

@@ -51,7 +51,13 @@ test('a pause is confirmed only once every live replica applied it with nothing 
   const outcome = await a.registry.pause(events, 'schema change', 'alice', { timeoutMs: 5_000 });
   assert.equal(outcome.state, 'quiet');
   assert.ok(Date.now() - started >= 280, 'waited for the insert in flight on b');
-  assert.deepEqual(outcome.replicas.map((r) => [r.replicaId, r.applied, r.inflight]), [['a', true, 0], ['b', true, 0]]);
+  assert.deepEqual(
+    outcome.replicas.map((r) => [r.replicaId, r.applied, r.inflight]),
+    [
+      ['a', true, 0],
+      ['b', true, 0],
+    ],
+  );
   assert.deepEqual(a.pipeline.history.at(-1), ['table:events']);
   assert.deepEqual(b.pipeline.history.at(-1), ['table:events']);
   assert.equal(outcome.pause.reason, 'schema change');
@@ -78,10 +84,19 @@ test('a replica that stopped heartbeating (kill -9) is not waited for; a clean c
   const c = await replica(store, 'c');
   await b.registry.destroy(); // no goodbye: ages out after replicaTimeoutMs
   await c.registry.close(); // goodbye: gone at once
-  assert.deepEqual(a.registry.replicas().filter((r) => r.live).map((r) => r.replicaId), ['a', 'b']);
+  assert.deepEqual(
+    a.registry
+      .replicas()
+      .filter((r) => r.live)
+      .map((r) => r.replicaId),
+    ['a', 'b'],
+  );
   const outcome = await a.registry.pause({ kind: 'all' }, 'r', 'x', { timeoutMs: 3_000 });
   assert.equal(outcome.state, 'quiet');
-  assert.deepEqual(outcome.replicas.map((r) => r.replicaId), ['a']);
+  assert.deepEqual(
+    outcome.replicas.map((r) => r.replicaId),
+    ['a'],
+  );
 });
 
 test('a restarting replica applies the pauses in force before start() resolves; pausing twice is harmless', async () => {

@@ -53,7 +53,11 @@ class Warehouse implements Sink {
 
   async insert(batch: InsertBatch): Promise<InsertResult> {
     this.inserts++;
-    const lines = Buffer.concat(batch.body).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = Buffer.concat(batch.body)
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const bad = lines.findIndex((l) => l.uuid === 'bad');
     if (bad >= 0) throw new WarehouseError(ErrorClasses.rowData, `Cannot parse uuid bad: (at row ${bad + 1})`, 376, undefined);
     if (this.tokens.has(batch.token)) return { writtenRows: 0 };
@@ -68,7 +72,17 @@ class Warehouse implements Sink {
 const config = buildConfig({ kafka: { brokers: ['k:9092'] }, destinations: [{ id: 'a', url: 'http://ch:8123' }], routes: [{ topic: 'ev', table: 't', destination: 'a' }] }, '/');
 
 function letter(dlqOffset: number, originalOffset: number, uuid = 'u'): DeadLetter {
-  const reason: Record<string, string> = { [h.class]: 'row_data', [h.route]: 'ev->t', [h.destination]: 'a', [h.table]: 'db.t', [h.team]: '1', [h.topic]: 'ev', [h.partition]: '2', [h.offset]: String(originalOffset), [h.timestamp]: '1600000000000' };
+  const reason: Record<string, string> = {
+    [h.class]: 'row_data',
+    [h.route]: 'ev->t',
+    [h.destination]: 'a',
+    [h.table]: 'db.t',
+    [h.team]: '1',
+    [h.topic]: 'ev',
+    [h.partition]: '2',
+    [h.offset]: String(originalOffset),
+    [h.timestamp]: '1600000000000',
+  };
   return parseDeadLetter({
     topic: 'ev.dlq',
     partition: 0,
@@ -81,7 +95,12 @@ function letter(dlqOffset: number, originalOffset: number, uuid = 'u'): DeadLett
 }
 
 function deps(warehouse: Warehouse): DestinationReplayDeps {
-  return { destinationFor: (id) => config.destinations.find((d) => d.id === id), sinkFor: () => warehouse, teamIdFor: () => ({ from: 'field', field: 'team_id' }), signal: new AbortController().signal };
+  return {
+    destinationFor: (id) => config.destinations.find((d) => d.id === id),
+    sinkFor: () => warehouse,
+    teamIdFor: () => ({ from: 'field', field: 'team_id' }),
+    signal: new AbortController().signal,
+  };
 }
 
 test('rows land once, with the original metadata; a second run inserts nothing', async () => {
@@ -91,7 +110,10 @@ test('rows land once, with the original metadata; a second run inserts nothing',
   const first = await replayToDestination(letters, letters, ledger, deps(warehouse), false);
   assert.equal(first.replayed.length, 5);
   assert.deepEqual([...warehouse.tokens], ['dlq:ev.dlq:0:0-4:5']);
-  assert.deepEqual(warehouse.rows.map((r) => [r._topic, r._partition, r._offset]), [100, 101, 102, 103, 104].map((o) => ['ev', 2, o]));
+  assert.deepEqual(
+    warehouse.rows.map((r) => [r._topic, r._partition, r._offset]),
+    [100, 101, 102, 103, 104].map((o) => ['ev', 2, o]),
+  );
   const second = await replayToDestination(letters, letters, ledger, deps(warehouse), false);
   assert.deepEqual([second.replayed.length, second.skipped.length, warehouse.inserts], [0, 5, 1]);
   const dry = await replayToDestination(letters, letters, new MemoryLedger(), deps(new Warehouse()), true);
@@ -103,7 +125,10 @@ test('a row still rejected is found by halving and stays in the DLQ; the others 
   const warehouse = new Warehouse();
   const letters = [0, 1, 2, 3, 4, 5, 6].map((o) => letter(o, 100 + o, o === 4 ? 'bad' : 'u'));
   const first = await replayToDestination(letters, letters, ledger, deps(warehouse), false);
-  assert.deepEqual(first.failed.map((f) => f.id), ['ev.dlq/0/4']);
+  assert.deepEqual(
+    first.failed.map((f) => f.id),
+    ['ev.dlq/0/4'],
+  );
   assert.match(first.failed[0]?.detail ?? '', /row_data: Cannot parse uuid bad.*stays in the DLQ/);
   assert.equal(first.replayed.length, 6);
   assert.equal(ledger.entries.has('ev.dlq/0/4'), false, 'forgotten: a later replay may try it again');
@@ -133,7 +158,10 @@ test('two dead letters of one record: one row; replayed to the destination, neve
   const warehouse = new Warehouse();
   const letters = [letter(0, 100), letter(1, 100), letter(2, 101)];
   const report = await replayToDestination(letters, letters, ledger, deps(warehouse), false);
-  assert.deepEqual(report.skipped.map((s) => s.detail), ['a second dead letter of the same record as ev.dlq/0/0']);
+  assert.deepEqual(
+    report.skipped.map((s) => s.detail),
+    ['a second dead letter of the same record as ev.dlq/0/0'],
+  );
   assert.equal(warehouse.rows.length, 2);
   const later = [...letters, letter(3, 101)]; // written again after the replay
   const original = await replayToOriginal(later, ledger, true);

@@ -5,7 +5,15 @@ import { DecodeError } from '../../../src/errors/inserter-error.ts';
 import type { SourceRecord } from '../../../src/source/types.ts';
 
 const rec = (value: string | undefined, extra: Partial<SourceRecord> = {}): SourceRecord => ({
-  topic: 't', partition: 0, offset: 0n, timestamp: 0n, key: undefined, value: value === undefined ? undefined : Buffer.from(value), headers: [], epoch: 0, ...extra,
+  topic: 't',
+  partition: 0,
+  offset: 0n,
+  timestamp: 0n,
+  key: undefined,
+  value: value === undefined ? undefined : Buffer.from(value),
+  headers: [],
+  epoch: 0,
+  ...extra,
 });
 const field = { maxMessageBytes: 1000, teamId: { from: 'field', field: 'team_id' } } as const;
 
@@ -61,10 +69,17 @@ test('a route with a fixed destination does not need the team: a malformed team 
   const loose = { maxMessageBytes: 1000, teamId: { from: 'field', field: 'team_id' }, teamRequired: false } as const;
   for (const value of ['{"team_id":"abc"}', '{"team_id":1.5}', '{"team_id":99999999999999999999}', '{"team_id":{"x":1}}']) {
     assert.equal(decodeJsonRecord(rec(value), loose).teamId, undefined, value);
-    assert.throws(() => decodeJsonRecord(rec(value), field), (error: unknown) => error instanceof DecodeError && error.code === 'INSERTER_DECODE_BAD_TEAM', value);
+    assert.throws(
+      () => decodeJsonRecord(rec(value), field),
+      (error: unknown) => error instanceof DecodeError && error.code === 'INSERTER_DECODE_BAD_TEAM',
+      value,
+    );
   }
   assert.equal(decodeJsonRecord(rec('{"team_id":4}'), loose).teamId, 4);
   assert.equal(decodeJsonRecord(rec('{}', { key: Buffer.from('not a team') }), { maxMessageBytes: 100, teamId: { from: 'key' }, teamRequired: false }).teamId, undefined);
   // Everything else still has to be one JSON object.
-  assert.throws(() => decodeJsonRecord(rec('{"team_id":"abc"}{}'), loose), (error: unknown) => error instanceof DecodeError && error.code === 'INSERTER_DECODE_BAD_JSON');
+  assert.throws(
+    () => decodeJsonRecord(rec('{"team_id":"abc"}{}'), loose),
+    (error: unknown) => error instanceof DecodeError && error.code === 'INSERTER_DECODE_BAD_JSON',
+  );
 });

@@ -66,7 +66,8 @@ test('alert rules cover the operational failures and use only defined metrics', 
   const doc = parse(readFileSync(RULES, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
   const rules = doc.groups.flatMap((g) => g.rules);
   const alerts = rules.map((r) => r.alert);
-  for (const name of ['InserterLagGrowing', 'InserterDestinationFailing', 'InserterDeadLettersRising', 'InserterDestinationsConfigStale', 'InserterPausedTooLong']) assert.ok(alerts.includes(name), name);
+  for (const name of ['InserterLagGrowing', 'InserterDestinationFailing', 'InserterDeadLettersRising', 'InserterDestinationsConfigStale', 'InserterPausedTooLong'])
+    assert.ok(alerts.includes(name), name);
   assert.deepEqual(unknownMetrics(rules.map((r) => r.expr)), []);
 });
 
@@ -76,11 +77,14 @@ test('the dashboard parses and references only defined metrics', () => {
   assert.ok(exprs.length >= 10);
   assert.deepEqual(unknownMetrics(exprs), []);
   const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\binserter_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''))));
-  for (const name of ['inserter_consumer_lag', 'inserter_destination_state', 'inserter_destination_inflight_bytes', 'inserter_pause_age_seconds', 'inserter_dead_letters_total']) assert.ok(used.has(name), `dashboard shows ${name}`);
+  for (const name of ['inserter_consumer_lag', 'inserter_destination_state', 'inserter_destination_inflight_bytes', 'inserter_pause_age_seconds', 'inserter_dead_letters_total'])
+    assert.ok(used.has(name), `dashboard shows ${name}`);
 });
 
 test('the Kubernetes manifests: config validates, probes on /healthz and /readyz, secrets from a Secret', () => {
-  const docs = ['configmap.yaml', 'deployment.yaml', 'service.yaml', 'pdb.yaml', 'secret.example.yaml'].flatMap((f) => parseAllDocuments(readFileSync(join(K8S, f), 'utf8')).map((d) => d.toJS() as Record<string, unknown>));
+  const docs = ['configmap.yaml', 'deployment.yaml', 'service.yaml', 'pdb.yaml', 'secret.example.yaml'].flatMap((f) =>
+    parseAllDocuments(readFileSync(join(K8S, f), 'utf8')).map((d) => d.toJS() as Record<string, unknown>),
+  );
   const byKind = new Map(docs.map((d) => [d.kind as string, d]));
   const configMap = byKind.get('ConfigMap') as { data: Record<string, string> };
   const secret = byKind.get('Secret') as { stringData: Record<string, string> };
@@ -88,7 +92,12 @@ test('the Kubernetes manifests: config validates, probes on /healthz and /readyz
   assert.ok(config.admin !== undefined, 'the admin API is on');
   const port = config.admin.listen.split(':')[1];
   const deployment = byKind.get('Deployment') as { spec: { replicas: number; template: { spec: { terminationGracePeriodSeconds: number; containers: Array<Record<string, unknown>> } } } };
-  const container = deployment.spec.template.spec.containers[0] as { ports: Array<{ name: string; containerPort: number }>; livenessProbe: { httpGet: { path: string } }; readinessProbe: { httpGet: { path: string } }; envFrom: Array<{ secretRef: { name: string } }> };
+  const container = deployment.spec.template.spec.containers[0] as {
+    ports: Array<{ name: string; containerPort: number }>;
+    livenessProbe: { httpGet: { path: string } };
+    readinessProbe: { httpGet: { path: string } };
+    envFrom: Array<{ secretRef: { name: string } }>;
+  };
   assert.equal(String(container.ports.find((p) => p.name === 'admin')?.containerPort), port);
   assert.equal(container.livenessProbe.httpGet.path, '/healthz');
   assert.equal(container.readinessProbe.httpGet.path, '/readyz');

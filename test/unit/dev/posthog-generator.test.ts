@@ -15,33 +15,87 @@ type Kind = 'uuid' | 'ts6' | 'ts3' | 'ts0' | 'int' | 'string' | 'json' | 'null' 
 // Required fields per topic and what each must look like. `json` = a string holding a JSON object.
 const SHAPES: Record<PosthogTopic, Record<string, Kind>> = {
   clickhouse_events_json: {
-    uuid: 'uuid', event: 'string', properties: 'json', timestamp: 'ts6', team_id: 'int', distinct_id: 'string',
-    elements_chain: 'string', created_at: 'ts6', person_id: 'uuid', person_properties: 'json', person_created_at: 'ts0',
-    person_mode: 'string', project_id: 'int', captured_at: 'ts6',
+    uuid: 'uuid',
+    event: 'string',
+    properties: 'json',
+    timestamp: 'ts6',
+    team_id: 'int',
+    distinct_id: 'string',
+    elements_chain: 'string',
+    created_at: 'ts6',
+    person_id: 'uuid',
+    person_properties: 'json',
+    person_created_at: 'ts0',
+    person_mode: 'string',
+    project_id: 'int',
+    captured_at: 'ts6',
   },
   clickhouse_session_recording_events: {
-    uuid: 'uuid', team_id: 'int', distinct_id: 'string', session_id: 'uuid', window_id: 'uuid', snapshot_data: 'json',
-    timestamp: 'ts6', created_at: 'ts6',
+    uuid: 'uuid',
+    team_id: 'int',
+    distinct_id: 'string',
+    session_id: 'uuid',
+    window_id: 'uuid',
+    snapshot_data: 'json',
+    timestamp: 'ts6',
+    created_at: 'ts6',
   },
   plugin_log_entries: {
-    source: 'string', type: 'string', id: 'uuid', team_id: 'int', plugin_id: 'int', plugin_config_id: 'int',
-    timestamp: 'ts6', message: 'string', instance_id: 'uuid',
+    source: 'string',
+    type: 'string',
+    id: 'uuid',
+    team_id: 'int',
+    plugin_id: 'int',
+    plugin_config_id: 'int',
+    timestamp: 'ts6',
+    message: 'string',
+    instance_id: 'uuid',
   },
   clickhouse_person: {
-    id: 'uuid', created_at: 'ts0', properties: 'json', team_id: 'int', is_identified: 'int', is_deleted: 'int', version: 'int',
+    id: 'uuid',
+    created_at: 'ts0',
+    properties: 'json',
+    team_id: 'int',
+    is_identified: 'int',
+    is_deleted: 'int',
+    version: 'int',
   },
   clickhouse_person_distinct_id: { person_id: 'uuid', team_id: 'int', distinct_id: 'string', version: 'int', is_deleted: 'int' },
   clickhouse_groups: {
-    group_type_index: 'int', group_key: 'string', team_id: 'int', group_properties: 'json', created_at: 'ts0', version: 'int',
+    group_type_index: 'int',
+    group_key: 'string',
+    team_id: 'int',
+    group_properties: 'json',
+    created_at: 'ts0',
+    version: 'int',
   },
   clickhouse_app_metrics: {
-    timestamp: 'ts6', team_id: 'int', plugin_config_id: 'int', job_id: 'null', category: 'string', successes: 'int',
-    successes_on_retry: 'int', failures: 'int',
+    timestamp: 'ts6',
+    team_id: 'int',
+    plugin_config_id: 'int',
+    job_id: 'null',
+    category: 'string',
+    successes: 'int',
+    successes_on_retry: 'int',
+    failures: 'int',
   },
   events_dead_letter_queue: {
-    id: 'uuid', event_uuid: 'uuid', event: 'string', properties: 'json', distinct_id: 'string', team_id: 'int',
-    elements_chain: 'string', created_at: 'ts6', ip: 'string', site_url: 'string', now: 'ts6', raw_payload: 'json',
-    error_timestamp: 'ts6', error_location: 'string', error: 'string', tags: 'strings',
+    id: 'uuid',
+    event_uuid: 'uuid',
+    event: 'string',
+    properties: 'json',
+    distinct_id: 'string',
+    team_id: 'int',
+    elements_chain: 'string',
+    created_at: 'ts6',
+    ip: 'string',
+    site_url: 'string',
+    now: 'ts6',
+    raw_payload: 'json',
+    error_timestamp: 'ts6',
+    error_location: 'string',
+    error: 'string',
+    tags: 'strings',
   },
 };
 
@@ -101,9 +155,21 @@ void describe('posthog generator', () => {
       const a = collect(topic, 50, 7);
       const b = collect(topic, 50, 7);
       const c = collect(topic, 50, 8);
-      assert.deepEqual(a.map((m) => m.value.toString('hex')), b.map((m) => m.value.toString('hex')), topic);
-      assert.deepEqual(a.map((m) => m.key?.toString('hex')), b.map((m) => m.key?.toString('hex')), topic);
-      assert.notDeepEqual(a.map((m) => m.value.toString('hex')), c.map((m) => m.value.toString('hex')), topic);
+      assert.deepEqual(
+        a.map((m) => m.value.toString('hex')),
+        b.map((m) => m.value.toString('hex')),
+        topic,
+      );
+      assert.deepEqual(
+        a.map((m) => m.key?.toString('hex')),
+        b.map((m) => m.key?.toString('hex')),
+        topic,
+      );
+      assert.notDeepEqual(
+        a.map((m) => m.value.toString('hex')),
+        c.map((m) => m.value.toString('hex')),
+        topic,
+      );
     }
   });
 
@@ -211,7 +277,11 @@ void describe('posthog generator', () => {
     }
     const updated = [...versions.values()].filter((v) => v.length > 1);
     assert.ok(updated.length > 10);
-    for (const v of updated) assert.deepEqual(v, [...v].sort((a, b) => a - b));
+    for (const v of updated)
+      assert.deepEqual(
+        v,
+        [...v].sort((a, b) => a - b),
+      );
   });
 
   void it('headers are opt-in', () => {
@@ -226,7 +296,10 @@ void describe('posthog generator', () => {
     const run = (): GeneratedMessage[] => [...mixedTraffic({ seed: 11, perTopicCounts, bigRecordingFraction: 0 })];
     const a = run();
     assert.equal(a.length, 400);
-    assert.deepEqual(a.map((m) => m.value.toString('hex')), run().map((m) => m.value.toString('hex')));
+    assert.deepEqual(
+      a.map((m) => m.value.toString('hex')),
+      run().map((m) => m.value.toString('hex')),
+    );
     const counts = new Map<string, number>();
     for (const m of a) counts.set(m.topic, (counts.get(m.topic) ?? 0) + 1);
     assert.deepEqual(Object.fromEntries(counts), perTopicCounts);
@@ -234,9 +307,15 @@ void describe('posthog generator', () => {
     assert.ok(new Set(a.slice(0, 50).map((m) => m.topic)).size > 1);
     // Each topic's sequence equals the standalone generator's.
     const groups = a.filter((m) => m.topic === TOPICS.groups).map((m) => m.value.toString());
-    assert.deepEqual(groups, [...generate(TOPICS.groups, { seed: 11, count: 40, bigRecordingFraction: 0 })].map((m) => m.value.toString()));
+    assert.deepEqual(
+      groups,
+      [...generate(TOPICS.groups, { seed: 11, count: 40, bigRecordingFraction: 0 })].map((m) => m.value.toString()),
+    );
     const split = mixedCounts(1000);
-    assert.equal(Object.values(split).reduce((x, y) => x + y, 0), 1000);
+    assert.equal(
+      Object.values(split).reduce((x, y) => x + y, 0),
+      1000,
+    );
     assert.ok(split.clickhouse_events_json > 500);
   });
 

@@ -30,7 +30,17 @@ test('passes the message through untouched when the table has no metadata column
 });
 
 test('splices exactly the metadata columns the live table has', () => {
-  const columns = [col('a'), col('_offset', 'UInt64'), col('_timestamp', 'DateTime'), col('_partition', 'UInt64'), col('_key'), col('_topic'), col('_timestamp_ms', 'DateTime64(3)'), col('_headers.name', 'Array(String)'), col('_headers.value', 'Array(String)')];
+  const columns = [
+    col('a'),
+    col('_offset', 'UInt64'),
+    col('_timestamp', 'DateTime'),
+    col('_partition', 'UInt64'),
+    col('_key'),
+    col('_topic'),
+    col('_timestamp_ms', 'DateTime64(3)'),
+    col('_headers.name', 'Array(String)'),
+    col('_headers.value', 'Array(String)'),
+  ];
   assert.deepEqual(encode(columns, '{"a":1}'), {
     _topic: 'events',
     _partition: 3,

@@ -9,7 +9,10 @@ import { ErrorPolicy } from '../../../src/errors/policy.ts';
 
 const base = {
   kafka: { brokers: ['127.0.0.1:9092'] },
-  destinations: [{ id: 'a', url: 'http://127.0.0.1:8123' }, { id: 'b', url: 'http://127.0.0.1:8124' }],
+  destinations: [
+    { id: 'a', url: 'http://127.0.0.1:8123' },
+    { id: 'b', url: 'http://127.0.0.1:8124' },
+  ],
   routes: [{ topic: 't', table: 'x', destination: 'a' }],
 };
 
@@ -75,7 +78,10 @@ test('bad errorPolicy config names every field at fault', () => {
       return true;
     },
   );
-  assert.throws(() => buildConfig({ ...base, errorPolicy: { destinations: { zz: {} }, routes: { nope: {} } } }, '/'), /errorPolicy\.destinations\.zz: unknown destination "zz"[\s\S]*errorPolicy\.routes\.nope: unknown route "nope"/);
+  assert.throws(
+    () => buildConfig({ ...base, errorPolicy: { destinations: { zz: {} }, routes: { nope: {} } } }, '/'),
+    /errorPolicy\.destinations\.zz: unknown destination "zz"[\s\S]*errorPolicy\.routes\.nope: unknown route "nope"/,
+  );
   assert.throws(() => buildConfig({ ...base, telemetry: { sentryDsn: 'not a url' } }, '/'), /telemetry\.sentryDsn/);
 });
 

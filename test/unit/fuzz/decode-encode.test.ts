@@ -53,8 +53,14 @@ const mutated = fc
         return event;
     }
   });
-const jsonText = fc.oneof(fc.json(), fc.jsonValue().map((v) => JSON.stringify(v, null, 2)), fc.object().map((o) => JSON.stringify(o)));
-const objectWithTeam = fc.tuple(fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 8 }), fc.option(fc.integer({ min: -1e9, max: 1e9 }))).map(([o, team]) => Buffer.from(JSON.stringify(team === null ? o : { ...o, team_id: team })));
+const jsonText = fc.oneof(
+  fc.json(),
+  fc.jsonValue().map((v) => JSON.stringify(v, null, 2)),
+  fc.object().map((o) => JSON.stringify(o)),
+);
+const objectWithTeam = fc
+  .tuple(fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 8 }), fc.option(fc.integer({ min: -1e9, max: 1e9 })))
+  .map(([o, team]) => Buffer.from(JSON.stringify(team === null ? o : { ...o, team_id: team })));
 const value = fc.oneof(
   fc.constant(undefined),
   fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
@@ -162,7 +168,11 @@ test('more than one JSON value in a message is never accepted', () => {
     fc.property(fc.array(objectWithTeam, { minLength: 2, maxLength: 4 }), fc.constantFrom('', '\n', ' ', '\r\n'), (objects, separator) => {
       const value = Buffer.from(objects.map((o) => o.toString('utf8')).join(separator));
       assert.throws(
-        () => decodeJsonRecord(sourceRecord({ value, key: undefined, headers: [], partition: 0, offset: 0n, timestamp: 0n, topic: 't' }), { maxMessageBytes: MAX_BYTES, teamId: { from: 'field', field: 'team_id' } }),
+        () =>
+          decodeJsonRecord(sourceRecord({ value, key: undefined, headers: [], partition: 0, offset: 0n, timestamp: 0n, topic: 't' }), {
+            maxMessageBytes: MAX_BYTES,
+            teamId: { from: 'field', field: 'team_id' },
+          }),
         (error: unknown) => error instanceof DecodeError && error.code === 'INSERTER_DECODE_BAD_JSON',
       );
     }),
@@ -173,7 +183,10 @@ test('more than one JSON value in a message is never accepted', () => {
 test('a JSON object with an integer team id (or none) is always accepted, with that team', () => {
   fc.assert(
     fc.property(objectWithTeam, (value) => {
-      const { teamId } = decodeJsonRecord(sourceRecord({ value, key: undefined, headers: [], partition: 0, offset: 0n, timestamp: 0n, topic: 't' }), { maxMessageBytes: MAX_BYTES, teamId: { from: 'field', field: 'team_id' } });
+      const { teamId } = decodeJsonRecord(sourceRecord({ value, key: undefined, headers: [], partition: 0, offset: 0n, timestamp: 0n, topic: 't' }), {
+        maxMessageBytes: MAX_BYTES,
+        teamId: { from: 'field', field: 'team_id' },
+      });
       const expected = (JSON.parse(value.toString('utf8')) as { team_id?: number }).team_id;
       assert.equal(teamId, expected);
     }),

@@ -7,7 +7,16 @@ import { test } from 'node:test';
 import type { SourceRecord } from '../../../src/source/types.ts';
 import { HeldDeadLetters, startWorld, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
 
-const raw = (offset: number, value: string): SourceRecord => ({ topic: TOPIC, partition: 0, offset: BigInt(offset), timestamp: BigInt(Date.now()), key: undefined, value: Buffer.from(value), headers: [], epoch: 0 });
+const raw = (offset: number, value: string): SourceRecord => ({
+  topic: TOPIC,
+  partition: 0,
+  offset: BigInt(offset),
+  timestamp: BigInt(Date.now()),
+  key: undefined,
+  value: Buffer.from(value),
+  headers: [],
+  epoch: 0,
+});
 const values = ['{"team_id":"abc","uuid":"a"}', '{"team_id":1.5,"uuid":"b"}', '{"team_id":8,"uuid":"c"}', '{"uuid":"d"}'];
 
 test('a fixed destination inserts rows whose team id is malformed; routing by team dead-letters them', async () => {
@@ -32,14 +41,11 @@ test('a fixed destination inserts rows whose team id is malformed; routing by te
     await world2.source.append(values.map((v, i) => raw(i, v)));
     await until(() => world2.source.committed === 4n, `commits past every record (committed ${world2.source.committed})`);
     assert.deepEqual(warehouse2.uuids(), ['c']);
-    assert.deepEqual(
-      deadLetters2.written.map((d) => [Number(d.offset), d.reason.code]).sort(),
-      [
-        [0, 'INSERTER_DECODE_BAD_TEAM'],
-        [1, 'INSERTER_DECODE_BAD_TEAM'],
-        [3, 'INSERTER_NO_TEAM'],
-      ],
-    );
+    assert.deepEqual(deadLetters2.written.map((d) => [Number(d.offset), d.reason.code]).sort(), [
+      [0, 'INSERTER_DECODE_BAD_TEAM'],
+      [1, 'INSERTER_DECODE_BAD_TEAM'],
+      [3, 'INSERTER_NO_TEAM'],
+    ]);
   } finally {
     await world2.pipeline.destroy();
   }

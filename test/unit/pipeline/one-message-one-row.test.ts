@@ -8,7 +8,16 @@ import { test } from 'node:test';
 import type { SourceRecord } from '../../../src/source/types.ts';
 import { event, HeldDeadLetters, startWorld, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
 
-const raw = (offset: number, value: string): SourceRecord => ({ topic: TOPIC, partition: 0, offset: BigInt(offset), timestamp: BigInt(Date.now()), key: undefined, value: Buffer.from(value), headers: [], epoch: 0 });
+const raw = (offset: number, value: string): SourceRecord => ({
+  topic: TOPIC,
+  partition: 0,
+  offset: BigInt(offset),
+  timestamp: BigInt(Date.now()),
+  key: undefined,
+  value: Buffer.from(value),
+  headers: [],
+  epoch: 0,
+});
 
 test('two JSON values in one message, trailing bytes, empty and whitespace-only values are dead-lettered, never inserted', async () => {
   const config = worldConfig({ teams: { map: { 8: 'd1' } } });
@@ -27,16 +36,13 @@ test('two JSON values in one message, trailing bytes, empty and whitespace-only 
     ]);
     await until(() => source.committed === 7n, `commits past every record (committed ${source.committed})`);
     assert.deepEqual(warehouse.uuids().sort(), ['u0', 'u6']);
-    assert.deepEqual(
-      deadLetters.written.map((d) => [Number(d.offset), d.reason.errorClass, d.reason.code]).sort(),
-      [
-        [1, 'decode', 'INSERTER_DECODE_BAD_JSON'],
-        [2, 'decode', 'INSERTER_DECODE_BAD_JSON'],
-        [3, 'decode', 'INSERTER_DECODE_NOT_OBJECT'],
-        [4, 'decode', 'INSERTER_DECODE_EMPTY'],
-        [5, 'decode', 'INSERTER_DECODE_EMPTY'],
-      ],
-    );
+    assert.deepEqual(deadLetters.written.map((d) => [Number(d.offset), d.reason.errorClass, d.reason.code]).sort(), [
+      [1, 'decode', 'INSERTER_DECODE_BAD_JSON'],
+      [2, 'decode', 'INSERTER_DECODE_BAD_JSON'],
+      [3, 'decode', 'INSERTER_DECODE_NOT_OBJECT'],
+      [4, 'decode', 'INSERTER_DECODE_EMPTY'],
+      [5, 'decode', 'INSERTER_DECODE_EMPTY'],
+    ]);
   } finally {
     await pipeline.destroy();
   }

@@ -13,7 +13,14 @@ import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { Deduplication, InsertResult, Sink, TableSchema } from '../../../src/sink/types.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 
-const off: Deduplication = { engine: 'MergeTree', byToken: false, setting: 'non_replicated_deduplication_window', windowBlocks: 0, windowSeconds: undefined, reason: 'MergeTree with non_replicated_deduplication_window = 0 keeps no insert tokens; fix: ALTER TABLE app.t MODIFY SETTING non_replicated_deduplication_window = 1000' };
+const off: Deduplication = {
+  engine: 'MergeTree',
+  byToken: false,
+  setting: 'non_replicated_deduplication_window',
+  windowBlocks: 0,
+  windowSeconds: undefined,
+  reason: 'MergeTree with non_replicated_deduplication_window = 0 keeps no insert tokens; fix: ALTER TABLE app.t MODIFY SETTING non_replicated_deduplication_window = 1000',
+};
 const on: Deduplication = { ...off, byToken: true, windowBlocks: 1000, reason: undefined };
 
 class FakeSink implements Sink {
@@ -95,7 +102,7 @@ test('exactlyOnce: false accepts it at-least-once with one warning per table', a
   assert.match(atLeastOnce[0] ?? '', /non_replicated_deduplication_window/);
 });
 
-test("a schema cached for an at-least-once route does not let an exactly-once route past", async () => {
+test('a schema cached for an at-least-once route does not let an exactly-once route past', async () => {
   const { schemas, sink, route } = setup();
   await schemas.encoder(sink, route('loose'), table, signal);
   await assert.rejects(schemas.encoder(sink, route('strict'), table, signal), /cannot deduplicate/);

@@ -50,7 +50,11 @@ test('a row rejected with an unlisted server code among 3,000 is dead-lettered a
 });
 
 test('a lone bad row next to a good one (a two-row batch) is dead-lettered without waiting for the pause', async () => {
-  const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 2, maxBytes: 1 << 24, maxAgeMs: 20 }, errorPolicy: { defaults: { unknown_server_error: { baseMs: 5, capMs: 20, maxElapsedMs: 600_000, pauseMs: 60_000 } } } });
+  const config = worldConfig({
+    teams: { map: { 8: 'd1' } },
+    batch: { maxRows: 2, maxBytes: 1 << 24, maxAgeMs: 20 },
+    errorPolicy: { defaults: { unknown_server_error: { baseMs: 5, capMs: 20, maxElapsedMs: 600_000, pauseMs: 60_000 } } },
+  });
   const warehouse = new TokenWarehouse();
   warehouse.fail = (_token, _rows, uuids) => (uuids.includes('u0') ? unlisted() : undefined);
   const deadLetters = new HeldDeadLetters();
@@ -69,7 +73,11 @@ test('a lone bad row next to a good one (a two-row batch) is dead-lettered witho
 });
 
 test('a bad row alone in its batch (low traffic) is judged by an empty insert into its table: dead-lettered, the partition moves on', async () => {
-  const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 1, maxBytes: 1 << 24, maxAgeMs: 20 }, errorPolicy: { defaults: { unknown_server_error: { baseMs: 5, capMs: 20, maxElapsedMs: 600_000, pauseMs: 60_000 } } } });
+  const config = worldConfig({
+    teams: { map: { 8: 'd1' } },
+    batch: { maxRows: 1, maxBytes: 1 << 24, maxAgeMs: 20 },
+    errorPolicy: { defaults: { unknown_server_error: { baseMs: 5, capMs: 20, maxElapsedMs: 600_000, pauseMs: 60_000 } } },
+  });
   const warehouse = new TokenWarehouse();
   warehouse.fail = (_token, _rows, uuids) => (uuids.includes('u1') ? unlisted() : undefined);
   const deadLetters = new HeldDeadLetters();
@@ -82,7 +90,10 @@ test('a bad row alone in its batch (low traffic) is judged by an empty insert in
       [1n],
     );
     assertExactlyOnce(warehouse, ['u0', 'u2']);
-    assert.ok(warehouse.inserts.some((i) => i.endsWith('/probe (0)')), `an empty probe insert: ${warehouse.inserts.join(', ')}`);
+    assert.ok(
+      warehouse.inserts.some((i) => i.endsWith('/probe (0)')),
+      `an empty probe insert: ${warehouse.inserts.join(', ')}`,
+    );
   } finally {
     await pipeline.destroy();
   }
@@ -112,7 +123,7 @@ test('a lone bad row whose first probe fails (no other traffic) is probed again 
   }
 });
 
-test('when every part fails alike the failure is the destination\'s: nothing dead-lettered, nothing committed, all land once it recovers', async () => {
+test("when every part fails alike the failure is the destination's: nothing dead-lettered, nothing committed, all land once it recovers", async () => {
   const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 1000, maxBytes: 1 << 24, maxAgeMs: 20 }, ...fastPolicy });
   const warehouse = new TokenWarehouse();
   let broken = true;

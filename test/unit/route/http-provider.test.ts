@@ -51,7 +51,16 @@ async function setup(t: TestContext, options: Partial<HttpProviderOptions> = {},
   const registry = new Registry();
   const clock = { now: 1_000_000 };
   const provider = new HttpDestinationProvider(
-    { url, token: new Secret(TOKEN), pollIntervalMs: 3_600_000, timeoutMs: 300, teamCacheTtlMs: 60_000, negativeCacheTtlMs: 5_000, startRetry: { baseMs: 10, factor: 2, capMs: 50, maxElapsedMs: 5_000 }, ...options },
+    {
+      url,
+      token: new Secret(TOKEN),
+      pollIntervalMs: 3_600_000,
+      timeoutMs: 300,
+      teamCacheTtlMs: 60_000,
+      negativeCacheTtlMs: 5_000,
+      startRetry: { baseMs: 10, factor: 2, capMs: 50, maxElapsedMs: 5_000 },
+      ...options,
+    },
     { logger, registry, now: () => clock.now },
   );
   t.after(async () => {
@@ -96,7 +105,13 @@ test('first load: snapshot with secrets wrapped, limits applied, bearer token se
   const { api, provider, registry } = await setup(t);
   const snap = provider.snapshot();
   assert.equal(snap.version, 'v1');
-  assert.deepEqual([...snap.teams], [[1, 'a'], [2, 'b']]);
+  assert.deepEqual(
+    [...snap.teams],
+    [
+      [1, 'a'],
+      [2, 'b'],
+    ],
+  );
   const a = snap.destinations.get('a');
   assert.equal(a?.password.reveal(), CANARY);
   assert.equal(a?.user, 'writer');
@@ -175,8 +190,14 @@ test('garbage is rejected whole: not JSON, or JSON with any invalid part; the lo
   const invalid = await s.failure(s.provider.refresh(never));
   assert.equal(invalid.reason, 'invalid');
   assert.equal(invalid.retryable, false);
-  assert.ok(invalid.issues.some((i) => i.startsWith('destinations.2.url:')), invalid.issues.join('\n'));
-  assert.ok(invalid.issues.some((i) => i.startsWith('teams.2.destination: unknown destination "nope"')), invalid.issues.join('\n'));
+  assert.ok(
+    invalid.issues.some((i) => i.startsWith('destinations.2.url:')),
+    invalid.issues.join('\n'),
+  );
+  assert.ok(
+    invalid.issues.some((i) => i.startsWith('teams.2.destination: unknown destination "nope"')),
+    invalid.issues.join('\n'),
+  );
   assert.equal(s.provider.snapshot(), good, 'the valid parts of a bad document are not applied either');
   assert.equal(s.changes.length, 0);
   const logged = s.lines.join('');
@@ -307,7 +328,10 @@ test('polling applies a new version on its own; close() stops it and is idempote
   const changed = new Promise<DestinationSnapshot>((resolve) => s.provider.onChange(resolve));
   s.api.document = document('v2', 'rotated-pw-9e2b');
   assert.equal((await changed).version, 'v2');
-  assert.ok(s.api.requestsTo('/v1/destinations').some((r) => r.ifNoneMatch !== undefined), 'polls send the ETag');
+  assert.ok(
+    s.api.requestsTo('/v1/destinations').some((r) => r.ifNoneMatch !== undefined),
+    'polls send the ETag',
+  );
   await s.provider.close();
   await s.provider.close();
   const count = s.api.requests.length;

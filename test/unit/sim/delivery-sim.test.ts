@@ -70,7 +70,9 @@ test(`delivery core: nothing lost, duplicated or misrouted, no commit past an un
     }
   }
   const seconds = (performance.now() - started) / 1000;
-  t.diagnostic(`${ran} seeds in ${seconds.toFixed(1)} s (${(ran / seconds).toFixed(1)} seeds/s): ${kills} kills, ${zombies} zombie inserts, ${lateCommits} late commits, ${dedupHits} inserts deduplicated by token, ${repeatedDeadLetters} repeated dead letters`);
+  t.diagnostic(
+    `${ran} seeds in ${seconds.toFixed(1)} s (${(ran / seconds).toFixed(1)} seeds/s): ${kills} kills, ${zombies} zombie inserts, ${lateCommits} late commits, ${dedupHits} inserts deduplicated by token, ${repeatedDeadLetters} repeated dead letters`,
+  );
   assert.equal(failures.length, 0, failures.join('\n\n'));
 });
 
@@ -115,7 +117,13 @@ for (const [name, { seeds, invariants, known: features }] of Object.entries(regr
     for (const seed of seeds) {
       const result = await simulate({ seed, known: features });
       const relevant = result.violations.filter((v) => invariants.includes(v.invariant));
-      if (relevant.length > 0) failing.push(`seed ${seed}: ${relevant.slice(0, 3).map((v) => `[${v.invariant}] ${v.message.slice(0, 300)}`).join('; ')}`);
+      if (relevant.length > 0)
+        failing.push(
+          `seed ${seed}: ${relevant
+            .slice(0, 3)
+            .map((v) => `[${v.invariant}] ${v.message.slice(0, 300)}`)
+            .join('; ')}`,
+        );
     }
     assert.equal(failing.length, 0, failing.join('\n'));
   });

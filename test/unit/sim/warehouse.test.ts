@@ -22,7 +22,10 @@ test('a token seen within the window is deduplicated; one pushed out of it is no
   w.apply('d0', batch('t2', ['b']), 1);
   w.apply('d0', batch('t3', ['c']), 1);
   w.apply('d0', batch('t1', ['a']), 1); // t1 left the window of 2
-  assert.deepEqual(w.tables()[0]?.rows.map((r) => r.uuid), ['a', 'b', 'c', 'a']);
+  assert.deepEqual(
+    w.tables()[0]?.rows.map((r) => r.uuid),
+    ['a', 'b', 'c', 'a'],
+  );
   assert.equal(w.dedupHits, 1);
 });
 
@@ -41,7 +44,10 @@ test('a poison row fails the whole insert with row_data naming its 1-based row, 
 
 test('a missing table is missing_object; the default DDL creates the wrapped-message table', () => {
   const w = new Warehouse({ dedupWindow: 10, poison: new Set(), poisonHint: true });
-  assert.throws(() => w.apply('d0', batch('t1', ['a']), 1), (e: unknown) => e instanceof WarehouseError && e.errorClass === ErrorClasses.missingObject);
+  assert.throws(
+    () => w.apply('d0', batch('t1', ['a']), 1),
+    (e: unknown) => e instanceof WarehouseError && e.errorClass === ErrorClasses.missingObject,
+  );
   const columns = columnsOfDdl(defaultTableDdl).map((c) => c.name);
   assert.deepEqual(columns, ['team_id', '_message', '_topic', '_partition', '_offset', '_key', '_timestamp', '_timestamp_ms', '_headers.name', '_headers.value']);
 });

@@ -7,14 +7,20 @@ import { classifyClickHouseError } from '../../../src/sink/clickhouse/classify.t
 import { asWarehouseError, WarehouseError } from '../../../src/sink/errors.ts';
 
 test('a parse error names its row: class row_data, 1-based row', () => {
-  const failure = classifyClickHouseError(new ClickHouseError({ message: "Cannot parse input: expected '\"' before: 'oops': (at row 5)\n: While executing ParallelParsingBlockInputFormat", code: '27', type: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED' }));
+  const failure = classifyClickHouseError(
+    new ClickHouseError({
+      message: "Cannot parse input: expected '\"' before: 'oops': (at row 5)\n: While executing ParallelParsingBlockInputFormat",
+      code: '27',
+      type: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED',
+    }),
+  );
   assert.equal(failure.errorClass, ErrorClasses.rowData);
   assert.equal(failure.serverCode, 27);
   assert.equal(failure.row, 5);
   assert.ok(!failure.message.includes('\n'));
 });
 
-test('an unlisted code that names a row is row_data; without a row it is the server\'s own rejection: unknown_server_error', () => {
+test("an unlisted code that names a row is row_data; without a row it is the server's own rejection: unknown_server_error", () => {
   assert.equal(classifyClickHouseError(new ClickHouseError({ message: 'odd value (at row 3)', code: '99999' })).errorClass, ErrorClasses.rowData);
   const unlisted = classifyClickHouseError(new ClickHouseError({ message: 'something new', code: '99999' }));
   assert.equal(unlisted.errorClass, ErrorClasses.unknownServerError);

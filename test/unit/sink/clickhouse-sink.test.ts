@@ -16,7 +16,11 @@ interface Seen {
 }
 
 const seen: Seen[] = [];
-let engineRow = { engine: 'MergeTree', engine_full: 'MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 0, index_granularity = 8192', defaults: ['non_replicated_deduplication_window=1000'] };
+let engineRow = {
+  engine: 'MergeTree',
+  engine_full: 'MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 0, index_granularity = 8192',
+  defaults: ['non_replicated_deduplication_window=1000'],
+};
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
@@ -37,7 +41,10 @@ before(async () => {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
-  const config = buildConfig({ kafka: { brokers: ['127.0.0.1:9092'] }, destinations: [{ id: 'a', url: `http://127.0.0.1:${port}`, compression: 'none' }], routes: [{ topic: 't', table: 'x', destination: 'a' }] }, '/tmp');
+  const config = buildConfig(
+    { kafka: { brokers: ['127.0.0.1:9092'] }, destinations: [{ id: 'a', url: `http://127.0.0.1:${port}`, compression: 'none' }], routes: [{ topic: 't', table: 'x', destination: 'a' }] },
+    '/tmp',
+  );
   sink = new ClickHouseSink(config.destinations[0] as (typeof config.destinations)[number]);
 });
 
@@ -60,7 +67,11 @@ test('describe returns the columns and the deduplication read from system.tables
   assert.match(tables.url.searchParams.get('param_table') ?? '', /^we.+ird$/);
   assert.equal(tables.url.searchParams.get('param_db'), 'app');
 
-  engineRow = { engine: 'SharedMergeTree', engine_full: "SharedMergeTree('/t', '{replica}') ORDER BY id", defaults: ['replicated_deduplication_window=10000', 'replicated_deduplication_window_seconds=3600'] };
+  engineRow = {
+    engine: 'SharedMergeTree',
+    engine_full: "SharedMergeTree('/t', '{replica}') ORDER BY id",
+    defaults: ['replicated_deduplication_window=10000', 'replicated_deduplication_window_seconds=3600'],
+  };
   const shared = await sink.describe({ database: 'app', table: 't' });
   assert.deepEqual([shared?.deduplication?.byToken, shared?.deduplication?.windowBlocks, shared?.deduplication?.windowSeconds], [true, 10000, 3600]);
 });

@@ -34,7 +34,10 @@ test("the table's own setting wins over the server default, both ways", () => {
 test('Replicated and Shared (Cloud) tables use the replicated window and its seconds', () => {
   const shared = deduplicationOf(table, row('SharedReplacingMergeTree', "SharedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}') ORDER BY x SETTINGS index_granularity = 8192"));
   assert.deepEqual([shared.byToken, shared.setting, shared.windowBlocks, shared.windowSeconds], [true, 'replicated_deduplication_window', 10000, 3600]);
-  const tuned = deduplicationOf(table, row('ReplicatedMergeTree', "ReplicatedMergeTree('/t', 'r') ORDER BY x SETTINGS replicated_deduplication_window = 500, replicated_deduplication_window_seconds = 86400"));
+  const tuned = deduplicationOf(
+    table,
+    row('ReplicatedMergeTree', "ReplicatedMergeTree('/t', 'r') ORDER BY x SETTINGS replicated_deduplication_window = 500, replicated_deduplication_window_seconds = 86400"),
+  );
   assert.deepEqual([tuned.windowBlocks, tuned.windowSeconds], [500, 86400]);
   const off = deduplicationOf(table, row('ReplicatedMergeTree', "ReplicatedMergeTree('/t', 'r') ORDER BY x SETTINGS replicated_deduplication_window = 0"));
   assert.equal(off.byToken, false);

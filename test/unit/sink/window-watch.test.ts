@@ -63,5 +63,8 @@ test('learning a table sets its deduplicates gauge', async () => {
   const { w, metrics } = watch();
   w.learn({ database: 'app', table: 'buf' }, { engine: 'Buffer', byToken: false, setting: undefined, windowBlocks: undefined, windowSeconds: undefined, reason: 'x' });
   const values = (await metrics.tableDeduplicates.get()).values.map((v) => [v.labels.table, v.value]);
-  assert.deepEqual(values, [['app.events', 1], ['app.buf', 0]]);
+  assert.deepEqual(values, [
+    ['app.events', 1],
+    ['app.buf', 0],
+  ]);
 });

@@ -46,12 +46,20 @@ test('a client certificate needs its key and a key its certificate, named by fie
 
 test('every TLS file that cannot be read is named at once, next to other problems', () => {
   const found = issues(withKafka({ tls: { caFile: 'nope-ca.pem', certFile: 'nope.pem', keyFile: 'nope.key' }, sasl: { mechanism: 'SCRAM-SHA-512', username: 'u', password: { env: 'MISSING' } } }));
-  for (const field of ['kafka.tls.caFile: cannot read nope-ca.pem', 'kafka.tls.certFile: cannot read nope.pem', 'kafka.tls.keyFile: cannot read nope.key', 'kafka.sasl.password: environment variable MISSING is not set']) {
-    assert.ok(found.some((i) => i.startsWith(field)), `${field} in ${found.join('\n')}`);
+  for (const field of [
+    'kafka.tls.caFile: cannot read nope-ca.pem',
+    'kafka.tls.certFile: cannot read nope.pem',
+    'kafka.tls.keyFile: cannot read nope.key',
+    'kafka.sasl.password: environment variable MISSING is not set',
+  ]) {
+    assert.ok(
+      found.some((i) => i.startsWith(field)),
+      `${field} in ${found.join('\n')}`,
+    );
   }
 });
 
-test('a CA file without certificates and a key that is not the certificate\'s are named', () => {
+test("a CA file without certificates and a key that is not the certificate's are named", () => {
   assert.deepEqual(issues(withKafka({ tls: { caFile: 'not-pem.txt' } })), ['kafka.tls.caFile: not-pem.txt holds no PEM certificate']);
   const found = issues(withKafka({ tls: { certFile: 'client.pem', keyFile: 'other.key' } }));
   assert.equal(found.length, 1);
@@ -59,7 +67,14 @@ test('a CA file without certificates and a key that is not the certificate\'s ar
 });
 
 test('the clients get the CA, the client certificate and key, the server name and SASL; no clear password in the options', () => {
-  const config = buildConfig(withKafka({ tls: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key', serverName: 'kafka.example.com' }, sasl: { mechanism: 'SCRAM-SHA-512', username: 'svc', password: { file: 'password' } } }), dir, {});
+  const config = buildConfig(
+    withKafka({
+      tls: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key', serverName: 'kafka.example.com' },
+      sasl: { mechanism: 'SCRAM-SHA-512', username: 'svc', password: { file: 'password' } },
+    }),
+    dir,
+    {},
+  );
   const connection = kafkaConnectionOptions(config.kafka, config.baseDir);
   assert.deepEqual(connection.tls?.ca, pem('ca.pem'));
   assert.deepEqual(connection.tls?.cert, pem('client.pem'));
@@ -98,7 +113,10 @@ test('OAUTHBEARER: a token file is re-read at every login, an inline token is fi
 
 test('a refused login and an untrusted certificate are told apart from a broker that is down', () => {
   const kafka = { tls: true, sasl: { mechanism: 'SCRAM-SHA-512' as const, username: 'svc', password: { reveal: () => 'x' } } } as unknown as Parameters<typeof kafkaSecurityFailure>[1];
-  const auth = kafkaSecurityFailure(new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: new AuthenticationError('SASL authentication failed.') })]), kafka);
+  const auth = kafkaSecurityFailure(
+    new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: new AuthenticationError('SASL authentication failed.') })]),
+    kafka,
+  );
   assert.equal(auth?.code, 'INSERTER_KAFKA_AUTH');
   assert.match(auth?.message ?? '', /Kafka refused the login \(SASL SCRAM-SHA-512 as user svc\): SASL authentication failed\. Check kafka\.sasl/);
   const untrusted = Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' });
@@ -109,20 +127,33 @@ test('a refused login and an untrusted certificate are told apart from a broker 
   assert.equal(kafkaSecurityFailure(new MultipleErrors('Received response with error', [illegalState]), kafka)?.code, 'INSERTER_KAFKA_AUTH', 'a rejected bearer token');
   const closed = new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection closed')]);
   assert.equal(kafkaSecurityFailure(closed, kafka), undefined, 'a closed connection is not proof: retried');
-  assert.equal(kafkaConnectionHint(closed, { tls: { caFile: 'ca.pem' }, sasl: undefined }), 'the broker closed the connection: does this listener require a client certificate (kafka.tls.certFile, keyFile) or a SASL login (kafka.sasl)?');
+  assert.equal(
+    kafkaConnectionHint(closed, { tls: { caFile: 'ca.pem' }, sasl: undefined }),
+    'the broker closed the connection: does this listener require a client certificate (kafka.tls.certFile, keyFile) or a SASL login (kafka.sasl)?',
+  );
   const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9093'), { code: 'ECONNREFUSED' });
   assert.equal(kafkaSecurityFailure(new MultipleErrors('Cannot connect to any broker.', [new NetworkError('Connection to b1:9093 failed.', { cause: refused })]), kafka), undefined);
 });
 
 test('the security mode is explained in words, never with the password', () => {
-  const secured = buildConfig(withKafka({ tls: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key' }, sasl: { mechanism: 'SCRAM-SHA-256', username: 'svc', password: { file: 'password' } } }), dir, {});
+  const secured = buildConfig(
+    withKafka({ tls: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key' }, sasl: { mechanism: 'SCRAM-SHA-256', username: 'svc', password: { file: 'password' } } }),
+    dir,
+    {},
+  );
   assert.equal(describeKafkaSecurity(secured.kafka), 'SASL_SSL; SCRAM-SHA-256 as user svc (password set); TLS trusting the CA in ca.pem; client certificate client.pem (mTLS)');
   assert.equal(describeKafkaSecurity(buildConfig(withKafka({ tls: true }), dir, {}).kafka), 'SSL; TLS trusting the system CAs');
-  assert.match(describeKafkaSecurity(buildConfig(withKafka({ sasl: { mechanism: 'PLAIN', username: 'k', password: 's' } }), dir, {}).kafka), /^SASL_PLAINTEXT; PLAIN as user k \(password set\); WARNING: credentials and data travel unencrypted$/);
+  assert.match(
+    describeKafkaSecurity(buildConfig(withKafka({ sasl: { mechanism: 'PLAIN', username: 'k', password: 's' } }), dir, {}).kafka),
+    /^SASL_PLAINTEXT; PLAIN as user k \(password set\); WARNING: credentials and data travel unencrypted$/,
+  );
   assert.match(describeKafkaSecurity(buildConfig(withKafka({}), dir, {}).kafka), /^PLAINTEXT; unencrypted and unauthenticated/);
 
   const file = join(dir, 'secure.yaml');
-  writeFileSync(file, 'kafka:\n  brokers: ["b1:9093"]\n  tls: { caFile: ca.pem }\n  sasl: { mechanism: SCRAM-SHA-512, username: svc, password: { file: password } }\ndestinations: [{ id: a, url: "http://127.0.0.1:8123" }]\nroutes: [{ topic: e, table: t, destination: a }]\n');
+  writeFileSync(
+    file,
+    'kafka:\n  brokers: ["b1:9093"]\n  tls: { caFile: ca.pem }\n  sasl: { mechanism: SCRAM-SHA-512, username: svc, password: { file: password } }\ndestinations: [{ id: a, url: "http://127.0.0.1:8123" }]\nroutes: [{ topic: e, table: t, destination: a }]\n',
+  );
   const bin = resolve(import.meta.dirname, '..', '..', '..', 'bin', 'inserter');
   const r = spawnSync(bin, ['check-config', file], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);

@@ -116,7 +116,7 @@ test('transient failures are reported only once they persist; no DSN means no cl
   const got = events();
   assert.equal(got.length, 1);
   assert.equal(got[0]?.level, 'warning');
-  const delivery = ((got[0]?.contexts as Record<string, Record<string, unknown>>).delivery ?? {});
+  const delivery = (got[0]?.contexts as Record<string, Record<string, unknown>>).delivery ?? {};
   assert.equal(delivery.sample_row, '{"password":"[scrubbed]","ok":1}');
   await reporter.close();
   const none = new ErrorReporter({ dsn: undefined });
