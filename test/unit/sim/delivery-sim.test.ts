@@ -76,6 +76,21 @@ test(`delivery core: nothing lost, duplicated or misrouted, no commit past an un
   assert.equal(failures.length, 0, failures.join('\n\n'));
 });
 
+test('dead-letter writes and ledger saves that fail with an error (not only wait) lose and duplicate nothing, over 100 seeds', async () => {
+  const failing: string[] = [];
+  for (let seed = 1; seed <= 100; seed++) {
+    const result = await simulate({ seed, throwingKafkaClients: true });
+    if (result.violations.length > 0)
+      failing.push(
+        `seed ${seed}: ${result.violations
+          .slice(0, 2)
+          .map((v) => `[${v.invariant}] ${v.message.slice(0, 200)}`)
+          .join('; ')}`,
+      );
+  }
+  assert.equal(failing.length, 0, failing.join('\n'));
+});
+
 test('the checker can fail: without the exactly-once ledger, restarts with other batch sizes duplicate rows', async () => {
   for (let seed = 1; seed <= 200; seed++) {
     const result = await simulate({ seed, exactlyOnce: false, crashes: 3 });
