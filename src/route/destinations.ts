@@ -125,12 +125,20 @@ export class DestinationDirectory {
     let handle = this.#handles.get(destination.id);
     if (handle === undefined) {
       const id = destination.id;
-      const current = (): Sink => this.#current(id, destination);
+      // A sink that cannot be built (its TLS files gone, say) fails the call, never throws into a
+      // timer or a caller that expects a promise.
+      const call = <T>(use: (sink: Sink) => Promise<T>): Promise<T> => {
+        try {
+          return use(this.#current(id, destination));
+        } catch (error) {
+          return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      };
       handle = {
         destinationId: id,
-        describe: (table, signal) => current().describe(table, signal),
-        createTable: (table, template, signal) => current().createTable(table, template, signal),
-        insert: (batch, signal) => current().insert(batch, signal),
+        describe: (table, signal) => call((sink) => sink.describe(table, signal)),
+        createTable: (table, template, signal) => call((sink) => sink.createTable(table, template, signal)),
+        insert: (batch, signal) => call((sink) => sink.insert(batch, signal)),
         close: async () => undefined,
       };
       this.#handles.set(id, handle);

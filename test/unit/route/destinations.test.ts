@@ -73,3 +73,23 @@ test(`at most ${MAX_LOOKED_UP_TEAMS} looked-up teams are remembered, the oldest 
   assert.deepEqual(directory.decide(route, 1), { kind: 'hold', lookup: true }, 'the oldest answer was forgotten');
   assert.equal(directory.decide(route, MAX_LOOKED_UP_TEAMS + 10).kind, 'destination');
 });
+
+test('a sink that cannot be built fails the call with a rejected promise, never a throw (a probe on a timer must not crash the process)', async () => {
+  const config = buildConfig({ kafka: { brokers: ['127.0.0.1:9092'] }, destinations: [{ id: 'a', url: 'http://127.0.0.1:8123' }], routes: [{ topic: 'e', table: 'e' }] }, '/', {});
+  const provider: DestinationProvider = {
+    start: async () => undefined,
+    snapshot: () => ({ version: 'v', loadedAt: 0, destinations: new Map(config.destinations.map((d) => [d.id, d])), teams: new Map() }),
+    lookupTeam: async () => undefined,
+    onChange: () => () => undefined,
+    close: async () => undefined,
+  };
+  const directory = new DestinationDirectory(config, provider, () => {
+    throw new Error('ENOENT: the CA file is gone');
+  });
+  const destination = config.destinations[0] as Config['destinations'][number];
+  let call: Promise<unknown> | undefined;
+  assert.doesNotThrow(() => {
+    call = directory.sink(destination).describe({ database: 'default', table: 'e' });
+  });
+  await assert.rejects(call as Promise<unknown>, /CA file is gone/);
+});
