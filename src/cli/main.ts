@@ -9,6 +9,7 @@ import { ctl } from './ctl.ts';
 import { dlq } from './dlq.ts';
 import { verify } from './verify.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
+import { printableUrl } from '../config/schema.ts';
 import { DeadLetterWriter } from '../source/kafka-dead-letter-writer.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { exactlyOnceFor } from '../pipeline/table-schemas.ts';
@@ -78,7 +79,9 @@ function explain(config: Config): string {
   const lines = [`configuration OK: ${config.routes.length} route(s), ${config.destinations.length} destination(s)`];
   lines.push(`kafka: ${config.kafka.brokers.join(',')} group ${config.kafka.groupId}`);
   lines.push(`kafka security: ${describeKafkaSecurity(config.kafka)}`);
-  for (const d of config.destinations) lines.push(`destination ${d.id}: ${d.url} user ${d.user} database ${d.database} (password ${d.password.reveal() === '' ? 'empty' : 'set'})`);
+  for (const d of config.destinations) lines.push(`destination ${d.id}: ${printableUrl(d.url)} user ${d.user} database ${d.database} (password ${d.password.reveal() === '' ? 'empty' : 'set'})`);
+  const api = config.destinationsApi;
+  if (api !== undefined) lines.push(`destinations API: ${printableUrl(api.url)} (token set, polled every ${api.pollIntervalMs} ms)`);
   for (const r of config.routes) {
     const dest = r.destination === 'team' ? `by team (${r.teamId.from === 'field' ? `field ${r.teamId.field}` : r.teamId.from})` : r.destination;
     lines.push(

@@ -6,6 +6,24 @@ import { errorPolicySchema } from '../errors/policy-schema.ts';
 /** A secret may be written inline (discouraged), or read from an environment variable or a file. */
 export const secretSchema = z.union([z.string(), z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()]);
 
+/**
+ * An http(s) URL without `user:password@`: credentials go in their own (secret) fields, never in a
+ * URL that logs, metrics and `check-config` may print. Messages name the field, never the value.
+ */
+export const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+  .refine((url) => !URL.canParse(url) || (new URL(url).username === '' && new URL(url).password === ''), 'must not carry credentials (user:password@): give them in their own secret fields');
+
+/** The URL as it may be printed: any user or password cut out (belt and braces, validation refuses them). */
+export function printableUrl(url: string): string {
+  if (!URL.canParse(url)) return '<invalid URL>';
+  const parsed = new URL(url);
+  if (parsed.username === '' && parsed.password === '') return url;
+  parsed.username = '';
+  parsed.password = '';
+  return parsed.toString();
+}
+
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier (letters, digits, _)');
 /** Kafka's rule for a topic name: 1 to 249 of letters, digits, '.', '_' and '-', and not '.' or '..'. */
 const kafkaTopicName = z
@@ -18,7 +36,7 @@ const kafkaTopicName = z
 export const destinationSchema = z
   .object({
     id: z.string().min(1),
-    url: z.url({ protocol: /^https?$/ }),
+    url: httpUrl,
     user: z.string().default('default'),
     password: secretSchema.default(''),
     database: identifier.default('default'),
@@ -137,7 +155,7 @@ export const configSchema = z
     destinationsApi: z
       .object({
         /** Base URL: `<url>/v1/destinations` and `<url>/v1/teams/{id}` are requested. */
-        url: z.url({ protocol: /^https?$/ }),
+        url: httpUrl,
         /** Bearer token for the API. */
         token: secretSchema,
         pollIntervalMs: z.number().int().positive().default(30_000),

@@ -12,7 +12,7 @@ const field = destinationSchema.shape;
 
 const destinationDoc = z.object({
   id: field.id,
-  url: field.url.refine((url) => !/^https?:\/\/[^/]*@/i.test(url), 'must not carry credentials (use user and password)'),
+  url: field.url,
   user: field.user,
   password: z.string(),
   database: field.database,

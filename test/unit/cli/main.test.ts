@@ -30,6 +30,20 @@ test('check-config explains a valid file and never prints its secrets', () => {
   assert.ok(!out.includes('canary-cli-9d2f') && !err.includes('canary-cli-9d2f'));
 });
 
+test('check-config refuses a URL carrying credentials, naming the field, and never prints them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'inserter-cli-'));
+  const file = join(dir, 'creds.yaml');
+  writeFileSync(
+    file,
+    'kafka: { brokers: ["127.0.0.1:9092"] }\ndestinations: [{ id: a, url: "https://writer:CANARY-cli-url-77@ch.example:8443" }]\ndestinationsApi: { url: "https://svc:CANARY-cli-url-77@api.example", token: t }\nroutes: [{ topic: t, table: t, destination: a }]\n',
+  );
+  const { code, out, err } = run(['check-config', file]);
+  assert.equal(code, 1, out);
+  assert.match(err, /destinations\.0\.url: must not carry credentials/);
+  assert.match(err, /destinationsApi\.url: must not carry credentials/);
+  assert.ok(!out.includes('CANARY-cli-url-77') && !err.includes('CANARY-cli-url-77'), `credentials printed:\n${out}${err}`);
+});
+
 test('check-config names every field at fault at once and exits 1', () => {
   const dir = mkdtempSync(join(tmpdir(), 'inserter-cli-'));
   const file = join(dir, 'bad.yaml');

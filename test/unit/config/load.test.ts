@@ -69,3 +69,23 @@ test('an invalid dead-letter topic name is a config error naming the field', () 
   const ok = buildConfig({ ...minimal, routes: [{ topic: 'e', table: 't', destination: 'a', deadLetterTopic: 'e.dlq_v-2' }] }, '/', { CH_PASSWORD: 'pw' });
   assert.equal(ok.routes[0]?.deadLetterTopic, 'e.dlq_v-2');
 });
+
+test('a URL carrying credentials is refused wherever it is written, naming the field and never echoing them', () => {
+  const raw = {
+    ...minimal,
+    destinations: [
+      { id: 'a', url: 'https://writer:CANARY-url-pw-4e1a@ch.example:8443', password: { env: 'CH_PASSWORD' } },
+      { id: 'b', url: 'https://:CANARY-url-pw-4e1a@ch2.example:8443' },
+    ],
+    destinationsApi: { url: 'https://svc:CANARY-url-pw-4e1a@api.example/internal', token: 'tok' },
+  };
+  try {
+    buildConfig(raw, '/', { CH_PASSWORD: 'pw' });
+    assert.fail('should throw');
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    const text = `${error.message}\n${error.issues.join('\n')}\n${inspect(error, { depth: 10 })}`;
+    for (const field of ['destinations.0.url', 'destinations.1.url', 'destinationsApi.url']) assert.match(text, new RegExp(`${field.replaceAll('.', '\\.')}: must not carry credentials`));
+    assert.ok(!text.includes('CANARY-url-pw-4e1a'), 'the credentials are never printed back');
+  }
+});
