@@ -24,6 +24,26 @@ export function printableUrl(url: string): string {
   return parsed.toString();
 }
 
+export interface DestinationTlsFiles {
+  readonly caFile?: string | undefined;
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
+}
+
+/**
+ * What is wrong with a destination's TLS files, by field: a client certificate and its key come
+ * together, and only with the CA that verifies the server (the ClickHouse client takes mTLS only so;
+ * without a CA they would be silently ignored).
+ */
+export function destinationTlsIssues(tls: DestinationTlsFiles): { field: 'caFile' | 'certFile' | 'keyFile'; message: string }[] {
+  const out: { field: 'caFile' | 'certFile' | 'keyFile'; message: string }[] = [];
+  if (tls.certFile !== undefined && tls.keyFile === undefined) out.push({ field: 'keyFile', message: 'a client certificate (certFile) needs its private key (keyFile)' });
+  if (tls.keyFile !== undefined && tls.certFile === undefined) out.push({ field: 'certFile', message: 'a private key (keyFile) needs its client certificate (certFile)' });
+  if ((tls.certFile !== undefined || tls.keyFile !== undefined) && tls.caFile === undefined)
+    out.push({ field: 'caFile', message: 'a client certificate (certFile, keyFile) needs the CA that verifies the server (caFile); it is not ignored' });
+  return out;
+}
+
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier (letters, digits, _)');
 /** Kafka's rule for a topic name: 1 to 249 of letters, digits, '.', '_' and '-', and not '.' or '..'. */
 const kafkaTopicName = z
@@ -58,7 +78,10 @@ export const destinationSchema = z
      */
     deadLetterAfterParkedMs: z.number().int().positive().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((d, ctx) => {
+    for (const issue of d.tls === undefined ? [] : destinationTlsIssues(d.tls)) ctx.addIssue({ code: 'custom', path: ['tls', issue.field], message: issue.message });
+  });
 
 const teamIdSchema = z.discriminatedUnion('from', [
   z.object({ from: z.literal('field'), field: z.string().min(1).default('team_id') }).strict(),

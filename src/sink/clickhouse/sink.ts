@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { DestinationConfig } from '../../config/load.ts';
+import { destinationTlsIssues } from '../../config/schema.ts';
+import { ConfigError } from '../../errors/inserter-error.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../types.ts';
@@ -28,6 +30,21 @@ export interface ClickHouseSinkOptions {
   readonly metrics?: Metrics;
 }
 
+/**
+ * The client's TLS options. A client certificate without its key, or without the CA (the client
+ * takes mTLS only with one), is refused here too, never silently dropped: the config and the
+ * destinations API check it first, so this only guards a destination built some other way.
+ */
+function tlsOptions(destination: DestinationConfig): { ca_cert: Buffer; cert?: Buffer; key?: Buffer } | undefined {
+  const tls = destination.tls;
+  if (tls === undefined) return undefined;
+  const issues = destinationTlsIssues(tls).map((i) => `destination ${destination.id}: tls.${i.field}: ${i.message}`);
+  if (issues.length > 0) throw new ConfigError(issues);
+  if (tls.caFile === undefined) return undefined;
+  const ca_cert = readFileSync(tls.caFile);
+  return tls.certFile !== undefined && tls.keyFile !== undefined ? { ca_cert, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } : { ca_cert };
+}
+
 export class ClickHouseSink implements Sink {
   readonly destinationId: string;
   readonly #client: ClickHouseClient;
@@ -37,15 +54,7 @@ export class ClickHouseSink implements Sink {
   constructor(destination: DestinationConfig, options: ClickHouseSinkOptions = {}) {
     this.destinationId = destination.id;
     this.#window = new DedupWindowWatch({ destinationId: destination.id, logger: options.logger, metrics: options.metrics });
-    const tls = destination.tls?.caFile
-      ? destination.tls.certFile && destination.tls.keyFile
-        ? {
-            ca_cert: readFileSync(destination.tls.caFile),
-            cert: readFileSync(destination.tls.certFile),
-            key: readFileSync(destination.tls.keyFile),
-          }
-        : { ca_cert: readFileSync(destination.tls.caFile) }
-      : undefined;
+    const tls = tlsOptions(destination);
     this.#client = createClient({
       url: destination.url,
       username: destination.user,

@@ -89,3 +89,27 @@ test('a URL carrying credentials is refused wherever it is written, naming the f
     assert.ok(!text.includes('CANARY-url-pw-4e1a'), 'the credentials are never printed back');
   }
 });
+
+test('a destination client certificate without its CA (or without its key) is a config error naming the field', () => {
+  const withTls = (tls: Record<string, string>, i = 0): unknown => ({
+    ...minimal,
+    destinations: [
+      { id: 'a', url: 'https://ch.example:8443', password: { env: 'CH_PASSWORD' } },
+      { id: 'b', url: 'https://ch2.example:8443', tls },
+    ].slice(0, i + 2),
+  });
+  const issues = (raw: unknown): string => {
+    try {
+      buildConfig(raw, '/', { CH_PASSWORD: 'pw' });
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, String(error));
+      return error.issues.join('\n');
+    }
+    return '';
+  };
+  assert.match(issues(withTls({ certFile: 'c.pem', keyFile: 'k.pem' })), /destinations\.1\.tls\.caFile: a client certificate \(certFile, keyFile\) needs the CA/);
+  assert.match(issues(withTls({ caFile: 'ca.pem', certFile: 'c.pem' })), /destinations\.1\.tls\.keyFile: .*needs its private key/);
+  assert.match(issues(withTls({ caFile: 'ca.pem', keyFile: 'k.pem' })), /destinations\.1\.tls\.certFile: .*needs its client certificate/);
+  assert.equal(issues(withTls({ caFile: 'ca.pem', certFile: 'c.pem', keyFile: 'k.pem' })), '');
+  assert.equal(issues(withTls({ caFile: 'ca.pem' })), '');
+});
