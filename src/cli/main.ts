@@ -81,7 +81,16 @@ function explain(config: Config): string {
   lines.push(`kafka security: ${describeKafkaSecurity(config.kafka)}`);
   for (const d of config.destinations) lines.push(`destination ${d.id}: ${printableUrl(d.url)} user ${d.user} database ${d.database} (password ${d.password.reveal() === '' ? 'empty' : 'set'})`);
   const api = config.destinationsApi;
-  if (api !== undefined) lines.push(`destinations API: ${printableUrl(api.url)} (token set, polled every ${api.pollIntervalMs} ms)`);
+  if (api !== undefined) {
+    lines.push(`destinations API: ${printableUrl(api.url)} (token set, polled every ${api.pollIntervalMs} ms)`);
+    const yamlHosts = [...new Set(config.destinations.map((d) => new URL(d.url).hostname))];
+    lines.push(
+      `  its destinations are trusted only on: loopback${yamlHosts.length > 0 ? `, the YAML destinations' hosts (${yamlHosts.join(', ')})` : ''}${api.allowedHosts.length > 0 ? `, destinationsApi.allowedHosts (${api.allowedHosts.join(', ')})` : ' (destinationsApi.allowedHosts is empty)'}`,
+    );
+    lines.push(`  schemes: ${api.allowHttp ? 'https, and plain http anywhere (destinationsApi.allowHttp: true)' : 'https; plain http to loopback only'}`);
+    lines.push(`  TLS files they name: ${api.tlsDir === undefined ? 'refused (destinationsApi.tlsDir is not set)' : `only inside ${api.tlsDir}`}; a client certificate needs its key and CA`);
+    lines.push('  a destination outside is rejected: the last good one with its id stays, or its teams are held (inserter_destinations_rejected_total)');
+  }
   for (const r of config.routes) {
     const dest = r.destination === 'team' ? `by team (${r.teamId.from === 'field' ? `field ${r.teamId.field}` : r.teamId.from})` : r.destination;
     lines.push(

@@ -1,7 +1,7 @@
 // Owns turning a YAML file (or object) into a validated, secret-resolved, frozen Config. Every
 // problem is collected and reported at once, each naming its field; secrets are resolved here and
 // wrapped so they never print.
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
@@ -102,11 +102,25 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
         : { ...sasl, password: secret(sasl.password, 'kafka.sasl.password') };
   const kafka = { ...cfg.kafka, sasl: kafkaSasl };
   const api = cfg.destinationsApi;
-  const destinationsApi = api ? { ...api, token: secret(api.token, 'destinationsApi.token') } : undefined;
+  const destinationsApi = api
+    ? { ...api, token: secret(api.token, 'destinationsApi.token'), ...(api.tlsDir === undefined ? {} : { tlsDir: readableDir(api.tlsDir, 'destinationsApi.tlsDir', baseDir, issues) }) }
+    : undefined;
   const admin = cfg.admin ? { ...cfg.admin, token: secret(cfg.admin.token, 'admin.token') } : undefined;
   if (admin !== undefined && !issues.some((i) => i.startsWith('admin.token')) && admin.token.reveal().length < 16) issues.push('admin.token: must be at least 16 characters');
   if (issues.length > 0) throw new ConfigError(issues);
   return deepFreeze({ ...cfg, kafka, destinations, destinationsApi, admin, routes, baseDir });
+}
+
+/** The folder as an absolute path; an issue when it is not a readable folder. */
+function readableDir(dir: string, field: string, baseDir: string, issues: string[]): string {
+  const path = resolve(baseDir, dir);
+  try {
+    accessSync(path, constants.R_OK | constants.X_OK);
+    if (!statSync(path).isDirectory()) issues.push(`${field}: ${dir} is not a folder`);
+  } catch (cause) {
+    issues.push(`${field}: cannot read folder ${dir}: ${(cause as Error).message}`);
+  }
+  return path;
 }
 
 function readableFile(file: string, field: string, baseDir: string, issues: string[]): void {

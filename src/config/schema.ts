@@ -185,6 +185,16 @@ export const configSchema = z
         timeoutMs: z.number().int().positive().default(5_000),
         teamCacheTtlMs: z.number().int().positive().default(300_000),
         negativeCacheTtlMs: z.number().int().positive().default(30_000),
+        /**
+         * Hosts a destination served by the API may point at, besides loopback and the hosts of the
+         * YAML destinations (always allowed): exact names or IPs, or `*.domain` for any name below
+         * it. Empty (default): only those. A destination outside is rejected (docs/operations.md).
+         */
+        allowedHosts: z.array(z.string().regex(/^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$|^\[[0-9A-Fa-f:.]+\]$/, 'must be a host, an IP or *.domain (no scheme, port or path)')).default([]),
+        /** Plain HTTP to API destinations that are not loopback; default: HTTPS only. */
+        allowHttp: z.boolean().default(false),
+        /** Folder TLS files named by the API must be in (relative to the config file); none: the API may name none. */
+        tlsDir: z.string().min(1).optional(),
       })
       .strict()
       .optional(),

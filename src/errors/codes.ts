@@ -47,6 +47,7 @@ export const errorCodes = [
   'INSERTER_DESTINATIONS_INVALID',
   'INSERTER_DESTINATIONS_UNKNOWN_DESTINATION',
   'INSERTER_DESTINATIONS_READ',
+  'INSERTER_DESTINATIONS_REJECTED',
 ] as const;
 
 /** A warehouse failure's code: one per error class. */

@@ -33,7 +33,7 @@ export interface DestinationProvider {
 }
 
 /** Why a load or lookup failed; also the `reason` label of the refresh-failure counter. */
-export type DestinationsFailure = 'network' | 'timeout' | 'http_status' | 'unauthorized' | 'too_large' | 'not_json' | 'invalid' | 'unknown_destination' | 'read';
+export type DestinationsFailure = 'network' | 'timeout' | 'http_status' | 'unauthorized' | 'too_large' | 'not_json' | 'invalid' | 'unknown_destination' | 'read' | 'rejected';
 
 const permanent = new Set<DestinationsFailure>(['unauthorized', 'invalid', 'not_json']);
 

@@ -13,6 +13,7 @@ export interface ApiDestination {
   user?: string;
   password: string;
   database?: string;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
   limits?: { concurrency?: number; maxBufferedBytes?: number; requestTimeoutMs?: number };
 }
 

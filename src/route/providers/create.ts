@@ -9,5 +9,6 @@ import { StaticConfigProvider } from './static.ts';
 
 export function createDestinationProvider(config: Config, deps: { logger: Logger; registry: Registry }): DestinationProvider {
   if (config.destinationsApi === undefined) return new StaticConfigProvider(config);
-  return new HttpDestinationProvider(config.destinationsApi, deps);
+  const configHosts = config.destinations.map((d) => new URL(d.url).hostname);
+  return new HttpDestinationProvider({ ...config.destinationsApi, configHosts }, deps);
 }

@@ -12,6 +12,7 @@ import { decodeJson, parseDocument, teamDocumentSchema } from './document.ts';
 import { apiGet } from './http-request.ts';
 import { DestinationMetrics } from './metrics.ts';
 import { SnapshotState } from './state.ts';
+import { applyTrust, type Rejection, type TrustPolicy } from './trust.ts';
 
 export interface HttpProviderOptions {
   /** Base URL; the provider requests `<url>/v1/destinations` and `<url>/v1/teams/{id}`. */
@@ -23,6 +24,14 @@ export interface HttpProviderOptions {
   readonly negativeCacheTtlMs: number;
   readonly teamCacheMaxEntries?: number;
   readonly maxBodyBytes?: number;
+  /** Hosts (and `*.domain` patterns) destinations may point at besides loopback and `configHosts` (trust.ts); default none. */
+  readonly allowedHosts?: readonly string[];
+  /** Plain HTTP to non-loopback destinations; default false. */
+  readonly allowHttp?: boolean;
+  /** Absolute folder the TLS files named by the API must be in; none: TLS files are refused. */
+  readonly tlsDir?: string | undefined;
+  /** Hosts of the YAML destinations, always allowed. */
+  readonly configHosts?: readonly string[];
   /** Retries of the first load in start(); unauthorized and malformed answers fail at once. */
   readonly startRetry?: BackoffPolicy;
 }
@@ -50,6 +59,9 @@ export class HttpDestinationProvider implements DestinationProvider {
   readonly #teams = new Map<number, TeamEntry>();
   readonly #lookups = new Map<number, Promise<string | undefined>>();
   readonly #base: URL;
+  readonly #trust: TrustPolicy;
+  /** Destinations of the document in force rejected with no last good one, by id: their teams are held. */
+  #rejected = new Map<string, Rejection>();
   #etag: string | undefined;
   #lastSuccess: number | undefined;
   #refreshing: Promise<void> | undefined;
@@ -62,6 +74,7 @@ export class HttpDestinationProvider implements DestinationProvider {
     this.#now = deps.now ?? Date.now;
     this.#state = new SnapshotState(this.#logger);
     this.#metrics = new DestinationMetrics(deps.registry, () => this.#lastSuccess, this.#now);
+    this.#trust = { allowedHosts: options.allowedHosts ?? [], allowHttp: options.allowHttp ?? false, tlsDir: options.tlsDir, configHosts: options.configHosts ?? [] };
     this.#base = new URL(options.url.endsWith('/') ? options.url : `${options.url}/`);
   }
 
@@ -97,6 +110,8 @@ export class HttpDestinationProvider implements DestinationProvider {
   async lookupTeam(team: number, signal: AbortSignal): Promise<string | undefined> {
     const mapped = this.#state.current?.teams.get(team);
     if (mapped !== undefined) return mapped;
+    const held = [...this.#rejected.values()].find((r) => r.teams.includes(team));
+    if (held !== undefined) throw rejectedError(`team ${team}`, held);
     const cached = this.#teams.get(team);
     if (cached !== undefined && cached.expiresAt > this.#now()) {
       this.#metrics.lookup('cache_hit');
@@ -122,10 +137,14 @@ export class HttpDestinationProvider implements DestinationProvider {
       if (response.status === 404) throw new DestinationsError('http_status', 'GET /v1/destinations: HTTP 404, check destinationsApi.url');
       if (response.status === 200) {
         const parsed = parseDocument(decodeJson(response.text, 'GET /v1/destinations'), this.#now(), 'GET /v1/destinations');
-        if (this.#state.offer(parsed, SOURCE)) {
-          this.#teams.clear();
-          const { version, destinations, teams } = parsed.snapshot;
-          this.#metrics.snapshot(version, destinations.size, teams.size);
+        if (!this.#state.isCurrent(parsed)) {
+          const trusted = applyTrust(parsed.snapshot, this.#state.current, this.#trust);
+          this.#reportRejections(trusted.rejections, parsed.snapshot.version);
+          if (this.#state.offer({ snapshot: trusted.snapshot, fingerprint: parsed.fingerprint }, SOURCE)) {
+            this.#teams.clear();
+            const { version, destinations, teams } = trusted.snapshot;
+            this.#metrics.snapshot(version, destinations.size, teams.size);
+          }
         }
         this.#etag = response.etag;
       }
@@ -139,6 +158,18 @@ export class HttpDestinationProvider implements DestinationProvider {
         );
       }
       throw error;
+    }
+  }
+
+  /** One log line and one count per destination rejected by the trust policy; ids, hosts and reasons only. */
+  #reportRejections(rejections: readonly Rejection[], version: string): void {
+    this.#rejected = new Map(rejections.filter((r) => !r.keptLastGood).map((r) => [r.destination, r]));
+    for (const r of rejections) {
+      this.#metrics.rejected(r.destination, r.reason);
+      this.#logger.warn(
+        { destination: r.destination, reason: r.reason, teams: r.teams.slice(0, 100), teamCount: r.teams.length, version, kept: r.keptLastGood ? 'last good destination' : 'none: its teams are held' },
+        `destination ${r.destination} rejected (${r.reason}): ${r.message}`,
+      );
     }
   }
 
@@ -169,6 +200,8 @@ export class HttpDestinationProvider implements DestinationProvider {
       if (!this.#state.get().destinations.has(destination)) {
         // A destination newer than our snapshot: fetch the mapping once before giving up.
         await this.refresh(this.#closing.signal).catch(() => undefined);
+        const rejected = this.#rejected.get(destination);
+        if (rejected !== undefined) throw rejectedError(what, rejected);
         if (!this.#state.get().destinations.has(destination)) {
           throw new DestinationsError('unknown_destination', `${what}: destination "${destination}" is not in snapshot ${this.#state.get().version}`);
         }
@@ -204,6 +237,10 @@ export class HttpDestinationProvider implements DestinationProvider {
     const url = new URL(path, this.#base);
     return { url, token: this.#options.token, timeoutMs: this.#options.timeoutMs, maxBodyBytes: this.#options.maxBodyBytes ?? 64 * 1024 * 1024, etag, what: `GET /${path}` };
   }
+}
+
+function rejectedError(what: string, rejection: Rejection): DestinationsError {
+  return new DestinationsError('rejected', `${what}: destination "${rejection.destination}" was rejected (${rejection.reason}: ${rejection.message}); its rows are held`);
 }
 
 /** Waits for a shared promise on behalf of one caller, who may stop waiting without cancelling it. */

@@ -24,6 +24,11 @@ export class SnapshotState {
     return this.#current;
   }
 
+  /** Whether `next` has the content of the snapshot in force (nothing to check or apply). */
+  isCurrent(next: Pick<ParsedDocument, 'fingerprint'>): boolean {
+    return this.#current !== undefined && next.fingerprint === this.#fingerprint;
+  }
+
   /** Applies `next` if its content differs from the snapshot in force; returns whether it did. */
   offer(next: ParsedDocument, source: string): boolean {
     const previous = this.#current;

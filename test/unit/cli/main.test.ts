@@ -44,6 +44,22 @@ test('check-config refuses a URL carrying credentials, naming the field, and nev
   assert.ok(!out.includes('CANARY-cli-url-77') && !err.includes('CANARY-cli-url-77'), `credentials printed:\n${out}${err}`);
 });
 
+test('check-config explains the destinations API allowlist: hosts, schemes, TLS folder', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'inserter-cli-'));
+  const file = join(dir, 'api.yaml');
+  writeFileSync(
+    file,
+    'kafka: { brokers: ["127.0.0.1:9092"] }\ndestinations: [{ id: a, url: "https://ch.corp.example:8443" }]\ndestinationsApi: { url: "https://api.example", token: CANARY-cli-tok-19, allowedHosts: ["*.clickhouse.cloud"], tlsDir: "." }\nroutes: [{ topic: t, table: t }]\n',
+  );
+  const { code, out, err } = run(['check-config', file]);
+  assert.equal(code, 0, err);
+  assert.match(out, /destinations API: https:\/\/api\.example \(token set/);
+  assert.match(out, /trusted only on: loopback, the YAML destinations' hosts \(ch\.corp\.example\), destinationsApi\.allowedHosts \(\*\.clickhouse\.cloud\)/);
+  assert.match(out, /schemes: https; plain http to loopback only/);
+  assert.ok(out.includes(`TLS files they name: only inside ${dir}`), out);
+  assert.ok(!out.includes('CANARY-cli-tok-19'));
+});
+
 test('check-config names every field at fault at once and exits 1', () => {
   const dir = mkdtempSync(join(tmpdir(), 'inserter-cli-'));
   const file = join(dir, 'bad.yaml');

@@ -59,6 +59,7 @@ async function setup(t: TestContext, options: Partial<HttpProviderOptions> = {},
       teamCacheTtlMs: 60_000,
       negativeCacheTtlMs: 5_000,
       startRetry: { baseMs: 10, factor: 2, capMs: 50, maxElapsedMs: 5_000 },
+      allowedHosts: ['*.example'],
       ...options,
     },
     { logger, registry, now: () => clock.now },
@@ -283,7 +284,7 @@ test('team lookups: a destination newer than the snapshot triggers one reload; s
   const unknown = await s.failure(s.provider.lookupTeam(50, never));
   assert.equal(unknown.reason, 'unknown_destination');
   assert.equal(unknown.retryable, true);
-  s.api.document = { ...document('v2'), destinations: [...document().destinations, { id: 'c', url: 'http://c.example:8123', password: 'c-pw-1234' }] };
+  s.api.document = { ...document('v2'), destinations: [...document().destinations, { id: 'c', url: 'https://c.example:8443', password: 'c-pw-1234' }] };
   assert.equal(await s.provider.lookupTeam(50, never), 'c');
   assert.equal(s.provider.snapshot().version, 'v2');
   assert.equal(s.changes.length, 1);
