@@ -28,7 +28,19 @@ export interface AdminServerDeps {
   readonly token: Secret;
   readonly logger: Logger;
   readonly version: string;
+  /** Bounds of unauthenticated long polls (GET /v1/pauses/{key}?waitMs); defaults in OPEN_POLLS. */
+  readonly openPolls?: Partial<OpenPollBounds>;
 }
+
+export interface OpenPollBounds {
+  /** Longest wait granted without the bearer token; a longer waitMs is cut to this. */
+  readonly maxWaitMs: number;
+  /** Unauthenticated long polls waiting at once; one more is answered 429. */
+  readonly maxConcurrent: number;
+}
+
+/** A poll without the token is bounded in time and in number; with it, waitMs is honoured (≤ 600 s). */
+export const OPEN_POLLS: OpenPollBounds = { maxWaitMs: 30_000, maxConcurrent: 16 };
 
 interface PauseBody {
   scope: PauseScope | string;
@@ -91,6 +103,8 @@ async function probesPlugin(app: FastifyInstance, deps: AdminServerDeps): Promis
 
 async function v1Plugin(app: FastifyInstance, deps: AdminServerDeps): Promise<void> {
   const auth = new BearerAuth(deps.token);
+  const bounds: OpenPollBounds = { ...OPEN_POLLS, ...deps.openPolls };
+  let openPolls = 0;
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.method === 'GET' || request.method === 'HEAD') return;
     const result = auth.check(request.headers.authorization);
@@ -139,14 +153,31 @@ async function v1Plugin(app: FastifyInstance, deps: AdminServerDeps): Promise<vo
       schema: {
         ...open,
         tags: ['pauses'],
-        summary: 'One pause and its confirmation; with waitMs, answers once quiet or when waitMs has passed (poll)',
+        summary:
+          'One pause and its confirmation; with waitMs, answers once quiet or when waitMs has passed (poll). Without the bearer token a wait is cut to 30 s and at most 16 wait at once (429 beyond)',
         params: { type: 'object', required: ['key'], properties: { key: { type: 'string', description: 'scope key, e.g. table:events' } } },
         querystring: { type: 'object', additionalProperties: false, properties: { waitMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 0 } } },
-        response: { 200: pauseOutcomeSchema, 404: errorSchema },
+        response: { 200: pauseOutcomeSchema, 404: errorSchema, 429: { description: 'Too many long polls without the bearer token are waiting: retry later, or send the token', ...errorSchema } },
       },
     },
     async (request, reply) => {
-      const outcome = await deps.registry.waitQuiet(request.params.key, request.query.waitMs);
+      // Without the token a poll waits at most bounds.maxWaitMs, and at most bounds.maxConcurrent wait at once.
+      const open = request.query.waitMs > 0 && auth.check(request.headers.authorization) !== 'ok';
+      if (open && openPolls >= bounds.maxConcurrent) {
+        deps.logger.warn({ url: request.url, ip: request.ip, waiting: openPolls }, 'admin long poll refused: too many without the token');
+        return reply
+          .code(429)
+          .header('retry-after', '1')
+          .send({ error: 'INSERTER_ADMIN_TOO_MANY_WAITS', message: `${bounds.maxConcurrent} long polls without the bearer token are already waiting; retry, or send the token` });
+      }
+      const waitMs = open ? Math.min(request.query.waitMs, bounds.maxWaitMs) : request.query.waitMs;
+      if (open) openPolls++;
+      let outcome: Awaited<ReturnType<PauseControl['waitQuiet']>>;
+      try {
+        outcome = await deps.registry.waitQuiet(request.params.key, waitMs);
+      } finally {
+        if (open) openPolls--;
+      }
       if (outcome === undefined) return reply.code(404).send({ error: 'INSERTER_NOT_PAUSED', message: `${request.params.key} is not paused` });
       return { ...outcome, pause: pauseView(outcome.pause), state: outcome.state === 'timeout' && request.query.waitMs === 0 ? 'pending' : outcome.state };
     },
