@@ -277,6 +277,8 @@ export const configSchema = z
         heartbeatMs: z.number().int().positive().default(500),
         /** A replica silent for longer is not waited for when confirming a pause. */
         replicaTimeoutMs: z.number().int().positive().default(5_000),
+        /** A replica silent for longer is forgotten and its heartbeat tombstoned; default max(60 s, 12 × replicaTimeoutMs). */
+        replicaExpireMs: z.number().int().positive().optional(),
       })
       .strict()
       .default({ heartbeatMs: 500, replicaTimeoutMs: 5_000 }),

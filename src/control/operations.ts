@@ -48,7 +48,16 @@ export class Operations {
       retry: config.retry,
       logger,
     });
-    this.registry = new PauseRegistry({ log, pipeline, replicaId, logger, heartbeatMs: config.control.heartbeatMs, replicaTimeoutMs: config.control.replicaTimeoutMs, gauges: metrics });
+    this.registry = new PauseRegistry({
+      log,
+      pipeline,
+      replicaId,
+      logger,
+      heartbeatMs: config.control.heartbeatMs,
+      replicaTimeoutMs: config.control.replicaTimeoutMs,
+      ...(config.control.replicaExpireMs === undefined ? {} : { replicaExpireMs: config.control.replicaExpireMs }),
+      gauges: metrics,
+    });
     this.#lag = new LagMonitor({
       brokers: config.kafka.brokers,
       connection: kafkaConnectionFor(config),

@@ -33,6 +33,12 @@ export interface PauseRegistryOptions {
   readonly heartbeatMs: number;
   /** A replica whose last heartbeat is older than this is not live (dead, or partitioned away). */
   readonly replicaTimeoutMs: number;
+  /**
+   * A replica silent for longer than this is forgotten: dropped from the registry (status, replicas)
+   * and its heartbeat tombstoned in the compacted topic, so that replicas killed without a goodbye do
+   * not pile up. Default: the larger of 60 s and 12 × replicaTimeoutMs. One that speaks again is back.
+   */
+  readonly replicaExpireMs?: number;
   readonly gauges?: RegistryGauges;
   readonly now?: () => number;
 }
@@ -113,7 +119,13 @@ export class PauseRegistry {
       this.#apply();
       this.#o.logger.info({ replica: this.#o.replicaId, pauses: [...this.#pauses.keys()] }, 'control topic read; pauses applied');
       await this.#heartbeat(true);
-      this.#timer = setInterval(() => void this.#heartbeat(false), Math.min(TICK_MS, this.#o.heartbeatMs));
+      this.#timer = setInterval(
+        () => {
+          this.#expireReplicas();
+          void this.#heartbeat(false);
+        },
+        Math.min(TICK_MS, this.#o.heartbeatMs),
+      );
       this.#timer.unref();
     })();
     return this.#started;
@@ -227,6 +239,21 @@ export class PauseRegistry {
       if (this.#caughtUp) this.#apply();
     }
     for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** Forgets replicas silent for longer than replicaExpireMs and tombstones their heartbeats (never this one). */
+  #expireReplicas(): void {
+    if (!this.#caughtUp || this.#leaving) return;
+    const expireMs = this.#o.replicaExpireMs ?? Math.max(60_000, 12 * this.#o.replicaTimeoutMs);
+    const now = this.#now();
+    for (const [id, entry] of this.#replicas) {
+      if (id === this.#o.replicaId || now - entry.seenAt <= expireMs) continue;
+      this.#replicas.delete(id);
+      this.#o.logger.info({ replica: id, host: entry.heartbeat.host, silentMs: now - entry.seenAt }, 'replica silent too long: forgotten, its heartbeat tombstoned');
+      this.#o.log.append(heartbeatKey(id), undefined, this.#stop.signal).catch((error: unknown) => {
+        if (!this.#stop.signal.aborted) this.#o.logger.warn({ err: error, replica: id }, 'tombstone of an expired replica not written; the next replica to read it expires it again');
+      });
+    }
   }
 
   #apply(): void {

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PauseRegistry, type PipelineControl } from '../../../src/control/pause-registry.ts';
 import type { Pause, PauseScope } from '../../../src/control/scope.ts';
 import { scopeKey } from '../../../src/control/scope.ts';
+import { heartbeatKey } from '../../../src/control/wire.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { MemoryLogStore } from './memory-control-log.ts';
 
@@ -32,8 +33,8 @@ after(async () => {
   for (const r of open) await r.destroy();
 });
 
-async function replica(store: MemoryLogStore, id: string, pipeline = new FakePipeline()): Promise<{ registry: PauseRegistry; pipeline: FakePipeline }> {
-  const registry = new PauseRegistry({ log: store.handle(), pipeline, replicaId: id, logger, heartbeatMs: 50, replicaTimeoutMs: 400 });
+async function replica(store: MemoryLogStore, id: string, pipeline = new FakePipeline(), replicaExpireMs?: number): Promise<{ registry: PauseRegistry; pipeline: FakePipeline }> {
+  const registry = new PauseRegistry({ log: store.handle(), pipeline, replicaId: id, logger, heartbeatMs: 50, replicaTimeoutMs: 400, ...(replicaExpireMs === undefined ? {} : { replicaExpireMs }) });
   open.push(registry);
   await registry.start(AbortSignal.timeout(5_000));
   return { registry, pipeline };
@@ -128,4 +129,27 @@ test('resume lifts the pause on every replica', async () => {
   assert.deepEqual(b.pipeline.history.at(-1), []);
   assert.equal(await b.registry.resume('table:events'), undefined, 'resuming what is not paused says so');
   assert.deepEqual(a.registry.pauses(), []);
+});
+
+test('a replica silent past replicaExpireMs is forgotten and its heartbeat tombstoned; one that speaks again is back', async () => {
+  const store = new MemoryLogStore();
+  const ids = (r: PauseRegistry): string[] => r.replicas().map((v) => v.replicaId);
+  const a = await replica(store, 'a', new FakePipeline(), 700);
+  const b = await replica(store, 'b', new FakePipeline(), 700);
+  await b.registry.destroy(); // kill -9: no goodbye
+  await sleep(500);
+  assert.deepEqual(ids(a.registry), ['a', 'b'], 'silent past replicaTimeoutMs: shown, not live');
+  assert.equal(a.registry.replicas().find((r) => r.replicaId === 'b')?.live, false);
+  await sleep(600);
+  assert.deepEqual(ids(a.registry), ['a'], 'silent past replicaExpireMs: forgotten');
+  assert.ok(
+    store.records.some((r) => r.key === heartbeatKey('b') && r.value === undefined),
+    'its heartbeat is tombstoned, so compaction removes it from the topic',
+  );
+  const c = await replica(store, 'c', new FakePipeline(), 700);
+  assert.deepEqual(ids(c.registry), ['a', 'c'], 'a replica started later never sees it');
+  const back = await replica(store, 'b', new FakePipeline(), 700);
+  await sleep(100);
+  assert.deepEqual(ids(a.registry), ['a', 'b', 'c'], 'one that speaks again is back');
+  await back.registry.close();
 });
