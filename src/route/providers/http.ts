@@ -62,6 +62,8 @@ export class HttpDestinationProvider implements DestinationProvider {
   readonly #trust: TrustPolicy;
   /** Destinations of the document in force rejected with no last good one, by id: their teams are held. */
   #rejected = new Map<string, Rejection>();
+  /** The teams of those destinations: held, never looked up elsewhere. */
+  #heldTeams = new Map<number, Rejection>();
   #etag: string | undefined;
   #lastSuccess: number | undefined;
   #refreshing: Promise<void> | undefined;
@@ -110,7 +112,7 @@ export class HttpDestinationProvider implements DestinationProvider {
   async lookupTeam(team: number, signal: AbortSignal): Promise<string | undefined> {
     const mapped = this.#state.current?.teams.get(team);
     if (mapped !== undefined) return mapped;
-    const held = [...this.#rejected.values()].find((r) => r.teams.includes(team));
+    const held = this.#heldTeams.get(team);
     if (held !== undefined) throw rejectedError(`team ${team}`, held);
     const cached = this.#teams.get(team);
     if (cached !== undefined && cached.expiresAt > this.#now()) {
@@ -164,6 +166,7 @@ export class HttpDestinationProvider implements DestinationProvider {
   /** One log line and one count per destination rejected by the trust policy; ids, hosts and reasons only. */
   #reportRejections(rejections: readonly Rejection[], version: string): void {
     this.#rejected = new Map(rejections.filter((r) => !r.keptLastGood).map((r) => [r.destination, r]));
+    this.#heldTeams = new Map([...this.#rejected.values()].flatMap((r) => r.teams.map((team) => [team, r] as const)));
     for (const r of rejections) {
       this.#metrics.rejected(r.destination, r.reason);
       this.#logger.warn(

@@ -229,3 +229,20 @@ test('config: destinationsApi.allowedHosts, allowHttp and tlsDir have strict def
   }
   assert.throws(() => buildConfig({ ...base, destinationsApi: { url: 'https://api.example', token: 't', tlsDir: 'nope' } }, dir, {}), /destinationsApi\.tlsDir: cannot read folder nope/);
 });
+
+test('a document URL carrying credentials rejects the document whole, naming the field and never printing them', async (t) => {
+  const s = await setup(t, doc('v1'));
+  s.api.document = doc('v2', [{ id: 'creds', url: `https://writer:${EVIL_PW}@eu-1.clickhouse.cloud:8443`, password: 'x-pw-1234' }]);
+  await assert.rejects(s.provider.refresh(never), (error: unknown) => {
+    assert.ok(error instanceof DestinationsError);
+    assert.equal(error.reason, 'invalid');
+    assert.ok(
+      error.issues.some((i) => i.startsWith('destinations.1.url: must not carry credentials')),
+      error.issues.join('\n'),
+    );
+    assert.ok(!`${error.message}${inspect(error)}`.includes(EVIL_PW));
+    return true;
+  });
+  assert.equal(s.provider.snapshot().version, 'v1');
+  assert.ok(!(await s.printed()).includes(EVIL_PW), 'never printed');
+});
