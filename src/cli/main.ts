@@ -10,7 +10,7 @@ import { dlq } from './dlq.ts';
 import { verify } from './verify.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { printableUrl } from '../config/schema.ts';
-import { DeadLetterWriter } from '../source/kafka-dead-letter-writer.ts';
+import { checkDeadLetterTopics, DeadLetterWriter } from '../source/kafka-dead-letter-writer.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { exactlyOnceFor } from '../pipeline/table-schemas.ts';
 import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
@@ -141,6 +141,23 @@ async function run(args: string[]): Promise<number> {
     }
     logger.warn({ err: error }, 'Kafka not reachable at start; the clients keep retrying');
   }
+  // An existing dead-letter topic that refuses the largest dead letter would block its partition.
+  try {
+    await checkDeadLetterTopics({
+      brokers: config.kafka.brokers,
+      connection: kafkaConnectionFor(config),
+      clientId: config.kafka.clientId,
+      topics: config.routes.map((r) => r.deadLetterTopic ?? `${r.topic}.dlq`),
+      maxMessageBytes: config.maxMessageBytes,
+    });
+  } catch (error) {
+    if (error instanceof InserterError && error.code === 'INSERTER_DLQ_TOPIC_TOO_SMALL') {
+      logger.fatal({ code: error.code }, error.message);
+      process.stderr.write(`inserter: ${error.message}\n`);
+      return 1;
+    }
+    logger.warn({ err: error }, 'dead-letter topics could not be checked at start');
+  }
   const metrics = new Metrics({ defaultMetrics: true });
   const source = new KafkaSource({
     brokers: config.kafka.brokers,
@@ -162,6 +179,7 @@ async function run(args: string[]): Promise<number> {
     maxMessageBytes: config.maxMessageBytes,
     retry: config.retry,
     logger,
+    onValueOmitted: (topic) => metrics.deadLetterValuesOmitted.inc({ topic }),
   });
   const ledgers = config.exactlyOnce.enabled
     ? new KafkaLedgerStore({

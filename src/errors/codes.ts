@@ -28,6 +28,7 @@ export const errorCodes = [
   'INSERTER_LEDGER_SAVE_FAILED',
   // dead letters and the dlq commands
   'INSERTER_DLQ_FAILED',
+  'INSERTER_DLQ_TOPIC_TOO_SMALL',
   'INSERTER_DLQ_USAGE',
   'INSERTER_DLQ_KAFKA',
   'INSERTER_DLQ_FENCED',

@@ -17,6 +17,12 @@ export class Metrics {
   readonly inserts = new Counter({ name: 'inserter_inserts_total', help: 'Insert requests by outcome', labelNames: ['destination', 'table', 'outcome'], registers: [this.registry] });
   readonly retries = new Counter({ name: 'inserter_retries_total', help: 'Retried operations by error class', labelNames: ['destination', 'class'], registers: [this.registry] });
   readonly deadLetters = new Counter({ name: 'inserter_dead_letters_total', help: 'Records written to a dead-letter topic', labelNames: ['route', 'class'], registers: [this.registry] });
+  readonly deadLetterValuesOmitted = new Counter({
+    name: 'inserter_dead_letter_values_omitted_total',
+    help: 'Dead letters the broker refused as too large, written without their value (left in the source topic)',
+    labelNames: ['topic'],
+    registers: [this.registry],
+  });
   readonly droppedRows = new Counter({
     name: 'inserter_dropped_rows_total',
     help: 'Rows given up by an error policy of `then: drop`',
