@@ -22,6 +22,8 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { ErrorReporter, type FailureContext } from '../telemetry/sentry.ts';
 import { DestinationGates } from './destination-gates.ts';
+import { Semaphore } from './semaphore.ts';
+import { splitPoints } from './split-points.ts';
 import type { Batch, Lane } from '../batch/lane.ts';
 import type { TableSchemas } from './table-schemas.ts';
 
@@ -482,60 +484,4 @@ function encode(encoder: RowEncoder, batch: Batch, from: number, to: number): By
   const out = new ByteChunks();
   for (let i = from; i < to; i++) encoder.write(out, batch.records[i] as SourceRecord, batch.jsons[i] as Buffer, batch.teams[i]);
   return out;
-}
-
-/**
- * Where to cut a failing range. When the warehouse named the failing row (ClickHouse's "(at row N)",
- * read by its classifier into `row`), that row is cut out alone, else the range is halved. Both are
- * deterministic, so a replay after a crash forms the same sub-batches with the same tokens.
- */
-export function splitPoints(failure: WarehouseError, from: number, to: number): Array<[number, number]> {
-  if (failure.errorClass === ErrorClasses.rowData && failure.row !== undefined) {
-    const row = from + failure.row - 1;
-    if (row >= from && row < to) {
-      const parts: Array<[number, number]> = [];
-      if (row > from) parts.push([from, row]);
-      parts.push([row, row + 1]);
-      if (row + 1 < to) parts.push([row + 1, to]);
-      return parts;
-    }
-  }
-  const middle = from + Math.ceil((to - from) / 2);
-  return [
-    [from, middle],
-    [middle, to],
-  ];
-}
-
-class Semaphore {
-  #available: number;
-  readonly #waiters: Array<() => void> = [];
-  constructor(size: number) {
-    this.#available = size;
-  }
-  async acquire(signal: AbortSignal): Promise<void> {
-    if (this.#available > 0) {
-      this.#available--;
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        const i = this.#waiters.indexOf(grant);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        reject(new AbortedError('waiting for an insert slot aborted'));
-      };
-      const grant = (): void => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.push(grant);
-    });
-  }
-  release(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#available++;
-  }
 }

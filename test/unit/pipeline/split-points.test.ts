@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
-import { splitPoints } from '../../../src/pipeline/deliver.ts';
+import { splitPoints } from '../../../src/pipeline/split-points.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 
 const rowError = (row?: number): WarehouseError => new WarehouseError(ErrorClasses.rowData, 'Cannot parse input', 27, undefined, row);
