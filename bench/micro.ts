@@ -52,7 +52,7 @@ const records: SourceRecord[] = generated.map((m, i) => ({
 }));
 const recordBytes = records.reduce((sum, r) => sum + (r.value?.length ?? 0), 0);
 const decodeOptions: DecodeOptions = { maxMessageBytes: 4 * 1024 * 1024, teamId: { from: 'field', field: 'team_id' } };
-const jsons = records.map((r) => decodeJsonRecord(r, decodeOptions).json);
+const jsons = records.map((r) => decodeJsonRecord(r, decodeOptions).row);
 const teams = records.map((r) => decodeJsonRecord(r, decodeOptions).teamId);
 
 const column = (name: string, type = 'String'): ColumnInfo => ({ name, type, defaultKind: '' });
@@ -76,7 +76,7 @@ function encodeAll(shape: RowShape): ByteChunks {
 function decodeAndEncodeAll(): ByteChunks {
   const out = new ByteChunks();
   for (const r of records) {
-    const { json, teamId } = decodeJsonRecord(r, decodeOptions);
+    const { row: json, teamId } = decodeJsonRecord(r, decodeOptions);
     writeRow(out, eventsShape, r, json, teamId);
   }
   return out;

@@ -3,6 +3,7 @@
 // whatever the mapping says now; when the batch holds the recorded rows it is delivered under the
 // recorded token (and parts). A re-formed batch is all or nothing: if any of its rows is paused,
 // they all wait. A destination removed from the config parks its rows, never guesses another.
+import { rowSize, type Row } from '../decode/row.ts';
 import type { Batch, Lane } from '../batch/lane.ts';
 import type { LaneControl } from '../control/lane-control.ts';
 import type { LaneDelivery } from '../pipeline/lane-delivery.ts';
@@ -24,7 +25,7 @@ export class Replays {
     this.#delivery = delivery;
   }
 
-  join(state: PartitionState, route: RouteConfig, intent: Intent, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): void {
+  join(state: PartitionState, route: RouteConfig, intent: Intent, record: SourceRecord, row: Row, team: number | undefined, chunk: AckChunk): void {
     const destination = this.#rt.directory.destination(intent.destination);
     if (destination === undefined || this.#blocked(route, intent)) {
       this.#control.park(state, chunk);
@@ -32,8 +33,8 @@ export class Replays {
     }
     const lane = this.#control.laneFor(state, route, destination);
     if (!lane.replays.has(intent.token)) state.replaying++;
-    const batch = lane.appendReplay(intent, record, json, team, chunk);
-    this.#rt.budget.reserve(json.length, destination.id);
+    const batch = lane.appendReplay(intent, record, row, team, chunk);
+    this.#rt.budget.reserve(rowSize(row), destination.id);
     if (batch.size >= intent.rows) this.#complete(state, lane, batch);
   }
 

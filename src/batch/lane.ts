@@ -4,12 +4,13 @@
 import type { Intent } from '../ack/ledger.ts';
 import { AckSet, type AckChunk } from '../ack/partition-tracker.ts';
 import type { DestinationConfig, RouteConfig } from '../config/load.ts';
+import { rowSize, type Row } from '../decode/row.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { TableRef } from '../sink/types.ts';
 
 export class Batch {
   readonly records: SourceRecord[] = [];
-  readonly jsons: Buffer[] = [];
+  readonly rows: Row[] = [];
   readonly teams: Array<number | undefined> = [];
   readonly teamSet = new Set<number>();
   readonly acks = new AckSet();
@@ -44,10 +45,10 @@ export class Batch {
         const d = (records[a] as SourceRecord).offset - (records[b] as SourceRecord).offset;
         return d < 0n ? -1 : d > 0n ? 1 : 0;
       });
-    const [r, j, t] = [[...records], [...this.jsons], [...this.teams]];
+    const [r, j, t] = [[...records], [...this.rows], [...this.teams]];
     order.forEach((from, to) => {
       records[to] = r[from] as SourceRecord;
-      this.jsons[to] = j[from] as Buffer;
+      this.rows[to] = j[from] as Row;
       this.teams[to] = t[from];
     });
   }
@@ -85,11 +86,11 @@ export class Lane {
     this.table = { database: route.database ?? destination.database, table: route.table };
   }
 
-  append(record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): Batch {
-    return appendTo((this.open ??= new Batch()), record, json, team, chunk);
+  append(record: SourceRecord, row: Row, team: number | undefined, chunk: AckChunk): Batch {
+    return appendTo((this.open ??= new Batch()), record, row, team, chunk);
   }
 
-  appendReplay(intent: Intent, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): Batch {
+  appendReplay(intent: Intent, record: SourceRecord, row: Row, team: number | undefined, chunk: AckChunk): Batch {
     let batch = this.replays.get(intent.token);
     if (batch === undefined) {
       batch = new Batch();
@@ -97,7 +98,7 @@ export class Lane {
       batch.replayed = true;
       this.replays.set(intent.token, batch);
     }
-    return appendTo(batch, record, json, team, chunk);
+    return appendTo(batch, record, row, team, chunk);
   }
 
   take(): Batch | undefined {
@@ -116,12 +117,12 @@ export class Lane {
   }
 }
 
-function appendTo(batch: Batch, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): Batch {
+function appendTo(batch: Batch, record: SourceRecord, row: Row, team: number | undefined, chunk: AckChunk): Batch {
   batch.records.push(record);
-  batch.jsons.push(json);
+  batch.rows.push(row);
   batch.teams.push(team);
   if (team !== undefined) batch.teamSet.add(team);
   batch.acks.add(chunk);
-  batch.bytes += json.length;
+  batch.bytes += rowSize(row);
   return batch;
 }

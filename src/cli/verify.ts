@@ -155,7 +155,7 @@ async function verifyRoute(
 function describe(r: TopicRecord, route: RouteConfig, maxMessageBytes: number, idField: string): ProducedRecord {
   try {
     const decoded = decodeJsonRecord({ topic: route.topic, ...r, timestamp: 0n, epoch: 0 }, { maxMessageBytes, teamId: route.teamId, teamRequired: route.destination === 'team' });
-    const object = JSON.parse(decoded.json.toString('utf8')) as Record<string, unknown>;
+    const object = JSON.parse(decoded.row.toString('utf8')) as Record<string, unknown>;
     return { partition: r.partition, offset: r.offset, decodable: true, id: normalizeId(object[idField]), team: decoded.teamId };
   } catch {
     return { partition: r.partition, offset: r.offset, decodable: false, id: undefined, team: undefined };

@@ -203,7 +203,7 @@ function encode(out: ByteChunks, encoder: RowEncoder, letter: DeadLetter, teamId
   const record = letter.original;
   if (record === undefined) throw new Error(`${letter.id} has no original record`);
   const decoded = decodeJsonRecord(record, { maxMessageBytes: Number.MAX_SAFE_INTEGER, teamId });
-  encoder.write(out, record, decoded.json, letter.team ?? decoded.teamId);
+  encoder.write(out, record, decoded.row, letter.team ?? decoded.teamId);
 }
 
 function firstLine(text: string): string {

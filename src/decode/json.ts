@@ -5,13 +5,19 @@
 import { DecodeError } from '../errors/inserter-error.ts';
 import { findTopLevelValue, integerValue } from './json-scan.ts';
 import type { SourceRecord } from '../source/types.ts';
+import type { Row } from './row.ts';
 
 export type TeamIdSource = { readonly from: 'field'; readonly field: string } | { readonly from: 'header'; readonly header: string } | { readonly from: 'key' };
 
 export interface DecodedRecord {
-  /** The value's bytes with surrounding whitespace trimmed; starts with `{` and ends with `}`. */
-  readonly json: Buffer;
+  /** The row: for JSON, the value's bytes with surrounding whitespace trimmed (`{` … `}`). */
+  readonly row: Row;
   readonly teamId: number | undefined;
+}
+
+/** The JSON decoder's result: its row is always the JSON text. */
+export interface DecodedJson extends DecodedRecord {
+  readonly row: Buffer;
 }
 
 export interface DecodeOptions {
@@ -28,7 +34,7 @@ export interface DecodeOptions {
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
 
-export function decodeJsonRecord(record: SourceRecord, options: DecodeOptions): DecodedRecord {
+export function decodeJsonRecord(record: SourceRecord, options: DecodeOptions): DecodedJson {
   const value = record.value;
   if (value === undefined || value.length === 0) {
     throw new DecodeError('INSERTER_DECODE_EMPTY', 'message has no value (tombstone or empty)');
@@ -44,7 +50,7 @@ export function decodeJsonRecord(record: SourceRecord, options: DecodeOptions): 
   const teamId = readTeamId(record, json, options.teamId, options.teamRequired !== false);
   // The field scan above also checked that the object ends the value; other sources check it here.
   if (options.teamId.from !== 'field') scan(json, undefined);
-  return { json, teamId };
+  return { row: json, teamId };
 }
 
 function scan(json: Buffer, key: Buffer | undefined): [number, number] | undefined {

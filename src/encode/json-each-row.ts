@@ -3,6 +3,7 @@
 // (`{"_offset":1,"_timestamp":2,` + original without its `{`). Which metadata columns exist is read
 // from the table's live schema, never from code.
 import type { ColumnInfo } from '../sink/types.ts';
+import type { Row } from '../decode/row.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { ByteSink } from './byte-chunks.ts';
 import type { RowEncoder } from './types.ts';
@@ -114,7 +115,7 @@ export class JsonEachRowEncoder implements RowEncoder {
     this.#shape = rowShapeFor(columns);
   }
 
-  write(out: ByteSink, record: SourceRecord, row: Buffer, teamId: number | undefined): void {
-    writeRow(out, this.#shape, record, row, teamId);
+  write(out: ByteSink, record: SourceRecord, row: Row, teamId: number | undefined): void {
+    writeRow(out, this.#shape, record, Buffer.isBuffer(row) ? row : row.type.toJson(row.values), teamId);
   }
 }

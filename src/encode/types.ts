@@ -4,6 +4,7 @@
 // a typed RowBinaryWithDefaults or Native encoder plugs in here with one column writer per type,
 // built from the same columns, and is chosen per route (`encoding`) — docs/design/delivery.md §10.
 import type { ColumnInfo } from '../sink/types.ts';
+import type { Row } from '../decode/row.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { ByteSink } from './byte-chunks.ts';
 import { JsonEachRowEncoder } from './json-each-row.ts';
@@ -12,7 +13,7 @@ export interface RowEncoder {
   /** The insert format its output is in (ClickHouse's FORMAT name). */
   readonly format: string;
   /** Appends one row: the decoded row, with the source's metadata the table has columns for. */
-  write(out: ByteSink, record: SourceRecord, row: Buffer, teamId: number | undefined): void;
+  write(out: ByteSink, record: SourceRecord, row: Row, teamId: number | undefined): void;
 }
 
 /** The encoder for a table's live columns. */

@@ -6,6 +6,7 @@
 // dead-letter, pause the destination, drop or stop. The batch's records resolve only when every
 // row is in the warehouse, in the dead-letter topic or dropped by an explicit policy.
 import type { PartReason, PartState } from '../ack/ledger.ts';
+import { rowJson, type Row } from '../decode/row.ts';
 import { ByteChunks } from '../encode/byte-chunks.ts';
 import type { RowEncoder } from '../encode/types.ts';
 import type { Config } from '../config/load.ts';
@@ -433,7 +434,7 @@ export class Deliverer {
       batchRows: to - from,
       action,
       transient: policy.transient,
-      sample: batch.jsons[row],
+      sample: row === undefined || batch.rows[row] === undefined ? undefined : rowJson(batch.rows[row]),
     };
     this.#reporter.report(error, context);
   }
@@ -482,6 +483,6 @@ function defaultStop(): void {
 
 function encode(encoder: RowEncoder, batch: Batch, from: number, to: number): ByteChunks {
   const out = new ByteChunks();
-  for (let i = from; i < to; i++) encoder.write(out, batch.records[i] as SourceRecord, batch.jsons[i] as Buffer, batch.teams[i]);
+  for (let i = from; i < to; i++) encoder.write(out, batch.records[i] as SourceRecord, batch.rows[i] as Row, batch.teams[i]);
   return out;
 }

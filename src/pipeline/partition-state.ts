@@ -6,6 +6,7 @@
 import { Ledger, type LedgerStore } from '../ack/ledger.ts';
 import { AckSet, PartitionTracker, type AckChunk } from '../ack/partition-tracker.ts';
 import type { RouteConfig } from '../config/load.ts';
+import type { Row } from '../decode/row.ts';
 import type { PartitionRef, SourceRecord } from '../source/types.ts';
 import type { Lane } from '../batch/lane.ts';
 
@@ -13,7 +14,9 @@ import type { Lane } from '../batch/lane.ts';
 export interface HeldRow {
   readonly record: SourceRecord;
   readonly route: RouteConfig;
-  readonly json: Buffer;
+  readonly row: Row;
+  /** What it counts against the memory budget. */
+  readonly size: number;
   readonly team: number | undefined;
   readonly chunk: AckChunk;
   readonly ack: AckSet;
@@ -118,7 +121,7 @@ export class PartitionState {
       lane.replays.clear();
     }
     this.replaying = 0;
-    for (const held of this.held) release(held.json.length, undefined);
+    for (const held of this.held) release(held.size, undefined);
     this.held = [];
   }
 }

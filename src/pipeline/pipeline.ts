@@ -14,6 +14,7 @@ import { MemoryBudget } from '../batch/budget.ts';
 import type { Config, DestinationConfig, RouteConfig } from '../config/load.ts';
 import { LaneControl } from '../control/lane-control.ts';
 import type { Pause, PauseScope } from '../control/scope.ts';
+import { rowSize, type Row } from '../decode/row.ts';
 import { decoderFor, type Decoder } from '../decode/types.ts';
 import { DeadLettering } from '../deadletter/dead-lettering.ts';
 import type { DeadLetterSink } from '../deadletter/types.ts';
@@ -111,7 +112,7 @@ export class Pipeline implements SourceHandler {
     this.#replays = new Replays(rt, this.#control, this.#delivery);
     this.#holds = new Holds(rt, {
       park: (state, chunk) => this.#control.park(state, chunk),
-      batch: (state, route, record, json, team, chunk, destination) => this.#batch(state, route, record, json, team, chunk, destination),
+      batch: (state, route, record, row, team, chunk, destination) => this.#batch(state, route, record, row, team, chunk, destination),
       deadLetter: (state, route, record, chunk, reason) => this.#deadLetters.record(state, route, record, chunk, reason),
       canPark: () => this.#rewinder.supported,
       requestRewind,
@@ -193,10 +194,10 @@ export class Pipeline implements SourceHandler {
     if (state.ledger?.isResolved(route.name, record.offset) === true) return; // in its warehouse or dead-lettered
     // Its dead letter is being written (since before a rewind): it resolves when that write does.
     if (state.deadLetters.size > 0 && state.joinDeadLetter(route.name, record.offset, chunk)) return;
-    let json: Buffer;
+    let row: Row;
     let team: number | undefined;
     try {
-      ({ json, teamId: team } = (this.#decoders.get(route) as Decoder).decode(record));
+      ({ row, teamId: team } = (this.#decoders.get(route) as Decoder).decode(record));
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
       this.#rt.metrics.decodeErrors.inc({ route: route.name, code: error.code });
@@ -206,7 +207,7 @@ export class Pipeline implements SourceHandler {
     }
     const intent = state.ledger?.claim(route.name, record.offset);
     if (intent !== undefined) {
-      this.#replays.join(state, route, intent, record, json, team, chunk);
+      this.#replays.join(state, route, intent, record, row, team, chunk);
       return;
     }
     const decision = this.#rt.directory.decide(route, team);
@@ -222,10 +223,10 @@ export class Pipeline implements SourceHandler {
         ...teamField,
       });
     } else if (decision.kind === 'hold') {
-      this.#holds.hold(state, route, record, json, team, chunk);
+      this.#holds.hold(state, route, record, row, team, chunk);
       if (decision.lookup && team !== undefined) this.#holds.lookup(team);
     } else if (!this.#control.blocks(route, decision.destination, team)) {
-      this.#batch(state, route, record, json, team, chunk, decision.destination);
+      this.#batch(state, route, record, row, team, chunk, decision.destination);
     } else if (this.#control.outlived(decision.destination)) {
       const destination = decision.destination;
       const table = `${route.database ?? destination.database}.${route.table}`;
@@ -244,10 +245,10 @@ export class Pipeline implements SourceHandler {
   }
 
   /** Appends a routed row to its lane's open batch; a full batch is queued for delivery. */
-  #batch(state: PartitionState, route: RouteConfig, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk, destination: DestinationConfig): void {
+  #batch(state: PartitionState, route: RouteConfig, record: SourceRecord, row: Row, team: number | undefined, chunk: AckChunk, destination: DestinationConfig): void {
     const lane = this.#control.laneFor(state, route, destination);
-    const batch = lane.append(record, json, team, chunk);
-    this.#rt.budget.reserve(json.length, destination.id);
+    const batch = lane.append(record, row, team, chunk);
+    this.#rt.budget.reserve(rowSize(row), destination.id);
     if (batch.size >= this.#rt.config.batch.maxRows || batch.bytes >= this.#rt.config.batch.maxBytes) this.#delivery.flush(lane);
   }
 

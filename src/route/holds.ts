@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AckSet, type AckChunk } from '../ack/partition-tracker.ts';
 import type { DestinationConfig, RouteConfig } from '../config/load.ts';
 import type { DeadLetterReason } from '../deadletter/types.ts';
+import { rowSize, type Row } from '../decode/row.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import type { PartitionState } from '../pipeline/partition-state.ts';
 import type { PipelineRuntime } from '../pipeline/runtime.ts';
@@ -18,7 +19,7 @@ export interface HoldCallbacks {
   /** Leaves the record unresolved, to be read again. */
   park(state: PartitionState, chunk: AckChunk): void;
   /** Batches a row for its destination. */
-  batch(state: PartitionState, route: RouteConfig, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk, destination: DestinationConfig): void;
+  batch(state: PartitionState, route: RouteConfig, record: SourceRecord, row: Row, team: number | undefined, chunk: AckChunk, destination: DestinationConfig): void;
   deadLetter(state: PartitionState, route: RouteConfig, record: SourceRecord, chunk: AckChunk, reason: DeadLetterReason): void;
   /** Whether rows can be parked at all (the source can re-read). */
   canPark(): boolean;
@@ -41,23 +42,24 @@ export class Holds {
    * Keeps a row until its team's mapping is known. It stays unresolved, so the watermark cannot pass
    * it; past a quarter of the memory budget held rows are parked instead (Kafka keeps them).
    */
-  hold(state: PartitionState, route: RouteConfig, record: SourceRecord, json: Buffer, team: number | undefined, chunk: AckChunk): void {
-    if (this.#heldBytes + json.length > this.#rt.config.maxBufferedBytes / 4 && this.#cb.canPark()) {
+  hold(state: PartitionState, route: RouteConfig, record: SourceRecord, row: Row, team: number | undefined, chunk: AckChunk): void {
+    const size = rowSize(row);
+    if (this.#heldBytes + size > this.#rt.config.maxBufferedBytes / 4 && this.#cb.canPark()) {
       this.#cb.park(state, chunk);
       return;
     }
     const ack = new AckSet();
     ack.add(chunk);
-    state.held.push({ record, route, json, team, chunk, ack });
-    this.#heldBytes += json.length;
+    state.held.push({ record, route, row, size, team, chunk, ack });
+    this.#heldBytes += size;
     this.#rt.metrics.heldRecords.inc();
-    this.#rt.budget.reserve(json.length, undefined);
+    this.#rt.budget.reserve(size, undefined);
   }
 
   /** The partition's held rows are dropped (a rewind or abandon resets it): forget their bytes. */
   forget(state: PartitionState): void {
     for (const held of state.held) {
-      this.#heldBytes -= held.json.length;
+      this.#heldBytes -= held.size;
       this.#rt.metrics.heldRecords.dec();
     }
   }
@@ -117,12 +119,12 @@ export class Holds {
             ...(held.team === undefined ? {} : { team: held.team }),
           });
         } else {
-          this.#cb.batch(state, held.route, held.record, held.json, held.team, held.chunk, decision.destination);
+          this.#cb.batch(state, held.route, held.record, held.row, held.team, held.chunk, decision.destination);
         }
         held.ack.resolve();
-        this.#heldBytes -= held.json.length;
+        this.#heldBytes -= held.size;
         rt.metrics.heldRecords.dec();
-        rt.budget.release(held.json.length, undefined);
+        rt.budget.release(held.size, undefined);
       }
       state.held = still;
     }

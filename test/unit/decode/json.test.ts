@@ -23,7 +23,7 @@ test('reads the team from a field, a header or the key', () => {
   assert.equal(decodeJsonRecord(rec('{"x":1}'), field).teamId, undefined);
   assert.equal(decodeJsonRecord(rec('{}', { headers: [[Buffer.from('team'), Buffer.from('9')]] }), { maxMessageBytes: 100, teamId: { from: 'header', header: 'team' } }).teamId, 9);
   assert.equal(decodeJsonRecord(rec('{}', { key: Buffer.from('5') }), { maxMessageBytes: 100, teamId: { from: 'key' } }).teamId, 5);
-  assert.equal(decodeJsonRecord(rec(' {"a":1} '), field).json.toString(), '{"a":1}');
+  assert.equal(decodeJsonRecord(rec(' {"a":1} '), field).row.toString(), '{"a":1}');
 });
 
 test('rejects what cannot become a row, with a stable code each', () => {

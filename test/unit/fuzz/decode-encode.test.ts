@@ -131,7 +131,7 @@ test('decode → encode: every record is one row with its metadata, or a decode 
         assert.ok(decodeCodes.has(error.code), error.code);
         return;
       }
-      const { json, teamId: team } = decoded;
+      const { row: json, teamId: team } = decoded;
       assert.equal(json[0], 0x7b);
       assert.equal(json[json.length - 1], 0x7d);
       assert.ok(team === undefined || Number.isSafeInteger(team));
