@@ -1,6 +1,7 @@
 // Owns the one configuration schema. Every option is validated here, up front, with all problems
 // reported at once naming the field; the result is deeply frozen by load.ts.
 import { z } from 'zod';
+import { encodingSchema, protobufRouteSchema, schemaRegistrySchema } from './typed-schema.ts';
 import { errorPolicySchema } from '../errors/policy-schema.ts';
 
 /** A secret may be written inline (discouraged), or read from an environment variable or a file. */
@@ -97,7 +98,11 @@ export const routeSchema = z
     table: identifier,
     /** Overrides the destination's database. */
     database: identifier.optional(),
-    format: z.literal('json').default('json'),
+    format: z.enum(['json', 'protobuf']).default('json'),
+    /** With `format: protobuf`: the message type and where its descriptor comes from. */
+    protobuf: protobufRouteSchema.optional(),
+    /** How rows are encoded for the warehouse (config/typed-schema.ts). */
+    encoding: encodingSchema.default('passthrough'),
     teamId: teamIdSchema.default({ from: 'field', field: 'team_id' }),
     /** `team`: each row goes to the destination mapped for its team; otherwise a fixed destination id. */
     destination: z.string().min(1).default('team'),
@@ -214,6 +219,8 @@ export const configSchema = z
       .strict()
       .default({ map: {}, unknown: { action: 'hold' } }),
     routes: z.array(routeSchema).min(1),
+    /** Where `format: protobuf` routes fetch schemas named by id in the Confluent wire format. */
+    schemaRegistry: schemaRegistrySchema.optional(),
     batch: z
       .object({
         maxRows: z.number().int().positive().default(100_000),

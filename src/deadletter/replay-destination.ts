@@ -133,7 +133,7 @@ class DestinationReplay {
       if (shape === undefined) throw new WarehouseError(ErrorClasses.missingObject, `table ${target.table.database}.${target.table.table} does not exist`, 60, undefined);
       const body = new ByteChunks();
       for (const letter of letters) encode(body, shape, letter, this.#deps.teamIdFor(letter.route));
-      await sink.insert({ table: target.table, format: shape.format, body: body.slice(0, body.length), rows: letters.length, bytes: body.length, token }, this.#deps.signal);
+      await sink.insert({ table: target.table, format: shape.format, columns: shape.columns, body: body.slice(0, body.length), rows: letters.length, bytes: body.length, token }, this.#deps.signal);
     } catch (error) {
       await this.#failed(target, letters, token, error);
       return;
@@ -183,7 +183,7 @@ class DestinationReplay {
     const key = `${sink.destinationId}\u0000${table.database}.${table.table}`;
     let shape = this.#shapes.get(key);
     if (shape === undefined) {
-      shape = sink.describe(table, this.#deps.signal).then((schema) => (schema === undefined ? undefined : rowEncoderFor(schema.columns)));
+      shape = sink.describe(table, this.#deps.signal).then((schema) => (schema === undefined ? undefined : rowEncoderFor(schema.columns).encoder));
       shape.catch(() => this.#shapes.delete(key));
       this.#shapes.set(key, shape);
     }

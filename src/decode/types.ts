@@ -25,5 +25,7 @@ export function decoderFor(route: RouteConfig, limits: DecodeLimits): Decoder {
   switch (route.format) {
     case 'json':
       return { format: 'json', decode: (record) => decodeJsonRecord(record, options) };
+    case 'protobuf':
+      throw new Error('the protobuf decoder is not available yet');
   }
 }

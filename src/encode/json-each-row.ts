@@ -109,6 +109,7 @@ function isEmptyObjectTail(body: Buffer): boolean {
 /** Pass-through JSONEachRow for a table's live columns: the producer's bytes, metadata spliced in. */
 export class JsonEachRowEncoder implements RowEncoder {
   readonly format = 'JSONEachRow';
+  readonly columns = undefined;
   readonly #shape: RowShape;
 
   constructor(columns: readonly ColumnInfo[]) {

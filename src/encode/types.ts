@@ -8,15 +8,32 @@ import type { Row } from '../decode/row.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { ByteSink } from './byte-chunks.ts';
 import { JsonEachRowEncoder } from './json-each-row.ts';
+import { typedEncoderFor } from './rowbinary/encoder.ts';
 
 export interface RowEncoder {
   /** The insert format its output is in (ClickHouse's FORMAT name). */
   readonly format: string;
+  /**
+   * The columns the body gives values for, in order, or undefined when the format names its fields
+   * (JSONEachRow). A positional format (RowBinaryWithDefaults) lists them: the insert names them.
+   */
+  readonly columns: readonly string[] | undefined;
   /** Appends one row: the decoded row, with the source's metadata the table has columns for. */
   write(out: ByteSink, record: SourceRecord, row: Row, teamId: number | undefined): void;
 }
 
-/** The encoder for a table's live columns. */
-export function rowEncoderFor(columns: readonly ColumnInfo[]): RowEncoder {
-  return new JsonEachRowEncoder(columns);
+export type Encoding = 'passthrough' | 'typed' | 'auto';
+
+/** The chosen encoder for a table's live columns, and, when typed was asked for but cannot be exact, why. */
+export interface EncoderChoice {
+  readonly encoder: RowEncoder;
+  readonly fallback: string | undefined;
+}
+
+/** The encoder for a table's live columns under a route's `encoding`. */
+export function rowEncoderFor(columns: readonly ColumnInfo[], encoding: Encoding = 'passthrough'): EncoderChoice {
+  if (encoding === 'passthrough') return { encoder: new JsonEachRowEncoder(columns), fallback: undefined };
+  const typed = typedEncoderFor(columns);
+  if (!('uncovered' in typed)) return { encoder: typed, fallback: undefined };
+  return { encoder: new JsonEachRowEncoder(columns), fallback: typed.uncovered };
 }

@@ -276,7 +276,7 @@ export class Deliverer {
     await this.#gates.wait(lane.destination.id, range, signal);
     try {
       const encoder = await this.#deps.schemas.encoder(sink, lane.route, lane.table, signal);
-      await sink.insert({ table: lane.table, format: encoder.format, body: [], rows: 0, bytes: 0, token: `${range.token}/probe` }, signal);
+      await sink.insert({ table: lane.table, format: encoder.format, columns: encoder.columns, body: [], rows: 0, bytes: 0, token: `${range.token}/probe` }, signal);
       this.#landed.set(landedKey(lane), this.#landedIn(lane) + 1);
       return true;
     } catch (error) {
@@ -341,7 +341,7 @@ export class Deliverer {
       const body = encode(encoder, batch, from, to);
       const started = performance.now();
       try {
-        await sink.insert({ table: lane.table, format: encoder.format, body: body.slice(0, body.length), rows: to - from, bytes: body.length, token: range.token }, signal);
+        await sink.insert({ table: lane.table, format: encoder.format, columns: encoder.columns, body: body.slice(0, body.length), rows: to - from, bytes: body.length, token: range.token }, signal);
       } catch (error) {
         metrics.inserts.inc({ ...labels, outcome: 'error' });
         throw error;

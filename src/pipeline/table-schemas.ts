@@ -103,6 +103,13 @@ export class TableSchemas {
     if (schema === undefined) {
       throw new WarehouseError(ErrorClasses.missingObject, `table ${table.database}.${table.table} does not exist`, 60, undefined);
     }
-    return { encoder: rowEncoderFor(schema.columns), deduplication: schema.deduplication, loadedAt: Date.now() };
+    const { encoder, fallback } = rowEncoderFor(schema.columns, route.encoding);
+    if (fallback !== undefined && route.encoding === 'typed') {
+      this.#logger.warn(
+        { destination: sink.destinationId, table: `${table.database}.${table.table}`, route: route.name, reason: fallback },
+        'typed encoding cannot be exact for this table; its rows are sent pass-through (JSONEachRow)',
+      );
+    }
+    return { encoder, deduplication: schema.deduplication, loadedAt: Date.now() };
   }
 }

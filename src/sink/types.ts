@@ -47,6 +47,8 @@ export interface InsertBatch {
   readonly body: readonly Buffer[];
   /** The insert format of the body (the encoder's: JSONEachRow today; RowBinary and Native next). */
   readonly format: string;
+  /** The columns a positional format gives, in order (the insert names them); undefined: JSONEachRow names its fields. */
+  readonly columns?: readonly string[] | undefined;
   readonly rows: number;
   readonly bytes: number;
   /** Deterministic: re-sending the same batch with the same token must not duplicate rows. */

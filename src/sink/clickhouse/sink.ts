@@ -109,7 +109,7 @@ export class ClickHouseSink implements Sink {
     if (watched) this.#window.beforeAttempt(batch.table, batch.token);
     try {
       const result = await this.#client.exec({
-        query: `INSERT INTO ${quoteIdent(batch.table.database)}.${quoteIdent(batch.table.table)} FORMAT ${batch.format}`,
+        query: `INSERT INTO ${quoteIdent(batch.table.database)}.${quoteIdent(batch.table.table)}${batch.columns === undefined ? '' : ` (${batch.columns.map(quoteIdent).join(', ')})`} FORMAT ${batch.format}`,
         values: Readable.from(batch.body, { objectMode: false }),
         clickhouse_settings: {
           insert_deduplication_token: batch.token,
