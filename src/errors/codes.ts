@@ -15,6 +15,8 @@ export const errorCodes = [
   'INSERTER_DECODE_NOT_OBJECT',
   'INSERTER_DECODE_BAD_JSON',
   'INSERTER_DECODE_BAD_TEAM',
+  // encoding a row for its table (a typed encoder refuses what the warehouse would refuse: dead-lettered)
+  'INSERTER_ENCODE_REJECTED',
   // routing a record (dead-lettered)
   'INSERTER_NO_TEAM',
   'INSERTER_UNKNOWN_TEAM',
