@@ -30,6 +30,9 @@ export interface EncoderChoice {
   readonly fallback: string | undefined;
 }
 
+/** How the pipeline picks encoders (rowEncoderFor, or a wrapper of it in the simulation). */
+export type EncoderFactory = (columns: readonly ColumnInfo[], encoding: Encoding) => EncoderChoice;
+
 /** The encoder for a table's live columns under a route's `encoding`. */
 export function rowEncoderFor(columns: readonly ColumnInfo[], encoding: Encoding = 'passthrough'): EncoderChoice {
   if (encoding === 'passthrough') return { encoder: new JsonEachRowEncoder(columns), fallback: undefined };

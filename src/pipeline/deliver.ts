@@ -6,9 +6,7 @@
 // dead-letter, pause the destination, drop or stop. The batch's records resolve only when every
 // row is in the warehouse, in the dead-letter topic or dropped by an explicit policy.
 import type { PartReason, PartState } from '../ack/ledger.ts';
-import { rowJson, type Row } from '../decode/row.ts';
-import { ByteChunks } from '../encode/byte-chunks.ts';
-import type { RowEncoder } from '../encode/types.ts';
+import { encodeRange } from '../encode/batch-body.ts';
 import type { Config } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError } from '../errors/inserter-error.ts';
@@ -21,10 +19,11 @@ import type { Sink } from '../sink/types.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { ErrorReporter, type FailureContext } from '../telemetry/sentry.ts';
+import type { ErrorReporter } from '../telemetry/sentry.ts';
 import { DestinationGates } from './destination-gates.ts';
 import { Semaphore } from './semaphore.ts';
 import { splitPoints } from './split-points.ts';
+import { defaultStop, failureContext, reporterFor, tableName } from './failure-report.ts';
 import type { Batch, Lane } from '../batch/lane.ts';
 import type { TableSchemas } from './table-schemas.ts';
 
@@ -338,7 +337,7 @@ export class Deliverer {
     await this.#gates.wait(lane.destination.id, range, signal);
     try {
       const encoder = await schemas.encoder(sink, lane.route, lane.table, signal);
-      const body = encode(encoder, batch, from, to);
+      const body = encodeRange(encoder, batch, from, to);
       const started = performance.now();
       try {
         await sink.insert({ table: lane.table, format: encoder.format, columns: encoder.columns, body: body.slice(0, body.length), rows: to - from, bytes: body.length, token: range.token }, signal);
@@ -414,29 +413,7 @@ export class Deliverer {
   }
 
   #report(error: unknown, range: Range, attempts: number, action: string, policy: ClassPolicy): void {
-    if (!this.#reporter.enabled) return;
-    const { lane, batch, from, to } = range;
-    const failure = error instanceof WarehouseError ? error : undefined;
-    const hinted = failure === undefined ? -1 : (splitPoints(failure, from, to).find(([a, b]) => b - a === 1 && failure.errorClass === ErrorClasses.rowData)?.[0] ?? -1);
-    const row = hinted >= 0 ? hinted : from;
-    const context: FailureContext = {
-      errorClass: policy.errorClass,
-      destination: lane.destination.id,
-      table: tableName(lane),
-      route: lane.route.name,
-      topic: lane.topic,
-      partition: lane.partition,
-      fromOffset: batch.records[from]?.offset,
-      toOffset: batch.records[to - 1]?.offset,
-      team: batch.teams[row],
-      serverCode: failure?.serverCode,
-      attempts,
-      batchRows: to - from,
-      action,
-      transient: policy.transient,
-      sample: row === undefined || batch.rows[row] === undefined ? undefined : rowJson(batch.rows[row]),
-    };
-    this.#reporter.report(error, context);
+    if (this.#reporter.enabled) this.#reporter.report(error, failureContext(error, range, attempts, action, policy));
   }
 
   #slotsFor(lane: Lane): Semaphore {
@@ -455,34 +432,4 @@ function reasonOf(failure: WarehouseError, attempts: number): PartReason {
 
 function landedKey(lane: Lane): string {
   return `${lane.destination.id}\u0000${tableName(lane)}`;
-}
-
-function tableName(lane: Lane): string {
-  return `${lane.table.database}.${lane.table.table}`;
-}
-
-const reporters = new Map<string, ErrorReporter>();
-/** One reporter per DSN per process (pipelines built from the same config share it). */
-function reporterFor(config: Config, logger: Logger): ErrorReporter {
-  const dsn = config.telemetry.sentryDsn ?? '';
-  let reporter = reporters.get(dsn);
-  if (reporter === undefined) {
-    reporter = new ErrorReporter({ dsn, logger });
-    reporters.set(dsn, reporter);
-  }
-  return reporter;
-}
-
-/** A graceful stop (as on SIGTERM), exiting non-zero: the unresolved rows are re-read after a restart. */
-function defaultStop(): void {
-  process.once('exit', () => {
-    process.exitCode = 70;
-  });
-  process.kill(process.pid, 'SIGTERM');
-}
-
-function encode(encoder: RowEncoder, batch: Batch, from: number, to: number): ByteChunks {
-  const out = new ByteChunks();
-  for (let i = from; i < to; i++) encoder.write(out, batch.records[i] as SourceRecord, batch.rows[i] as Row, batch.teams[i]);
-  return out;
 }

@@ -16,6 +16,7 @@ import { LaneControl } from '../control/lane-control.ts';
 import type { Pause, PauseScope } from '../control/scope.ts';
 import { rowSize, type Row } from '../decode/row.ts';
 import { decoderFor, type Decoder } from '../decode/types.ts';
+import type { EncoderFactory } from '../encode/types.ts';
 import { DeadLettering } from '../deadletter/dead-lettering.ts';
 import type { DeadLetterSink } from '../deadletter/types.ts';
 import { ErrorClasses } from '../errors/classes.ts';
@@ -50,6 +51,8 @@ export interface PipelineDeps {
   readonly provider?: DestinationProvider;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Chooses a table's row encoder from its live columns (default: encode/types.ts; the simulation wraps it). */
+  readonly encoders?: EncoderFactory;
 }
 
 type Counter = { inc(n?: number): void };
@@ -96,7 +99,7 @@ export class Pipeline implements SourceHandler {
     this.#deliverer = new Deliverer({
       config: deps.config,
       directory: rt.directory,
-      schemas: new TableSchemas(deps.config, deps.logger),
+      schemas: new TableSchemas(deps.config, deps.logger, deps.encoders),
       metrics: deps.metrics,
       logger: deps.logger,
       deadLetter: (lane, record, team, reason) =>

@@ -6,7 +6,7 @@
 // an operator's DDL fix is picked up without a restart.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { rowEncoderFor, type RowEncoder } from '../encode/types.ts';
+import { rowEncoderFor, type EncoderFactory, type RowEncoder } from '../encode/types.ts';
 import type { Config, RouteConfig } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { WarehouseError } from '../sink/errors.ts';
@@ -31,10 +31,12 @@ export class TableSchemas {
   readonly #warned = new Set<string>();
   readonly #config: Config;
   readonly #logger: Logger;
+  readonly #encoders: EncoderFactory;
 
-  constructor(config: Config, logger: Logger) {
+  constructor(config: Config, logger: Logger, encoders: EncoderFactory = rowEncoderFor) {
     this.#config = config;
     this.#logger = logger;
+    this.#encoders = encoders;
   }
 
   /** The row encoder for the table's live schema (built once per schema read), if the table is admitted. */
@@ -103,7 +105,7 @@ export class TableSchemas {
     if (schema === undefined) {
       throw new WarehouseError(ErrorClasses.missingObject, `table ${table.database}.${table.table} does not exist`, 60, undefined);
     }
-    const { encoder, fallback } = rowEncoderFor(schema.columns, route.encoding);
+    const { encoder, fallback } = this.#encoders(schema.columns, route.encoding);
     if (fallback !== undefined && route.encoding === 'typed') {
       this.#logger.warn(
         { destination: sink.destinationId, table: `${table.database}.${table.table}`, route: route.name, reason: fallback },

@@ -22,6 +22,7 @@ import { SimDestinationsApi, type LookupFaults } from './destinations-api.ts';
 import { Checker, type ExpectedRecord, type Fate, type Violation } from './check.ts';
 import { DeadLetters, SimDeadLetterSink, type DeadLetterFaults } from './dead-letters.ts';
 import { SimLedgerStore, type LedgerFaults } from './ledger-store.ts';
+import { refusingEncoders } from './encoder.ts';
 import { Rng } from './rng.ts';
 import { clock, World, type Incarnation } from './runtime.ts';
 import { columnsOfDdl, SimSink, simColumns, Warehouse, type WarehouseFaults } from './warehouse.ts';
@@ -221,7 +222,7 @@ interface GeneratedRecord {
   readonly team: number | undefined;
 }
 
-function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records: GeneratedRecord[]; poison: Set<string>; unlisted: Set<string> } {
+function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records: GeneratedRecord[]; poison: Set<string>; unlisted: Set<string>; refused: Set<string> } {
   const count = rng.int(20, 160);
   const spanMs = rng.int(0, 1500);
   const teams = Object.keys(scenario.teamMap).map(Number);
@@ -229,6 +230,10 @@ function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records:
   // Every other poison row is rejected with a code no class lists (chosen without drawing from the
   // RNG, so a seed's stream, and the regression seeds, stay as they were).
   const unlisted = new Set<string>();
+  // Of the others, every other one is refused by the row encoder before any insert (a typed encoder
+  // meeting a value the warehouse would reject): it never reaches the warehouse.
+  const refused = new Set<string>();
+  let rejectedByWarehouse = 0;
   const records: GeneratedRecord[] = [];
   for (let i = 0; i < count; i++) {
     const partition = rng.int(0, scenario.partitions - 1);
@@ -244,8 +249,9 @@ function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records:
       const badTeam = value.includes('"team_id":"abc"');
       record = { partition, value: Buffer.from(value), key: undefined, appendAt, uuid: badTeam ? uuid : undefined, kind: badTeam ? 'bad_team' : 'undecodable', team: undefined };
     } else if (roll < 0.08) {
-      if ((poison.size + unlisted.size) % 2 === 0) poison.add(uuid);
-      else unlisted.add(uuid);
+      if ((poison.size + unlisted.size + refused.size) % 2 === 1) unlisted.add(uuid);
+      else if (rejectedByWarehouse++ % 2 === 0) poison.add(uuid);
+      else refused.add(uuid);
       record = { partition, value: Buffer.from(JSON.stringify({ uuid, team_id: team, n: i })), key: undefined, appendAt, uuid, kind: 'poison', team };
     } else if (roll < 0.11) {
       record = { partition, value: Buffer.from(JSON.stringify({ uuid, team_id: 900 + rng.int(0, 2), n: i })), key: undefined, appendAt, uuid, kind: 'unknown_team', team: undefined };
@@ -256,7 +262,7 @@ function generateRecords(rng: Rng, seed: number, scenario: Scenario): { records:
     }
     records.push(record);
   }
-  return { records, poison, unlisted };
+  return { records, poison, unlisted, refused };
 }
 
 /** With lookups on, sometimes one team's destination changes mid-run: its rows may land in either, once. */
@@ -352,7 +358,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const exactlyOnce = options.exactlyOnce ?? true;
   const root = new Rng(seed);
   const drawn = makeScenario(root.fork(), options);
-  const { records: generated, poison, unlisted } = generateRecords(root.fork(), seed, drawn);
+  const { records: generated, poison, unlisted, refused } = generateRecords(root.fork(), seed, drawn);
   const worldRng = root.fork();
   const mathRng = root.fork();
   const driverRng = root.fork();
@@ -413,7 +419,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
       const inc = world.newIncarnation();
       stats.lives++;
       world.note(`START incarnation ${inc.id}: ${life.end} maxRows=${life.maxRows} maxAgeMs=${life.maxAgeMs} commitIntervalMs=${life.commitIntervalMs}`);
-      const pipeline = startPipeline(world, inc, scenario, life, exactlyOnce, { bus, warehouse, deadLetters, ledgers }, driverRng, checker, stats);
+      const pipeline = startPipeline(world, inc, scenario, life, exactlyOnce, { bus, warehouse, deadLetters, ledgers, refused }, driverRng, checker, stats);
       const lifeStart = Date.now();
       const endAt = world.steps + driverRng.int(1, stepBudget);
       if (life.end === 'kill') {
@@ -472,7 +478,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   stats.zombies = world.zombies;
   stats.lateCommits = world.lateCommitCount;
   stats.commits = bus.commits.length;
-  return { seed, violations: checker.violations, stats, scenario: describeScenario(scenario, generated.length, poison.size + unlisted.size), trace: world.trace ?? [] };
+  return { seed, violations: checker.violations, stats, scenario: describeScenario(scenario, generated.length, poison.size + unlisted.size + refused.size), trace: world.trace ?? [] };
 }
 
 interface Durable {
@@ -480,6 +486,8 @@ interface Durable {
   readonly warehouse: Warehouse;
   readonly deadLetters: DeadLetters;
   readonly ledgers: MemoryLedgerStore;
+  /** Rows the row encoder refuses (never sent to the warehouse). */
+  readonly refused: ReadonlySet<string>;
 }
 
 function startPipeline(
@@ -522,6 +530,7 @@ function startPipeline(
     ...(exactlyOnce ? { ledgers: new SimLedgerStore(world, inc, durable.ledgers, rng.fork(), scenario.ledgerFaults) } : {}),
     logger,
     metrics: new Metrics(),
+    encoders: refusingEncoders(durable.refused),
   });
   // The intervals start() creates are captured so a kill can stop them: a killed process does nothing.
   const intervals: Array<ReturnType<typeof setInterval>> = [];

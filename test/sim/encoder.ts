@@ -1,0 +1,40 @@
+// The simulation's row encoders: the real ones (encode/types.ts), wrapped so that designated rows are
+// refused before any insert, as a typed encoder refuses a value the warehouse would reject
+// (INSERTER_ENCODE_REJECTED). The delivery must isolate and dead-letter such a row like one the
+// warehouse rejects; the row never reaches the warehouse.
+import type { Row } from '../../src/decode/row.ts';
+import { rowJson } from '../../src/decode/row.ts';
+import { rowEncoderFor, type EncoderFactory, type RowEncoder } from '../../src/encode/types.ts';
+import type { ByteSink } from '../../src/encode/byte-chunks.ts';
+import { InserterError } from '../../src/errors/inserter-error.ts';
+import type { SourceRecord } from '../../src/source/types.ts';
+
+class RefusingEncoder implements RowEncoder {
+  readonly #inner: RowEncoder;
+  readonly #refused: ReadonlySet<string>;
+  readonly format: string;
+  readonly columns: readonly string[] | undefined;
+
+  constructor(inner: RowEncoder, refused: ReadonlySet<string>) {
+    this.#inner = inner;
+    this.#refused = refused;
+    this.format = inner.format;
+    this.columns = inner.columns;
+  }
+
+  write(out: ByteSink, record: SourceRecord, row: Row, teamId: number | undefined): void {
+    const uuid = (JSON.parse(rowJson(row).toString('utf8')) as { uuid?: unknown }).uuid;
+    if (typeof uuid === 'string' && this.#refused.has(uuid)) {
+      throw new InserterError('INSERTER_ENCODE_REJECTED', `Cannot parse value of column n for row ${uuid}`, { retryable: false });
+    }
+    this.#inner.write(out, record, row, teamId);
+  }
+}
+
+/** The encoders of a simulated process: rows whose uuid is in `refused` are refused by the encoder. */
+export function refusingEncoders(refused: ReadonlySet<string>): EncoderFactory {
+  return (columns, encoding) => {
+    const choice = rowEncoderFor(columns, encoding);
+    return { encoder: new RefusingEncoder(choice.encoder, refused), fallback: choice.fallback };
+  };
+}
