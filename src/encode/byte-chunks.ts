@@ -4,7 +4,13 @@
 
 export interface ByteSink {
   writeUtf8(text: string): void;
+  /** Appends `bytes`; large ones are referenced, not copied: the caller must not reuse them. */
   writeBytes(bytes: Buffer): void;
+  /**
+   * Appends a copy of bytes [start, end) of `bytes`, which the caller may reuse at once (a typed
+   * row built in a scratch). Optional: without it, writers copy and call writeBytes.
+   */
+  writeRange?(bytes: Buffer, start: number, end: number): void;
 }
 
 const BLOCK_SIZE = 256 * 1024;
@@ -45,6 +51,66 @@ export class ByteChunks implements ByteSink {
     bytes.copy(this.#current as Buffer, this.#used);
     this.#used += bytes.length;
     this.#length += bytes.length;
+  }
+
+  writeRange(bytes: Buffer, start: number, end: number): void {
+    const n = end - start;
+    if (n <= 0) return;
+    if (n > BLOCK_SIZE) {
+      // One row larger than a block gets a block of its own.
+      this.#seal();
+      const copy = Buffer.allocUnsafe(n);
+      bytes.copy(copy, 0, start, end);
+      this.#blocks.push(copy);
+      this.#length += n;
+      return;
+    }
+    this.#ensure(n);
+    bytes.copy(this.#current as Buffer, this.#used, start, end);
+    this.#used += n;
+    this.#length += n;
+  }
+
+  writeUInt8(value: number): void {
+    this.#ensure(1);
+    (this.#current as Buffer)[this.#used++] = value & 0xff;
+    this.#length += 1;
+  }
+
+  writeVarUInt(value: number): void {
+    this.#ensure(10);
+    const block = this.#current as Buffer;
+    let v = value;
+    const start = this.#used;
+    while (v >= 0x80) {
+      block[this.#used++] = (v & 0x7f) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    block[this.#used++] = v;
+    this.#length += this.#used - start;
+  }
+
+  writeUInt32LE(value: number): void {
+    this.#ensure(4);
+    (this.#current as Buffer).writeUInt32LE(value >>> 0, this.#used);
+    this.#used += 4;
+    this.#length += 4;
+  }
+
+  writeInt64LE(value: number): void {
+    this.#ensure(8);
+    const block = this.#current as Buffer;
+    block.writeUInt32LE(value >>> 0, this.#used);
+    block.writeUInt32LE(Math.floor(value / 4294967296) >>> 0, this.#used + 4);
+    this.#used += 8;
+    this.#length += 8;
+  }
+
+  writeFloat64LE(value: number): void {
+    this.#ensure(8);
+    (this.#current as Buffer).writeDoubleLE(value, this.#used);
+    this.#used += 8;
+    this.#length += 8;
   }
 
   /** The bytes in [start, end) as a list of slices (no copy). */

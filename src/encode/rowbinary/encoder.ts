@@ -1,14 +1,283 @@
 // Owns the typed encoder: RowBinaryWithDefaults for a table's live columns, one column writer per
-// type built once per schema version. (Placeholder until the column writers land.)
+// type built once per schema version. A JSON row is scanned once: each top-level key is matched to
+// its column by a prebuilt lookup (by byte length, then bytes), unknown keys are checked the way
+// ClickHouse skips them, and the columns are then written in table order — a missing field as
+// "use the default" (ClickHouse computes the DEFAULT expression), null as ClickHouse's
+// input_format_null_as_default would. The result is the row ClickHouse's own JSONEachRow input
+// would give (docs/design/typed-encoding.md); a value it would refuse throws an EncodeError.
 import type { ColumnInfo } from '../../sink/types.ts';
+import type { FieldReader, ObjectRow, ObjectRowType, Row } from '../../decode/row.ts';
+import type { SourceRecord } from '../../source/types.ts';
+import { EncodeError } from '../../errors/inserter-error.ts';
+import type { ByteSink } from '../byte-chunks.ts';
 import type { RowEncoder } from '../types.ts';
+import type { ColumnWriter } from './column-writer.ts';
+import { isNull } from './column-writer.ts';
+import { checkSkipped, hasNoEscape, skipSpace, stringEnd, unescape, ValueError } from './json-text.ts';
+import { writeMetadata, type MetadataName } from './metadata.ts';
+import { writeFieldValue } from './object-row.ts';
+import { RowBuffer } from './row-buffer.ts';
+import { writerFor, type WriterOptions } from './writers.ts';
 
 /** Why a table's live schema cannot be encoded typed: names the column and its type. */
 export interface Uncovered {
   readonly uncovered: string;
 }
 
+export interface TypedEncoderOptions {
+  /** The server's time zone (`SELECT timezone()`), for DateTime columns without their own; default UTC. */
+  readonly serverTimezone?: string;
+}
+
+const METADATA = new Set<string>(['_topic', '_partition', '_offset', '_key', '_timestamp', '_timestamp_ms', '_headers.name', '_headers.value']);
+
+interface Column {
+  readonly name: string;
+  readonly writer: ColumnWriter;
+  /** DEFAULT expression: a missing field or a null is sent as "use the default". */
+  readonly hasDefaultExpression: boolean;
+  /** Filled from the source record, not from the row. */
+  readonly metadata: MetadataName | undefined;
+}
+
 /** The typed encoder for `columns`, or why it cannot be exact for them. */
-export function typedEncoderFor(columns: readonly ColumnInfo[]): RowEncoder | Uncovered {
-  return { uncovered: `typed encoding is not available yet (${columns.length} columns)` };
+export function typedEncoderFor(columns: readonly ColumnInfo[], options: TypedEncoderOptions = {}): RowEncoder | Uncovered {
+  const writerOptions: WriterOptions = { serverTimezone: options.serverTimezone ?? 'UTC' };
+  const built: Column[] = [];
+  const names = new Set(columns.map((c) => c.name));
+  const headers = names.has('_headers.name') && names.has('_headers.value');
+  for (const c of columns) {
+    // MATERIALIZED and ALIAS columns take no value; EPHEMERAL ones are not read by JSONEachRow
+    // without a column list either (their fields are skipped as unknown), so none is sent.
+    if (c.defaultKind === 'MATERIALIZED' || c.defaultKind === 'ALIAS' || c.defaultKind === 'EPHEMERAL') continue;
+    const writer = writerFor(c.type, writerOptions);
+    if (typeof writer === 'string') return { uncovered: `column ${c.name} ${c.type}: ${writer}` };
+    const isMeta = METADATA.has(c.name) && (!c.name.startsWith('_headers.') || headers);
+    built.push({ name: c.name, writer, hasDefaultExpression: c.defaultKind === 'DEFAULT', metadata: isMeta ? (c.name as MetadataName) : undefined });
+  }
+  if (built.length === 0) return { uncovered: 'the table has no insertable column' };
+  return new TypedEncoder(built);
+}
+
+class TypedEncoder implements RowEncoder {
+  readonly format = 'RowBinaryWithDefaults';
+  readonly columns: readonly string[];
+  readonly #columns: readonly Column[];
+  /** Columns by the byte length of their name, then name bytes. */
+  readonly #byLength: (readonly [Buffer, number][] | undefined)[] = [];
+  readonly #wrap: number;
+  readonly #team: number;
+  readonly #starts: Int32Array;
+  readonly #ends: Int32Array;
+  readonly #row = new RowBuffer();
+  readonly #readers = new Map<ObjectRowType, readonly (FieldReader | undefined)[]>();
+
+  constructor(columns: readonly Column[]) {
+    this.#columns = columns;
+    this.columns = columns.map((c) => c.name);
+    this.#starts = new Int32Array(columns.length);
+    this.#ends = new Int32Array(columns.length);
+    columns.forEach((c, index) => {
+      const bytes = Buffer.from(c.name, 'utf8');
+      const list = (this.#byLength[bytes.length] ??= []) as [Buffer, number][];
+      list.push([bytes, index]);
+    });
+    this.#wrap = columns.findIndex((c) => c.name === '_message');
+    this.#team = this.#wrap >= 0 ? columns.findIndex((c) => c.name === 'team_id') : -1;
+  }
+
+  write(out: ByteSink, record: SourceRecord, row: Row, teamId: number | undefined): void {
+    const buf = this.#row;
+    buf.reset();
+    if (Buffer.isBuffer(row)) this.#writeJson(buf, record, row, teamId);
+    else this.#writeObject(buf, record, row, teamId);
+    if (out.writeRange !== undefined) out.writeRange(buf.buf, 0, buf.pos);
+    else out.writeBytes(Buffer.from(buf.buf.subarray(0, buf.pos)));
+  }
+
+  #lookup(src: Buffer, start: number, end: number): number {
+    const list = this.#byLength[end - start];
+    if (list === undefined) return -1;
+    for (const [name, index] of list) if (src.compare(name, 0, name.length, start, end) === 0) return index;
+    return -1;
+  }
+
+  #writeJson(buf: RowBuffer, record: SourceRecord, json: Buffer, teamId: number | undefined): void {
+    const starts = this.#starts;
+    const ends = this.#ends;
+    starts.fill(-1);
+    if (this.#wrap >= 0) {
+      starts[this.#wrap] = 0;
+      ends[this.#wrap] = json.length;
+    } else this.#scan(json);
+    const columns = this.#columns;
+    for (let k = 0; k < columns.length; k++) {
+      const column = columns[k] as Column;
+      if (column.metadata !== undefined) {
+        buf.u8(0);
+        try {
+          writeMetadata(buf, column.metadata, column.writer, record);
+        } catch (error) {
+          throw this.#rejected(column, undefined, -1, -1, error);
+        }
+        continue;
+      }
+      if (k === this.#team && teamId !== undefined) {
+        buf.u8(0);
+        try {
+          writeFieldValue(buf, column.writer, teamId);
+        } catch (error) {
+          throw this.#rejected(column, undefined, -1, -1, error);
+        }
+        continue;
+      }
+      const start = starts[k] as number;
+      if (start < 0) {
+        this.#absent(buf, column);
+        continue;
+      }
+      const end = ends[k] as number;
+      if (!column.writer.nullable && isNull(json, start, end)) {
+        this.#null(buf, column);
+        continue;
+      }
+      buf.u8(0);
+      try {
+        column.writer.json(buf, json, start, end);
+      } catch (error) {
+        throw this.#rejected(column, json, start, end, error);
+      }
+    }
+  }
+
+  /** A missing field: the DEFAULT expression, else the type's default value. */
+  #absent(buf: RowBuffer, column: Column): void {
+    if (column.hasDefaultExpression) buf.u8(1);
+    else {
+      buf.u8(0);
+      column.writer.typeDefault(buf);
+    }
+  }
+
+  /** JSON null for a column that cannot hold it (input_format_null_as_default=1). */
+  #null(buf: RowBuffer, column: Column): void {
+    if (column.hasDefaultExpression) buf.u8(1);
+    else {
+      buf.u8(0);
+      column.writer.zero(buf);
+    }
+  }
+
+  #rejected(column: Column, src: Buffer | undefined, start: number, end: number, error: unknown): Error {
+    if (!(error instanceof ValueError)) return error instanceof Error ? error : new Error(String(error));
+    const excerpt = src === undefined || start < 0 ? '(metadata)' : src.toString('utf8', start, Math.min(end, start + 80)) + (end - start > 80 ? '…' : '');
+    return new EncodeError('INSERTER_ENCODE_REJECTED', `ClickHouse would reject the row: column ${column.name} (${column.writer.type}), value ${excerpt}: ${error.message}`, {
+      details: { column: column.name, type: column.writer.type },
+    });
+  }
+
+  /** Finds each known key's value range; checks unknown keys' values as ClickHouse's skip would. */
+  #scan(json: Buffer): void {
+    const end = json.length - 1; // the closing brace
+    let i = skipSpace(json, 1, end);
+    const starts = this.#starts;
+    const ends = this.#ends;
+    // Metadata columns are spliced in by pass-through too: the same key in the message repeats them.
+    const columns = this.#columns;
+    while (i < end) {
+      const keyEnd = stringEnd(json, i, end);
+      let index: number;
+      if (hasNoEscape(json, i, keyEnd + 1)) index = this.#lookup(json, i + 1, keyEnd);
+      else {
+        const key = unescape(json, i, keyEnd + 1);
+        index = this.#lookup(key, 0, key.length);
+      }
+      i = skipSpace(json, keyEnd + 1, end);
+      i = skipSpace(json, i + 1, end); // the colon (the decoder checked it)
+      const valueStart = i;
+      const valueEnd = scanValueEnd(json, valueStart, end);
+      if (index >= 0) {
+        const column = columns[index] as Column;
+        if ((starts[index] as number) >= 0 || column.metadata !== undefined || index === this.#team) {
+          throw new EncodeError('INSERTER_ENCODE_REJECTED', `ClickHouse would reject the row: Duplicate field found while parsing JSONEachRow format: ${column.name}`, {
+            details: { column: column.name },
+          });
+        }
+        starts[index] = valueStart;
+        ends[index] = valueEnd;
+      } else {
+        try {
+          checkSkipped(json, valueStart, valueEnd);
+        } catch (error) {
+          if (!(error instanceof ValueError)) throw error;
+          const key = json.toString('utf8', valueStart, Math.min(valueEnd, valueStart + 80));
+          throw new EncodeError('INSERTER_ENCODE_REJECTED', `ClickHouse would reject the row: a field no column takes has a value it cannot skip (${key}): ${error.message}`);
+        }
+      }
+      i = skipSpace(json, valueEnd, end);
+      if (json[i] === 0x2c) i = skipSpace(json, i + 1, end);
+    }
+  }
+
+  #writeObject(buf: RowBuffer, record: SourceRecord, row: ObjectRow, teamId: number | undefined): void {
+    let readers = this.#readers.get(row.type);
+    if (readers === undefined) {
+      readers = this.#columns.map((c) => row.type.reader(c.name));
+      this.#readers.set(row.type, readers);
+    }
+    const columns = this.#columns;
+    if (this.#wrap >= 0) {
+      this.#writeJson(buf, record, row.type.toJson(row.values), teamId);
+      return;
+    }
+    for (let k = 0; k < columns.length; k++) {
+      const column = columns[k] as Column;
+      if (column.metadata !== undefined) {
+        buf.u8(0);
+        try {
+          writeMetadata(buf, column.metadata, column.writer, record);
+        } catch (error) {
+          throw this.#rejected(column, undefined, -1, -1, error);
+        }
+        continue;
+      }
+      const value = readers[k]?.(row.values);
+      if (value === undefined) this.#absent(buf, column);
+      else if (value === null && !column.writer.nullable) this.#null(buf, column);
+      else {
+        buf.u8(0);
+        try {
+          writeFieldValue(buf, column.writer, value);
+        } catch (error) {
+          throw this.#rejected(column, undefined, -1, -1, error);
+        }
+      }
+    }
+  }
+}
+
+/** The end of the value starting at `start` (structure only; the writers check the content). */
+function scanValueEnd(json: Buffer, start: number, end: number): number {
+  const first = json[start];
+  if (first === 0x22) return stringEnd(json, start, end) + 1;
+  if (first === 0x7b || first === 0x5b) {
+    let depth = 0;
+    for (let i = start; i < end; i++) {
+      const b = json[i];
+      if (b === 0x22) i = stringEnd(json, i, end);
+      else if (b === 0x7b || b === 0x5b) depth++;
+      else if (b === 0x7d || b === 0x5d) {
+        depth--;
+        if (depth === 0) return i + 1;
+      }
+    }
+    throw new EncodeError('INSERTER_ENCODE_REJECTED', 'unterminated object or array');
+  }
+  let i = start;
+  while (i < end) {
+    const b = json[i];
+    if (b === 0x2c || b === 0x7d || b === 0x5d || b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09) break;
+    i++;
+  }
+  return i;
 }

@@ -1,0 +1,258 @@
+// Owns reading JSON text the way ClickHouse's JSONEachRow input does (ReadHelpers: readJSONString,
+// skipJSONField): string unescaping with its escape rules, the skipping of values no column takes
+// (which ClickHouse still checks), and the scan of one top-level object into per-key value ranges.
+// Everything works on byte ranges of the row's Buffer; nothing allocates per value in the common case.
+import { RowBuffer } from './row-buffer.ts';
+
+export const QUOTE = 0x22;
+export const BACKSLASH = 0x5c;
+
+/** Why a value is refused, as ClickHouse would say it; the encoder adds the column and the value. */
+export class ValueError extends Error {}
+
+export function isSpace(b: number | undefined): boolean {
+  return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+}
+
+export function isDigit(b: number | undefined): boolean {
+  return b !== undefined && b >= 0x30 && b <= 0x39;
+}
+
+export function skipSpace(src: Buffer, from: number, end: number): number {
+  let i = from;
+  while (i < end && isSpace(src[i])) i++;
+  return i;
+}
+
+/** Index of the closing quote of the JSON string whose opening quote is at `start`. */
+export function stringEnd(src: Buffer, start: number, end: number): number {
+  let i = start + 1;
+  for (;;) {
+    const quote = src.indexOf(QUOTE, i);
+    if (quote < 0 || quote >= end) throw new ValueError('Cannot parse JSON string: expected closing quote');
+    let backslashes = 0;
+    while (src[quote - 1 - backslashes] === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return quote;
+    i = quote + 1;
+  }
+}
+
+function hex4(src: Buffer, at: number, end: number): number {
+  if (at + 4 > end) throw new ValueError('Cannot parse escape sequence: expected 4 hexadecimal digits after \\u');
+  let v = 0;
+  for (let k = at; k < at + 4; k++) {
+    const b = src[k] ?? 0;
+    let d: number;
+    if (b >= 0x30 && b <= 0x39) d = b - 0x30;
+    else if (b >= 0x61 && b <= 0x66) d = b - 0x57;
+    else if (b >= 0x41 && b <= 0x46) d = b - 0x37;
+    else throw new ValueError(`Cannot parse escape sequence: '${src.toString('latin1', at, at + 4)}' after \\u is not 4 hexadecimal digits`);
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+const unescaped = new RowBuffer();
+
+/**
+ * The content of the JSON string [start, end) (quotes included) unescaped as ClickHouse does:
+ * \b \f \n \r \t \\ \" \/ and \uXXXX (a surrogate pair becomes one 4-byte character; a high
+ * surrogate without its pair is refused; a lone low surrogate is written as its 3 bytes); any other
+ * escaped character stands for itself. Returns the bytes in a scratch Buffer valid until the next
+ * call: [0, length). Strings without a backslash are not copied: use `rawContent` first.
+ */
+export function unescape(src: Buffer, start: number, end: number): Buffer {
+  const out = unescaped;
+  out.reset();
+  out.ensure(end - start);
+  let i = start + 1;
+  const stop = end - 1;
+  while (i < stop) {
+    const slash = src.indexOf(BACKSLASH, i);
+    const runEnd = slash < 0 || slash >= stop ? stop : slash;
+    if (runEnd > i) out.bytes(src, i, runEnd);
+    if (runEnd === stop) break;
+    const c = src[slash + 1];
+    i = slash + 2;
+    switch (c) {
+      case 0x62:
+        out.u8(0x08);
+        break;
+      case 0x66:
+        out.u8(0x0c);
+        break;
+      case 0x6e:
+        out.u8(0x0a);
+        break;
+      case 0x72:
+        out.u8(0x0d);
+        break;
+      case 0x74:
+        out.u8(0x09);
+        break;
+      case 0x75: {
+        let cp = hex4(src, i, stop);
+        i += 4;
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+          if (src[i] !== BACKSLASH || src[i + 1] !== 0x75) {
+            throw new ValueError('Cannot parse escape sequence: missing second part of surrogate pair');
+          }
+          const low = hex4(src, i + 2, stop);
+          if (low < 0xdc00 || low > 0xdfff) throw new ValueError('Incorrect surrogate pair of unicode escape sequences in JSON');
+          i += 6;
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+        }
+        putCodePoint(out, cp);
+        break;
+      }
+      default:
+        if (c === undefined || slash + 1 >= stop) throw new ValueError('Cannot parse JSON string: expected closing quote');
+        out.u8(c);
+    }
+  }
+  return out.buf.subarray(0, out.pos);
+}
+
+function putCodePoint(out: RowBuffer, cp: number): void {
+  if (cp < 0x80) out.u8(cp);
+  else if (cp < 0x800) {
+    out.u8(0xc0 | (cp >> 6));
+    out.u8(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out.u8(0xe0 | (cp >> 12));
+    out.u8(0x80 | ((cp >> 6) & 0x3f));
+    out.u8(0x80 | (cp & 0x3f));
+  } else {
+    out.u8(0xf0 | (cp >> 18));
+    out.u8(0x80 | ((cp >> 12) & 0x3f));
+    out.u8(0x80 | ((cp >> 6) & 0x3f));
+    out.u8(0x80 | (cp & 0x3f));
+  }
+}
+
+/** Whether the JSON string [start, end) has no escape (its content can be copied as is). */
+export function hasNoEscape(src: Buffer, start: number, end: number): boolean {
+  const slash = src.indexOf(BACKSLASH, start + 1);
+  return slash < 0 || slash >= end - 1;
+}
+
+/** The end of a JSON number token that JSON's grammar accepts at `start`, or -1. */
+export function jsonNumberEnd(src: Buffer, start: number, end: number): number {
+  let i = start;
+  if (src[i] === 0x2d) i++;
+  if (src[i] === 0x30) i++;
+  else if (src[i] !== undefined && (src[i] ?? 0) >= 0x31 && (src[i] ?? 0) <= 0x39) while (i < end && isDigit(src[i])) i++;
+  else return -1;
+  if (src[i] === 0x2e) {
+    i++;
+    if (!isDigit(src[i])) return -1;
+    while (i < end && isDigit(src[i])) i++;
+  }
+  if (src[i] === 0x65 || src[i] === 0x45) {
+    i++;
+    if (src[i] === 0x2b || src[i] === 0x2d) i++;
+    if (!isDigit(src[i])) return -1;
+    while (i < end && isDigit(src[i])) i++;
+  }
+  return i > end ? -1 : i;
+}
+
+/**
+ * How far ClickHouse's float reader (readFloatTextFastImpl) consumes a number at `start`: sign,
+ * up to any digits, '.', digits, e/E with a sign and digits, or inf/infinity/nan after a sign.
+ */
+export function floatTokenEnd(src: Buffer, start: number, end: number): number {
+  let i = start;
+  if (src[i] === 0x2d || src[i] === 0x2b) i++;
+  const afterSign = i;
+  while (i < end && isDigit(src[i])) i++;
+  const intDigits = i - afterSign;
+  // An integer followed by a byte below '.' (a comma, a quote, space) ends there.
+  if (intDigits > 0 && (i >= end || (src[i] ?? 0) < 0x2e)) return i;
+  if (src[i] === 0x2e) {
+    i++;
+    while (i < end && isDigit(src[i])) i++;
+  }
+  if (src[i] === 0x65 || src[i] === 0x45) {
+    i++;
+    if (src[i] === 0x2d || src[i] === 0x2b) i++;
+    while (i < end && isDigit(src[i])) i++;
+  }
+  if (i === afterSign) {
+    // No digits: '+' then inf/nan, or inf/nan.
+    let k = i;
+    if (src[k] === 0x2b && src[start] !== 0x2b) {
+      if (src[start] === 0x2d) throw new ValueError('Cannot read floating point value: plus after minus sign');
+      k++;
+    }
+    const word = lowerWord(src, k, end);
+    if (word.startsWith('infinity')) return k + 8;
+    if (word.startsWith('inf')) return k + 3;
+    if (word.startsWith('nan')) return k + 3;
+    if (src[k] === 0x69 || src[k] === 0x49 || src[k] === 0x6e || src[k] === 0x4e) throw new ValueError('Cannot parse infinity or NaN');
+  }
+  return i;
+}
+
+function lowerWord(src: Buffer, at: number, end: number): string {
+  return src.toString('latin1', at, Math.min(end, at + 8)).toLowerCase();
+}
+
+/**
+ * ClickHouse's skipJSONField: the end of the value at `start`, checked as ClickHouse checks what it
+ * skips (strings with valid escapes, numbers its float reader takes, null/true/false, arrays,
+ * objects — where a comma between fields is optional). Throws ValueError for what it refuses.
+ */
+export function skipValue(src: Buffer, start: number, end: number, depth = 0): number {
+  if (depth > 1000) throw new ValueError('JSON is too deep');
+  const c = src[start];
+  if (start >= end || c === undefined) throw new ValueError('Unexpected EOF');
+  if (c === QUOTE) {
+    const close = stringEnd(src, start, end);
+    if (!hasNoEscape(src, start, close + 1)) unescape(src, start, close + 1);
+    return close + 1;
+  }
+  if (isDigit(c) || c === 0x2d || c === 0x2b || c === 0x2e) {
+    return floatTokenEnd(src, c === 0x2b ? start + 1 : start, end);
+  }
+  if (c === 0x6e) return literal(src, start, end, 'null');
+  if (c === 0x74) return literal(src, start, end, 'true');
+  if (c === 0x66) return literal(src, start, end, 'false');
+  if (c === 0x5b) {
+    let i = skipSpace(src, start + 1, end);
+    if (src[i] === 0x5d) return i + 1;
+    for (;;) {
+      i = skipSpace(src, skipValue(src, i, end, depth + 1), end);
+      if (src[i] === 0x2c) i = skipSpace(src, i + 1, end);
+      else if (src[i] === 0x5d) return i + 1;
+      else throw new ValueError('Unexpected symbol in an array');
+    }
+  }
+  if (c === 0x7b) {
+    let i = skipSpace(src, start + 1, end);
+    while (i < end && src[i] !== 0x7d) {
+      if (src[i] !== QUOTE) throw new ValueError('Unexpected symbol in an object');
+      i = skipSpace(src, skipValue(src, i, end, depth + 1), end);
+      if (src[i] !== 0x3a) throw new ValueError('Unexpected symbol in an object');
+      i = skipSpace(src, i + 1, end);
+      i = skipSpace(src, skipValue(src, i, end, depth + 1), end);
+      if (src[i] === 0x2c) i = skipSpace(src, i + 1, end);
+    }
+    if (i >= end) throw new ValueError('Unexpected EOF in an object');
+    return i + 1;
+  }
+  throw new ValueError(`Cannot read JSON field here: '${src.toString('utf8', start, Math.min(end, start + 10))}'`);
+}
+
+function literal(src: Buffer, start: number, end: number, word: string): number {
+  for (let k = 0; k < word.length; k++) {
+    if (start + k >= end || src[start + k] !== word.charCodeAt(k)) throw new ValueError(`Cannot parse input: expected '${word}'`);
+  }
+  return start + word.length;
+}
+
+/** Checks that a value skipped by the scanner ends where ClickHouse's skip would, else throws. */
+export function checkSkipped(src: Buffer, start: number, end: number): void {
+  const stop = skipValue(src, start, end);
+  if (skipSpace(src, stop, end) !== end) throw new ValueError(`Cannot parse input: unexpected '${src.toString('utf8', stop, Math.min(end, stop + 10))}'`);
+}
