@@ -51,6 +51,8 @@ export const errorCodes = [
   'INSERTER_DESTINATIONS_UNKNOWN_DESTINATION',
   'INSERTER_DESTINATIONS_READ',
   'INSERTER_DESTINATIONS_REJECTED',
+  // encoding a row typed: the warehouse would reject a value (dead-lettered as row data)
+  'INSERTER_ENCODE_REJECTED',
 ] as const;
 
 /** A warehouse failure's code: one per error class. */

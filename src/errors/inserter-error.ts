@@ -53,3 +53,15 @@ export class AbortedError extends InserterError {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * A row the typed encoder cannot write because the warehouse would reject one of its values (its
+ * message says what the warehouse would say: column, value excerpt, why). The delivery treats it as
+ * a row-data rejection of that row: isolated and dead-lettered. Never retryable.
+ */
+export class EncodeError extends InserterError {
+  constructor(code: ErrorCode, message: string, options: InserterErrorOptions = {}) {
+    super(code, message, { ...options, retryable: false });
+    this.name = 'EncodeError';
+  }
+}
