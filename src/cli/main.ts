@@ -10,7 +10,8 @@ import { dlq } from './dlq.ts';
 import { verify } from './verify.ts';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { printableUrl } from '../config/schema.ts';
-import { checkDeadLetterTopics, DeadLetterWriter } from '../source/kafka-dead-letter-writer.ts';
+import { checkDeadLetterTopics, DeadLetterWriter, defaultDeadLetterCheckTimeoutMs } from '../source/kafka-dead-letter-writer.ts';
+import { deadLetterMetrics } from '../deadletter/metrics.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { exactlyOnceFor } from '../pipeline/table-schemas.ts';
 import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
@@ -141,7 +142,8 @@ async function run(args: string[]): Promise<number> {
     }
     logger.warn({ err: error }, 'Kafka not reachable at start; the clients keep retrying');
   }
-  // An existing dead-letter topic that refuses the largest dead letter would block its partition.
+  // An existing dead-letter topic that refuses the largest dead letter would block its partition;
+  // a check without an answer (30 s) stops the start too, naming the brokers and the topics.
   try {
     await checkDeadLetterTopics({
       brokers: config.kafka.brokers,
@@ -149,14 +151,13 @@ async function run(args: string[]): Promise<number> {
       clientId: config.kafka.clientId,
       topics: config.routes.map((r) => r.deadLetterTopic ?? `${r.topic}.dlq`),
       maxMessageBytes: config.maxMessageBytes,
+      timeoutMs: defaultDeadLetterCheckTimeoutMs,
     });
   } catch (error) {
-    if (error instanceof InserterError && error.code === 'INSERTER_DLQ_TOPIC_TOO_SMALL') {
-      logger.fatal({ code: error.code }, error.message);
-      process.stderr.write(`inserter: ${error.message}\n`);
-      return 1;
-    }
-    logger.warn({ err: error }, 'dead-letter topics could not be checked at start');
+    const code = error instanceof InserterError ? error.code : 'INSERTER_DLQ_TOPIC_CHECK_FAILED';
+    logger.fatal({ code, err: error }, error instanceof Error ? error.message : String(error));
+    process.stderr.write(`inserter: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
   }
   const metrics = new Metrics({ defaultMetrics: true });
   const source = new KafkaSource({
@@ -180,6 +181,7 @@ async function run(args: string[]): Promise<number> {
     retry: config.retry,
     logger,
     onValueOmitted: (topic) => metrics.deadLetterValuesOmitted.inc({ topic }),
+    hooks: deadLetterMetrics(metrics.registry),
   });
   const ledgers = config.exactlyOnce.enabled
     ? new KafkaLedgerStore({

@@ -7,7 +7,8 @@ export function listLine(l: DeadLetter): string {
   const original = l.original === undefined ? 'from ?' : `from ${l.original.topic}/${l.original.partition}/${l.original.offset}`;
   const message = (l.message ?? '').split('\n')[0]?.slice(0, 160) ?? '';
   const code = l.serverCode === undefined ? (l.code ?? '-') : `${l.code ?? '-'}(${l.serverCode})`;
-  return [l.id, l.errorClass ?? '-', code, l.table ?? '-', `team=${l.team ?? '-'}`, original, `${l.raw.value?.length ?? 0}B`, message].join('  ');
+  const size = l.omitted === undefined ? `${l.raw.value?.length ?? 0}B` : `without ${l.omitted}`;
+  return [l.id, l.errorClass ?? '-', code, l.table ?? '-', `team=${l.team ?? '-'}`, original, size, message].join('  ');
 }
 
 export function listJson(l: DeadLetter): string {
@@ -24,6 +25,7 @@ export function listJson(l: DeadLetter): string {
     at: l.at.toISOString(),
     original: l.original === undefined ? null : { topic: l.original.topic, partition: l.original.partition, offset: String(l.original.offset), timestamp: Number(l.original.timestamp) },
     valueBytes: l.raw.value?.length ?? 0,
+    omitted: l.omitted ?? null,
     message: l.message ?? null,
   });
 }

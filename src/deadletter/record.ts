@@ -33,6 +33,8 @@ export interface DeadLetter {
   readonly at: Date;
   /** The record that could not be delivered, with only the headers it had (none of the writer's). */
   readonly original: SourceRecord | undefined;
+  /** Written without parts of the record (the dead-letter topic refused it as too large): what is missing; they are in the source topic. */
+  readonly omitted?: string;
 }
 
 const writerHeaders: ReadonlySet<string> = new Set(Object.values(deadLetterHeader));
@@ -89,7 +91,14 @@ export function parseDeadLetter(raw: RawDeadLetter): DeadLetter {
     team: isInteger(team) ? Number(team) : undefined,
     at: new Date(Number.isNaN(lastFailure) ? Number(raw.timestamp) : lastFailure),
     original,
+    ...omittedParts(get(deadLetterHeader.valueOmitted), get(deadLetterHeader.keyHeadersOmitted)),
   };
+}
+
+function omittedParts(value: string | undefined, keyHeaders: string | undefined): { omitted?: string } {
+  if (value === undefined && keyHeaders === undefined) return {};
+  const parts = [value === undefined ? undefined : `value (${value} bytes)`, keyHeaders === undefined ? undefined : `key and headers (${keyHeaders})`];
+  return { omitted: parts.filter((p) => p !== undefined).join(', ') };
 }
 
 function isInteger(text: string | undefined): text is string {

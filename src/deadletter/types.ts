@@ -33,7 +33,14 @@ export const deadLetterHeader = {
   partition: 'x-inserter-original-partition',
   offset: 'x-inserter-original-offset',
   timestamp: 'x-inserter-original-timestamp',
+  /** Written without its value (refused as too large): the value's size in bytes; the value is left in the source topic. */
+  valueOmitted: 'x-inserter-value-omitted',
+  /** Written without its key and original headers too: what was left out; they are left in the source topic. */
+  keyHeadersOmitted: 'x-inserter-key-headers-omitted',
 } as const;
+
+/** The headers of a dead letter written without parts of the record (the dead-letter topic refused it as too large). */
+export const omittedHeader = { value: deadLetterHeader.valueOmitted, keyHeaders: deadLetterHeader.keyHeadersOmitted } as const;
 
 /** Where rows that cannot be delivered go; a write resolves only once the record is durable there. */
 export interface DeadLetterSink {

@@ -51,6 +51,22 @@ export const errorCodes = [
   'INSERTER_DESTINATIONS_UNKNOWN_DESTINATION',
   'INSERTER_DESTINATIONS_READ',
   'INSERTER_DESTINATIONS_REJECTED',
+  // a dead-letter write that did not go through (retried with backoff; the record stays unresolved)
+  'INSERTER_DLQ_TOPIC_MISSING',
+  'INSERTER_DLQ_WRITE_TIMEOUT',
+  'INSERTER_DLQ_REFUSED',
+  // the start-up check of the dead-letter topics got no answer in time
+  'INSERTER_DLQ_TOPIC_CHECK_FAILED',
+  // decoding a Protobuf record (dead-lettered; decode/protobuf)
+  'INSERTER_DECODE_BAD_MAGIC',
+  'INSERTER_DECODE_BAD_MESSAGE_INDEX',
+  'INSERTER_DECODE_UNKNOWN_SCHEMA',
+  'INSERTER_DECODE_NOT_PROTOBUF',
+  'INSERTER_DECODE_SCHEMA_INVALID',
+  'INSERTER_DECODE_BAD_PROTOBUF',
+  'INSERTER_DECODE_WRONG_TYPE',
+  // the schema registry cannot answer (transient: the record waits, never dead-lettered)
+  'INSERTER_SCHEMA_REGISTRY_UNAVAILABLE',
   // encoding a row typed: the warehouse would reject a value (dead-lettered as row data)
   'INSERTER_ENCODE_REJECTED',
 ] as const;

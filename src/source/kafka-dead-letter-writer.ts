@@ -1,14 +1,13 @@
-// Owns writing dead letters to Kafka: the original key, value and headers, plus headers saying why,
-// where it came from and where it was going (never credentials). A dead letter counts as delivered
-// only once the broker acknowledged it; until then the writer retries and the record stays unresolved.
-// A dead letter the broker refuses as too large is written without its value (it stays in the source
-// topic), so it never blocks a partition. Also owns the start-up check that existing dead-letter
-// topics accept `maxMessageBytes` plus headers.
+// Owns the Kafka side of dead letters: the transport the dead-letter writer (deadletter/writer.ts)
+// sends through — an idempotent producer, a bounded check that the topic exists (creating it when
+// `kafka.createDeadLetterTopics` > 0, with `max.message.bytes` for `maxMessageBytes` plus headers),
+// and what a refusal means (too large, unknown topic) — and the start-up check, bounded in time,
+// that existing dead-letter topics accept `maxMessageBytes` plus headers.
 import { Admin, ConfigResourceTypes, ConfigSources, Producer } from '@platformatic/kafka';
-import { InserterError } from '../errors/inserter-error.ts';
-import { deadLetterHeader, type DeadLetterReason, type DeadLetterSink } from '../deadletter/types.ts';
-import type { SourceRecord } from './types.ts';
-import { retry, type BackoffPolicy } from '../sink/retry.ts';
+import { InserterError, errorMessage } from '../errors/inserter-error.ts';
+import { DeadLetterPublisher, missingTopic, type DeadLetterHooks, type DeadLetterMessage, type DeadLetterTransport } from '../deadletter/writer.ts';
+import { omittedHeader } from '../deadletter/types.ts';
+import type { BackoffPolicy } from '../sink/retry.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
 import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
@@ -22,13 +21,17 @@ export interface DeadLetterWriterOptions {
   /** The largest value a record may have (config `maxMessageBytes`): topics created here take it with headers. */
   maxMessageBytes?: number;
   retry: BackoffPolicy;
+  /** How long one write attempt waits for the broker (default 30 s); a missing topic is told at once. */
+  writeTimeoutMs?: number;
   logger: Logger;
   /** Called each time a dead letter is written without its value (the broker refused it as too large). */
   onValueOmitted?: (topic: string) => void;
+  /** Failed attempts, dead letters waiting, parts omitted (metrics). */
+  hooks?: DeadLetterHooks;
 }
 
 /** Header of a dead letter written without its value: the value's size in bytes; the value is left in the source topic. */
-export const valueOmittedHeader = 'x-inserter-value-omitted';
+export const valueOmittedHeader = omittedHeader.value;
 
 /** Room for a dead letter's key, its original headers, the `x-inserter-*` headers and the batch framing. */
 export const deadLetterHeadroomBytes = 256 * 1024;
@@ -38,99 +41,77 @@ export function deadLetterTopicMaxBytes(maxMessageBytes: number): number {
   return maxMessageBytes + deadLetterHeadroomBytes;
 }
 
-export class DeadLetterWriter implements DeadLetterSink {
+/** The dead-letter writer over Kafka. */
+export class DeadLetterWriter extends DeadLetterPublisher {
+  constructor(options: DeadLetterWriterOptions) {
+    const hooks = options.hooks ?? {};
+    const onValueOmitted = options.onValueOmitted;
+    super(new KafkaDeadLetterTransport(options), {
+      retry: options.retry,
+      logger: options.logger,
+      ...(options.writeTimeoutMs === undefined ? {} : { writeTimeoutMs: options.writeTimeoutMs }),
+      hooks: {
+        ...hooks,
+        onOmitted: (topic, what) => {
+          onValueOmitted?.(topic); // the value is left out either way
+          hooks.onOmitted?.(topic, what);
+        },
+      },
+    });
+  }
+}
+
+class KafkaDeadLetterTransport implements DeadLetterTransport {
   readonly #producer: Producer<Buffer, Buffer, Buffer, Buffer>;
   readonly #admin: Admin;
   readonly #options: DeadLetterWriterOptions;
-  readonly #ensured = new Map<string, Promise<void>>();
-  #closing: Promise<void> | undefined;
 
   constructor(options: DeadLetterWriterOptions) {
     this.#options = options;
+    // Idempotent: the client retries a send for ever (its own sequence numbers make that safe), so a
+    // send to a topic that does not exist waits inside the client; prepare() tells that case first.
     this.#producer = new Producer({ clientId: `${options.clientId}-dlq`, ...kafkaClientOptions(options), idempotent: true, acks: -1 });
     this.#admin = new Admin({ clientId: `${options.clientId}-dlq-admin`, ...kafkaClientOptions(options) });
     handleClientErrors(this.#producer, (error) => options.logger.debug({ err: error }, 'dead-letter producer connection error'));
     handleClientErrors(this.#admin);
   }
 
-  /** Resolves once the broker has the dead letter; retries (waits) rather than lose it. */
-  async write(topic: string, record: SourceRecord, reason: DeadLetterReason, signal: AbortSignal): Promise<void> {
-    await this.#ensureTopic(topic, signal);
-    const headers = new Map<Buffer, Buffer>();
-    for (const [name, value] of record.headers) headers.set(name, value);
-    const add = (name: string, value: string | number | bigint | undefined): void => {
-      if (value !== undefined) headers.set(Buffer.from(name), Buffer.from(String(value)));
-    };
-    const now = new Date().toISOString();
-    add(deadLetterHeader.class, reason.errorClass);
-    add(deadLetterHeader.code, reason.code);
-    add(deadLetterHeader.serverCode, reason.serverCode);
-    add(deadLetterHeader.message, reason.message.slice(0, 2000));
-    add(deadLetterHeader.route, reason.route);
-    add(deadLetterHeader.destination, reason.destination);
-    add(deadLetterHeader.table, reason.table);
-    add(deadLetterHeader.team, reason.team);
-    add(deadLetterHeader.attempts, reason.attempts ?? 1);
-    add(deadLetterHeader.firstFailure, (reason.firstFailure ?? new Date()).toISOString());
-    add(deadLetterHeader.lastFailure, now);
-    add(deadLetterHeader.topic, record.topic);
-    add(deadLetterHeader.partition, record.partition);
-    add(deadLetterHeader.offset, record.offset);
-    add(deadLetterHeader.timestamp, record.timestamp);
-    const message = { topic, headers, ...(record.key ? { key: record.key } : {}), ...(record.value ? { value: record.value } : {}) };
-    const send = (m: typeof message): Promise<unknown> =>
-      retry(() => this.#producer.send({ messages: [m] }), this.#options.retry, signal, {
-        isRetryable: (error) => !isTooLarge(error),
-        onRetry: (error, attempt) => this.#options.logger.warn({ topic, attempt, err: error }, 'dead-letter write failed; retrying'),
-      });
+  /** One metadata request, not retried (the client's metadata is cached for a few seconds). */
+  async prepare(topic: string): Promise<void> {
     try {
-      await send(message);
+      await this.#producer.metadata({ topics: [topic], retries: 0 });
+      return;
     } catch (error) {
-      if (!isTooLarge(error)) throw error;
-      // The value stays in the source topic: the original coordinates and its size are in the headers.
-      const bytes = record.value?.length ?? 0;
-      this.#options.logger.error(
-        { topic, originalTopic: record.topic, partition: record.partition, offset: String(record.offset), valueBytes: bytes, err: error },
-        'dead letter refused as too large by the broker: written without its value, which is left in the source topic',
-      );
-      headers.set(Buffer.from(valueOmittedHeader), Buffer.from(String(bytes)));
-      const { value: _omitted, ...withoutValue } = message;
-      await send(withoutValue);
-      this.#options.onValueOmitted?.(topic);
+      if (!isUnknownTopic(error)) throw error;
+      if (this.#options.createPartitions === 0) throw missingTopic(topic, error);
+    }
+    await this.#createTopic(topic);
+  }
+
+  async #createTopic(topic: string): Promise<void> {
+    const configs = this.#options.maxMessageBytes === undefined ? [] : [{ name: 'max.message.bytes', value: String(deadLetterTopicMaxBytes(this.#options.maxMessageBytes)) }];
+    try {
+      await this.#admin.createTopics({ topics: [topic], partitions: this.#options.createPartitions, replicas: -1, configs });
+      this.#options.logger.info({ topic, partitions: this.#options.createPartitions }, 'dead-letter topic created');
+    } catch (error) {
+      if (!/already exists/i.test(JSON.stringify((error as { errors?: unknown }).errors ?? '') + String(error))) throw missingTopic(topic, error);
     }
   }
 
-  #ensureTopic(topic: string, signal: AbortSignal): Promise<void> {
-    let ensured = this.#ensured.get(topic);
-    if (ensured === undefined) {
-      ensured = this.#options.createPartitions === 0 ? Promise.resolve() : this.#createTopic(topic, signal);
-      this.#ensured.set(topic, ensured);
-      ensured.catch(() => this.#ensured.delete(topic));
-    }
-    return ensured;
+  async send(message: DeadLetterMessage): Promise<void> {
+    await this.#producer.send({ messages: [message] });
   }
 
-  async #createTopic(topic: string, signal: AbortSignal): Promise<void> {
-    await retry(
-      async () => {
-        const existing = await this.#admin.listTopics();
-        if (existing.includes(topic)) return;
-        try {
-          const configs = this.#options.maxMessageBytes === undefined ? [] : [{ name: 'max.message.bytes', value: String(deadLetterTopicMaxBytes(this.#options.maxMessageBytes)) }];
-          await this.#admin.createTopics({ topics: [topic], partitions: this.#options.createPartitions, replicas: -1, configs });
-        } catch (error) {
-          if (!/already exists/i.test(JSON.stringify((error as { errors?: unknown }).errors ?? '') + String(error))) throw error;
-        }
-      },
-      this.#options.retry,
-      signal,
-      { isRetryable: () => true },
-    );
+  isTooLarge(error: unknown): boolean {
+    return isTooLarge(error);
   }
 
-  close(): Promise<void> {
-    this.#closing ??= Promise.allSettled([this.#producer.close(), this.#admin.close()]).then(() => undefined);
-    return this.#closing;
+  isUnknownTopic(error: unknown): boolean {
+    return isUnknownTopic(error);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.#producer.close(), this.#admin.close()]);
   }
 }
 
@@ -143,6 +124,16 @@ export function isTooLarge(error: unknown, depth = 0): boolean {
   return isTooLarge(e.cause, depth + 1);
 }
 
+/** True when the broker does not know the topic (UNKNOWN_TOPIC_OR_PARTITION, the client's "Unknown topic"), however wrapped. */
+export function isUnknownTopic(error: unknown, depth = 0): boolean {
+  if (depth > 5 || typeof error !== 'object' || error === null) return false;
+  const e = error as { apiId?: unknown; apiCode?: unknown; message?: unknown; errors?: unknown; cause?: unknown };
+  if (e.apiId === 'UNKNOWN_TOPIC_OR_PARTITION' || e.apiCode === 3) return true;
+  if (typeof e.message === 'string' && e.message.startsWith('Unknown topic ')) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner: unknown) => isUnknownTopic(inner, depth + 1))) return true;
+  return isUnknownTopic(e.cause, depth + 1);
+}
+
 export interface DeadLetterTopicsCheck {
   brokers: readonly string[];
   connection?: KafkaConnection;
@@ -150,38 +141,97 @@ export interface DeadLetterTopicsCheck {
   /** The configured routes' dead-letter topics. */
   topics: readonly string[];
   maxMessageBytes: number;
+  /** How long the check may take, retries included (default 30 s). */
+  timeoutMs?: number;
+  /** Ends the check early (a signal while starting). */
+  signal?: AbortSignal;
 }
+
+export const defaultDeadLetterCheckTimeoutMs = 30_000;
 
 /**
  * Refuses (INSERTER_DLQ_TOPIC_TOO_SMALL) when an existing dead-letter topic accepts less than
  * `maxMessageBytes` plus the headroom; topics that do not exist yet are created with the right size.
+ * Bounded: without an answer within `timeoutMs` it fails with INSERTER_DLQ_TOPIC_CHECK_FAILED,
+ * naming the brokers and the topics.
  */
 export async function checkDeadLetterTopics(options: DeadLetterTopicsCheck): Promise<void> {
-  const needed = deadLetterTopicMaxBytes(options.maxMessageBytes);
-  const admin = new Admin({ clientId: `${options.clientId}-dlq-check`, ...kafkaClientOptions(options) });
+  const timeoutMs = options.timeoutMs ?? defaultDeadLetterCheckTimeoutMs;
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal === undefined ? deadline : AbortSignal.any([deadline, options.signal]);
+  const perRequestMs = Math.max(1_000, Math.min(10_000, Math.floor(timeoutMs / 2)));
+  const admin = new Admin({ clientId: `${options.clientId}-dlq-check`, ...kafkaClientOptions(options), retries: 0, connectTimeout: perRequestMs, timeout: perRequestMs });
   handleClientErrors(admin);
+  const topics = [...new Set(options.topics)];
+  let last: unknown;
   try {
-    const existing = new Set(await admin.listTopics());
-    const topics = [...new Set(options.topics)].filter((t) => existing.has(t));
-    if (topics.length === 0) return;
-    const described = await admin.describeConfigs({
-      resources: topics.map((t) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: t, configurationKeys: ['max.message.bytes'] })),
-    });
-    const problems: string[] = [];
-    for (const topic of topics) {
-      const config = described.find((d) => d.resourceName === topic)?.configs.find((c) => c.name === 'max.message.bytes');
-      const accepted = Number(config?.value ?? NaN);
-      if (!Number.isFinite(accepted) || accepted >= needed) continue;
-      const setting =
-        config?.configSource === ConfigSources.DYNAMIC_TOPIC_CONFIG
-          ? `its max.message.bytes is ${accepted}`
-          : `it has no max.message.bytes of its own and the broker's message.max.bytes is ${accepted}`;
-      problems.push(
-        `dead-letter topic ${topic} accepts less than a dead letter may need: ${setting}; set the topic's max.message.bytes to at least ${needed} (maxMessageBytes ${options.maxMessageBytes} + ${deadLetterHeadroomBytes} for headers)`,
-      );
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        await untilAborted(describeTooSmall(admin, topics, options.maxMessageBytes), signal);
+        return;
+      } catch (error) {
+        if (error instanceof InserterError && error.code === 'INSERTER_DLQ_TOPIC_TOO_SMALL') throw error;
+        if (signal.aborted) break;
+        last = error;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, Math.min(2_000, 250 * attempt));
+          function done(): void {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            resolve();
+          }
+          signal.addEventListener('abort', done, { once: true });
+        });
+      }
     }
-    if (problems.length > 0) throw new InserterError('INSERTER_DLQ_TOPIC_TOO_SMALL', problems.join('; '));
+    const why = deadline.aborted ? `no answer within ${timeoutMs} ms` : 'start-up was interrupted';
+    throw new InserterError(
+      'INSERTER_DLQ_TOPIC_CHECK_FAILED',
+      `the dead-letter topics (${topics.join(', ')}) could not be checked on the brokers ${options.brokers.join(',')}: ${why}${last === undefined ? '' : ` (last error: ${errorMessage(last)})`}; is Kafka reachable, and may this client describe the topics' configuration (DescribeConfigs)?`,
+      { cause: last, details: { brokers: options.brokers.join(','), topics: topics.join(',') } },
+    );
   } finally {
     await admin.close();
   }
+}
+
+/** `work`, or a rejection as soon as `signal` aborts (the work itself is abandoned to the client's close). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('aborted', { cause: signal.reason }));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+
+async function describeTooSmall(admin: Admin, allTopics: readonly string[], maxMessageBytes: number): Promise<void> {
+  const needed = deadLetterTopicMaxBytes(maxMessageBytes);
+  const existing = new Set(await admin.listTopics());
+  const topics = allTopics.filter((t) => existing.has(t));
+  if (topics.length === 0) return;
+  const described = await admin.describeConfigs({
+    resources: topics.map((t) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: t, configurationKeys: ['max.message.bytes'] })),
+  });
+  const problems: string[] = [];
+  for (const topic of topics) {
+    const config = described.find((d) => d.resourceName === topic)?.configs.find((c) => c.name === 'max.message.bytes');
+    const accepted = Number(config?.value ?? NaN);
+    if (!Number.isFinite(accepted) || accepted >= needed) continue;
+    const setting =
+      config?.configSource === ConfigSources.DYNAMIC_TOPIC_CONFIG ? `its max.message.bytes is ${accepted}` : `it has no max.message.bytes of its own and the broker's message.max.bytes is ${accepted}`;
+    problems.push(
+      `dead-letter topic ${topic} accepts less than a dead letter may need: ${setting}; set the topic's max.message.bytes to at least ${needed} (maxMessageBytes ${maxMessageBytes} + ${deadLetterHeadroomBytes} for headers)`,
+    );
+  }
+  if (problems.length > 0) throw new InserterError('INSERTER_DLQ_TOPIC_TOO_SMALL', problems.join('; '));
 }
