@@ -1,0 +1,432 @@
+// Owns the harness of the typed-encoding differential test (test/e2e/typed-differential.test.ts): for
+// one table, the same records are encoded twice — pass-through JSONEachRow (the reference: what
+// ClickHouse's own JSON parsing makes of the producer's bytes) and the encoder under test — and
+// inserted through the inserter's own ClickHouse sink into twin tables of the same columns. Which rows
+// each side rejects is found by inserting into Null-engine twins (bisection), the accepted rows land
+// in Memory-engine twins, and every column of every row is compared as ClickHouse prints it. Every
+// difference (a row one side rejects and the other takes, a column whose value differs, an encoder
+// that throws something other than its EncodeError) is a Divergence naming the table, the column,
+// the input and both outcomes.
+import type { ColumnInfo } from '../../src/sink/types.ts';
+import type { RowEncoder } from '../../src/encode/types.ts';
+import type { ByteSink } from '../../src/encode/byte-chunks.ts';
+import { JsonEachRowEncoder } from '../../src/encode/json-each-row.ts';
+import { decodeJsonRecord } from '../../src/decode/json.ts';
+import { ClickHouseSink } from '../../src/sink/clickhouse/sink.ts';
+import { WarehouseError } from '../../src/sink/errors.ts';
+import { Secret } from '../../src/config/secret.ts';
+import type { DiffCase } from './typed-differential-inputs.ts';
+import { basicAuth, type ClickHouseInstance } from './clickhouse.ts';
+
+/** What the encoder factory under test returns (typedEncoderFor's contract). */
+export type EncoderFactory = (columns: readonly ColumnInfo[]) => RowEncoder | { readonly uncovered: string };
+
+export interface Divergence {
+  readonly table: string;
+  readonly offset: string;
+  /** typed-rejects: JSONEachRow took the row; typed-accepts: JSONEachRow rejected it; value: a column differs; encoder-threw: not an EncodeError. */
+  readonly kind: 'typed-rejects' | 'typed-accepts' | 'value' | 'encoder-threw';
+  readonly column: string | undefined;
+  readonly type: string | undefined;
+  readonly what: readonly string[];
+  readonly input: Buffer;
+  readonly passthrough: string;
+  readonly typed: string;
+}
+
+export interface TableOutcome {
+  readonly table: string;
+  readonly uncovered: string | undefined;
+  readonly cases: number;
+  /** Cases the JSON decoder refuses (they never reach an encoder). */
+  readonly undecodable: number;
+  readonly acceptedByPassthrough: number;
+  readonly rejectedByPassthrough: number;
+  readonly rejectedByEncoder: number;
+  readonly rejectedByServerTyped: number;
+  readonly inserts: number;
+  readonly divergences: readonly Divergence[];
+  readonly ms: number;
+}
+
+const REJECTED_CODE = 'INSERTER_ENCODE_REJECTED';
+const PROBE_CONCURRENCY = 8;
+/** Below ClickHouse's min_chunk_bytes_for_parallel_parsing (10 MiB) an insert is parsed in one piece. */
+const TRUSTED_ROW_HINT_BYTES = 4 << 20;
+
+/** Collects one row's bytes as ByteChunks keeps them: small writes copied, large ones referenced. */
+class RowParts implements ByteSink {
+  readonly parts: Buffer[] = [];
+  bytes = 0;
+  writeUtf8(text: string): void {
+    const b = Buffer.from(text, 'utf8');
+    this.parts.push(b);
+    this.bytes += b.length;
+  }
+  writeBytes(bytes: Buffer): void {
+    this.parts.push(bytes.length > 64 * 1024 ? bytes : Buffer.from(bytes));
+    this.bytes += bytes.length;
+  }
+}
+
+type Encoded = { readonly parts: Buffer[]; readonly bytes: number } | { readonly rejected: string };
+
+interface Side {
+  readonly encoder: RowEncoder;
+  readonly rows: Encoded[];
+}
+
+/** A ClickHouse server with the inserter's sink on it, as the differential test uses it. */
+export class DiffServer {
+  readonly ch: ClickHouseInstance;
+  readonly sink: ClickHouseSink;
+  readonly database: string;
+  #token = 0;
+
+  constructor(ch: ClickHouseInstance, database: string) {
+    this.ch = ch;
+    this.database = database;
+    this.sink = new ClickHouseSink({
+      id: 'differential',
+      url: ch.url,
+      user: ch.admin.name,
+      password: new Secret(ch.admin.password),
+      database,
+      tls: undefined,
+      maxBufferedBytes: 1 << 30,
+      concurrency: PROBE_CONCURRENCY,
+      requestTimeoutMs: 120_000,
+      compression: 'none',
+    });
+  }
+
+  /** Raw bytes of a query's output (never decoded as UTF-8: strings may hold any bytes). */
+  async raw(sql: string, settings: Record<string, string> = {}): Promise<Buffer> {
+    const url = new URL(this.ch.url);
+    for (const [k, v] of Object.entries(settings)) url.searchParams.set(k, v);
+    const response = await fetch(url, { method: 'POST', headers: { Authorization: basicAuth(this.ch.admin.name, this.ch.admin.password) }, body: sql });
+    const body = Buffer.from(await response.arrayBuffer());
+    if (!response.ok) throw new Error(`ClickHouse error (HTTP ${response.status}) for ${sql.slice(0, 200)}: ${body.toString('utf8').trim()}`);
+    return body;
+  }
+
+  /** Inserts rows (each a list of parts) in one insert; undefined, or the server's rejection (and the row it named, 1-based). */
+  async insert(table: string, encoder: RowEncoder, rows: readonly (readonly Buffer[])[], bytes: number): Promise<{ message: string; row: number | undefined } | undefined> {
+    try {
+      await this.sink.insert({
+        table: { database: this.database, table },
+        body: rows.flat(),
+        format: encoder.format,
+        columns: encoder.columns,
+        rows: rows.length,
+        bytes,
+        token: `differential-${process.pid}-${++this.#token}`,
+      });
+      return undefined;
+    } catch (error) {
+      if (error instanceof WarehouseError && error.serverCode !== undefined && !['transient_network', 'memory_limit', 'overloaded', 'authentication', 'missing_object'].includes(error.errorClass)) {
+        return { message: error.message, row: error.row };
+      }
+      throw error;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.sink.close();
+  }
+}
+
+/** CREATE TABLE statements of the four twins of `ddl` (its `{database}.name` and engine replaced). */
+export function twinStatements(ddl: string, database: string, table: string): string[] {
+  const start = ddl.search(/CREATE TABLE/i);
+  const engine = ddl.search(/\)\s*ENGINE\s*=/i);
+  if (start < 0 || engine < 0) throw new Error(`not a CREATE TABLE … ENGINE statement: ${ddl.slice(0, 200)}`);
+  const body = ddl.slice(ddl.indexOf('(', start), engine + 1);
+  const name = (suffix: string): string => `${database}.\`${table}__${suffix}\``;
+  return [
+    `CREATE TABLE ${name('a')} ${body} ENGINE = Memory`,
+    `CREATE TABLE ${name('b')} ${body} ENGINE = Memory`,
+    `CREATE TABLE ${name('a_probe')} ${body} ENGINE = Null`,
+    `CREATE TABLE ${name('b_probe')} ${body} ENGINE = Null`,
+  ];
+}
+
+function encodeAll(encoder: RowEncoder, cases: readonly DiffCase[], teams: readonly (number | undefined)[], passthrough: boolean): { side: Side; threw: Map<number, string> } {
+  const rows: Encoded[] = [];
+  const threw = new Map<number, string>();
+  cases.forEach((c, i) => {
+    const out = new RowParts();
+    try {
+      encoder.write(out, c.record, c.record.value as Buffer, teams[i]);
+      rows.push({ parts: out.parts, bytes: out.bytes });
+    } catch (error) {
+      const code = (error as { code?: unknown } | undefined)?.code;
+      const message = error instanceof Error ? error.message : String(error);
+      if (passthrough || code !== REJECTED_CODE) threw.set(i, `${error instanceof Error ? error.name : typeof error}${typeof code === 'string' ? ` ${code}` : ''}: ${message}`);
+      rows.push({ rejected: message });
+    }
+  });
+  return { side: { encoder, rows }, threw };
+}
+
+/**
+ * Which of `indices` the server rejects (index → message), found by inserting them into the Null
+ * `probe` table in chunks, halving every failing chunk down to single rows.
+ */
+async function rejectedRows(
+  server: DiffServer,
+  probe: string,
+  side: Side,
+  indices: readonly number[],
+  firstChunk: (index: number) => number,
+  counter: { inserts: number },
+): Promise<Map<number, string>> {
+  const rejected = new Map<number, string>();
+  const queue: number[][] = [];
+  for (let i = 0; i < indices.length;) {
+    const n = firstChunk(indices[i] as number);
+    queue.push(indices.slice(i, i + n));
+    i += n;
+  }
+  const worker = async (): Promise<void> => {
+    for (let chunk = queue.shift(); chunk !== undefined; chunk = queue.shift()) {
+      const rows = chunk.map((i) => side.rows[i] as { parts: Buffer[]; bytes: number });
+      counter.inserts++;
+      const bytes = rows.reduce((n, r) => n + r.bytes, 0);
+      const failure = await server.insert(
+        probe,
+        side.encoder,
+        rows.map((r) => r.parts),
+        bytes,
+      );
+      if (failure === undefined) continue;
+      if (chunk.length === 1) rejected.set(chunk[0] as number, failure.message);
+      else if (failure.row !== undefined && failure.row >= 1 && failure.row <= chunk.length) {
+        // The row the server named is taken as rejected when the insert was small enough to be
+        // parsed in one piece (the row number is then exact); else it is probed alone. Rows both
+        // sides disagree on are probed alone again before they count (runTable).
+        const r = failure.row - 1;
+        if (bytes < TRUSTED_ROW_HINT_BYTES) rejected.set(chunk[r] as number, failure.message);
+        for (const part of [chunk.slice(0, r), bytes < TRUSTED_ROW_HINT_BYTES ? [] : chunk.slice(r, r + 1), chunk.slice(r + 1)]) if (part.length > 0) queue.push(part);
+      } else queue.push(chunk.slice(0, chunk.length >> 1), chunk.slice(chunk.length >> 1));
+    }
+  };
+  // Workers start together and pick up the halves the others push.
+  let active = 0;
+  await new Promise<void>((resolve, reject) => {
+    const spawn = (): void => {
+      while (active < PROBE_CONCURRENCY && queue.length > 0) {
+        active++;
+        worker().then(
+          () => {
+            active--;
+            if (queue.length > 0) spawn();
+            else if (active === 0) resolve();
+          },
+          (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))),
+        );
+      }
+      if (active === 0) resolve();
+    };
+    spawn();
+  });
+  return rejected;
+}
+
+const OUTPUT_SETTINGS = {
+  output_format_json_quote_64bit_integers: '1',
+  output_format_json_quote_64bit_floats: '1',
+  output_format_json_quote_denormals: '1',
+  output_format_json_quote_decimals: '1',
+  output_format_json_validate_utf8: '0',
+};
+
+interface ColumnRow {
+  name: string;
+  type: string;
+  default_kind: string;
+  default_expression: string;
+}
+
+/** The table's rows by `_offset`: each row the list of its columns' values as ClickHouse prints them (JSON text, bytes as latin1). */
+async function readRows(server: DiffServer, table: string, columns: readonly ColumnRow[], since: string): Promise<Map<string, string[]>> {
+  const select = columns.map((c) => {
+    const name = `\`${c.name.replaceAll('`', '\\`')}\``;
+    // A default of the insert's moment (inserted_at DEFAULT now64()) differs by nature: shown as such.
+    if (/\b(now|now64|today|rand\w*|generateUUID\w*)\s*\(/i.test(c.default_expression) && /^(Nullable\()?DateTime/.test(c.type)) {
+      return `if(${name} >= toDateTime64('${since}', 6, 'UTC') AND ${name} <= now64(6) + 5, 'the insert''s moment', toString(${name}))`;
+    }
+    // An Enum column can hold a value it has no name for (JSONEachRow's null → 0): read as numbers.
+    const numeric = c.type.replace(/Enum(8|16)\((?:[^()']|'(?:[^'\\]|\\.)*')*\)/g, 'Int$1');
+    return numeric === c.type ? name : `CAST(${name}, '${numeric.replaceAll("'", "\\'")}')`;
+  });
+  const text = (await server.raw(`SELECT _offset, ${select.join(', ')} FROM ${server.database}.\`${table}\` ORDER BY _offset FORMAT JSONCompactEachRow`, OUTPUT_SETTINGS)).toString('latin1');
+  const rows = new Map<string, string[]>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const values = JSON.parse(line) as unknown[];
+    const offset = String(values[0]);
+    if (rows.has(offset)) throw new Error(`${table}: two rows with _offset ${offset}`);
+    rows.set(
+      offset,
+      values.slice(1).map((v) => JSON.stringify(v)),
+    );
+  }
+  return rows;
+}
+
+/** A value as read back (latin1 JSON text) shown as UTF-8 where it is, else with \xNN escapes. */
+export function shown(latin1: string): string {
+  const bytes = Buffer.from(latin1, 'latin1');
+  const text = bytes.toString('utf8');
+  const out = Buffer.from(text, 'utf8').equals(bytes) ? text : [...bytes].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+  return out.length > 300 ? `${out.slice(0, 300)}…(${bytes.length} bytes)` : out;
+}
+
+/**
+ * Runs the cases made for the table's columns through both encoders into twins of `ddl` named
+ * `table` (created here, dropped after) and returns every divergence. The encoder under test comes from `factory(columns)` with the live columns
+ * read the way the inserter reads them (the sink's describe).
+ */
+export async function runTable(server: DiffServer, table: string, ddl: string, casesFor: (columns: readonly ColumnInfo[]) => readonly DiffCase[], factory: EncoderFactory): Promise<TableOutcome> {
+  const started = Date.now();
+  const since = (await server.raw("SELECT toString(now64(6, 'UTC') - 1)")).toString('utf8').trim();
+  for (const statement of twinStatements(ddl, server.database, table)) await server.raw(statement);
+  const described = await server.sink.describe({ database: server.database, table: `${table}__a` });
+  if (described === undefined) throw new Error(`${table}__a has no columns`);
+  const columns = described.columns;
+  const cases = casesFor(columns);
+  const empty = { table, cases: cases.length, undecodable: 0, acceptedByPassthrough: 0, rejectedByPassthrough: 0, rejectedByEncoder: 0, rejectedByServerTyped: 0, inserts: 0, divergences: [] };
+  const typed = factory(columns);
+  if ('uncovered' in typed) return { ...empty, uncovered: typed.uncovered, ms: Date.now() - started };
+
+  // What the JSON decoder passes on is what reaches an encoder in production.
+  const decoded: DiffCase[] = [];
+  const teams: (number | undefined)[] = [];
+  for (const c of cases) {
+    try {
+      teams.push(decodeJsonRecord(c.record, { maxMessageBytes: 1 << 20, teamId: { from: 'field', field: 'team_id' }, teamRequired: false }).teamId);
+      decoded.push(c);
+    } catch {
+      // Dead-lettered before encoding, on either path.
+    }
+  }
+  const a = encodeAll(new JsonEachRowEncoder(columns), decoded, teams, true);
+  if (a.threw.size > 0) throw new Error(`${table}: pass-through threw: ${[...a.threw.values()][0]}`);
+  const b = encodeAll(typed, decoded, teams, false);
+
+  const counter = { inserts: 0 };
+  const all = decoded.map((_, i) => i);
+  const encodedB = all.filter((i) => !('rejected' in (b.side.rows[i] as Encoded)));
+  // Generated rows are probed in large chunks, mutated ones (often rejected) in small ones.
+  const firstChunk = (i: number): number => (['generated', 'valid'].includes((decoded[i] as DiffCase).what[0] ?? '') ? 512 : 32);
+  const [rejectedA, rejectedServerB] = await Promise.all([
+    rejectedRows(server, `${table}__a_probe`, a.side, all, firstChunk, counter),
+    rejectedRows(server, `${table}__b_probe`, b.side, encodedB, firstChunk, counter),
+  ]);
+  const encodedSet = new Set(encodedB);
+  // A disagreement is confirmed row by row, alone on both sides, before it counts.
+  for (const i of all) {
+    if (rejectedA.has(i) === (rejectedServerB.has(i) || !encodedSet.has(i))) continue;
+    for (const [probe, side, rejected] of [
+      [`${table}__a_probe`, a.side, rejectedA],
+      [`${table}__b_probe`, b.side, rejectedServerB],
+    ] as const) {
+      const row = side.rows[i] as Encoded;
+      if ('rejected' in row) continue;
+      counter.inserts++;
+      const failure = await server.insert(probe, side.encoder, [row.parts], row.bytes);
+      if (failure === undefined) rejected.delete(i);
+      else rejected.set(i, failure.message);
+    }
+  }
+  const acceptedA = all.filter((i) => !rejectedA.has(i));
+  const acceptedB = encodedB.filter((i) => !rejectedServerB.has(i));
+  for (const [side, accepted, name] of [
+    [a.side, acceptedA, 'a'],
+    [b.side, acceptedB, 'b'],
+  ] as const) {
+    const rows = accepted.map((i) => side.rows[i] as { parts: Buffer[]; bytes: number });
+    for (let i = 0; i < rows.length; i += 2000) {
+      const chunk = rows.slice(i, i + 2000);
+      const failure = await server.insert(
+        `${table}__${name}`,
+        side.encoder,
+        chunk.map((r) => r.parts),
+        chunk.reduce((n, r) => n + r.bytes, 0),
+      );
+      counter.inserts++;
+      if (failure !== undefined) throw new Error(`${table}__${name}: rows each accepted by the probe failed together: ${failure.message}`);
+    }
+  }
+
+  const columnRows = JSON.parse(
+    `[${(
+      await server.raw(
+        `SELECT name, type, default_kind, default_expression FROM system.columns WHERE database = '${server.database}' AND table = '${table}__a' AND default_kind NOT IN ('ALIAS', 'EPHEMERAL') ORDER BY position FORMAT JSONEachRow`,
+      )
+    )
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .join(',')}]`,
+  ) as ColumnRow[];
+  const [rowsA, rowsB] = await Promise.all([readRows(server, `${table}__a`, columnRows, since), readRows(server, `${table}__b`, columnRows, since)]);
+
+  const divergences: Divergence[] = [];
+  const base = (i: number): Pick<Divergence, 'table' | 'offset' | 'what' | 'input'> => {
+    const c = decoded[i] as DiffCase;
+    return { table, offset: String(c.record.offset), what: c.what, input: c.record.value as Buffer };
+  };
+  for (const i of all) {
+    const offset = String((decoded[i] as DiffCase).record.offset);
+    const threw = b.threw.get(i);
+    const encodedRow = b.side.rows[i] as Encoded;
+    const bRejected = 'rejected' in encodedRow ? `encoder: ${encodedRow.rejected}` : rejectedServerB.get(i) !== undefined ? `server: ${rejectedServerB.get(i)}` : undefined;
+    const aRejected = rejectedA.get(i);
+    if (threw !== undefined) {
+      divergences.push({ ...base(i), kind: 'encoder-threw', column: undefined, type: undefined, passthrough: aRejected === undefined ? 'accepted' : `rejected: ${aRejected}`, typed: threw });
+    } else if (aRejected === undefined && bRejected !== undefined) {
+      divergences.push({
+        ...base(i),
+        kind: 'typed-rejects',
+        column: undefined,
+        type: undefined,
+        passthrough: `accepted: ${shown(JSON.stringify(rowsA.get(offset)))}`,
+        typed: `rejected by ${bRejected}`,
+      });
+    } else if (aRejected !== undefined && bRejected === undefined) {
+      divergences.push({
+        ...base(i),
+        kind: 'typed-accepts',
+        column: undefined,
+        type: undefined,
+        passthrough: `rejected: ${aRejected}`,
+        typed: `accepted: ${shown(JSON.stringify(rowsB.get(offset)))}`,
+      });
+    } else if (aRejected === undefined) {
+      const rowA = rowsA.get(offset);
+      const rowB = rowsB.get(offset);
+      if (rowA === undefined || rowB === undefined) throw new Error(`${table}: accepted row at _offset ${offset} missing (${rowA === undefined ? 'pass-through' : 'typed'})`);
+      columnRows.forEach((column, k) => {
+        if (rowA[k] !== rowB[k]) divergences.push({ ...base(i), kind: 'value', column: column.name, type: column.type, passthrough: shown(rowA[k] ?? ''), typed: shown(rowB[k] ?? '') });
+      });
+    }
+  }
+  if (rowsA.size !== acceptedA.length || rowsB.size !== acceptedB.length)
+    throw new Error(`${table}: row counts read back ${rowsA.size}/${rowsB.size}, inserted ${acceptedA.length}/${acceptedB.length}`);
+  for (const suffix of ['a', 'b', 'a_probe', 'b_probe']) await server.raw(`DROP TABLE ${server.database}.\`${table}__${suffix}\``);
+  return {
+    table,
+    uncovered: undefined,
+    cases: cases.length,
+    undecodable: cases.length - decoded.length,
+    acceptedByPassthrough: acceptedA.length,
+    rejectedByPassthrough: rejectedA.size,
+    rejectedByEncoder: all.length - encodedB.length,
+    rejectedByServerTyped: rejectedServerB.size,
+    inserts: counter.inserts,
+    divergences,
+    ms: Date.now() - started,
+  };
+}
