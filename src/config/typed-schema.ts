@@ -1,6 +1,8 @@
 // Owns the configuration of typed input and output: how a route's Protobuf messages are described
-// (a descriptor set, .proto files, or a schema registry in the Confluent wire format) and how its
-// rows are encoded for the warehouse (`encoding`). Part of the one config schema (config/schema.ts).
+// (a descriptor set, or a schema registry in the Confluent wire format) and how its rows are
+// encoded for the warehouse (`encoding`). Part of the one config schema (config/schema.ts).
+// `.proto` files are not compiled at start-up: the buf compiler is a development tool here, not a
+// runtime dependency; `buf build -o x.binpb` makes the descriptor set a route names.
 import { z } from 'zod';
 
 /**
@@ -11,13 +13,63 @@ import { z } from 'zod';
  */
 export const encodingSchema = z.enum(['passthrough', 'typed', 'auto']);
 
-/** A route's Protobuf message: the type, and where its descriptor comes from. */
+/**
+ * A route's Protobuf messages. With `descriptorSet`, the types come from that file; otherwise from
+ * the top-level `schemaRegistry`, by the schema id each record carries.
+ */
 export const protobufRouteSchema = z
   .object({
-    /** Fully qualified message type, e.g. `posthog.v1.Event`. With a registry: the schema's type (default: its first message). */
+    /**
+     * Fully qualified message type, e.g. `posthog.v1.Event`. Required with a descriptor set. With a
+     * registry the record's message indexes choose the type; when set, a record of another type is
+     * dead-lettered (INSERTER_DECODE_WRONG_TYPE).
+     */
     messageType: z.string().min(1).optional(),
+    /** A binary FileDescriptorSet (`buf build -o x.binpb`), relative to the config file. */
+    descriptorSet: z.string().min(1).optional(),
+    /**
+     * `confluent`: magic byte, schema id, message indexes, then the message (what Confluent's
+     * serializers write); `raw`: the message alone. Default: `confluent` with a registry, `raw` with
+     * a descriptor set (which then ignores the schema id and reads `messageType`).
+     */
+    wireFormat: z.enum(['confluent', 'raw']).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.descriptorSet !== undefined && p.messageType === undefined)
+      ctx.addIssue({ code: 'custom', path: ['messageType'], message: 'a descriptor set needs the message type to read (e.g. posthog.v1.Event)' });
+    if (p.descriptorSet === undefined && p.wireFormat === 'raw') ctx.addIssue({ code: 'custom', path: ['wireFormat'], message: 'raw messages carry no schema id: give a descriptorSet' });
+  });
+
+/** Mirrors config/schema.ts secretSchema (which imports this file): inline, `{env}` or `{file}`. */
+const registrySecretSchema = z.union([z.string(), z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()]);
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 /** A schema registry (Confluent REST API) serving the Protobuf schemas the wire format names by id. */
-export const schemaRegistrySchema = z.object({ url: z.string().min(1) }).strict();
+export const schemaRegistrySchema = z
+  .object({
+    /** Base URL, e.g. `https://psrc-xxxx.confluent.cloud` or `http://localhost:8081`; no user:password in it. */
+    url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+    /** Basic auth (Confluent Cloud: the API key and secret). */
+    username: z.string().min(1).optional(),
+    password: registrySecretSchema.optional(),
+    /** Plain HTTP to a registry that is not loopback; default: HTTPS only. */
+    allowHttp: z.boolean().default(false),
+    /** Per request. */
+    timeoutMs: z.number().int().positive().default(5_000),
+    /** How long an unknown (or unusable) schema id is remembered before the registry is asked again. */
+    negativeCacheTtlMs: z.number().int().positive().default(60_000),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (!URL.canParse(r.url)) return;
+    const url = new URL(r.url);
+    if (url.username !== '' || url.password !== '') ctx.addIssue({ code: 'custom', path: ['url'], message: 'must not carry credentials (user:password@): give them as username and password' });
+    if (url.protocol === 'http:' && !r.allowHttp && !LOOPBACK.has(url.hostname))
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be https:// (plain http only to loopback, or with allowHttp: true)' });
+    if (r.password !== undefined && r.username === undefined) ctx.addIssue({ code: 'custom', path: ['username'], message: 'a password needs its username' });
+  });
+
+export type SchemaRegistryConfig = z.output<typeof schemaRegistrySchema>;
+export type ProtobufRouteConfig = z.output<typeof protobufRouteSchema>;

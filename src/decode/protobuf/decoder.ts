@@ -1,0 +1,262 @@
+// Owns turning a record whose value is a Protobuf message into an object row and its team id. The
+// message type comes from a descriptor set file named by the route, or from a schema registry by
+// the schema id of the Confluent wire format (decode/protobuf/wire-format.ts), the record's message
+// indexes choosing the message of the schema's file. ClickHouse never sees a schema: the row's type
+// (row-type.ts) renders it as JSON for pass-through, and its readers feed typed encoders.
+//
+// What cannot become a row is a DecodeError with its own code (dead-lettered with the reason):
+// empty, oversized, bad magic byte, bad message indexes, unknown schema id, a schema that is not
+// Protobuf or does not load, a record of another type than the route's, an undecodable payload, a
+// team id that is not an integer. A registry that cannot answer is not: `prepare` waits for it
+// (retrying with backoff) before `decode` is called; a caller that did not prepare gets a blocking
+// fetch (sync-http.ts) or, while the registry is down, a SchemaRegistryUnavailableError (retryable,
+// never a DecodeError) — the record must wait, not be dead-lettered.
+//
+// The team id of a `field` source is read from the message's top-level field of that name (any
+// integer type, or a string of digits). proto3 cannot tell an unset field without presence from 0:
+// a team id 0 of such a field reads as no team (as a missing field does in JSON).
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fromBinary, type DescFile, type DescMessage, type FileRegistry } from '@bufbuild/protobuf';
+import { FeatureSet_FieldPresence } from '@bufbuild/protobuf/wkt';
+import { Secret } from '../../config/secret.ts';
+import type { ProtobufRouteConfig, SchemaRegistryConfig } from '../../config/typed-schema.ts';
+import { ConfigError, DecodeError } from '../../errors/inserter-error.ts';
+import type { SourceRecord } from '../../source/types.ts';
+import type { DecodedRecord, TeamIdSource } from '../json.ts';
+import type { FieldReader, FieldValue, ObjectRow } from '../row.ts';
+import { loadDescriptorSet, messageAt } from './descriptors.ts';
+import { RegistryClient, SchemaRegistryUnavailableError } from './registry-client.ts';
+import { RowTypes, type ProtobufRowType } from './row-type.ts';
+import { readWireHeader } from './wire-format.ts';
+
+export interface ProtobufRoute {
+  readonly name: string;
+  readonly teamId: TeamIdSource;
+  /** `team`: rows need their team; otherwise a fixed destination. */
+  readonly destination: string;
+  readonly protobuf?: ProtobufRouteConfig | undefined;
+}
+
+export interface ProtobufDecoderOptions {
+  readonly maxMessageBytes: number;
+  /** Where the config file is: the descriptor set and a registry password file resolve from here. */
+  readonly baseDir: string;
+  readonly schemaRegistry?: SchemaRegistryConfig | undefined;
+  /** Called each time prepare finds the registry unable to answer (then it waits and asks again). */
+  readonly onRegistryUnavailable?: ((error: SchemaRegistryUnavailableError, attempt: number) => void) | undefined;
+  /** Backoff of prepare's retries; default 500 ms doubling to 30 s. */
+  readonly retry?: { readonly baseMs: number; readonly capMs: number } | undefined;
+  readonly env?: NodeJS.ProcessEnv | undefined;
+}
+
+/** A message type ready to read: its row type and how its team is read. */
+interface Compiled {
+  readonly type: ProtobufRowType;
+  /** Reads the team from the values; undefined when the team does not come from a field or the type lacks it. */
+  readonly team: FieldReader | undefined;
+  /** The team field has no presence: 0 means unset. */
+  readonly teamZeroIsUnset: boolean;
+}
+
+/** A registry schema ready to read. */
+interface SchemaEntry {
+  readonly types: RowTypes;
+  readonly file: DescFile;
+  first: Compiled | undefined;
+  readonly byIndexes: Map<string, Compiled>;
+}
+
+export class ProtobufDecoder {
+  readonly format = 'protobuf';
+  readonly #route: ProtobufRoute;
+  readonly #o: ProtobufDecoderOptions;
+  readonly #teamRequired: boolean;
+  readonly #confluent: boolean;
+  readonly #fixed: Compiled | undefined;
+  readonly #registry: RegistryClient | undefined;
+  readonly #schemas = new Map<number, SchemaEntry>();
+
+  constructor(route: ProtobufRoute, options: ProtobufDecoderOptions) {
+    this.#route = route;
+    this.#o = options;
+    this.#teamRequired = route.destination === 'team';
+    const p = route.protobuf ?? {};
+    const where = `route ${route.name}`;
+    if (p.descriptorSet !== undefined) {
+      let registry: FileRegistry;
+      try {
+        registry = loadDescriptorSet(resolve(options.baseDir, p.descriptorSet));
+      } catch (cause) {
+        throw new ConfigError([`${where}: protobuf.descriptorSet: ${(cause as Error).message}`], { cause });
+      }
+      const desc = registry.getMessage(p.messageType ?? '');
+      if (desc === undefined) {
+        const known = [...registry].filter((t) => t.kind === 'message' && !t.typeName.startsWith('google.protobuf.')).map((t) => t.typeName);
+        throw new ConfigError([`${where}: protobuf.messageType: ${p.messageType ?? '(none)'} is not in ${p.descriptorSet} (it has ${known.slice(0, 20).join(', ') || 'no messages'})`]);
+      }
+      this.#fixed = this.#compile(new RowTypes(registry), desc);
+      if (this.#fixed.team === undefined && this.#teamRequired && route.teamId.from === 'field') {
+        throw new ConfigError([`${where}: teamId.field: ${desc.typeName} has no field ${route.teamId.field}`]);
+      }
+      this.#confluent = p.wireFormat === 'confluent';
+    } else {
+      if (options.schemaRegistry === undefined) throw new ConfigError([`${where}: format protobuf without protobuf.descriptorSet needs the top-level schemaRegistry`]);
+      this.#registry = registryClientFor(options.schemaRegistry, options.baseDir, options.env ?? process.env);
+      this.#confluent = true;
+    }
+  }
+
+  /**
+   * Undefined when `decode(record)` needs nothing from the network; otherwise a promise that
+   * resolves once it does not (the schema is loaded, or known to be unusable). While the registry
+   * cannot answer it waits and asks again; it rejects only when `signal` fires.
+   */
+  prepare(record: SourceRecord, signal: AbortSignal): Promise<void> | undefined {
+    const registry = this.#registry;
+    const value = record.value;
+    if (registry === undefined || value === undefined || value.length < 5 || value[0] !== 0 || value.length > this.#o.maxMessageBytes) return undefined;
+    const id = value.readUInt32BE(1);
+    if (this.#schemas.has(id) || registry.cached(id) !== undefined) return undefined;
+    return this.#waitFor(registry, id, signal);
+  }
+
+  async #waitFor(registry: RegistryClient, id: number, signal: AbortSignal): Promise<void> {
+    const baseMs = this.#o.retry?.baseMs ?? 500;
+    const capMs = this.#o.retry?.capMs ?? 30_000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await registry.load(id, signal);
+        return;
+      } catch (error) {
+        if (!(error instanceof SchemaRegistryUnavailableError)) throw error;
+        this.#o.onRegistryUnavailable?.(error, attempt);
+        await sleep(Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 20)), undefined, { signal });
+      }
+    }
+  }
+
+  decode(record: SourceRecord): DecodedRecord {
+    const value = record.value;
+    // A raw message may be empty (every field at its default); a framed one never is.
+    if (value === undefined || (value.length === 0 && this.#confluent)) throw new DecodeError('INSERTER_DECODE_EMPTY', 'message has no value (tombstone or empty)');
+    if (value.length > this.#o.maxMessageBytes) throw new DecodeError('INSERTER_DECODE_OVERSIZED', `message of ${value.length} bytes exceeds maxMessageBytes ${this.#o.maxMessageBytes}`);
+    let compiled = this.#fixed;
+    let start = 0;
+    if (this.#confluent) {
+      const header = readWireHeader(value);
+      start = header.payloadStart;
+      if (compiled === undefined) compiled = this.#typeOf(header.schemaId, header.indexes);
+    }
+    if (compiled === undefined) throw new DecodeError('INSERTER_DECODE_SCHEMA_INVALID', 'no message type');
+    const type = compiled.type;
+    let values: object;
+    try {
+      values = fromBinary(type.desc, start === 0 ? value : value.subarray(start), { readUnknownFields: false });
+    } catch (cause) {
+      throw new DecodeError('INSERTER_DECODE_BAD_PROTOBUF', `message is not a valid ${type.name}: ${(cause as Error).message}`, { cause });
+    }
+    const row: ObjectRow = { type, values, size: value.length };
+    return { row, teamId: this.#teamOf(record, compiled, values) };
+  }
+
+  /** The compiled type a registry record names; throws DecodeError (or SchemaRegistryUnavailableError). */
+  #typeOf(schemaId: number, indexes: readonly number[]): Compiled {
+    let entry = this.#schemas.get(schemaId);
+    if (entry === undefined) {
+      const registry = this.#registry as RegistryClient;
+      const outcome = registry.cached(schemaId) ?? registry.loadSync(schemaId);
+      if (outcome.kind === 'failed') throw new DecodeError(outcome.code, outcome.message);
+      entry = { types: new RowTypes(outcome.registry), file: outcome.file, first: undefined, byIndexes: new Map() };
+      this.#schemas.set(schemaId, entry);
+    }
+    const isFirst = indexes.length === 1 && indexes[0] === 0;
+    let compiled = isFirst ? entry.first : entry.byIndexes.get(indexes.join('.'));
+    if (compiled === undefined) {
+      const desc = messageAt(entry.file, indexes);
+      if (desc === undefined) throw new DecodeError('INSERTER_DECODE_BAD_MESSAGE_INDEX', `schema ${schemaId} has no message at index [${indexes.join(', ')}]`);
+      const wanted = this.#route.protobuf?.messageType;
+      if (wanted !== undefined && desc.typeName !== wanted)
+        throw new DecodeError('INSERTER_DECODE_WRONG_TYPE', `schema ${schemaId} message [${indexes.join(', ')}] is ${desc.typeName}, the route reads ${wanted}`);
+      compiled = this.#compile(entry.types, desc);
+      if (isFirst) entry.first = compiled;
+      else entry.byIndexes.set(indexes.join('.'), compiled);
+    }
+    return compiled;
+  }
+
+  #compile(types: RowTypes, desc: DescMessage): Compiled {
+    const type = types.typeOf(desc);
+    const source = this.#route.teamId;
+    if (source.from !== 'field') return { type, team: undefined, teamZeroIsUnset: false };
+    const field = desc.fields.find((f) => f.name === source.field);
+    const implicit = field !== undefined && field.fieldKind === 'scalar' && field.oneof === undefined && field.presence === FeatureSet_FieldPresence.IMPLICIT;
+    return { type, team: type.reader(source.field), teamZeroIsUnset: implicit };
+  }
+
+  #teamOf(record: SourceRecord, compiled: Compiled, values: object): number | undefined {
+    const source = this.#route.teamId;
+    let raw: FieldValue;
+    if (source.from === 'field') {
+      raw = compiled.team?.(values);
+      if (compiled.teamZeroIsUnset && (raw === 0 || raw === 0n || raw === '')) return undefined;
+    } else if (source.from === 'key') raw = record.key?.toString('utf8');
+    else {
+      for (const [name, value] of record.headers) {
+        if (name.toString('utf8') === source.header) {
+          raw = value.toString('utf8');
+          break;
+        }
+      }
+    }
+    if (raw === undefined || raw === null) return undefined;
+    const team = typeof raw === 'number' ? raw : typeof raw === 'bigint' ? Number(raw) : typeof raw === 'string' && isInteger(raw) ? Number(raw) : Number.NaN;
+    if (Number.isSafeInteger(team)) return team;
+    if (!this.#teamRequired) return undefined;
+    throw new DecodeError('INSERTER_DECODE_BAD_TEAM', `team id ${typeof raw === 'bigint' ? raw.toString() : (JSON.stringify(raw) ?? '?').slice(0, 40)} is not an integer`);
+  }
+}
+
+function isInteger(text: string): boolean {
+  if (text.length === 0 || text.length > 20) return false;
+  for (let i = text.charCodeAt(0) === 45 ? 1 : 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return text !== '-';
+}
+
+/** One client (one cache) per registry config, shared by every route that reads from it. */
+const clients = new WeakMap<SchemaRegistryConfig, RegistryClient>();
+
+function registryClientFor(config: SchemaRegistryConfig, baseDir: string, env: NodeJS.ProcessEnv): RegistryClient {
+  let client = clients.get(config);
+  if (client === undefined) {
+    client = new RegistryClient({
+      url: config.url,
+      username: config.username,
+      password: config.password === undefined ? undefined : revealSecret(config.password, baseDir, env),
+      timeoutMs: config.timeoutMs,
+      negativeCacheTtlMs: config.negativeCacheTtlMs,
+    });
+    clients.set(config, client);
+  }
+  return client;
+}
+
+/** The registry password: a Secret (when config/load.ts resolves it) or the reference as written. */
+function revealSecret(ref: SchemaRegistryConfig['password'] | Secret, baseDir: string, env: NodeJS.ProcessEnv): string {
+  if (ref instanceof Secret) return ref.reveal();
+  if (typeof ref === 'string' || ref === undefined) return ref ?? '';
+  if ('env' in ref) {
+    const value = env[ref.env];
+    if (value === undefined) throw new ConfigError([`schemaRegistry.password: environment variable ${ref.env} is not set`]);
+    return value;
+  }
+  try {
+    return readFileSync(resolve(baseDir, ref.file), 'utf8').replace(/\r?\n$/, '');
+  } catch (cause) {
+    throw new ConfigError([`schemaRegistry.password: cannot read secret file ${ref.file}: ${(cause as Error).message}`], { cause });
+  }
+}

@@ -1,0 +1,90 @@
+// Test fixtures of the Protobuf decoder: kinds.proto compiled by the real buf CLI into a binary
+// FileDescriptorSet (as users make theirs), its registry, and messages built from it.
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { create, fromBinary, toBinary, type DescMessage, type FileRegistry } from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
+import { loadDescriptorSet } from '../../../../src/decode/protobuf/descriptors.ts';
+import { readFileSync } from 'node:fs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, '..', '..', '..', '..');
+
+export interface KindsFixture {
+  readonly dir: string;
+  /** The descriptor set file (buf build output, imports included). */
+  readonly descriptorSet: string;
+  readonly registry: FileRegistry;
+  message(typeName: string): DescMessage;
+  /** Base64 FileDescriptorProto of a file of the set, as a registry serves it. */
+  serializedFile(name: string): string;
+  cleanup(): void;
+}
+
+export function buildKinds(): KindsFixture {
+  const dir = mkdtempSync(join(tmpdir(), 'inserter-protobuf-'));
+  const descriptorSet = join(dir, 'kinds.binpb');
+  execFileSync(join(repo, 'node_modules', '.bin', 'buf'), ['build', here, '-o', descriptorSet], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
+  const registry = loadDescriptorSet(descriptorSet);
+  const set = fromBinary(FileDescriptorSetSchema, readFileSync(descriptorSet));
+  return {
+    dir,
+    descriptorSet,
+    registry,
+    message(typeName) {
+      const desc = registry.getMessage(typeName);
+      if (desc === undefined) throw new Error(`no ${typeName}`);
+      return desc;
+    },
+    serializedFile(name) {
+      const file = set.file.find((f) => f.name === name);
+      if (file === undefined) throw new Error(`no file ${name}`);
+      return Buffer.from(toBinary(FileDescriptorProtoSchema, file)).toString('base64');
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The binary of a message of `desc` built from init values (protobuf-es local names). */
+export function encode(desc: DescMessage, init: Record<string, unknown>): Buffer {
+  return Buffer.from(toBinary(desc, create(desc, init as never)));
+}
+
+/**
+ * A fake schema registry in a child process, holding one Protobuf schema: for tests of the
+ * blocking fetch, which cannot be answered by a server on the thread it blocks.
+ */
+export async function startRegistryProcess(serializedSchema: string): Promise<{ url: string; id: number; stop(): Promise<void> }> {
+  const helper = join(repo, 'test', 'helpers', 'schema-registry.ts');
+  const source = `
+    import { FakeSchemaRegistry } from ${JSON.stringify(helper)};
+    const fake = new FakeSchemaRegistry();
+    const id = fake.register('s-value', ${JSON.stringify(serializedSchema)});
+    const url = await fake.start();
+    process.stdout.write(JSON.stringify({ url, id }) + '\\n');
+    process.stdin.on('end', () => void fake.stop().then(() => process.exit(0)));
+    process.stdin.resume();
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', source], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit');
+  const [line] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
+  const { url, id } = JSON.parse(line) as { url: string; id: number };
+  let stopped = false;
+  return {
+    url,
+    id,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
