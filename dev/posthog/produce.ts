@@ -20,6 +20,10 @@
 // --acks A           -1 (all), 1 or 0 (default -1)
 // --headers          attach Kafka headers (source, team_id)
 // --create-topics P  create missing topics with P partitions first (replication factor 1)
+// --format F         json (default) or protobuf: the same rows as posthog.v1 messages in the
+//                    Confluent wire format (dev/posthog/protobuf.ts), schemas registered first
+// --registry URL     the schema registry for --format protobuf (basic auth: SCHEMA_REGISTRY_USER,
+//                    SCHEMA_REGISTRY_PASSWORD in the environment)
 //
 // Progress goes to stderr once a second; a JSON summary goes to stdout at the end.
 import { parseArgs } from 'node:util';
@@ -28,6 +32,7 @@ import type { CompressionAlgorithmValue, MessageToProduce } from '@platformatic/
 
 import type { GeneratedMessage, PosthogTopic } from './generator.ts';
 import { ALL_TOPICS, generate, isPosthogTopic, mixedCounts, mixedTraffic } from './generator.ts';
+import { registerSchemas, toWireMessages } from './protobuf.ts';
 
 const COMPRESSIONS: readonly string[] = ['none', 'gzip', 'snappy', 'lz4', 'zstd'];
 const MAX_BATCH_BYTES = 900 * 1024;
@@ -51,6 +56,8 @@ interface Options {
   acks: number;
   headers: boolean;
   createTopics: number | undefined;
+  format: 'json' | 'protobuf';
+  registry: string | undefined;
 }
 
 function fail(message: string): never {
@@ -91,6 +98,8 @@ function parseOptions(argv: string[]): Options {
       acks: { type: 'string' },
       headers: { type: 'boolean', default: false },
       'create-topics': { type: 'string' },
+      format: { type: 'string', default: 'json' },
+      registry: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -114,6 +123,8 @@ function parseOptions(argv: string[]): Options {
   const partitions = num(values.partitions, 'partitions', undefined);
   const createTopics = num(values['create-topics'], 'create-topics', undefined);
   const rate = num(values.rate, 'rate', undefined);
+  if (values.format !== 'json' && values.format !== 'protobuf') fail(`--format must be json or protobuf, got ${values.format}`);
+  if (values.format === 'protobuf' && values.registry === undefined) fail('--format protobuf needs --registry URL');
   return {
     bootstrap: values.bootstrap
       .split(',')
@@ -135,6 +146,8 @@ function parseOptions(argv: string[]): Options {
     acks: req(num(values.acks, 'acks', -1), 'acks'),
     headers: values.headers,
     createTopics: createTopics === undefined ? undefined : Math.max(1, Math.floor(createTopics)),
+    format: values.format,
+    registry: values.registry,
   };
 }
 
@@ -195,7 +208,9 @@ async function main(): Promise<void> {
     retryDelay: 250,
   });
 
-  const source = messages(options);
+  const registry =
+    options.format !== 'protobuf' || options.registry === undefined ? undefined : { url: options.registry, username: process.env.SCHEMA_REGISTRY_USER, password: process.env.SCHEMA_REGISTRY_PASSWORD };
+  const source = registry === undefined ? messages(options) : toWireMessages(messages(options), await registerSchemas(registry, options.topics));
   const perTopic = new Map<string, TopicStats>();
   const roundRobin = new Map<string, number>();
   let sent = 0;
