@@ -20,6 +20,10 @@
 // --profile DIR: one more inserter drain under `--cpu-prof`; the profile and its top self-time
 // functions go to DIR.
 // --rev REV: run the inserter of a git revision (exported to a temp dir) instead of the work tree.
+// --topic-compression C: how the preload compresses the topic (none|gzip|snappy|lz4|zstd; lz4).
+// --compression C, --max-buffered-mib M, --fetch-max-bytes B: the inserter's destination request
+// compression, maxBufferedBytes and kafka.fetchMaxBytes (default: the inserter's defaults);
+// --inserter-env K=V (repeatable): environment for the inserter process.
 // Everything started is stopped at the end, on failure and on Ctrl-C.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -104,6 +108,11 @@ const { values: argv } = parseArgs({
     'no-latency': { type: 'boolean', default: false },
     profile: { type: 'string' },
     rev: { type: 'string' },
+    'topic-compression': { type: 'string', default: 'lz4' },
+    compression: { type: 'string' },
+    'max-buffered-mib': { type: 'string' },
+    'fetch-max-bytes': { type: 'string' },
+    'inserter-env': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
@@ -113,7 +122,7 @@ if (argv.help) {
     readFileSync(import.meta.filename, 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('//'))
-      .slice(0, 22)
+      .slice(0, 26)
       .map((l) => l.slice(3))
       .join('\n') + '\n',
   );
@@ -161,6 +170,8 @@ function inserterRoot(): { root: string; rev: string } {
   return { root: dir, rev: sha };
 }
 const INSERTER = inserterRoot();
+/** --inserter-env K=V (repeatable): more environment for the inserter process (e.g. glibc's MALLOC_ARENA_MAX). */
+const INSERTER_ENV: Record<string, string> = Object.fromEntries((argv['inserter-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const TOPIC = 'clickhouse_events_json';
 
 // ---------------------------------------------------------------------------------------------
@@ -210,7 +221,7 @@ async function startInserter(config: unknown, env: NodeJS.ProcessEnv): Promise<I
   const logFile = join(dir, 'inserter.log');
   const log = createWriteStream(logFile);
   await once(log, 'open');
-  const child = spawn(join(INSERTER.root, 'bin', 'inserter'), ['run', '--config', configFile], { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
+  const child = spawn(join(INSERTER.root, 'bin', 'inserter'), ['run', '--config', configFile], { stdio: ['ignore', log, log], env: { ...process.env, ...INSERTER_ENV, ...env } });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const alive = (): boolean => child.exitCode === null && child.signalCode === null;
   process.once('exit', () => void (alive() && child.kill('SIGKILL')));
@@ -286,7 +297,23 @@ async function preload(bootstrap: string): Promise<PreloadResult> {
   await createTopic(bootstrap, TOPIC, PARTITIONS, { 'retention.ms': '-1' });
   const child = spawn(
     join(REPO_ROOT, 'node_modules', '.bin', 'node'),
-    ['dev/posthog/produce.ts', '--bootstrap', bootstrap, '--topic', TOPIC, '--count', String(EVENTS), '--partitions', String(PARTITIONS), '--teams', '1000', '--inflight', '8'],
+    [
+      'dev/posthog/produce.ts',
+      '--bootstrap',
+      bootstrap,
+      '--topic',
+      TOPIC,
+      '--count',
+      String(EVENTS),
+      '--partitions',
+      String(PARTITIONS),
+      '--teams',
+      '1000',
+      '--inflight',
+      '8',
+      '--compression',
+      argv['topic-compression'],
+    ],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
@@ -328,8 +355,9 @@ async function startInserterConsumer(ch: ClickHouseInstance, topic: string, grou
   const metricsPort = await freePort();
   const proc = await startInserter(
     {
-      kafka: { brokers: [kafka?.bootstrap], groupId, clientId: 'bench' },
-      destinations: [{ id: 'ch', url: ch.url, database: 'posthog' }],
+      kafka: { brokers: [kafka?.bootstrap], groupId, clientId: 'bench', ...(argv['fetch-max-bytes'] === undefined ? {} : { fetchMaxBytes: Number(argv['fetch-max-bytes']) }) },
+      destinations: [{ id: 'ch', url: ch.url, database: 'posthog', ...(argv.compression === undefined ? {} : { compression: argv.compression }) }],
+      ...(argv['max-buffered-mib'] === undefined ? {} : { maxBufferedBytes: Number(argv['max-buffered-mib']) * 1024 * 1024 }),
       routes: [{ topic, table: 'events', destination: 'ch', createTable: { enabled: false } }],
       telemetry: { logLevel: 'info', metricsListen: `127.0.0.1:${metricsPort}` },
     },
