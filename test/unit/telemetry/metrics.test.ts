@@ -1,0 +1,26 @@
+// The per-record counters (inserter_consumed_messages_total, inserter_consumed_bytes_total): added to
+// as plain numbers on the hot path, and every increment is in what the registry serves at each scrape.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Metrics } from '../../../src/telemetry/metrics.ts';
+
+async function scrape(metrics: Metrics, name: string): Promise<string[]> {
+  return (await metrics.registry.metrics()).split('\n').filter((line) => line.startsWith(`${name}{`));
+}
+
+test('consumed counters: increments per label reach every scrape, totals keep growing', async () => {
+  const metrics = new Metrics();
+  const a = metrics.consumedMessages.labels('topic_a');
+  const b = metrics.consumedMessages.labels('topic_b');
+  assert.equal(metrics.consumedMessages.labels('topic_a'), a, 'one running total per label value');
+  assert.deepEqual(await scrape(metrics, 'inserter_consumed_messages_total'), []);
+  for (let i = 0; i < 1000; i++) a.inc();
+  b.inc(5);
+  metrics.consumedBytes.labels('topic_a').inc(1500);
+  assert.deepEqual(await scrape(metrics, 'inserter_consumed_messages_total'), ['inserter_consumed_messages_total{topic="topic_a"} 1000', 'inserter_consumed_messages_total{topic="topic_b"} 5']);
+  assert.deepEqual(await scrape(metrics, 'inserter_consumed_bytes_total'), ['inserter_consumed_bytes_total{topic="topic_a"} 1500']);
+  a.inc(2);
+  // A scrape with nothing new serves the same totals; the next increments add to them.
+  assert.deepEqual(await scrape(metrics, 'inserter_consumed_messages_total'), ['inserter_consumed_messages_total{topic="topic_a"} 1002', 'inserter_consumed_messages_total{topic="topic_b"} 5']);
+  assert.deepEqual(await scrape(metrics, 'inserter_consumed_messages_total'), ['inserter_consumed_messages_total{topic="topic_a"} 1002', 'inserter_consumed_messages_total{topic="topic_b"} 5']);
+});
