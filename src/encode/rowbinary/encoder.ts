@@ -67,6 +67,7 @@ class TypedEncoder implements RowEncoder {
   readonly #byLength: (readonly [Buffer, number][] | undefined)[] = [];
   readonly #wrap: number;
   readonly #team: number;
+  readonly #metadataCount: number;
   readonly #starts: Int32Array;
   readonly #ends: Int32Array;
   readonly #row = new RowBuffer();
@@ -84,6 +85,7 @@ class TypedEncoder implements RowEncoder {
     });
     this.#wrap = columns.findIndex((c) => c.name === '_message');
     this.#team = this.#wrap >= 0 ? columns.findIndex((c) => c.name === 'team_id') : -1;
+    this.#metadataCount = columns.filter((c) => c.metadata !== undefined).length;
   }
 
   write(out: ByteSink, record: SourceRecord, row: Row, teamId: number | undefined): void {
@@ -184,6 +186,9 @@ class TypedEncoder implements RowEncoder {
     const ends = this.#ends;
     // Metadata columns are spliced in by pass-through too: the same key in the message repeats them.
     const columns = this.#columns;
+    // Once every column has its value, ClickHouse (input_format_json_ignore_unnecessary_fields=1)
+    // skips the remaining fields like unknown ones: a repeated key there is no longer an error.
+    let seen = this.#metadataCount;
     while (i < end) {
       const keyEnd = stringEnd(json, i, end);
       let index: number;
@@ -196,6 +201,7 @@ class TypedEncoder implements RowEncoder {
       i = skipSpace(json, i + 1, end); // the colon (the decoder checked it)
       const valueStart = i;
       const valueEnd = scanValueEnd(json, valueStart, end);
+      if (index >= 0 && seen === columns.length) index = -1;
       if (index >= 0) {
         const column = columns[index] as Column;
         if ((starts[index] as number) >= 0 || column.metadata !== undefined || index === this.#team) {
@@ -205,6 +211,7 @@ class TypedEncoder implements RowEncoder {
         }
         starts[index] = valueStart;
         ends[index] = valueEnd;
+        seen++;
       } else {
         try {
           checkSkipped(json, valueStart, valueEnd);
