@@ -8,8 +8,8 @@ import { loadConfigFile, type Config, type DestinationConfig, type RouteConfig }
 import { deadLetterId } from '../deadletter/record.ts';
 import { ReplayLedger, type LedgerEntry } from '../deadletter/replay-ledger.ts';
 import { deadLetterHeader } from '../deadletter/types.ts';
-import { decodeJsonRecord } from '../decode/json.ts';
-import { ConfigError } from '../errors/inserter-error.ts';
+import { decoderFor, type Decoder } from '../decode/types.ts';
+import { ConfigError, DecodeError } from '../errors/inserter-error.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
 import type { DestinationProvider } from '../route/provider.ts';
 import { createLogger } from '../telemetry/logger.ts';
@@ -98,7 +98,8 @@ async function verifyRoute(
 ): Promise<RouteReport> {
   const produced: ProducedRecord[] = [];
   if (!(await topicExists(kafka, route.topic))) throw new Error(`route ${route.name}: topic ${route.topic} does not exist`);
-  const ends = await readWholeTopic(kafka, route.topic, (r) => produced.push(describe(r, route, config.maxMessageBytes, idField)), timeoutMs);
+  const decoder = decoderFor(route, config);
+  const ends = await readWholeTopic(kafka, route.topic, (r) => produced.push(describe(r, route, decoder, idField)), timeoutMs);
 
   const deadLetterTopic = route.deadLetterTopic ?? `${route.topic}.dlq`;
   const deadLetters: DeadLetterRef[] = [];
@@ -151,13 +152,17 @@ async function verifyRoute(
   return checkRoute({ route: route.name, topic: route.topic, deadLetterTopic, destinationOf, produced, deadLetters, destinations, partitions });
 }
 
-/** The record as inserter would see it: decodable or not, its team, and its id. */
-function describe(r: TopicRecord, route: RouteConfig, maxMessageBytes: number, idField: string): ProducedRecord {
+/**
+ * The record as inserter would see it (the route's decoder): decodable or not, its team, and its id.
+ * A schema registry that cannot answer is not "undecodable": it fails the verification (exit 3).
+ */
+function describe(r: TopicRecord, route: RouteConfig, decoder: Decoder, idField: string): ProducedRecord {
   try {
-    const decoded = decodeJsonRecord({ topic: route.topic, ...r, timestamp: 0n, epoch: 0 }, { maxMessageBytes, teamId: route.teamId, teamRequired: route.destination === 'team' });
-    const object = JSON.parse(decoded.row.toString('utf8')) as Record<string, unknown>;
-    return { partition: r.partition, offset: r.offset, decodable: true, id: normalizeId(object[idField]), team: decoded.teamId };
-  } catch {
+    const { row, teamId } = decoder.decode({ topic: route.topic, ...r, timestamp: 0n, epoch: 0 });
+    const id = Buffer.isBuffer(row) ? (JSON.parse(row.toString('utf8')) as Record<string, unknown>)[idField] : row.type.reader(idField)?.(row.values);
+    return { partition: r.partition, offset: r.offset, decodable: true, id: normalizeId(id), team: teamId };
+  } catch (error) {
+    if (!(error instanceof DecodeError) && !(error instanceof SyntaxError)) throw error;
     return { partition: r.partition, offset: r.offset, decodable: false, id: undefined, team: undefined };
   }
 }

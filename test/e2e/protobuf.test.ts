@@ -7,6 +7,8 @@
 // Avro schema, garbage after a valid header, and a value without the magic byte are dead-lettered
 // with their reason; offsets are committed to the end.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { createClient } from '@clickhouse/client';
 import { loadDdl, tableForTopic } from '../../dev/posthog/ddl.ts';
@@ -14,7 +16,7 @@ import { ALL_TOPICS, generate, type GeneratedMessage } from '../../dev/posthog/g
 import { frame, registerSchemas, toProtobuf, toWireMessage } from '../../dev/posthog/protobuf.ts';
 import { committedOffsets, endOffsets, produce, readTopic } from '../helpers/bus.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { startInserter, waitFor, REPO_ROOT, type InserterProcess } from '../helpers/inserter.ts';
+import { startInserter, waitFor, writeConfig, REPO_ROOT, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
 import { FakeSchemaRegistry } from '../helpers/schema-registry.ts';
 
@@ -202,4 +204,17 @@ test('records that are not good Protobuf are dead-lettered with their reason; of
   );
   assert.doesNotMatch(await (inserter as InserterProcess).log(), /registry-secret/, 'the secret is never logged');
   assert.equal(await inserter?.stop(), 0, 'graceful shutdown exits 0');
+});
+
+test('inserter verify reads a protobuf route with its decoder: every event once, the broken ones dead-lettered', async () => {
+  const all = config() as { routes: { topic: string }[] };
+  const file = await writeConfig({ ...all, routes: all.routes.filter((r) => r.topic === topicName(EVENTS)) });
+  const run = await promisify(execFile)(`${REPO_ROOT}/bin/inserter`, ['verify', '--config', file, '--id-field', 'uuid', '--json'], {
+    env: { ...process.env, TEST_REGISTRY_PASSWORD: 'registry-secret' },
+  }).catch((error: { stdout?: string; stderr?: string; code?: number }) => {
+    throw new Error(`verify exited ${error.code}: ${error.stderr ?? ''}${error.stdout ?? ''}`);
+  });
+  const report = JSON.parse(run.stdout) as { ok: boolean; failures: string[] };
+  assert.deepEqual(report.failures, []);
+  assert.equal(report.ok, true);
 });
