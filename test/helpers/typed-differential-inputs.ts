@@ -198,7 +198,7 @@ export function columnCases(topic: string, columns: readonly MutableColumn[], ex
 }
 
 /** A case from a hand-written message (raw bytes), for regressions and the harness's self-test. */
-export function handCase(topic: string, offset: bigint, value: Piece, what: string): DiffCase {
+export function handCase(topic: string, offset: bigint, value: Piece, what: string, metadata: Partial<Pick<SourceRecord, 'key' | 'headers' | 'timestamp'>> = {}): DiffCase {
   const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-  return { record: { topic, partition: 0, offset, timestamp: BigInt(Date.UTC(2030, 0, 1)), key: undefined, value: bytes, headers: [], epoch: 0 }, what: [what] };
+  return { record: { topic, partition: 0, offset, timestamp: BigInt(Date.UTC(2030, 0, 1)), key: undefined, value: bytes, headers: [], epoch: 0, ...metadata }, what: [what] };
 }

@@ -11,7 +11,7 @@ import type { ColumnInfo } from '../../src/sink/types.ts';
 import type { RowEncoder } from '../../src/encode/types.ts';
 import type { ByteSink } from '../../src/encode/byte-chunks.ts';
 import { JsonEachRowEncoder } from '../../src/encode/json-each-row.ts';
-import { decodeJsonRecord } from '../../src/decode/json.ts';
+import { decodeJsonRecord, type DecodedRecord } from '../../src/decode/json.ts';
 import { ClickHouseSink } from '../../src/sink/clickhouse/sink.ts';
 import { WarehouseError } from '../../src/sink/errors.ts';
 import { Secret } from '../../src/config/secret.ts';
@@ -54,7 +54,7 @@ const PROBE_CONCURRENCY = 8;
 /** Below ClickHouse's min_chunk_bytes_for_parallel_parsing (10 MiB) an insert is parsed in one piece. */
 const TRUSTED_ROW_HINT_BYTES = 4 << 20;
 
-/** Collects one row's bytes as ByteChunks keeps them: small writes copied, large ones referenced. */
+/** Collects one row's bytes as ByteChunks keeps them: small writes and ranges copied, large writes referenced. */
 class RowParts implements ByteSink {
   readonly parts: Buffer[] = [];
   bytes = 0;
@@ -67,8 +67,14 @@ class RowParts implements ByteSink {
     this.parts.push(bytes.length > 64 * 1024 ? bytes : Buffer.from(bytes));
     this.bytes += bytes.length;
   }
+  writeRange(bytes: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    this.parts.push(Buffer.from(bytes.subarray(start, end)));
+    this.bytes += end - start;
+  }
 }
 
+type Decoded = DecodedRecord;
 type Encoded = { readonly parts: Buffer[]; readonly bytes: number } | { readonly rejected: string };
 
 interface Side {
@@ -151,22 +157,23 @@ export function twinStatements(ddl: string, database: string, table: string): st
   ];
 }
 
-function encodeAll(encoder: RowEncoder, cases: readonly DiffCase[], teams: readonly (number | undefined)[], passthrough: boolean): { side: Side; threw: Map<number, string> } {
-  const rows: Encoded[] = [];
+function encodeAll(encoder: RowEncoder, cases: readonly DiffCase[], rows: readonly Decoded[], passthrough: boolean): { side: Side; threw: Map<number, string> } {
+  const encoded: Encoded[] = [];
   const threw = new Map<number, string>();
   cases.forEach((c, i) => {
     const out = new RowParts();
     try {
-      encoder.write(out, c.record, c.record.value as Buffer, teams[i]);
-      rows.push({ parts: out.parts, bytes: out.bytes });
+      const row = rows[i] as Decoded;
+      encoder.write(out, c.record, row.row, row.teamId);
+      encoded.push({ parts: out.parts, bytes: out.bytes });
     } catch (error) {
       const code = (error as { code?: unknown } | undefined)?.code;
       const message = error instanceof Error ? error.message : String(error);
       if (passthrough || code !== REJECTED_CODE) threw.set(i, `${error instanceof Error ? error.name : typeof error}${typeof code === 'string' ? ` ${code}` : ''}: ${message}`);
-      rows.push({ rejected: message });
+      encoded.push({ rejected: message });
     }
   });
-  return { side: { encoder, rows }, threw };
+  return { side: { encoder, rows: encoded }, threw };
 }
 
 /**
@@ -302,18 +309,18 @@ export async function runTable(server: DiffServer, table: string, ddl: string, c
 
   // What the JSON decoder passes on is what reaches an encoder in production.
   const decoded: DiffCase[] = [];
-  const teams: (number | undefined)[] = [];
+  const rows: Decoded[] = [];
   for (const c of cases) {
     try {
-      teams.push(decodeJsonRecord(c.record, { maxMessageBytes: 1 << 20, teamId: { from: 'field', field: 'team_id' }, teamRequired: false }).teamId);
+      rows.push(decodeJsonRecord(c.record, { maxMessageBytes: 1 << 20, teamId: { from: 'field', field: 'team_id' }, teamRequired: false }));
       decoded.push(c);
     } catch {
       // Dead-lettered before encoding, on either path.
     }
   }
-  const a = encodeAll(new JsonEachRowEncoder(columns), decoded, teams, true);
+  const a = encodeAll(new JsonEachRowEncoder(columns), decoded, rows, true);
   if (a.threw.size > 0) throw new Error(`${table}: pass-through threw: ${[...a.threw.values()][0]}`);
-  const b = encodeAll(typed, decoded, teams, false);
+  const b = encodeAll(typed, decoded, rows, false);
 
   const counter = { inserts: 0 };
   const all = decoded.map((_, i) => i);

@@ -1,0 +1,78 @@
+// Owns the hand-written cases of the typed-encoding differential test: the smallest input of each
+// divergence found so far (docs/design/typed-differential-findings.md, by number) and of edge cases
+// the two paths agree on and must keep agreeing on. They run on the all_types table's columns and on
+// `groups` (a table whose every column a message can fill, for what happens once all are seen).
+import { handCase, type DiffCase } from './typed-differential-inputs.ts';
+import type { Piece } from './typed-differential-values.ts';
+
+const raw = (...parts: Array<string | number[]>): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
+
+/** [input, what it shows] on the all_types columns (findings number in brackets). */
+const ALL_TYPES: ReadonlyArray<readonly [Piece, string]> = [
+  ['{"S":"upper-cased key"}', '[D1] a key differing only in case fills the column'],
+  ['{"I32":7,"s":"x"}', '[D1] upper-cased integer key'],
+  ['{"s":"a","S":"b"}', '[D1] the same column twice, differing in case: refused as a duplicate'],
+  ['{"s":"\\uZZZZ"}', '[D2] \\u with non-hex digits in a String'],
+  ['{"s":"x\\udc00y"}', '[D2] a lone low surrogate in a String'],
+  ['{"s":"\\ud800"}', '[D2] a lone high surrogate at the end of a String (refused by both)'],
+  ['{"s":"bad\\qescape"}', '[D2] an unknown escape in a String'],
+  ['{"s":{"k":"\\ud800"}}', '[D3] an object with a lone surrogate read into a String (copied raw)'],
+  ['{"s":["\\uZZZZ"]}', '[D3] an array with a bad escape read into a String'],
+  ['{"unknown":"\\uZZZZ","s":"x"}', '[D3] an unknown field with a bad escape is skipped'],
+  ['{"unknown":{"k":"\\ud800"},"s":"x"}', '[D3] an unknown field with a lone surrogate (refused by both)'],
+  ['{"dt64_3":"20240102030405"}', '[D4] 14 digits in a DateTime64(3) string'],
+  ['{"dt64_6":"20240102030405"}', '[D4] 14 digits in a DateTime64(6) string'],
+  ['{"dt64_3":"17041646450"}', '[D4] 11 digits in a DateTime64(3) string'],
+  ['{"dt":"20240102030405"}', '[D4] 14 digits in a DateTime string'],
+  ['{"dt":"17041646450"}', '[D4] 11 digits in a DateTime string'],
+  ['{"d":"20240102"}', '[D4] 8 digits in a Date string'],
+  ['{"dt64_3":"-853255185"}', '[D5] a negative unix time in a DateTime64 string'],
+  ['{"dt":"-853255185"}', '[D5] a negative unix time in a DateTime string'],
+  ['{"dt64_3":-853255185}', 'a negative number for DateTime64'],
+  ['{"e8":null}', 'null for an Enum8 without 0 (JSONEachRow stores 0)'],
+  ['{"e8":0}', 'an Enum8 number that is not an element'],
+  ['{"i32_def":null,"s_def":null,"dt64_def":null}', 'null for columns with a DEFAULT'],
+  ['{"s_n":null,"i64_n":null,"u_n":null,"dt_n":null,"b_n":null,"s_lcn":null}', 'null for Nullable columns'],
+  ['{"a_s":null,"m":null,"a_ns":[null,"x"]}', 'null for an Array and a Map, null in an Array(Nullable)'],
+  ['{"s":"x","s_mat":5,"s_alias":"y"}', 'values for MATERIALIZED and ALIAS columns are skipped'],
+  ['{"u":"{61f0c404-5cb3-11e7-907b-a6006ad3dba0}"}', 'a UUID in braces'],
+  ['{"u":"61F0C4045CB311E7907BA6006AD3DBA0"}', 'a UUID without dashes, upper case'],
+  ['{"b":"on","b_n":"yes"}', 'Bool from words'],
+  ['{"i8":128,"u8":-1,"u64":18446744073709551616}', 'integers out of range'],
+  ['{"i32":"1e2","i64":1.5,"u16":true}', 'integers from a float string, a float, a boolean'],
+  ['{"fs4":"ééé"}', 'a FixedString(4) given 6 bytes'],
+  ['{"m":{"a":"1","a":"2"}}', 'a Map with a duplicate key'],
+  ['{"a_i32":"[1,2]"}', 'an array in a string for Array(Int32)'],
+  [raw('{"s":"', [0xff, 0xfe], '","a_s":["', [0xc0, 0xaf], '"]}'), 'invalid UTF-8 in a String and in an Array(String)'],
+  [' {\t"s" : "spaced" ,\n"i8"\r\n:\t1 } ', 'whitespace between every token'],
+];
+
+/** The full groups row; `extra` is appended after every column has been seen. */
+const groupsRow = (extra: string): string => `{"group_type_index":1,"group_key":"acme","created_at":"2030-01-01 00:00:00","team_id":2,"group_properties":"{}"${extra}}`;
+
+const GROUPS: ReadonlyArray<readonly [Piece, string]> = [
+  [groupsRow(',"group_key":"again"'), '[D6] a duplicate field after every column was seen'],
+  [groupsRow(',"_offset":7'), '[D6] a metadata column named after every column was seen'],
+  [groupsRow(',"GROUP_KEY":"again"'), '[D1][D6] a duplicate differing in case after every column was seen'],
+  [groupsRow(',"group_key":"\\ud800"'), '[D6] a duplicate holding a lone surrogate after every column was seen (refused by both)'],
+  [groupsRow(',"x":1.5.5'), 'malformed JSON after every column was seen (refused by both)'],
+  ['{"group_type_index":1,"group_key":"acme","group_key":"again","created_at":"2030-01-01 00:00:00","team_id":2,"group_properties":"{}"}', 'a duplicate field before every column was seen'],
+  [groupsRow(''), 'a plain row'],
+];
+
+/** The regression cases of the all_types columns. */
+export function allTypesRegressions(topic: string): DiffCase[] {
+  const cases = ALL_TYPES.map(([input, what], i) => handCase(topic, BigInt(i + 1), input, what));
+  cases.push(
+    handCase(topic, 900n, '{"s":"key"}', '[D7] a Kafka key that is not UTF-8', { key: raw([0xff, 0xfe], 'A') }),
+    handCase(topic, 901n, '{"s":"header"}', 'Kafka headers that are not UTF-8', { headers: [[raw([0xc3]), raw('v', [0xff])]] }),
+    handCase(topic, 902n, '{"s":"old"}', 'a Kafka timestamp beyond DateTime (2106)', { timestamp: 4_294_967_296_000n }),
+    handCase(topic, 903n, '{"s":"zero"}', 'a Kafka timestamp of 0', { timestamp: 0n }),
+  );
+  return cases;
+}
+
+/** The regression cases of the groups table. */
+export function groupsRegressions(topic: string): DiffCase[] {
+  return GROUPS.map(([input, what], i) => handCase(topic, BigInt(i + 1), input, what));
+}
