@@ -42,7 +42,9 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   try {
     raw = parseYaml(text);
   } catch (cause) {
-    throw new ConfigError([`${path} is not valid YAML: ${(cause as Error).message}`], { cause });
+    // The parser's message quotes the lines around the fault, which can hold a password: only its first line (what and where).
+    const what = ((cause as Error).message.split('\n')[0] ?? '').replace(/:$/, '');
+    throw new ConfigError([`${path} is not valid YAML: ${what}`]);
   }
   return buildConfig(raw, dirname(resolve(path)), env);
 }
@@ -50,7 +52,7 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
 export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`));
+    throw new ConfigError(parsed.error.issues.map((issue) => withoutCredentials(`${issue.path.join('.') || '(root)'}: ${issue.message}`)));
   }
   const cfg = parsed.data;
   const issues: string[] = [];
@@ -107,8 +109,13 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     : undefined;
   const admin = cfg.admin ? { ...cfg.admin, token: secret(cfg.admin.token, 'admin.token') } : undefined;
   if (admin !== undefined && !issues.some((i) => i.startsWith('admin.token')) && admin.token.reveal().length < 16) issues.push('admin.token: must be at least 16 characters');
-  if (issues.length > 0) throw new ConfigError(issues);
+  if (issues.length > 0) throw new ConfigError(issues.map(withoutCredentials));
   return deepFreeze({ ...cfg, kafka, destinations, destinationsApi, admin, routes, baseDir });
+}
+
+/** A message quoting a value (an unknown destination, a duplicate id) never carries a URL's `user:password@`. */
+function withoutCredentials(issue: string): string {
+  return issue.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@"]*@/gi, '$1[credentials removed]@');
 }
 
 /** The folder as an absolute path; an issue when it is not a readable folder. */
