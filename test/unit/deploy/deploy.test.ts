@@ -18,7 +18,7 @@ const K8S = join(ROOT, 'deploy', 'kubernetes');
 
 function definedMetrics(): Set<string> {
   const names = new Set<string>();
-  for (const file of ['src/telemetry/metrics.ts', 'src/route/providers/metrics.ts']) {
+  for (const file of ['src/telemetry/metrics.ts', 'src/route/providers/metrics.ts', 'src/deadletter/metrics.ts']) {
     for (const m of readFileSync(join(ROOT, file), 'utf8').matchAll(/name: '(inserter_[a-z0-9_]+)'/g)) if (m[1] !== undefined) names.add(m[1]);
   }
   return names;
