@@ -1,5 +1,6 @@
 // Hot-path micro-benchmarks (tinybench): team_id extraction + row decode, row encode with Kafka
-// metadata into ByteChunks, and zstd/gzip compression of a 16 MB batch body (docs/benchmarks.md).
+// metadata into ByteChunks (pass-through JSONEachRow, and typed RowBinaryWithDefaults for the events
+// table), and zstd/gzip compression of a 16 MB batch body (docs/benchmarks.md).
 //
 //   node_modules/.bin/node bench/micro.ts [--time MS] [--json out.json] [--no-alloc]
 //
@@ -19,9 +20,17 @@ import { generate } from '../dev/posthog/generator.ts';
 import { ByteChunks } from '../src/encode/byte-chunks.ts';
 import type { ColumnInfo } from '../src/sink/types.ts';
 import { rowShapeFor, writeRow, type RowShape } from '../src/encode/json-each-row.ts';
+import { typedEncoderFor } from '../src/encode/rowbinary/encoder.ts';
+import type { RowEncoder } from '../src/encode/types.ts';
 import { decodeJsonRecord, type DecodeOptions } from '../src/decode/json.ts';
 import type { SourceRecord } from '../src/source/types.ts';
 import { fmt, fmtInt, table } from './lib/stats.ts';
+import { mkdtempSync, writeFileSync as writeFile } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { descriptorSet, toProtobuf } from '../dev/posthog/protobuf.ts';
+import { ProtobufDecoder } from '../src/decode/protobuf/decoder.ts';
+import type { ObjectRow } from '../src/decode/row.ts';
 
 const { values: argv } = parseArgs({
   options: {
@@ -60,6 +69,54 @@ const column = (name: string, type = 'String'): ColumnInfo => ({ name, type, def
 const eventsShape: RowShape = rowShapeFor([column('uuid', 'UUID'), column('_timestamp', 'DateTime'), column('_offset', 'UInt64')]);
 /** Every metadata column the Kafka engine has. */
 const fullShape: RowShape = rowShapeFor(['_topic', '_partition', '_offset', '_key', '_timestamp', '_timestamp_ms', '_headers.name', '_headers.value'].map((n) => column(n)));
+
+/** PostHog's events table as system.columns lists it (dev/posthog/ddl/events.sql), for the typed encoder. */
+const eventsColumns: ColumnInfo[] = [
+  ...[
+    'uuid UUID',
+    'event String',
+    'properties String',
+    "timestamp DateTime64(6, 'UTC')",
+    'team_id Int64',
+    'distinct_id String',
+    'elements_chain String',
+    "created_at DateTime64(6, 'UTC')",
+    'person_id UUID',
+    'person_created_at DateTime64(3)',
+    'person_properties String',
+  ]
+    .concat(
+      [0, 1, 2, 3, 4].map((n) => `group${n}_properties String`),
+      [0, 1, 2, 3, 4].map((n) => `group${n}_created_at DateTime64(3)`),
+    )
+    .concat(["person_mode Enum8('full' = 0, 'propertyless' = 1, 'force_upgrade' = 2)"])
+    .map((spec) => {
+      const space = spec.indexOf(' ');
+      return column(spec.slice(0, space), spec.slice(space + 1));
+    }),
+  ...['$group_0', '$window_id', '$session_id'].map((name) => ({ name, type: 'String', defaultKind: 'MATERIALIZED' })),
+  column('_timestamp', 'DateTime'),
+  column('_offset', 'UInt64'),
+  { name: 'inserted_at', type: "Nullable(DateTime64(6, 'UTC'))", defaultKind: 'DEFAULT' },
+];
+const typedEvents = typedEncoderFor(eventsColumns);
+if ('uncovered' in typedEvents) throw new Error(`typed encoder does not cover the events table: ${typedEvents.uncovered}`);
+const typedEncoder: RowEncoder = typedEvents;
+
+function typedEncodeAll(): ByteChunks {
+  const out = new ByteChunks();
+  for (let i = 0; i < records.length; i++) typedEncoder.write(out, records[i] as SourceRecord, jsons[i] as Buffer, teams[i]);
+  return out;
+}
+
+function decodeAndTypedEncodeAll(): ByteChunks {
+  const out = new ByteChunks();
+  for (const r of records) {
+    const { row: json, teamId } = decodeJsonRecord(r, decodeOptions);
+    typedEncoder.write(out, r, json, teamId);
+  }
+  return out;
+}
 
 function decodeAll(): number {
   let sum = 0;
@@ -115,12 +172,34 @@ interface Case {
   records: number;
 }
 
+// The same events as posthog.v1.Event messages (raw Protobuf), read through a descriptor set.
+const protobufDir = mkdtempSync(join(tmpdir(), 'micro-protobuf-'));
+writeFile(join(protobufDir, 'posthog.binpb'), descriptorSet(['clickhouse_events_json']));
+const protobufRecords = records.map((r, i) => ({ ...r, value: toProtobuf(generated[i] as (typeof generated)[number]) }));
+const protobufBytes = protobufRecords.reduce((sum, r) => sum + r.value.length, 0);
+const protobufDecoder = new ProtobufDecoder(
+  { name: 'events', teamId: { from: 'field', field: 'team_id' }, destination: 'team', protobuf: { descriptorSet: 'posthog.binpb', messageType: 'posthog.v1.Event' } },
+  { maxMessageBytes: 4 * 1024 * 1024, baseDir: protobufDir },
+);
+function protobufDecodeAll(json: boolean): number {
+  let sum = 0;
+  for (const r of protobufRecords) {
+    const { row, teamId } = protobufDecoder.decode(r);
+    sum += (teamId ?? 0) + (json ? (row as ObjectRow).type.toJson((row as ObjectRow).values).length : 0);
+  }
+  return sum;
+}
+
 const body = batchBody();
 const cases: Case[] = [
+  { name: 'decode: protobuf posthog.v1.Event (fromBinary + team_id)', fn: () => protobufDecodeAll(false), bytes: protobufBytes, records: RECORDS_PER_OP },
+  { name: 'decode protobuf + toJson (pass-through JSONEachRow row)', fn: () => protobufDecodeAll(true), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'decode: decodeJsonRecord (JSON.parse + team_id)', fn: decodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow events shape (_timestamp,_offset)', fn: () => encodeAll(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow all 8 metadata columns', fn: () => encodeAll(fullShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'decode + encode (events shape)', fn: decodeAndEncodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'encode: typed RowBinaryWithDefaults, events table', fn: typedEncodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'decode + typed encode (events table)', fn: decodeAndTypedEncodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'zstd level 3 (client default), 16 MB body', fn: () => zstdCompressSync(body), bytes: body.length, records: 0 },
   { name: 'zstd level 1, 16 MB body', fn: () => zstdCompressSync(body, { params: { [constants.ZSTD_c_compressionLevel]: 1 } }), bytes: body.length, records: 0 },
   { name: 'gzip level 6 (default), 16 MB body', fn: () => gzipSync(body), bytes: body.length, records: 0 },

@@ -100,7 +100,13 @@ class TypedEncoder implements RowEncoder {
   #lookup(src: Buffer, start: number, end: number): number {
     const list = this.#byLength[end - start];
     if (list === undefined) return -1;
-    for (const [name, index] of list) if (src.compare(name, 0, name.length, start, end) === 0) return index;
+    // A byte loop: names are short, and Buffer.compare with ranges costs more than it saves.
+    const n = end - start;
+    for (const [name, index] of list) {
+      let k = 0;
+      while (k < n && name[k] === src[start + k]) k++;
+      if (k === n) return index;
+    }
     return -1;
   }
 

@@ -24,17 +24,17 @@ export function skipSpace(src: Buffer, from: number, end: number): number {
   return i;
 }
 
-/** Index of the closing quote of the JSON string whose opening quote is at `start`. */
+/**
+ * Index of the closing quote of the JSON string whose opening quote is at `start`. A byte loop: rows
+ * hold JSON inside JSON strings (`\"` every few bytes), where a native search per escape costs more.
+ */
 export function stringEnd(src: Buffer, start: number, end: number): number {
-  let i = start + 1;
-  for (;;) {
-    const quote = src.indexOf(QUOTE, i);
-    if (quote < 0 || quote >= end) throw new ValueError('Cannot parse JSON string: expected closing quote');
-    let backslashes = 0;
-    while (src[quote - 1 - backslashes] === BACKSLASH) backslashes++;
-    if (backslashes % 2 === 0) return quote;
-    i = quote + 1;
+  for (let i = start + 1; i < end; i++) {
+    const b = src[i];
+    if (b === QUOTE) return i;
+    if (b === BACKSLASH) i++;
   }
+  throw new ValueError('Cannot parse JSON string: expected closing quote');
 }
 
 function hex4(src: Buffer, at: number, end: number): number {
@@ -64,31 +64,37 @@ const unescaped = new RowBuffer();
 export function unescape(src: Buffer, start: number, end: number): Buffer {
   const out = unescaped;
   out.reset();
+  // Unescaped text is never longer than its escaped form.
   out.ensure(end - start);
+  const buf = out.buf;
+  let w = 0;
   let i = start + 1;
   const stop = end - 1;
   while (i < stop) {
-    const slash = src.indexOf(BACKSLASH, i);
-    const runEnd = slash < 0 || slash >= stop ? stop : slash;
-    if (runEnd > i) out.bytes(src, i, runEnd);
-    if (runEnd === stop) break;
-    const c = src[slash + 1];
-    i = slash + 2;
+    const b = src[i] as number;
+    if (b !== BACKSLASH) {
+      buf[w++] = b;
+      i++;
+      continue;
+    }
+    if (i + 1 >= stop) throw new ValueError('Cannot parse JSON string: expected closing quote');
+    const c = src[i + 1] as number;
+    i += 2;
     switch (c) {
       case 0x62:
-        out.u8(0x08);
+        buf[w++] = 0x08;
         break;
       case 0x66:
-        out.u8(0x0c);
+        buf[w++] = 0x0c;
         break;
       case 0x6e:
-        out.u8(0x0a);
+        buf[w++] = 0x0a;
         break;
       case 0x72:
-        out.u8(0x0d);
+        buf[w++] = 0x0d;
         break;
       case 0x74:
-        out.u8(0x09);
+        buf[w++] = 0x09;
         break;
       case 0x75: {
         let cp = hex4(src, i, stop);
@@ -102,38 +108,45 @@ export function unescape(src: Buffer, start: number, end: number): Buffer {
           i += 6;
           cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
         }
-        putCodePoint(out, cp);
+        w = putCodePoint(buf, w, cp);
         break;
       }
       default:
-        if (c === undefined || slash + 1 >= stop) throw new ValueError('Cannot parse JSON string: expected closing quote');
-        out.u8(c);
+        buf[w++] = c;
     }
   }
-  return out.buf.subarray(0, out.pos);
+  out.pos = w;
+  return buf.subarray(0, w);
 }
 
-function putCodePoint(out: RowBuffer, cp: number): void {
-  if (cp < 0x80) out.u8(cp);
+function putCodePoint(buf: Buffer, at: number, cp: number): number {
+  let w = at;
+  if (cp < 0x80) buf[w++] = cp;
   else if (cp < 0x800) {
-    out.u8(0xc0 | (cp >> 6));
-    out.u8(0x80 | (cp & 0x3f));
+    buf[w++] = 0xc0 | (cp >> 6);
+    buf[w++] = 0x80 | (cp & 0x3f);
   } else if (cp < 0x10000) {
-    out.u8(0xe0 | (cp >> 12));
-    out.u8(0x80 | ((cp >> 6) & 0x3f));
-    out.u8(0x80 | (cp & 0x3f));
+    buf[w++] = 0xe0 | (cp >> 12);
+    buf[w++] = 0x80 | ((cp >> 6) & 0x3f);
+    buf[w++] = 0x80 | (cp & 0x3f);
   } else {
-    out.u8(0xf0 | (cp >> 18));
-    out.u8(0x80 | ((cp >> 12) & 0x3f));
-    out.u8(0x80 | ((cp >> 6) & 0x3f));
-    out.u8(0x80 | (cp & 0x3f));
+    buf[w++] = 0xf0 | (cp >> 18);
+    buf[w++] = 0x80 | ((cp >> 12) & 0x3f);
+    buf[w++] = 0x80 | ((cp >> 6) & 0x3f);
+    buf[w++] = 0x80 | (cp & 0x3f);
   }
+  return w;
 }
 
 /** Whether the JSON string [start, end) has no escape (its content can be copied as is). */
 export function hasNoEscape(src: Buffer, start: number, end: number): boolean {
-  const slash = src.indexOf(BACKSLASH, start + 1);
-  return slash < 0 || slash >= end - 1;
+  const stop = end - 1;
+  if (stop - start > 256) {
+    const slash = src.indexOf(BACKSLASH, start + 1);
+    return slash < 0 || slash >= stop;
+  }
+  for (let i = start + 1; i < stop; i++) if (src[i] === BACKSLASH) return false;
+  return true;
 }
 
 /** The end of a JSON number token that JSON's grammar accepts at `start`, or -1. */

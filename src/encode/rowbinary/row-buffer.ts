@@ -83,7 +83,13 @@ export class RowBuffer {
   bytes(source: Uint8Array, start: number, end: number): void {
     const n = end - start;
     this.ensure(n);
-    this.buf.set(source.subarray(start, end), this.pos);
+    // Short runs byte by byte; longer ones with Buffer.copy, which takes a range without making a
+    // view object (subarray would, per call).
+    if (n <= 32) {
+      const buf = this.buf;
+      for (let k = 0; k < n; k++) buf[this.pos + k] = source[start + k] as number;
+    } else if (Buffer.isBuffer(source)) source.copy(this.buf, this.pos, start, end);
+    else this.buf.set(source.subarray(start, end), this.pos);
     this.pos += n;
   }
 
