@@ -25,6 +25,12 @@ import type { RowEncoder } from '../src/encode/types.ts';
 import { decodeJsonRecord, type DecodeOptions } from '../src/decode/json.ts';
 import type { SourceRecord } from '../src/source/types.ts';
 import { fmt, fmtInt, table } from './lib/stats.ts';
+import { mkdtempSync, writeFileSync as writeFile } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { descriptorSet, toProtobuf } from '../dev/posthog/protobuf.ts';
+import { ProtobufDecoder } from '../src/decode/protobuf/decoder.ts';
+import type { ObjectRow } from '../src/decode/row.ts';
 
 const { values: argv } = parseArgs({
   options: {
@@ -166,8 +172,28 @@ interface Case {
   records: number;
 }
 
+// The same events as posthog.v1.Event messages (raw Protobuf), read through a descriptor set.
+const protobufDir = mkdtempSync(join(tmpdir(), 'micro-protobuf-'));
+writeFile(join(protobufDir, 'posthog.binpb'), descriptorSet(['clickhouse_events_json']));
+const protobufRecords = records.map((r, i) => ({ ...r, value: toProtobuf(generated[i] as (typeof generated)[number]) }));
+const protobufBytes = protobufRecords.reduce((sum, r) => sum + r.value.length, 0);
+const protobufDecoder = new ProtobufDecoder(
+  { name: 'events', teamId: { from: 'field', field: 'team_id' }, destination: 'team', protobuf: { descriptorSet: 'posthog.binpb', messageType: 'posthog.v1.Event' } },
+  { maxMessageBytes: 4 * 1024 * 1024, baseDir: protobufDir },
+);
+function protobufDecodeAll(json: boolean): number {
+  let sum = 0;
+  for (const r of protobufRecords) {
+    const { row, teamId } = protobufDecoder.decode(r);
+    sum += (teamId ?? 0) + (json ? (row as ObjectRow).type.toJson((row as ObjectRow).values).length : 0);
+  }
+  return sum;
+}
+
 const body = batchBody();
 const cases: Case[] = [
+  { name: 'decode: protobuf posthog.v1.Event (fromBinary + team_id)', fn: () => protobufDecodeAll(false), bytes: protobufBytes, records: RECORDS_PER_OP },
+  { name: 'decode protobuf + toJson (pass-through JSONEachRow row)', fn: () => protobufDecodeAll(true), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'decode: decodeJsonRecord (JSON.parse + team_id)', fn: decodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow events shape (_timestamp,_offset)', fn: () => encodeAll(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow all 8 metadata columns', fn: () => encodeAll(fullShape), bytes: recordBytes, records: RECORDS_PER_OP },

@@ -5,7 +5,7 @@
 // `<topic>-value` (TopicNameStrategy); person_mode.proto, which events.proto imports, is registered
 // as its reference. Keys, headers, team ids and ids stay those of the JSON message.
 import { ScalarType, create, toBinary, type DescField, type DescFile, type DescMessage } from '@bufbuild/protobuf';
-import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import type { GeneratedMessage, PosthogTopic } from './generator.ts';
 import { AppMetricSchema, file_posthog_v1_app_metrics } from './gen/posthog/v1/app_metrics_pb.ts';
 import { EventDeadLetterSchema, file_posthog_v1_events_dead_letter_queue } from './gen/posthog/v1/events_dead_letter_queue_pb.ts';
@@ -27,6 +27,18 @@ export const PROTOBUF_TYPES: Readonly<Record<PosthogTopic, { readonly desc: Desc
   clickhouse_app_metrics: { desc: AppMetricSchema, file: file_posthog_v1_app_metrics },
   events_dead_letter_queue: { desc: EventDeadLetterSchema, file: file_posthog_v1_events_dead_letter_queue },
 };
+
+/** A binary FileDescriptorSet of the topics' files and their imports (what `buf build -o x.binpb` makes). */
+export function descriptorSet(topics: readonly PosthogTopic[]): Buffer {
+  const files: DescFile[] = [];
+  const add = (file: DescFile): void => {
+    if (files.includes(file)) return;
+    for (const dependency of file.dependencies) add(dependency);
+    files.push(file);
+  };
+  for (const topic of topics) add(PROTOBUF_TYPES[topic].file);
+  return Buffer.from(toBinary(FileDescriptorSetSchema, create(FileDescriptorSetSchema, { file: files.map((f) => f.proto) })));
+}
 
 /** The Protobuf message of one generated JSON message (its topic's type). */
 export function toProtobuf(message: GeneratedMessage): Buffer {

@@ -166,6 +166,13 @@ test('toJson: non-finite floats are the strings nan/inf; each call returns its o
   assert.match(a.toString(), /"dbl":"nan"/, 'the first row is not overwritten by the second');
 });
 
+test('toJson: long strings (counted before escaping) come back whole', () => {
+  const text = `{"a":"${'x\\"é'.repeat(40_000)}"}\n\t`;
+  const parsed = JSON.parse(type.toJson(fromBinary(desc, encode(desc, { text, tags: [text] }))).toString('utf8')) as Record<string, unknown>;
+  assert.equal(parsed.text, text);
+  assert.deepEqual(parsed.tags, [text]);
+});
+
 test('timestamps: microseconds, nanoseconds when needed, before 1970', () => {
   assert.equal(formatTimestamp(0n, 0), '1970-01-01 00:00:00.000000');
   assert.equal(formatTimestamp(1_696_406_009n, 586_000_000), '2023-10-04 07:53:29.586000');
