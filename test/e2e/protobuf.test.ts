@@ -32,6 +32,7 @@ const COUNTS: Record<string, number> = {
   events_dead_letter_queue: 30,
 };
 const TEAMS = 10;
+const REGISTRY_FAILURES = 3;
 const EVENTS = 'clickhouse_events_json';
 const prefix = uniqueTopic('pb');
 const topicName = (t: string): string => `${prefix}.${t}`;
@@ -115,7 +116,9 @@ async function count(table: string): Promise<number> {
   return Number((await ch.query(`SELECT count() FROM posthog.${table}`)).trim());
 }
 
-test('the eight topics as Protobuf land once each, with the values the JSON messages give', async () => {
+test('the eight topics as Protobuf land once each, with the values the JSON messages give (the registry failing at first)', async () => {
+  // The registry's first answers are errors: the records wait for it, none is dead-lettered.
+  registry.failNext(REGISTRY_FAILURES, 'error');
   inserter = await startInserter(config(), { TEST_REGISTRY_PASSWORD: 'registry-secret' });
   await waitFor(
     async () => {
@@ -190,10 +193,8 @@ test('records that are not good Protobuf are dead-lettered with their reason; of
   const byId = new Map<string, number>();
   for (const r of registry.requestsTo('/schemas/ids/')) byId.set(r.path, (byId.get(r.path) ?? 0) + 1);
   assert.equal(byId.size, ALL_TOPICS.length + 2, 'the eight schemas, the unknown id and the Avro one');
-  assert.ok(
-    [...byId.values()].every((n) => n === 1),
-    `each id asked once: ${JSON.stringify([...byId])}`,
-  );
+  const asked = [...byId.values()].reduce((a, b) => a + b, 0);
+  assert.equal(asked, byId.size + REGISTRY_FAILURES, `each id asked once once answered (cached, an unknown one too): ${JSON.stringify([...byId])}`);
   assert.ok(
     registry.requestsTo('/subjects/').some((r) => r.method === 'GET' && r.path.includes('person_mode.proto')),
     'the events schema reference fetched',
