@@ -13,7 +13,7 @@ import type { ByteSink } from '../byte-chunks.ts';
 import type { RowEncoder } from '../types.ts';
 import type { ColumnWriter } from './column-writer.ts';
 import { isNull } from './column-writer.ts';
-import { checkSkipped, hasNoEscape, skipSpace, stringEnd, unescape, ValueError } from './json-text.ts';
+import { checkSkipped, hasNoEscape, skipSpace, stringEnd, unescape, unescaped, ValueError } from './json-text.ts';
 import { writeMetadata, type MetadataName } from './metadata.ts';
 import { writeFieldValue } from './object-row.ts';
 import { RowBuffer } from './row-buffer.ts';
@@ -200,8 +200,8 @@ class TypedEncoder implements RowEncoder {
       let index: number;
       if (hasNoEscape(json, i, keyEnd + 1)) index = this.#lookup(json, i + 1, keyEnd);
       else {
-        const key = unescape(json, i, keyEnd + 1);
-        index = this.#lookup(key, 0, key.length);
+        const length = unescape(json, i, keyEnd + 1);
+        index = this.#lookup(unescaped(), 0, length);
       }
       i = skipSpace(json, keyEnd + 1, end);
       i = skipSpace(json, i + 1, end); // the colon (the decoder checked it)

@@ -52,17 +52,17 @@ function hex4(src: Buffer, at: number, end: number): number {
   return v;
 }
 
-const unescaped = new RowBuffer();
+const scratch = new RowBuffer();
 
 /**
  * The content of the JSON string [start, end) (quotes included) unescaped as ClickHouse does:
  * \b \f \n \r \t \\ \" \/ and \uXXXX (a surrogate pair becomes one 4-byte character; a high
  * surrogate without its pair is refused; a lone low surrogate is written as its 3 bytes); any other
  * escaped character stands for itself. Returns the bytes in a scratch Buffer valid until the next
- * call: [0, length). Strings without a backslash are not copied: use `rawContent` first.
+ * call: `unescaped()` [0, the returned length). Strings without a backslash need no copy (hasNoEscape).
  */
-export function unescape(src: Buffer, start: number, end: number): Buffer {
-  const out = unescaped;
+export function unescape(src: Buffer, start: number, end: number): number {
+  const out = scratch;
   out.reset();
   // Unescaped text is never longer than its escaped form.
   out.ensure(end - start);
@@ -116,7 +116,12 @@ export function unescape(src: Buffer, start: number, end: number): Buffer {
     }
   }
   out.pos = w;
-  return buf.subarray(0, w);
+  return w;
+}
+
+/** The scratch `unescape` wrote into: its content is bytes [0, the length it returned). */
+export function unescaped(): Buffer {
+  return scratch.buf;
 }
 
 function putCodePoint(buf: Buffer, at: number, cp: number): number {

@@ -5,7 +5,7 @@
 import type { ColumnWriter } from './column-writer.ts';
 import { isNull } from './column-writer.ts';
 import { readInteger, readJsonInteger, parsedAsSigned } from './integers.ts';
-import { hasNoEscape, jsonNumberEnd, QUOTE, skipValue, unescape, ValueError } from './json-text.ts';
+import { hasNoEscape, jsonNumberEnd, QUOTE, skipValue, unescape, unescaped, ValueError } from './json-text.ts';
 import type { RowBuffer } from './row-buffer.ts';
 
 /** Writes the String value of a JSON value: varint length, bytes. */
@@ -14,8 +14,8 @@ export function writeJsonAsString(out: RowBuffer, src: Buffer, start: number, en
   if (c === QUOTE) {
     if (hasNoEscape(src, start, end)) out.string(src, start + 1, end - 1);
     else {
-      const content = unescape(src, start, end);
-      out.string(content, 0, content.length);
+      const length = unescape(src, start, end);
+      out.string(unescaped(), 0, length);
     }
     return;
   }
@@ -78,9 +78,9 @@ export class FixedStringWriter implements ColumnWriter {
     let a = start + 1;
     let b = end - 1;
     if (!hasNoEscape(src, start, end)) {
-      content = unescape(src, start, end);
+      b = unescape(src, start, end);
+      content = unescaped();
       a = 0;
-      b = content.length;
     }
     if (b - a > this.#n) throw new ValueError(`Too large value for ${this.type}`);
     out.bytes(content, a, b);
@@ -193,9 +193,9 @@ export class EnumWriter implements ColumnWriter {
     let a = start + 1;
     let b = end - 1;
     if (!hasNoEscape(src, start, end)) {
-      content = unescape(src, start, end);
+      b = unescape(src, start, end);
+      content = unescaped();
       a = 0;
-      b = content.length;
     }
     for (let i = 0; i < this.#names.length; i++) {
       const name = this.#names[i] as Buffer;
