@@ -83,7 +83,8 @@ before(async () => {
     if (typeof args[0] === 'string' && args[0].includes('[@clickhouse/client]')) return;
     consoleError(...args);
   };
-  ch = await startClickHouse();
+  // `kolkata` inserts with a session time zone that is not UTC (DateTime columns without their own zone are read in it).
+  ch = await startClickHouse({ users: [{ name: 'kolkata', password: 'kolkata', settings: { session_timezone: 'Asia/Kolkata' } }] });
   await ch.query('CREATE DATABASE differential');
   server = new DiffServer(ch, 'differential');
 });
@@ -178,6 +179,31 @@ test("typed encoding of the hand-written cases (each divergence found, and edges
     if (outcome.divergences.length > 0) found.push(formatDivergences(outcome.divergences, seed, 100));
   }
   assert.equal(found.length, 0, found.join('\n\n'));
+});
+
+test('DateTime columns without a zone, inserted in a session whose time zone is not UTC: the encoder given that zone is exact or uncovered', async () => {
+  const kolkata = new DiffServer(ch, 'differential', { name: 'kolkata', password: 'kolkata' });
+  try {
+    const zone = (await kolkata.raw('SELECT timezone()', {}, true)).toString('utf8').trim();
+    assert.equal(zone, 'Asia/Kolkata');
+    const ddl = "CREATE TABLE x.zoneless (dt DateTime, dt64 DateTime64(3), d Date, dt_utc DateTime('UTC'), _timestamp DateTime, _timestamp_ms DateTime64(3), _offset UInt64) ENGINE = Memory";
+    const inputs = [
+      '{"dt":"2030-01-01 00:00:00","dt64":"2030-01-01 00:00:00.123","d":"2030-01-01","dt_utc":"2030-01-01 00:00:00"}',
+      '{"dt":1893456000,"dt64":1893456000123,"dt_utc":1893456000}',
+      '{}',
+    ];
+    const outcome = await runTable(
+      kolkata,
+      'zoneless',
+      ddl,
+      () => inputs.map((input, i) => handCase('zoneless', BigInt(i + 1), input, 'zoneless DateTime in Asia/Kolkata')),
+      (columns) => typedEncoderFor(columns, { serverTimezone: zone }),
+    );
+    console.log(outcomeLine(outcome));
+    assert.equal(outcome.divergences.length, 0, formatDivergences(outcome.divergences, seed));
+  } finally {
+    await kolkata.close();
+  }
 });
 
 for (const table of tables) {

@@ -29,6 +29,12 @@ const ALL_TYPES: ReadonlyArray<readonly [Piece, string]> = [
   ['{"dt64_3":"-853255185"}', '[D5] a negative unix time in a DateTime64 string'],
   ['{"dt":"-853255185"}', '[D5] a negative unix time in a DateTime string'],
   ['{"dt64_3":-853255185}', 'a negative number for DateTime64'],
+  ['{"dt64_3n":"","e16":"z","d":"2020-02-08"}', '[D5] an empty DateTime64 string followed by 19+ bytes (ClickHouse reads past the quote)'],
+  ['{"dt64_def":"0","fs4":"","s":"Créer"}', '[D5] "0" for a DateTime64 followed by 19+ bytes'],
+  ['{"dt64_3n":""}', 'an empty DateTime64 string at the end of the row (refused by both)'],
+  ['{"d":true,"s":"x"}', '[D9] true for a Date'],
+  ['{"d":false,"s":"x"}', '[D9] false for a Date'],
+  ['{"dt":true,"s":"x"}', 'true for a DateTime (refused by both)'],
   ['{"e8":null}', 'null for an Enum8 without 0 (JSONEachRow stores 0)'],
   ['{"e8":0}', 'an Enum8 number that is not an element'],
   ['{"i32_def":null,"s_def":null,"dt64_def":null}', 'null for columns with a DEFAULT'],
@@ -45,6 +51,10 @@ const ALL_TYPES: ReadonlyArray<readonly [Piece, string]> = [
   ['{"a_i32":"[1,2]"}', 'an array in a string for Array(Int32)'],
   [raw('{"s":"', [0xff, 0xfe], '","a_s":["', [0xc0, 0xaf], '"]}'), 'invalid UTF-8 in a String and in an Array(String)'],
   [' {\t"s" : "spaced" ,\n"i8"\r\n:\t1 } ', 'whitespace between every token'],
+  ['{}', 'an empty object: every column its default'],
+  ['{ \n }', 'an empty object with whitespace'],
+  [`{"s":${'['.repeat(1001)}${']'.repeat(1001)}}`, 'an array nested past input_format_json_max_depth into a String'],
+  [`{"unknown":${'['.repeat(1001)}${']'.repeat(1001)},"s":"x"}`, 'an unknown field nested past input_format_json_max_depth'],
 ];
 
 /** The full groups row; `extra` is appended after every column has been seen. */

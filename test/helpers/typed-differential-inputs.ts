@@ -40,7 +40,24 @@ export interface MutableColumn {
 }
 
 const METADATA_FIELDS = ['_offset', '_timestamp', '_partition', '_key', '_topic', '_timestamp_ms', '_headers.name'];
-const UNKNOWN_KEYS = ['project_id', 'captured_at', 'extra', '', 'Event', '$set', 'nested.field', 'été', '\u0000'];
+const UNKNOWN_KEYS = [
+  'project_id',
+  'captured_at',
+  'extra',
+  '',
+  'Event',
+  '$set',
+  'nested.field',
+  'été',
+  '\u0000',
+  'team_i',
+  'team_idx',
+  'team_id ',
+  ' team_id',
+  'uuid\u0000',
+  '_headers',
+  '_headers.Name',
+];
 
 function escapeKey(name: string): string {
   // One character of the key as a \uXXXX escape.

@@ -129,6 +129,14 @@ const STRINGS: readonly Piece[] = [
   bytes('"', [0x7f], 'del"'),
   q('x'.repeat(70_000)),
   q('é😀'.repeat(20_000)),
+  // Nesting at ClickHouse's input_format_json_max_depth (1000) and past it, numbers of 400 digits.
+  `${'['.repeat(999)}${']'.repeat(999)}`,
+  `${'['.repeat(1001)}${']'.repeat(1001)}`,
+  `${'{"a":'.repeat(1000)}1${'}'.repeat(1000)}`,
+  `1${'0'.repeat(400)}`,
+  `-0.${'0'.repeat(400)}1`,
+  '1E+2',
+  '-0',
 ];
 
 function intCorpus(bits: number, signed: boolean): Piece[] {

@@ -88,15 +88,18 @@ export class DiffServer {
   readonly sink: ClickHouseSink;
   readonly database: string;
   #token = 0;
+  readonly #user: { name: string; password: string };
 
-  constructor(ch: ClickHouseInstance, database: string) {
+  /** Inserts run as `user` (default the admin; e.g. a user whose profile sets session_timezone). */
+  constructor(ch: ClickHouseInstance, database: string, user: { name: string; password: string } = ch.admin) {
     this.ch = ch;
     this.database = database;
+    this.#user = user;
     this.sink = new ClickHouseSink({
       id: 'differential',
       url: ch.url,
-      user: ch.admin.name,
-      password: new Secret(ch.admin.password),
+      user: user.name,
+      password: new Secret(user.password),
       database,
       tls: undefined,
       maxBufferedBytes: 1 << 30,
@@ -106,11 +109,12 @@ export class DiffServer {
     });
   }
 
-  /** Raw bytes of a query's output (never decoded as UTF-8: strings may hold any bytes). */
-  async raw(sql: string, settings: Record<string, string> = {}): Promise<Buffer> {
+  /** Raw bytes of a query's output (never decoded as UTF-8: strings may hold any bytes), as the admin or as the inserting user. */
+  async raw(sql: string, settings: Record<string, string> = {}, asUser = false): Promise<Buffer> {
     const url = new URL(this.ch.url);
     for (const [k, v] of Object.entries(settings)) url.searchParams.set(k, v);
-    const response = await fetch(url, { method: 'POST', headers: { Authorization: basicAuth(this.ch.admin.name, this.ch.admin.password) }, body: sql });
+    const who = asUser ? this.#user : this.ch.admin;
+    const response = await fetch(url, { method: 'POST', headers: { Authorization: basicAuth(who.name, who.password) }, body: sql });
     const body = Buffer.from(await response.arrayBuffer());
     if (!response.ok) throw new Error(`ClickHouse error (HTTP ${response.status}) for ${sql.slice(0, 200)}: ${body.toString('utf8').trim()}`);
     return body;
@@ -290,6 +294,18 @@ export function shown(latin1: string): string {
   return out.length > 300 ? `${out.slice(0, 300)}…(${bytes.length} bytes)` : out;
 }
 
+/** An accepted row as `column=value`: the columns the mutations name, or all of them. */
+function rowText(columns: readonly ColumnRow[], row: readonly string[] | undefined, c: DiffCase): string {
+  if (row === undefined) return '(not read back)';
+  const text = c.what.join(' ');
+  const input = (c.record.value as Buffer).toString('latin1');
+  const pairs = columns.map((column, k) => [column.name, row[k] ?? ''] as const);
+  let named = pairs.filter(([name]) => new RegExp(`(^|[^\\w.])${name.replace(/[.*+?^${}()|[\]\\$]/g, '\\$&')}([^\\w.]|$)`).test(text));
+  // A hand-written case names no column in its description: the fields of its (short) input then.
+  if (named.length === 0 && input.length < 300) named = pairs.filter(([name]) => input.toLowerCase().includes(`"${name.toLowerCase()}"`));
+  return (named.length > 0 ? named : pairs).map(([name, value]) => `${name}=${shown(value)}`).join(', ');
+}
+
 /**
  * Runs the cases made for the table's columns through both encoders into twins of `ddl` named
  * `table` (created here, dropped after) and returns every divergence. The encoder under test comes from `factory(columns)` with the live columns
@@ -399,7 +415,7 @@ export async function runTable(server: DiffServer, table: string, ddl: string, c
         kind: 'typed-rejects',
         column: undefined,
         type: undefined,
-        passthrough: `accepted: ${shown(JSON.stringify(rowsA.get(offset)))}`,
+        passthrough: `accepted: ${rowText(columnRows, rowsA.get(offset), decoded[i] as DiffCase)}`,
         typed: `rejected by ${bRejected}`,
       });
     } else if (aRejected !== undefined && bRejected === undefined) {
@@ -409,7 +425,7 @@ export async function runTable(server: DiffServer, table: string, ddl: string, c
         column: undefined,
         type: undefined,
         passthrough: `rejected: ${aRejected}`,
-        typed: `accepted: ${shown(JSON.stringify(rowsB.get(offset)))}`,
+        typed: `accepted: ${rowText(columnRows, rowsB.get(offset), decoded[i] as DiffCase)}`,
       });
     } else if (aRejected === undefined) {
       const rowA = rowsA.get(offset);
