@@ -36,6 +36,9 @@ export interface DecoderHooks {
   readonly onRegistryUnavailable?: (error: SchemaRegistryUnavailableError, attempt: number) => void;
 }
 
+/** How the pipeline builds decoders (decoderFor, or a wrapper of it in the simulation). */
+export type DecoderFactory = (route: RouteConfig, limits: DecodeLimits, hooks?: DecoderHooks) => Decoder;
+
 /** The decoder of a route; a protobuf route whose descriptors cannot load throws ConfigError. */
 export function decoderFor(route: RouteConfig, limits: DecodeLimits, hooks: DecoderHooks = {}): Decoder {
   // A fixed destination does not need the team: a malformed one is no reason to refuse the row.

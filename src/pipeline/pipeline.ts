@@ -15,7 +15,7 @@ import type { Config, DestinationConfig, RouteConfig } from '../config/load.ts';
 import { LaneControl } from '../control/lane-control.ts';
 import type { Pause, PauseScope } from '../control/scope.ts';
 import { rowSize, type Row } from '../decode/row.ts';
-import { decoderFor, type Decoder } from '../decode/types.ts';
+import { decoderFor, type Decoder, type DecoderFactory } from '../decode/types.ts';
 import type { EncoderFactory } from '../encode/types.ts';
 import { DeadLettering } from '../deadletter/dead-lettering.ts';
 import type { DeadLetterSink } from '../deadletter/types.ts';
@@ -53,6 +53,8 @@ export interface PipelineDeps {
   readonly metrics: Metrics;
   /** Chooses a table's row encoder from its live columns (default: encode/types.ts; the simulation wraps it). */
   readonly encoders?: EncoderFactory;
+  /** Builds a route's decoder (default: decode/types.ts; the simulation wraps it). */
+  readonly decoders?: DecoderFactory;
 }
 
 type Counter = { inc(n?: number): void };
@@ -73,13 +75,18 @@ export class Pipeline implements SourceHandler {
   readonly #ownership: Ownership;
   #timers: NodeJS.Timeout[] = [];
   #running: Promise<void> | undefined;
+  /** Changes whenever what the source streams may change (assignments, rewinds, restarts). */
+  #streams = 0;
   #closing: Promise<void> | undefined;
 
   constructor(deps: PipelineDeps) {
     const rt = (this.#rt = new PipelineRuntime({ config: deps.config, logger: deps.logger, metrics: deps.metrics, source: deps.source, ledgers: deps.ledgers }));
     const track = (task: Promise<void>): void => rt.track(task);
     this.#rewinder = new Rewinder({ source: deps.source, config: deps.config, logger: deps.logger, stop: rt.stop.signal, hardStop: rt.hardStop.signal, track, onSwitch: () => this.onReset() });
-    const requestRewind = (): void => this.#rewinder.request();
+    const requestRewind = (): void => {
+      this.#streams++;
+      this.#rewinder.request();
+    };
     this.#control = new LaneControl(rt, requestRewind);
     rt.budget = new MemoryBudget(deps.config, deps.metrics, (id, held) => this.#control.checkBudget(id, held));
     rt.directory = new DestinationDirectory(
@@ -93,7 +100,8 @@ export class Pipeline implements SourceHandler {
       const list = this.#routesByTopic.get(route.topic) ?? [];
       list.push(route);
       this.#routesByTopic.set(route.topic, list);
-      this.#decoders.set(route, decoderFor(route, deps.config));
+      const onRegistryUnavailable = (error: Error, attempt: number): void => rt.logger.warn({ route: route.name, attempt, err: error }, 'schema registry cannot answer; records of this schema wait');
+      this.#decoders.set(route, (deps.decoders ?? decoderFor)(route, deps.config, { onRegistryUnavailable }));
     }
     this.#deadLetters = new DeadLettering(rt, deps.deadLetters, requestRewind);
     this.#deliverer = new Deliverer({
@@ -140,15 +148,18 @@ export class Pipeline implements SourceHandler {
   }
 
   onAssigned(partitions: readonly PartitionRef[]): void {
+    this.#streams++;
     this.#ownership.assigned(partitions);
   }
 
   onRevoked(partitions: readonly PartitionRef[]): void {
+    this.#streams++;
     this.#ownership.revoked(partitions);
   }
 
   /** The source restarted from the committed positions (a rewind, or after a failure): forget in-memory progress. */
   onReset(): void {
+    this.#streams++;
     for (const state of this.#rt.partitions.values()) this.#ownership.reset(state);
     this.#rt.metrics.rewinds.inc();
   }
@@ -161,6 +172,19 @@ export class Pipeline implements SourceHandler {
     // Read before a requested rewind switched streams: possibly from a stale position (a partition
     // owned again). Everything is read again from the committed positions after the switch.
     if (this.#rewinder.pending) return;
+    // A record whose schema is not loaded yet (a new registry id) waits for it before it is tracked,
+    // then takes the whole path again (ownership and rewinds may have changed meanwhile).
+    const schema = this.#prepare(record);
+    if (schema !== undefined) {
+      const streams = this.#streams;
+      return schema.then(
+        // Assignments changed or a rewind began meanwhile: the record may be stale; it is read again.
+        () => (streams === this.#streams ? this.onRecord(record) : undefined),
+        (error: unknown) => {
+          if (!rt.hardStop.signal.aborted) throw error; // a stop ends the wait: the record is read again after
+        },
+      );
+    }
     const state = this.#ownership.stateFor(record);
     if (rt.ledgers !== undefined && state.ledger === undefined) {
       // The partition's ledger must be known before its first record is routed.
@@ -171,6 +195,16 @@ export class Pipeline implements SourceHandler {
       });
     }
     return this.#process(state, record);
+  }
+
+  /** What the record's decoders must load before it can be decoded (undefined: nothing). */
+  #prepare(record: SourceRecord): Promise<unknown> | undefined {
+    let waits: Array<Promise<void>> | undefined;
+    for (const route of this.#routesByTopic.get(record.topic) ?? []) {
+      const wait = (this.#decoders.get(route) as Decoder).prepare?.(record, this.#rt.hardStop.signal);
+      if (wait !== undefined) (waits ??= []).push(wait);
+    }
+    return waits === undefined ? undefined : Promise.all(waits);
   }
 
   #process(state: PartitionState, record: SourceRecord): void | Promise<void> {
@@ -263,7 +297,10 @@ export class Pipeline implements SourceHandler {
     const rt = this.#rt;
     for (const state of rt.partitions.values()) for (const lane of state.lanes.values()) if (!lane.stop.signal.aborted) this.#delivery.flush(lane);
     this.#holds.release(undefined);
-    if (rt.anyNeedsRewind() && !rt.parking.active) this.#rewinder.request();
+    if (rt.anyNeedsRewind() && !rt.parking.active) {
+      this.#streams++;
+      this.#rewinder.request();
+    }
   }
 
   #tick(): void {

@@ -22,6 +22,7 @@ import { SimDestinationsApi, type LookupFaults } from './destinations-api.ts';
 import { Checker, type ExpectedRecord, type Fate, type Violation } from './check.ts';
 import { DeadLetters, SimDeadLetterSink, type DeadLetterFaults } from './dead-letters.ts';
 import { SimLedgerStore, type LedgerFaults } from './ledger-store.ts';
+import { schemaFaultsFor, waitingDecoders, type SchemaFaults } from './decoder.ts';
 import { refusingEncoders } from './encoder.ts';
 import { Rng } from './rng.ts';
 import { clock, World, type Incarnation } from './runtime.ts';
@@ -419,7 +420,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
       const inc = world.newIncarnation();
       stats.lives++;
       world.note(`START incarnation ${inc.id}: ${life.end} maxRows=${life.maxRows} maxAgeMs=${life.maxAgeMs} commitIntervalMs=${life.commitIntervalMs}`);
-      const pipeline = startPipeline(world, inc, scenario, life, exactlyOnce, { bus, warehouse, deadLetters, ledgers, refused }, driverRng, checker, stats);
+      const pipeline = startPipeline(world, inc, scenario, life, exactlyOnce, { bus, warehouse, deadLetters, ledgers, refused, seed, schemaFaults: schemaFaultsFor(seed) }, driverRng, checker, stats);
       const lifeStart = Date.now();
       const endAt = world.steps + driverRng.int(1, stepBudget);
       if (life.end === 'kill') {
@@ -488,6 +489,9 @@ interface Durable {
   readonly ledgers: MemoryLedgerStore;
   /** Rows the row encoder refuses (never sent to the warehouse). */
   readonly refused: ReadonlySet<string>;
+  readonly seed: number;
+  /** Whether records wait for their schema first (drawn per seed from a stream of its own). */
+  readonly schemaFaults: SchemaFaults | undefined;
 }
 
 function startPipeline(
@@ -531,6 +535,7 @@ function startPipeline(
     logger,
     metrics: new Metrics(),
     encoders: refusingEncoders(durable.refused),
+    decoders: waitingDecoders(world, inc, durable.seed, durable.schemaFaults),
   });
   // The intervals start() creates are captured so a kill can stop them: a killed process does nothing.
   const intervals: Array<ReturnType<typeof setInterval>> = [];
