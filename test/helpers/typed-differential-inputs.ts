@@ -123,6 +123,17 @@ export function mutate(entries: Entry[], columns: readonly MutableColumn[], extr
       const value = rng.pick(['1', '"7"', '0', '[]', '"2024-01-02 03:04:05"', 'null']);
       entries.splice(rng.int(entries.length + 1), 0, { key: q(name), value });
       what.push(`+${name} = ${value} (a metadata column's name)`);
+    } else if (roll < 0.985) {
+      // One character of a quoted value (a date, a number, a UUID, an enum name…) as a \u escape.
+      const i = find(column);
+      const entry = i >= 0 ? entries[i] : undefined;
+      const value = entry === undefined || typeof entry.value !== 'string' ? '' : entry.value;
+      if (entry !== undefined && value.length > 2 && value.startsWith('"') && !value.includes('\\')) {
+        const at = 1 + rng.int(value.length - 2);
+        const escaped = `${value.slice(0, at)}\\u${value.charCodeAt(at).toString(16).padStart(4, '0')}${value.slice(at + 1)}`;
+        entries[i] = { key: entry.key, value: escaped };
+        what.push(`${column.name} := ${show(escaped, 80)} (a character escaped)`);
+      }
     } else {
       for (let i = entries.length - 1; i > 0; i--) {
         const j = rng.int(i + 1);

@@ -158,6 +158,7 @@ function intCorpus(bits: number, signed: boolean): Piece[] {
     '" 42"',
     '"42 "',
     ...words(`[1] {} 1e19 1e30 -1e19 9007199254740993 99999999999999999999999 1.7976931348623157e308 "nan" "inf" "-inf"`),
+    ...words(`1.0e0 -0.0 0e5 1E-0 12e-1 "\\u0034\\u0032" "4\\u0032"`),
     'null',
   ];
 }
@@ -208,7 +209,8 @@ function enumCorpus(shape: TypeShape): Piece[] {
   const lo = shape.bits === 8 ? -128 : -32768;
   const hi = shape.bits === 8 ? 127 : 32767;
   for (let v = -2; v <= 3; v++) if (!shape.values.includes(v)) out.push(String(v));
-  out.push(String(lo - 1), String(hi + 1), '"unknown"', '""', 'true', '1.5', 'null', '"0"');
+  out.push(String(lo - 1), String(hi + 1), '"unknown"', '""', 'true', '1.5', 'null', '"0"', '1e0', '-0');
+  for (const name of shape.names) if (name.length > 0) out.push(`"\\u${name.charCodeAt(0).toString(16).padStart(4, '0')}${name.slice(1)}"`);
   return out;
 }
 
