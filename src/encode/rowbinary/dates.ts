@@ -264,7 +264,7 @@ export class DateWriter implements ColumnWriter {
       } else out.u16(days < 0 ? 0 : days > 0xffff ? 0xffff : days);
       return;
     }
-    if (src[start] === 0x74 || src[start] === 0x66) throw new ValueError(`Cannot parse input: expected ',' before: '${src.toString('utf8', start, end)}'`);
+    // true/false are read as 1/0 days (input_format_json_read_bools_as_numbers), as ClickHouse does.
     readJsonInteger(src, start, end, this.#wide);
     if (this.#wide) out.u32(parsedLo());
     else out.u16(parsedLo() & 0xffff);

@@ -37,19 +37,23 @@ export function stringEnd(src: Buffer, start: number, end: number): number {
   throw new ValueError('Cannot parse JSON string: expected closing quote');
 }
 
+/**
+ * Four characters after \u as ClickHouse reads them: a hex table that gives 0xFF for a non-hex
+ * character, accumulated as ((h0·16 + h1)·16 + h2)·16 + h3 and kept to 16 bits — so `\uZZZZ` is
+ * U+FFEF and `\u004Z` U+013F, not errors (typed-differential finding D2). Fewer than four
+ * characters before the string's end is an error.
+ */
 function hex4(src: Buffer, at: number, end: number): number {
   if (at + 4 > end) throw new ValueError('Cannot parse escape sequence: expected 4 hexadecimal digits after \\u');
-  let v = 0;
-  for (let k = at; k < at + 4; k++) {
-    const b = src[k] ?? 0;
-    let d: number;
-    if (b >= 0x30 && b <= 0x39) d = b - 0x30;
-    else if (b >= 0x61 && b <= 0x66) d = b - 0x57;
-    else if (b >= 0x41 && b <= 0x46) d = b - 0x37;
-    else throw new ValueError(`Cannot parse escape sequence: '${src.toString('latin1', at, at + 4)}' after \\u is not 4 hexadecimal digits`);
-    v = v * 16 + d;
-  }
-  return v;
+  return (((hexDigit(src[at]) * 16 + hexDigit(src[at + 1])) * 16 + hexDigit(src[at + 2])) * 16 + hexDigit(src[at + 3])) & 0xffff;
+}
+
+function hexDigit(b: number | undefined): number {
+  if (b === undefined) return 0xff;
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  if (b >= 0x61 && b <= 0x66) return b - 0x57;
+  if (b >= 0x41 && b <= 0x46) return b - 0x37;
+  return 0xff;
 }
 
 const scratch = new RowBuffer();
@@ -221,13 +225,13 @@ function lowerWord(src: Buffer, at: number, end: number): string {
  * skips (strings with valid escapes, numbers its float reader takes, null/true/false, arrays,
  * objects — where a comma between fields is optional). Throws ValueError for what it refuses.
  */
-export function skipValue(src: Buffer, start: number, end: number, depth = 0): number {
+export function skipValue(src: Buffer, start: number, end: number, depth = 0, raw = false): number {
   if (depth > 1000) throw new ValueError('JSON is too deep');
   const c = src[start];
   if (start >= end || c === undefined) throw new ValueError('Unexpected EOF');
   if (c === QUOTE) {
     const close = stringEnd(src, start, end);
-    if (!hasNoEscape(src, start, close + 1)) unescape(src, start, close + 1);
+    if (!raw && !hasNoEscape(src, start, close + 1)) unescape(src, start, close + 1);
     return close + 1;
   }
   if (isDigit(c) || c === 0x2d || c === 0x2b || c === 0x2e) {
@@ -240,7 +244,7 @@ export function skipValue(src: Buffer, start: number, end: number, depth = 0): n
     let i = skipSpace(src, start + 1, end);
     if (src[i] === 0x5d) return i + 1;
     for (;;) {
-      i = skipSpace(src, skipValue(src, i, end, depth + 1), end);
+      i = skipSpace(src, skipValue(src, i, end, depth + 1, raw), end);
       if (src[i] === 0x2c) i = skipSpace(src, i + 1, end);
       else if (src[i] === 0x5d) return i + 1;
       else throw new ValueError('Unexpected symbol in an array');
@@ -250,10 +254,10 @@ export function skipValue(src: Buffer, start: number, end: number, depth = 0): n
     let i = skipSpace(src, start + 1, end);
     while (i < end && src[i] !== 0x7d) {
       if (src[i] !== QUOTE) throw new ValueError('Unexpected symbol in an object');
-      i = skipSpace(src, skipValue(src, i, end, depth + 1), end);
+      i = skipSpace(src, skipValue(src, i, end, depth + 1, raw), end);
       if (src[i] !== 0x3a) throw new ValueError('Unexpected symbol in an object');
       i = skipSpace(src, i + 1, end);
-      i = skipSpace(src, skipValue(src, i, end, depth + 1), end);
+      i = skipSpace(src, skipValue(src, i, end, depth + 1, raw), end);
       if (src[i] === 0x2c) i = skipSpace(src, i + 1, end);
     }
     if (i >= end) throw new ValueError('Unexpected EOF in an object');

@@ -20,8 +20,9 @@ export function writeJsonAsString(out: RowBuffer, src: Buffer, start: number, en
     return;
   }
   if (c === 0x7b || c === 0x5b) {
-    // Objects and arrays are kept as their text; ClickHouse checks them as it reads them.
-    if (skipValue(src, start, end) !== end) throw new ValueError('Cannot parse JSON object or array here');
+    // Objects and arrays are kept as their text: ClickHouse checks their structure, not the
+    // escapes inside their strings.
+    if (skipValue(src, start, end, 0, true) !== end) throw new ValueError('Cannot parse JSON object or array here');
     out.string(src, start, end);
     return;
   }

@@ -53,6 +53,10 @@ test('String: unescaped content, other values as their JSON text, with a varint 
   assert.equal(bytes('LowCardinality(String)', 'false'), `05${Buffer.from('false').toString('hex')}`);
   const long = 'x'.repeat(200);
   assert.equal(bytes('String', `"${long}"`), `c801${Buffer.from(long).toString('hex')}`);
+  // \u with non-hex characters: ClickHouse's table gives 0xFF per character (U+FFEF, U+013F).
+  assert.equal(bytes('String', '"\\uZZZZ"'), '03efbfaf');
+  assert.equal(bytes('String', '"\\u004Z"'), '02c4bf');
+  assert.equal(bytes('String', '["\\uZZZZ"]'), `0a${Buffer.from('["\\uZZZZ"]').toString('hex')}`);
   rejects('String', '"\\ud83d"', /surrogate/);
   rejects('String', '"\\ud83d\\u0041"', /Incorrect surrogate pair/);
 });
@@ -93,6 +97,7 @@ test('dates and times in UTC', () => {
   assert.equal(bytes('DateTime64(3)', '1696406009586'), Buffer.from(BigInt(1696406009586).toString(16).padStart(16, '0'), 'hex').reverse().toString('hex'));
   assert.equal(bytes('Date', '"2023-10-04"'), 'b24c');
   assert.equal(bytes('Date', '"2023-1-4"'), bytes('Date', '"2023-01-04"'));
+  assert.equal(bytes('Date', 'true'), '0100');
   rejects('DateTime', '"2023-10-04 07:53:29.586"', /expected '"'/);
   rejects('DateTime', '"2023-10-04T07:53:29Z"', /expected '"'/);
   rejects('DateTime64(3)', '"1234"', /at least 5 digits/);
