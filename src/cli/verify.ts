@@ -17,6 +17,7 @@ import { checkRoute, RowTally, type DeadLetterRef, type DestinationRows, type Pr
 import { formatReport } from './verify-print.ts';
 import { committedOffsets, normalizeId, readRows, readWholeTopic, topicExists, type KafkaAccess, type TopicRecord } from './verify-read.ts';
 import { kafkaConnectionFor, kafkaSecurityFailure } from '../source/kafka-connection.ts';
+import type { SourceRecord } from '../source/types.ts';
 
 export const verifyUsage = '  inserter verify --config FILE [--id-field uuid] [--json]   check exactly-once delivery end to end (exit 1: broken)';
 
@@ -99,7 +100,26 @@ async function verifyRoute(
   const produced: ProducedRecord[] = [];
   if (!(await topicExists(kafka, route.topic))) throw new Error(`route ${route.name}: topic ${route.topic} does not exist`);
   const decoder = decoderFor(route, config);
-  const ends = await readWholeTopic(kafka, route.topic, (r) => produced.push(describe(r, route, decoder, idField)), timeoutMs);
+  // A record whose schema is not loaded yet (a registry id) is described once the schema is: in
+  // order, after the read (the registry's answers are awaited, never waited for by blocking).
+  const waiting: Array<{ record: TopicRecord; index: number; ready: Promise<void> }> = [];
+  const ends = await readWholeTopic(
+    kafka,
+    route.topic,
+    (r) => {
+      const ready = decoder.prepare?.(sourceRecord(r, route), AbortSignal.timeout(timeoutMs));
+      if (ready === undefined) produced.push(describe(r, route, decoder, idField));
+      else {
+        waiting.push({ record: r, index: produced.length, ready });
+        produced.push({ partition: r.partition, offset: r.offset, decodable: false, id: undefined, team: undefined });
+      }
+    },
+    timeoutMs,
+  );
+  for (const { record, index, ready } of waiting) {
+    await ready;
+    produced[index] = describe(record, route, decoder, idField);
+  }
 
   const deadLetterTopic = route.deadLetterTopic ?? `${route.topic}.dlq`;
   const deadLetters: DeadLetterRef[] = [];
@@ -156,9 +176,13 @@ async function verifyRoute(
  * The record as inserter would see it (the route's decoder): decodable or not, its team, and its id.
  * A schema registry that cannot answer is not "undecodable": it fails the verification (exit 3).
  */
+function sourceRecord(r: TopicRecord, route: RouteConfig): SourceRecord {
+  return { topic: route.topic, ...r, timestamp: 0n, epoch: 0 };
+}
+
 function describe(r: TopicRecord, route: RouteConfig, decoder: Decoder, idField: string): ProducedRecord {
   try {
-    const { row, teamId } = decoder.decode({ topic: route.topic, ...r, timestamp: 0n, epoch: 0 });
+    const { row, teamId } = decoder.decode(sourceRecord(r, route));
     const id = Buffer.isBuffer(row) ? (JSON.parse(row.toString('utf8')) as Record<string, unknown>)[idField] : row.type.reader(idField)?.(row.values);
     return { partition: r.partition, offset: r.offset, decodable: true, id: normalizeId(id), team: teamId };
   } catch (error) {

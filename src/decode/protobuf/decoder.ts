@@ -8,9 +8,9 @@
 // empty, oversized, bad magic byte, bad message indexes, unknown schema id, a schema that is not
 // Protobuf or does not load, a record of another type than the route's, an undecodable payload, a
 // team id that is not an integer. A registry that cannot answer is not: `prepare` waits for it
-// (retrying with backoff) before `decode` is called; a caller that did not prepare gets a blocking
-// fetch (sync-http.ts) or, while the registry is down, a SchemaRegistryUnavailableError (retryable,
-// never a DecodeError) — the record must wait, not be dead-lettered.
+// (retrying with backoff) before `decode` is called; `decode` of an id not loaded (not prepared)
+// throws a SchemaRegistryUnavailableError (retryable, never a DecodeError) — the record must wait,
+// not be dead-lettered. Nothing here blocks the event loop.
 //
 // The team id of a `field` source is read from the message's top-level field of that name (any
 // integer type, or a string of digits). proto3 cannot tell an unset field without presence from 0:
@@ -166,7 +166,8 @@ export class ProtobufDecoder {
     let entry = this.#schemas.get(schemaId);
     if (entry === undefined) {
       const registry = this.#registry as RegistryClient;
-      const outcome = registry.cached(schemaId) ?? registry.loadSync(schemaId);
+      const outcome = registry.cached(schemaId);
+      if (outcome === undefined) throw new SchemaRegistryUnavailableError(`schema ${schemaId} is not loaded yet (the record must wait for Decoder.prepare)`);
       if (outcome.kind === 'failed') throw new DecodeError(outcome.code, outcome.message);
       entry = { types: new RowTypes(outcome.registry), file: outcome.file, first: undefined, byIndexes: new Map() };
       this.#schemas.set(schemaId, entry);

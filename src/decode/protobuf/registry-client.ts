@@ -8,12 +8,18 @@
 // a SchemaRegistryUnavailableError: transient, never a reason to dead-letter a record.
 //
 // One resolution (a generator yielding the paths it needs) runs over two transports: fetch with an
-// AbortSignal (load), or a blocking GET (loadSync, see sync-http.ts).
+// AbortSignal (load).
 import type { DescFile, FileRegistry } from '@bufbuild/protobuf';
+
 import type { ErrorCode } from '../../errors/codes.ts';
 import { AbortedError, InserterError } from '../../errors/inserter-error.ts';
 import { fileOfSerializedSchema } from './descriptors.ts';
-import { getSync, type HttpReply } from './sync-http.ts';
+
+/** One registry answer. */
+export interface HttpReply {
+  readonly status: number;
+  readonly body: string;
+}
 
 /** The registry could not tell what a schema id is: retry later (the record waits in Kafka). */
 export class SchemaRegistryUnavailableError extends InserterError {
@@ -47,9 +53,6 @@ export class RegistryClient {
   readonly #now: () => number;
   readonly #schemas = new Map<number, SchemaOutcome>();
   readonly #loading = new Map<number, Promise<SchemaOutcome>>();
-  /** After a blocking load failed: until when loadSync fails at once instead of blocking again. */
-  #downUntil = 0;
-  #downCount = 0;
 
   constructor(options: RegistryClientOptions) {
     this.#o = options;
@@ -79,36 +82,6 @@ export class RegistryClient {
       this.#loading.set(id, loading);
     }
     return loading;
-  }
-
-  /** The same, blocking this thread (bounded by timeoutMs per request); throws SchemaRegistryUnavailableError. */
-  loadSync(id: number): SchemaOutcome {
-    const known = this.cached(id);
-    if (known !== undefined) return known;
-    if (this.#now() < this.#downUntil) throw new SchemaRegistryUnavailableError(`schema registry: unavailable (retried in ${this.#downUntil - this.#now()} ms)`);
-    const steps = resolveSchema(id, this.#o.negativeCacheTtlMs, this.#now);
-    try {
-      let step = steps.next();
-      while (step.done !== true) {
-        const path = step.value;
-        let reply: HttpReply;
-        try {
-          reply = getSync(new URL(path, this.#base).toString(), this.#headers, this.#o.timeoutMs, this.#maxBody());
-        } catch (error) {
-          throw new SchemaRegistryUnavailableError(`schema registry: GET /${path}: ${(error as Error).message}`, { cause: error });
-        }
-        step = steps.next(reply);
-      }
-      this.#schemas.set(id, step.value);
-      this.#downCount = 0;
-      return step.value;
-    } catch (error) {
-      if (error instanceof SchemaRegistryUnavailableError) {
-        this.#downCount++;
-        this.#downUntil = this.#now() + Math.min(30_000, 500 * 2 ** Math.min(this.#downCount - 1, 10));
-      }
-      throw error;
-    }
   }
 
   async #run(id: number, steps: Generator<string, SchemaOutcome, HttpReply>, get: (path: string) => Promise<HttpReply>): Promise<SchemaOutcome> {

@@ -1,8 +1,6 @@
 // Test fixtures of the Protobuf decoder: kinds.proto compiled by the real buf CLI into a binary
 // FileDescriptorSet (as users make theirs), its registry, and messages built from it.
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -55,36 +53,4 @@ export function buildKinds(): KindsFixture {
 /** The binary of a message of `desc` built from init values (protobuf-es local names). */
 export function encode(desc: DescMessage, init: Record<string, unknown>): Buffer {
   return Buffer.from(toBinary(desc, create(desc, init as never)));
-}
-
-/**
- * A fake schema registry in a child process, holding one Protobuf schema: for tests of the
- * blocking fetch, which cannot be answered by a server on the thread it blocks.
- */
-export async function startRegistryProcess(serializedSchema: string): Promise<{ url: string; id: number; stop(): Promise<void> }> {
-  const helper = join(repo, 'test', 'helpers', 'schema-registry.ts');
-  const source = `
-    import { FakeSchemaRegistry } from ${JSON.stringify(helper)};
-    const fake = new FakeSchemaRegistry();
-    const id = fake.register('s-value', ${JSON.stringify(serializedSchema)});
-    const url = await fake.start();
-    process.stdout.write(JSON.stringify({ url, id }) + '\\n');
-    process.stdin.on('end', () => void fake.stop().then(() => process.exit(0)));
-    process.stdin.resume();
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', source], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = once(child, 'exit');
-  const [line] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
-  const { url, id } = JSON.parse(line) as { url: string; id: number };
-  let stopped = false;
-  return {
-    url,
-    id,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      child.stdin.end();
-      await exited;
-    },
-  };
 }
