@@ -17,11 +17,12 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { loadDdl, posthogTables, topicForTable } from '../../dev/posthog/ddl.ts';
 import { JsonEachRowEncoder } from '../../src/encode/json-each-row.ts';
+import { defaultTableDdl } from '../../src/sink/clickhouse/ddl.ts';
 import { typedEncoderFor } from '../../src/encode/rowbinary/encoder.ts';
 import type { RowEncoder } from '../../src/encode/types.ts';
 import type { ColumnInfo } from '../../src/sink/types.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { allTypesRegressions, groupsRegressions } from '../helpers/typed-differential-cases.ts';
+import { allTypesRegressions, groupsRegressions, wrappedRegressions } from '../helpers/typed-differential-cases.ts';
 import { columnCases, handCase, posthogCases, type DiffCase } from '../helpers/typed-differential-inputs.ts';
 import { formatDivergences, mutableColumns, outcomeLine } from '../helpers/typed-differential-report.ts';
 import { DiffServer, runTable, type EncoderFactory, type TableOutcome } from '../helpers/typed-differential.ts';
@@ -55,10 +56,14 @@ const FLOAT_TYPES_DDL = `CREATE TABLE {database}.float_types (
   f32 Float32, f64 Float64, f64_n Nullable(Float64), f32_def Float32 DEFAULT 1.5, a_f64 Array(Float64), a_f32n Array(Nullable(Float32)), _offset UInt64
 ) ENGINE = MergeTree ORDER BY _offset`;
 
-/** Tables that may be uncovered for now: their test is a todo, not a failure, while the encoder says so. */
-const optional = new Set(['float_types']);
+/** The inserter's default table keeps the whole message in `_message` (JSON); a String `_message` does the same as text. */
+const WRAPPED_STRING_DDL = defaultTableDdl.replace('_message JSON', '_message String').replace('{table}', 'wrapped_string');
+const WRAPPED_JSON_DDL = defaultTableDdl.replace('{table}', 'wrapped_json');
 
-const tables: readonly string[] = [...posthogTables, 'all_types', 'float_types'].filter((t) => only === undefined || only.includes(t));
+/** Tables that may be uncovered for now: their test is a todo, not a failure, while the encoder says so. */
+const optional = new Set(['float_types', 'wrapped_json']);
+
+const tables: readonly string[] = [...posthogTables, 'all_types', 'float_types', 'wrapped_string', 'wrapped_json'].filter((t) => only === undefined || only.includes(t));
 const counts = (generated: number, mutated: number): { generated: number; mutated: number } => ({ generated: Math.round(generated * scale), mutated: Math.round(mutated * scale) });
 
 function casesFor(table: string, tableSeed: number, share = 1): (columns: readonly ColumnInfo[]) => readonly DiffCase[] {
@@ -66,17 +71,26 @@ function casesFor(table: string, tableSeed: number, share = 1): (columns: readon
     const { columns: mutable, extraKeys } = mutableColumns(columns);
     if (table === 'all_types') return columnCases('all_types_topic', mutable, extraKeys, tableSeed, counts(1000 * share, 2500 * share));
     if (table === 'float_types') return columnCases('float_types_topic', mutable, extraKeys, tableSeed, counts(300 * share, 1000 * share));
+    if (table.startsWith('wrapped_')) {
+      // The whole message lands in _message: PostHog events, generated and mutated, with their team.
+      const events = mutableColumns(columnsOfEvents);
+      return posthogCases('clickhouse_events_json', events.columns, events.extraKeys, tableSeed, counts(300, 700));
+    }
     const topic = topicForTable[table] ?? table;
     return posthogCases(topic, mutable, extraKeys, tableSeed, table === 'events' ? counts(1500, 1500) : counts(300, 500));
   };
 }
 
-const ddlOf = async (table: string): Promise<string> => (table === 'all_types' ? ALL_TYPES_DDL : table === 'float_types' ? FLOAT_TYPES_DDL : loadDdl(table, 'x'));
+const extraDdl: Readonly<Record<string, string>> = { all_types: ALL_TYPES_DDL, float_types: FLOAT_TYPES_DDL, wrapped_string: WRAPPED_STRING_DDL, wrapped_json: WRAPPED_JSON_DDL };
+const ddlOf = async (table: string): Promise<string> => extraDdl[table] ?? loadDdl(table, 'x');
 
 let ch: ClickHouseInstance;
 let server: DiffServer;
 // The ClickHouse client logs every refused insert; thousands are expected here (the probes).
 const consoleError = console.error;
+
+/** The events table's columns (what the mutator of a wrapped table's messages targets). */
+let columnsOfEvents: readonly ColumnInfo[] = [];
 
 before(async () => {
   console.error = (...args: unknown[]): void => {
@@ -87,6 +101,8 @@ before(async () => {
   ch = await startClickHouse({ users: [{ name: 'kolkata', password: 'kolkata', settings: { session_timezone: 'Asia/Kolkata' } }] });
   await ch.query('CREATE DATABASE differential');
   server = new DiffServer(ch, 'differential');
+  await server.raw((await loadDdl('events', 'differential')).replace('.events', '.events_shape'));
+  columnsOfEvents = (await server.sink.describe({ database: 'differential', table: 'events_shape' }))?.columns ?? [];
 });
 
 after(async () => {
@@ -172,6 +188,7 @@ test("typed encoding of the hand-written cases (each divergence found, and edges
   for (const [table, ddl, cases] of [
     ['regressions_all_types', ALL_TYPES_DDL, () => allTypesRegressions('regressions')],
     ['regressions_groups', await loadDdl('groups', 'x'), () => groupsRegressions('clickhouse_groups')],
+    ['regressions_wrapped', WRAPPED_STRING_DDL, () => wrappedRegressions('raw_events')],
   ] as const) {
     const outcome = await runTable(server, table, ddl, cases, typedEncoderFor);
     record(outcome);

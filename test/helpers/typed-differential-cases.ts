@@ -53,7 +53,10 @@ const ALL_TYPES: ReadonlyArray<readonly [Piece, string]> = [
   [' {\t"s" : "spaced" ,\n"i8"\r\n:\t1 } ', 'whitespace between every token'],
   ['{}', 'an empty object: every column its default'],
   ['{ \n }', 'an empty object with whitespace'],
-  [`{"s":${'['.repeat(1001)}${']'.repeat(1001)}}`, 'an array nested past input_format_json_max_depth into a String'],
+  [`{"s":${'['.repeat(1001)}${']'.repeat(1001)}}`, 'an array nested 1001 deep into a String'],
+  [`{"s":${'['.repeat(1002)}${']'.repeat(1002)}}`, '[D10] an array nested 1002 deep into a String'],
+  [`{"s":${'['.repeat(20000)}${']'.repeat(20000)}}`, '[D10] an array nested 20000 deep into a String'],
+  [`{"unknown":${'['.repeat(1002)}${']'.repeat(1002)},"s":"x"}`, 'an unknown field nested 1002 deep (refused by both)'],
   [`{"unknown":${'['.repeat(1001)}${']'.repeat(1001)},"s":"x"}`, 'an unknown field nested past input_format_json_max_depth'],
 ];
 
@@ -69,6 +72,26 @@ const GROUPS: ReadonlyArray<readonly [Piece, string]> = [
   ['{"group_type_index":1,"group_key":"acme","group_key":"again","created_at":"2030-01-01 00:00:00","team_id":2,"group_properties":"{}"}', 'a duplicate field before every column was seen'],
   [groupsRow(''), 'a plain row'],
 ];
+
+/** Whole messages for a table that keeps them in `_message String` (the inserter's default table shape). */
+const WRAPPED: ReadonlyArray<readonly [Piece, string]> = [
+  ['{"team_id":3,"event":"x"}', 'a plain message'],
+  ['{ "team_id" : 3 ,\n "event" : "x" }', 'whitespace between tokens is kept'],
+  ['{"team_id":3,"s":"\\uZZZZ","t":"\\ud83d\\ude00","u":"x\\udc00y"}', 'escapes are kept as written'],
+  ['{"team_id":3,"s":"\\ud800"}', 'a lone high surrogate in the message'],
+  [raw('{"team_id":3,"s":"', [0xff, 0xfe], '"}'), 'invalid UTF-8 in the message'],
+  ['{"team_id":"3","x":1}', 'a team id in a string'],
+  ['{"event":"no team"}', 'no team id'],
+  ['{"team_id":3,"a":{"b":[1,2,{"c":null}]},"d":1.5e300,"e":-0}', 'nested values and numbers are kept as written'],
+  [`{"team_id":3,"a":${'['.repeat(1000)}${']'.repeat(1000)}}`, 'a message nested 1001 deep'],
+  [`{"team_id":3,"a":${'['.repeat(1001)}${']'.repeat(1001)}}`, '[D10] a message nested 1002 deep'],
+  ['{"team_id":3,"team_id":4}', 'a repeated team id'],
+];
+
+/** The regression cases of a table with `_message String` and `team_id`. */
+export function wrappedRegressions(topic: string): DiffCase[] {
+  return WRAPPED.map(([input, what], i) => handCase(topic, BigInt(i + 1), input, what));
+}
 
 /** The regression cases of the all_types columns. */
 export function allTypesRegressions(topic: string): DiffCase[] {
