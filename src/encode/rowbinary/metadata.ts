@@ -3,6 +3,7 @@
 // into the JSON line (encode/json-each-row.ts), read by the column's writer exactly as ClickHouse
 // would read that JSON, with direct writes for the common types (no text in between).
 import type { SourceRecord } from '../../source/types.ts';
+import { jsonArrayOf, jsonStringOf } from '../json-each-row.ts';
 import type { ColumnWriter } from './column-writer.ts';
 import { DateTime64Writer, DateTimeWriter } from './dates.ts';
 import { IntWriter } from './integers.ts';
@@ -13,8 +14,9 @@ export type MetadataName = '_topic' | '_partition' | '_offset' | '_key' | '_time
 
 const text = { buf: Buffer.allocUnsafe(4096) };
 
-/** Writes `json` (JSON text) through `writer`. */
-function viaJson(out: RowBuffer, writer: ColumnWriter, json: string): void {
+/** Writes `json` (JSON text, or its bytes) through `writer`. */
+function viaJson(out: RowBuffer, writer: ColumnWriter, json: string | Buffer): void {
+  if (Buffer.isBuffer(json)) return writer.json(out, json, 0, json.length);
   const n = Buffer.byteLength(json);
   if (n > text.buf.length) text.buf = Buffer.allocUnsafe(n * 2);
   text.buf.write(json, 0, 'utf8');
@@ -26,12 +28,6 @@ function formatMillis(ms: bigint): string {
   const seconds = ms / 1000n;
   const rest = Number(ms % 1000n);
   return `${seconds}.${rest < 10 ? '00' : rest < 100 ? '0' : ''}${rest}`;
-}
-
-function headersJson(record: SourceRecord, index: 0 | 1): string {
-  const values: string[] = [];
-  for (const header of record.headers) values.push(header[index].toString('utf8'));
-  return JSON.stringify(values);
 }
 
 const MAX_DATETIME = 4294967295;
@@ -54,7 +50,7 @@ export function writeMetadata(out: RowBuffer, name: MetadataName, writer: Column
       if (writer instanceof StringWriter) {
         if (record.key === undefined) out.u8(0);
         else out.string(record.key, 0, record.key.length);
-      } else viaJson(out, writer, record.key === undefined ? '""' : JSON.stringify(record.key.toString('utf8')));
+      } else viaJson(out, writer, record.key === undefined ? '""' : jsonStringOf(record.key));
       return;
     case '_timestamp': {
       const seconds = record.timestamp / 1000n;
@@ -68,10 +64,10 @@ export function writeMetadata(out: RowBuffer, name: MetadataName, writer: Column
       } else viaJson(out, writer, `"${formatMillis(record.timestamp)}"`);
       return;
     case '_headers.name':
-      viaJson(out, writer, headersJson(record, 0));
+      viaJson(out, writer, jsonArrayOf(record.headers, 0));
       return;
     case '_headers.value':
-      viaJson(out, writer, headersJson(record, 1));
+      viaJson(out, writer, jsonArrayOf(record.headers, 1));
       return;
   }
 }

@@ -76,3 +76,21 @@ test('large values are referenced and slices cross block boundaries intact', () 
   const mid = Buffer.concat(out.slice(99_999, 300_001)).toString('latin1');
   assert.equal(mid, `x${'a'.repeat(200_000)}y`);
 });
+
+test('a key and headers that are not UTF-8 keep their bytes inside the JSON strings (as the Kafka engine stores them)', () => {
+  const columns = [col('_key'), col('_headers.name', 'Array(String)'), col('_headers.value', 'Array(String)'), col('_offset', 'UInt64')];
+  const raw = { ...record, key: Buffer.from([0xff, 0x22, 0xfe, 0x5c, 0x0a, 0x41]), headers: [[Buffer.from([0xc3]), Buffer.from('v')]] as const };
+  for (const json of ['{"a":1}', '{}']) {
+    const out = new ByteChunks();
+    writeRow(out, rowShapeFor(columns), raw, Buffer.from(json), undefined);
+    const bytes = Buffer.concat(out.slice(0, out.length));
+    const expected = Buffer.concat([
+      Buffer.from('{"_offset":42,"_key":"'),
+      Buffer.from([0xff, 0x5c, 0x22, 0xfe, 0x5c, 0x5c]),
+      Buffer.from('\\u000aA","_headers.name":["'),
+      Buffer.from([0xc3]),
+      Buffer.from(`"],"_headers.value":["v"]${json === '{}' ? '' : ',"a":1'}}\n`),
+    ]);
+    assert.equal(bytes.toString('hex'), expected.toString('hex'));
+  }
+});
