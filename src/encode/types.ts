@@ -30,13 +30,19 @@ export interface EncoderChoice {
   readonly fallback: string | undefined;
 }
 
+/** What else of the live schema an encoder may need besides its columns. */
+export interface EncoderOptions {
+  /** The time zone date-times without their own zone are read in (TableSchema.timezone); default UTC. */
+  readonly timezone?: string | undefined;
+}
+
 /** How the pipeline picks encoders (rowEncoderFor, or a wrapper of it in the simulation). */
-export type EncoderFactory = (columns: readonly ColumnInfo[], encoding: Encoding) => EncoderChoice;
+export type EncoderFactory = (columns: readonly ColumnInfo[], encoding: Encoding, options?: EncoderOptions) => EncoderChoice;
 
 /** The encoder for a table's live columns under a route's `encoding`. */
-export function rowEncoderFor(columns: readonly ColumnInfo[], encoding: Encoding = 'passthrough'): EncoderChoice {
+export function rowEncoderFor(columns: readonly ColumnInfo[], encoding: Encoding = 'passthrough', options: EncoderOptions = {}): EncoderChoice {
   if (encoding === 'passthrough') return { encoder: new JsonEachRowEncoder(columns), fallback: undefined };
-  const typed = typedEncoderFor(columns);
+  const typed = typedEncoderFor(columns, options.timezone === undefined ? {} : { serverTimezone: options.timezone });
   if (!('uncovered' in typed)) return { encoder: typed, fallback: undefined };
   return { encoder: new JsonEachRowEncoder(columns), fallback: typed.uncovered };
 }

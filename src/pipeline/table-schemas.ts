@@ -105,7 +105,7 @@ export class TableSchemas {
     if (schema === undefined) {
       throw new WarehouseError(ErrorClasses.missingObject, `table ${table.database}.${table.table} does not exist`, 60, undefined);
     }
-    const { encoder, fallback } = this.#encoders(schema.columns, route.encoding);
+    const { encoder, fallback } = this.#encoders(schema.columns, route.encoding, { timezone: schema.timezone });
     if (fallback !== undefined && route.encoding === 'typed') {
       this.#logger.warn(
         { destination: sink.destinationId, table: `${table.database}.${table.table}`, route: route.name, reason: fallback },

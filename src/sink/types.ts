@@ -23,6 +23,12 @@ export interface TableSchema {
    * and the table is then treated as able to deduplicate — the core cannot refuse what it cannot see.
    */
   readonly deduplication?: Deduplication;
+  /**
+   * The time zone the warehouse reads date-times without their own zone in, for the inserting user
+   * (ClickHouse: `timezone()`, the session's zone, else the server's). Optional: a sink that does not
+   * say leaves it out, and UTC is assumed.
+   */
+  readonly timezone?: string | undefined;
 }
 
 /** What the warehouse does with an insert whose token it has seen before (read with the schema). */

@@ -21,6 +21,8 @@ interface ColumnRow {
   name: string;
   type: string;
   default_kind: string;
+  /** The session's time zone (`timezone()`: the user's session_timezone, else the server's), on every row. */
+  timezone: string;
 }
 
 export interface ClickHouseSinkOptions {
@@ -78,17 +80,18 @@ export class ClickHouseSink implements Sink {
         return result.json<T>();
       };
       const [rows, engines] = await Promise.all([
-        read<ColumnRow>('SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = {table:String} ORDER BY position'),
+        read<ColumnRow>('SELECT name, type, default_kind, timezone() AS timezone FROM system.columns WHERE database = {db:String} AND table = {table:String} ORDER BY position'),
         read<EngineQueryRow>(deduplicationQuery),
       ]);
       if (rows.length === 0) return undefined;
       const columns = rows.map((r) => ({ name: r.name, type: r.type, defaultKind: r.default_kind }));
+      const timezone = rows[0]?.timezone;
       const engine = engines[0];
       // No system.tables row (dropped between the two reads): unknown, the next read decides.
-      if (engine === undefined) return { columns };
+      if (engine === undefined) return { columns, timezone };
       const deduplication = deduplicationOf(table, engineRow(engine));
       this.#window.learn(table, deduplication);
-      return { columns, deduplication };
+      return { columns, deduplication, timezone };
     } catch (error) {
       throw classifyClickHouseError(error);
     }
