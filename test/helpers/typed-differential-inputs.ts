@@ -57,6 +57,8 @@ const UNKNOWN_KEYS = [
   'uuid\u0000',
   '_headers',
   '_headers.Name',
+  '\ud800x',
+  'a\udc00',
 ];
 
 function escapeKey(name: string): string {
