@@ -8,7 +8,8 @@ import { Operations } from '../control/operations.ts';
 import { ctl } from './ctl.ts';
 import { dlq } from './dlq.ts';
 import { verify } from './verify.ts';
-import { loadConfigFile, type Config } from '../config/load.ts';
+import { loadConfigFile, type Config, type RouteConfig } from '../config/load.ts';
+import { decoderFor } from '../decode/types.ts';
 import { printableUrl } from '../config/schema.ts';
 import { checkDeadLetterTopics, DeadLetterWriter, defaultDeadLetterCheckTimeoutMs } from '../source/kafka-dead-letter-writer.ts';
 import { deadLetterMetrics } from '../deadletter/metrics.ts';
@@ -65,6 +66,9 @@ function checkConfig(args: string[]): number {
   }
   try {
     const config = loadConfigFile(file);
+    // Each route's decoder is built as `run` builds it: a descriptor set that does not load or lacks
+    // the message type is a config error here, not at start.
+    for (const route of config.routes) decoderFor(route, config);
     process.stdout.write(explain(config));
     return 0;
   } catch (error) {
@@ -97,10 +101,24 @@ function explain(config: Config): string {
     lines.push(
       `route ${r.name}: ${r.topic} → ${r.database ?? '<destination db>'}.${r.table} via ${dest}; dead letters → ${r.deadLetterTopic ?? `${r.topic}.dlq`}${exactlyOnceFor(config, r) ? '' : '; at-least-once'}`,
     );
+    lines.push(`  reads ${describeFormat(config, r)}; ${describeEncoding(r.encoding)}`);
   }
   lines.push(`teams: ${Object.keys(config.teams.map).length} mapped; unknown team → ${config.teams.unknown.action}`);
   lines.push(`batches flush at ${config.batch.maxRows} rows, ${config.batch.maxBytes} bytes or ${config.batch.maxAgeMs} ms`);
   return `${lines.join('\n')}\n`;
+}
+
+function describeFormat(config: Config, r: RouteConfig): string {
+  if (r.format === 'json') return 'JSON objects';
+  const type = r.protobuf?.messageType ?? "the schema's first message";
+  if (r.protobuf?.descriptorSet !== undefined) return `Protobuf ${type} from ${r.protobuf.descriptorSet}${r.protobuf.wireFormat === 'raw' ? ' (raw messages)' : ' (Confluent wire format)'}`;
+  return `Protobuf (Confluent wire format), ${type}, schemas by id from ${config.schemaRegistry === undefined ? '(no schemaRegistry)' : printableUrl(config.schemaRegistry.url)}`;
+}
+
+function describeEncoding(encoding: RouteConfig['encoding']): string {
+  if (encoding === 'passthrough') return 'sends rows as JSONEachRow (ClickHouse parses them)';
+  if (encoding === 'typed') return 'sends rows as RowBinaryWithDefaults from the live schema (a table with a column type it does not cover goes pass-through, with a warning)';
+  return 'sends rows as RowBinaryWithDefaults where the live schema is covered, JSONEachRow elsewhere';
 }
 
 async function run(args: string[]): Promise<number> {

@@ -20,7 +20,8 @@ export type KafkaSaslConfig =
   | { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: Secret }
   | { mechanism: 'OAUTHBEARER'; token: Secret; tokenFile?: string | undefined; extensions?: Readonly<Record<string, string>> | undefined };
 export type Config = Readonly<
-  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'destinationsApi' | 'admin'> & {
+  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'destinationsApi' | 'admin' | 'schemaRegistry'> & {
+    schemaRegistry?: Readonly<Omit<NonNullable<ParsedConfig['schemaRegistry']>, 'password'> & { password?: Secret | undefined }>;
     kafka: Readonly<Omit<ParsedConfig['kafka'], 'sasl'> & { sasl?: KafkaSaslConfig }>;
     destinations: readonly DestinationConfig[];
     destinationsApi?: DestinationsApiConfig;
@@ -108,9 +109,16 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     ? { ...api, token: secret(api.token, 'destinationsApi.token'), ...(api.tlsDir === undefined ? {} : { tlsDir: readableDir(api.tlsDir, 'destinationsApi.tlsDir', baseDir, issues) }) }
     : undefined;
   const admin = cfg.admin ? { ...cfg.admin, token: secret(cfg.admin.token, 'admin.token') } : undefined;
+  const registry = cfg.schemaRegistry;
+  const schemaRegistry = registry === undefined ? undefined : { ...registry, password: registry.password === undefined ? undefined : secret(registry.password, 'schemaRegistry.password') };
+  routes.forEach((r, i) => {
+    if (r.format === 'protobuf' && r.protobuf?.descriptorSet === undefined && registry === undefined)
+      issues.push(`routes.${i}.protobuf: format protobuf without protobuf.descriptorSet reads schema ids: it needs the top-level schemaRegistry`);
+    if (r.format === 'protobuf' && r.protobuf?.descriptorSet !== undefined) readableFile(r.protobuf.descriptorSet, `routes.${i}.protobuf.descriptorSet`, baseDir, issues);
+  });
   if (admin !== undefined && !issues.some((i) => i.startsWith('admin.token')) && admin.token.reveal().length < 16) issues.push('admin.token: must be at least 16 characters');
   if (issues.length > 0) throw new ConfigError(issues.map(withoutCredentials));
-  return deepFreeze({ ...cfg, kafka, destinations, destinationsApi, admin, routes, baseDir });
+  return deepFreeze({ ...cfg, kafka, destinations, destinationsApi, admin, schemaRegistry, routes, baseDir });
 }
 
 /** A message quoting a value (an unknown destination, a duplicate id) never carries a URL's `user:password@`. */

@@ -4,6 +4,7 @@
 // `.proto` files are not compiled at start-up: the buf compiler is a development tool here, not a
 // runtime dependency; `buf build -o x.binpb` makes the descriptor set a route names.
 import { z } from 'zod';
+import type { Secret } from './secret.ts';
 
 /**
  * `passthrough`: the producer's JSON goes to the warehouse as JSONEachRow, which parses it.
@@ -72,4 +73,6 @@ export const schemaRegistrySchema = z
   });
 
 export type SchemaRegistryConfig = z.output<typeof schemaRegistrySchema>;
+/** As the loaded config holds it (config/load.ts resolves the password), or as parsed (tests). */
+export type RegistrySettings = Readonly<Omit<SchemaRegistryConfig, 'password'> & { password?: SchemaRegistryConfig['password'] | Secret | undefined }>;
 export type ProtobufRouteConfig = z.output<typeof protobufRouteSchema>;

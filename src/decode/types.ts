@@ -5,7 +5,7 @@
 // (magic byte, schema id, message indexes) into object rows (decode/protobuf/) —
 // docs/design/delivery.md §10.
 import type { RouteConfig } from '../config/load.ts';
-import type { SchemaRegistryConfig } from '../config/typed-schema.ts';
+import type { RegistrySettings } from '../config/typed-schema.ts';
 import type { SourceRecord } from '../source/types.ts';
 import { decodeJsonRecord, type DecodedRecord } from './json.ts';
 import { ProtobufDecoder } from './protobuf/decoder.ts';
@@ -28,7 +28,7 @@ export interface DecodeLimits {
   /** The config file's folder: a route's descriptor set resolves from it. */
   readonly baseDir?: string;
   /** Where `format: protobuf` routes without a descriptor set fetch their schemas. */
-  readonly schemaRegistry?: SchemaRegistryConfig | undefined;
+  readonly schemaRegistry?: RegistrySettings | undefined;
 }
 
 export interface DecoderHooks {

@@ -13,6 +13,8 @@
 //   CHAOS_DURATION_S=S    instead of CHAOS_FAULTS: inject faults for S seconds, producing over them
 //   CHAOS_SEED=N          replay a seed's schedule and data (the interleaving is the machine's)
 //   CHAOS_GROUP_PROTOCOL=consumer   KIP-848 groups instead of classic
+//   CHAOS_ENCODING=passthrough|typed|auto   the route's encoding (default typed: RowBinaryWithDefaults;
+//                         the test checks in each server's query log that no insert fell back)
 // `make soak` runs it with ≥ 100 faults (scripts/soak.sh).
 //
 // Expected rows are derived from what the topic holds (read back after the run), not from what the
@@ -51,6 +53,7 @@ const TOTAL = knob('CHAOS_EVENTS', 100) ?? 30_000;
 const DURATION_S = knob('CHAOS_DURATION_S', 10);
 if (DURATION_S !== undefined && knob('CHAOS_FAULTS', 1) !== undefined) throw new Error('set CHAOS_FAULTS or CHAOS_DURATION_S, not both');
 /** Faults to inject (undefined: as many as fit in DURATION_S). CI's default run has 16. */
+const ENCODING = process.env.CHAOS_ENCODING ?? 'typed';
 const FAULTS = DURATION_S === undefined ? (knob('CHAOS_FAULTS', 1) ?? 16) : undefined;
 /** Produced in chunks released as the fault schedule advances: ~3 chunks per fault, or one per 500 ms. */
 const CHUNKS = Math.min(TOTAL, Math.max(40, FAULTS !== undefined ? FAULTS * 3 : (DURATION_S ?? 0) * 2));
@@ -93,7 +96,7 @@ const config = (maxRows: number): Record<string, unknown> => ({
   kafka: { brokers: [bootstrap], groupId: group, fetchMaxWaitMs: 100, sessionTimeoutMs: 6_000, groupProtocol: process.env.CHAOS_GROUP_PROTOCOL === 'consumer' ? 'consumer' : 'classic' },
   destinations: IDS.map((id, i) => ({ id, url: chs[i]?.url, database: 'app' })),
   teams: { map: teamMap },
-  routes: [{ topic, table: 'events', deadLetterTopic: dlq, createTable: { enabled: false } }],
+  routes: [{ topic, table: 'events', deadLetterTopic: dlq, createTable: { enabled: false }, encoding: ENCODING }],
   batch: { maxRows, maxAgeMs: 200 },
   commitIntervalMs: 1_000,
   retry: { baseMs: 100, factor: 2, capMs: 1_000 },
@@ -277,7 +280,7 @@ async function whereabouts(report: VerifyReport): Promise<Record<string, string>
 const budget = FAULTS !== undefined ? `${FAULTS} faults` : `faults for ${DURATION_S} s`;
 test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, verify holds (seed ${SEED})`, { timeout: TIMEOUT_MS }, async (t) => {
   t.diagnostic(
-    `CHAOS_SEED=${SEED} CHAOS_EVENTS=${TOTAL} ${FAULTS !== undefined ? `CHAOS_FAULTS=${FAULTS}` : `CHAOS_DURATION_S=${DURATION_S}`} CHAOS_GROUP_PROTOCOL=${process.env.CHAOS_GROUP_PROTOCOL === 'consumer' ? 'consumer' : 'classic'}`,
+    `CHAOS_SEED=${SEED} CHAOS_EVENTS=${TOTAL} ${FAULTS !== undefined ? `CHAOS_FAULTS=${FAULTS}` : `CHAOS_DURATION_S=${DURATION_S}`} CHAOS_GROUP_PROTOCOL=${process.env.CHAOS_GROUP_PROTOCOL === 'consumer' ? 'consumer' : 'classic'} CHAOS_ENCODING=${ENCODING}`,
   );
   const rng = new Rng(SEED);
   const records = events(rng.fork());
@@ -480,6 +483,16 @@ test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, ver
     assert.equal(d.count, delivery.rows[d.destination], `verify's count() in ${d.destination} = the rows the test read`);
     assert.equal(d.uniqExact, d.count, `uniqExact = count() in ${d.destination} — ${failure}`);
     assert.equal(d.misrouted.count, 0, `nothing misrouted into ${d.destination}`);
+  }
+  if (ENCODING === 'typed') {
+    // The rows went in typed: every insert into app.events on every server was RowBinaryWithDefaults.
+    for (const ch of chs) {
+      await ch.query('SYSTEM FLUSH LOGS');
+      const formats = await ch.query(
+        "SELECT extract(query, 'FORMAT (\\\\w+)') AS format, count() FROM system.query_log WHERE type = 'QueryFinish' AND query_kind = 'Insert' AND has(tables, 'app.events') GROUP BY format ORDER BY format FORMAT TSV",
+      );
+      assert.match(formats, /^RowBinaryWithDefaults\t\d+\n$/, `only typed inserts into app.events: ${formats}`);
+    }
   }
   assert.deepEqual(route.invariants, { counts: true, noDuplicates: true, noMisrouted: true, nothingLost: true, noRowDeadLettered: true, committedAtLogEnd: true });
   const letters = await readTopic(bootstrap, dlq, route.deadLetters.records, 30_000);

@@ -1,7 +1,8 @@
 // kill -9 of inserter mid-stream, repeatedly, while a producer is writing: after the last restart
 // every produced event is in ClickHouse exactly once (count() = uniqExact(uuid) = produced, with
 // merges stopped so a duplicate could not hide) and the group's committed offsets reach the log end.
-// It runs with the classic group protocol and with KIP-848's consumer protocol.
+// It runs with the classic group protocol and pass-through JSON, and with KIP-848's consumer protocol
+// and typed rows (RowBinaryWithDefaults from the live schema; the query log shows no insert fell back).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -34,8 +35,11 @@ after(async () => {
 // Commits are slow and every restart uses another batch size, so a restart re-reads rows that were
 // inserted but not committed and would cut them into different batches: only recorded intents keep
 // that from duplicating them (with INSERTER_TEST_AT_LEAST_ONCE=1 this test finds duplicates).
-for (const protocol of ['classic', 'consumer'] as const) {
-  test(`kill -9 at arbitrary points loses nothing and duplicates nothing (${protocol} group protocol)`, async () => {
+for (const [protocol, encoding] of [
+  ['classic', 'passthrough'],
+  ['consumer', 'typed'],
+] as const) {
+  test(`kill -9 at arbitrary points loses nothing and duplicates nothing (${protocol} group protocol, ${encoding} rows)`, async () => {
     const table = `events_${protocol}`;
     const topic = uniqueTopic(`crash-${protocol}`);
     const group = `${topic}-group`;
@@ -46,7 +50,7 @@ for (const protocol of ['classic', 'consumer'] as const) {
     const config = (maxRows: number): unknown => ({
       kafka: { brokers: [bootstrap], groupId: group, fetchMaxWaitMs: 100, sessionTimeoutMs: 6_000, groupProtocol: protocol },
       destinations: [{ id: 'a', url: ch.url, database: 'posthog' }],
-      routes: [{ topic, table, destination: 'a' }],
+      routes: [{ topic, table, destination: 'a', encoding }],
       batch: { maxRows, maxAgeMs: 200 },
       commitIntervalMs: 2_500,
       exactlyOnce: { enabled: exactlyOnce },
@@ -89,6 +93,11 @@ for (const protocol of ['classic', 'consumer'] as const) {
     assert.equal(await distinct(), TOTAL);
     const rows = Number((await ch.query(`SELECT count() FROM posthog.${table}`)).trim());
     assert.equal(rows, TOTAL, 'exactly once: no duplicates after four kill -9');
+    await ch.query('SYSTEM FLUSH LOGS');
+    const formats = await ch.query(
+      `SELECT extract(query, 'FORMAT (\\\\w+)') AS format FROM system.query_log WHERE type = 'QueryFinish' AND query_kind = 'Insert' AND has(tables, 'posthog.${table}') GROUP BY format ORDER BY format FORMAT TSV`,
+    );
+    assert.equal(formats, encoding === 'typed' ? 'RowBinaryWithDefaults\n' : 'JSONEachRow\n', "every insert in the route's encoding");
     assert.match(await current.log(), /partitions assigned/, 'the last process did consume');
     const code = await current.stop();
     assert.equal(code, 0, `graceful exit; log tail:\n${(await current.log()).slice(-3000)}`);

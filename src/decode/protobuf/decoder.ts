@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fromBinary, type DescFile, type DescMessage, type FileRegistry } from '@bufbuild/protobuf';
 import { FeatureSet_FieldPresence } from '@bufbuild/protobuf/wkt';
 import { Secret } from '../../config/secret.ts';
-import type { ProtobufRouteConfig, SchemaRegistryConfig } from '../../config/typed-schema.ts';
+import type { ProtobufRouteConfig, RegistrySettings } from '../../config/typed-schema.ts';
 import { ConfigError, DecodeError } from '../../errors/inserter-error.ts';
 import type { SourceRecord } from '../../source/types.ts';
 import type { DecodedRecord, TeamIdSource } from '../json.ts';
@@ -43,7 +43,7 @@ export interface ProtobufDecoderOptions {
   readonly maxMessageBytes: number;
   /** Where the config file is: the descriptor set and a registry password file resolve from here. */
   readonly baseDir: string;
-  readonly schemaRegistry?: SchemaRegistryConfig | undefined;
+  readonly schemaRegistry?: RegistrySettings | undefined;
   /** Called each time prepare finds the registry unable to answer (then it waits and asks again). */
   readonly onRegistryUnavailable?: ((error: SchemaRegistryUnavailableError, attempt: number) => void) | undefined;
   /** Backoff of prepare's retries; default 500 ms doubling to 30 s. */
@@ -229,9 +229,9 @@ function isInteger(text: string): boolean {
 }
 
 /** One client (one cache) per registry config, shared by every route that reads from it. */
-const clients = new WeakMap<SchemaRegistryConfig, RegistryClient>();
+const clients = new WeakMap<RegistrySettings, RegistryClient>();
 
-function registryClientFor(config: SchemaRegistryConfig, baseDir: string, env: NodeJS.ProcessEnv): RegistryClient {
+function registryClientFor(config: RegistrySettings, baseDir: string, env: NodeJS.ProcessEnv): RegistryClient {
   let client = clients.get(config);
   if (client === undefined) {
     client = new RegistryClient({
@@ -247,7 +247,7 @@ function registryClientFor(config: SchemaRegistryConfig, baseDir: string, env: N
 }
 
 /** The registry password: a Secret (when config/load.ts resolves it) or the reference as written. */
-function revealSecret(ref: SchemaRegistryConfig['password'] | Secret, baseDir: string, env: NodeJS.ProcessEnv): string {
+function revealSecret(ref: RegistrySettings['password'], baseDir: string, env: NodeJS.ProcessEnv): string {
   if (ref instanceof Secret) return ref.reveal();
   if (typeof ref === 'string' || ref === undefined) return ref ?? '';
   if ('env' in ref) {
