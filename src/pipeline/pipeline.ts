@@ -100,7 +100,10 @@ export class Pipeline implements SourceHandler {
       const list = this.#routesByTopic.get(route.topic) ?? [];
       list.push(route);
       this.#routesByTopic.set(route.topic, list);
-      const onRegistryUnavailable = (error: Error, attempt: number): void => rt.logger.warn({ route: route.name, attempt, err: error }, 'schema registry cannot answer; records of this schema wait');
+      const onRegistryUnavailable = (error: Error, attempt: number): void => {
+        rt.metrics.schemaRegistryFailures.inc({ route: route.name });
+        rt.logger.warn({ route: route.name, attempt, err: error }, 'schema registry cannot answer; records of this schema wait');
+      };
       this.#decoders.set(route, (deps.decoders ?? decoderFor)(route, deps.config, { onRegistryUnavailable }));
     }
     this.#deadLetters = new DeadLettering(rt, deps.deadLetters, requestRewind);

@@ -51,6 +51,12 @@ export class Metrics {
   readonly consumedMessages = new HotCounter({ name: 'inserter_consumed_messages_total', help: 'Records read from the bus', labelName: 'topic', registry: this.registry });
   readonly consumedBytes = new HotCounter({ name: 'inserter_consumed_bytes_total', help: 'Value bytes read from the bus', labelName: 'topic', registry: this.registry });
   readonly decodeErrors = new Counter({ name: 'inserter_decode_errors_total', help: 'Records that could not become rows', labelNames: ['route', 'code'], registers: [this.registry] });
+  readonly schemaRegistryFailures = new Counter({
+    name: 'inserter_schema_registry_failures_total',
+    help: 'Schema lookups the registry could not answer (the records of that schema wait and it is asked again)',
+    labelNames: ['route'],
+    registers: [this.registry],
+  });
   readonly insertedRows = new Counter({ name: 'inserter_inserted_rows_total', help: 'Rows acknowledged by the warehouse', labelNames: ['destination', 'table'], registers: [this.registry] });
   readonly insertedBytes = new Counter({
     name: 'inserter_inserted_bytes_total',
