@@ -71,13 +71,7 @@ export class KafkaSource implements Source {
       while (!signal.aborted) {
         const stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> = this.#stream;
         try {
-          for await (const message of stream) {
-            if (stream !== this.#stream) break; // replaced by a rewind: its remaining records are stale
-            if (!this.#owned.has(partitionKey(message.topic, message.partition))) this.#sync(handler);
-            const pending = handler.onRecord(toRecord(message));
-            if (pending !== undefined) await pending;
-            if (signal.aborted) break;
-          }
+          await this.#deliver(stream, handler, signal);
         } catch (error) {
           if (stream !== this.#stream) continue; // the old stream of a rewind
           if (signal.aborted || !isTransient(error)) throw error;
@@ -92,6 +86,45 @@ export class KafkaSource implements Source {
       clearInterval(follow);
       signal.removeEventListener('abort', stop);
       this.#consumer.off('consumer:group:join', onJoin);
+    }
+  }
+
+  /**
+   * Hands every message of `stream` to the handler until the stream ends, fails, is replaced by a
+   * rewind or the signal fires. Messages already buffered are read synchronously (no promise per
+   * record); the loop waits only when the buffer is empty or the handler applies backpressure. The
+   * stream's events are listened to for the whole call, so an error while the handler applies
+   * backpressure is kept and thrown, never left unhandled.
+   */
+  async #deliver(stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>, handler: SourceHandler, signal: AbortSignal): Promise<void> {
+    const events = new StreamEvents(stream);
+    try {
+      let lastTopic = '';
+      let lastPartition = -1;
+      let owned = this.#owned;
+      for (;;) {
+        if (stream !== this.#stream) return; // replaced by a rewind: its remaining records are stale
+        if (events.error !== undefined) throw events.error;
+        const message = stream.read() as Message<Buffer, Buffer, Buffer, Buffer> | null;
+        if (message === null) {
+          if (stream.errored !== null) throw stream.errored;
+          if (events.ended || stream.readableEnded || stream.destroyed) return;
+          await events.next();
+          continue;
+        }
+        // The ownership check runs once per run of records of the same partition.
+        if (message.partition !== lastPartition || message.topic !== lastTopic || owned !== this.#owned) {
+          if (!this.#owned.has(partitionKey(message.topic, message.partition))) this.#sync(handler);
+          owned = this.#owned;
+          lastTopic = message.topic;
+          lastPartition = message.partition;
+        }
+        const pending = handler.onRecord(toRecord(message));
+        if (pending !== undefined) await pending;
+        if (signal.aborted) return;
+      }
+    } finally {
+      events.close();
     }
   }
 
@@ -190,6 +223,50 @@ export class KafkaSource implements Source {
       }
     })();
     return this.#closing;
+  }
+}
+
+/** What a message stream said while a #deliver loop reads it: more to read, its end, its error. */
+class StreamEvents {
+  readonly #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>;
+  error: Error | undefined;
+  ended = false;
+  #wake: (() => void) | undefined;
+  readonly #onReadable = (): void => this.#signal();
+  readonly #onEnd = (): void => {
+    this.ended = true;
+    this.#signal();
+  };
+  readonly #onError = (error: Error): void => {
+    this.error ??= error;
+    this.#signal();
+  };
+
+  constructor(stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) {
+    this.#stream = stream;
+    stream.on('readable', this.#onReadable);
+    stream.on('end', this.#onEnd);
+    stream.on('close', this.#onEnd);
+    stream.on('error', this.#onError);
+  }
+
+  /** Resolves at the stream's next event. */
+  next(): Promise<void> {
+    return new Promise((resolve) => (this.#wake = resolve));
+  }
+
+  #signal(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  close(): void {
+    this.#stream.off('readable', this.#onReadable);
+    this.#stream.off('end', this.#onEnd);
+    this.#stream.off('close', this.#onEnd);
+    this.#stream.off('error', this.#onError);
+    this.#signal();
   }
 }
 
