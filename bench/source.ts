@@ -3,12 +3,14 @@
 // pipeline, ClickHouse or the other stages; docs/benchmarks.md.
 //
 //   node_modules/.bin/node bench/source.ts [--events N] [--partitions P] [--rounds R]
-//        [--revs work,REV,...] [--lz4 client,js] [--topic-compression lz4,none,zstd] [--json out.json]
+//        [--revs work,REV,...] [--lz4 client,js] [--topic-compression lz4,none,zstd]
+//        [--fetch-max-bytes B,...] [--json out.json]
 //
 // Starts a Kafka broker, preloads N events (dev/posthog/produce.ts) into one topic per topic
 // compression, then runs every combination of revision (`work`: the work tree; else `git archive
-// REV`), LZ4 decoder (`client`: @platformatic/kafka's WebAssembly one; `js`: src/source/lz4.ts,
-// where that revision has it) and topic, R rounds, alternating, each a child process
+// REV`), LZ4 decoder (`client`: @platformatic/kafka's WebAssembly one; `js`: the revision's
+// src/source/lz4.ts where it has one — a plain-JavaScript decoder tried and not kept, see
+// docs/benchmarks.md), fetch size (kafka.fetchMaxBytes) and topic, R rounds, alternating, each a child process
 // (bench/lib/source-child.ts) reading the whole topic with a fresh group. Prints medians.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -87,11 +89,15 @@ for (const compression of argv['topic-compression'].split(',')) {
       compression,
     ]);
     say(`preloaded ${EVENTS} events (${compression})`);
-    const variants: Array<{ label: string; root: string; lz4: string }> = [];
+    const variants: Array<{ label: string; root: string; lz4: string; fetchMaxBytes: string }> = [];
+    const fetchSizes = argv['fetch-max-bytes'].split(',');
     for (const [rev, root] of roots) {
       for (const lz4 of argv.lz4.split(',')) {
         if (lz4 === 'js' && (compression !== 'lz4' || !existsSync(join(root, 'src/source/lz4.ts')))) continue;
-        variants.push({ label: `${rev} lz4=${lz4} topic=${compression}`, root, lz4 });
+        for (const fetchMaxBytes of fetchSizes) {
+          const fetch = fetchSizes.length > 1 ? ` fetch=${Math.round(Number(fetchMaxBytes) / 1048576)}MiB` : '';
+          variants.push({ label: `${rev} lz4=${lz4} topic=${compression}${fetch}`, root, lz4, fetchMaxBytes });
+        }
       }
     }
     for (let round = 1; round <= ROUNDS; round++) {
@@ -116,7 +122,7 @@ for (const compression of argv['topic-compression'].split(',')) {
         const list = results.get(v.label) ?? [];
         list.push({ ...r, load });
         results.set(v.label, list);
-        say(`round ${round} ${v.label.padEnd(40)} ${fmt((r.cpuSeconds * 1e6) / EVENTS)} CPU-s/M  ${fmt(r.wallSeconds)} s  peak RSS ${Math.round(r.peakRss / 1048576)} MiB  load ${fmt(load)}`);
+        say(`round ${round} ${v.label.padEnd(48)} ${fmt((r.cpuSeconds * 1e6) / EVENTS)} CPU-s/M  ${fmt(r.wallSeconds)} s  peak RSS ${Math.round(r.peakRss / 1048576)} MiB  load ${fmt(load)}`);
       }
     }
   } finally {
@@ -127,6 +133,7 @@ for (const compression of argv['topic-compression'].split(',')) {
 say('\nmedian [min–max] CPU-s per million events, source only:');
 for (const [label, list] of results) {
   const s = summarize(list.map((r) => (r.cpuSeconds * 1e6) / EVENTS));
-  say(`${label.padEnd(40)} ${fmt(s.median)} [${fmt(s.min)}–${fmt(s.max)}]  (${list.length} runs)`);
+  const rss = summarize(list.map((r) => r.peakRss / 1048576));
+  say(`${label.padEnd(48)} ${fmt(s.median)} [${fmt(s.min)}–${fmt(s.max)}]  peak RSS ${Math.round(rss.median)} MiB  (${list.length} runs)`);
 }
 if (argv.json !== undefined) writeFileSync(argv.json, JSON.stringify({ events: EVENTS, partitions: PARTITIONS, results: Object.fromEntries(results) }, null, 2));

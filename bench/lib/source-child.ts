@@ -1,7 +1,8 @@
 // One consumer run for bench/source.ts: a KafkaSource (from --root's src/) reads --events records of
 // --topic from the beginning with a fresh group and a handler that only counts; prints the CPU the
-// process used while reading (after subscription) as one JSON line. --lz4 js installs the plain
-// JavaScript LZ4 decoder (src/source/lz4.ts of --root) first; --lz4 client keeps the client's own.
+// process used while reading (after the first record) and its peak RSS as one JSON line. --lz4 js
+// installs the LZ4 decoder of --root's src/source/lz4.ts first (where there is one); --lz4 client
+// keeps the client's own.
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
