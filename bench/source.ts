@@ -6,11 +6,11 @@
 //        [--revs work,REV,...] [--lz4 client,js] [--topic-compression lz4,none,zstd]
 //        [--fetch-max-bytes B,...] [--json out.json]
 //
-// Starts a Kafka broker, preloads N events (dev/posthog/produce.ts) into one topic per topic
-// compression, then runs every combination of revision (`work`: the work tree; else `git archive
-// REV`), LZ4 decoder (`client`: @platformatic/kafka's WebAssembly one; `js`: the revision's
-// src/source/lz4.ts where it has one — a plain-JavaScript decoder tried and not kept, see
-// docs/benchmarks.md), fetch size (kafka.fetchMaxBytes) and topic, R rounds, alternating, each a child process
+// Per topic compression, starts a Kafka broker and preloads N events (dev/posthog/produce.ts),
+// then runs every combination of revision (`work`: the work tree; else `git archive REV`), LZ4
+// decoder (`client`: @platformatic/kafka's WebAssembly one; `js`: the revision's src/source/lz4.ts
+// where it has one — a plain-JavaScript decoder tried and not kept, see docs/benchmarks.md) and
+// fetch size (kafka.fetchMaxBytes), R rounds, alternating, each a child process
 // (bench/lib/source-child.ts) reading the whole topic with a fresh group. Prints medians.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
