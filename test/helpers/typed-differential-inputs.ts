@@ -100,7 +100,7 @@ export function mutate(entries: Entry[], columns: readonly MutableColumn[], extr
       const key = rng.pick(extraKeys.length > 0 && rng.chance(0.3) ? extraKeys : UNKNOWN_KEYS);
       const value = rng.chance(0.5) ? pickValue(typeShape(rng.pick(['String', 'Int64', 'DateTime', 'Array(String)', 'Map(String, String)'])), rng) : rng.pick(GENERIC);
       entries.splice(rng.int(entries.length + 1), 0, { key: q(key), value });
-      what.push(`+${key} = ${show(value, 60)}`);
+      what.push(`+${JSON.stringify(key)} = ${show(value, 60)}`);
     } else if (roll < 0.89) {
       const i = find(column);
       const value = rng.chance(0.5) && i >= 0 ? (entries[i]?.value ?? 'null') : validValue(column.shape, rng);

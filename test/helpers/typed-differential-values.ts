@@ -77,7 +77,7 @@ export function typeShape(type: string, nullable = false): TypeShape {
       for (const arg of args) {
         const m = /^'((?:[^'\\]|\\.)*)'\s*=\s*(-?\d+)$/.exec(arg);
         if (m) {
-          names.push(m[1] ?? '');
+          names.push((m[1] ?? '').replace(/\\(.)/g, '$1'));
           values.push(Number(m[2]));
         }
       }
