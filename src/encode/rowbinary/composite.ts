@@ -3,7 +3,7 @@
 // element's null becomes its type's zero unless the element type is nullable, as in ClickHouse.
 import type { ColumnWriter } from './column-writer.ts';
 import { isNull } from './column-writer.ts';
-import { QUOTE, skipSpace, skipValue, stringEnd, ValueError } from './json-text.ts';
+import { QUOTE, rawValueEnd, skipSpace, stringEnd, ValueError } from './json-text.ts';
 import type { RowBuffer } from './row-buffer.ts';
 import { writeJsonAsString } from './strings.ts';
 import { putVarUInt, varUIntSize } from './row-buffer.ts';
@@ -42,9 +42,13 @@ function writeElement(out: RowBuffer, writer: ColumnWriter, src: Buffer, start: 
   else writer.json(out, src, start, end);
 }
 
-/** The end of the value at `start` inside a container (ClickHouse-checked). */
+/**
+ * The end of the value at `start` inside a container: its structure only — the element's writer
+ * checks the content, and an object or array that is a String element is copied raw, its strings
+ * not decoded (finding D3).
+ */
 function valueEnd(src: Buffer, start: number, end: number): number {
-  return skipValue(src, start, end);
+  return rawValueEnd(src, start, end);
 }
 
 /**

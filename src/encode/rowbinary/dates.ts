@@ -41,7 +41,9 @@ function isSeparator(b: number | undefined): boolean {
 }
 
 /** What the quoted date-time text held: whole seconds, and for DateTime64 the fraction's ticks. */
-const dt = { seconds: 0, fraction: 0, hasFraction: false, unix: false };
+const dt = { seconds: 0, fraction: 0, hasFraction: false, unix: false, big: undefined as bigint | undefined };
+
+const INT64_MAX = 9223372036854775807n;
 
 const POW10 = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000];
 
@@ -54,6 +56,7 @@ function readQuotedDateTime(src: Buffer, a: number, b: number, scale: number): v
   dt.fraction = 0;
   dt.hasFraction = false;
   dt.unix = false;
+  dt.big = undefined;
   if (n === 0) throw new ValueError('Cannot parse DateTime');
   let i = a;
   if (n >= 10 && isDigit(src[a]) && isDigit(src[a + 1]) && isDigit(src[a + 2]) && isDigit(src[a + 3]) && isSeparator(src[a + 4])) {
@@ -99,10 +102,16 @@ function readQuotedDateTime(src: Buffer, a: number, b: number, scale: number): v
       throw new ValueError(`Cannot parse DateTime ${src.toString('utf8', a, Math.min(b, a + 30))}`);
     }
     if (digits > 19) throw new ValueError('Overflow while parsing a number');
-    const text = src.toString('latin1', a, i);
-    const value = digits <= 15 ? Number(text) : BigInt(text) > 9223372036854775807n ? Number.NaN : Number(BigInt(text));
-    if (Number.isNaN(value)) throw new ValueError('Overflow while parsing a number');
-    dt.seconds = value;
+    if (digits <= 15) {
+      let v = 0;
+      for (let k = a; k < i; k++) v = v * 10 + digit(src, k);
+      dt.seconds = v;
+    } else {
+      const big = BigInt(src.toString('latin1', a, i));
+      if (big > INT64_MAX) throw new ValueError('Overflow while parsing a number');
+      dt.seconds = Number(big);
+      dt.big = big;
+    }
     dt.unix = true;
   }
   if (i < b && src[i] === 0x2e && scale >= 0) {
@@ -119,6 +128,8 @@ function readQuotedDateTime(src: Buffer, a: number, b: number, scale: number): v
 }
 
 const MAX_DATETIME = 4294967295;
+/** 9999-12-31 23:59:59 UTC. */
+const MAX_DATETIME64_SECONDS = 253402300799;
 
 /** The time zone a column's values are read in is UTC (or one equal to it). */
 export function isUtcZone(zone: string): boolean {
@@ -184,15 +195,22 @@ export class DateTime64Writer implements ColumnWriter {
     if (src[start + 1] === 0x2d) throw new ValueError('a negative timestamp in a string is read differently by ClickHouse depending on its read buffer; not taken');
     readQuotedDateTime(src, start + 1, end - 1, this.scale);
     const scale = this.scale;
-    let ticks: bigint | number;
-    // Quoted unix seconds stay seconds at any size (ClickHouse 26.7; checked on the server).
-    if (Math.abs(dt.seconds) < 9007199254 && scale <= 6) ticks = dt.seconds * (POW10[scale] ?? 1) + dt.fraction;
-    else ticks = BigInt(dt.seconds) * BigInt(POW10[scale] ?? 1) + BigInt(dt.fraction);
-    if (typeof ticks === 'number') out.i64(ticks);
-    else {
-      const v = BigInt.asUintN(64, ticks);
-      out.u64(Number(v & 0xffffffffn), Number(v >> 32n));
+    // Whole seconds past 9999-12-31 23:59:59 without a fraction are ticks of the column's scale
+    // already ("1234567890123" in DateTime64(3) is 2009-02-13 23:31:30.123; finding D4), else
+    // seconds; the product must fit Int64 ("Decimal math overflow"). Checked on 26.7.
+    if (dt.big === undefined && Math.abs(dt.seconds) < 9007199254 && scale <= 6) {
+      out.i64(dt.seconds * (POW10[scale] ?? 1) + dt.fraction);
+      return;
     }
+    const whole = dt.big ?? BigInt(dt.seconds);
+    let ticks: bigint;
+    if (!dt.hasFraction && whole > BigInt(MAX_DATETIME64_SECONDS)) ticks = whole;
+    else {
+      ticks = whole * 10n ** BigInt(scale) + BigInt(dt.fraction);
+      if (ticks > INT64_MAX || ticks < -INT64_MAX - 1n) throw new ValueError('Decimal math overflow');
+    }
+    const v = BigInt.asUintN(64, ticks);
+    out.u64(Number(v & 0xffffffffn), Number(v >> 32n));
   }
 
   zero(out: RowBuffer): void {

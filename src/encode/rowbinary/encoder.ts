@@ -65,6 +65,8 @@ class TypedEncoder implements RowEncoder {
   readonly #columns: readonly Column[];
   /** Columns by the byte length of their name, then name bytes. */
   readonly #byLength: (readonly [Buffer, number][] | undefined)[] = [];
+  /** The same with ASCII letters lower-cased: ClickHouse's fallback when no name matches exactly. */
+  readonly #byLengthLower: (readonly [Buffer, number][] | undefined)[] = [];
   readonly #wrap: number;
   readonly #team: number;
   readonly #metadataCount: number;
@@ -82,6 +84,10 @@ class TypedEncoder implements RowEncoder {
       const bytes = Buffer.from(c.name, 'utf8');
       const list = (this.#byLength[bytes.length] ??= []) as [Buffer, number][];
       list.push([bytes, index]);
+      const lower = Buffer.from(bytes);
+      for (let k = 0; k < lower.length; k++) lower[k] = asciiLower(lower[k] as number);
+      const lowerList = (this.#byLengthLower[bytes.length] ??= []) as [Buffer, number][];
+      lowerList.push([lower, index]);
     });
     this.#wrap = columns.findIndex((c) => c.name === '_message');
     this.#team = this.#wrap >= 0 ? columns.findIndex((c) => c.name === 'team_id') : -1;
@@ -97,17 +103,31 @@ class TypedEncoder implements RowEncoder {
     else out.writeBytes(Buffer.from(buf.buf.subarray(0, buf.pos)));
   }
 
+  /**
+   * The column a key names: its exact name, else (ClickHouse's fallback) the one name equal to it
+   * ignoring ASCII case — two such names are an error ("Ambiguous field"; finding D1). -1: none.
+   */
   #lookup(src: Buffer, start: number, end: number): number {
-    const list = this.#byLength[end - start];
+    const n = end - start;
+    const list = this.#byLength[n];
     if (list === undefined) return -1;
     // A byte loop: names are short, and Buffer.compare with ranges costs more than it saves.
-    const n = end - start;
     for (const [name, index] of list) {
       let k = 0;
       while (k < n && name[k] === src[start + k]) k++;
       if (k === n) return index;
     }
-    return -1;
+    let found = -1;
+    for (const [name, index] of this.#byLengthLower[n] as readonly [Buffer, number][]) {
+      let k = 0;
+      while (k < n && name[k] === asciiLower(src[start + k] as number)) k++;
+      if (k !== n) continue;
+      if (found >= 0) {
+        throw new EncodeError('INSERTER_ENCODE_REJECTED', `ClickHouse would reject the row: Ambiguous field (\`${src.toString('utf8', start, end)}\`) when processing data`);
+      }
+      found = index;
+    }
+    return found;
   }
 
   #writeJson(buf: RowBuffer, record: SourceRecord, json: Buffer, teamId: number | undefined): void {
@@ -117,7 +137,15 @@ class TypedEncoder implements RowEncoder {
     if (this.#wrap >= 0) {
       starts[this.#wrap] = 0;
       ends[this.#wrap] = json.length;
-    } else this.#scan(json);
+    } else {
+      try {
+        this.#scan(json);
+      } catch (error) {
+        // A key ClickHouse cannot read (a bad escape, finding D11) refuses the row like a value.
+        if (!(error instanceof ValueError)) throw error;
+        throw new EncodeError('INSERTER_ENCODE_REJECTED', `ClickHouse would reject the row: ${error.message}`);
+      }
+    }
     const columns = this.#columns;
     for (let k = 0; k < columns.length; k++) {
       const column = columns[k] as Column;
@@ -197,17 +225,18 @@ class TypedEncoder implements RowEncoder {
     let seen = this.#metadataCount;
     while (i < end) {
       const keyEnd = stringEnd(json, i, end);
-      let index: number;
-      if (hasNoEscape(json, i, keyEnd + 1)) index = this.#lookup(json, i + 1, keyEnd);
-      else {
+      let index = -1;
+      // Once every column has its value the key is read but not looked up (skipped as unknown).
+      if (hasNoEscape(json, i, keyEnd + 1)) {
+        if (seen < columns.length) index = this.#lookup(json, i + 1, keyEnd);
+      } else {
         const length = unescape(json, i, keyEnd + 1);
-        index = this.#lookup(unescaped(), 0, length);
+        if (seen < columns.length) index = this.#lookup(unescaped(), 0, length);
       }
       i = skipSpace(json, keyEnd + 1, end);
       i = skipSpace(json, i + 1, end); // the colon (the decoder checked it)
       const valueStart = i;
       const valueEnd = scanValueEnd(json, valueStart, end);
-      if (index >= 0 && seen === columns.length) index = -1;
       if (index >= 0) {
         const column = columns[index] as Column;
         if ((starts[index] as number) >= 0 || column.metadata !== undefined || index === this.#team) {
@@ -267,6 +296,10 @@ class TypedEncoder implements RowEncoder {
       }
     }
   }
+}
+
+function asciiLower(b: number): number {
+  return b >= 0x41 && b <= 0x5a ? b + 0x20 : b;
 }
 
 /** The end of the value starting at `start` (structure only; the writers check the content). */

@@ -5,7 +5,7 @@
 import type { ColumnWriter } from './column-writer.ts';
 import { isNull } from './column-writer.ts';
 import { readInteger, readJsonInteger, parsedAsSigned } from './integers.ts';
-import { hasNoEscape, jsonNumberEnd, QUOTE, skipValue, unescape, unescaped, ValueError } from './json-text.ts';
+import { hasNoEscape, jsonNumberEnd, QUOTE, rawValueEnd, unescape, unescaped, ValueError } from './json-text.ts';
 import type { RowBuffer } from './row-buffer.ts';
 
 /** Writes the String value of a JSON value: varint length, bytes. */
@@ -22,7 +22,7 @@ export function writeJsonAsString(out: RowBuffer, src: Buffer, start: number, en
   if (c === 0x7b || c === 0x5b) {
     // Objects and arrays are kept as their text: ClickHouse checks their structure, not the
     // escapes inside their strings.
-    if (skipValue(src, start, end, 0, true) !== end) throw new ValueError('Cannot parse JSON object or array here');
+    if (rawValueEnd(src, start, end) !== end) throw new ValueError('Cannot parse JSON object or array here');
     out.string(src, start, end);
     return;
   }

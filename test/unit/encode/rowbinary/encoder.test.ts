@@ -68,3 +68,16 @@ test('an uncovered type names the column', () => {
   assert.ok('uncovered' in e);
   assert.match(e.uncovered, /column f Float32/);
 });
+
+test('a key matches its column exactly, else ignoring ASCII case; two columns matching so is "Ambiguous field"', () => {
+  const e = encoder([col('s', 'String'), col('ab', 'UInt8'), col('AB', 'UInt8'), col('été', 'String')]);
+  assert.equal(row(e, '{"S":"x","AB":5}'), '000178' + '0000' + '0005' + '0000');
+  assert.equal(row(e, '{"éTé":"y"}'), '0000' + '0000' + '0000' + '000179');
+  assert.equal(row(e, '{"ÉTÉ":"y"}'), '0000' + '0000' + '0000' + '0000');
+  for (const bad of ['{"Ab":1}', '{"s":"a","S":"b"}']) {
+    assert.throws(
+      () => row(e, bad),
+      (error: unknown) => error instanceof EncodeError && /Ambiguous field|Duplicate field/.test(error.message),
+    );
+  }
+});

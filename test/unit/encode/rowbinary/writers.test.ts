@@ -121,3 +121,21 @@ test('types outside the covered set say why', () => {
   assert.match(writerFor('DateTime', { serverTimezone: 'Europe/Berlin' }) as string, /Europe\/Berlin/);
   assert.match(writerFor('Map(Int8, String)', { serverTimezone: 'UTC' }) as string, /Map\(String/);
 });
+
+test('DateTime64 from a quoted digit string: seconds up to 9999-12-31 23:59:59, beyond that ticks of the scale; Int64 overflow refused (values from ClickHouse 26.7)', () => {
+  const i64 = (v: bigint): string => {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64LE(v);
+    return b.toString('hex');
+  };
+  assert.equal(bytes('DateTime64(3)', '"253402300799"'), i64(253402300799000n));
+  assert.equal(bytes('DateTime64(3)', '"253402300800"'), i64(253402300800n));
+  assert.equal(bytes('DateTime64(3)', '"1234567890123"'), i64(1234567890123n));
+  assert.equal(bytes('DateTime64(6)', '"1234567890123456"'), i64(1234567890123456n));
+  assert.equal(bytes('DateTime64(0)', '"9223372036854775807"'), i64(9223372036854775807n));
+  assert.equal(bytes('DateTime64(6)', '"99999999999.123"'), i64(99999999999123000n));
+  assert.equal(bytes('DateTime64(3)', '"1234567890123.5"'), i64(1234567890123500n));
+  rejects('DateTime64(9)', '"9999999999"', /Decimal math overflow/);
+  rejects('DateTime64(3)', '"1234567890123456789.5"', /Decimal math overflow/);
+  rejects('DateTime64(3)', '"9223372036854775808"', /Overflow while parsing/);
+});
