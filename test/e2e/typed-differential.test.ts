@@ -2,7 +2,8 @@
 // exactly the row ClickHouse's own JSONEachRow parsing gives, under the inserter's insert settings:
 // unknown fields skipped, defaults for missing fields and nulls, date_time_input_format=basic, the
 // same rejections. Differential test against the real server: every case is inserted both ways —
-// pass-through JSONEachRow (the reference) and typedEncoderFor(...) — with the same Kafka metadata,
+// pass-through JSONEachRow (the reference) and the typed encoder as the inserter chooses it
+// (rowEncoderFor(columns, 'typed', { timezone }), with the live columns and zone) — with the same Kafka metadata,
 // into twins of each of the eight PostHog tables, of a table of every covered type, of the
 // inserter's default table (`_message`), and of Float columns; every column of every row, and every
 // rejection, must agree. Cases are generated PostHog messages (three seeds), seeded mutations of
@@ -20,8 +21,7 @@ import { after, before, test } from 'node:test';
 import { loadDdl, posthogTables, topicForTable } from '../../dev/posthog/ddl.ts';
 import { JsonEachRowEncoder } from '../../src/encode/json-each-row.ts';
 import { defaultTableDdl } from '../../src/sink/clickhouse/ddl.ts';
-import { typedEncoderFor } from '../../src/encode/rowbinary/encoder.ts';
-import type { RowEncoder } from '../../src/encode/types.ts';
+import { rowEncoderFor, type RowEncoder } from '../../src/encode/types.ts';
 import type { ColumnInfo } from '../../src/sink/types.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
 import { allTypesRegressions, groupsRegressions, wrappedRegressions } from '../helpers/typed-differential-cases.ts';
@@ -131,6 +131,12 @@ after(async () => {
 
 const passthrough: EncoderFactory = (columns) => new JsonEachRowEncoder(columns);
 
+/** The typed encoder as the inserter chooses it (`encoding: typed`): its fallback to pass-through is reported as uncovered. */
+const typed: EncoderFactory = (columns, timezone) => {
+  const choice = rowEncoderFor(columns, 'typed', { timezone });
+  return choice.fallback === undefined ? choice.encoder : { uncovered: choice.fallback };
+};
+
 /**
  * A deliberately wrong encoder for the harness's self-test: JSONEachRow re-serialized through
  * JSON.parse/JSON.stringify (invalid UTF-8 becomes U+FFFD, 64-bit integers lose precision, a
@@ -208,7 +214,7 @@ test("typed encoding of the hand-written cases (each divergence found, and edges
     ['regressions_groups', await loadDdl('groups', 'x'), () => groupsRegressions('clickhouse_groups')],
     ['regressions_wrapped', WRAPPED_STRING_DDL, () => wrappedRegressions('raw_events')],
   ] as const) {
-    const outcome = await runTable(server, table, ddl, cases, typedEncoderFor);
+    const outcome = await runTable(server, table, ddl, cases, typed);
     record(outcome);
     assert.equal(outcome.uncovered, undefined, `typedEncoderFor does not cover ${table}: ${outcome.uncovered ?? ''}`);
     if (outcome.divergences.length > 0) found.push(formatDivergences(outcome.divergences, seed, 100));
@@ -216,24 +222,17 @@ test("typed encoding of the hand-written cases (each divergence found, and edges
   assert.equal(found.length, 0, found.join('\n\n'));
 });
 
-test('DateTime columns without a zone, inserted in a session whose time zone is not UTC: the encoder given that zone is exact or uncovered', async () => {
+test('DateTime columns without a zone, inserted in a session whose time zone is not UTC: the typed path is exact or falls back', async () => {
   const kolkata = new DiffServer(ch, 'differential', { name: 'kolkata', password: 'kolkata' });
   try {
-    const zone = (await kolkata.raw('SELECT timezone()', {}, true)).toString('utf8').trim();
-    assert.equal(zone, 'Asia/Kolkata');
+    assert.equal((await kolkata.raw('SELECT timezone()', {}, true)).toString('utf8').trim(), 'Asia/Kolkata');
     const ddl = "CREATE TABLE x.zoneless (dt DateTime, dt64 DateTime64(3), d Date, dt_utc DateTime('UTC'), _timestamp DateTime, _timestamp_ms DateTime64(3), _offset UInt64) ENGINE = Memory";
     const inputs = [
       '{"dt":"2030-01-01 00:00:00","dt64":"2030-01-01 00:00:00.123","d":"2030-01-01","dt_utc":"2030-01-01 00:00:00"}',
       '{"dt":1893456000,"dt64":1893456000123,"dt_utc":1893456000}',
       '{}',
     ];
-    const outcome = await runTable(
-      kolkata,
-      'zoneless',
-      ddl,
-      () => inputs.map((input, i) => handCase('zoneless', BigInt(i + 1), input, 'zoneless DateTime in Asia/Kolkata')),
-      (columns) => typedEncoderFor(columns, { serverTimezone: zone }),
-    );
+    const outcome = await runTable(kolkata, 'zoneless', ddl, () => inputs.map((input, i) => handCase('zoneless', BigInt(i + 1), input, 'zoneless DateTime in Asia/Kolkata')), typed);
     console.log(outcomeLine(outcome));
     assert.equal(outcome.divergences.length, 0, formatDivergences(outcome.divergences, seed));
   } finally {
@@ -243,7 +242,7 @@ test('DateTime columns without a zone, inserted in a session whose time zone is 
 
 for (const table of tables) {
   test(`typed encoding of ${table} gives exactly JSONEachRow's rows and rejections`, async (t) => {
-    const outcome = await runTable(server, table, await ddlOf(table), casesFor(table, seed + table.length * 7919), typedEncoderFor);
+    const outcome = await runTable(server, table, await ddlOf(table), casesFor(table, seed + table.length * 7919), typed);
     record(outcome);
     if (outcome.uncovered !== undefined && optional.has(table)) {
       t.todo(`typedEncoderFor does not cover ${table} yet: ${outcome.uncovered}`);

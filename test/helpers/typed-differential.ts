@@ -18,8 +18,8 @@ import { Secret } from '../../src/config/secret.ts';
 import type { DiffCase } from './typed-differential-inputs.ts';
 import { basicAuth, type ClickHouseInstance } from './clickhouse.ts';
 
-/** What the encoder factory under test returns (typedEncoderFor's contract). */
-export type EncoderFactory = (columns: readonly ColumnInfo[]) => RowEncoder | { readonly uncovered: string };
+/** The encoder under test for a table's live columns and time zone (as `describe` read them), or why it cannot be exact. */
+export type EncoderFactory = (columns: readonly ColumnInfo[], timezone: string | undefined) => RowEncoder | { readonly uncovered: string };
 
 export interface Divergence {
   readonly table: string;
@@ -320,7 +320,7 @@ export async function runTable(server: DiffServer, table: string, ddl: string, c
   const columns = described.columns;
   const cases = casesFor(columns);
   const empty = { table, cases: cases.length, undecodable: 0, acceptedByPassthrough: 0, rejectedByPassthrough: 0, rejectedByEncoder: 0, rejectedByServerTyped: 0, inserts: 0, divergences: [] };
-  const typed = factory(columns);
+  const typed = factory(columns, described.timezone);
   if ('uncovered' in typed) return { ...empty, uncovered: typed.uncovered, ms: Date.now() - started };
 
   // What the JSON decoder passes on is what reaches an encoder in production.
