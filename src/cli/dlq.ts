@@ -3,7 +3,9 @@
 // failed again on replay, 2 bad arguments or config, 3 Kafka or a destination could not be used.
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
-import { loadConfigFile, type Config, type DestinationConfig } from '../config/load.ts';
+import { loadConfigFile, type Config, type DestinationConfig, type RouteConfig } from '../config/load.ts';
+import { decodeJsonRecord } from '../decode/json.ts';
+import { decoderFor, type Decoder } from '../decode/types.ts';
 import { DlqUsageError } from '../deadletter/dlq-errors.ts';
 import { deadLetterTopics, filterOptions, parseFilter, select, type FilterFlags } from '../deadletter/filter.ts';
 import { inspectJson, inspectText, listJson, listLine } from '../deadletter/format.ts';
@@ -148,6 +150,7 @@ async function toDestination(c: Common, all: DeadLetter[], selected: DeadLetter[
     await provider?.start(AbortSignal.timeout(c.timeoutMs));
     const snapshot = provider?.snapshot();
     const routes = new Map(c.config.routes.map((r) => [r.name, r] as const));
+    const decoders = new Map<RouteConfig | undefined, Decoder>();
     return await replayToDestination(
       all,
       selected,
@@ -155,7 +158,20 @@ async function toDestination(c: Common, all: DeadLetter[], selected: DeadLetter[
       {
         destinationFor: (id): DestinationConfig | undefined => snapshot?.destinations.get(id) ?? configured.get(id),
         sinkFor: (d) => new ClickHouseSink(d),
-        teamIdFor: (route) => (route === undefined ? undefined : routes.get(route)?.teamId) ?? { from: 'field', field: 'team_id' },
+        decoderFor: (route) => {
+          const known = route === undefined ? undefined : routes.get(route);
+          let decoder = decoders.get(known);
+          if (decoder === undefined) {
+            // Replays ignore the size limit: the letter was written, so it is replayed whole.
+            const limits = { ...c.config, maxMessageBytes: Number.MAX_SAFE_INTEGER };
+            decoder =
+              known === undefined
+                ? { format: 'json', decode: (record) => decodeJsonRecord(record, { maxMessageBytes: limits.maxMessageBytes, teamId: { from: 'field', field: 'team_id' } }) }
+                : decoderFor(known, limits);
+            decoders.set(known, decoder);
+          }
+          return decoder;
+        },
         signal: AbortSignal.timeout(Math.max(c.timeoutMs, 600_000)),
       },
       dryRun,

@@ -130,6 +130,8 @@ async function run(args: string[]): Promise<number> {
   let config: Config;
   try {
     config = loadConfigFile(values.config);
+    // A descriptor set that does not load is a config error before anything starts (as check-config).
+    for (const route of config.routes) decoderFor(route, config);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${values.config}: ${error.message}\n`);

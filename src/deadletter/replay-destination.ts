@@ -7,7 +7,7 @@
 import { ByteChunks } from '../encode/byte-chunks.ts';
 import { rowEncoderFor, type RowEncoder } from '../encode/types.ts';
 import type { DestinationConfig } from '../config/load.ts';
-import { decodeJsonRecord, type TeamIdSource } from '../decode/json.ts';
+import type { Decoder } from '../decode/types.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { DecodeError, errorMessage } from '../errors/inserter-error.ts';
 import { WarehouseError } from '../sink/errors.ts';
@@ -20,8 +20,11 @@ import { replayable } from './replay-select.ts';
 export interface DestinationReplayDeps {
   readonly destinationFor: (id: string) => DestinationConfig | undefined;
   readonly sinkFor: (destination: DestinationConfig) => Sink;
-  /** Where the route named in a dead letter reads team ids from (to fill a wrapped table's team column). */
-  readonly teamIdFor: (route: string | undefined) => TeamIdSource;
+  /**
+   * The decoder of the route named in a dead letter (its format, and where it reads team ids from, to
+   * fill a wrapped table's team column); a JSON decoder reading `team_id` when the route is unknown.
+   */
+  readonly decoderFor: (route: string | undefined) => Decoder;
   readonly signal: AbortSignal;
 }
 
@@ -132,7 +135,13 @@ class DestinationReplay {
       const shape = await this.#shape(sink, target.table);
       if (shape === undefined) throw new WarehouseError(ErrorClasses.missingObject, `table ${target.table.database}.${target.table.table} does not exist`, 60, undefined);
       const body = new ByteChunks();
-      for (const letter of letters) encode(body, shape, letter, this.#deps.teamIdFor(letter.route));
+      for (const letter of letters) {
+        const decoder = this.#deps.decoderFor(letter.route);
+        // A Protobuf letter whose schema is not loaded yet waits for the registry (never blocks).
+        const ready = letter.original === undefined ? undefined : decoder.prepare?.(letter.original, this.#deps.signal);
+        if (ready !== undefined) await ready;
+        encode(body, shape, letter, decoder);
+      }
       await sink.insert({ table: target.table, format: shape.format, columns: shape.columns, body: body.slice(0, body.length), rows: letters.length, bytes: body.length, token }, this.#deps.signal);
     } catch (error) {
       await this.#failed(target, letters, token, error);
@@ -199,10 +208,10 @@ export function tokenFor(letters: readonly DeadLetter[]): string {
   return `dlq:${first.raw.topic}:${first.raw.partition}:${first.raw.offset}-${last.raw.offset}:${letters.length}`;
 }
 
-function encode(out: ByteChunks, encoder: RowEncoder, letter: DeadLetter, teamId: TeamIdSource): void {
+function encode(out: ByteChunks, encoder: RowEncoder, letter: DeadLetter, decoder: Decoder): void {
   const record = letter.original;
   if (record === undefined) throw new Error(`${letter.id} has no original record`);
-  const decoded = decodeJsonRecord(record, { maxMessageBytes: Number.MAX_SAFE_INTEGER, teamId });
+  const decoded = decoder.decode(record);
   encoder.write(out, record, decoded.row, letter.team ?? decoded.teamId);
 }
 

@@ -68,7 +68,6 @@ export const errorCodes = [
   // the schema registry cannot answer (transient: the record waits, never dead-lettered)
   'INSERTER_SCHEMA_REGISTRY_UNAVAILABLE',
   // encoding a row typed: the warehouse would reject a value (dead-lettered as row data)
-  'INSERTER_ENCODE_REJECTED',
 ] as const;
 
 /** A warehouse failure's code: one per error class. */

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildConfig } from '../../../src/config/load.ts';
+import { decodeJsonRecord } from '../../../src/decode/json.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
 import { parseDeadLetter, type DeadLetter } from '../../../src/deadletter/record.ts';
 import { replayToDestination, type DestinationReplayDeps } from '../../../src/deadletter/replay-destination.ts';
@@ -98,7 +99,7 @@ function deps(warehouse: Warehouse): DestinationReplayDeps {
   return {
     destinationFor: (id) => config.destinations.find((d) => d.id === id),
     sinkFor: () => warehouse,
-    teamIdFor: () => ({ from: 'field', field: 'team_id' }),
+    decoderFor: () => ({ format: 'json', decode: (record) => decodeJsonRecord(record, { maxMessageBytes: Number.MAX_SAFE_INTEGER, teamId: { from: 'field', field: 'team_id' } }) }),
     signal: new AbortController().signal,
   };
 }
