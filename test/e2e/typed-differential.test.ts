@@ -24,7 +24,7 @@ import { defaultTableDdl } from '../../src/sink/clickhouse/ddl.ts';
 import { rowEncoderFor, type RowEncoder } from '../../src/encode/types.ts';
 import type { ColumnInfo } from '../../src/sink/types.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { allTypesRegressions, groupsRegressions, wrappedRegressions } from '../helpers/typed-differential-cases.ts';
+import { allTypesRegressions, CASE_DDL, casedRegressions, groupsRegressions, wrappedRegressions } from '../helpers/typed-differential-cases.ts';
 import { columnCases, handCase, posthogCases, type DiffCase } from '../helpers/typed-differential-inputs.ts';
 import { formatDivergences, mutableColumns, outcomeLine } from '../helpers/typed-differential-report.ts';
 import { DiffServer, runTable, type EncoderFactory, type TableOutcome } from '../helpers/typed-differential.ts';
@@ -213,6 +213,7 @@ test("typed encoding of the hand-written cases (each divergence found, and edges
     ['regressions_all_types', ALL_TYPES_DDL, () => allTypesRegressions('regressions')],
     ['regressions_groups', await loadDdl('groups', 'x'), () => groupsRegressions('clickhouse_groups')],
     ['regressions_wrapped', WRAPPED_STRING_DDL, () => wrappedRegressions('raw_events')],
+    ['regressions_cased', CASE_DDL, () => casedRegressions('cased')],
   ] as const) {
     const outcome = await runTable(server, table, ddl, cases, typed);
     record(outcome);

@@ -102,9 +102,21 @@ export function wrappedRegressions(topic: string): DiffCase[] {
   return WRAPPED.map(([input, what], i) => handCase(topic, BigInt(i + 1), input, what));
 }
 
+/** Digit strings of 5 to 25 digits (and negative ones) for each date-time column: seconds, ticks, saturation, overflow (D4). */
+function digitStrings(): Array<readonly [Piece, string]> {
+  const out: Array<readonly [Piece, string]> = [];
+  for (let n = 5; n <= 25; n++) {
+    const digits = '1234567890123456789012345'.slice(0, n);
+    for (const column of ['dt', 'dt64_3', 'dt64_6', 'd']) out.push([`{"${column}":"${digits}","s":"${n} digits"}`, `[D4] ${n} digits in a string for ${column}`]);
+    out.push([`{"dt64_3":${digits},"s":"${n} digits, unquoted"}`, `${n} digits unquoted for dt64_3`]);
+  }
+  out.push(['{"dt64_3":"9223372036854775807"}', '[D4] Int64 max ticks'], ['{"dt64_3":"9223372036854775808"}', '[D4] Int64 max + 1 ticks'], ['{"dt64_6":"0000000000000"}', '[D4] 13 zeros']);
+  return out;
+}
+
 /** The regression cases of the all_types columns. */
 export function allTypesRegressions(topic: string): DiffCase[] {
-  const cases = ALL_TYPES.map(([input, what], i) => handCase(topic, BigInt(i + 1), input, what));
+  const cases = [...ALL_TYPES, ...digitStrings()].map(([input, what], i) => handCase(topic, BigInt(i + 1), input, what));
   cases.push(
     handCase(topic, 900n, '{"s":"key"}', '[D7] a Kafka key that is not UTF-8', { key: raw([0xff, 0xfe], 'A') }),
     handCase(topic, 901n, '{"s":"header"}', 'Kafka headers that are not UTF-8', { headers: [[raw([0xc3]), raw('v', [0xff])]] }),
@@ -112,6 +124,24 @@ export function allTypesRegressions(topic: string): DiffCase[] {
     handCase(topic, 903n, '{"s":"zero"}', 'a Kafka timestamp of 0', { timestamp: 0n }),
   );
   return cases;
+}
+
+/** A table whose column names differ only in case, and one with a non-ASCII name (D1). */
+export const CASE_DDL = 'CREATE TABLE x.cased (ab String, `AB` String, `Ab2` String, `été` String, _offset UInt64) ENGINE = Memory';
+
+const CASED: ReadonlyArray<readonly [Piece, string]> = [
+  ['{"aB":"x"}', '[D1] a key that matches two columns ignoring case: Ambiguous field'],
+  ['{"AB":"x","ab":"y"}', '[D1] exact matches of two columns differing in case'],
+  ['{"ab2":"x"}', '[D1] a key matching one column ignoring case'],
+  ['{"AB2":"x","Ab2":"y"}', '[D1] the same column twice, once ignoring case'],
+  ['{"éTé":"x"}', '[D1] ASCII case folded in a non-ASCII name'],
+  ['{"ÉTÉ":"x"}', '[D1] non-ASCII case not folded: unknown'],
+  ['{"\\u00e9T\\u00e9":"x"}', '[D1] an escaped key matched ignoring case'],
+];
+
+/** The regression cases of the table with names differing in case. */
+export function casedRegressions(topic: string): DiffCase[] {
+  return CASED.map(([input, what], i) => handCase(topic, BigInt(i + 1), input, what));
 }
 
 /** The regression cases of the groups table. */
