@@ -160,11 +160,16 @@ export const configSchema = z
               }),
           ])
           .default(false),
+        /**
+         * Bytes one fetch may return (the consumer reads ahead about one fetch and its decompressed
+         * batches, outside maxBufferedBytes): 8 MiB cost no CPU and ~100 MiB less peak RSS than 32 MiB
+         * (docs/benchmarks.md). A record batch larger than this is still returned whole.
+         */
         fetchMaxBytes: z
           .number()
           .int()
           .positive()
-          .default(32 * 1024 * 1024),
+          .default(8 * 1024 * 1024),
         fetchMaxWaitMs: z.number().int().positive().default(500),
         sessionTimeoutMs: z.number().int().positive().default(30_000),
         /**
