@@ -13,10 +13,11 @@ import type { ByteSink } from '../byte-chunks.ts';
 import type { RowEncoder } from '../types.ts';
 import type { ColumnWriter } from './column-writer.ts';
 import { isNull } from './column-writer.ts';
-import { checkSkipped, hasNoEscape, skipSpace, stringEnd, unescape, unescaped, ValueError } from './json-text.ts';
+import { QUOTE, checkSkipped, hasNoEscape, readStringInto, skipSpace, stringEnd, unescape, unescaped, ValueError } from './json-text.ts';
 import { writeMetadata, type MetadataName } from './metadata.ts';
 import { writeFieldValue } from './object-row.ts';
 import { RowBuffer } from './row-buffer.ts';
+import { StringWriter } from './strings.ts';
 import { writerFor, type WriterOptions } from './writers.ts';
 
 /** Why a table's live schema cannot be encoded typed: names the column and its type. */
@@ -29,6 +30,9 @@ export interface TypedEncoderOptions {
   readonly serverTimezone?: string;
 }
 
+/** Key positions whose column is remembered from the last row. */
+const PREDICTED = 64;
+
 const METADATA = new Set<string>(['_topic', '_partition', '_offset', '_key', '_timestamp', '_timestamp_ms', '_headers.name', '_headers.value']);
 
 interface Column {
@@ -38,6 +42,8 @@ interface Column {
   readonly hasDefaultExpression: boolean;
   /** Filled from the source record, not from the row. */
   readonly metadata: MetadataName | undefined;
+  /** A String (or LowCardinality(String)) column: a string value is unescaped while the row is scanned. */
+  readonly direct: boolean;
 }
 
 /** The typed encoder for `columns`, or why it cannot be exact for them. */
@@ -53,7 +59,7 @@ export function typedEncoderFor(columns: readonly ColumnInfo[], options: TypedEn
     const writer = writerFor(c.type, writerOptions);
     if (typeof writer === 'string') return { uncovered: `column ${c.name} ${c.type}: ${writer}` };
     const isMeta = METADATA.has(c.name) && (!c.name.startsWith('_headers.') || headers);
-    built.push({ name: c.name, writer, hasDefaultExpression: c.defaultKind === 'DEFAULT', metadata: isMeta ? (c.name as MetadataName) : undefined });
+    built.push({ name: c.name, writer, hasDefaultExpression: c.defaultKind === 'DEFAULT', metadata: isMeta ? (c.name as MetadataName) : undefined, direct: writer instanceof StringWriter });
   }
   if (built.length === 0) return { uncovered: 'the table has no insertable column' };
   return new TypedEncoder(built);
@@ -72,6 +78,14 @@ class TypedEncoder implements RowEncoder {
   readonly #metadataCount: number;
   readonly #starts: Int32Array;
   readonly #ends: Int32Array;
+  /** String columns' values unescaped during the scan: offset into #strings (-1: none) and length. */
+  readonly #strOffsets: Int32Array;
+  readonly #strLengths: Int32Array;
+  readonly #strings = new RowBuffer();
+  /** Column names' bytes, by column index. */
+  readonly #names: readonly Buffer[];
+  /** By a key's position in the row, the column it named in the last row (-1: none). */
+  readonly #predicted = new Int32Array(PREDICTED).fill(-1);
   readonly #row = new RowBuffer();
   readonly #readers = new Map<ObjectRowType, readonly (FieldReader | undefined)[]>();
 
@@ -80,6 +94,9 @@ class TypedEncoder implements RowEncoder {
     this.columns = columns.map((c) => c.name);
     this.#starts = new Int32Array(columns.length);
     this.#ends = new Int32Array(columns.length);
+    this.#names = columns.map((c) => Buffer.from(c.name, 'utf8'));
+    this.#strOffsets = new Int32Array(columns.length);
+    this.#strLengths = new Int32Array(columns.length);
     columns.forEach((c, index) => {
       const bytes = Buffer.from(c.name, 'utf8');
       const list = (this.#byLength[bytes.length] ??= []) as [Buffer, number][];
@@ -107,6 +124,16 @@ class TypedEncoder implements RowEncoder {
    * The column a key names: its exact name, else (ClickHouse's fallback) the one name equal to it
    * ignoring ASCII case — two such names are an error ("Ambiguous field"; finding D1). -1: none.
    */
+  /** Whether column `index` is named exactly [start, end) of `src`. */
+  #isName(index: number, src: Buffer, start: number, end: number): boolean {
+    const name = this.#names[index] as Buffer;
+    const n = end - start;
+    if (name.length !== n) return false;
+    let k = 0;
+    while (k < n && name[k] === src[start + k]) k++;
+    return k === n;
+  }
+
   #lookup(src: Buffer, start: number, end: number): number {
     const n = end - start;
     const list = this.#byLength[n];
@@ -133,7 +160,10 @@ class TypedEncoder implements RowEncoder {
   #writeJson(buf: RowBuffer, record: SourceRecord, json: Buffer, teamId: number | undefined): void {
     const starts = this.#starts;
     const ends = this.#ends;
+    const strOffsets = this.#strOffsets;
     starts.fill(-1);
+    strOffsets.fill(-1);
+    this.#strings.reset();
     if (this.#wrap >= 0) {
       starts[this.#wrap] = 0;
       ends[this.#wrap] = json.length;
@@ -165,6 +195,12 @@ class TypedEncoder implements RowEncoder {
         } catch (error) {
           throw this.#rejected(column, undefined, -1, -1, error);
         }
+        continue;
+      }
+      const offset = strOffsets[k] as number;
+      if (offset >= 0) {
+        buf.u8(0);
+        buf.string(this.#strings.buf, offset, offset + (this.#strLengths[k] as number));
         continue;
       }
       const start = starts[k] as number;
@@ -223,12 +259,21 @@ class TypedEncoder implements RowEncoder {
     // Once every column has its value, ClickHouse (input_format_json_ignore_unnecessary_fields=1)
     // skips the remaining fields like unknown ones: a repeated key there is no longer an error.
     let seen = this.#metadataCount;
-    while (i < end) {
+    for (let ordinal = 0; i < end; ordinal++) {
       const keyEnd = stringEnd(json, i, end);
       let index = -1;
       // Once every column has its value the key is read but not looked up (skipped as unknown).
       if (hasNoEscape(json, i, keyEnd + 1)) {
-        if (seen < columns.length) index = this.#lookup(json, i + 1, keyEnd);
+        if (seen < columns.length) {
+          // Producers write their fields in the same order row after row: the column the key in
+          // this position named last time is tried first (as ClickHouse does).
+          const guess = ordinal < PREDICTED ? (this.#predicted[ordinal] as number) : -1;
+          if (guess >= 0 && this.#isName(guess, json, i + 1, keyEnd)) index = guess;
+          else {
+            index = this.#lookup(json, i + 1, keyEnd);
+            if (ordinal < PREDICTED) this.#predicted[ordinal] = index;
+          }
+        }
       } else {
         const length = unescape(json, i, keyEnd + 1);
         if (seen < columns.length) index = this.#lookup(unescaped(), 0, length);
@@ -236,7 +281,19 @@ class TypedEncoder implements RowEncoder {
       i = skipSpace(json, keyEnd + 1, end);
       i = skipSpace(json, i + 1, end); // the colon (the decoder checked it)
       const valueStart = i;
-      const valueEnd = scanValueEnd(json, valueStart, end);
+      let valueEnd: number;
+      if (index >= 0 && json[valueStart] === QUOTE && (columns[index] as Column).direct) {
+        // A String column's string: unescaped now, in the same pass that finds its end.
+        const strings = this.#strings;
+        const offset = strings.pos;
+        try {
+          valueEnd = readStringInto(json, valueStart, end, strings);
+        } catch (error) {
+          throw this.#rejected(columns[index] as Column, json, valueStart, Math.min(end, valueStart + 81), error);
+        }
+        this.#strOffsets[index] = offset;
+        this.#strLengths[index] = strings.pos - offset;
+      } else valueEnd = scanValueEnd(json, valueStart, end);
       if (index >= 0) {
         const column = columns[index] as Column;
         if ((starts[index] as number) >= 0 || column.metadata !== undefined || index === this.#team) {
