@@ -6,6 +6,9 @@
 // every unmapped one a dead letter. Everything it starts is stopped on exit, on failure and on Ctrl-C.
 //
 //   node dev/demo.ts [--messages N (default 200000)] [--timeout SECONDS (300, after producing)] [--keep]
+//                    [--format json|protobuf] [--encoding passthrough|typed|auto]
+//   --format protobuf: the same rows as posthog.v1 messages in the Confluent wire format, schemas in a
+//   local schema registry (test/helpers/schema-registry.ts: the REST calls inserter makes).
 //   --keep: after the check, leave everything running and print how to connect; Ctrl-C stops it all.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -19,10 +22,22 @@ import { Admin, ListOffsetTimestamps, Producer } from '@platformatic/kafka';
 import { stringify } from 'yaml';
 import { tableForTopic } from './posthog/ddl.ts';
 import { ALL_TOPICS, mixedCounts, mixedTraffic, type GeneratedMessage } from './posthog/generator.ts';
+import { registerSchemas, toWireMessage } from './posthog/protobuf.ts';
 import { startClickHouse, type ClickHouseInstance } from '../test/helpers/clickhouse.ts';
+import { FakeSchemaRegistry } from '../test/helpers/schema-registry.ts';
 import { createTopic, startKafka, REPO_ROOT, type KafkaBroker } from '../test/helpers/kafka.ts';
 
-const { values: args } = parseArgs({ options: { messages: { type: 'string', default: '200000' }, keep: { type: 'boolean', default: false }, timeout: { type: 'string', default: '300' } } });
+const { values: args } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '200000' },
+    keep: { type: 'boolean', default: false },
+    timeout: { type: 'string', default: '300' },
+    format: { type: 'string', default: 'json' },
+    encoding: { type: 'string', default: 'passthrough' },
+  },
+});
+if (args.format !== 'json' && args.format !== 'protobuf') throw new Error('--format must be json or protobuf');
+if (!['passthrough', 'typed', 'auto'].includes(args.encoding)) throw new Error('--encoding must be passthrough, typed or auto');
 const TOTAL = Number(args.messages);
 const TIMEOUT_MS = Number(args.timeout) * 1000;
 if (!Number.isInteger(TOTAL) || TOTAL < 100 || !(TIMEOUT_MS > 0)) throw new Error('usage: node dev/demo.ts [--messages N>=100] [--keep] [--timeout SECONDS]');
@@ -44,6 +59,10 @@ const logFile = join(root, 'inserter.log');
 let kafka: KafkaBroker | undefined;
 const ch: Partial<Record<Cluster, ClickHouseInstance>> = {};
 let inserter: ChildProcess | undefined;
+let registry: FakeSchemaRegistry | undefined;
+/** With --format protobuf: each topic's schema id in the registry (messages are framed with it). */
+let schemaIds: Record<string, number> | undefined;
+let registryUrl: string | undefined;
 let inserterExit: Promise<number | null> = Promise.resolve(null);
 process.on('exit', () => void inserter?.kill('SIGKILL')); // safety net; servers have their own in the helpers
 
@@ -58,7 +77,7 @@ function cleanup(ok: boolean): Promise<void> {
       if (code === 'timeout') inserter.kill('SIGKILL');
       say(`inserter exited: ${String(code)}`);
     }
-    await Promise.allSettled([kafka?.stop(), ch['cluster-a']?.stop(), ch['cluster-b']?.stop()]);
+    await Promise.allSettled([kafka?.stop(), ch['cluster-a']?.stop(), ch['cluster-b']?.stop(), registry?.stop()]);
     if (ok) await rm(root, { recursive: true, force: true });
     else say(`kept ${root} (inserter log: ${logFile})`);
   })();
@@ -113,7 +132,8 @@ async function produce(bootstrap: string, messages: Iterable<GeneratedMessage>):
   const send = async (batch: GeneratedMessage[]): Promise<void> => {
     while (inflight.size >= 4) await Promise.race(inflight);
     if (failure !== undefined) throw asError(failure);
-    const out = batch.map((m) => ({ topic: m.topic, value: m.value, ...(m.key === null ? {} : { key: m.key }) }));
+    const ids = schemaIds;
+    const out = batch.map((m) => ({ topic: m.topic, value: ids === undefined ? m.value : toWireMessage(m, ids).value, ...(m.key === null ? {} : { key: m.key }) }));
     const p: Promise<void> = producer
       .send({ messages: out })
       .then(
@@ -194,6 +214,12 @@ async function main(): Promise<boolean> {
   const bootstrap = kafka.bootstrap;
   say(`kafka ${bootstrap} · cluster-a ${ch['cluster-a']?.url} · cluster-b ${ch['cluster-b']?.url} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   for (const c of CLUSTERS) await query(c, 'CREATE DATABASE posthog');
+  if (args.format === 'protobuf') {
+    registry = new FakeSchemaRegistry();
+    registryUrl = await registry.start();
+    schemaIds = await registerSchemas({ url: registryUrl }, ALL_TOPICS);
+    say(`schema registry ${registryUrl}: ${ALL_TOPICS.length} posthog.v1 schemas registered`);
+  }
   await Promise.all(ALL_TOPICS.map((t) => createTopic(bootstrap, t, 6)));
   const map: Record<string, Cluster> = {};
   for (let team = 1; team <= TEAMS; team++) {
@@ -206,6 +232,7 @@ async function main(): Promise<boolean> {
     configFile,
     stringify({
       kafka: { brokers: [bootstrap], groupId: 'inserter-demo' },
+      ...(registryUrl === undefined ? {} : { schemaRegistry: { url: registryUrl } }),
       destinations: CLUSTERS.map((id) => ({ id, url: ch[id]?.url, database: 'posthog' })),
       teams: { map, unknown: { action: 'deadLetter' } },
       routes: ALL_TOPICS.map((topic) => ({
@@ -213,6 +240,8 @@ async function main(): Promise<boolean> {
         table: tableOf(topic),
         createTable: { ddlFile: join(REPO_ROOT, 'dev', 'posthog', 'ddl', `${tableOf(topic)}.sql`) },
         deadLetterTopic: `${topic}.dlq`,
+        format: args.format,
+        encoding: args.encoding,
       })),
       telemetry: { logLevel: 'info', metricsListen: `127.0.0.1:${metricsPort}` },
     }),
@@ -289,6 +318,20 @@ async function main(): Promise<boolean> {
   say(`\n== final (${elapsed.toFixed(1)} s after producing started; ${fmt(Math.round(rowsTotal(exact) / elapsed))} rows/s overall)`);
   printTable(exact, true);
   say(`  dead letters (teams 196-200 unmapped): ${fmt(dead)} in *.dlq, ${fmt(produced.unmapped)} expected`);
+  // How the rows went in (the route's encoding, per live schema): from each server's query log.
+  const formats = new Map<string, Set<string>>();
+  for (const c of CLUSTERS) {
+    await query(c, 'SYSTEM FLUSH LOGS');
+    const tsv = await query(
+      c,
+      "SELECT arrayJoin(tables) AS t, extract(query, 'FORMAT (\\\\w+)') AS f FROM system.query_log WHERE type = 'QueryFinish' AND query_kind = 'Insert' GROUP BY t, f FORMAT TSV",
+    );
+    for (const line of tsv.split('\n')) {
+      const [table, format] = line.split('\t');
+      if (table?.startsWith('posthog.') === true && format !== undefined) formats.set(table.slice(8), (formats.get(table.slice(8)) ?? new Set()).add(format));
+    }
+  }
+  say(`  inserts (--format ${args.format} --encoding ${args.encoding}): ${TABLES.map((t) => `${t} ${[...(formats.get(t) ?? [])].join('+') || '-'}`).join(', ')}`);
   say(
     ok
       ? `CHECK OK: for every table, rows in cluster-a + cluster-b == produced good messages (${fmt(rowsTotal(exact))} rows), each in its team's cluster`
