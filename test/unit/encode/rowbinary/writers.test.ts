@@ -139,3 +139,17 @@ test('DateTime64 from a quoted digit string: seconds up to 9999-12-31 23:59:59, 
   rejects('DateTime64(3)', '"1234567890123456789.5"', /Decimal math overflow/);
   rejects('DateTime64(3)', '"9223372036854775808"', /Overflow while parsing/);
 });
+
+test('DateTime64 from a negative quoted timestamp: -dddd[.f] taken (whole·10^scale − fraction), shorter forms refused (finding D5)', () => {
+  const i64 = (v: bigint): string => {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64LE(v);
+    return b.toString('hex');
+  };
+  assert.equal(bytes('DateTime64(3)', '"-853255185"'), i64(-853255185000n));
+  assert.equal(bytes('DateTime64(3)', '"-12345.5"'), i64(-12345500n));
+  assert.equal(bytes('DateTime64(6)', '"-425110336.169956"'), i64(-425110336169956n));
+  rejects('DateTime64(3)', '"-1.5"', /not taken/);
+  rejects('DateTime64(3)', '"-123"', /not taken/);
+  rejects('DateTime64(9)', '"-1234567890123"', /Decimal math overflow/);
+});
