@@ -190,6 +190,16 @@ function protobufDecodeAll(json: boolean): number {
   return sum;
 }
 
+/** Protobuf decode of each event, then typed RowBinaryWithDefaults from the object row (no JSON in between). */
+function protobufDecodeAndTypedEncodeAll(): ByteChunks {
+  const out = new ByteChunks();
+  for (const r of protobufRecords) {
+    const { row, teamId } = protobufDecoder.decode(r);
+    typedEncoder.write(out, r, row, teamId);
+  }
+  return out;
+}
+
 const body = batchBody();
 const cases: Case[] = [
   { name: 'decode: protobuf posthog.v1.Event (fromBinary + team_id)', fn: () => protobufDecodeAll(false), bytes: protobufBytes, records: RECORDS_PER_OP },
@@ -200,6 +210,7 @@ const cases: Case[] = [
   { name: 'decode + encode (events shape)', fn: decodeAndEncodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: typed RowBinaryWithDefaults, events table', fn: typedEncodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'decode + typed encode (events table)', fn: decodeAndTypedEncodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'decode protobuf + typed encode (events table, object rows)', fn: protobufDecodeAndTypedEncodeAll, bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'zstd level 3 (client default), 16 MB body', fn: () => zstdCompressSync(body), bytes: body.length, records: 0 },
   { name: 'zstd level 1, 16 MB body', fn: () => zstdCompressSync(body, { params: { [constants.ZSTD_c_compressionLevel]: 1 } }), bytes: body.length, records: 0 },
   { name: 'gzip level 6 (default), 16 MB body', fn: () => gzipSync(body), bytes: body.length, records: 0 },
