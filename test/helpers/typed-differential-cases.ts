@@ -30,7 +30,7 @@ const ALL_TYPES: ReadonlyArray<readonly [Piece, string]> = [
   ['{"dt":"20240102030405"}', '[D4] 14 digits in a DateTime string'],
   ['{"dt":"17041646450"}', '[D4] 11 digits in a DateTime string'],
   ['{"d":"20240102"}', '[D4] 8 digits in a Date string'],
-  ['{"dt64_3":"-853255185"}', '[D5] a negative unix time in a DateTime64 string'],
+  ['{"dt64_3":"-853255185"}', '[D5, taken since d63166c] a negative unix time in a DateTime64 string'],
   ['{"dt":"-853255185"}', '[D5] a negative unix time in a DateTime string'],
   ['{"dt64_3":-853255185}', 'a negative number for DateTime64'],
   ['{"dt64_3n":"","e16":"z","d":"2020-02-08"}', '[D5] an empty DateTime64 string followed by 19+ bytes (ClickHouse reads past the quote)'],
