@@ -112,12 +112,15 @@ export class KafkaSource implements Source {
           await events.next();
           continue;
         }
-        // The ownership check runs once per run of records of the same partition.
+        // Ownership is checked once per run of records of an owned partition (until the owned set
+        // changes); a record of a partition not (yet) owned checks again, as every record did.
         if (message.partition !== lastPartition || message.topic !== lastTopic || owned !== this.#owned) {
-          if (!this.#owned.has(partitionKey(message.topic, message.partition))) this.#sync(handler);
+          const key = partitionKey(message.topic, message.partition);
+          if (!this.#owned.has(key)) this.#sync(handler);
           owned = this.#owned;
-          lastTopic = message.topic;
-          lastPartition = message.partition;
+          const known = owned.has(key);
+          lastTopic = known ? message.topic : '';
+          lastPartition = known ? message.partition : -1;
         }
         const pending = handler.onRecord(toRecord(message));
         if (pending !== undefined) await pending;
