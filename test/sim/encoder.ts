@@ -33,8 +33,8 @@ class RefusingEncoder implements RowEncoder {
 
 /** The encoders of a simulated process: rows whose uuid is in `refused` are refused by the encoder. */
 export function refusingEncoders(refused: ReadonlySet<string>): EncoderFactory {
-  return (columns, encoding) => {
-    const choice = rowEncoderFor(columns, encoding);
+  return (columns, encoding, options) => {
+    const choice = rowEncoderFor(columns, encoding, options);
     return { encoder: new RefusingEncoder(choice.encoder, refused), fallback: choice.fallback };
   };
 }
