@@ -78,17 +78,19 @@ function skipSpace(json: Buffer, from: number): number {
   }
 }
 
-/** Index of the closing quote of the string opening at `start`. */
+/**
+ * Index of the closing quote of the string opening at `start`. A plain byte loop: PostHog values hold
+ * JSON inside JSON strings (an escaped quote every few bytes), where a native search per quote costs
+ * more than it saves (measured 3.9 → 1.5 µs per 1.5 KB event).
+ */
 function endOfString(json: Buffer, start: number): number {
-  let i = start + 1;
-  for (;;) {
-    const quote = json.indexOf(QUOTE, i);
-    if (quote < 0) throw new JsonScanError('unterminated string');
-    let backslashes = 0;
-    while (json[quote - 1 - backslashes] === BACKSLASH) backslashes++;
-    if (backslashes % 2 === 0) return quote;
-    i = quote + 1;
+  const length = json.length;
+  for (let i = start + 1; i < length; i++) {
+    const b = json[i];
+    if (b === QUOTE) return i;
+    if (b === BACKSLASH) i++;
   }
+  throw new JsonScanError('unterminated string');
 }
 
 /** Index just past the value starting at `start`. */
