@@ -209,7 +209,7 @@ export function posthogCases(topic: string, columns: readonly MutableColumn[], e
     const { what, spaced } = mutate(entries, columns, extraKeys, rng, rng.pick([1, 1, 1, 2, 3]));
     cases.push({ record: recordFor(topic, offset++, assemble(entries, spaced ? rng : undefined), rng), what });
   }
-  return cases;
+  return shuffled(cases, rng);
 }
 
 /** Cases for any table: valid rows of its `columns` (a few fields left out), then mutated ones. */
@@ -223,6 +223,19 @@ export function columnCases(topic: string, columns: readonly MutableColumn[], ex
     const entries = valid();
     const { what, spaced } = mutate(entries, columns, extraKeys, rng, rng.pick([1, 1, 1, 2, 3]));
     cases.push({ record: recordFor(topic, offset++, assemble(entries, spaced ? rng : undefined), rng), what });
+  }
+  return shuffled(cases, rng);
+}
+
+/**
+ * The cases in a seeded random order: generated and mutated rows interleave, so an encoder's state
+ * carried from one row to the next (scratch buffers, the key positions of the last row) meets every
+ * change of shape.
+ */
+function shuffled(cases: DiffCase[], rng: Rng): DiffCase[] {
+  for (let i = cases.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [cases[i], cases[j]] = [cases[j] as DiffCase, cases[i] as DiffCase];
   }
   return cases;
 }

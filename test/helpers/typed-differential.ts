@@ -180,11 +180,15 @@ async function rejectedRows(
 ): Promise<Map<number, string>> {
   const rejected = new Map<number, string>();
   const queue: number[][] = [];
-  for (let i = 0; i < indices.length;) {
-    const n = firstChunk(indices[i] as number);
-    queue.push(indices.slice(i, i + n));
-    i += n;
+  // Rows of one first-chunk size are probed together (generated rows in large chunks, mutated ones in small).
+  const bySize = new Map<number, number[]>();
+  for (const i of indices) {
+    const n = firstChunk(i);
+    const list = bySize.get(n) ?? [];
+    list.push(i);
+    bySize.set(n, list);
   }
+  for (const [n, list] of bySize) for (let k = 0; k < list.length; k += n) queue.push(list.slice(k, k + n));
   const worker = async (): Promise<void> => {
     for (let chunk = queue.shift(); chunk !== undefined; chunk = queue.shift()) {
       const rows = chunk.map((i) => side.rows[i] as { parts: Buffer[]; bytes: number });
