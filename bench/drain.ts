@@ -24,6 +24,8 @@
 // --compression C, --max-buffered-mib M, --fetch-max-bytes B: the inserter's destination request
 // compression, maxBufferedBytes and kafka.fetchMaxBytes (default: the inserter's defaults);
 // --inserter-env K=V (repeatable): environment for the inserter process.
+// --typed: a third system, `typed`: the same inserter with `encoding: typed` (RowBinaryWithDefaults from
+// the live schema), drained in the same runs as the pass-through inserter and the engine.
 // Everything started is stopped at the end, on failure and on Ctrl-C.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -113,6 +115,7 @@ const { values: argv } = parseArgs({
     'max-buffered-mib': { type: 'string' },
     'fetch-max-bytes': { type: 'string' },
     'inserter-env': { type: 'string', multiple: true },
+    typed: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
@@ -335,7 +338,8 @@ async function preload(bootstrap: string): Promise<PreloadResult> {
 // ---------------------------------------------------------------------------------------------
 // consumers under test
 
-type System = 'inserter' | 'engine';
+/** `inserter`: pass-through JSONEachRow; `typed`: the inserter with `encoding: typed`; `engine`: ClickHouse's Kafka engine. */
+type System = 'inserter' | 'typed' | 'engine';
 
 /** A consumer of one topic into posthog.events on one endpoint, running until stop(). */
 interface Consumer {
@@ -351,14 +355,14 @@ interface Consumer {
   stop(): Promise<void>;
 }
 
-async function startInserterConsumer(ch: ClickHouseInstance, topic: string, groupId: string, env: NodeJS.ProcessEnv = {}): Promise<Consumer> {
+async function startInserterConsumer(ch: ClickHouseInstance, topic: string, groupId: string, env: NodeJS.ProcessEnv = {}, encoding: 'passthrough' | 'typed' = 'passthrough'): Promise<Consumer> {
   const metricsPort = await freePort();
   const proc = await startInserter(
     {
       kafka: { brokers: [kafka?.bootstrap], groupId, clientId: 'bench', ...(argv['fetch-max-bytes'] === undefined ? {} : { fetchMaxBytes: Number(argv['fetch-max-bytes']) }) },
       destinations: [{ id: 'ch', url: ch.url, database: 'posthog', ...(argv.compression === undefined ? {} : { compression: argv.compression }) }],
       ...(argv['max-buffered-mib'] === undefined ? {} : { maxBufferedBytes: Number(argv['max-buffered-mib']) * 1024 * 1024 }),
-      routes: [{ topic, table: 'events', destination: 'ch', createTable: { enabled: false } }],
+      routes: [{ topic, table: 'events', destination: 'ch', createTable: { enabled: false }, encoding }],
       telemetry: { logLevel: 'info', metricsListen: `127.0.0.1:${metricsPort}` },
     },
     env,
@@ -524,8 +528,8 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
   try {
     let startupCpu = 0;
     let tStart: number;
-    if (system === 'inserter') {
-      consumer = await startInserterConsumer(ch, TOPIC, groupId, env);
+    if (system !== 'engine') {
+      consumer = await startInserterConsumer(ch, TOPIC, groupId, env, system === 'typed' ? 'typed' : 'passthrough');
       const boot = new ProcSampler({ inserter: consumer.pids });
       boot.start();
       tStart = await consumer.ready;
@@ -544,7 +548,7 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
     let lastChange = Date.now();
     const timeoutMs = 120_000;
     const metricsOf = consumer.metrics.bind(consumer);
-    const memory = system === 'inserter' ? new MemoryWatch(metricsOf) : undefined;
+    const memory = system !== 'engine' ? new MemoryWatch(metricsOf) : undefined;
     memory?.start();
     while (rows < EVENTS) {
       const now = Date.now();
@@ -554,9 +558,9 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
       if (first === undefined && rows > 0) first = { t: Date.now(), rows };
       const elapsed = (Date.now() - tStart) / 1000;
       progress(
-        `run ${run} ${system.padEnd(8)} ${fmtInt(rows).padStart(11)}/${fmtInt(EVENTS)} rows  ${fmtInt(rows / Math.max(elapsed, 1e-3)).padStart(8)} rows/s  ${elapsed.toFixed(1)} s  cpu ${system === 'inserter' ? `ins ${fmt(sampler.cpu('inserter'))} s ` : ''}ch ${fmt(sampler.cpu('clickhouse'))} s`,
+        `run ${run} ${system.padEnd(8)} ${fmtInt(rows).padStart(11)}/${fmtInt(EVENTS)} rows  ${fmtInt(rows / Math.max(elapsed, 1e-3)).padStart(8)} rows/s  ${elapsed.toFixed(1)} s  cpu ${system !== 'engine' ? `ins ${fmt(sampler.cpu('inserter'))} s ` : ''}ch ${fmt(sampler.cpu('clickhouse'))} s`,
       );
-      if (consumer.errors.length > 0 && system === 'inserter') throw new Error(consumer.errors.join('; '));
+      if (consumer.errors.length > 0 && system !== 'engine') throw new Error(consumer.errors.join('; '));
       if (Date.now() - lastChange > timeoutMs)
         throw new Error(`no progress for ${timeoutMs / 1000} s at ${rows} rows${consumer.errors.length > 0 ? `; errors: ${consumer.errors.slice(-3).join(' | ')}` : ''}`);
       if (rows < EVENTS) await sleep(Math.max(0, 100 - (Date.now() - now)));
@@ -705,7 +709,7 @@ async function latency(system: System, run: number, rate: number): Promise<Laten
   };
   let consumer: Consumer | undefined;
   try {
-    consumer = system === 'inserter' ? await startInserterConsumer(ch, topic, groupId) : await startEngineConsumer(ch, topic, groupId, true);
+    consumer = system !== 'engine' ? await startInserterConsumer(ch, topic, groupId, {}, system === 'typed' ? 'typed' : 'passthrough') : await startEngineConsumer(ch, topic, groupId, true);
     await consumer.ready;
     if (system === 'engine') await sleep(2_000); // let the first SELECT subscribe and get its assignment
     const sampler = new ProcSampler({ inserter: consumer.pids, clickhouse: chPids });
@@ -748,7 +752,7 @@ async function latency(system: System, run: number, rate: number): Promise<Laten
       .split('\t')
       .map(Number);
     Object.assign(result, { measured, p50Ms: p50, p99Ms: p99, maxMs: max, ok: measured !== undefined && measured > 0 });
-    if (system === 'inserter') {
+    if (system !== 'engine') {
       const metricsText = await consumer.metrics();
       const sum = Number(/^inserter_end_to_end_seconds_sum\{[^}]*\} (\S+)/m.exec(metricsText)?.[1]);
       const cnt = Number(/^inserter_end_to_end_seconds_count\{[^}]*\} (\S+)/m.exec(metricsText)?.[1]);
@@ -800,8 +804,11 @@ async function profileRun(dir: string): Promise<{ file: string; summary: Profile
 // ---------------------------------------------------------------------------------------------
 // main
 
+const inserterSystems: readonly System[] = argv.typed ? ['inserter', 'typed'] : ['inserter'];
+
 function report(drains: DrainResult[], latencies: LatencyResult[]): { text: string; summary: Record<string, Record<string, Summary>> } {
-  const systems: System[] = argv['no-engine'] ? ['inserter'] : ['inserter', 'engine'];
+  const systems: System[] = [...inserterSystems, ...(argv['no-engine'] ? [] : (['engine'] as const))];
+  const engineAt = systems.indexOf('engine');
   const pick = (system: System, f: (r: DrainResult) => number): Summary => summarize(drains.filter((r) => r.system === system && r.ok).map(f));
   const pickL = (system: System, f: (r: LatencyResult) => number): Summary => summarize(latencies.filter((r) => r.system === system && r.ok).map(f));
   const metrics: Array<[string, (s: System) => Summary, (n: number) => string]> = [
@@ -824,13 +831,17 @@ function report(drains: DrainResult[], latencies: LatencyResult[]): { text: stri
   ];
   const cell = (s: Summary, f: (n: number) => string): string =>
     s.values.length === 0 ? '—' : s.values.length === 1 ? f(s.median) : `${f(s.median)} [${f(s.min)}–${f(s.max)}] ±${fmt(s.spreadPct / 2, 0)}%`;
-  const rows: string[][] = [['metric (median [min–max] ±half-spread)', ...systems, ...(systems.length > 1 ? ['inserter/engine'] : [])]];
+  const ratios = engineAt < 0 ? [] : inserterSystems;
+  const rows: string[][] = [['metric (median [min–max] ±half-spread)', ...systems, ...ratios.map((s) => `${s}/engine`)]];
   const summary: Record<string, Record<string, Summary>> = {};
   for (const [name, get, f] of metrics) {
     const per = systems.map((s) => get(s));
     summary[name] = Object.fromEntries(systems.map((s, i) => [s, per[i] as Summary]));
-    const ratio = systems.length > 1 && per[1] !== undefined && per[0] !== undefined ? per[0].median / per[1].median : Number.NaN;
-    rows.push([name, ...per.map((s) => cell(s, f)), ...(systems.length > 1 ? [Number.isFinite(ratio) ? `${fmt(ratio, 2)}x` : '—'] : [])]);
+    const ratioCells = ratios.map((_, i) => {
+      const ratio = (per[i]?.median ?? Number.NaN) / (per[engineAt]?.median ?? Number.NaN);
+      return Number.isFinite(ratio) ? `${fmt(ratio, 2)}x` : '—';
+    });
+    rows.push([name, ...per.map((s) => cell(s, f)), ...ratioCells]);
   }
   return { text: table(rows), summary };
 }
@@ -888,7 +899,8 @@ async function main(): Promise<void> {
   say(`preloaded ${fmtInt(pre.messages)} events (${mib(pre.bytes)}) in ${fmt(pre.seconds)} s, ${fmtInt(pre.messagesPerSecond)} msg/s`);
   for (let run = 1; run <= RUNS; run++) {
     // Alternate the order so neither system always runs on a warmer (or more fragmented) broker.
-    const order: System[] = argv['no-engine'] ? ['inserter'] : run % 2 === 1 ? ['inserter', 'engine'] : ['engine', 'inserter'];
+    const forward: System[] = [...inserterSystems, ...(argv['no-engine'] ? [] : (['engine'] as const))];
+    const order: System[] = run % 2 === 1 ? forward : [...forward].reverse();
     for (const system of order) {
       drains.push(await drain(system, run));
       writeJson();
