@@ -84,40 +84,22 @@ export function unescape(src: Buffer, start: number, end: number): number {
     if (i + 1 >= stop) throw new ValueError('Cannot parse JSON string: expected closing quote');
     const c = src[i + 1] as number;
     i += 2;
-    switch (c) {
-      case 0x62:
-        buf[w++] = 0x08;
-        break;
-      case 0x66:
-        buf[w++] = 0x0c;
-        break;
-      case 0x6e:
-        buf[w++] = 0x0a;
-        break;
-      case 0x72:
-        buf[w++] = 0x0d;
-        break;
-      case 0x74:
-        buf[w++] = 0x09;
-        break;
-      case 0x75: {
-        let cp = hex4(src, i, stop);
-        i += 4;
-        if (cp >= 0xd800 && cp <= 0xdbff) {
-          if (src[i] !== BACKSLASH || src[i + 1] !== 0x75) {
-            throw new ValueError('Cannot parse escape sequence: missing second part of surrogate pair');
-          }
-          const low = hex4(src, i + 2, stop);
-          if (low < 0xdc00 || low > 0xdfff) throw new ValueError('Incorrect surrogate pair of unicode escape sequences in JSON');
-          i += 6;
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
-        }
-        w = putCodePoint(buf, w, cp);
-        break;
-      }
-      default:
-        buf[w++] = c;
+    if (c !== 0x75) {
+      buf[w++] = escapedByte(c);
+      continue;
     }
+    let cp = hex4(src, i, stop);
+    i += 4;
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+      if (src[i] !== BACKSLASH || src[i + 1] !== 0x75) {
+        throw new ValueError('Cannot parse escape sequence: missing second part of surrogate pair');
+      }
+      const low = hex4(src, i + 2, stop);
+      if (low < 0xdc00 || low > 0xdfff) throw new ValueError('Incorrect surrogate pair of unicode escape sequences in JSON');
+      i += 6;
+      cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+    }
+    w = putCodePoint(buf, w, cp);
   }
   out.pos = w;
   return w;
@@ -151,32 +133,34 @@ export function readStringInto(src: Buffer, start: number, end: number, out: Row
     if (i + 1 >= end) throw new ValueError('Cannot parse JSON string: expected closing quote');
     const c = src[i + 1] as number;
     i += 2;
-    switch (c) {
-      case 0x62:
-        buf[w++] = 0x08;
-        break;
-      case 0x66:
-        buf[w++] = 0x0c;
-        break;
-      case 0x6e:
-        buf[w++] = 0x0a;
-        break;
-      case 0x72:
-        buf[w++] = 0x0d;
-        break;
-      case 0x74:
-        buf[w++] = 0x09;
-        break;
-      case 0x75: {
-        const close = stringEnd(src, start, end);
-        const length = unescape(src, start, close + 1);
-        scratch.buf.copy(buf, from, 0, length);
-        out.pos = from + length;
-        return close + 1;
-      }
-      default:
-        buf[w++] = c;
+    if (c !== 0x75) {
+      buf[w++] = escapedByte(c);
+      continue;
     }
+    // A `\u` escape: the whole string goes through unescape (rare, and its end rules are subtle).
+    const close = stringEnd(src, start, end);
+    const length = unescape(src, start, close + 1);
+    scratch.buf.copy(buf, from, 0, length);
+    out.pos = from + length;
+    return close + 1;
+  }
+}
+
+/** The byte a one-character escape `\c` stands for (b f n r t; any other character stands for itself). */
+function escapedByte(c: number): number {
+  switch (c) {
+    case 0x62:
+      return 0x08;
+    case 0x66:
+      return 0x0c;
+    case 0x6e:
+      return 0x0a;
+    case 0x72:
+      return 0x0d;
+    case 0x74:
+      return 0x09;
+    default:
+      return c;
   }
 }
 
