@@ -4,6 +4,7 @@
 // cannot take is isolated there and dead-lettered.
 import { DecodeError } from '../errors/inserter-error.ts';
 import { findTopLevelValue, integerValue } from './json-scan.ts';
+import { integerTeamId, teamIdOutsideValue } from './team-id.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { Row } from './row.ts';
 
@@ -64,7 +65,6 @@ function scan(json: Buffer, key: Buffer | undefined): [number, number] | undefin
 const fieldKeys = new Map<string, Buffer>();
 
 function readTeamId(record: SourceRecord, json: Buffer, source: TeamIdSource, required: boolean): number | undefined {
-  let raw: unknown;
   if (source.from === 'field') {
     let key = fieldKeys.get(source.field);
     if (key === undefined) {
@@ -80,22 +80,7 @@ function readTeamId(record: SourceRecord, json: Buffer, source: TeamIdSource, re
     }
     return team;
   }
-  if (source.from === 'key') raw = record.key?.toString('utf8');
-  else {
-    for (const [name, value] of record.headers) {
-      if (name.toString('utf8') === source.header) {
-        raw = value.toString('utf8');
-        break;
-      }
-    }
-  }
-  if (raw === undefined || raw === null) return undefined;
-  const team = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(team)) {
-    if (!required) return undefined;
-    throw new DecodeError('INSERTER_DECODE_BAD_TEAM', `team id ${JSON.stringify(raw).slice(0, 40)} is not an integer`);
-  }
-  return team;
+  return integerTeamId(teamIdOutsideValue(record, source), required);
 }
 
 function trimJson(value: Buffer): Buffer {

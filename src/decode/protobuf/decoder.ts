@@ -25,6 +25,7 @@ import type { ProtobufRouteConfig, RegistrySettings } from '../../config/typed-s
 import { ConfigError, DecodeError } from '../../errors/inserter-error.ts';
 import type { SourceRecord } from '../../source/types.ts';
 import type { DecodedRecord, TeamIdSource } from '../json.ts';
+import { integerTeamId, teamIdOutsideValue } from '../team-id.ts';
 import type { FieldReader, FieldValue, ObjectRow } from '../row.ts';
 import { loadDescriptorSet, messageAt } from './descriptors.ts';
 import { RegistryClient, SchemaRegistryUnavailableError } from './registry-client.ts';
@@ -202,30 +203,9 @@ export class ProtobufDecoder {
     if (source.from === 'field') {
       raw = compiled.team?.(values);
       if (compiled.teamZeroIsUnset && (raw === 0 || raw === 0n || raw === '')) return undefined;
-    } else if (source.from === 'key') raw = record.key?.toString('utf8');
-    else {
-      for (const [name, value] of record.headers) {
-        if (name.toString('utf8') === source.header) {
-          raw = value.toString('utf8');
-          break;
-        }
-      }
-    }
-    if (raw === undefined || raw === null) return undefined;
-    const team = typeof raw === 'number' ? raw : typeof raw === 'bigint' ? Number(raw) : typeof raw === 'string' && isInteger(raw) ? Number(raw) : Number.NaN;
-    if (Number.isSafeInteger(team)) return team;
-    if (!this.#teamRequired) return undefined;
-    throw new DecodeError('INSERTER_DECODE_BAD_TEAM', `team id ${typeof raw === 'bigint' ? raw.toString() : (JSON.stringify(raw) ?? '?').slice(0, 40)} is not an integer`);
+    } else raw = teamIdOutsideValue(record, source);
+    return integerTeamId(raw, this.#teamRequired);
   }
-}
-
-function isInteger(text: string): boolean {
-  if (text.length === 0 || text.length > 20) return false;
-  for (let i = text.charCodeAt(0) === 45 ? 1 : 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
-  }
-  return text !== '-';
 }
 
 /** One client (one cache) per registry config, shared by every route that reads from it. */
