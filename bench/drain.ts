@@ -26,6 +26,13 @@
 // --inserter-env K=V (repeatable): environment for the inserter process.
 // --typed: a third system, `typed`: the same inserter with `encoding: typed` (RowBinaryWithDefaults from
 // the live schema), drained in the same runs as the pass-through inserter and the engine.
+// --format F: json (default) or protobuf: the preload produces the same generated events as
+// `posthog.v1.Event` messages in the Confluent wire format (dev/posthog/produce.ts --format protobuf),
+// registered in a local schema registry (test/helpers/schema-registry.ts, started here), and the
+// inserter systems read them with `format: protobuf` (pass-through: Protobuf → JSON → JSONEachRow;
+// typed: Protobuf → RowBinaryWithDefaults). The engine cannot read that topic without a schema file,
+// so it drains a second, JSON preload of the same events (`clickhouse_events_json_engine`).
+// --profile-system S: which inserter system --profile drains (inserter|typed; inserter).
 // Everything started is stopped at the end, on failure and on Ctrl-C.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -35,12 +42,14 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Producer } from '@platformatic/kafka';
+import { Producer, murmur2 } from '@platformatic/kafka';
 import { loadDdl } from '../dev/posthog/ddl.ts';
 import { generate } from '../dev/posthog/generator.ts';
+import { registerSchemas, toWireMessages } from '../dev/posthog/protobuf.ts';
 import { startClickHouse, type ClickHouseInstance } from '../test/helpers/clickhouse.ts';
 import { stringify } from 'yaml';
 import { createTopic, REPO_ROOT, startKafka, type KafkaBroker } from '../test/helpers/kafka.ts';
+import { FakeSchemaRegistry } from '../test/helpers/schema-registry.ts';
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.ts';
 import { machineCpuTimes, machineInfo, ProcSampler, type GroupUsage } from './lib/proc.ts';
 import { fmt, fmtInt, mib, summarize, table, type Summary } from './lib/stats.ts';
@@ -116,6 +125,8 @@ const { values: argv } = parseArgs({
     'fetch-max-bytes': { type: 'string' },
     'inserter-env': { type: 'string', multiple: true },
     typed: { type: 'boolean', default: false },
+    format: { type: 'string', default: 'json' },
+    'profile-system': { type: 'string', default: 'inserter' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
@@ -125,7 +136,7 @@ if (argv.help) {
     readFileSync(import.meta.filename, 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('//'))
-      .slice(0, 26)
+      .slice(0, 33)
       .map((l) => l.slice(3))
       .join('\n') + '\n',
   );
@@ -176,6 +187,12 @@ const INSERTER = inserterRoot();
 /** --inserter-env K=V (repeatable): more environment for the inserter process (e.g. glibc's MALLOC_ARENA_MAX). */
 const INSERTER_ENV: Record<string, string> = Object.fromEntries((argv['inserter-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const TOPIC = 'clickhouse_events_json';
+if (argv.format !== 'json' && argv.format !== 'protobuf') throw new Error(`--format must be json or protobuf, got ${argv.format}`);
+const PROTOBUF = argv.format === 'protobuf';
+/** The engine's topic: with --format protobuf, a JSON copy of the same events. */
+const ENGINE_TOPIC = PROTOBUF ? `${TOPIC}_engine` : TOPIC;
+if (argv['profile-system'] !== 'inserter' && argv['profile-system'] !== 'typed') throw new Error(`--profile-system must be inserter or typed, got ${argv['profile-system']}`);
+const PROFILE_SYSTEM: 'inserter' | 'typed' = argv['profile-system'];
 
 // ---------------------------------------------------------------------------------------------
 // output
@@ -205,6 +222,8 @@ const errorText = (e: unknown): string => (e instanceof Error ? e.message : type
 // the stack
 
 let kafka: KafkaBroker | undefined;
+/** With --format protobuf: the local schema registry (in this process) and its URL. */
+let registry: { server: FakeSchemaRegistry; url: string } | undefined;
 const clickhouses = new Set<ClickHouseInstance>();
 const inserters = new Set<InserterProcess>();
 
@@ -249,6 +268,7 @@ async function cleanup(): Promise<void> {
   await Promise.allSettled([...inserters].map((p) => p.kill()));
   await Promise.allSettled([...clickhouses].map((c) => c.stop()));
   await kafka?.stop().catch(() => undefined);
+  await registry?.server.stop().catch(() => undefined);
 }
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
@@ -316,6 +336,7 @@ async function preload(bootstrap: string): Promise<PreloadResult> {
       '8',
       '--compression',
       argv['topic-compression'],
+      ...(registry === undefined ? [] : ['--format', 'protobuf', '--registry', registry.url]),
     ],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -333,6 +354,66 @@ async function preload(bootstrap: string): Promise<PreloadResult> {
     throw new Error(`preload failed (exit ${code}): ${summary.error ?? stderrTail.slice(-1000)}`);
   }
   return { messages: summary.messages, bytes: summary.bytes ?? 0, seconds: summary.seconds ?? 0, messagesPerSecond: summary.messagesPerSecond ?? 0 };
+}
+
+/**
+ * The engine's JSON copy of the preload (--format protobuf): the same generated events as
+ * dev/posthog/produce.ts makes with its defaults (seed 1, 1,000 teams), keyed partitions by murmur2
+ * as it assigns them, batches of ≤ 500 messages and ≤ 900 KB, 8 in flight; produced from here
+ * because produce.ts writes each message to its generator topic's name.
+ */
+async function preloadJsonCopy(bootstrap: string, topic: string): Promise<PreloadResult> {
+  await createTopic(bootstrap, topic, PARTITIONS, { 'retention.ms': '-1' });
+  const producer = new Producer({ clientId: 'bench-preload', bootstrapBrokers: [bootstrap], acks: -1, compression: argv['topic-compression'] as 'lz4', retries: 10, retryDelay: 250 });
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown;
+  let sent = 0;
+  let bytes = 0;
+  let roundRobin = 0;
+  const start = performance.now();
+  const send = async (messages: { topic: string; key?: Buffer; value: Buffer; partition: number }[], size: number): Promise<void> => {
+    while (inflight.size >= 8) await Promise.race(inflight);
+    const p: Promise<void> = producer
+      .send({ messages })
+      .then(
+        () => {
+          sent += messages.length;
+          bytes += size;
+          progress(`preload (JSON copy for the engine): ${fmtInt(sent)}/${fmtInt(EVENTS)}`);
+        },
+        (error: unknown) => void (failure ??= error),
+      )
+      .finally(() => inflight.delete(p));
+    inflight.add(p);
+  };
+  try {
+    let batch: { topic: string; key?: Buffer; value: Buffer; partition: number }[] = [];
+    let size = 0;
+    for (const m of generate(TOPIC, { seed: 1, count: EVENTS, teams: 1000 })) {
+      if (failure !== undefined) break;
+      if (batch.length > 0 && size + m.value.length > 900 * 1024) {
+        await send(batch, size);
+        batch = [];
+        size = 0;
+      }
+      const value = m.value; // a view of a generator slab, never overwritten
+      const partition = m.key === null ? roundRobin++ % PARTITIONS : (murmur2(m.key) >>> 0) % PARTITIONS;
+      batch.push({ topic, value, partition, ...(m.key === null ? {} : { key: m.key }) });
+      size += value.length + (m.key?.length ?? 0);
+      if (batch.length >= 500) {
+        await send(batch, size);
+        batch = [];
+        size = 0;
+      }
+    }
+    if (batch.length > 0 && failure === undefined) await send(batch, size);
+    await Promise.all(inflight);
+  } finally {
+    await producer.close();
+  }
+  if (failure !== undefined || sent !== EVENTS) throw new Error(`JSON copy for the engine: ${failure === undefined ? `${sent} of ${EVENTS} sent` : errorText(failure)}`);
+  const seconds = (performance.now() - start) / 1000;
+  return { messages: sent, bytes, seconds, messagesPerSecond: sent / seconds };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,7 +443,8 @@ async function startInserterConsumer(ch: ClickHouseInstance, topic: string, grou
       kafka: { brokers: [kafka?.bootstrap], groupId, clientId: 'bench', ...(argv['fetch-max-bytes'] === undefined ? {} : { fetchMaxBytes: Number(argv['fetch-max-bytes']) }) },
       destinations: [{ id: 'ch', url: ch.url, database: 'posthog', ...(argv.compression === undefined ? {} : { compression: argv.compression }) }],
       ...(argv['max-buffered-mib'] === undefined ? {} : { maxBufferedBytes: Number(argv['max-buffered-mib']) * 1024 * 1024 }),
-      routes: [{ topic, table: 'events', destination: 'ch', createTable: { enabled: false }, encoding }],
+      ...(registry === undefined ? {} : { schemaRegistry: { url: registry.url } }),
+      routes: [{ topic, table: 'events', destination: 'ch', createTable: { enabled: false }, encoding, ...(PROTOBUF ? { format: 'protobuf' } : {}) }],
       telemetry: { logLevel: 'info', metricsListen: `127.0.0.1:${metricsPort}` },
     },
     env,
@@ -536,7 +618,7 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
       startupCpu = boot.stop().inserter?.cpuSeconds ?? 0;
     } else {
       // Sample from before the first INSERT … SELECT (which subscribes the engine's consumer).
-      consumer = await startEngineConsumer(ch, TOPIC, groupId, false);
+      consumer = await startEngineConsumer(ch, ENGINE_TOPIC, groupId, false);
       tStart = await consumer.ready;
     }
     sampler = new ProcSampler({ inserter: consumer.pids, clickhouse: chPids, kafka: [kafkaPid] });
@@ -637,11 +719,23 @@ interface LatencyResult {
 
 const LATENCY_WARMUP_MS = 5_000;
 
-/** Produces fresh generated events (unique uuids) at `rate` messages/s for `seconds`, a batch every 50 ms. */
-async function produceAtRate(bootstrap: string, topic: string, seed: number, rate: number, seconds: number, onProgress: (sent: number) => void): Promise<{ sent: number; seconds: number }> {
+/**
+ * Produces fresh generated events (unique uuids) at `rate` messages/s for `seconds`, a batch every 50 ms;
+ * with `schemaIds`, as Protobuf in the Confluent wire format (converted here, in the bench process).
+ */
+async function produceAtRate(
+  bootstrap: string,
+  topic: string,
+  seed: number,
+  rate: number,
+  seconds: number,
+  onProgress: (sent: number) => void,
+  schemaIds?: Record<string, number>,
+): Promise<{ sent: number; seconds: number }> {
   const total = Math.round(rate * seconds);
   // Unique rows matter: events is a ReplacingMergeTree, repeated messages would collapse and never be counted.
-  const source = generate(TOPIC, { seed, count: total, teams: 1000 });
+  const generated = generate(TOPIC, { seed, count: total, teams: 1000 });
+  const source = schemaIds === undefined ? generated : toWireMessages(generated, schemaIds);
   const producer = new Producer({ clientId: 'bench-latency', bootstrapBrokers: [bootstrap], acks: -1, compression: 'lz4', retries: 10, retryDelay: 250 });
   const inflight = new Set<Promise<void>>();
   let failure: unknown;
@@ -716,10 +810,19 @@ async function latency(system: System, run: number, rate: number): Promise<Laten
     sampler.start();
     const machineBefore = machineCpuTimes();
     const t0 = Date.now();
-    const produced = await produceAtRate(bootstrap, topic, 1000 + run * 10 + (system === 'engine' ? 1 : 0), rate, LATENCY_SECONDS, (sent) => {
-      const elapsed = (Date.now() - t0) / 1000;
-      progress(`run ${run} latency ${system.padEnd(8)} ${fmtInt(sent)} sent at ${fmtInt(sent / Math.max(elapsed, 1e-3))}/s (target ${fmtInt(rate)}/s), ${elapsed.toFixed(1)} s`);
-    });
+    const schemaIds = registry === undefined || system === 'engine' ? undefined : await registerSchemas({ url: registry.url }, [TOPIC]);
+    const produced = await produceAtRate(
+      bootstrap,
+      topic,
+      1000 + run * 10 + (system === 'engine' ? 1 : 0),
+      rate,
+      LATENCY_SECONDS,
+      (sent) => {
+        const elapsed = (Date.now() - t0) / 1000;
+        progress(`run ${run} latency ${system.padEnd(8)} ${fmtInt(sent)} sent at ${fmtInt(sent / Math.max(elapsed, 1e-3))}/s (target ${fmtInt(rate)}/s), ${elapsed.toFixed(1)} s`);
+      },
+      schemaIds,
+    );
     result.produced = produced.sent;
     result.achievedRate = produced.sent / produced.seconds;
     let rows = 0;
@@ -778,7 +881,7 @@ async function latency(system: System, run: number, rate: number): Promise<Laten
 async function profileRun(dir: string): Promise<{ file: string; summary: ProfileSummary; drain: DrainResult }> {
   mkdirSync(dir, { recursive: true });
   const before = new Set(readdirSync(dir));
-  const result = await drain('inserter', 0, { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` });
+  const result = await drain(PROFILE_SYSTEM, 0, { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` });
   // The profile is written when the process exits (drain stops it gracefully).
   let file: string | undefined;
   for (let i = 0; i < 50 && file === undefined; i++) {
@@ -848,6 +951,8 @@ function report(drains: DrainResult[], latencies: LatencyResult[]): { text: stri
 
 const machine = machineInfo();
 let pre: PreloadResult | undefined;
+/** With --format protobuf: the engine's JSON copy of the preload. */
+let preEngine: PreloadResult | undefined;
 const drains: DrainResult[] = [];
 const latencies: LatencyResult[] = [];
 
@@ -861,9 +966,18 @@ function writeJson(summary?: Record<string, Record<string, Summary>>, profile?: 
         date: new Date().toISOString(),
         machine,
         inserter: INSERTER.rev,
-        options: { events: EVENTS, partitions: PARTITIONS, runs: RUNS, latencySeconds: LATENCY_SECONDS, latencyRate: LATENCY_RATE ?? 'half of measured capacity', engine: !argv['no-engine'] },
+        options: {
+          events: EVENTS,
+          partitions: PARTITIONS,
+          runs: RUNS,
+          latencySeconds: LATENCY_SECONDS,
+          latencyRate: LATENCY_RATE ?? 'half of measured capacity',
+          engine: !argv['no-engine'],
+          format: argv.format,
+        },
         notes,
         preload: pre,
+        ...(preEngine === undefined ? {} : { preloadEngineJson: preEngine }),
         drains,
         latencies,
         summary,
@@ -895,8 +1009,17 @@ async function main(): Promise<void> {
   for (const note of notes) say(`note: ${note}`);
   kafka = await startKafka();
   say(`kafka ${kafka.bootstrap} (${kafka.dir})`);
+  if (PROTOBUF) {
+    const server = new FakeSchemaRegistry();
+    registry = { server, url: await server.start() };
+    say(`schema registry ${registry.url} (in this process)`);
+  }
   pre = await preload(kafka.bootstrap);
-  say(`preloaded ${fmtInt(pre.messages)} events (${mib(pre.bytes)}) in ${fmt(pre.seconds)} s, ${fmtInt(pre.messagesPerSecond)} msg/s`);
+  say(`preloaded ${fmtInt(pre.messages)} events as ${PROTOBUF ? 'Protobuf (Confluent wire format)' : 'JSON'} (${mib(pre.bytes)}) in ${fmt(pre.seconds)} s, ${fmtInt(pre.messagesPerSecond)} msg/s`);
+  if (PROTOBUF && !argv['no-engine']) {
+    preEngine = await preloadJsonCopy(kafka.bootstrap, ENGINE_TOPIC);
+    say(`preloaded the same ${fmtInt(preEngine.messages)} events as JSON into ${ENGINE_TOPIC} for the engine (${mib(preEngine.bytes)}) in ${fmt(preEngine.seconds)} s`);
+  }
   for (let run = 1; run <= RUNS; run++) {
     // Alternate the order so neither system always runs on a warmer (or more fragmented) broker.
     const forward: System[] = [...inserterSystems, ...(argv['no-engine'] ? [] : (['engine'] as const))];
@@ -926,6 +1049,9 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\n${fmtInt(EVENTS)} PostHog events (~${fmt(pre.bytes / pre.messages / 1000, 2)} KB each), ${PARTITIONS} partitions, ${RUNS} run(s), ` +
       `${machine.cpus} × ${machine.model}, node ${machine.node}\n\n${text}\n\n` +
+      (PROTOBUF
+        ? `input: inserter systems read Protobuf (posthog.v1.Event, Confluent wire format, schema registry); ${argv['no-engine'] ? 'the engine was not run' : `the engine read a JSON copy of the same events (${ENGINE_TOPIC})`}.\n`
+        : '') +
       `noise: per-system spread is shown as ±half of (max-min)/median; hypervisor steal during drains ${fmt(steal, 1)} s; ${rates.length} successful drains.\n` +
       "ClickHouse CPU and RSS are those of the one process hosting ClickHouse's server (scripts/chlocal.sh). Latency = inserted_at (now64() at insert) − Kafka message timestamp, per row, after a 5 s warm-up.\n",
   );
