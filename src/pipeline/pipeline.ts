@@ -75,7 +75,7 @@ export class Pipeline implements SourceHandler {
   readonly #ownership: Ownership;
   #timers: NodeJS.Timeout[] = [];
   #running: Promise<void> | undefined;
-  /** Changes whenever what the source streams may change (assignments, rewinds, restarts). */
+  /** Changes whenever the source's streams restart from committed positions (rewinds, restarts). */
   #streams = 0;
   #closing: Promise<void> | undefined;
 
@@ -151,12 +151,13 @@ export class Pipeline implements SourceHandler {
   }
 
   onAssigned(partitions: readonly PartitionRef[]): void {
-    this.#streams++;
-    this.#ownership.assigned(partitions);
+    this.#ownership.assigned(partitions); // a partition owned again requests a rewind (which counts as a stream change)
   }
 
   onRevoked(partitions: readonly PartitionRef[]): void {
-    this.#streams++;
+    // Not a stream change for the partitions kept: a record of theirs waiting for its schema stays
+    // valid (the source reads on after it); one of a revoked partition is dropped by `owns` when it
+    // comes back.
     this.#ownership.revoked(partitions);
   }
 
@@ -181,10 +182,10 @@ export class Pipeline implements SourceHandler {
     if (schema !== undefined) {
       const streams = this.#streams;
       return schema.then(
-        // Assignments changed or a rewind began meanwhile: the record may be stale; it is read again.
+        // A rewind began or the source restarted meanwhile: the record may be stale; it is read again.
         () => (streams === this.#streams ? this.onRecord(record) : undefined),
         (error: unknown) => {
-          if (!rt.hardStop.signal.aborted) throw error; // a stop ends the wait: the record is read again after
+          if (!rt.stop.signal.aborted) throw error; // a stop ends the wait: the record is read again after a restart
         },
       );
     }
@@ -204,7 +205,8 @@ export class Pipeline implements SourceHandler {
   #prepare(record: SourceRecord): Promise<unknown> | undefined {
     let waits: Array<Promise<void>> | undefined;
     for (const route of this.#routesByTopic.get(record.topic) ?? []) {
-      const wait = (this.#decoders.get(route) as Decoder).prepare?.(record, this.#rt.hardStop.signal);
+      // A graceful stop ends the wait too: the record is not tracked yet, the next owner reads it.
+      const wait = (this.#decoders.get(route) as Decoder).prepare?.(record, this.#rt.stop.signal);
       if (wait !== undefined) (waits ??= []).push(wait);
     }
     return waits === undefined ? undefined : Promise.all(waits);

@@ -1,7 +1,9 @@
 // Review 2026-12-06, target 1: a record waiting for its schema (Decoder.prepare) before it is
 // tracked, and Pipeline.#streams (docs/design/delivery.md §10 "A record waits for its schema").
 // Invariant (§1): once a partition's position is committed past a record, the record is in the
-// warehouse once or dead-lettered. Tests marked todo reproduce a defect and fail today.
+// warehouse once or dead-lettered. (Found by the review of 2026-12-06; the first and third tests failed
+// before the fixes in pipeline.ts: revocations no longer count as stream changes, and the wait ends on
+// a graceful stop.)
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryLedgerStore, type LedgerJson } from '../../../src/ack/ledger.ts';
@@ -10,42 +12,38 @@ import { GatedSchemas, rec, startMulti } from './world.ts';
 
 const config = () => worldConfig({ teams: { map: { 8: 'd1' } } });
 
-test(
-  'a record waiting for its schema while ANOTHER partition is revoked is dropped as stale but never read again: committed past and lost',
-  { todo: 'defect: onRevoked bumps #streams without a rewind; the stale record is dropped and the source reads on past it (§1 broken)' },
-  async () => {
-    // MultiSource keeps streaming p0 from where it was, like the Kafka source under groupProtocol
-    // 'consumer' (KIP-848: a revocation alone refreshes no fetch offsets; source/kafka.ts #sync calls
-    // onRevoked from its 250 ms timer while onRecord waits). Under 'classic' the rejoin refetches p0
-    // from the committed position, but records already buffered past it are tracked first and the
-    // refetched p0@0 is then skipped as "already tracked" (pipeline.ts #process): a race, not a cure.
-    const schemas = new GatedSchemas();
-    const { pipeline, source, warehouse, deadLetters } = startMulti({ config: config(), decoders: schemas.factory(), partitions: [0, 1] });
-    try {
-      schemas.gate(0, 0); // p0@0 names a schema id not loaded yet
-      const fed = source.append([rec(0, 0)]);
-      await until(() => schemas.waiting.has('0/0'), 'p0@0 to wait for its schema');
-      // Cooperative rebalance: partition 1 moves to another process; partition 0 stays here.
-      source.revoke(pipeline, [1]);
-      schemas.open(0, 0);
-      await fed;
-      await source.append([rec(0, 1), rec(0, 2)]);
-      await until(() => source.committed(0) >= 3n || source.rewinds > 0, 'p0 committed to 3 (or a re-read)', 3_000).catch(() => undefined);
-      await until(() => source.caughtUp, 'the source caught up');
-      await pipeline.close(2_000);
-      const committed = source.committed(0);
-      const landed = new Set(warehouse.uuids());
-      const deadLettered = deadLetters.written.some((d) => d.offset === 0n);
-      // The failing assertion: committed = 3, p0-u0 neither inserted nor dead-lettered, no rewind.
-      assert.ok(
-        committed <= 0n || landed.has('p0-u0') || deadLettered,
-        `p0 committed to ${committed} (rewinds: ${source.rewinds}) but p0@0 is not in the warehouse (${[...landed].join(',')}) nor dead-lettered`,
-      );
-    } finally {
-      await pipeline.destroy();
-    }
-  },
-);
+test('a record waiting for its schema while another partition is revoked is not dropped: it lands, and nothing is committed past it unresolved', {}, async () => {
+  // MultiSource keeps streaming p0 from where it was, like the Kafka source under groupProtocol
+  // 'consumer' (KIP-848: a revocation alone refreshes no fetch offsets; source/kafka.ts #sync calls
+  // onRevoked from its 250 ms timer while onRecord waits). Under 'classic' the rejoin refetches p0
+  // from the committed position, but records already buffered past it are tracked first and the
+  // refetched p0@0 is then skipped as "already tracked" (pipeline.ts #process): a race, not a cure.
+  const schemas = new GatedSchemas();
+  const { pipeline, source, warehouse, deadLetters } = startMulti({ config: config(), decoders: schemas.factory(), partitions: [0, 1] });
+  try {
+    schemas.gate(0, 0); // p0@0 names a schema id not loaded yet
+    const fed = source.append([rec(0, 0)]);
+    await until(() => schemas.waiting.has('0/0'), 'p0@0 to wait for its schema');
+    // Cooperative rebalance: partition 1 moves to another process; partition 0 stays here.
+    source.revoke(pipeline, [1]);
+    schemas.open(0, 0);
+    await fed;
+    await source.append([rec(0, 1), rec(0, 2)]);
+    await until(() => source.committed(0) >= 3n || source.rewinds > 0, 'p0 committed to 3 (or a re-read)', 3_000).catch(() => undefined);
+    await until(() => source.caughtUp, 'the source caught up');
+    await pipeline.close(2_000);
+    const committed = source.committed(0);
+    const landed = new Set(warehouse.uuids());
+    const deadLettered = deadLetters.written.some((d) => d.offset === 0n);
+    // The failing assertion: committed = 3, p0-u0 neither inserted nor dead-lettered, no rewind.
+    assert.ok(
+      committed <= 0n || landed.has('p0-u0') || deadLettered,
+      `p0 committed to ${committed} (rewinds: ${source.rewinds}) but p0@0 is not in the warehouse (${[...landed].join(',')}) nor dead-lettered`,
+    );
+  } finally {
+    await pipeline.destroy();
+  }
+});
 
 test('control: a record waiting for its schema across a rewind requested and completed is read again and lands once', async () => {
   const schemas = new GatedSchemas();
@@ -72,25 +70,19 @@ test('control: a record waiting for its schema across a rewind requested and com
   }
 });
 
-test(
-  'a graceful close while a record waits for its schema ends within its deadline',
-  {
-    todo: 'defect: close() awaits the source (blocked on the prepare promise) before arming the hardStop deadline; prepare only ends on hardStop, so close(deadline) hangs for as long as the registry is down',
-  },
-  async () => {
-    const schemas = new GatedSchemas();
-    // kafkaLike: like source/kafka.ts, run() ends only once the record being handed over is accepted.
-    const { pipeline, source } = startMulti({ config: config(), decoders: schemas.factory(), kafkaLike: true });
-    schemas.gate(0, 0); // the registry stays down for this id
-    void source.append([rec(0, 0)]);
-    await until(() => schemas.waiting.has('0/0'), 'p0@0 to wait');
-    const closed = pipeline.close(200).then(() => 'closed' as const);
-    const timeout = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 2_000).unref());
-    const outcome = await Promise.race([closed, timeout]);
-    if (outcome === 'hung') await pipeline.destroy();
-    assert.equal(outcome, 'closed', 'close(200) still pending after 2 s while p0@0 waits for its schema');
-  },
-);
+test('a graceful close while a record waits for its schema ends within its deadline', {}, async () => {
+  const schemas = new GatedSchemas();
+  // kafkaLike: like source/kafka.ts, run() ends only once the record being handed over is accepted.
+  const { pipeline, source } = startMulti({ config: config(), decoders: schemas.factory(), kafkaLike: true });
+  schemas.gate(0, 0); // the registry stays down for this id
+  void source.append([rec(0, 0)]);
+  await until(() => schemas.waiting.has('0/0'), 'p0@0 to wait');
+  const closed = pipeline.close(200).then(() => 'closed' as const);
+  const timeout = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 2_000).unref());
+  const outcome = await Promise.race([closed, timeout]);
+  if (outcome === 'hung') await pipeline.destroy();
+  assert.equal(outcome, 'closed', 'close(200) still pending after 2 s while p0@0 waits for its schema');
+});
 
 /** A ledger store whose loads wait until the test releases them. */
 class SlowLoads extends MemoryLedgerStore {
