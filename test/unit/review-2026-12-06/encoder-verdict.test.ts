@@ -3,7 +3,8 @@
 // split-points.ts. Invariants (docs/design/delivery.md §1): every row lands once or is dead-lettered,
 // and "a row is never both in the warehouse and dead-lettered". The encoder's verdict depends on the
 // live schema, which TableSchemas re-reads every schemaRefreshMs (and a restarted process reads anew).
-// Tests marked todo reproduce a defect and fail today.
+// Tests marked todo reproduce a defect and fail today: a residual risk documented in
+// docs/design/delivery.md §11 ("A schema change between an attempt that may have landed and its retry").
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryLedgerStore } from '../../../src/ack/ledger.ts';
