@@ -6,7 +6,7 @@
 // input_format_null_as_default would. The result is the row ClickHouse's own JSONEachRow input
 // would give (docs/design/typed-encoding.md); a value it would refuse throws an EncodeError.
 import type { ColumnInfo } from '../../sink/types.ts';
-import type { FieldReader, ObjectRow, ObjectRowType, Row } from '../../decode/row.ts';
+import type { FieldReader, FieldValue, ObjectRow, ObjectRowType, Row } from '../../decode/row.ts';
 import type { SourceRecord } from '../../source/types.ts';
 import { EncodeError } from '../../errors/inserter-error.ts';
 import type { ByteSink } from '../byte-chunks.ts';
@@ -180,21 +180,11 @@ class TypedEncoder implements RowEncoder {
     for (let k = 0; k < columns.length; k++) {
       const column = columns[k] as Column;
       if (column.metadata !== undefined) {
-        buf.u8(0);
-        try {
-          writeMetadata(buf, column.metadata, column.writer, record);
-        } catch (error) {
-          throw this.#rejected(column, undefined, -1, -1, error);
-        }
+        this.#metadata(buf, column, column.metadata, record);
         continue;
       }
       if (k === this.#team && teamId !== undefined) {
-        buf.u8(0);
-        try {
-          writeFieldValue(buf, column.writer, teamId);
-        } catch (error) {
-          throw this.#rejected(column, undefined, -1, -1, error);
-        }
+        this.#fieldValue(buf, column, teamId);
         continue;
       }
       const offset = strOffsets[k] as number;
@@ -237,6 +227,26 @@ class TypedEncoder implements RowEncoder {
     else {
       buf.u8(0);
       column.writer.zero(buf);
+    }
+  }
+
+  /** A Kafka metadata column's value, from the record (never "use default"). */
+  #metadata(buf: RowBuffer, column: Column, metadata: NonNullable<Column['metadata']>, record: SourceRecord): void {
+    buf.u8(0);
+    try {
+      writeMetadata(buf, metadata, column.writer, record);
+    } catch (error) {
+      throw this.#rejected(column, undefined, -1, -1, error);
+    }
+  }
+
+  /** A value read from an object row (or the team id), not JSON text. */
+  #fieldValue(buf: RowBuffer, column: Column, value: FieldValue): void {
+    buf.u8(0);
+    try {
+      writeFieldValue(buf, column.writer, value);
+    } catch (error) {
+      throw this.#rejected(column, undefined, -1, -1, error);
     }
   }
 
@@ -332,25 +342,13 @@ class TypedEncoder implements RowEncoder {
     for (let k = 0; k < columns.length; k++) {
       const column = columns[k] as Column;
       if (column.metadata !== undefined) {
-        buf.u8(0);
-        try {
-          writeMetadata(buf, column.metadata, column.writer, record);
-        } catch (error) {
-          throw this.#rejected(column, undefined, -1, -1, error);
-        }
+        this.#metadata(buf, column, column.metadata, record);
         continue;
       }
       const value = readers[k]?.(row.values);
       if (value === undefined) this.#absent(buf, column);
       else if (value === null && !column.writer.nullable) this.#null(buf, column);
-      else {
-        buf.u8(0);
-        try {
-          writeFieldValue(buf, column.writer, value);
-        } catch (error) {
-          throw this.#rejected(column, undefined, -1, -1, error);
-        }
-      }
+      else this.#fieldValue(buf, column, value);
     }
   }
 }
