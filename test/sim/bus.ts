@@ -93,6 +93,14 @@ export interface SourceFaults {
   /** At most this many rebalances per incarnation (more would livelock a slow committer). */
   readonly maxRebalances: number;
   readonly maxFetch: number;
+  /**
+   * While the handler makes the source wait (a record waiting for its schema, the ledger, the memory
+   * budget): per wait, the chance that *other* partitions are revoked then — as a KIP-848 group or the
+   * Kafka source's assignment timer does concurrently — and assigned again only later. Drawn from
+   * `waitRng`, a stream of its own, so older seeds keep their schedules.
+   */
+  readonly revokeWhileWaiting?: number;
+  readonly waitRng?: Rng;
 }
 
 /** Share of commits applied a second time, late (with FEATURES.lateCommit). */
@@ -125,6 +133,12 @@ export class SimSource implements Source {
     while (true) {
       if (!this.#inc.alive) return hang();
       if (signal.aborted || this.#closed) return;
+      if (this.#revokedWhileWaiting.length > 0 && this.#faults.waitRng?.chance(0.5) === true) {
+        const back = this.#revokedWhileWaiting.splice(0);
+        this.#world.step(`assign again after a wait: ${back.map((r) => `${r.topic}/${r.partition}`).join(',')}`);
+        if (!this.#inc.alive) return hang();
+        this.#assign(back, handler);
+      }
       if (rebalances < this.#faults.maxRebalances && this.#rng.chance(this.#faults.rebalance) && this.#positions.size > 0) {
         rebalances++;
         const owned = [...this.#positions.values()].map((p) => p.ref);
@@ -156,12 +170,30 @@ export class SimSource implements Source {
         this.#world.step(`deliver ${record.topic}/${record.partition}@${record.offset}`);
         if (!this.#inc.alive) return hang();
         const pending = handler.onRecord(toSourceRecord(record));
-        if (pending !== undefined) await pending;
+        if (pending !== undefined) {
+          this.#revokeOthersWhileWaiting(record, handler);
+          await pending;
+        }
         if (!this.#inc.alive) return hang();
         if (signal.aborted || this.#closed) return;
       }
       if (this.#rng.chance(0.5)) await sleep(this.#rng.int(0, 3));
     }
+  }
+
+  /** Partitions revoked while the handler made the source wait, to be assigned again later. */
+  readonly #revokedWhileWaiting: PartitionRef[] = [];
+
+  #revokeOthersWhileWaiting(record: BusRecord, handler: SourceHandler): void {
+    const rng = this.#faults.waitRng;
+    if (rng === undefined || !rng.chance(this.#faults.revokeWhileWaiting ?? 0)) return;
+    const others = [...this.#positions.values()].map((p) => p.ref).filter((r) => r.topic !== record.topic || r.partition !== record.partition);
+    const revoked = others.filter(() => rng.chance(0.6));
+    if (revoked.length === 0) return;
+    for (const ref of revoked) this.#positions.delete(partitionKey(ref.topic, ref.partition));
+    this.#revokedWhileWaiting.push(...revoked);
+    this.#world.step(`revoke while ${record.topic}/${record.partition}@${record.offset} waits: ${revoked.map((r) => `${r.topic}/${r.partition}`).join(',')}`);
+    if (this.#inc.alive) handler.onRevoked(revoked);
   }
 
   #assign(refs: readonly PartitionRef[], handler: SourceHandler): void {

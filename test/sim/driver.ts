@@ -523,7 +523,10 @@ function startPipeline(
       },
     },
   );
-  const source = new SimSource(world, inc, durable.bus, rng.fork(), scenario.sourceFaults);
+  // Revocations while the source waits on the handler, where the scenario rebalances at all: from a
+  // stream of their own (seed and incarnation), so the older seeds' schedules stay as they were.
+  const waits = scenario.sourceFaults.rebalance > 0 ? { revokeWhileWaiting: 0.3, waitRng: new Rng(durable.seed * 131 + inc.id * 7 + 0x77) } : {};
+  const source = new SimSource(world, inc, durable.bus, rng.fork(), { ...scenario.sourceFaults, ...waits });
   const sinkRng = rng.fork();
   const pipeline = new Pipeline({
     config,
