@@ -24,6 +24,10 @@
 // --compression C, --max-buffered-mib M, --fetch-max-bytes B: the inserter's destination request
 // compression, maxBufferedBytes and kafka.fetchMaxBytes (default: the inserter's defaults);
 // --inserter-env K=V (repeatable): environment for the inserter process.
+// --batch K=V[,K=V]: the inserter's `batch` settings (maxRows, maxBytes, maxAgeMs; default: its defaults).
+// --variant-env K=V, --variant-compression C, --variant-batch K=V[,K=V]: one more system, `variant`:
+// the pass-through inserter with these overrides on top of the above, drained in the same runs
+// (order alternated), for an A/B comparison on a shared, noisy machine.
 // --typed: a third system, `typed`: the same inserter with `encoding: typed` (RowBinaryWithDefaults from
 // the live schema), drained in the same runs as the pass-through inserter and the engine.
 // --format F: json (default) or protobuf: the preload produces the same generated events as
@@ -124,6 +128,10 @@ const { values: argv } = parseArgs({
     'max-buffered-mib': { type: 'string' },
     'fetch-max-bytes': { type: 'string' },
     'inserter-env': { type: 'string', multiple: true },
+    batch: { type: 'string' },
+    'variant-env': { type: 'string', multiple: true },
+    'variant-compression': { type: 'string' },
+    'variant-batch': { type: 'string' },
     typed: { type: 'boolean', default: false },
     format: { type: 'string', default: 'json' },
     'profile-system': { type: 'string', default: 'inserter' },
@@ -136,7 +144,7 @@ if (argv.help) {
     readFileSync(import.meta.filename, 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('//'))
-      .slice(0, 33)
+      .slice(0, 37)
       .map((l) => l.slice(3))
       .join('\n') + '\n',
   );
@@ -186,6 +194,22 @@ function inserterRoot(): { root: string; rev: string } {
 const INSERTER = inserterRoot();
 /** --inserter-env K=V (repeatable): more environment for the inserter process (e.g. glibc's MALLOC_ARENA_MAX). */
 const INSERTER_ENV: Record<string, string> = Object.fromEntries((argv['inserter-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+/** --batch maxBytes=67108864,maxAgeMs=5000: the inserter's `batch` settings (numbers). */
+function batchOption(option: string | undefined): Record<string, number> | undefined {
+  return option === undefined
+    ? undefined
+    : Object.fromEntries(
+        option.split(',').map((kv) => {
+          const [k = '', v = ''] = kv.split('=');
+          if (!['maxRows', 'maxBytes', 'maxAgeMs'].includes(k) || !Number.isInteger(Number(v))) throw new Error(`--batch: expected maxRows|maxBytes|maxAgeMs=N, got ${kv}`);
+          return [k, Number(v)];
+        }),
+      );
+}
+const BATCH = batchOption(argv.batch);
+const VARIANT_BATCH = { ...BATCH, ...batchOption(argv['variant-batch']) };
+const VARIANT = argv['variant-env'] !== undefined || argv['variant-compression'] !== undefined || argv['variant-batch'] !== undefined;
+const VARIANT_ENV: Record<string, string> = Object.fromEntries((argv['variant-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const TOPIC = 'clickhouse_events_json';
 if (argv.format !== 'json' && argv.format !== 'protobuf') throw new Error(`--format must be json or protobuf, got ${argv.format}`);
 const PROTOBUF = argv.format === 'protobuf';
@@ -420,7 +444,7 @@ async function preloadJsonCopy(bootstrap: string, topic: string): Promise<Preloa
 // consumers under test
 
 /** `inserter`: pass-through JSONEachRow; `typed`: the inserter with `encoding: typed`; `engine`: ClickHouse's Kafka engine. */
-type System = 'inserter' | 'typed' | 'engine';
+type System = 'inserter' | 'typed' | 'variant' | 'engine';
 
 /** A consumer of one topic into posthog.events on one endpoint, running until stop(). */
 interface Consumer {
@@ -436,18 +460,28 @@ interface Consumer {
   stop(): Promise<void>;
 }
 
-async function startInserterConsumer(ch: ClickHouseInstance, topic: string, groupId: string, env: NodeJS.ProcessEnv = {}, encoding: 'passthrough' | 'typed' = 'passthrough'): Promise<Consumer> {
+async function startInserterConsumer(
+  ch: ClickHouseInstance,
+  topic: string,
+  groupId: string,
+  env: NodeJS.ProcessEnv = {},
+  encoding: 'passthrough' | 'typed' = 'passthrough',
+  variant = false,
+): Promise<Consumer> {
   const metricsPort = await freePort();
+  const compression = variant && argv['variant-compression'] !== undefined ? argv['variant-compression'] : argv.compression;
+  const batch = variant ? VARIANT_BATCH : BATCH;
   const proc = await startInserter(
     {
       kafka: { brokers: [kafka?.bootstrap], groupId, clientId: 'bench', ...(argv['fetch-max-bytes'] === undefined ? {} : { fetchMaxBytes: Number(argv['fetch-max-bytes']) }) },
-      destinations: [{ id: 'ch', url: ch.url, database: 'posthog', ...(argv.compression === undefined ? {} : { compression: argv.compression }) }],
+      destinations: [{ id: 'ch', url: ch.url, database: 'posthog', ...(compression === undefined ? {} : { compression }) }],
       ...(argv['max-buffered-mib'] === undefined ? {} : { maxBufferedBytes: Number(argv['max-buffered-mib']) * 1024 * 1024 }),
+      ...(batch === undefined || Object.keys(batch).length === 0 ? {} : { batch }),
       ...(registry === undefined ? {} : { schemaRegistry: { url: registry.url } }),
       routes: [{ topic, table: 'events', destination: 'ch', createTable: { enabled: false }, encoding, ...(PROTOBUF ? { format: 'protobuf' } : {}) }],
       telemetry: { logLevel: 'info', metricsListen: `127.0.0.1:${metricsPort}` },
     },
-    env,
+    variant ? { ...VARIANT_ENV, ...env } : env,
   );
   inserters.add(proc);
   const errors: string[] = [];
@@ -578,7 +612,40 @@ interface DrainResult {
   /** Share of all cores used by processes outside the benchmark (other work on the machine): the noise. */
   foreignBusyPct: number;
   stealSeconds: number;
+  /**
+   * After count() = N (and the consumer stopped): ClickHouse CPU until its background merges of the
+   * drained parts settle (no merge running and the active part count unchanged for 1 s, at most
+   * 60 s), per million events; and the active parts of posthog.events then. Every insert is a part
+   * to merge; the drain window alone leaves most merges out.
+   */
+  mergeTail?: { cpuSecondsPerMillion: number; seconds: number; activeParts: number };
   errors: string[];
+}
+
+/** ClickHouse CPU from now until its merges of posthog.events settle (DrainResult.mergeTail). */
+async function mergeTail(ch: ClickHouseInstance, chPids: number[]): Promise<DrainResult['mergeTail']> {
+  const tail = new ProcSampler({ clickhouse: chPids });
+  tail.start();
+  const t0 = Date.now();
+  let last = '';
+  let stableSince = Date.now();
+  for (;;) {
+    const state = (
+      await ch.query(
+        "SELECT (SELECT count() FROM system.merges WHERE database = 'posthog' AND table = 'events'), (SELECT count() FROM system.parts WHERE database = 'posthog' AND table = 'events' AND active)",
+      )
+    ).trim();
+    const [merging = 0, parts = 0] = state.split('\t').map(Number);
+    if (state !== last || merging > 0) {
+      last = state;
+      stableSince = Date.now();
+    }
+    if (Date.now() - stableSince >= 1_000 || Date.now() - t0 > 60_000) {
+      const cpu = tail.stop().clickhouse?.cpuSeconds ?? 0;
+      return { cpuSecondsPerMillion: (cpu / EVENTS) * 1e6, seconds: (Date.now() - t0) / 1000, activeParts: parts };
+    }
+    await sleep(200);
+  }
 }
 
 async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): Promise<DrainResult> {
@@ -611,7 +678,7 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
     let startupCpu = 0;
     let tStart: number;
     if (system !== 'engine') {
-      consumer = await startInserterConsumer(ch, TOPIC, groupId, env, system === 'typed' ? 'typed' : 'passthrough');
+      consumer = await startInserterConsumer(ch, TOPIC, groupId, env, system === 'typed' ? 'typed' : 'passthrough', system === 'variant');
       const boot = new ProcSampler({ inserter: consumer.pids });
       boot.start();
       tStart = await consumer.ready;
@@ -673,6 +740,7 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
     result.stealSeconds = machineAfter.steal - machineBefore.steal;
     await consumer.stop();
     result.inserts = consumer.inserts();
+    result.mergeTail = await mergeTail(ch, chPids);
     const [total, distinct] = (await ch.query('SELECT count(), uniqExact(uuid) FROM posthog.events')).trim().split('\t').map(Number);
     result.ok = total === EVENTS && distinct === EVENTS;
     if (!result.ok) result.error = `count() = ${total}, uniqExact(uuid) = ${distinct}, expected ${EVENTS}`;
@@ -803,7 +871,10 @@ async function latency(system: System, run: number, rate: number): Promise<Laten
   };
   let consumer: Consumer | undefined;
   try {
-    consumer = system !== 'engine' ? await startInserterConsumer(ch, topic, groupId, {}, system === 'typed' ? 'typed' : 'passthrough') : await startEngineConsumer(ch, topic, groupId, true);
+    consumer =
+      system !== 'engine'
+        ? await startInserterConsumer(ch, topic, groupId, {}, system === 'typed' ? 'typed' : 'passthrough', system === 'variant')
+        : await startEngineConsumer(ch, topic, groupId, true);
     await consumer.ready;
     if (system === 'engine') await sleep(2_000); // let the first SELECT subscribe and get its assignment
     const sampler = new ProcSampler({ inserter: consumer.pids, clickhouse: chPids });
@@ -907,7 +978,7 @@ async function profileRun(dir: string): Promise<{ file: string; summary: Profile
 // ---------------------------------------------------------------------------------------------
 // main
 
-const inserterSystems: readonly System[] = argv.typed ? ['inserter', 'typed'] : ['inserter'];
+const inserterSystems: readonly System[] = [...(['inserter'] as const), ...(argv.typed ? (['typed'] as const) : []), ...(VARIANT ? (['variant'] as const) : [])];
 
 function report(drains: DrainResult[], latencies: LatencyResult[]): { text: string; summary: Record<string, Record<string, Summary>> } {
   const systems: System[] = [...inserterSystems, ...(argv['no-engine'] ? [] : (['engine'] as const))];
@@ -921,6 +992,9 @@ function report(drains: DrainResult[], latencies: LatencyResult[]): { text: stri
     ['CPU-s per M events: ClickHouse server', (s) => pick(s, (r) => r.cpuSecondsPerMillion.clickhouse), (n) => fmt(n, 2)],
     ['CPU-s per M events: inserter + ClickHouse', (s) => pick(s, (r) => r.cpuSecondsPerMillion.total), (n) => fmt(n, 2)],
     ['CPU-s per M events: Kafka broker', (s) => pick(s, (r) => r.cpuSecondsPerMillion.kafka), (n) => fmt(n, 2)],
+    ['ClickHouse CPU-s per M after N: merges settling', (s) => pick(s, (r) => r.mergeTail?.cpuSecondsPerMillion ?? Number.NaN), (n) => fmt(n, 2)],
+    ['ClickHouse CPU-s per M incl. merge tail', (s) => pick(s, (r) => r.cpuSecondsPerMillion.clickhouse + (r.mergeTail?.cpuSecondsPerMillion ?? Number.NaN)), (n) => fmt(n, 2)],
+    ['active parts when merges settled', (s) => pick(s, (r) => r.mergeTail?.activeParts ?? Number.NaN), fmtInt],
     ['peak RSS inserter (MiB)', (s) => pick(s, (r) => r.peakRssBytes.inserter / 2 ** 20), fmtInt],
     ['peak RSS ClickHouse server (MiB)', (s) => pick(s, (r) => r.peakRssBytes.clickhouse / 2 ** 20), fmtInt],
     ['inserts per drain', (s) => pick(s, (r) => r.inserts), fmtInt],
