@@ -1,10 +1,11 @@
 // Owns talking to one ClickHouse cluster over HTTP with the official client: live schema from
 // system.columns with the table's deduplication (engine and window, dedup.ts), CREATE TABLE, and
 // idempotent inserts (insert_deduplication_token, also into dependent materialized views) of
-// pass-through JSONEachRow bodies streamed from the batch's blocks. Every failure leaves as a
-// classified WarehouseError.
+// pass-through JSONEachRow bodies streamed from the batch's blocks, compressed here (see
+// compressedBody). Every failure leaves as a classified WarehouseError.
 import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
+import { constants as zlib, createGzip, createZstdCompress, type Gzip, type ZstdCompress } from 'node:zlib';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { DestinationConfig } from '../../config/load.ts';
 import { destinationTlsIssues } from '../../config/schema.ts';
@@ -47,14 +48,35 @@ function tlsOptions(destination: DestinationConfig): { ca_cert: Buffer; cert?: B
   return tls.certFile !== undefined && tls.keyFile !== undefined ? { ca_cert, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } : { ca_cert };
 }
 
+/**
+ * Output chunk of the request-body compressor. The client's own compressor (and zlib's default) emits
+ * 16 KiB chunks: a JavaScript callback and a socket write per 16 KiB of compressed body, which cost the
+ * main thread about as much as the compression itself (bench/micro.ts: zstd-1 of a 16 MB body).
+ */
+const COMPRESSED_CHUNK = 1024 * 1024;
+
+/** The request body compressed with the destination's codec, or as is; its Content-Encoding. */
+function compressedBody(body: Iterable<Buffer>, codec: 'none' | 'gzip' | 'zstd'): { values: Readable; headers: Record<string, string> | undefined } {
+  const source = Readable.from(body, { objectMode: false });
+  if (codec === 'none') return { values: source, headers: undefined };
+  // zstd level 1 compresses PostHog rows as well as the default level 3 for ~35% less CPU (bench/).
+  const compressor: Gzip | ZstdCompress =
+    codec === 'zstd' ? createZstdCompress({ chunkSize: COMPRESSED_CHUNK, params: { [zlib.ZSTD_c_compressionLevel]: 1 } }) : createGzip({ chunkSize: COMPRESSED_CHUNK });
+  // An aborted or failed request destroys the compressor, which destroys the source: nothing to report here.
+  pipeline(source, compressor, () => undefined);
+  return { values: compressor, headers: { 'Content-Encoding': codec } };
+}
+
 export class ClickHouseSink implements Sink {
   readonly destinationId: string;
   readonly #client: ClickHouseClient;
+  readonly #compression: 'none' | 'gzip' | 'zstd';
   readonly #window: DedupWindowWatch;
   #closing: Promise<void> | undefined;
 
   constructor(destination: DestinationConfig, options: ClickHouseSinkOptions = {}) {
     this.destinationId = destination.id;
+    this.#compression = destination.compression;
     this.#window = new DedupWindowWatch({ destinationId: destination.id, logger: options.logger, metrics: options.metrics });
     const tls = tlsOptions(destination);
     this.#client = createClient({
@@ -64,8 +86,8 @@ export class ClickHouseSink implements Sink {
       database: destination.database,
       request_timeout: destination.requestTimeoutMs,
       max_open_connections: destination.concurrency + 2,
-      // zstd level 1 compresses PostHog rows as well as the default level 3 for ~35% less CPU (bench/).
-      compression: { request: destination.compression === 'none' ? false : destination.compression === 'zstd' ? { codec: 'zstd', level: 1 } : { codec: 'gzip' }, response: false },
+      // Insert bodies are compressed by the sink (compressedBody); other requests are small.
+      compression: { request: false, response: false },
       application: 'inserter',
       ...(tls ? { tls } : {}),
       // Progress headers keep a long insert's connection alive through idle-timeout proxies.
@@ -110,10 +132,12 @@ export class ClickHouseSink implements Sink {
     // block: nothing for the deduplication window to remember or count.
     const watched = batch.rows > 0;
     if (watched) this.#window.beforeAttempt(batch.table, batch.token);
+    const { values, headers } = compressedBody(batch.body, this.#compression);
     try {
       const result = await this.#client.exec({
         query: `INSERT INTO ${quoteIdent(batch.table.database)}.${quoteIdent(batch.table.table)}${batch.columns === undefined ? '' : ` (${batch.columns.map(quoteIdent).join(', ')})`} FORMAT ${batch.format}`,
-        values: Readable.from(batch.body, { objectMode: false }),
+        values,
+        ...(headers ? { http_headers: headers } : {}),
         clickhouse_settings: {
           insert_deduplication_token: batch.token,
           insert_deduplicate: 1,
@@ -132,6 +156,7 @@ export class ClickHouseSink implements Sink {
       if (watched) this.#window.succeeded(batch.table, batch.token);
       return { writtenRows: written === undefined ? undefined : Number(written) };
     } catch (error) {
+      values.destroy(); // a request that failed before reading its body leaves it unread
       const failure = classifyClickHouseError(error);
       if (watched) this.#window.failed(batch.table, batch.token, failure.errorClass);
       throw failure;

@@ -1,18 +1,22 @@
 // The ClickHouse sink over a fake HTTP server: describe reads the columns and, in the same call, the
 // table's engine and deduplication settings (parameterised, never interpolated); every insert sends
 // the token with deduplicate_blocks_in_dependent_materialized_views=1. The real SQL runs against
-// real ClickHouse in test/e2e/dedup-safety.test.ts.
+// real ClickHouse in test/e2e/dedup-safety.test.ts. Insert bodies are compressed by the sink with the
+// destination's codec (Content-Encoding zstd or gzip), or sent as they are.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
+import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { buildConfig } from '../../../src/config/load.ts';
 import { ClickHouseSink } from '../../../src/sink/clickhouse/sink.ts';
 
 interface Seen {
   readonly url: URL;
   readonly body: string;
+  readonly raw: Buffer;
+  readonly encoding: string | undefined;
 }
 
 const seen: Seen[] = [];
@@ -26,8 +30,9 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     const url = new URL(req.url ?? '/', 'http://x');
-    const body = Buffer.concat(chunks).toString('utf8');
-    seen.push({ url, body });
+    const raw = Buffer.concat(chunks);
+    const body = raw.toString('utf8');
+    seen.push({ url, body, raw, encoding: req.headers['content-encoding'] });
     const query = url.searchParams.get('query') ?? body;
     res.writeHead(200, { 'content-type': 'text/plain', 'x-clickhouse-summary': '{"written_rows":"1"}' });
     if (query.includes('system.columns')) res.end('{"name":"id","type":"UInt64","default_kind":""}\n');
@@ -36,16 +41,21 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   });
 });
 let sink: ClickHouseSink;
+let port = 0;
+
+function sinkWith(compression: 'none' | 'gzip' | 'zstd'): ClickHouseSink {
+  const config = buildConfig(
+    { kafka: { brokers: ['127.0.0.1:9092'] }, destinations: [{ id: 'a', url: `http://127.0.0.1:${port}`, compression }], routes: [{ topic: 't', table: 'x', destination: 'a' }] },
+    '/tmp',
+  );
+  return new ClickHouseSink(config.destinations[0] as (typeof config.destinations)[number]);
+}
 
 before(async () => {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  const config = buildConfig(
-    { kafka: { brokers: ['127.0.0.1:9092'] }, destinations: [{ id: 'a', url: `http://127.0.0.1:${port}`, compression: 'none' }], routes: [{ topic: 't', table: 'x', destination: 'a' }] },
-    '/tmp',
-  );
-  sink = new ClickHouseSink(config.destinations[0] as (typeof config.destinations)[number]);
+  port = (server.address() as AddressInfo).port;
+  sink = sinkWith('none');
 });
 
 after(async () => {
@@ -85,4 +95,28 @@ test('every insert carries its token and deduplicates dependent materialized vie
   assert.equal(insert.url.searchParams.get('insert_deduplication_token'), 'tok-1');
   assert.equal(insert.url.searchParams.get('insert_deduplicate'), '1');
   assert.equal(insert.url.searchParams.get('deduplicate_blocks_in_dependent_materialized_views'), '1');
+});
+
+test('insert bodies are sent as they are with compression none, and compressed with zstd or gzip (Content-Encoding)', async () => {
+  // Several blocks, more than one compressed output chunk's worth of input: the body arrives whole and in order.
+  const blocks = Array.from({ length: 40 }, (_, b) => Buffer.from(Array.from({ length: 2_000 }, (_, i) => `{"id":${b * 2_000 + i},"s":"${(b * 7919 + i).toString(36).repeat(20)}"}\n`).join('')));
+  const expected = Buffer.concat(blocks);
+  for (const [compression, decode] of [
+    ['none', (b: Buffer) => b],
+    ['zstd', zstdDecompressSync],
+    ['gzip', gunzipSync],
+  ] as const) {
+    const s = compression === 'none' ? sink : sinkWith(compression);
+    try {
+      seen.length = 0;
+      await s.insert({ table: { database: 'app', table: 't' }, format: 'JSONEachRow', body: blocks, rows: 80_000, bytes: expected.length, token: `tok-${compression}` });
+      const insert = seen.find((x) => (x.url.searchParams.get('query') ?? '').startsWith('INSERT'));
+      assert.ok(insert, `an INSERT was sent (${compression})`);
+      assert.equal(insert.encoding, compression === 'none' ? undefined : compression);
+      if (compression !== 'none') assert.ok(insert.raw.length < expected.length / 2, `${compression} compresses the body`);
+      assert.ok(decode(insert.raw).equals(expected), `the ${compression} body is the rows, whole and in order`);
+    } finally {
+      if (s !== sink) await s.close();
+    }
+  }
 });
