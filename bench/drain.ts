@@ -25,9 +25,10 @@
 // compression, maxBufferedBytes and kafka.fetchMaxBytes (default: the inserter's defaults);
 // --inserter-env K=V (repeatable): environment for the inserter process.
 // --batch K=V[,K=V]: the inserter's `batch` settings (maxRows, maxBytes, maxAgeMs; default: its defaults).
-// --variant-env K=V, --variant-compression C, --variant-batch K=V[,K=V]: one more system, `variant`:
-// the pass-through inserter with these overrides on top of the above, drained in the same runs
-// (order alternated), for an A/B comparison on a shared, noisy machine.
+// --variant-env K=V, --variant-compression C, --variant-batch K=V[,K=V], --variant-rev REV: one more
+// system, `variant`: the pass-through inserter with these overrides on top of the above (or of
+// revision REV), drained in the same runs (order alternated), for an A/B comparison on a shared,
+// noisy machine.
 // --typed: a third system, `typed`: the same inserter with `encoding: typed` (RowBinaryWithDefaults from
 // the live schema), drained in the same runs as the pass-through inserter and the engine.
 // --format F: json (default) or protobuf: the preload produces the same generated events as
@@ -132,6 +133,7 @@ const { values: argv } = parseArgs({
     'variant-env': { type: 'string', multiple: true },
     'variant-compression': { type: 'string' },
     'variant-batch': { type: 'string' },
+    'variant-rev': { type: 'string' },
     typed: { type: 'boolean', default: false },
     format: { type: 'string', default: 'json' },
     'profile-system': { type: 'string', default: 'inserter' },
@@ -144,7 +146,7 @@ if (argv.help) {
     readFileSync(import.meta.filename, 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('//'))
-      .slice(0, 37)
+      .slice(0, 38)
       .map((l) => l.slice(3))
       .join('\n') + '\n',
   );
@@ -178,20 +180,22 @@ function chooseEvents(): number {
 const EVENTS = chooseEvents();
 
 /** Where bin/inserter comes from: the work tree, or `git archive REV` in a temp dir (--rev). */
-function inserterRoot(): { root: string; rev: string } {
+function inserterRoot(rev: string | undefined): { root: string; rev: string } {
   const git = (...args: string[]): string => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-  if (argv.rev === undefined) {
+  if (rev === undefined) {
     const dirty = git('status', '--porcelain', '--', 'src', 'bin').length > 0;
     return { root: REPO_ROOT, rev: `${git('rev-parse', 'HEAD')}${dirty ? ' + uncommitted changes in src/ or bin/' : ''} (work tree)` };
   }
-  const sha = git('rev-parse', argv.rev);
+  const sha = git('rev-parse', rev);
   const dir = mkdtempSync(join(tmpdir(), 'inserter-bench-rev-'));
   execFileSync('bash', ['-c', `git archive ${sha} bin src package.json | tar -x -C '${dir}'`], { cwd: REPO_ROOT });
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   return { root: dir, rev: sha };
 }
-const INSERTER = inserterRoot();
+const INSERTER = inserterRoot(argv.rev);
+/** --variant-rev REV: the variant system runs the inserter of REV (else the same as the others). */
+const VARIANT_INSERTER = argv['variant-rev'] === undefined ? INSERTER : inserterRoot(argv['variant-rev']);
 /** --inserter-env K=V (repeatable): more environment for the inserter process (e.g. glibc's MALLOC_ARENA_MAX). */
 const INSERTER_ENV: Record<string, string> = Object.fromEntries((argv['inserter-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 /** --batch maxBytes=67108864,maxAgeMs=5000: the inserter's `batch` settings (numbers). */
@@ -208,7 +212,7 @@ function batchOption(option: string | undefined): Record<string, number> | undef
 }
 const BATCH = batchOption(argv.batch);
 const VARIANT_BATCH = { ...BATCH, ...batchOption(argv['variant-batch']) };
-const VARIANT = argv['variant-env'] !== undefined || argv['variant-compression'] !== undefined || argv['variant-batch'] !== undefined;
+const VARIANT = argv['variant-rev'] !== undefined || argv['variant-env'] !== undefined || argv['variant-compression'] !== undefined || argv['variant-batch'] !== undefined;
 const VARIANT_ENV: Record<string, string> = Object.fromEntries((argv['variant-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const TOPIC = 'clickhouse_events_json';
 if (argv.format !== 'json' && argv.format !== 'protobuf') throw new Error(`--format must be json or protobuf, got ${argv.format}`);
@@ -260,14 +264,14 @@ interface InserterProcess {
 }
 
 /** `bin/inserter run --config FILE` as a child process; bin/inserter execs node, so child.pid is node's. */
-async function startInserter(config: unknown, env: NodeJS.ProcessEnv): Promise<InserterProcess> {
+async function startInserter(config: unknown, env: NodeJS.ProcessEnv, root: string = INSERTER.root): Promise<InserterProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'inserter-bench-run-'));
   const configFile = join(dir, 'inserter.yaml');
   writeFileSync(configFile, stringify(config));
   const logFile = join(dir, 'inserter.log');
   const log = createWriteStream(logFile);
   await once(log, 'open');
-  const child = spawn(join(INSERTER.root, 'bin', 'inserter'), ['run', '--config', configFile], { stdio: ['ignore', log, log], env: { ...process.env, ...INSERTER_ENV, ...env } });
+  const child = spawn(join(root, 'bin', 'inserter'), ['run', '--config', configFile], { stdio: ['ignore', log, log], env: { ...process.env, ...INSERTER_ENV, ...env } });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const alive = (): boolean => child.exitCode === null && child.signalCode === null;
   process.once('exit', () => void (alive() && child.kill('SIGKILL')));
@@ -482,6 +486,7 @@ async function startInserterConsumer(
       telemetry: { logLevel: 'info', metricsListen: `127.0.0.1:${metricsPort}` },
     },
     variant ? { ...VARIANT_ENV, ...env } : env,
+    variant ? VARIANT_INSERTER.root : INSERTER.root,
   );
   inserters.add(proc);
   const errors: string[] = [];
@@ -1040,6 +1045,7 @@ function writeJson(summary?: Record<string, Record<string, Summary>>, profile?: 
         date: new Date().toISOString(),
         machine,
         inserter: INSERTER.rev,
+        ...(VARIANT_INSERTER === INSERTER ? {} : { variantInserter: VARIANT_INSERTER.rev }),
         options: {
           events: EVENTS,
           partitions: PARTITIONS,
@@ -1076,7 +1082,7 @@ function writeJson(summary?: Record<string, Record<string, Summary>>, profile?: 
 }
 
 async function main(): Promise<void> {
-  say(`inserter: ${INSERTER.rev}`);
+  say(`inserter: ${INSERTER.rev}${VARIANT_INSERTER === INSERTER ? '' : `; variant: ${VARIANT_INSERTER.rev}`}`);
   say(
     `drain benchmark: ${fmtInt(EVENTS)} events, ${PARTITIONS} partitions, ${RUNS} run(s); ${machine.cpus} × ${machine.model}, ${mib(machine.memoryBytes)}, node ${machine.node}, kernel ${machine.kernel}, load ${machine.loadAverage}`,
   );
