@@ -27,8 +27,13 @@ export class Replays {
 
   join(state: PartitionState, route: RouteConfig, intent: Intent, record: SourceRecord, row: Row, team: number | undefined, chunk: AckChunk): void {
     const destination = this.#rt.directory.destination(intent.destination);
-    if (destination === undefined || this.#blocked(route, intent)) {
+    if (destination === undefined || state.parkedIntents.has(intent.token) || this.#blocked(route, intent)) {
       this.#control.park(state, chunk);
+      // All or nothing: the rows joined so far wait too, and every later one until the partition is
+      // read again — else `readPast` would deliver the batch short, and its intent's completion would
+      // resolve the parked records without their rows (lost).
+      state.parkedIntents.add(intent.token);
+      if (destination !== undefined) this.#drop(state, this.#control.laneFor(state, route, destination), intent);
       return;
     }
     const lane = this.#control.laneFor(state, route, destination);
@@ -47,6 +52,15 @@ export class Replays {
     for (const lane of state.lanes.values()) {
       for (const batch of [...lane.replays.values()]) if (batch.intent !== undefined && offset >= batch.intent.records.last) this.#complete(state, lane, batch);
     }
+  }
+
+  /** Forgets the re-formed batch of `intent` (its records are read again after the rewind that parking asks for). */
+  #drop(state: PartitionState, lane: Lane, intent: Intent): void {
+    const batch = lane.replays.get(intent.token);
+    if (batch === undefined) return;
+    lane.replays.delete(intent.token);
+    state.replaying--;
+    this.#rt.budget.release(batch.bytes, lane.destination.id);
   }
 
   #complete(state: PartitionState, lane: Lane, batch: Batch): void {

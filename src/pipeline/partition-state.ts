@@ -41,6 +41,8 @@ export class PartitionState {
   replaying = 0;
   /** Some record was left unresolved on purpose (paused or parked): resuming must re-read. */
   needsRewind = false;
+  /** Intents whose re-formed batch was parked since the last reset: their other records park too. */
+  readonly parkedIntents = new Set<string>();
   ledger: Ledger | undefined;
   /** Dead-letter writes in flight by route and offset: the records (read once or again) waiting on each. */
   readonly deadLetters = new Map<string, AckSet>();
@@ -121,6 +123,7 @@ export class PartitionState {
       lane.replays.clear();
     }
     this.replaying = 0;
+    this.parkedIntents.clear();
     for (const held of this.held) release(held.size, undefined);
     this.held = [];
   }
