@@ -19,6 +19,12 @@ export interface PartReason {
   readonly message: string;
   readonly serverCode?: number;
   readonly attempts: number;
+  /**
+   * The row may also be in the warehouse: it was refused by an attempt after the live schema
+   * changed, while an earlier attempt of its range (under another schema) may have landed
+   * (docs/design/delivery.md §11). Its dead letter says so, and `dlq replay` skips it unless told.
+   */
+  readonly mayHaveLanded?: boolean;
 }
 
 /** A leaf of a batch's split tree: rows [from, to) of the batch in offset order. */
@@ -27,6 +33,13 @@ export interface IntentPart {
   readonly to: number;
   state: PartState;
   reason?: PartReason;
+  /**
+   * Rows of the part (batch row indexes, ascending) left out of its insert, which is still sent
+   * under the part's token, and dead-lettered with `excludedReason`: rows refused after a schema
+   * change while an earlier attempt of the part may have landed (a split would re-insert it).
+   */
+  excluded?: number[];
+  excludedReason?: PartReason;
 }
 
 export interface Intent {
@@ -41,11 +54,16 @@ export interface Intent {
   readonly teams: readonly number[] | undefined;
   /** The split tree's leaves in row order; undefined until the batch is first split. */
   parts: IntentPart[] | undefined;
+  /**
+   * Fingerprints of the live schemas any insert of this batch was sent under (TableSchemas): a
+   * range in doubt may be split only when its verdict cannot have changed since (all equal now).
+   */
+  schemas: string[];
   /** Every row is resolved: the intent has been folded into its route's resolved set. */
   done: boolean;
 }
 
-type PartJson = [number, number, PartState] | [number, number, PartState, PartReason];
+type PartJson = [number, number, PartState] | [number, number, PartState, PartReason] | [number, number, PartState, PartReason | null, number[], PartReason];
 
 export interface LedgerJson {
   v: 2;
@@ -53,7 +71,7 @@ export interface LedgerJson {
   resolvedBelow?: string;
   /** Per route: resolved offsets at or above resolvedBelow, as an encoded OffsetSet. */
   resolved?: Record<string, string>;
-  intents: Array<{ route: string; destination: string; token: string; records: string; rows: number; teams?: number[]; parts?: PartJson[] }>;
+  intents: Array<{ route: string; destination: string; token: string; records: string; rows: number; teams?: number[]; parts?: PartJson[]; schemas?: string[] }>;
 }
 
 /** Ledgers written before exact intents: only the position they were pruned at carries over. */
@@ -82,8 +100,18 @@ export class Ledger {
     }
     for (const [route, text] of Object.entries(json.resolved ?? {})) ledger.#resolved.set(route, OffsetSet.decode(text));
     for (const i of json.intents) {
-      const parts = i.parts?.map(([from, to, state, reason]) => ({ from, to, state, ...(reason === undefined ? {} : { reason }) }));
-      ledger.#intents.push({ route: i.route, destination: i.destination, token: i.token, records: OffsetSet.decode(i.records), rows: i.rows, teams: i.teams, parts, done: false });
+      const parts = i.parts?.map(partOf);
+      ledger.#intents.push({
+        route: i.route,
+        destination: i.destination,
+        token: i.token,
+        records: OffsetSet.decode(i.records),
+        rows: i.rows,
+        teams: i.teams,
+        parts,
+        schemas: i.schemas ?? [],
+        done: false,
+      });
     }
     return ledger;
   }
@@ -102,7 +130,8 @@ export class Ledger {
         records: i.records.encode(),
         rows: i.rows,
         ...(i.teams ? { teams: [...i.teams] } : {}),
-        ...(i.parts ? { parts: i.parts.map((p): PartJson => (p.reason === undefined ? [p.from, p.to, p.state] : [p.from, p.to, p.state, p.reason])) } : {}),
+        ...(i.parts ? { parts: i.parts.map(partJson) } : {}),
+        ...(i.schemas.length > 0 ? { schemas: [...i.schemas] } : {}),
       })),
     };
   }
@@ -193,6 +222,26 @@ export class Ledger {
     this.#dirty = true;
   }
 
+  /** An insert of the intent is about to be sent under this schema; true when it is new (the ledger must be saved first). */
+  sentUnder(intent: Intent, fingerprint: string): boolean {
+    if (intent.schemas.includes(fingerprint)) return false;
+    intent.schemas.push(fingerprint);
+    this.#dirty = true;
+    return true;
+  }
+
+  /** Rows `excluded` of part [from, to) (or the whole) are left out of its insert and dead-lettered for `reason`. */
+  exclude(intent: Intent, from: number, to: number, excluded: readonly number[], reason: PartReason): void {
+    const whole = from === 0 && to === intent.rows;
+    const parts = intent.parts ?? (whole ? [{ from, to, state: 'pending' }] : []);
+    const part = parts.find((p) => p.from === from && p.to === to);
+    if (part === undefined) throw new Error(`intent ${intent.token} has no part ${from}-${to}`);
+    part.excluded = [...excluded];
+    part.excludedReason ??= { ...reason, message: reason.message.slice(0, REASON_CHARS) };
+    intent.parts = parts;
+    this.#dirty = true;
+  }
+
   /**
    * Forgets what is below the committed position (those records are never re-read): resolved
    * offsets and any intent wholly below it.
@@ -219,6 +268,22 @@ export class Ledger {
     }
     return set;
   }
+}
+
+function partOf(json: PartJson): IntentPart {
+  const [from, to, state, reason, excluded, excludedReason] = json as [number, number, PartState, PartReason | null | undefined, number[] | undefined, PartReason | undefined];
+  return {
+    from,
+    to,
+    state,
+    ...(reason === undefined || reason === null ? {} : { reason }),
+    ...(excluded === undefined || excludedReason === undefined ? {} : { excluded, excludedReason }),
+  };
+}
+
+function partJson(p: IntentPart): PartJson {
+  if (p.excluded !== undefined && p.excludedReason !== undefined) return [p.from, p.to, p.state, p.reason ?? null, [...p.excluded], p.excludedReason];
+  return p.reason === undefined ? [p.from, p.to, p.state] : [p.from, p.to, p.state, p.reason];
 }
 
 /** Durable home of partition ledgers (a compacted Kafka topic in production, memory in simulation). */

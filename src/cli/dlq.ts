@@ -25,14 +25,16 @@ import { createLogger } from '../telemetry/logger.ts';
 const FILTERS = '[--route NAME | --topic DLQ_TOPIC] [--class C[,C]] [--team N] [--table db.t] [--since ISO] [--until ISO] [--limit N]';
 export const dlqUsage = `  inserter dlq list --config FILE ${FILTERS} [--json]
   inserter dlq inspect --config FILE --topic T --partition P --offset O [--json]
-  inserter dlq replay --config FILE ${FILTERS} --to original|destination [--dry-run] [--json]
+  inserter dlq replay --config FILE ${FILTERS} --to original|destination [--dry-run] [--include-may-have-landed] [--json]
   inserter dlq purge --config FILE --topic T --partition P --before-offset O
       dead letters of the config's routes (docs/errors.md, "Dead-letter queue"). replay is exactly once:
       each dead letter replayed is recorded in <groupId>.inserter-dlq-replays and never replayed again.
       --to original re-produces it (original key, value, headers; x-inserter-replayed-from) to its
       topic/partition in one Kafka transaction with its ledger entry; --to destination inserts it into
       its table under a token recorded before the insert (a crashed replay is finished by the next one,
-      within ClickHouse's deduplication window). Rows rejected again stay in the DLQ (exit 1).`;
+      within ClickHouse's deduplication window). Rows rejected again stay in the DLQ (exit 1).
+      Letters marked x-inserter-may-have-landed (refused after a schema change while an earlier
+      insert of them may have landed) are skipped unless --include-may-have-landed: check the table first.`;
 
 const common = { config: { type: 'string', short: 'c' }, json: { type: 'boolean', default: false }, 'timeout-ms': { type: 'string', default: '60000' } } as const;
 
@@ -125,7 +127,11 @@ async function inspect(args: string[]): Promise<number> {
 }
 
 async function replay(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...common, ...filterOptions, to: { type: 'string' }, 'dry-run': { type: 'boolean', default: false } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { ...common, ...filterOptions, to: { type: 'string' }, 'dry-run': { type: 'boolean', default: false }, 'include-may-have-landed': { type: 'boolean', default: false } },
+    strict: true,
+  });
   const c = commonOf(values);
   if (values.to !== 'original' && values.to !== 'destination') throw new DlqUsageError('--to original|destination is required');
   const dryRun = values['dry-run'];
@@ -134,8 +140,17 @@ async function replay(args: string[]): Promise<number> {
   try {
     // The ledger first: opening it for writing fences any older replay, so what it holds is final.
     await ledger.open(!dryRun);
-    const { all, selected } = await readDeadLetters(c, values);
+    const { all, selected: read } = await readDeadLetters(c, values);
+    // A letter that may also be in its table is replayed only when the operator checked and asks.
+    const held = values['include-may-have-landed'] ? [] : read.filter((l) => l.mayHaveLanded === true);
+    const selected = held.length === 0 ? read : read.filter((l) => l.mayHaveLanded !== true);
     report = values.to === 'original' ? await replayToOriginal(selected, ledger, dryRun) : await toDestination(c, all, selected, ledger, dryRun);
+    for (const l of held) {
+      report.skipped.push({
+        id: l.id,
+        detail: `may also be in ${l.table ?? 'its table'} (x-inserter-may-have-landed): check the table, then replay with --include-may-have-landed if it is not there`,
+      });
+    }
   } finally {
     await ledger.close();
   }

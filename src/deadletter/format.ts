@@ -26,6 +26,7 @@ export function listJson(l: DeadLetter): string {
     original: l.original === undefined ? null : { topic: l.original.topic, partition: l.original.partition, offset: String(l.original.offset), timestamp: Number(l.original.timestamp) },
     valueBytes: l.raw.value?.length ?? 0,
     omitted: l.omitted ?? null,
+    mayHaveLanded: l.mayHaveLanded === true,
     message: l.message ?? null,
   });
 }

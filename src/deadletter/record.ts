@@ -35,6 +35,8 @@ export interface DeadLetter {
   readonly original: SourceRecord | undefined;
   /** Written without parts of the record (the dead-letter topic refused it as too large): what is missing; they are in the source topic. */
   readonly omitted?: string;
+  /** It may also be in the warehouse (`x-inserter-may-have-landed`): replayed only when asked. */
+  readonly mayHaveLanded?: boolean;
 }
 
 const writerHeaders: ReadonlySet<string> = new Set(Object.values(deadLetterHeader));
@@ -92,6 +94,7 @@ export function parseDeadLetter(raw: RawDeadLetter): DeadLetter {
     at: new Date(Number.isNaN(lastFailure) ? Number(raw.timestamp) : lastFailure),
     original,
     ...omittedParts(get(deadLetterHeader.valueOmitted), get(deadLetterHeader.keyHeadersOmitted)),
+    ...(get(deadLetterHeader.mayHaveLanded) === 'true' ? { mayHaveLanded: true } : {}),
   };
 }
 

@@ -15,6 +15,8 @@ export interface DeadLetterReason {
   readonly attempts?: number;
   readonly serverCode?: number;
   readonly firstFailure?: Date;
+  /** The row may also be in the warehouse (ledger.ts PartReason.mayHaveLanded): header `x-inserter-may-have-landed`. */
+  readonly mayHaveLanded?: boolean;
 }
 
 export const deadLetterHeader = {
@@ -37,6 +39,11 @@ export const deadLetterHeader = {
   valueOmitted: 'x-inserter-value-omitted',
   /** Written without its key and original headers too: what was left out; they are left in the source topic. */
   keyHeadersOmitted: 'x-inserter-key-headers-omitted',
+  /**
+   * `true`: refused after a schema change while an earlier insert of it, whose outcome is unknown,
+   * may have landed (docs/design/delivery.md §11). Check the table before replaying it.
+   */
+  mayHaveLanded: 'x-inserter-may-have-landed',
 } as const;
 
 /** The headers of a dead letter written without parts of the record (the dead-letter topic refused it as too large). */

@@ -246,6 +246,7 @@ export function deadLetterMessage(topic: string, record: SourceRecord, reason: D
   add(deadLetterHeader.partition, record.partition);
   add(deadLetterHeader.offset, record.offset);
   add(deadLetterHeader.timestamp, record.timestamp);
+  if (reason.mayHaveLanded === true) add(deadLetterHeader.mayHaveLanded, 'true');
   return { topic, headers, ...(record.key ? { key: record.key } : {}), ...(record.value ? { value: record.value } : {}) };
 }
 

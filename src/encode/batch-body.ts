@@ -14,14 +14,43 @@ import type { RowEncoder } from './types.ts';
  * would reject too) fails the range as the warehouse would, naming that row: it is isolated and
  * dead-lettered like any rejected row, and nothing was sent.
  */
-export function encodeRange(encoder: RowEncoder, batch: Batch, from: number, to: number): ByteChunks {
+export function encodeRange(encoder: RowEncoder, batch: Batch, from: number, to: number, excluded: readonly number[] = noRows): ByteChunks {
   const out = new ByteChunks();
   let i = from;
+  // The body's row number of row i (what a warehouse's "(at row N)" counts): excluded rows are not in it.
+  let bodyRow = 0;
+  let skip = 0;
   try {
-    for (; i < to; i++) encoder.write(out, batch.records[i] as SourceRecord, batch.rows[i] as Row, batch.teams[i]);
+    for (; i < to; i++) {
+      if (skip < excluded.length && excluded[skip] === i) {
+        skip++;
+        continue;
+      }
+      bodyRow++;
+      encoder.write(out, batch.records[i] as SourceRecord, batch.rows[i] as Row, batch.teams[i]);
+    }
   } catch (error) {
     if ((error as { code?: unknown }).code !== 'INSERTER_ENCODE_REJECTED') throw error;
-    throw new WarehouseError(ErrorClasses.rowData, `${(error as Error).message} (at row ${i - from + 1})`, undefined, error, i - from + 1);
+    throw new WarehouseError(ErrorClasses.rowData, `${(error as Error).message} (at row ${bodyRow})`, undefined, error, bodyRow);
   }
   return out;
 }
+
+/**
+ * The batch row a body's row number names (1-based, as "(at row N)"), when the body of [from, to)
+ * left out the `excluded` rows (ascending); undefined when out of range.
+ */
+export function batchRowOf(bodyRow: number, from: number, to: number, excluded: readonly number[]): number | undefined {
+  let seen = 0;
+  let skip = 0;
+  for (let i = from; i < to; i++) {
+    if (skip < excluded.length && excluded[skip] === i) {
+      skip++;
+      continue;
+    }
+    if (++seen === bodyRow) return i;
+  }
+  return undefined;
+}
+
+const noRows: readonly number[] = [];

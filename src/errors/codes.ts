@@ -28,6 +28,8 @@ export const errorCodes = [
   'INSERTER_SOURCE_COMMIT_FAILED',
   'INSERTER_LEDGER_FENCED',
   'INSERTER_LEDGER_SAVE_FAILED',
+  // an insert whose earlier attempt may have landed, refused after a schema change (docs/design/delivery.md §11)
+  'INSERTER_DELIVERY_IN_DOUBT',
   // dead letters and the dlq commands
   'INSERTER_DLQ_FAILED',
   'INSERTER_DLQ_TOPIC_TOO_SMALL',

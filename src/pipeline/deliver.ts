@@ -5,7 +5,7 @@
 // lists until it follows a row (dead-lettered) or every part fails alike (the destination's), then
 // dead-letter, pause the destination, drop or stop. The batch's records resolve only when every
 // row is in the warehouse, in the dead-letter topic or dropped by an explicit policy.
-import type { PartReason, PartState } from '../ack/ledger.ts';
+import type { PartReason } from '../ack/ledger.ts';
 import { encodeRange } from '../encode/batch-body.ts';
 import type { Config } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
@@ -15,12 +15,14 @@ import type { DeadLetterReason } from '../deadletter/types.ts';
 import type { DestinationDirectory } from '../route/destinations.ts';
 import { asWarehouseError, WarehouseError } from '../sink/errors.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
-import type { Sink } from '../sink/types.ts';
+import type { InsertBatch } from '../sink/types.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { ErrorReporter } from '../telemetry/sentry.ts';
 import { DestinationGates } from './destination-gates.ts';
+import { inDoubt, rangeOf, type DeliveryJournal, type Range } from './delivery-range.ts';
+import { excludeNamedRow, noticeHold, refreshFingerprint } from './in-doubt.ts';
 import { Semaphore } from './semaphore.ts';
 import { splitPoints } from './split-points.ts';
 import { defaultStop, failureContext, reporterFor, tableName } from './failure-report.ts';
@@ -40,38 +42,6 @@ export interface DeliveryDeps {
   readonly reporter?: ErrorReporter;
   /** Called once when a `then: stop` policy fires; defaults to a graceful stop with exit code 70. */
   readonly onStop?: (error: PolicyStopError) => void;
-}
-
-/** One range of a batch being delivered: its rows, token, and identity as a destination-gate owner. */
-interface Range {
-  readonly lane: Lane;
-  readonly sink: Sink;
-  readonly batch: Batch;
-  readonly from: number;
-  readonly to: number;
-  readonly token: string;
-  readonly signal: AbortSignal;
-  /** How many inserts had landed in the lane's table when this range last failed (see `bisect`). */
-  failedAt: number;
-}
-
-/**
- * Where a batch's splits and per-range outcomes are recorded (the exactly-once ledger, through the
- * pipeline). A split, a dead-letter or a drop decision is durable before it is acted on, so a batch
- * re-formed after a crash repeats exactly the same inserts under the same tokens.
- */
-export interface DeliveryJournal {
-  /** The ranges an earlier attempt recorded, in row order; undefined: the batch as one insert. */
-  leaves(): ReadonlyArray<{ readonly from: number; readonly to: number; readonly state: PartState; readonly reason?: PartReason }> | undefined;
-  split(from: number, to: number, ranges: ReadonlyArray<readonly [number, number]>, signal: AbortSignal): Promise<void>;
-  decide(from: number, to: number, state: 'dead' | 'dropped', reason: PartReason, signal: AbortSignal): Promise<void>;
-  inserted(from: number, to: number): void;
-  /**
-   * An earlier attempt of exactly these rows may still land: the batch was re-formed from an intent
-   * (a previous owner, or this process before a rewind, may have sent it). Such a range is never
-   * split for a reason that depends on the server's load: its sub-tokens would not deduplicate it.
-   */
-  mayHaveLanded(from: number, to: number): boolean;
 }
 
 /** Rejections that depend on the server's state, not on the rows: an earlier attempt may have succeeded. */
@@ -106,6 +76,16 @@ export class Deliverer {
     this.#gates = new DestinationGates(deps.metrics, deps.logger);
   }
 
+  /** The fingerprint of the lane's live table schema now (undefined when it cannot be read: the insert will say why). */
+  async fingerprint(lane: Lane, signal: AbortSignal): Promise<string | undefined> {
+    try {
+      return (await this.#deps.schemas.live(this.#deps.directory.sink(lane.destination), lane.route, lane.table, signal)).fingerprint;
+    } catch (error) {
+      if (error instanceof AbortedError || signal.aborted) throw error;
+      return undefined;
+    }
+  }
+
   /**
    * Delivers the batch: as one insert, or — re-formed after a crash or rewind — as the ranges its
    * journal recorded: pending ones are inserted under their tokens, dead-lettered ones written again.
@@ -117,12 +97,13 @@ export class Deliverer {
     try {
       const leaves = journal?.leaves();
       if (leaves === undefined) {
-        await this.#range(lane, sink, batch, 0, batch.size, signal, journal);
+        await this.#range(rangeOf(lane, sink, batch, 0, batch.size, signal, journal));
         return;
       }
       for (const leaf of [...leaves]) {
-        if (leaf.state === 'pending') await this.#range(lane, sink, batch, leaf.from, leaf.to, signal, journal);
+        if (leaf.state === 'pending') await this.#range(rangeOf(lane, sink, batch, leaf.from, leaf.to, signal, journal, leaf));
         else if (leaf.state === 'dead' && leaf.reason !== undefined) await this.#deadLetterRows(lane, batch, leaf.from, leaf.to, leaf.reason);
+        else if (leaf.state === 'done' && leaf.excluded !== undefined && leaf.excludedReason !== undefined) await this.#deadLetterExcluded(lane, batch, leaf.excluded, leaf.excludedReason);
       }
     } finally {
       slots.release();
@@ -133,25 +114,18 @@ export class Deliverer {
    * Delivers rows [from, to) under their token. A part of a bisection passes `since` (the count of
    * inserts landed in its table when the bisection began) and `failed`: its first attempt, failed.
    */
-  async #range(
-    lane: Lane,
-    sink: Sink,
-    batch: Batch,
-    from: number,
-    to: number,
-    signal: AbortSignal,
-    journal: DeliveryJournal | undefined,
-    since?: number,
-    failed?: Range & { failure: WarehouseError },
-  ): Promise<void> {
-    const range: Range = failed ?? { lane, sink, batch, from, to, token: lane.token(batch, from, to), signal, failedAt: 0 };
-    let failure = failed?.failure ?? (await this.#attempt(range));
+  async #range(range: Range, since?: number, first?: WarehouseError): Promise<void> {
+    const { lane, batch, from, to, signal, journal } = range;
+    let failure = first ?? (await this.#attempt(range));
     let attempts = 1;
     // `bisect`: a lone row is guilty when it failed after an insert landed in its table since the
     // bisection began (a part of it, or another lane's): the destination took rows, then refused it.
     let bisectFrom = since;
     const guilty = (): boolean => to - from === 1 && bisectFrom !== undefined && range.failedAt > bisectFrom;
-    if (failure === undefined) journal?.inserted(from, to);
+    if (failure === undefined) {
+      await this.#inserted(range);
+      return;
+    }
     // Whether an attempt of exactly these rows may still land: then a load-dependent rejection is
     // retried with the same rows and token (it deduplicates) instead of splitting.
     let inLimbo = journal?.mayHaveLanded(from, to) === true;
@@ -159,18 +133,33 @@ export class Deliverer {
       if (ambiguous.has(failure.errorClass)) inLimbo = true;
       const policy = this.#policy.resolve(failure.errorClass, lane.route.name, lane.destination.id);
       const mustNotSplit = inLimbo && loadDependent.has(failure.errorClass);
+      const cuts = policy.action === 'bisect' ? !mustNotSplit && !(inLimbo && ambiguous.has(failure.errorClass)) : policy.action !== 'retry' && to - from > 1 && !mustNotSplit;
+      // In doubt (§11): an attempt that may have landed was sent under another schema, so this
+      // refusal says nothing about it; a split's new tokens could insert its rows twice. The named
+      // row is left out and the rest sent again under the same token; a refusal naming no row holds.
+      // Judged against the table's schema of now (re-read): the server refused under it.
+      const doubt = inLimbo && (cuts || policy.then === 'deadLetter') && ((await refreshFingerprint(this.#deps.schemas, range)) || inDoubt(range));
+      if (doubt && cuts && to - from > 1) {
+        failure = (await this.#excludeNamedRow(range, failure, attempts)) ? await this.#attempt(range) : (await this.#holdInDoubt(range, failure, policy, attempts)).failure;
+        attempts++;
+        if (failure === undefined) {
+          await this.#inserted(range);
+          return;
+        }
+        continue;
+      }
       // A bisection cuts and dead-letters on the server's refusal; after an ambiguous failure of the
       // same class (an override bisecting `unknown`) the rows are retried whole instead.
       if (policy.action === 'bisect' && !mustNotSplit && !(inLimbo && ambiguous.has(failure.errorClass))) {
         const top = bisectFrom === undefined;
         bisectFrom ??= range.failedAt;
         if (to - from > 1) {
-          await this.#bisect(range, failure, policy, bisectFrom, top, journal);
+          await this.#bisect(range, failure, policy, bisectFrom, top);
           return;
         }
         if (guilty()) {
           this.#report(failure, range, attempts, 'deadLetter', policy);
-          const reason = reasonOf(failure, attempts);
+          const reason = { ...reasonOf(failure, attempts), ...(doubt ? { mayHaveLanded: true } : {}) };
           await journal?.decide(from, to, 'dead', reason, signal);
           await this.#deadLetterRows(lane, batch, from, to, reason);
           return;
@@ -181,7 +170,7 @@ export class Deliverer {
           failure = await this.#attempt(range);
           attempts++;
           if (failure === undefined) {
-            journal?.inserted(from, to);
+            await this.#inserted(range);
             return;
           }
           continue;
@@ -197,14 +186,14 @@ export class Deliverer {
         if (policy.action === 'isolate' || !policy.transient) this.#report(failure, range, attempts, policy.action, policy);
         const parts = splitPoints(failure, from, to);
         await journal?.split(from, to, parts, signal);
-        for (const [a, b] of parts) await this.#range(lane, sink, batch, a, b, signal, journal);
+        for (const [a, b] of parts) await this.#range(rangeOf(lane, range.sink, batch, a, b, signal, journal));
         return;
       }
       const judged = policy.action === 'bisect' ? guilty : undefined;
       const probing = judged !== undefined && to - from === 1 && bisectFrom !== undefined ? () => this.#probe(range) : undefined;
       let phase = await this.#retryPhase(range, failure, policy, policy.backoff, attempts, judged, probing);
       if (phase.failure === undefined) {
-        journal?.inserted(from, to);
+        await this.#inserted(range);
         return;
       }
       if (phase.failure.errorClass !== policy.errorClass || judged?.() === true) {
@@ -214,7 +203,7 @@ export class Deliverer {
       this.#report(phase.failure, range, phase.attempts, policy.then, policy);
       switch (policy.then) {
         case 'deadLetter': {
-          const reason = reasonOf(phase.failure, phase.attempts);
+          const reason = { ...reasonOf(phase.failure, phase.attempts), ...(doubt ? { mayHaveLanded: true } : {}) };
           await journal?.decide(from, to, 'dead', reason, signal);
           await this.#deadLetterRows(lane, batch, from, to, reason);
           return;
@@ -237,6 +226,8 @@ export class Deliverer {
         }
       }
     }
+    // Landed while the destination was paused for it.
+    await this.#inserted(range);
   }
 
   /**
@@ -245,8 +236,8 @@ export class Deliverer {
    * landed count) before the failing parts are judged. Failing parts bisect again; a lone row is
    * dead-lettered once evidence exists, else backed off (the destination's failure) by `#range`.
    */
-  async #bisect(range: Range, failure: WarehouseError, policy: ClassPolicy, since: number, top: boolean, journal: DeliveryJournal | undefined): Promise<void> {
-    const { lane, sink, batch, from, to, signal } = range;
+  async #bisect(range: Range, failure: WarehouseError, policy: ClassPolicy, since: number, top: boolean): Promise<void> {
+    const { lane, sink, batch, from, to, signal, journal } = range;
     this.#deps.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: failure.errorClass });
     this.#deps.logger.warn(
       { destination: lane.destination.id, table: tableName(lane), class: failure.errorClass, code: failure.serverCode, action: policy.action, rows: to - from, err: failure },
@@ -255,14 +246,36 @@ export class Deliverer {
     if (top) this.#report(failure, range, 1, policy.action, policy);
     const parts = splitPoints(failure, from, to);
     await journal?.split(from, to, parts, signal);
-    const failing: Array<Range & { failure: WarehouseError }> = [];
+    const failing: Array<{ part: Range; failure: WarehouseError }> = [];
     for (const [a, b] of parts) {
-      const part: Range = { lane, sink, batch, from: a, to: b, token: lane.token(batch, a, b), signal, failedAt: 0 };
+      const part = rangeOf(lane, sink, batch, a, b, signal, journal);
       const partFailure = await this.#attempt(part);
       if (partFailure === undefined) journal?.inserted(a, b);
-      else failing.push(Object.assign(part, { failure: partFailure }));
+      else failing.push({ part, failure: partFailure });
     }
-    for (const part of failing) await this.#range(lane, sink, batch, part.from, part.to, signal, journal, since, part);
+    for (const { part, failure: partFailure } of failing) await this.#range(part, since, partFailure);
+  }
+
+  /** The range landed: recorded, then the rows left out of it (§11) are dead-lettered. */
+  async #inserted(range: Range): Promise<void> {
+    range.journal?.inserted(range.from, range.to);
+    if (range.excludedReason !== undefined) await this.#deadLetterExcluded(range.lane, range.batch, range.excluded, range.excludedReason);
+  }
+
+  /** Leaves the row a refusal names out of the range in doubt (durably); false when no row is named. */
+  async #excludeNamedRow(range: Range, failure: WarehouseError, attempts: number): Promise<boolean> {
+    const policy = this.#policy.resolve(failure.errorClass, range.lane.route.name, range.lane.destination.id);
+    return excludeNamedRow(range, failure, reasonOf(failure, attempts), {
+      metrics: this.#deps.metrics,
+      logger: this.#deps.logger,
+      report: (error) => this.#report(error, range, attempts, 'exclude', policy),
+    });
+  }
+
+  /** A range in doubt refused without naming a row: retried whole under its token (the lane holds) until it lands or fails otherwise. */
+  #holdInDoubt(range: Range, failure: WarehouseError, policy: ClassPolicy, attempts: number): Promise<Phase> {
+    this.#report(noticeHold(range, failure, this.#deps.logger), range, attempts, 'hold', policy);
+    return this.#retryPhase(range, failure, policy, { baseMs: policy.backoff.baseMs, factor: policy.backoff.factor, capMs: policy.backoff.capMs }, attempts);
   }
 
   /**
@@ -274,7 +287,7 @@ export class Deliverer {
     const { lane, sink, signal } = range;
     await this.#gates.wait(lane.destination.id, range, signal);
     try {
-      const encoder = await this.#deps.schemas.encoder(sink, lane.route, lane.table, signal);
+      const { encoder } = await this.#deps.schemas.live(sink, lane.route, lane.table, signal);
       await sink.insert({ table: lane.table, format: encoder.format, columns: encoder.columns, body: [], rows: 0, bytes: 0, token: `${range.token}/probe` }, signal);
       this.#landed.set(landedKey(lane), this.#landedIn(lane) + 1);
       return true;
@@ -335,36 +348,56 @@ export class Deliverer {
     const { lane, sink, batch, from, to, signal } = range;
     const labels = { destination: lane.destination.id, table: lane.table.table };
     await this.#gates.wait(lane.destination.id, range, signal);
+    let insert: InsertBatch;
     try {
-      const encoder = await schemas.encoder(sink, lane.route, lane.table, signal);
-      const body = encodeRange(encoder, batch, from, to);
-      const started = performance.now();
-      try {
-        await sink.insert({ table: lane.table, format: encoder.format, columns: encoder.columns, body: body.slice(0, body.length), rows: to - from, bytes: body.length, token: range.token }, signal);
-      } catch (error) {
-        metrics.inserts.inc({ ...labels, outcome: 'error' });
-        throw error;
-      }
-      this.#landed.set(landedKey(lane), this.#landedIn(lane) + 1);
-      metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
-      metrics.inserts.inc({ ...labels, outcome: 'ok' });
-      metrics.insertedRows.inc(labels, to - from);
-      metrics.insertedBytes.inc(labels, body.length);
-      metrics.batchRows.observe({ table: lane.table.table }, to - from);
-      const oldest = batch.records[from]?.timestamp;
-      if (oldest !== undefined) metrics.endToEndSeconds.observe({ table: lane.table.table }, Math.max(0, Date.now() - Number(oldest)) / 1000);
-      return undefined;
+      const { encoder, fingerprint } = await schemas.live(sink, lane.route, lane.table, signal);
+      range.fingerprint = fingerprint;
+      const body = encodeRange(encoder, batch, from, to, range.excluded);
+      insert = {
+        table: lane.table,
+        format: encoder.format,
+        columns: encoder.columns,
+        body: body.slice(0, body.length),
+        rows: to - from - range.excluded.length,
+        bytes: body.length,
+        token: range.token,
+      };
     } catch (error) {
-      if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('insert aborted', { cause: error });
-      const failure = asWarehouseError(error);
-      range.failedAt = this.#landedIn(lane);
-      // Failures before the insert (a table refused or missing at schema read) show in the lane's status too.
-      lane.stats.lastErrorClass = failure.errorClass;
-      lane.stats.lastErrorAt = Date.now();
-      lane.stats.failing = true;
-      if (failure.errorClass === ErrorClasses.missingObject || failure.serverCode === 16) schemas.invalidate(sink, lane.table);
-      return failure;
+      return this.#failed(range, error);
     }
+    // Recorded before it is sent (a ledger failure ends the delivery like a failed split): a range in
+    // doubt is split only when its verdict cannot have changed since (§11).
+    await range.journal?.sending(range.fingerprint, signal);
+    const started = performance.now();
+    try {
+      await sink.insert(insert, signal);
+    } catch (error) {
+      metrics.inserts.inc({ ...labels, outcome: 'error' });
+      return this.#failed(range, error);
+    }
+    this.#landed.set(landedKey(lane), this.#landedIn(lane) + 1);
+    metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
+    metrics.inserts.inc({ ...labels, outcome: 'ok' });
+    metrics.insertedRows.inc(labels, insert.rows);
+    metrics.insertedBytes.inc(labels, insert.bytes);
+    metrics.batchRows.observe({ table: lane.table.table }, to - from);
+    const oldest = batch.records[from]?.timestamp;
+    if (oldest !== undefined) metrics.endToEndSeconds.observe({ table: lane.table.table }, Math.max(0, Date.now() - Number(oldest)) / 1000);
+    return undefined;
+  }
+
+  /** Classifies a failure of an attempt (an abort ends the delivery instead). */
+  #failed(range: Range, error: unknown): WarehouseError {
+    const { lane, sink, signal } = range;
+    if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('insert aborted', { cause: error });
+    const failure = asWarehouseError(error);
+    range.failedAt = this.#landedIn(lane);
+    // Failures before the insert (a table refused or missing at schema read) show in the lane's status too.
+    lane.stats.lastErrorClass = failure.errorClass;
+    lane.stats.lastErrorAt = Date.now();
+    lane.stats.failing = true;
+    if (failure.errorClass === ErrorClasses.missingObject || failure.serverCode === 16) this.#deps.schemas.invalidate(sink, lane.table);
+    return failure;
   }
 
   async #deadLetterRows(lane: Lane, batch: Batch, from: number, to: number, reason: PartReason): Promise<void> {
@@ -382,6 +415,10 @@ export class Deliverer {
       'row rejected by the warehouse; dead-lettering it',
     );
     await this.#deps.deadLetter(lane, record, batch.teams[index], reason);
+  }
+
+  async #deadLetterExcluded(lane: Lane, batch: Batch, excluded: readonly number[], reason: PartReason): Promise<void> {
+    for (const row of excluded) await this.#deadLetterRow(lane, batch, row, reason);
   }
 
   #drop(range: Range, failure: WarehouseError, attempts: number): void {

@@ -10,7 +10,8 @@ import type { Batch, Lane } from '../batch/lane.ts';
 import type { LaneControl } from '../control/lane-control.ts';
 import { AbortedError } from '../errors/inserter-error.ts';
 import { partitionKey } from '../source/types.ts';
-import type { Deliverer, DeliveryJournal } from './deliver.ts';
+import type { Deliverer } from './deliver.ts';
+import type { DeliveryJournal } from './delivery-range.ts';
 import type { PartitionState } from './partition-state.ts';
 import type { PipelineRuntime } from './runtime.ts';
 
@@ -63,6 +64,10 @@ export class LaneDelivery {
         if (this.#control.stopsBatch(lane, batch)) break;
         try {
           if (state?.ledger !== undefined && batch.intent === undefined) {
+            // The live schema it will be sent under goes with it (saved once, not again before the insert).
+            const fingerprint = await this.#deliverer.fingerprint(lane, signal);
+            // A rewind meanwhile: its records are being read again and will form new batches.
+            if (state.generation !== batch.generation || state.revoked || lane.abandoned) return;
             // Intent first: once it is durable, any future owner re-forms exactly this batch.
             batch.intent = {
               route: lane.route.name,
@@ -72,6 +77,7 @@ export class LaneDelivery {
               rows: batch.size,
               teams: lane.route.destination === 'team' ? [...batch.teamSet].sort((x, y) => x - y) : undefined,
               parts: undefined,
+              schemas: fingerprint === undefined ? [] : [fingerprint],
               done: false,
             };
             state.ledger.add(batch.intent);
@@ -131,6 +137,12 @@ export class LaneDelivery {
     return {
       mayHaveLanded: (from, to) => sent.has(`${from}-${to}`),
       leaves: () => intent.parts,
+      sentUnder: () => intent.schemas,
+      sending: (fingerprint, signal) => (ledger.sentUnder(intent, fingerprint) ? durable(signal) : Promise.resolve()),
+      exclude: (from, to, excluded, reason, signal) => {
+        ledger.exclude(intent, from, to, excluded, reason);
+        return durable(signal);
+      },
       split: (from, to, ranges, signal) => {
         ledger.split(intent, from, to, ranges);
         return durable(signal);

@@ -4,17 +4,29 @@
 // exactly-once: a table that cannot deduplicate inserts by token is refused (no_deduplication)
 // unless its route says `exactlyOnce: false`, and a refused table is re-read at every attempt, so
 // an operator's DDL fix is picked up without a restart.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { rowEncoderFor, type EncoderFactory, type RowEncoder } from '../encode/types.ts';
 import type { Config, RouteConfig } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { WarehouseError } from '../sink/errors.ts';
-import type { Deduplication, Sink, TableRef } from '../sink/types.ts';
+import type { ColumnInfo, Deduplication, Sink, TableRef } from '../sink/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
-interface Entry {
-  encoder: RowEncoder;
+/** A table's row encoder and the fingerprint of the live schema it was built for. */
+export interface LiveEncoder {
+  readonly encoder: RowEncoder;
+  /**
+   * Identifies what decides a row's verdict: the columns (name, type, default kind), the time zone,
+   * the route's encoding and the encoder's format. Two attempts under the same fingerprint get the
+   * same verdict for the same rows (docs/design/delivery.md §11): a range refused now, in doubt
+   * after an earlier attempt under the same fingerprint, was refused then too.
+   */
+  readonly fingerprint: string;
+}
+
+interface Entry extends LiveEncoder {
   deduplication: Deduplication | undefined;
   loadedAt: number;
 }
@@ -41,6 +53,11 @@ export class TableSchemas {
 
   /** The row encoder for the table's live schema (built once per schema read), if the table is admitted. */
   async encoder(sink: Sink, route: RouteConfig, table: TableRef, signal: AbortSignal): Promise<RowEncoder> {
+    return (await this.live(sink, route, table, signal)).encoder;
+  }
+
+  /** The row encoder with its schema's fingerprint, if the table is admitted. */
+  async live(sink: Sink, route: RouteConfig, table: TableRef, signal: AbortSignal): Promise<LiveEncoder> {
     const key = `${sink.destinationId}\u0000${table.database}\u0000${table.table}`;
     const entry = this.#entries.get(key);
     if (entry !== undefined && Date.now() - entry.loadedAt < this.#config.schemaRefreshMs) return this.#admit(key, sink, route, table, entry);
@@ -64,11 +81,11 @@ export class TableSchemas {
   }
 
   /** The encoder, unless the table cannot deduplicate and the route wants exactly-once. */
-  #admit(key: string, sink: Sink, route: RouteConfig, table: TableRef, entry: Entry): RowEncoder {
+  #admit(key: string, sink: Sink, route: RouteConfig, table: TableRef, entry: Entry): LiveEncoder {
     const dedup = entry.deduplication;
     // Unknown (a sink that does not report it, like the simulation's in-memory warehouse, which
     // always deduplicates) is allowed: a refusal must name what is wrong, and nothing is known wrong.
-    if (dedup === undefined || dedup.byToken || !this.#config.exactlyOnce.enabled) return entry.encoder;
+    if (dedup === undefined || dedup.byToken || !this.#config.exactlyOnce.enabled) return entry;
     const name = `${table.database}.${table.table}`;
     if (!route.exactlyOnce) {
       if (!this.#warned.has(key)) {
@@ -78,7 +95,7 @@ export class TableSchemas {
           'table cannot deduplicate inserts by token; the route says exactlyOnce: false, so it is at-least-once: a retry or replay may insert rows twice',
         );
       }
-      return entry.encoder;
+      return entry;
     }
     // Not kept: the next attempt re-reads the table, so a fixed setting is seen at once.
     this.#entries.delete(key);
@@ -112,6 +129,13 @@ export class TableSchemas {
         'typed encoding cannot be exact for this table; its rows are sent pass-through (JSONEachRow)',
       );
     }
-    return { encoder, deduplication: schema.deduplication, loadedAt: Date.now() };
+    return { encoder, fingerprint: fingerprintOf(schema.columns, schema.timezone, route.encoding, encoder.format), deduplication: schema.deduplication, loadedAt: Date.now() };
   }
+}
+
+function fingerprintOf(columns: readonly ColumnInfo[], timezone: string | undefined, encoding: string, format: string): string {
+  const hash = createHash('sha256');
+  hash.update(`${encoding}\u0000${format}\u0000${timezone ?? ''}`);
+  for (const c of columns) hash.update(`\u0001${c.name}\u0000${c.type}\u0000${c.defaultKind}`);
+  return hash.digest('base64url').slice(0, 16);
 }

@@ -10,7 +10,7 @@ import type { DeadLetterReason, DeadLetterSink } from '../../src/deadletter/type
 import { AbortedError } from '../../src/errors/inserter-error.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import type { DestinationProvider, DestinationSnapshot } from '../../src/route/provider.ts';
-import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../../src/sink/types.ts';
+import type { ColumnInfo, InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../../src/sink/types.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from '../../src/source/types.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { Metrics } from '../../src/telemetry/metrics.ts';
@@ -139,16 +139,16 @@ export class TokenWarehouse {
   readonly inserts: string[] = [];
   /** Return an error to fail an insert before anything is stored (`uuids`: the insert's rows). */
   fail: ((token: string, rows: number, uuids: readonly string[]) => Error | undefined) | undefined;
+  /** The live schema every table reports (a test alters it by replacing it). */
+  columns: ColumnInfo[] = [
+    { name: 'team_id', type: 'Int64', defaultKind: '' },
+    { name: 'uuid', type: 'String', defaultKind: '' },
+  ];
 
   sink(destination: DestinationConfig): Sink {
     return {
       destinationId: destination.id,
-      describe: async (_table: TableRef): Promise<TableSchema> => ({
-        columns: [
-          { name: 'team_id', type: 'Int64', defaultKind: '' },
-          { name: 'uuid', type: 'String', defaultKind: '' },
-        ],
-      }),
+      describe: async (_table: TableRef): Promise<TableSchema> => ({ columns: [...this.columns] }),
       createTable: async () => undefined,
       insert: async (batch: InsertBatch): Promise<InsertResult> => {
         const uuids: string[] = [];

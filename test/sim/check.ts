@@ -11,8 +11,12 @@ import type { Bus, CommitEvent } from './bus.ts';
 import type { DeadLetters } from './dead-letters.ts';
 import type { Warehouse } from './warehouse.ts';
 
-/** A row in `destination` (or, for a team whose mapping changed mid-run, in one of `alternatives`), or a dead letter. */
-export type Fate = { readonly kind: 'row'; readonly destination: string; readonly alternatives?: readonly string[]; readonly table: string } | { readonly kind: 'dead' };
+/**
+ * A row in `destination` (or, for a team whose mapping changed mid-run, in one of `alternatives`), or
+ * a dead letter. `orDead`: a row a schema change made invalid (alter.ts): a row if it landed before,
+ * else a dead letter; both only when every dead letter of it says it may have landed.
+ */
+export type Fate = { readonly kind: 'row'; readonly destination: string; readonly alternatives?: readonly string[]; readonly table: string; readonly orDead?: boolean } | { readonly kind: 'dead' };
 
 function destinationsOf(fate: Fate & { kind: 'row' }): readonly string[] {
   return fate.alternatives === undefined ? [fate.destination] : [fate.destination, ...fate.alternatives];
@@ -142,9 +146,11 @@ export class Checker {
       }
     }
     const letters = new Map<string, number>();
+    const unmarked = new Set<string>();
     for (const l of this.#deadLetters.letters) {
       const key = `${l.source}/${l.partition}/${l.offset}/${l.reason.route ?? ''}`;
       letters.set(key, (letters.get(key) ?? 0) + 1);
+      if (l.reason.mayHaveLanded !== true) unmarked.add(key);
     }
     let repeated = 0;
     for (const n of letters.values()) if (n > 1) repeated += n - 1;
@@ -153,7 +159,8 @@ export class Checker {
       if (record.uuid !== undefined) known.add(record.uuid);
       const found = record.uuid === undefined ? [] : (rowsByUuid.get(record.uuid) ?? []);
       for (const [route, fate] of record.fates) {
-        const dead = letters.get(`${record.topic}/${record.partition}/${record.offset}/${route}`) ?? 0;
+        const letterKey = `${record.topic}/${record.partition}/${record.offset}/${route}`;
+        const dead = letters.get(letterKey) ?? 0;
         if (fate.kind === 'dead') {
           if (dead === 0) this.add('lost', `${record.describe}: route ${route} should have dead-lettered it; it is not in the dead letters`);
           continue;
@@ -161,9 +168,15 @@ export class Checker {
         const allowed = destinationsOf(fate);
         const here = found.filter((f) => allowed.includes(f.destination) && f.table === fate.table);
         if (here.length === 0 && dead === 0) this.add('lost', `${record.describe}: not in ${fate.destination}:${fate.table} (route ${route}) nor dead-lettered`);
-        if (here.length === 0 && dead > 0) this.add('lost', `${record.describe}: dead-lettered by route ${route} although it is a good row for ${fate.destination}:${fate.table}`);
+        if (here.length === 0 && dead > 0 && fate.orDead !== true)
+          this.add('lost', `${record.describe}: dead-lettered by route ${route} although it is a good row for ${fate.destination}:${fate.table}`);
         if (here.length > 1) this.add('duplicated', `${record.describe}: ${here.length} rows in ${fate.destination}:${fate.table}`);
-        if (here.length > 0 && dead > 0) this.add('duplicated', `${record.describe}: both a row in ${fate.destination}:${fate.table} and ${dead} dead letter(s) for route ${route}`);
+        // Both: only a row a schema change refused while an earlier insert of it was in doubt, marked so.
+        if (here.length > 0 && dead > 0 && (fate.orDead !== true || unmarked.has(letterKey)))
+          this.add(
+            'duplicated',
+            `${record.describe}: both a row in ${fate.destination}:${fate.table} and ${dead} dead letter(s) for route ${route}${unmarked.has(letterKey) ? '' : ' (marked may-have-landed, but not a row a schema change refused)'}`,
+          );
         for (const f of here) {
           if (f.partition !== undefined && f.offset !== undefined && (f.partition !== record.partition || f.offset !== Number(record.offset))) {
             this.add('anomaly', `${record.describe}: row in ${f.destination}:${f.table} says partition ${f.partition} offset ${f.offset}`);

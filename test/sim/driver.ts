@@ -24,6 +24,7 @@ import { DeadLetters, SimDeadLetterSink, type DeadLetterFaults } from './dead-le
 import { SimLedgerStore, type LedgerFaults } from './ledger-store.ts';
 import { schemaFaultsFor, waitingDecoders, type SchemaFaults } from './decoder.ts';
 import { refusingEncoders } from './encoder.ts';
+import { schemaChangesFor, type SchemaChanges } from './alter.ts';
 import { Rng } from './rng.ts';
 import { clock, World, type Incarnation } from './runtime.ts';
 import { columnsOfDdl, SimSink, simColumns, Warehouse, type WarehouseFaults } from './warehouse.ts';
@@ -284,7 +285,14 @@ function pauseScope(rng: Rng, destinations: readonly string[], routes: readonly 
   return { kind: 'destination', destination: rng.pick(destinations) };
 }
 
-function fatesOf(record: GeneratedRecord, scenario: Scenario): Map<string, Fate> {
+function fatesOf(record: GeneratedRecord, scenario: Scenario, changes: SchemaChanges | undefined): Map<string, Fate> {
+  const fates = rowFatesOf(record, scenario);
+  if (changes === undefined || record.uuid === undefined || !changes.isVictim(record.uuid)) return fates;
+  for (const [route, fate] of fates) if (fate.kind === 'row') fates.set(route, { ...fate, orDead: true });
+  return fates;
+}
+
+function rowFatesOf(record: GeneratedRecord, scenario: Scenario): Map<string, Fate> {
   const fates = new Map<string, Fate>();
   for (const route of scenario.routes) {
     let fate: Fate;
@@ -359,7 +367,14 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const exactlyOnce = options.exactlyOnce ?? true;
   const root = new Rng(seed);
   const drawn = makeScenario(root.fork(), options);
-  const { records: generated, poison, unlisted, refused } = generateRecords(root.fork(), seed, drawn);
+  const { records: generated, poison: drawnPoison, unlisted: drawnUnlisted, refused } = generateRecords(root.fork(), seed, drawn);
+  // Schema changes, from a stream of their own. With them, every rejection names its row: a range in
+  // doubt refused without naming one is held until an operator acts (§11), which a run cannot do —
+  // that hold has a unit test (test/unit/pipeline/in-doubt.test.ts).
+  const goodUuids = generated.flatMap((g) => (g.kind === 'good' && g.uuid !== undefined ? [g.uuid] : []));
+  const changes = schemaChangesFor(seed, goodUuids, START, (generated.at(-1)?.appendAt ?? START) - START);
+  const poison = changes === undefined ? drawnPoison : new Set([...drawnPoison, ...drawnUnlisted]);
+  const unlisted = changes === undefined ? drawnUnlisted : new Set<string>();
   const worldRng = root.fork();
   const mathRng = root.fork();
   const driverRng = root.fork();
@@ -378,11 +393,11 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
       partition: g.partition,
       offset: r.offset,
       uuid: g.uuid,
-      fates: fatesOf(g, scenario),
+      fates: fatesOf(g, scenario, changes),
       describe: `${TOPIC}/${g.partition}@${r.offset} ${g.kind}${g.uuid ? ` ${g.uuid}` : ''}${g.team !== undefined ? ` team ${g.team}` : ''}`,
     });
   }
-  const warehouse = new Warehouse({ dedupWindow: options.dedupWindow ?? 1000, poison, poisonHint: scenario.poisonHint, unlisted });
+  const warehouse = new Warehouse({ dedupWindow: options.dedupWindow ?? 1000, poison, poisonHint: changes === undefined ? scenario.poisonHint : true, unlisted, changes });
   for (const d of scenario.destinations) {
     for (const r of scenario.routes) if (!scenario.missingTables.has(`${d}\u0000${r.table}`)) warehouse.createTable(d, { database: 'sim', table: r.table }, simColumns);
   }
@@ -420,7 +435,17 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
       const inc = world.newIncarnation();
       stats.lives++;
       world.note(`START incarnation ${inc.id}: ${life.end} maxRows=${life.maxRows} maxAgeMs=${life.maxAgeMs} commitIntervalMs=${life.commitIntervalMs}`);
-      const pipeline = startPipeline(world, inc, scenario, life, exactlyOnce, { bus, warehouse, deadLetters, ledgers, refused, seed, schemaFaults: schemaFaultsFor(seed) }, driverRng, checker, stats);
+      const pipeline = startPipeline(
+        world,
+        inc,
+        scenario,
+        life,
+        exactlyOnce,
+        { bus, warehouse, deadLetters, ledgers, refused, changes, seed, schemaFaults: schemaFaultsFor(seed) },
+        driverRng,
+        checker,
+        stats,
+      );
       const lifeStart = Date.now();
       const endAt = world.steps + driverRng.int(1, stepBudget);
       if (life.end === 'kill') {
@@ -479,7 +504,13 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   stats.zombies = world.zombies;
   stats.lateCommits = world.lateCommitCount;
   stats.commits = bus.commits.length;
-  return { seed, violations: checker.violations, stats, scenario: describeScenario(scenario, generated.length, poison.size + unlisted.size + refused.size), trace: world.trace ?? [] };
+  return {
+    seed,
+    violations: checker.violations,
+    stats,
+    scenario: `${describeScenario(scenario, generated.length, poison.size + unlisted.size + refused.size)}${changes === undefined ? '' : `\nschema changes: ${changes.describe(START)}`}`,
+    trace: world.trace ?? [],
+  };
 }
 
 interface Durable {
@@ -489,6 +520,7 @@ interface Durable {
   readonly ledgers: MemoryLedgerStore;
   /** Rows the row encoder refuses (never sent to the warehouse). */
   readonly refused: ReadonlySet<string>;
+  readonly changes: SchemaChanges | undefined;
   readonly seed: number;
   /** Whether records wait for their schema first (drawn per seed from a stream of its own). */
   readonly schemaFaults: SchemaFaults | undefined;
@@ -537,7 +569,7 @@ function startPipeline(
     ...(exactlyOnce ? { ledgers: new SimLedgerStore(world, inc, durable.ledgers, rng.fork(), scenario.ledgerFaults) } : {}),
     logger,
     metrics: new Metrics(),
-    encoders: refusingEncoders(durable.refused),
+    encoders: refusingEncoders(durable.refused, durable.changes),
     decoders: waitingDecoders(world, inc, durable.seed, durable.schemaFaults),
   });
   // The intervals start() creates are captured so a kill can stop them: a killed process does nothing.

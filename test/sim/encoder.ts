@@ -8,6 +8,7 @@ import { rowEncoderFor, type EncoderFactory, type RowEncoder } from '../../src/e
 import type { ByteSink } from '../../src/encode/byte-chunks.ts';
 import { InserterError } from '../../src/errors/inserter-error.ts';
 import type { SourceRecord } from '../../src/source/types.ts';
+import type { SchemaChanges } from './alter.ts';
 
 class RefusingEncoder implements RowEncoder {
   readonly #inner: RowEncoder;
@@ -31,10 +32,15 @@ class RefusingEncoder implements RowEncoder {
   }
 }
 
-/** The encoders of a simulated process: rows whose uuid is in `refused` are refused by the encoder. */
-export function refusingEncoders(refused: ReadonlySet<string>): EncoderFactory {
+/**
+ * The encoders of a simulated process: rows whose uuid is in `refused` are refused by the encoder,
+ * and, with schema changes, the victims of every change whose column the live schema has.
+ */
+export function refusingEncoders(refused: ReadonlySet<string>, changes?: SchemaChanges): EncoderFactory {
   return (columns, encoding, options) => {
     const choice = rowEncoderFor(columns, encoding, options);
-    return { encoder: new RefusingEncoder(choice.encoder, refused), fallback: choice.fallback };
+    const altered = changes?.encoderRefuses(columns);
+    const all = altered === undefined || altered.size === 0 ? refused : new Set([...refused, ...altered]);
+    return { encoder: new RefusingEncoder(choice.encoder, all), fallback: choice.fallback };
   };
 }

@@ -11,6 +11,7 @@ import { ErrorClasses } from '../../src/errors/classes.ts';
 import { renderTableDdl } from '../../src/sink/clickhouse/ddl.ts';
 import { WarehouseError } from '../../src/sink/errors.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../../src/sink/types.ts';
+import type { SchemaChanges } from './alter.ts';
 import type { Rng } from './rng.ts';
 import type { Incarnation, World } from './runtime.ts';
 
@@ -49,6 +50,8 @@ export interface WarehouseOptions {
   readonly poisonHint: boolean;
   /** uuids whose row the warehouse rejects with a code no class lists (never naming the row). */
   readonly unlisted?: ReadonlySet<string>;
+  /** Schema changes: columns added at virtual times, after which some rows are refused (naming the row). */
+  readonly changes?: SchemaChanges | undefined;
 }
 
 export const simColumns: readonly ColumnInfo[] = [
@@ -85,7 +88,8 @@ export class Warehouse {
 
   schema(destination: string, table: TableRef): TableSchema | undefined {
     const t = this.#tables.get(Warehouse.key(destination, table));
-    return t === undefined ? undefined : { columns: t.columns };
+    if (t === undefined) return undefined;
+    return { columns: this.options.changes === undefined ? t.columns : this.options.changes.columns(t.columns, Date.now()) };
   }
 
   /** Every table as `destination`, `db.table` and its rows. */
@@ -120,6 +124,10 @@ export class Warehouse {
         this.rejected++;
         const hint = this.options.poisonHint ? `: (at row ${i + 1})` : '';
         throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: expected '"' before: 'oops'${hint}`, 27, undefined, this.options.poisonHint ? i + 1 : undefined);
+      }
+      if (uuid !== undefined && this.options.changes?.serverRefuses(uuid, Date.now()) === true) {
+        this.rejected++;
+        throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: the altered column refuses it: (at row ${i + 1})`, 27, undefined, i + 1);
       }
       if (uuid !== undefined && this.options.unlisted?.has(uuid) === true) {
         this.rejected++;

@@ -3,8 +3,10 @@
 // split-points.ts. Invariants (docs/design/delivery.md §1): every row lands once or is dead-lettered,
 // and "a row is never both in the warehouse and dead-lettered". The encoder's verdict depends on the
 // live schema, which TableSchemas re-reads every schemaRefreshMs (and a restarted process reads anew).
-// Tests marked todo reproduce a defect and fail today: a residual risk documented in
-// docs/design/delivery.md §11 ("A schema change between an attempt that may have landed and its retry").
+// The last two reproduced the review's defect 2 (a schema change between an attempt that may have
+// landed and its retry split the range into new tokens: rows twice); fixed as docs/design/delivery.md
+// §11 says: the refused row is left out and the rest sent again under the same token; its dead
+// letter is marked may-have-landed (it is in the table exactly when the first attempt landed).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryLedgerStore } from '../../../src/ack/ledger.ts';
@@ -19,19 +21,26 @@ import { Metrics } from '../../../src/telemetry/metrics.ts';
 import { event, FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
 import { refusingEncoders } from '../../sim/encoder.ts';
 
-/** Encoders built per schema read: each refuses the uuids the live schema cannot take at that read. */
+/** Encoders built per schema read: after the ALTER (a column `altered` in the live schema) they refuse `refused`. */
 class LiveSchema {
   refused = new Set<string>();
   reads = 0;
   readonly factory: EncoderFactory = (columns, encoding, options) => {
     this.reads++;
-    return refusingEncoders(new Set(this.refused))(columns, encoding, options);
+    const altered = columns.some((c) => c.name === 'altered');
+    return refusingEncoders(altered ? new Set(this.refused) : new Set())(columns, encoding, options);
   };
 }
 
+/** The ALTER: the table gains a column, and the new schema's encoder refuses a row the old one took. */
+function alter(warehouse: TokenWarehouse): void {
+  if (!warehouse.columns.some((c) => c.name === 'altered')) warehouse.columns = [...warehouse.columns, { name: 'altered', type: 'UInt8', defaultKind: 'DEFAULT' }];
+}
+
+/** Every row once in the table or dead-lettered; in both only when its dead letter says it may have landed. */
 function expectOnceOrDeadLettered(warehouse: TokenWarehouse, deadLetters: HeldDeadLetters, count: number): void {
   const landed = warehouse.uuids();
-  const dead = new Set(deadLetters.written.map((d) => `u${d.offset}`));
+  const dead = new Set(deadLetters.written.filter((d) => d.reason.mayHaveLanded !== true).map((d) => `u${d.offset}`));
   const both = [...dead].filter((u) => landed.includes(u));
   const twice = landed.filter((u, i) => landed.indexOf(u) !== i);
   const missing = Array.from({ length: count }, (_, i) => `u${i}`).filter((u) => !landed.includes(u) && !dead.has(u));
@@ -47,6 +56,7 @@ test('control: a row the encoder refuses is the only row dead-lettered; every ot
   const schema = new LiveSchema();
   schema.refused.add('u7');
   const warehouse = new TokenWarehouse();
+  alter(warehouse);
   const deadLetters = new HeldDeadLetters();
   const source = new FedSource();
   const pipeline = new Pipeline({
@@ -66,8 +76,8 @@ test('control: a row the encoder refuses is the only row dead-lettered; every ot
     await until(() => source.committed === 10n, 'committed to 10');
     expectOnceOrDeadLettered(warehouse, deadLetters, 10);
     assert.deepEqual(
-      deadLetters.written.map((d) => d.offset),
-      [7n],
+      deadLetters.written.map((d) => [d.offset, d.reason.mayHaveLanded]),
+      [[7n, undefined]],
     );
   } finally {
     await pipeline.destroy();
@@ -93,81 +103,84 @@ function lostReplies(warehouse: TokenWarehouse): (d: DestinationConfig) => Sink 
   };
 }
 
-test(
-  'an insert whose reply was lost, retried after the live schema changed: the encoder now refuses one row and the split re-inserts the rows that already landed',
-  {
-    todo: 'defect: a row_data failure of an in-limbo range (an attempt of these rows may have landed) is split into new tokens; the earlier insert is not deduplicated (§1: rows twice, a row both inserted and dead-lettered)',
-  },
-  async () => {
-    const config = worldConfig({ teams: { map: { 8: 'd1' } }, schemaRefreshMs: 1, batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 } });
-    const schema = new LiveSchema();
-    const warehouse = new TokenWarehouse();
-    const deadLetters = new HeldDeadLetters();
-    const source = new FedSource();
-    const sinkFactory = lostReplies(warehouse);
-    const pipeline = new Pipeline({ config, source, sinkFactory, deadLetters, ledgers: new MemoryLedgerStore(), encoders: schema.factory, logger: createLogger('silent'), metrics: new Metrics() });
-    void pipeline.start();
-    pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
-    try {
-      // The ALTER lands while the first insert is on the wire: the retry re-reads the schema (schemaRefreshMs 1).
-      const original = warehouse.fail;
-      warehouse.fail = (token, rows, uuids) => {
-        schema.refused.add('u7');
-        return original?.(token, rows, uuids);
-      };
-      await source.append(Array.from({ length: 10 }, (_, i) => event(i, 8)));
-      await until(() => source.committed === 10n, 'committed to 10', 5_000);
-      expectOnceOrDeadLettered(warehouse, deadLetters, 10);
-    } finally {
-      await pipeline.destroy();
-    }
-  },
-);
-
-test(
-  'a batch re-formed after a crash (its insert landed, unacknowledged) under a schema that now refuses one row is split: rows twice, one row both inserted and dead-lettered',
-  { todo: 'defect: the replayed range may have landed (mayHaveLanded) yet an encoder refusal splits it into new tokens (§1 broken)' },
-  async () => {
-    const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 } });
-    const ledgers = new MemoryLedgerStore();
-    const warehouse = new TokenWarehouse();
-    const deadLetters = new HeldDeadLetters();
-    // Process A: the insert is stored, the reply never comes; A is killed.
-    const stored = new Set<string>();
-    const hanging = (d: DestinationConfig): Sink => {
-      const inner = warehouse.sink(d);
-      return {
-        ...inner,
-        insert: async (batch: InsertBatch, signal?: AbortSignal) => {
-          await inner.insert(batch, signal);
-          stored.add(batch.token);
-          return new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('killed')), { once: true }));
-        },
-      };
+test('an insert whose reply was lost, retried after the live schema changed: the row the encoder now refuses is left out, the rest is deduplicated under the same token, the row dead-lettered marked may-have-landed', async () => {
+  const config = worldConfig({ teams: { map: { 8: 'd1' } }, schemaRefreshMs: 1, batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 } });
+  const schema = new LiveSchema();
+  const warehouse = new TokenWarehouse();
+  const deadLetters = new HeldDeadLetters();
+  const source = new FedSource();
+  const sinkFactory = lostReplies(warehouse);
+  const pipeline = new Pipeline({ config, source, sinkFactory, deadLetters, ledgers: new MemoryLedgerStore(), encoders: schema.factory, logger: createLogger('silent'), metrics: new Metrics() });
+  void pipeline.start();
+  pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
+  try {
+    // The ALTER lands while the first insert is on the wire: the retry re-reads the schema (schemaRefreshMs 1).
+    const original = warehouse.fail;
+    schema.refused.add('u7');
+    warehouse.fail = (token, rows, uuids) => {
+      alter(warehouse);
+      return original?.(token, rows, uuids);
     };
-    const schemaA = new LiveSchema();
-    const sourceA = new FedSource();
-    const a = new Pipeline({ config, source: sourceA, sinkFactory: hanging, deadLetters, ledgers, encoders: schemaA.factory, logger: createLogger('silent'), metrics: new Metrics() });
-    void a.start();
-    a.onAssigned([{ topic: TOPIC, partition: 0 }]);
-    const records = Array.from({ length: 10 }, (_, i) => event(i, 8));
-    void sourceA.append(records);
-    await until(() => stored.size === 1, 'A stored its insert');
-    await a.destroy();
-    assert.equal(sourceA.committed < 1n, true);
-    // Process B: the table was altered meanwhile; its live schema refuses u7.
-    const schemaB = new LiveSchema();
-    schemaB.refused.add('u7');
-    const sourceB = new FedSource();
-    const b = new Pipeline({ config, source: sourceB, sinkFactory: (d) => warehouse.sink(d), deadLetters, ledgers, encoders: schemaB.factory, logger: createLogger('silent'), metrics: new Metrics() });
-    void b.start();
-    b.onAssigned([{ topic: TOPIC, partition: 0 }]);
-    try {
-      await sourceB.append(records);
-      await until(() => sourceB.committed === 10n, 'B committed to 10', 5_000);
-      expectOnceOrDeadLettered(warehouse, deadLetters, 10);
-    } finally {
-      await b.destroy();
-    }
-  },
-);
+    await source.append(Array.from({ length: 10 }, (_, i) => event(i, 8)));
+    await until(() => source.committed === 10n, 'committed to 10', 5_000);
+    expectOnceOrDeadLettered(warehouse, deadLetters, 10);
+    assert.equal(warehouse.uuids().length, 10, 'the first attempt landed: every row once, u7 included');
+    assert.deepEqual(
+      deadLetters.written.map((d) => [d.offset, d.reason.mayHaveLanded]),
+      [[7n, true]],
+    );
+    assert.equal(new Set(warehouse.rows.map((r) => r.token)).size, 1, 'one token: no split');
+  } finally {
+    await pipeline.destroy();
+  }
+});
+
+test('a batch re-formed after a crash (its insert landed, unacknowledged) under a schema that now refuses one row: the row is left out, the rest deduplicated under the same token', async () => {
+  const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 } });
+  const ledgers = new MemoryLedgerStore();
+  const warehouse = new TokenWarehouse();
+  const deadLetters = new HeldDeadLetters();
+  // Process A: the insert is stored, the reply never comes; A is killed.
+  const stored = new Set<string>();
+  const hanging = (d: DestinationConfig): Sink => {
+    const inner = warehouse.sink(d);
+    return {
+      ...inner,
+      insert: async (batch: InsertBatch, signal?: AbortSignal) => {
+        await inner.insert(batch, signal);
+        stored.add(batch.token);
+        return new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('killed')), { once: true }));
+      },
+    };
+  };
+  const schemaA = new LiveSchema();
+  const sourceA = new FedSource();
+  const a = new Pipeline({ config, source: sourceA, sinkFactory: hanging, deadLetters, ledgers, encoders: schemaA.factory, logger: createLogger('silent'), metrics: new Metrics() });
+  void a.start();
+  a.onAssigned([{ topic: TOPIC, partition: 0 }]);
+  const records = Array.from({ length: 10 }, (_, i) => event(i, 8));
+  void sourceA.append(records);
+  await until(() => stored.size === 1, 'A stored its insert');
+  await a.destroy();
+  assert.equal(sourceA.committed < 1n, true);
+  // Process B: the table was altered meanwhile; its live schema refuses u7.
+  alter(warehouse);
+  const schemaB = new LiveSchema();
+  schemaB.refused.add('u7');
+  const sourceB = new FedSource();
+  const b = new Pipeline({ config, source: sourceB, sinkFactory: (d) => warehouse.sink(d), deadLetters, ledgers, encoders: schemaB.factory, logger: createLogger('silent'), metrics: new Metrics() });
+  void b.start();
+  b.onAssigned([{ topic: TOPIC, partition: 0 }]);
+  try {
+    await sourceB.append(records);
+    await until(() => sourceB.committed === 10n, 'B committed to 10', 5_000);
+    expectOnceOrDeadLettered(warehouse, deadLetters, 10);
+    assert.equal(warehouse.uuids().length, 10);
+    assert.deepEqual(
+      deadLetters.written.map((d) => [d.offset, d.reason.mayHaveLanded]),
+      [[7n, true]],
+    );
+  } finally {
+    await b.destroy();
+  }
+});

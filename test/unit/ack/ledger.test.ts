@@ -1,0 +1,59 @@
+// The ledger's durable form: what a new owner reads back must re-form exactly the same inserts —
+// the parts, the rows left out of a part's insert (§11) and the schemas inserts were sent under.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Ledger, type Intent, type PartReason } from '../../../src/ack/ledger.ts';
+import { OffsetSet } from '../../../src/ack/offset-set.ts';
+
+function intent(rows: number): Intent {
+  return {
+    route: 'events',
+    destination: 'd1',
+    token: 'tok',
+    records: OffsetSet.fromSorted(Array.from({ length: rows }, (_, i) => BigInt(i))),
+    rows,
+    teams: undefined,
+    parts: undefined,
+    schemas: ['s1'],
+    done: false,
+  };
+}
+
+const reason: PartReason = { errorClass: 'row_data', code: 'INSERTER_SINK_ROW_DATA', message: 'Cannot parse input (at row 4)', attempts: 2, mayHaveLanded: true };
+
+test('rows left out of an insert, and the schemas it was sent under, survive a round trip through JSON', () => {
+  const ledger = new Ledger();
+  const i = intent(10);
+  ledger.add(i);
+  assert.equal(ledger.sentUnder(i, 's1'), false, 'known schema: nothing to save');
+  assert.equal(ledger.sentUnder(i, 's2'), true, 'a new schema must be saved before the insert');
+  ledger.split(i, 0, 10, [
+    [0, 5],
+    [5, 10],
+  ]);
+  ledger.exclude(i, 5, 10, [6, 8], reason);
+  ledger.settle(i, 0, 5, 'done');
+  const back = Ledger.fromJson(JSON.parse(JSON.stringify(ledger.toJson())) as ReturnType<Ledger['toJson']>);
+  const read = back.intents[0];
+  assert.deepEqual(read?.schemas, ['s1', 's2']);
+  assert.deepEqual(read?.parts, [
+    { from: 0, to: 5, state: 'done' },
+    { from: 5, to: 10, state: 'pending', excluded: [6, 8], excludedReason: reason },
+  ]);
+});
+
+test('excluding rows of a batch never split makes it one part; a later exclusion keeps the first reason', () => {
+  const ledger = new Ledger();
+  const i = intent(4);
+  ledger.add(i);
+  ledger.exclude(i, 0, 4, [1], reason);
+  ledger.exclude(i, 0, 4, [1, 3], { ...reason, message: 'another' });
+  assert.deepEqual(i.parts, [{ from: 0, to: 4, state: 'pending', excluded: [1, 3], excludedReason: reason }]);
+  ledger.settle(i, 0, 4, 'done');
+  assert.equal(i.parts?.[0]?.state, 'done');
+});
+
+test('a ledger written before schemas were recorded reads with none (nothing was sent under a known schema)', () => {
+  const ledger = Ledger.fromJson({ v: 2, intents: [{ route: 'events', destination: 'd1', token: 'tok', records: OffsetSet.fromSorted([0n, 1n]).encode(), rows: 2 }] });
+  assert.deepEqual(ledger.intents[0]?.schemas, []);
+});
