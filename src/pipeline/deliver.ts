@@ -13,8 +13,9 @@ import { AbortedError } from '../errors/inserter-error.ts';
 import { ErrorPolicy, PolicyStopError, type ClassPolicy } from '../errors/policy.ts';
 import type { DeadLetterReason } from '../deadletter/types.ts';
 import type { DestinationDirectory } from '../route/destinations.ts';
-import { asWarehouseError, WarehouseError } from '../sink/errors.ts';
-import { retry, type BackoffPolicy } from '../sink/retry.ts';
+import type { WarehouseError } from '../sink/errors.ts';
+import { asWarehouseError } from '../sink/errors.ts';
+import type { BackoffPolicy } from '../sink/retry.ts';
 import type { InsertBatch } from '../sink/types.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -23,6 +24,7 @@ import type { ErrorReporter } from '../telemetry/sentry.ts';
 import { DestinationGates } from './destination-gates.ts';
 import { inDoubt, rangeOf, type DeliveryJournal, type Range } from './delivery-range.ts';
 import { excludeNamedRow, noticeHold, refreshFingerprint } from './in-doubt.ts';
+import { retryPhase, type Phase } from './retry-phase.ts';
 import { Semaphore } from './semaphore.ts';
 import { splitPoints } from './split-points.ts';
 import { defaultStop, failureContext, reporterFor, tableName } from './failure-report.ts';
@@ -48,11 +50,6 @@ export interface DeliveryDeps {
 const loadDependent: ReadonlySet<string> = new Set([ErrorClasses.memoryLimit]);
 /** Failures after which the attempt may still land (or has landed) on the server. */
 const ambiguous: ReadonlySet<string> = new Set([ErrorClasses.transientNetwork, ErrorClasses.unknownInsertStatus, ErrorClasses.unknown]);
-
-interface Phase {
-  readonly failure: WarehouseError | undefined;
-  readonly attempts: number;
-}
 
 const deadLetterConcurrency = 64;
 
@@ -302,44 +299,10 @@ export class Deliverer {
     return this.#landed.get(landedKey(lane)) ?? 0;
   }
 
-  /**
-   * Retries the range while it fails with `policy`'s class; the first attempt is the failure in hand.
-   * `stop` ends the retries early (the failure in hand is returned) once it holds; `before` runs
-   * before every retry (a `bisect` probe).
-   */
-  async #retryPhase(range: Range, first: WarehouseError, policy: ClassPolicy, backoff: BackoffPolicy, attemptsSoFar: number, stop?: () => boolean, before?: () => Promise<unknown>): Promise<Phase> {
-    const { metrics, logger } = this.#deps;
-    let attempts = attemptsSoFar;
-    try {
-      await retry(
-        async (n) => {
-          if (n === 1) throw first;
-          attempts++;
-          await before?.();
-          const failure = await this.#attempt(range);
-          if (failure !== undefined) throw failure;
-        },
-        backoff,
-        range.signal,
-        {
-          isRetryable: (error) => error instanceof WarehouseError && error.errorClass === policy.errorClass && stop?.() !== true,
-          onRetry: (error, attempt, delayMs) => {
-            const cls = policy.errorClass;
-            metrics.retries.inc({ destination: range.lane.destination.id, class: cls });
-            logger.warn(
-              { destination: range.lane.destination.id, table: tableName(range.lane), class: cls, attempt: attemptsSoFar + attempt - 1, delayMs, rows: range.to - range.from, err: error },
-              'insert failed; backing off',
-            );
-            this.#report(error, range, attemptsSoFar + attempt - 1, 'retry', policy);
-          },
-        },
-      );
-      return { failure: undefined, attempts };
-    } catch (error) {
-      if (error instanceof AbortedError || range.signal.aborted) throw error;
-      if (error instanceof WarehouseError) return { failure: error, attempts };
-      throw error;
-    }
+  /** Retries the range while it fails with `policy`'s class (retry-phase.ts). */
+  #retryPhase(range: Range, first: WarehouseError, policy: ClassPolicy, backoff: BackoffPolicy, attemptsSoFar: number, stop?: () => boolean, before?: () => Promise<unknown>): Promise<Phase> {
+    const steps = { attempt: (r: Range) => this.#attempt(r), report: (error: unknown, r: Range, attempts: number) => this.#report(error, r, attempts, 'retry', policy) };
+    return retryPhase(range, first, policy, backoff, attemptsSoFar, { ...steps, metrics: this.#deps.metrics, logger: this.#deps.logger }, stop, before);
   }
 
   /** One insert of the range; resolves with the classified failure, or undefined when it landed. */
