@@ -19,6 +19,8 @@ import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
 import { KafkaSource } from '../source/kafka.ts';
 import { KafkaLedgerStore } from '../source/kafka-ledger-store.ts';
+import { KafkaControlLog } from '../source/kafka-control-log.ts';
+import { KafkaLagMonitor } from '../source/kafka-lag.ts';
 import { checkKafkaConnection, describeKafkaSecurity, kafkaConnectionFor, kafkaConnectionHint } from '../source/kafka-connection.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
@@ -225,7 +227,12 @@ async function run(args: string[]): Promise<number> {
 
   for (const route of config.routes) metrics.routeExactlyOnce.set({ route: route.name }, exactlyOnceFor(config, route) ? 1 : 0);
 
-  const operations = new Operations({ config, pipeline, logger, metrics, version: version(), topics: Pipeline.topicsOf(config) });
+  const kafka = { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId };
+  const bus = {
+    controlLog: (replicaId: string) => new KafkaControlLog({ ...kafka, topic: config.control.topic ?? `${config.kafka.groupId}.inserter-control`, replicaId, retry: config.retry, logger }),
+    lag: () => new KafkaLagMonitor({ ...kafka, topics: Pipeline.topicsOf(config), intervalMs: 10_000, logger }),
+  };
+  const operations = new Operations({ config, pipeline, logger, metrics, version: version(), bus });
 
   const server = config.telemetry.metricsListen === undefined ? undefined : startMetricsServer(config.telemetry.metricsListen, metrics);
   const startup = new AbortController();

@@ -7,9 +7,8 @@ import type { Config } from '../config/load.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { AdminServer } from './admin-server.ts';
-import { KafkaControlLog } from '../source/kafka-control-log.ts';
-import { kafkaConnectionFor } from '../source/kafka-connection.ts';
-import { LagMonitor } from './lag.ts';
+import type { ControlLog } from './control-log.ts';
+import type { LagSource } from './lag-source.ts';
 import { PauseRegistry, type PipelineControl } from './pause-registry.ts';
 import { Readiness } from './readiness.ts';
 import { StatusMetrics } from './status-metrics.ts';
@@ -20,14 +19,17 @@ export interface OperationsDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly version: string;
-  /** Topics the pipeline consumes (for lag). */
-  readonly topics: readonly string[];
+  /** The bus's side of control (the Kafka adapters in cli/main.ts): the shared control log of this replica, and consumer lag. */
+  readonly bus: {
+    readonly controlLog: (replicaId: string) => ControlLog;
+    readonly lag: () => LagSource;
+  };
 }
 
 export class Operations {
   readonly registry: PauseRegistry;
   readonly #deps: OperationsDeps;
-  readonly #lag: LagMonitor;
+  readonly #lag: LagSource;
   readonly #statusMetrics: StatusMetrics;
   readonly #readiness: Readiness;
   readonly #admin: AdminServer | undefined;
@@ -38,16 +40,7 @@ export class Operations {
     this.#deps = deps;
     const { config, logger, metrics, pipeline } = deps;
     const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-    const log = new KafkaControlLog({
-      brokers: config.kafka.brokers,
-      connection: kafkaConnectionFor(config),
-      clientId: config.kafka.clientId,
-      groupId: config.kafka.groupId,
-      topic: config.control.topic ?? `${config.kafka.groupId}.inserter-control`,
-      replicaId,
-      retry: config.retry,
-      logger,
-    });
+    const log = deps.bus.controlLog(replicaId);
     this.registry = new PauseRegistry({
       log,
       pipeline,
@@ -58,15 +51,7 @@ export class Operations {
       ...(config.control.replicaExpireMs === undefined ? {} : { replicaExpireMs: config.control.replicaExpireMs }),
       gauges: metrics,
     });
-    this.#lag = new LagMonitor({
-      brokers: config.kafka.brokers,
-      connection: kafkaConnectionFor(config),
-      clientId: config.kafka.clientId,
-      groupId: config.kafka.groupId,
-      topics: deps.topics,
-      intervalMs: 10_000,
-      logger,
-    });
+    this.#lag = deps.bus.lag();
     const lag = (topic: string, partition: number): number | undefined => this.#lag.lag(topic, partition);
     this.#statusMetrics = new StatusMetrics(pipeline, metrics, lag);
     this.#readiness = new Readiness({

@@ -2,10 +2,12 @@
 // stable offset, as a read_committed consumer sees it) minus the group's committed position, polled
 // with a client of its own that never joins the group. The source's consumer cannot tell: its
 // getLag() knows only the streams' own commits, and the source is the pipeline's, not ours.
+// The Kafka adapter of control/lag-source.ts.
 import { Consumer } from '@platformatic/kafka';
-import { handleClientErrors } from '../source/kafka-client-errors.ts';
-import { kafkaClientOptions, type KafkaConnection } from '../source/kafka-connection.ts';
+import type { LagSource } from '../control/lag-source.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import { handleClientErrors } from './kafka-client-errors.ts';
+import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
 
 export interface LagMonitorOptions {
   readonly brokers: readonly string[];
@@ -20,7 +22,7 @@ export interface LagMonitorOptions {
   readonly onPoll?: () => void;
 }
 
-export class LagMonitor {
+export class KafkaLagMonitor implements LagSource {
   readonly #o: LagMonitorOptions;
   readonly #client: Consumer;
   #lag = new Map<string, number>();
