@@ -6,11 +6,11 @@ import { createClient } from '@clickhouse/client';
 import { Consumer } from '@platformatic/kafka';
 import type { DestinationConfig } from '../config/load.ts';
 import type { RowTally } from './verify-check.ts';
-import { readTopic, type KafkaAccess } from '../deadletter/topic-reader.ts';
+import { readTopic, type KafkaAccess } from '../source/kafka-dlq-reader.ts';
 import { kafkaClientOptions } from '../source/kafka-connection.ts';
 
-export type { KafkaAccess } from '../deadletter/topic-reader.ts';
-export { topicExists } from '../deadletter/topic-reader.ts';
+export type { KafkaAccess } from '../source/kafka-dlq-reader.ts';
+export { topicExists } from '../source/kafka-dlq-reader.ts';
 
 export interface TopicRecord {
   readonly partition: number;

@@ -2,9 +2,8 @@
 // from (original key, value, timestamp and headers, none of the writer's `x-inserter-*` headers,
 // plus `x-inserter-replayed-from`), each in the same Kafka transaction as its replay-ledger entry,
 // so a dead letter is re-produced at most once however often (or however interrupted) replays run.
-import type { MessageToProduce } from '@platformatic/kafka';
 import { originalKey, replayedFromHeader, type DeadLetter } from './record.ts';
-import type { LedgerView } from './replay-ledger.ts';
+import type { LedgerView, Message } from './replay-ledger.ts';
 import { emptyReport, type ReplayReport } from './replay-report.ts';
 import { replayable } from './replay-select.ts';
 
@@ -13,7 +12,7 @@ const perTransaction = 100;
 
 export async function replayToOriginal(letters: readonly DeadLetter[], ledger: LedgerView, dryRun: boolean): Promise<ReplayReport> {
   const report = emptyReport('original', dryRun);
-  const todo: Array<{ letter: DeadLetter; message: MessageToProduce<Buffer, Buffer, Buffer, Buffer> }> = [];
+  const todo: Array<{ letter: DeadLetter; message: Message }> = [];
   for (const letter of replayable(letters, ledger, report, false)) {
     const original = letter.original;
     if (original === undefined) {

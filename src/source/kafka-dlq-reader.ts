@@ -3,8 +3,8 @@
 // dead-letter topics, the replay ledger and any group's positions are left as they were.
 import { randomBytes } from 'node:crypto';
 import { Admin, Consumer, FetchIsolationLevels } from '@platformatic/kafka';
-import { kafkaClientOptions, type KafkaConnection } from '../source/kafka-connection.ts';
-import type { RawDeadLetter } from './record.ts';
+import type { RawDeadLetter } from '../deadletter/record.ts';
+import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
 
 export interface KafkaAccess {
   readonly brokers: readonly string[];

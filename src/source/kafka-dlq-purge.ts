@@ -2,10 +2,10 @@
 // DeleteRecords (Admin.deleteRecords), after checking the topic is a dead-letter topic of the config
 // and that no replay to a destination is left pending there (it could not be finished afterwards).
 import { Admin } from '@platformatic/kafka';
-import { kafkaClientOptions } from '../source/kafka-connection.ts';
-import { DlqKafkaError, DlqUsageError } from './dlq-errors.ts';
-import type { ReplayLedger } from './replay-ledger.ts';
-import type { KafkaAccess } from './topic-reader.ts';
+import { DlqKafkaError, DlqUsageError } from '../deadletter/dlq-errors.ts';
+import { kafkaClientOptions } from './kafka-connection.ts';
+import type { KafkaAccess } from './kafka-dlq-reader.ts';
+import type { ReplayLedger } from './kafka-dlq-replay-ledger.ts';
 
 export interface PurgeRequest {
   readonly topic: string;
