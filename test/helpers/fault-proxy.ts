@@ -4,6 +4,9 @@
 //   reset  reset every connection (open ones at once, new ones on arrival)
 //   stall  accept and read, forward nothing, answer nothing (until the mode changes or stop())
 //   cut    forward the request only up to `cutAfterBytes`, then reset: a body cut mid-way
+// and, once, whatever the mode: `loseNextInsertReply(onLost)` forwards the next INSERT whole and
+// resets the connection when ClickHouse starts to answer — the insert is stored, the client sees a
+// broken connection (an outcome it cannot know); `onLost` runs then.
 //
 //   const proxy = await startFaultProxy(ch.url);   // proxy.url = "http://127.0.0.1:PORT"
 //   proxy.setMode('reset'); … proxy.setMode('pass');
@@ -19,6 +22,8 @@ export interface FaultProxy {
   /** Connections accepted so far, and how many the proxy reset. */
   readonly stats: { connections: number; resets: number; cuts: number };
   setMode(mode: FaultMode, options?: { cutAfterBytes?: number }): void;
+  /** The next INSERT reaches ClickHouse whole; its reply is dropped (connection reset) and `onLost` runs. */
+  loseNextInsertReply(onLost?: () => void): void;
   stop(): Promise<void>;
 }
 
@@ -26,6 +31,8 @@ interface Pair {
   client: Socket;
   upstream: Socket | undefined;
   sent: number;
+  /** This connection carries the INSERT whose reply is to be lost. */
+  loseReply: boolean;
 }
 
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
@@ -34,6 +41,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   let cutAfterBytes = 2048;
   const pairs = new Set<Pair>();
   const stats = { connections: 0, resets: 0, cuts: 0 };
+  let loseInsert: { onLost: (() => void) | undefined } | undefined;
 
   const reset = (pair: Pair): void => {
     pair.client.resetAndDestroy();
@@ -42,6 +50,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   };
 
   const forward = (pair: Pair, chunk: Buffer): void => {
+    // The request line names the query (the client sends it in the URL): armed, the first INSERT's connection loses its reply.
+    if (loseInsert !== undefined && !pair.loseReply && chunk.subarray(0, 2048).toString('latin1').includes('INSERT')) pair.loseReply = true;
     if (mode === 'stall') return; // swallowed: the request never arrives
     if (mode === 'cut') {
       const room = cutAfterBytes - pair.sent;
@@ -60,7 +70,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
 
   const server: Server = createServer((client) => {
     stats.connections++;
-    const pair: Pair = { client, upstream: undefined, sent: 0 };
+    const pair: Pair = { client, upstream: undefined, sent: 0, loseReply: false };
     pairs.add(pair);
     client.on('error', () => undefined);
     client.on('close', () => {
@@ -77,6 +87,14 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     upstream.on('error', () => client.destroy());
     upstream.on('close', () => client.destroy());
     upstream.on('data', (chunk: Buffer) => {
+      if (pair.loseReply && loseInsert !== undefined) {
+        const { onLost } = loseInsert;
+        loseInsert = undefined;
+        stats.resets++;
+        reset(pair);
+        onLost?.();
+        return;
+      }
       if (mode !== 'stall') client.write(chunk);
     });
     client.on('data', (chunk: Buffer) => forward(pair, chunk));
@@ -103,6 +121,9 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         }
       }
       if (next === 'cut') for (const pair of pairs) pair.sent = 0;
+    },
+    loseNextInsertReply(onLost) {
+      loseInsert = { onLost };
     },
     async stop() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
