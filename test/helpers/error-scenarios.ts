@@ -93,6 +93,14 @@ export interface ScenarioStackOptions {
   sql?: string[];
   /** Partitions of the scenario topic; default 1; 0: no topic is created (the tests call addTopic). */
   partitions?: number;
+  /**
+   * More setup once the stack is ready (e.g. a fault proxy in front of `stack.ch`). A test's own
+   * module-level `before` would not do: node:test starts root hooks as they are registered, so it
+   * would run alongside the stack's.
+   */
+  setup?: (stack: ScenarioStack) => Promise<void>;
+  /** Teardown of what `setup` started, after the inserters are killed and before the server stops. */
+  teardown?: () => Promise<void>;
 }
 
 /** A topic of a scenario, its consumer group and dead-letter topic names. */
@@ -137,12 +145,16 @@ export interface ScenarioStack extends ScenarioTopic {
 
 const LOG_TAIL = 3_000;
 
+async function logTail(p: InserterProcess): Promise<string> {
+  return (await p.log().catch((e: unknown) => String(e))).slice(-LOG_TAIL);
+}
+
 /**
  * The setup every error scenario shares, registered as this test file's `before`/`after` hooks
  * (call it at module level): the shared broker, a ClickHouse server of the file's own with the
  * database, table(s) and statements of `options`, a unique topic of `name` (its group `-g`, its
- * dead-letter topic `.dlq`); `after` kills every inserter started through the stack, then stops the
- * server. Hooks a test adds itself (a fault proxy) run after these `before` hooks.
+ * dead-letter topic `.dlq`), then `options.setup`; `after` kills every inserter started through the
+ * stack, runs `options.teardown` and stops the server.
  */
 export function useScenarioStack(name: string, options: ScenarioStackOptions = {}): ScenarioStack {
   const topic = uniqueTopic(name);
@@ -161,21 +173,6 @@ export function useScenarioStack(name: string, options: ScenarioStackOptions = {
     started.push(p);
     return p;
   };
-
-  before(async () => {
-    bootstrap = await sharedKafka();
-    ch = await startClickHouse(options.users === undefined ? {} : { users: options.users });
-    await ch.query(`CREATE DATABASE ${database}`);
-    if (table !== '') await ch.query(TABLE_DDL(database, table, options.tableSettings));
-    for (const extra of options.extraTables ?? []) await ch.query(TABLE_DDL(database, extra));
-    for (const sql of options.sql ?? []) await ch.query(sql);
-    if ((options.partitions ?? 1) > 0) await createTopic(bootstrap, topic, options.partitions ?? 1);
-  });
-
-  after(async () => {
-    for (const p of started) await p.kill();
-    await ch?.stop();
-  });
 
   const stack: ScenarioStack = {
     topic,
@@ -208,14 +205,7 @@ export function useScenarioStack(name: string, options: ScenarioStackOptions = {
     async waitFor(probe, what, timeoutMs, detail) {
       await waitFor(probe, what, timeoutMs).catch(async (error: unknown) => {
         const said = detail === undefined ? '' : `: ${await detail().catch((e: unknown) => String(e))}`;
-        const tail =
-          started.length === 0
-            ? '(no inserter started)'
-            : (
-                await last()
-                  .log()
-                  .catch((e: unknown) => String(e))
-              ).slice(-LOG_TAIL);
+        const tail = started.length === 0 ? '(no inserter started)' : await logTail(last());
         throw new Error(`${String(error)}${said}\n${tail}`);
       });
     },
@@ -226,6 +216,24 @@ export function useScenarioStack(name: string, options: ScenarioStackOptions = {
       assert.deepEqual(await endOffsets(stack.bootstrap, of).catch(() => []), [], message);
     },
   };
+
+  before(async () => {
+    bootstrap = await sharedKafka();
+    ch = await startClickHouse(options.users === undefined ? {} : { users: options.users });
+    await ch.query(`CREATE DATABASE ${database}`);
+    if (table !== '') await ch.query(TABLE_DDL(database, table, options.tableSettings));
+    for (const extra of options.extraTables ?? []) await ch.query(TABLE_DDL(database, extra));
+    for (const sql of options.sql ?? []) await ch.query(sql);
+    if ((options.partitions ?? 1) > 0) await createTopic(bootstrap, topic, options.partitions ?? 1);
+    await options.setup?.(stack);
+  });
+
+  after(async () => {
+    for (const p of started) await p.kill();
+    await options.teardown?.();
+    await ch?.stop();
+  });
+
   return stack;
 }
 
