@@ -619,7 +619,7 @@ interface DrainResult {
   stealSeconds: number;
   /**
    * After count() = N (and the consumer stopped): ClickHouse CPU until its background merges of the
-   * drained parts settle (no merge running and the active part count unchanged for 1 s, at most
+   * drained parts settle (no merge running and the active part count unchanged for 3 s, at most
    * 60 s), per million events; and the active parts of posthog.events then. Every insert is a part
    * to merge; the drain window alone leaves most merges out.
    */
@@ -645,7 +645,7 @@ async function mergeTail(ch: ClickHouseInstance, chPids: number[]): Promise<Drai
       last = state;
       stableSince = Date.now();
     }
-    if (Date.now() - stableSince >= 1_000 || Date.now() - t0 > 60_000) {
+    if (Date.now() - stableSince >= 3_000 || Date.now() - t0 > 60_000) {
       const cpu = tail.stop().clickhouse?.cpuSeconds ?? 0;
       return { cpuSecondsPerMillion: (cpu / EVENTS) * 1e6, seconds: (Date.now() - t0) / 1000, activeParts: parts };
     }
