@@ -88,6 +88,11 @@ export class JsonWriter {
     this.text(`"${formatTimestamp(seconds, nanos)}"`);
   }
 
+  /** Forgets what was written since the last take (a write that threw part-way). */
+  reset(): void {
+    this.#pos = 0;
+  }
+
   /** The JSON written since the last take, copied out; the writer is empty again. */
   take(): Buffer {
     const out = Buffer.allocUnsafe(this.#pos);

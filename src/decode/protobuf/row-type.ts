@@ -142,6 +142,8 @@ export class RowTypes {
     const writer = this.#nested;
     return (v) => {
       if (v === undefined) return undefined;
+      // Empty first: a write that threw (a Timestamp out of range) leaves its part behind.
+      writer.reset();
       this.writeMessage(writer, desc, v);
       return writer.takeString();
     };
@@ -189,6 +191,7 @@ export class ProtobufRowType implements ObjectRowType {
   }
 
   toJson(values: object): Buffer {
+    this.#writer.reset();
     writeFields(this.#writer, this.#plans, values as Record<string, unknown>);
     return this.#writer.take();
   }
