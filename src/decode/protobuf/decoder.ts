@@ -2,7 +2,10 @@
 // message type comes from a descriptor set file named by the route, or from a schema registry by
 // the schema id of the Confluent wire format (decode/protobuf/wire-format.ts), the record's message
 // indexes choosing the message of the schema's file. ClickHouse never sees a schema: the row's type
-// (row-type.ts) renders it as JSON for pass-through, and its readers feed typed encoders.
+// renders it as JSON for pass-through, and its readers feed typed encoders. A row is the message's
+// wire bytes, checked whole here and indexed (wire-row-type.ts: its readers decode the field asked
+// for); a type the wire walk cannot read (proto2, editions, groups) is decoded by `fromBinary` into
+// a message object (row-type.ts).
 //
 // What cannot become a row is a DecodeError with its own code (dead-lettered with the reason):
 // empty, oversized, bad magic byte, bad message indexes, unknown schema id, a schema that is not
@@ -30,6 +33,7 @@ import type { FieldReader, FieldValue, ObjectRow } from '../row.ts';
 import { loadDescriptorSet, messageAt } from './descriptors.ts';
 import { RegistryClient, SchemaRegistryUnavailableError } from './registry-client.ts';
 import { RowTypes, type ProtobufRowType } from './row-type.ts';
+import { WireRowType, WireRowTypes } from './wire-row-type.ts';
 import { readWireHeader } from './wire-format.ts';
 
 export interface ProtobufRoute {
@@ -54,7 +58,7 @@ export interface ProtobufDecoderOptions {
 
 /** A message type ready to read: its row type and how its team is read. */
 interface Compiled {
-  readonly type: ProtobufRowType;
+  readonly type: WireRowType | ProtobufRowType;
   /** Reads the team from the values; undefined when the team does not come from a field or the type lacks it. */
   readonly team: FieldReader | undefined;
   /** The team field has no presence: 0 means unset. */
@@ -63,7 +67,7 @@ interface Compiled {
 
 /** A registry schema ready to read. */
 interface SchemaEntry {
-  readonly types: RowTypes;
+  readonly types: WireRowTypes;
   readonly file: DescFile;
   first: Compiled | undefined;
   readonly byIndexes: Map<string, Compiled>;
@@ -97,7 +101,7 @@ export class ProtobufDecoder {
         const known = [...registry].filter((t) => t.kind === 'message' && !t.typeName.startsWith('google.protobuf.')).map((t) => t.typeName);
         throw new ConfigError([`${where}: protobuf.messageType: ${p.messageType ?? '(none)'} is not in ${p.descriptorSet} (it has ${known.slice(0, 20).join(', ') || 'no messages'})`]);
       }
-      this.#fixed = this.#compile(new RowTypes(registry), desc);
+      this.#fixed = this.#compile(new WireRowTypes(new RowTypes(registry)), desc);
       if (this.#fixed.team === undefined && this.#teamRequired && route.teamId.from === 'field') {
         throw new ConfigError([`${where}: teamId.field: ${desc.typeName} has no field ${route.teamId.field}`]);
       }
@@ -153,15 +157,25 @@ export class ProtobufDecoder {
     if (compiled === undefined) throw new DecodeError('INSERTER_DECODE_SCHEMA_INVALID', 'no message type');
     const type = compiled.type;
     let values: object;
+    let size: number;
     try {
-      values = fromBinary(type.desc, start === 0 ? value : value.subarray(start), { readUnknownFields: false });
+      if (type instanceof WireRowType) {
+        values = type.read(value, start, value.length);
+        // What the row holds in memory, for the memory budget: the record's bytes (kept with the
+        // batch), its values object and its slots in the type's index slab (measured: ~1.22× the
+        // wire size for a posthog.v1.Event; wire-row-type.ts WIRE_ROW_BYTES).
+        size = value.length + type.rowOverhead;
+      } else {
+        values = fromBinary(type.desc, start === 0 ? value : value.subarray(start), { readUnknownFields: false });
+        // The record's bytes and the decoded message, whose heap is about 2.2× its wire size (a
+        // posthog.v1.Event: 2,239 B of heap for 1,013 B on the wire, measured with --expose-gc over
+        // 20,000 events).
+        size = value.length * DECODED_SIZE_FACTOR;
+      }
     } catch (cause) {
       throw new DecodeError('INSERTER_DECODE_BAD_PROTOBUF', `message is not a valid ${type.name}: ${(cause as Error).message}`, { cause });
     }
-    // What the row holds in memory, for the memory budget: the record's bytes (kept with the batch)
-    // and the decoded message, whose heap is about 2.2× its wire size (a posthog.v1.Event: 2,239 B of
-    // heap for 1,013 B on the wire, measured with --expose-gc over 20,000 events).
-    const row: ObjectRow = { type, values, size: value.length * DECODED_SIZE_FACTOR };
+    const row: ObjectRow = { type, values, size };
     return { row, teamId: this.#teamOf(record, compiled, values) };
   }
 
@@ -173,7 +187,7 @@ export class ProtobufDecoder {
       const outcome = registry.cached(schemaId);
       if (outcome === undefined) throw new SchemaRegistryUnavailableError(`schema ${schemaId} is not loaded yet (the record must wait for Decoder.prepare)`);
       if (outcome.kind === 'failed') throw new DecodeError(outcome.code, outcome.message);
-      entry = { types: new RowTypes(outcome.registry), file: outcome.file, first: undefined, byIndexes: new Map() };
+      entry = { types: new WireRowTypes(new RowTypes(outcome.registry)), file: outcome.file, first: undefined, byIndexes: new Map() };
       this.#schemas.set(schemaId, entry);
     }
     const isFirst = indexes.length === 1 && indexes[0] === 0;
@@ -191,7 +205,7 @@ export class ProtobufDecoder {
     return compiled;
   }
 
-  #compile(types: RowTypes, desc: DescMessage): Compiled {
+  #compile(types: WireRowTypes, desc: DescMessage): Compiled {
     const type = types.typeOf(desc);
     const source = this.#route.teamId;
     if (source.from !== 'field') return { type, team: undefined, teamZeroIsUnset: false };

@@ -5,6 +5,7 @@ import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { schemaRegistrySchema, protobufRouteSchema } from '../../../src/config/typed-schema.ts';
 import { ProtobufDecoder, type ProtobufRoute } from '../../../src/decode/protobuf/decoder.ts';
 import { SchemaRegistryUnavailableError } from '../../../src/decode/protobuf/registry-client.ts';
+import { WireRowType } from '../../../src/decode/protobuf/wire-row-type.ts';
 import { writeWireHeader } from '../../../src/decode/protobuf/wire-format.ts';
 import { decoderFor } from '../../../src/decode/types.ts';
 import type { ObjectRow } from '../../../src/decode/row.ts';
@@ -73,7 +74,7 @@ const json = (row: unknown): Record<string, unknown> => {
   return JSON.parse(r.type.toJson(r.values).toString('utf8')) as Record<string, unknown>;
 };
 
-test('a descriptor set route: raw messages of the configured type, the team from its field, size = 3 × value length (the bytes and the decoded objects)', () => {
+test('a descriptor set route: raw messages of the configured type, the team from its field, size = value length + the wire row overhead (its values object and index slots)', () => {
   const decoder = new ProtobufDecoder(route({ protobuf: protobufRouteSchema.parse({ descriptorSet: 'kinds.binpb', messageType: 'test.kinds.Kinds' }) }), {
     maxMessageBytes: 10_000,
     baseDir: kinds.dir,
@@ -83,7 +84,8 @@ test('a descriptor set route: raw messages of the configured type, the team from
   assert.equal(decoded.teamId, 7);
   const row = decoded.row as ObjectRow;
   assert.equal(row.type.name, 'test.kinds.Kinds');
-  assert.equal(row.size, 3 * value.length, 'a decoded message counts its bytes and its objects (~2.2× its wire size) against the memory budget');
+  assert.ok(row.type instanceof WireRowType);
+  assert.equal(row.size, value.length + row.type.rowOverhead, 'a wire row counts its bytes and its small index against the memory budget');
   assert.deepEqual({ text: json(row).text, i64: json(row).i64 }, { text: 'hi', i64: 5 });
   assert.equal(decoder.prepare(rec(value), AbortSignal.timeout(1000)), undefined, 'nothing to wait for');
   assert.equal(
