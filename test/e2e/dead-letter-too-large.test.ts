@@ -6,36 +6,19 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { committedOffsets, produce } from '../helpers/bus.ts';
-import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { counts, deadLetters, produceRows, scenarioConfig, TABLE_DDL } from '../helpers/error-scenarios.ts';
-import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
-import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+import { deadLetters, produceRows, useScenarioStack } from '../helpers/error-scenarios.ts';
+import { createTopic } from '../helpers/kafka.ts';
 
-let bootstrap: string;
-let ch: ClickHouseInstance;
-let inserter: InserterProcess | undefined;
-
-before(async () => {
-  bootstrap = await sharedKafka();
-  ch = await startClickHouse();
-  await ch.query('CREATE DATABASE e');
-  await ch.query(TABLE_DDL('e', 't'));
-});
-
-after(async () => {
-  await inserter?.kill();
-  await ch?.stop();
-});
+const stack = useScenarioStack('dead-letter-too-large', { partitions: 0 });
 
 test('an existing dead-letter topic with a small max.message.bytes: run refuses to start, naming it; nothing consumed', async () => {
-  const topic = uniqueTopic('dlq-small');
-  const group = `${topic}-g`;
-  await createTopic(bootstrap, topic, 1);
+  const { bootstrap } = stack;
+  const { topic, group } = await stack.addTopic('dlq-small');
   await createTopic(bootstrap, `${topic}.dlq`, 1, { 'max.message.bytes': '100000' }); // the default dead-letter topic name
   await produceRows(bootstrap, topic, 0, 10);
-  inserter = await startInserter(scenarioConfig({ bootstrap, group, topic, url: ch.url, database: 'e', table: 't', extra: { maxMessageBytes: 1024 * 1024 } }));
+  const inserter = await stack.start({ topic, group, deadLetterTopic: undefined, extra: { maxMessageBytes: 1024 * 1024 } });
   const code = await Promise.race([inserter.exited, sleep(60_000).then(() => 'timeout' as const)]);
   const log = await inserter.log();
   await inserter.kill(); // only if it did not exit
@@ -45,16 +28,13 @@ test('an existing dead-letter topic with a small max.message.bytes: run refuses 
   assert.match(log, /its max\.message\.bytes is 100000/);
   assert.match(log, new RegExp(`at least ${1024 * 1024 + 256 * 1024}`));
   assert.deepEqual(await committedOffsets(bootstrap, group, topic, 1), [-1n], 'nothing committed');
-  assert.equal((await counts(ch, 'e', 't')).rows, 0, 'nothing inserted');
-  inserter = undefined;
+  assert.equal((await stack.counts()).rows, 0, 'nothing inserted');
 });
 
 test('a dead letter the broker refuses as too large is written without its value; commits move on', async () => {
-  const topic = uniqueTopic('dlq-too-large');
-  const group = `${topic}-g`;
-  const dlq = `${topic}.dlq`;
+  const { bootstrap } = stack;
+  const { topic, group, dlq } = await stack.addTopic('dlq-too-large');
   const maxMessageBytes = 64 * 1024;
-  await createTopic(bootstrap, topic, 1);
   // Exactly what the start-up check asks for: it starts.
   await createTopic(bootstrap, dlq, 1, { 'max.message.bytes': String(maxMessageBytes + 256 * 1024) });
   const BAD = 1_024;
@@ -64,11 +44,11 @@ test('a dead letter the broker refuses as too large is written without its value
   const value = randomBytes(1024 * 1024);
   await produce(bootstrap, topic, [{ key: Buffer.from('big'), value, headers: { origin: Buffer.from('test') } }]); // offset 1024
   await produceRows(bootstrap, topic, BAD + 1, BAD + 201);
-  inserter = await startInserter(scenarioConfig({ bootstrap, group, topic, url: ch.url, database: 'e', table: 't', maxRows: 256, extra: { maxMessageBytes } }));
-  await waitFor(async () => ((await committedOffsets(bootstrap, group, topic, 1))[0] ?? -1n) > BigInt(BAD), 'commits past the oversized record', 60_000).catch(async (error: unknown) => {
-    throw new Error(`${String(error)}: committed ${String((await committedOffsets(bootstrap, group, topic, 1))[0])}\n${(await inserter?.log())?.slice(-2500)}`);
-  });
-  await waitFor(async () => (await counts(ch, 'e', 't')).distinct === BAD + 200, 'every good row', 30_000);
+  // No deadLetterTopic in the route: its default name, `${topic}.dlq`.
+  const inserter = await stack.start({ topic, group, deadLetterTopic: undefined, maxRows: 256, extra: { maxMessageBytes } });
+  const committed = async (): Promise<string> => `committed ${String((await committedOffsets(bootstrap, group, topic, 1))[0])}`;
+  await stack.waitFor(async () => ((await committedOffsets(bootstrap, group, topic, 1))[0] ?? -1n) > BigInt(BAD), 'commits past the oversized record', 60_000, committed);
+  await stack.waitFor(async () => (await stack.counts()).distinct === BAD + 200, 'every good row', 30_000);
   const [letter] = await deadLetters(bootstrap, dlq, 0);
   assert.ok(letter !== undefined, 'the dead letter was written');
   assert.equal(letter.headers.get('x-inserter-value-omitted'), String(value.length));
@@ -80,5 +60,4 @@ test('a dead letter the broker refuses as too large is written without its value
   assert.ok(letter.value === undefined || letter.value.length === 0, 'no value');
   assert.match(await inserter.log(), /dead letter refused as too large by the broker: written without its value/);
   await inserter.kill();
-  inserter = undefined;
 });

@@ -6,35 +6,17 @@
 // was refused too and retried for ever: no commit past the record.)
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { committedOffsets, produce } from '../helpers/bus.ts';
-import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { counts, deadLetters, produceRows, scenarioConfig, TABLE_DDL } from '../helpers/error-scenarios.ts';
-import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
-import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+import { deadLetters, produceRows, useScenarioStack } from '../helpers/error-scenarios.ts';
+import { createTopic } from '../helpers/kafka.ts';
 
-let bootstrap: string;
-let ch: ClickHouseInstance;
-let inserter: InserterProcess | undefined;
-
-before(async () => {
-  bootstrap = await sharedKafka();
-  ch = await startClickHouse();
-  await ch.query('CREATE DATABASE e');
-  await ch.query(TABLE_DDL('e', 't'));
-});
-
-after(async () => {
-  await inserter?.kill();
-  await ch?.stop();
-});
+const stack = useScenarioStack('dlq-huge-headers');
+const { topic, group, dlq } = stack;
 
 test('a dead letter too large even without its value is written without its key and headers too; commits move on', async () => {
-  const topic = uniqueTopic('dlq-huge-headers');
-  const group = `${topic}-g`;
-  const dlq = `${topic}.dlq`;
+  const { bootstrap } = stack;
   const maxMessageBytes = 64 * 1024;
-  await createTopic(bootstrap, topic, 1);
   // Exactly what the start-up check asks for (maxMessageBytes + 256 KiB): it starts.
   await createTopic(bootstrap, dlq, 1, { 'max.message.bytes': String(maxMessageBytes + 256 * 1024) });
   const BAD = 1_024;
@@ -42,11 +24,11 @@ test('a dead letter too large even without its value is written without its key 
   // Not JSON (a decode error, dead-lettered), with a key and headers far above what the topic takes.
   await produce(bootstrap, topic, [{ key: randomBytes(1024 * 1024), value: Buffer.from('not json'), headers: { a: randomBytes(512 * 1024), b: randomBytes(512 * 1024) }, partition: 0 }]); // offset 1024 (a partition given: the client's own key hash takes minutes on a 1 MiB key)
   await produceRows(bootstrap, topic, BAD + 1, BAD + 201);
-  inserter = await startInserter(scenarioConfig({ bootstrap, group, topic, url: ch.url, database: 'e', table: 't', maxRows: 256, extra: { maxMessageBytes } }));
-  await waitFor(async () => ((await committedOffsets(bootstrap, group, topic, 1))[0] ?? -1n) > BigInt(BAD), 'commits past the record', 60_000).catch(async (error: unknown) => {
-    throw new Error(`${String(error)}: committed ${String((await committedOffsets(bootstrap, group, topic, 1))[0])}\n${(await inserter?.log())?.slice(-2500)}`);
-  });
-  await waitFor(async () => (await counts(ch, 'e', 't')).distinct === BAD + 200, 'every good row', 30_000);
+  // No deadLetterTopic in the route: its default name, `${topic}.dlq`.
+  const inserter = await stack.start({ deadLetterTopic: undefined, maxRows: 256, extra: { maxMessageBytes } });
+  const committed = async (): Promise<string> => `committed ${String((await committedOffsets(bootstrap, group, topic, 1))[0])}`;
+  await stack.waitFor(async () => ((await committedOffsets(bootstrap, group, topic, 1))[0] ?? -1n) > BigInt(BAD), 'commits past the record', 60_000, committed);
+  await stack.waitFor(async () => (await stack.counts()).distinct === BAD + 200, 'every good row', 30_000);
   const letters = await deadLetters(bootstrap, dlq, 0);
   assert.equal(letters.length, 1, 'one dead letter');
   const [letter] = letters;
@@ -63,5 +45,4 @@ test('a dead letter too large even without its value is written without its key 
   assert.match(log, /dead letter still too large without its value: written without its key and original headers too/);
   assert.doesNotMatch(log, /INSERTER_DLQ_REFUSED/);
   await inserter.kill();
-  inserter = undefined;
 });

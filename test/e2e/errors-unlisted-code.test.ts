@@ -6,52 +6,24 @@
 // alone in its batch (low traffic) is judged by an empty insert into the table, which the real
 // server accepts, so it is dead-lettered too.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { committedOffsets, endOffsets, produce } from '../helpers/bus.ts';
-import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { assertExactlyOnce, counts, deadLetters, produceRows, scenarioConfig, TABLE_DDL } from '../helpers/error-scenarios.ts';
-import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
-import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+import { deadLetters, produceRows, useScenarioStack } from '../helpers/error-scenarios.ts';
 
-const topic = uniqueTopic('errors-unlisted');
-const lonely = uniqueTopic('errors-unlisted-alone');
-const dlq = `${topic}.dlq`;
-const group = `${topic}-g`;
-let bootstrap: string;
-let ch: ClickHouseInstance;
-let inserter: InserterProcess | undefined;
-let second: InserterProcess | undefined;
+const stack = useScenarioStack('errors-unlisted', { extraTables: ['alone'] });
+const { topic, group, dlq } = stack;
 const deepValue = (id: number): Buffer => Buffer.from(`{"id":${id},"team_id":1,"n":1,"s":"deep","k":0,"extra":${'['.repeat(1_500)}${']'.repeat(1_500)}}`);
 
-before(async () => {
-  bootstrap = await sharedKafka();
-  ch = await startClickHouse();
-  await ch.query('CREATE DATABASE e');
-  await ch.query(TABLE_DDL('e', 't'));
-  await ch.query(TABLE_DDL('e', 'alone'));
-  await createTopic(bootstrap, topic, 1);
-  await createTopic(bootstrap, lonely, 1);
-});
-
-after(async () => {
-  await inserter?.kill();
-  await second?.kill();
-  await ch?.stop();
-});
-
 test('a message rejected with an unlisted server code is dead-lettered alone; the other 8,000 land once and commits reach the log end', async () => {
+  const { bootstrap } = stack;
   await produceRows(bootstrap, topic, 0, 3_210);
   const depth = 1_500;
   const poison = Buffer.from(`{"id":999999,"team_id":1,"n":1,"s":"deep","k":0,"extra":${'['.repeat(depth)}${']'.repeat(depth)}}`);
   await produce(bootstrap, topic, [{ key: Buffer.from('deep'), value: poison }]);
   await produceRows(bootstrap, topic, 3_210, 8_000);
-  inserter = await startInserter(scenarioConfig({ bootstrap, group, topic, url: ch.url, database: 'e', table: 't', deadLetterTopic: dlq, maxRows: 2_000 }));
+  const inserter = await stack.start({ maxRows: 2_000 });
   const [end] = await endOffsets(bootstrap, topic);
-  await waitFor(async () => (await counts(ch, 'e', 't')).distinct >= 8_000 && (await committedOffsets(bootstrap, group, topic, 1))[0] === end, '8,000 rows and commits at the log end', 60_000).catch(
-    async (error: unknown) => {
-      throw new Error(`${String(error)}\n${(await inserter?.log())?.slice(-3000)}`);
-    },
-  );
+  await stack.waitFor(async () => (await stack.counts()).distinct >= 8_000 && (await committedOffsets(bootstrap, group, topic, 1))[0] === end, '8,000 rows and commits at the log end', 60_000);
   const letters = await deadLetters(bootstrap, dlq, 1);
   assert.equal(letters.length, 1, 'one dead letter');
   assert.deepEqual(letters[0]?.value, poison);
@@ -60,27 +32,28 @@ test('a message rejected with an unlisted server code is dead-lettered alone; th
   assert.equal(letters[0]?.headers.get('x-inserter-clickhouse-code'), '306');
   assert.match(letters[0]?.headers.get('x-inserter-error-message') ?? '', /too deep/i);
   assert.equal(letters[0]?.headers.get('x-inserter-original-offset'), '3210');
-  await assertExactlyOnce(ch, 'e', 't', 8_000);
+  await stack.assertExactlyOnce(8_000);
   assert.equal(await inserter.stop(), 0);
 });
 
 test('a message rejected with an unlisted server code alone in its batch is dead-lettered after an empty probe insert lands', async () => {
-  await produceRows(bootstrap, lonely, 0, 2);
+  const { bootstrap } = stack;
+  const lonely = await stack.addTopic('errors-unlisted-alone');
+  await produceRows(bootstrap, lonely.topic, 0, 2);
   const poison = deepValue(777_777);
-  await produce(bootstrap, lonely, [{ key: Buffer.from('deep'), value: poison }]);
-  await produceRows(bootstrap, lonely, 2, 4);
-  const group2 = `${lonely}-g`;
-  second = await startInserter(scenarioConfig({ bootstrap, group: group2, topic: lonely, url: ch.url, database: 'e', table: 'alone', deadLetterTopic: `${lonely}.dlq`, maxRows: 1 }));
-  const [end] = await endOffsets(bootstrap, lonely);
-  await waitFor(async () => (await counts(ch, 'e', 'alone')).distinct >= 4 && (await committedOffsets(bootstrap, group2, lonely, 1))[0] === end, '4 rows and commits at the log end', 60_000).catch(
-    async (error: unknown) => {
-      throw new Error(`${String(error)}\n${(await second?.log())?.slice(-3000)}`);
-    },
+  await produce(bootstrap, lonely.topic, [{ key: Buffer.from('deep'), value: poison }]);
+  await produceRows(bootstrap, lonely.topic, 2, 4);
+  const second = await stack.start({ topic: lonely.topic, group: lonely.group, deadLetterTopic: lonely.dlq, table: 'alone', maxRows: 1 });
+  const [end] = await endOffsets(bootstrap, lonely.topic);
+  await stack.waitFor(
+    async () => (await stack.counts('alone')).distinct >= 4 && (await committedOffsets(bootstrap, lonely.group, lonely.topic, 1))[0] === end,
+    '4 rows and commits at the log end',
+    60_000,
   );
-  const letters = await deadLetters(bootstrap, `${lonely}.dlq`, 1);
+  const letters = await deadLetters(bootstrap, lonely.dlq, 1);
   assert.equal(letters.length, 1, 'one dead letter');
   assert.deepEqual(letters[0]?.value, poison);
   assert.equal(letters[0]?.headers.get('x-inserter-clickhouse-code'), '306');
-  await assertExactlyOnce(ch, 'e', 'alone', 4);
+  await stack.assertExactlyOnce(4, 'alone');
   assert.equal(await second.stop(), 0);
 });
