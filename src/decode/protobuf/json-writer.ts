@@ -7,6 +7,8 @@
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const HEX = '0123456789abcdef';
+/** 1 for the bytes a JSON string escapes: `"`, `\` and control bytes. */
+const ESCAPE = new Uint8Array(256).map((_, b) => (b < 0x20 || b === QUOTE || b === BACKSLASH ? 1 : 0));
 const INITIAL_BYTES = 64 * 1024;
 /** A buffer grown past this (a huge row) is dropped after use rather than kept for the next. */
 const KEEP_BYTES = 8 * 1024 * 1024;
@@ -55,28 +57,33 @@ export class JsonWriter {
 
   /** A JSON string holding these bytes: `"`, `\` and control bytes escaped, the rest as is. */
   bytesString(bytes: Uint8Array): void {
+    this.bytesStringAt(bytes, 0, bytes.length);
+  }
+
+  /** A JSON string holding bytes [start, end) (a Protobuf row's string, read in place). */
+  bytesStringAt(bytes: Uint8Array, start: number, end: number): void {
     // Room for the worst case (every byte a \u00XX) when that is small; else count what needs escaping.
-    let special = bytes.length;
-    if (bytes.length > SMALL_BYTES) {
+    const length = end - start;
+    let special = length;
+    if (length > SMALL_BYTES) {
       special = 0;
-      for (let i = 0; i < bytes.length; i++) {
+      for (let i = start; i < end; i++) {
         const b = bytes[i] ?? 0;
         if (b < 0x20 || b === QUOTE || b === BACKSLASH) special++;
       }
     }
-    this.#ensure(bytes.length + special * 5 + 2);
+    this.#ensure(length + special * 5 + 2);
     const buf = this.#buf;
     let pos = this.#pos;
     buf[pos++] = QUOTE;
-    for (let i = 0; i < bytes.length; i++) {
-      const b = bytes[i] ?? 0;
-      if (b === QUOTE || b === BACKSLASH) {
+    for (let i = start; i < end; i++) {
+      const b = bytes[i] as number;
+      if (ESCAPE[b] === 0) buf[pos++] = b;
+      else if (b === QUOTE || b === BACKSLASH) {
         buf[pos++] = BACKSLASH;
         buf[pos++] = b;
-      } else if (b < 0x20) {
-        pos += buf.write(`\\u00${HEX[b >> 4] ?? '0'}${HEX[b & 15] ?? '0'}`, pos, 'latin1');
       } else {
-        buf[pos++] = b;
+        pos += buf.write(`\\u00${HEX[b >> 4] ?? '0'}${HEX[b & 15] ?? '0'}`, pos, 'latin1');
       }
     }
     buf[pos++] = QUOTE;
@@ -115,7 +122,7 @@ const PAD3: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i)
 const days = new Map<number, string>();
 
 /** `YYYY-MM-DD HH:MM:SS.ffffff` (UTC) of seconds since the epoch and nanoseconds; 9 digits when the nanos need them. */
-export function formatTimestamp(seconds: bigint, nanos: number): string {
+export function formatTimestamp(seconds: bigint | number, nanos: number): string {
   const s = Number(seconds);
   const day = Math.floor(s / 86400);
   let date = days.get(day);

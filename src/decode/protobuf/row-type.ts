@@ -25,7 +25,7 @@ import { JsonWriter } from './json-writer.ts';
 /** Converts one local value (a field's, a list element's, a map value's) to a FieldValue. */
 type Convert = (value: unknown) => FieldValue;
 /** Writes one present local value as JSON. */
-type Write = (w: JsonWriter, value: unknown) => void;
+export type Write = (w: JsonWriter, value: unknown) => void;
 
 interface FieldPlan {
   readonly name: string;
@@ -38,7 +38,7 @@ interface FieldPlan {
   readonly write: Write;
 }
 
-const WRAPPERS = new Set([
+export const WRAPPERS: ReadonlySet<string> = new Set([
   'google.protobuf.DoubleValue',
   'google.protobuf.FloatValue',
   'google.protobuf.Int64Value',
@@ -49,7 +49,7 @@ const WRAPPERS = new Set([
   'google.protobuf.StringValue',
   'google.protobuf.BytesValue',
 ]);
-const TIMESTAMP = 'google.protobuf.Timestamp';
+export const TIMESTAMP = 'google.protobuf.Timestamp';
 
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
@@ -243,7 +243,7 @@ function scalarConvert(scalar: ScalarType): Convert {
   return isInt64(scalar) ? int64Convert : identity;
 }
 
-function scalarWrite(scalar: ScalarType): Write {
+export function scalarWrite(scalar: ScalarType): Write {
   if (isInt64(scalar)) return (w, v) => w.text(String(v));
   switch (scalar) {
     case ScalarType.STRING:
@@ -288,7 +288,7 @@ function listConvert(element: Convert): Convert {
   return (v) => (v === undefined ? undefined : (v as readonly unknown[]).map(element));
 }
 
-function listWrite(element: Write): Write {
+export function listWrite(element: Write): Write {
   return (w, v) => {
     const list = v as readonly unknown[];
     w.byte(OPEN_BRACKET);

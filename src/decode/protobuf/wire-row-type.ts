@@ -13,30 +13,21 @@
 //   members are read by `fromBinary` over that field's occurrences alone (the same value by
 //   construction, merges included): PostHog's schemas have none of these.
 //
-// `toJson` (pass-through) decodes the whole message with `fromBinary` and writes it as row-type.ts
+// `toJson` (pass-through) writes the JSON from the bytes where every field is of a kind above
+// (wire-json.ts), else decodes the whole message with `fromBinary` and writes it as row-type.ts
 // does. A type the walk cannot read (groups anywhere, proto2 and editions files, whose unset fields
 // read as defaults) keeps the `fromBinary` row type (RowTypes.typeOf).
 import { fromBinary, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import { Edition, FeatureSet_FieldPresence } from '@bufbuild/protobuf/wkt';
 import type { FieldReader, ObjectRowType } from '../row.ts';
-import type { ProtobufRowType, RowTypes } from './row-type.ts';
+import { JsonWriter } from './json-writer.ts';
+import { TIMESTAMP, WRAPPERS, type ProtobufRowType, type RowTypes } from './row-type.ts';
+import { wireJsonWriter } from './wire-json.ts';
 import { checkPacked, checkValue, cur, skipUnknown, tag, wireReadable, WirePlans, K_MAP, WT_LEN, type WireField, type WirePlan } from './wire.ts';
 import { enumConvert, listReader, moveOver, oneofScalarReader, scalarReader, scalarReadFn, timestampReader, WireMessage, wrapperReader, zeroOf } from './wire-readers.ts';
 
 export { WireMessage };
 
-const TIMESTAMP = 'google.protobuf.Timestamp';
-const WRAPPERS = new Set([
-  'google.protobuf.DoubleValue',
-  'google.protobuf.FloatValue',
-  'google.protobuf.Int64Value',
-  'google.protobuf.UInt64Value',
-  'google.protobuf.Int32Value',
-  'google.protobuf.UInt32Value',
-  'google.protobuf.BoolValue',
-  'google.protobuf.StringValue',
-  'google.protobuf.BytesValue',
-]);
 /**
  * Heap bytes of a row's values object (WireMessage) and its ObjectRow: 124 B measured (posthog.v1.Event
  * rows held, --expose-gc, heapUsed delta over 20,000 rows); its slab ints are counted apart (4 B each,
@@ -85,6 +76,9 @@ export class WireRowType implements ObjectRowType {
   #slab: Int32Array;
   #slabPos = 0;
   readonly #width: number;
+  /** Writes a row's JSON from its bytes; undefined when a field needs `fromBinary` (wire-json.ts). */
+  readonly #json: ((w: JsonWriter, m: WireMessage) => void) | undefined;
+  readonly #writer = new JsonWriter();
 
   constructor(desc: DescMessage, objects: ProtobufRowType, plans: WirePlans) {
     this.desc = desc;
@@ -95,11 +89,17 @@ export class WireRowType implements ObjectRowType {
     this.#width = Math.max(1, desc.fields.length);
     this.#slab = new Int32Array(Math.max(SLAB_INTS, this.#width));
     for (const field of this.#plan.fields) this.#readers.set(field.desc.name, this.#readerOf(field));
+    this.#json = wireJsonWriter(this.#plan.fields, this.#readers);
   }
 
   /** Heap bytes a row holds beyond its record's bytes: its values object and its index slots. */
   get rowOverhead(): number {
     return WIRE_ROW_BYTES + 4 * this.#width;
+  }
+
+  /** Whether toJson writes from the bytes (else through `fromBinary`). */
+  get jsonFromWire(): boolean {
+    return this.#json !== undefined;
   }
 
   reader(fieldName: string): FieldReader | undefined {
@@ -108,6 +108,12 @@ export class WireRowType implements ObjectRowType {
 
   toJson(values: object): Buffer {
     const m = values as WireMessage;
+    if (this.#json !== undefined) {
+      // Empty first: a write that threw (a Timestamp out of range) leaves its part behind.
+      this.#writer.reset();
+      this.#json(this.#writer, m);
+      return this.#writer.take();
+    }
     return this.objects.toJson(fromBinary(this.desc, m.buf.subarray(m.start, m.end), { readUnknownFields: false }));
   }
 

@@ -115,8 +115,8 @@ test('differential: generated test.wire.All messages (every scalar type singular
   assert.ok(counts.equal > numRuns * 0.5, `most generated messages are valid: ${JSON.stringify(counts)}`);
 });
 
-test('differential: generated test.wire.Leaf and test.kinds.Kinds messages', () => {
-  for (const name of ['test.wire.Leaf', 'test.kinds.Kinds', 'test.kinds.Inner']) {
+test('differential: generated test.wire.Flat (JSON written from the wire), test.wire.Leaf and test.kinds.Kinds messages', () => {
+  for (const name of ['test.wire.Flat', 'test.wire.Leaf', 'test.kinds.Kinds', 'test.kinds.Inner']) {
     const counts = differential(pairOf(kinds.registry, name), ALL_OPTIONS, Math.ceil(numRuns / 3), false);
     assert.ok(counts.equal > numRuns / 6, `${name}: ${JSON.stringify(counts)}`);
   }
@@ -165,6 +165,12 @@ function wire(...parts: (readonly [number, number, readonly number[]])[]): Buffe
   }
   return Buffer.from(out);
 }
+
+test('JSON is written from the wire for types of wire-read kinds only (PostHog’s all are)', () => {
+  assert.equal(pairOf(kinds.registry, 'test.wire.Flat').wire.jsonFromWire, true);
+  assert.equal(pairOf(kinds.registry, 'test.wire.All').wire.jsonFromWire, false);
+  for (const topic of ALL_TOPICS) assert.equal(pairOf(posthogRegistry, PROTOBUF_TYPES[topic].desc.typeName).wire.jsonFromWire, true, topic);
+});
 
 test('hand-made wire: last one wins, message occurrences merge, packed and unpacked mix, the last oneof member wins, unknown groups skipped', () => {
   const pair = pairOf(kinds.registry, 'test.wire.All');
