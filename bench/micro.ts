@@ -32,6 +32,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { descriptorSet, toProtobuf } from '../dev/posthog/protobuf.ts';
 import { ProtobufDecoder } from '../src/decode/protobuf/decoder.ts';
+import { fromBinary, type DescMessage } from '@bufbuild/protobuf';
+import { loadDescriptorSet } from '../src/decode/protobuf/descriptors.ts';
+import { RowTypes } from '../src/decode/protobuf/row-type.ts';
 import type { ObjectRow } from '../src/decode/row.ts';
 
 const { values: argv } = parseArgs({
@@ -192,6 +195,21 @@ function protobufDecodeAll(json: boolean): number {
   return sum;
 }
 
+// The rows Protobuf decoded to before wire rows: `fromBinary` message objects read by row-type.ts.
+const eventRegistry = loadDescriptorSet(join(protobufDir, 'posthog.binpb'));
+const eventDesc = eventRegistry.getMessage('posthog.v1.Event') as DescMessage;
+const objectType = new RowTypes(eventRegistry).typeOf(eventDesc);
+function protobufObjectsAll(encode: 'none' | 'json' | 'typed'): unknown {
+  const out = new ByteChunks();
+  let sum = 0;
+  for (const r of protobufRecords) {
+    const row: ObjectRow = { type: objectType, values: fromBinary(eventDesc, r.value, { readUnknownFields: false }), size: 0 };
+    if (encode === 'json') sum += objectType.toJson(row.values).length;
+    else if (encode === 'typed') typedEncoder.write(out, r, row, 1);
+  }
+  return encode === 'typed' ? out : sum;
+}
+
 /** Protobuf decode of each event, then typed RowBinaryWithDefaults from the object row (no JSON in between). */
 function protobufDecodeAndTypedEncodeAll(): ByteChunks {
   const out = new ByteChunks();
@@ -225,8 +243,11 @@ async function zstdStream(chunkSize: number | undefined): Promise<number> {
   return out;
 }
 const cases: Case[] = [
-  { name: 'decode: protobuf posthog.v1.Event (fromBinary + team_id)', fn: () => protobufDecodeAll(false), bytes: protobufBytes, records: RECORDS_PER_OP },
+  { name: 'decode: protobuf posthog.v1.Event (wire row: check + index + team_id)', fn: () => protobufDecodeAll(false), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'decode protobuf + toJson (pass-through JSONEachRow row)', fn: () => protobufDecodeAll(true), bytes: protobufBytes, records: RECORDS_PER_OP },
+  { name: 'before wire rows: protobuf fromBinary message', fn: () => protobufObjectsAll('none'), bytes: protobufBytes, records: RECORDS_PER_OP },
+  { name: 'before wire rows: fromBinary + toJson', fn: () => protobufObjectsAll('json'), bytes: protobufBytes, records: RECORDS_PER_OP },
+  { name: 'before wire rows: fromBinary + typed encode', fn: () => protobufObjectsAll('typed'), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'decode: decodeJsonRecord (JSON.parse + team_id)', fn: decodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow events shape (_timestamp,_offset)', fn: () => encodeAll(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow all 8 metadata columns', fn: () => encodeAll(fullShape), bytes: recordBytes, records: RECORDS_PER_OP },
