@@ -6,70 +6,38 @@
 // table, at-least-once, and says so in a warning and its metrics. The sink reads the engine and the
 // effective window of each kind of table from the real server.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { buildConfig } from '../../src/config/load.ts';
 import { ClickHouseSink } from '../../src/sink/clickhouse/sink.ts';
 import { committedOffsets, produce } from '../helpers/bus.ts';
-import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
-import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+import { freePort, metricSample as sample, useScenarioStack } from '../helpers/error-scenarios.ts';
+import { waitFor, type InserterProcess } from '../helpers/inserter.ts';
 
 const ROWS = 300;
-let bootstrap: string;
-let ch: ClickHouseInstance;
-const running: InserterProcess[] = [];
+const stack = useScenarioStack('dedup-safety', { database: 'app', table: false, partitions: 0 });
 // The local server sets non_replicated_deduplication_window = 1000 for every table (like Cloud), so
 // the table's own 0 must win over it.
 const ddl = (table: string): string => `CREATE TABLE app.${table} (id UInt64, team_id Int64, _offset UInt64) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 0`;
 
-before(async () => {
-  bootstrap = await sharedKafka();
-  ch = await startClickHouse();
-  await ch.query('CREATE DATABASE app');
-});
-
-after(async () => {
-  for (const p of running) await p.stop();
-  await ch?.stop();
-});
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** The value of one sample on /metrics (`name{labels}` exactly as prom-client prints them), or undefined. */
-async function sample(port: number, series: string): Promise<number | undefined> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
-const counts = async (table: string): Promise<string> => (await ch.query(`SELECT count(), uniqExact(id) FROM app.${table} FORMAT TSV`)).trim();
+const counts = async (table: string): Promise<string> => (await stack.ch.query(`SELECT count(), uniqExact(id) FROM app.${table} FORMAT TSV`)).trim();
 const rows = (n: number): Array<{ key: Buffer; value: Buffer; partition: number }> =>
   Array.from({ length: n }, (_, id) => ({ key: Buffer.from(String(id)), value: Buffer.from(JSON.stringify({ id, team_id: 1 })), partition: id % 2 }));
 
 async function start(topic: string, table: string, route: Record<string, unknown>, metricsPort: number): Promise<InserterProcess> {
-  const p = await startInserter({
-    kafka: { brokers: [bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100 },
-    destinations: [{ id: 'a', url: ch.url, database: 'app' }],
+  return stack.startWith({
+    kafka: { brokers: [stack.bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100 },
+    destinations: [{ id: 'a', url: stack.ch.url, database: 'app' }],
     routes: [{ name: table, topic, table, destination: 'a', deadLetterTopic: `${topic}.dlq`, createTable: { enabled: false }, ...route }],
     batch: { maxRows: 100, maxAgeMs: 200 },
     commitIntervalMs: 200,
     errorPolicy: { defaults: { no_deduplication: { baseMs: 100, capMs: 300, maxAttempts: 2, pauseMs: 500 } } },
     telemetry: { metricsListen: `127.0.0.1:${metricsPort}` },
   });
-  running.push(p);
-  return p;
 }
 
 test('a table that cannot deduplicate is refused until its window is raised, then every row lands once without a restart', async () => {
-  const topic = uniqueTopic('dedup-refused');
-  await createTopic(bootstrap, topic, 2);
+  const { bootstrap, ch } = stack;
+  const { topic } = await stack.addTopic('dedup-refused', 2);
   await ch.query(ddl('refused'));
   const port = await freePort();
   const p = await start(topic, 'refused', {}, port);
@@ -97,8 +65,8 @@ test('a table that cannot deduplicate is refused until its window is raised, the
 });
 
 test('a route with exactlyOnce: false inserts into such a table, at-least-once, and says so', async () => {
-  const topic = uniqueTopic('dedup-loose');
-  await createTopic(bootstrap, topic, 2);
+  const { bootstrap, ch } = stack;
+  const { topic } = await stack.addTopic('dedup-loose', 2);
   await ch.query(ddl('loose'));
   const port = await freePort();
   const p = await start(topic, 'loose', { exactlyOnce: false }, port);
@@ -115,6 +83,7 @@ test('a route with exactlyOnce: false inserts into such a table, at-least-once, 
 });
 
 test("the sink reads each table's engine and effective window from the real server", async () => {
+  const { ch } = stack;
   await ch.query('CREATE DATABASE kinds');
   const statements = [
     'CREATE TABLE kinds.server_default (id UInt64) ENGINE = MergeTree ORDER BY id',

@@ -3,58 +3,42 @@
 // rows are held (retried, never dead-lettered) until an operator recreates the table, then land.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { produce, readTopic } from '../helpers/bus.ts';
-import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
-import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+import { useScenarioStack } from '../helpers/error-scenarios.ts';
+import { waitFor, type InserterProcess } from '../helpers/inserter.ts';
 
-let bootstrap: string;
-let ch: ClickHouseInstance;
-const running: InserterProcess[] = [];
+const stack = useScenarioStack('errors-table-dropped', { database: 'app', table: false, partitions: 0 });
 const ddl = 'CREATE TABLE IF NOT EXISTS {database}.{table} (uuid UUID, team_id Int64, _offset UInt64) ENGINE = MergeTree ORDER BY uuid SETTINGS non_replicated_deduplication_window = 1000';
 
-before(async () => {
-  bootstrap = await sharedKafka();
-  ch = await startClickHouse();
-  await ch.query('CREATE DATABASE app');
-});
-
-after(async () => {
-  for (const p of running) await p.kill();
-  await ch?.stop();
-});
-
 const rows = (n: number): Array<{ value: Buffer }> => Array.from({ length: n }, () => ({ value: Buffer.from(JSON.stringify({ uuid: randomUUID(), team_id: 1 })) }));
-const count = async (table: string): Promise<number> => Number((await ch.query(`SELECT count() FROM app.${table}`)).trim());
-const counts = async (table: string): Promise<string> => (await ch.query(`SELECT count(), uniqExact(uuid) FROM app.${table}`)).trim();
+const count = async (table: string): Promise<number> => Number((await stack.ch.query(`SELECT count() FROM app.${table}`)).trim());
+const counts = async (table: string): Promise<string> => (await stack.ch.query(`SELECT count(), uniqExact(uuid) FROM app.${table}`)).trim();
 
 async function start(topic: string, table: string, create: boolean): Promise<InserterProcess> {
   const ddlFile = join(tmpdir(), `${table}-${Date.now()}.sql`);
   await writeFile(ddlFile, ddl);
-  const p = await startInserter({
-    kafka: { brokers: [bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100 },
-    destinations: [{ id: 'a', url: ch.url, database: 'app' }],
+  return stack.startWith({
+    kafka: { brokers: [stack.bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100 },
+    destinations: [{ id: 'a', url: stack.ch.url, database: 'app' }],
     routes: [{ topic, table, destination: 'a', deadLetterTopic: `${topic}.dlq`, createTable: { enabled: create, ddlFile } }],
     batch: { maxRows: 200, maxAgeMs: 200 },
     schemaRefreshMs: 500,
     errorPolicy: { defaults: { missing_object: { baseMs: 100, capMs: 500, maxAttempts: 3, pauseMs: 500 } } },
   });
-  running.push(p);
-  return p;
 }
 
 test('dropped mid-stream and recreated from the template: the rows after the drop land once', async () => {
-  const topic = uniqueTopic('dropped');
-  await createTopic(bootstrap, topic, 2);
+  const { bootstrap } = stack;
+  const { topic } = await stack.addTopic('dropped', 2);
   await start(topic, 'recreated', true);
   await produce(bootstrap, topic, rows(500));
   await waitFor(async () => (await count('recreated').catch(() => 0)) === 500, 'first 500 rows', 60_000);
-  await ch.query('DROP TABLE app.recreated SYNC');
+  await stack.ch.query('DROP TABLE app.recreated SYNC');
   await produce(bootstrap, topic, rows(700));
   await waitFor(async () => (await count('recreated').catch(() => 0)) === 700, 'the 700 rows after the drop', 60_000).catch(async (error: unknown) => {
     throw new Error(`${String(error)}: ${await counts('recreated').catch((e: unknown) => String(e))}`);
@@ -64,8 +48,8 @@ test('dropped mid-stream and recreated from the template: the rows after the dro
 });
 
 test('dropped with creation disabled: held until an operator recreates it, nothing dead-lettered', async () => {
-  const topic = uniqueTopic('held');
-  await createTopic(bootstrap, topic, 2);
+  const { bootstrap, ch } = stack;
+  const { topic } = await stack.addTopic('held', 2);
   await ch.query(ddl.replace('{database}', 'app').replace('{table}', 'kept'));
   await start(topic, 'kept', false);
   await produce(bootstrap, topic, rows(300));
