@@ -135,7 +135,12 @@ export class LaneControl {
           rt.budget.release(open.bytes, lane.destination.id);
           state.needsRewind = true;
         }
-        for (const replay of lane.replays.values()) rt.budget.release(replay.bytes, lane.destination.id);
+        // A re-formed batch is all or nothing: its later records park too until the partition is
+        // read again (else a short copy of it could complete its intent without the dropped rows).
+        for (const [token, replay] of lane.replays) {
+          rt.budget.release(replay.bytes, lane.destination.id);
+          state.parkedIntents.add(token);
+        }
         if (lane.replays.size > 0) state.needsRewind = true;
         state.replaying -= lane.replays.size;
         lane.replays.clear();
@@ -157,6 +162,7 @@ export class LaneControl {
           if (!holds(replay)) continue;
           rt.budget.release(replay.bytes, lane.destination.id);
           lane.replays.delete(token);
+          state.parkedIntents.add(token); // all or nothing, as in #stopLanes
           state.replaying--;
           state.needsRewind = true;
         }

@@ -62,7 +62,7 @@ export class Ownership {
     const key = partitionKey(record.topic, record.partition);
     let state = this.#rt.partitions.get(key);
     if (state === undefined) {
-      state = new PartitionState({ topic: record.topic, partition: record.partition });
+      state = new PartitionState({ topic: record.topic, partition: record.partition }, this.#rt.hardStop.signal);
       this.#rt.partitions.set(key, state);
     }
     return state;

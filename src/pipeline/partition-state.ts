@@ -4,6 +4,7 @@
 // ledger, the dead letters in flight and the committed position: what is resolved or in flight is
 // never forgotten, and a write in flight is unresolved.
 import { Ledger, type LedgerStore } from '../ack/ledger.ts';
+import { AbortedError } from '../errors/inserter-error.ts';
 import { AckSet, PartitionTracker, type AckChunk } from '../ack/partition-tracker.ts';
 import type { RouteConfig } from '../config/load.ts';
 import type { Row } from '../decode/row.ts';
@@ -49,9 +50,12 @@ export class PartitionState {
   #loading: Promise<void> | undefined;
   #saving: Promise<void> = Promise.resolve();
   #queued: Promise<void> | undefined;
+  /** What aborts a save itself (the process's hard stop): never one caller's signal, as a save is shared. */
+  readonly #saveSignal: AbortSignal;
 
-  constructor(ref: PartitionRef) {
+  constructor(ref: PartitionRef, saveSignal: AbortSignal = new AbortController().signal) {
     this.ref = ref;
+    this.#saveSignal = saveSignal;
   }
 
   loadLedger(store: LedgerStore, signal: AbortSignal): Promise<void> {
@@ -61,7 +65,10 @@ export class PartitionState {
     return this.#loading;
   }
 
-  /** Saves the ledger; callers arriving while a save is queued share it (it writes the newest state). */
+  /**
+   * Saves the ledger; callers arriving while a save is queued share it (it writes the newest state).
+   * A caller's `signal` ends only its own wait (AbortedError): the shared save goes on for the others.
+   */
   saveLedger(store: LedgerStore, signal: AbortSignal): Promise<void> {
     const ledger = this.ledger;
     // A revoked owner never writes the ledger again: it would overwrite the new owner's.
@@ -71,7 +78,7 @@ export class PartitionState {
       if (this.revoked) return;
       ledger.markClean();
       try {
-        await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), signal);
+        await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), this.#saveSignal);
       } catch (error) {
         // Not durable: the next save (before the next commit) must write it again.
         ledger.markDirty();
@@ -79,7 +86,7 @@ export class PartitionState {
       }
     });
     this.#saving = this.#queued.catch(() => undefined);
-    return this.#queued;
+    return signal === this.#saveSignal ? this.#queued : untilAborted(this.#queued, signal);
   }
 
   /** A dead-letter write starts: the record stays unresolved until it ends. Returns the write's acks. */
@@ -127,4 +134,20 @@ export class PartitionState {
     for (const held of this.held) release(held.size, undefined);
     this.held = [];
   }
+}
+
+/** `work`, or an AbortedError as soon as `signal` aborts (`work` goes on; its failure is then nobody's). */
+function untilAborted(work: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(new AbortedError('ledger save: the caller stopped waiting'));
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      work.catch(() => undefined);
+      reject(new AbortedError('ledger save: the caller stopped waiting'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))));
+  });
 }

@@ -124,6 +124,13 @@ const regressions: Record<string, { seeds: readonly number[]; invariants: Readon
   // A failed ledger save left the ledger marked clean: the next commit passed records of an intent
   // whose completion was never saved, and the next owner re-formed it short of rows.
   unsavedCompletion: { seeds: [43], invariants: ['stuck', 'lost'], known: allFeatures },
+  // A pause dropped a re-formed batch half-read (a team of it paused); its later records formed a
+  // short copy that completed the intent, resolving the dropped records without their rows.
+  parkedReplayShort: { seeds: [882], invariants: ['lost', 'commit-past-unresolved'], known: allFeatures },
+  // A ledger save shared by several callers ran under the first caller's signal: a delivery aborted
+  // (paused) aborted it for all, and a new batch's intent save failed as if its lane were paused —
+  // left for a rewind that never came.
+  sharedSaveAborted: { seeds: [770], invariants: ['lost', 'stuck'], known: allFeatures },
 };
 
 for (const [name, { seeds, invariants, known: features }] of Object.entries(regressions)) {
