@@ -10,19 +10,13 @@ import { committedOffsets } from '../helpers/bus.ts';
 import { produceRows, useScenarioStack } from '../helpers/error-scenarios.ts';
 
 const TOTAL = 3_000;
-const stack = useScenarioStack('errors-auth', {
-  users: [
-    { name: 'default', password: '' },
-    { name: 'ingest', password: 'rotated' },
-  ],
-});
+const stack = useScenarioStack('errors-auth', { insertUser: { name: 'ingest', password: 'rotated' } });
 const { topic, group } = stack;
 
 test('a wrong password pauses the destination; it resumes by itself after the fix and loses nothing', async () => {
   const { bootstrap, ch } = stack;
   await produceRows(bootstrap, topic, 0, TOTAL);
   const inserter = await stack.start({
-    user: 'ingest',
     password: 'old',
     maxRows: 1_000,
     extra: { errorPolicy: { destinations: { a: { authentication: { baseMs: 100, capMs: 200, pauseMs: 500 } } } } },

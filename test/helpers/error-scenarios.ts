@@ -81,6 +81,8 @@ export async function deadLetters(bootstrap: string, topic: string, atLeast: num
 export interface ScenarioStackOptions {
   /** Users of the ClickHouse server (with their settings profiles); default: the passwordless `default` only. */
   users?: ClickHouseUser[];
+  /** A user besides the passwordless `default` (after `users`), the one start() inserts as. */
+  insertUser?: ClickHouseUser;
   /** The scenario's database; default `e`. */
   database?: string;
   /** The scenario's table (TABLE_DDL); default `t`; false: none (the test creates its own). */
@@ -118,20 +120,17 @@ export interface ScenarioStack extends ScenarioTopic {
   readonly bootstrap: string;
   /** This file's own ClickHouse server (set once `before` ran). */
   readonly ch: ClickHouseInstance;
-  /** The inserter started last (throws if none was). */
-  readonly inserter: InserterProcess;
   /** Creates a further topic (`uniqueTopic(prefix)`) with its group and dead-letter names. */
   addTopic(prefix: string, partitions?: number, config?: Record<string, string>): Promise<ScenarioTopic>;
   /**
-   * Starts an inserter with scenarioConfig for the scenario topic → table with its dead-letter topic;
-   * `overrides` replace any of those (`deadLetterTopic: undefined`: the route's default). Callable
-   * again (a restart, a second inserter): every process started is killed by `after`.
+   * Starts an inserter with scenarioConfig for the scenario topic → table with its dead-letter topic,
+   * as the insert user if there is one; `overrides` replace any of those (`deadLetterTopic:
+   * undefined`: the route's default name). Callable again (a restart, a second inserter): every
+   * process started is killed by `after`.
    */
   start(overrides?: Partial<ScenarioConfig>): Promise<InserterProcess>;
   /** Starts an inserter with a config of the test's own, killed by `after` like the others. */
   startWith(config: unknown): Promise<InserterProcess>;
-  /** The log of the inserter started last. */
-  log(): Promise<string>;
   /** waitFor whose error carries `detail()` and the tail of the last inserter's log. */
   waitFor(probe: () => Promise<boolean>, what: string, timeoutMs: number, detail?: () => Promise<string>): Promise<void>;
   /** Waits until `table` (default the scenario table) holds at least `n` distinct ids. */
@@ -168,7 +167,6 @@ export function useScenarioStack(name: string, options: ScenarioStackOptions = {
     if (value === undefined) throw new Error(`the scenario stack has no ${what} yet (used before its before hook ran?)`);
     return value;
   };
-  const last = (): InserterProcess => ready(started.at(-1), 'inserter');
   const track = (p: InserterProcess): InserterProcess => {
     started.push(p);
     return p;
@@ -186,26 +184,24 @@ export function useScenarioStack(name: string, options: ScenarioStackOptions = {
     get ch() {
       return ready(ch, 'ClickHouse server');
     },
-    get inserter() {
-      return last();
-    },
     async addTopic(prefix, partitions = 1, config = {}) {
       const added = uniqueTopic(prefix);
       await createTopic(stack.bootstrap, added, partitions, config);
       return { topic: added, group: `${added}-g`, dlq: `${added}.dlq` };
     },
     async start(overrides = {}) {
-      const base: ScenarioConfig = { bootstrap: stack.bootstrap, group: stack.group, topic, url: stack.ch.url, database, table, deadLetterTopic: stack.dlq };
+      const user = options.insertUser === undefined ? {} : { user: options.insertUser.name, password: options.insertUser.password };
+      const base: ScenarioConfig = { bootstrap: stack.bootstrap, group: stack.group, topic, url: stack.ch.url, database, table, deadLetterTopic: stack.dlq, ...user };
       return track(await startInserter(scenarioConfig({ ...base, ...overrides })));
     },
     async startWith(config) {
       return track(await startInserter(config));
     },
-    log: () => last().log(),
     async waitFor(probe, what, timeoutMs, detail) {
       await waitFor(probe, what, timeoutMs).catch(async (error: unknown) => {
         const said = detail === undefined ? '' : `: ${await detail().catch((e: unknown) => String(e))}`;
-        const tail = started.length === 0 ? '(no inserter started)' : await logTail(last());
+        const last = started.at(-1);
+        const tail = last === undefined ? '(no inserter started)' : await logTail(last);
         throw new Error(`${String(error)}${said}\n${tail}`);
       });
     },
@@ -219,7 +215,8 @@ export function useScenarioStack(name: string, options: ScenarioStackOptions = {
 
   before(async () => {
     bootstrap = await sharedKafka();
-    ch = await startClickHouse(options.users === undefined ? {} : { users: options.users });
+    const users = options.insertUser === undefined ? options.users : [...(options.users ?? [{ name: 'default', password: '' }]), options.insertUser];
+    ch = await startClickHouse(users === undefined ? {} : { users });
     await ch.query(`CREATE DATABASE ${database}`);
     if (table !== '') await ch.query(TABLE_DDL(database, table, options.tableSettings));
     for (const extra of options.extraTables ?? []) await ch.query(TABLE_DDL(database, extra));
@@ -229,9 +226,12 @@ export function useScenarioStack(name: string, options: ScenarioStackOptions = {
   });
 
   after(async () => {
-    for (const p of started) await p.kill();
-    await options.teardown?.();
-    await ch?.stop();
+    try {
+      for (const p of started) await p.kill();
+      await options.teardown?.();
+    } finally {
+      await ch?.stop();
+    }
   });
 
   return stack;
