@@ -8,39 +8,27 @@
 // rests on: a retry is parsed (and refused) before its token is looked at, and a deduplicated insert
 // of fewer rows under the same token stores nothing.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { committedOffsets, produce } from '../helpers/bus.ts';
-import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { counts, deadLetters, produceRows, scenarioConfig, TABLE_DDL } from '../helpers/error-scenarios.ts';
+import { deadLetters, produceRows, useScenarioStack } from '../helpers/error-scenarios.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
-import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
-import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+import { waitFor } from '../helpers/inserter.ts';
 
-const topic = uniqueTopic('schema-in-doubt');
-const dlq = `${topic}.dlq`;
 const TOTAL = 100;
 const ODD = 50; // the row whose `z` is not a date
-let bootstrap: string;
-let ch: ClickHouseInstance;
 let proxy: FaultProxy;
-let inserter: InserterProcess | undefined;
-
-before(async () => {
-  bootstrap = await sharedKafka();
-  ch = await startClickHouse();
-  await ch.query('CREATE DATABASE e');
-  await ch.query(TABLE_DDL('e', 't'));
-  await createTopic(bootstrap, topic, 1);
-  proxy = await startFaultProxy(ch.url);
+const stack = useScenarioStack('schema-in-doubt', {
+  setup: async ({ ch }) => {
+    proxy = await startFaultProxy(ch.url);
+  },
+  teardown: async () => {
+    await proxy?.stop();
+  },
 });
-
-after(async () => {
-  await inserter?.kill();
-  await proxy?.stop();
-  await ch?.stop();
-});
+const { topic, dlq } = stack;
 
 test('an insert whose reply was lost, retried after an ALTER that makes one row invalid: every row once, that row dead-lettered marked may-have-landed', async () => {
+  const { bootstrap, ch } = stack;
   await produceRows(bootstrap, topic, 0, ODD);
   await produce(bootstrap, topic, [{ key: Buffer.from(String(ODD)), value: Buffer.from(JSON.stringify({ id: ODD, team_id: 1, n: ODD, s: 'odd', k: 0, z: 'not a date' })) }]);
   await produceRows(bootstrap, topic, ODD + 1, TOTAL);
@@ -51,28 +39,20 @@ test('an insert whose reply was lost, retried after an ALTER that makes one row 
       (error: unknown) => assert.fail(`ALTER failed: ${String(error)}`),
     );
   });
-  inserter = await startInserter(
-    scenarioConfig({
-      bootstrap,
-      group: `${topic}-g`,
-      topic,
-      url: proxy.url,
-      database: 'e',
-      table: 't',
-      deadLetterTopic: dlq,
-      maxRows: TOTAL,
-      destination: { compression: 'none' },
-      // The retry comes after the ALTER: the first attempt's outcome stays unknown that long.
-      extra: { errorPolicy: { defaults: { transient_network: { baseMs: 3_000, capMs: 3_000 } } } },
-    }),
-  );
+  const inserter = await stack.start({
+    url: proxy.url,
+    maxRows: TOTAL,
+    destination: { compression: 'none' },
+    // The retry comes after the ALTER: the first attempt's outcome stays unknown that long.
+    extra: { errorPolicy: { defaults: { transient_network: { baseMs: 3_000, capMs: 3_000 } } } },
+  });
   const fail = async (error: unknown): Promise<never> => {
-    throw new Error(`${String(error)}\n${(await inserter?.log())?.slice(-4000)}`);
+    throw new Error(`${String(error)}\n${(await inserter.log()).slice(-4000)}`);
   };
   await waitFor(async () => altered, 'the reply lost and the table altered', 30_000).catch(fail);
   await waitFor(async () => (await committedOffsets(bootstrap, `${topic}-g`, topic, 1))[0] === BigInt(TOTAL), `committed to ${TOTAL}`, 45_000).catch(fail);
   // The first attempt landed with every row (the odd one's z then unknown and skipped); nothing twice.
-  assert.deepEqual(await counts(ch, 'e', 't'), { rows: TOTAL, distinct: TOTAL });
+  assert.deepEqual(await stack.counts(), { rows: TOTAL, distinct: TOTAL });
   const letters = await deadLetters(bootstrap, dlq, 1);
   assert.equal(letters.length, 1, 'exactly the refused row is dead-lettered');
   const [letter] = letters;
