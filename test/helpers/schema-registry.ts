@@ -5,7 +5,11 @@
 // `format=serialized` answered from what was registered (base64 FileDescriptorProtos, as
 // Confluent's serializers register them). It records every request, can require basic auth, and
 // can fail on demand: `down` (the connection is cut), `error` (HTTP 500), `slow` (answers after
-// slowMs), for every request or for the next N. stop() ends every socket and timer.
+// slowMs), for every request or for the next N. stop() ends every socket and timer. Two dialects of
+// other registries, checked in their sources: `dialect: 'karapace'` answers a subject's version with
+// the .proto text whatever `format` says (Karapace's subjects endpoint takes no `format`), and
+// `dialect: 'apicurio'` answers `format=serialized` with the descriptor's raw bytes in the JSON
+// string (Apicurio's ccompat ApiConverter sets `schema` to the content as text).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -33,6 +37,7 @@ export interface RecordedRegistryRequest {
 
 export class FakeSchemaRegistry {
   mode: RegistryMode = 'ok';
+  dialect: 'confluent' | 'karapace' | 'apicurio' = 'confluent';
   slowMs = 2_000;
   readonly requests: RecordedRegistryRequest[] = [];
   readonly #byId = new Map<number, RegisteredSchema>();
@@ -125,6 +130,7 @@ export class FakeSchemaRegistry {
     if (req.method === 'GET' && parts[0] === 'schemas' && parts[1] === 'ids' && parts.length === 3) {
       const schema = this.#byId.get(Number(parts[2]));
       if (schema === undefined) json(res, 404, { error_code: 40403, message: `Schema ${parts[2]} not found` });
+      else if (this.dialect === 'apicurio') json(res, 200, { ...view(schema), schema: Buffer.from(schema.schema, 'base64').toString('utf8') });
       else json(res, 200, view(schema));
       return;
     }
@@ -147,6 +153,7 @@ export class FakeSchemaRegistry {
         const id = versions[version - 1];
         const schema = id === undefined ? undefined : this.#byId.get(id);
         if (schema === undefined) json(res, 404, { error_code: 40402, message: `Version ${parts[3]} not found.` });
+        else if (this.dialect === 'karapace') json(res, 200, { subject, version, ...view(schema), schema: `syntax = "proto3";\n// the .proto text of ${subject}\n` });
         else json(res, 200, { subject, version, ...view(schema) });
         return;
       }

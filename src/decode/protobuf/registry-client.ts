@@ -1,7 +1,11 @@
 // Owns fetching Protobuf schemas by id from a schema registry that speaks Confluent's REST API
 // (Confluent, Redpanda ≥ 25.2, Karapace, Apicurio's ccompat API): `GET /schemas/ids/{id}?format=serialized`
 // gives the base64 FileDescriptorProto, `schemaType` (absent means AVRO) and `references` (each
-// imported file as subject + version, fetched the same way, recursively). Schemas are cached by id
+// imported file as subject + version, fetched the same way, recursively — a registry that answers a
+// subject's version with the .proto text instead (Karapace ignores `format` there) is asked for that
+// version's schema id, serialized). Apicurio's ccompat API is not supported: its `format=serialized`
+// puts the descriptor's raw bytes in a JSON string (not base64), which cannot carry them; such an
+// answer is INSERTER_DECODE_SCHEMA_INVALID naming why. Schemas are cached by id
 // for the life of the process (an id never changes meaning); an unknown id, a schema that is not
 // Protobuf or does not load is remembered for negativeCacheTtlMs and reported as a DecodeError. A
 // registry that cannot answer (network, timeout, 5xx, 401/403, an answer that is not the API's) is
@@ -125,7 +129,12 @@ interface SchemaAnswer {
   schema: string;
   schemaType: string;
   references: { name: string; subject: string; version: number }[];
+  /** The schema's id, where the answer gives it (a subject's version does). */
+  id: number | undefined;
 }
+
+const NOT_SERIALIZED =
+  "the registry did not serve it serialized: format=serialized must give a base64 FileDescriptorProto (Confluent, Redpanda, Karapace do; Apicurio's ccompat API returns raw bytes, which JSON cannot carry)";
 
 /** The resolution of one id: yields the API paths it needs, receives their replies. */
 function* resolveSchema(id: number, ttlMs: number, now: () => number): Generator<string, SchemaOutcome, HttpReply> {
@@ -137,6 +146,7 @@ function* resolveSchema(id: number, ttlMs: number, now: () => number): Generator
   if (reply.status === 501) return failed('INSERTER_DECODE_SCHEMA_INVALID', `schema ${id}: the registry cannot serve it serialized (format=serialized); a registry that can is needed`);
   const answer = schemaAnswer(reply, path);
   if (answer.schemaType !== 'PROTOBUF') return failed('INSERTER_DECODE_NOT_PROTOBUF', `schema ${id} is ${answer.schemaType}, not PROTOBUF`);
+  if (!isBase64(answer.schema)) return failed('INSERTER_DECODE_SCHEMA_INVALID', `schema ${id}: ${NOT_SERIALIZED}`);
   const dependencies = new Map<string, string>();
   const missing = yield* resolveReferences(answer.references, dependencies, 0);
   if (missing !== undefined) return failed('INSERTER_DECODE_SCHEMA_INVALID', `schema ${id}: ${missing}`);
@@ -155,7 +165,14 @@ function* resolveReferences(references: SchemaAnswer['references'], out: Map<str
     const path = `subjects/${encodeURIComponent(ref.subject)}/versions/${ref.version}?format=serialized`;
     const reply = yield path;
     if (reply.status === 404 && [40401, 40402, 40403].includes(apiErrorCode(reply.body) ?? 0)) return `reference ${ref.name} (subject ${ref.subject} version ${ref.version}) is not in the registry`;
-    const answer = schemaAnswer(reply, path);
+    let answer = schemaAnswer(reply, path);
+    // Karapace answers a subject's version with the .proto text whatever `format` says; its schemas
+    // by id honour it. Ask for that version's id.
+    if (!isBase64(answer.schema) && answer.id !== undefined) {
+      const byId = `schemas/ids/${answer.id}?format=serialized`;
+      answer = { ...schemaAnswer(yield byId, byId), references: answer.references };
+    }
+    if (!isBase64(answer.schema)) return `reference ${ref.name} (subject ${ref.subject} version ${ref.version}): ${NOT_SERIALIZED}`;
     out.set(ref.name, answer.schema);
     const missing = yield* resolveReferences(answer.references, out, depth + 1);
     if (missing !== undefined) return missing;
@@ -175,7 +192,7 @@ function schemaAnswer(reply: HttpReply, path: string): SchemaAnswer {
   } catch {
     fail('the answer is not JSON');
   }
-  const o = body as { schema?: unknown; schemaType?: unknown; references?: unknown };
+  const o = body as { schema?: unknown; schemaType?: unknown; references?: unknown; id?: unknown };
   if (typeof o !== 'object' || o === null || typeof o.schema !== 'string') return fail('the answer has no schema');
   const references: SchemaAnswer['references'] = [];
   if (Array.isArray(o.references)) {
@@ -184,7 +201,12 @@ function schemaAnswer(reply: HttpReply, path: string): SchemaAnswer {
       references.push({ name: r.name as string, subject: r.subject as string, version: r.version as number });
     }
   }
-  return { schema: o.schema, schemaType: typeof o.schemaType === 'string' ? o.schemaType : 'AVRO', references };
+  return { schema: o.schema, schemaType: typeof o.schemaType === 'string' ? o.schemaType : 'AVRO', references, id: typeof o.id === 'number' ? o.id : undefined };
+}
+
+/** A base64 text (what `format=serialized` gives), not .proto source or raw bytes in a string. */
+function isBase64(text: string): boolean {
+  return text.length > 0 && text.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(text);
 }
 
 function apiErrorCode(body: string): number | undefined {

@@ -208,6 +208,38 @@ test('registry: references are fetched by subject and version; relative type nam
   assert.deepEqual(json(relative.row).inner, { name: 'r', count: 0, color: 'COLOR_UNSPECIFIED' });
 });
 
+test('registry, Karapace dialect: a reference served as .proto text by its subject version is fetched serialized by its id', async () => {
+  fake.dialect = 'karapace';
+  const before = fake.requests.length;
+  try {
+    const decoder = viaRegistry();
+    const value = framed(refsId, [0], encode(WithRef, { inner: { name: 'k', count: 3n }, teamId: 12n, color: 1 }));
+    await decoder.prepare(rec(value), AbortSignal.timeout(5_000));
+    const decoded = decoder.decode(rec(value));
+    assert.equal(decoded.teamId, 12);
+    assert.deepEqual(json(decoded.row).inner, { name: 'k', count: 3, color: 'COLOR_UNSPECIFIED' });
+    const asked = fake.requests.slice(before).map((r) => r.path);
+    assert.deepEqual(asked, [`/schemas/ids/${refsId}?format=serialized`, '/subjects/kinds.proto/versions/1?format=serialized', `/schemas/ids/${kindsId}?format=serialized`]);
+  } finally {
+    fake.dialect = 'confluent';
+  }
+});
+
+test('registry, Apicurio dialect: raw bytes where format=serialized promises base64 are a DecodeError that says why', async () => {
+  fake.dialect = 'apicurio';
+  try {
+    const decoder = viaRegistry({ protobuf: protobufRouteSchema.parse({ messageType: 'test.kinds.Kinds' }) });
+    const value = framed(kindsId, [1], encode(Kinds, { teamId: 1n }));
+    await decoder.prepare(rec(value), AbortSignal.timeout(5_000));
+    assert.throws(
+      () => decoder.decode(rec(value)),
+      (e: unknown) => e instanceof DecodeError && e.code === 'INSERTER_DECODE_SCHEMA_INVALID' && /not serve it serialized/.test(e.message),
+    );
+  } finally {
+    fake.dialect = 'confluent';
+  }
+});
+
 test('registry: an unknown id, an Avro schema, a schema that does not load, another type than the route reads: DecodeErrors, remembered', async () => {
   const decoder = viaRegistry({ protobuf: protobufRouteSchema.parse({ messageType: 'test.kinds.Kinds' }) });
   const payload = encode(Kinds, { teamId: 1n });
