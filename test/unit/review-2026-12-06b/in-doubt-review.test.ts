@@ -434,7 +434,11 @@ async function killedAfterStoring(warehouse: TokenWarehouse, ledgers: MemoryLedg
 // again under sub-tokens (twice), and the refused row is in the table and dead-lettered unmarked.
 // Fix: an intent loaded without a `schemas` field (and sent, i.e. any replayed one) must count as
 // sent under an unknown schema — e.g. fromJson pushes a sentinel fingerprint ('unknown') that never
-// equals a real one — so such a range is in doubt (left-out row, same token, marked letter).
+// equals a real one — so such a range is in doubt (left-out row, same token, marked letter). Careful:
+// `toJson` omits `schemas` when empty (an intent whose schema read failed), so it must always write
+// the field, else such intents also read as legacy — checked on a copy: with the sentinel but not
+// the field, more ranges are in doubt and the simulation sticks on Finding 5's hold (seeds 292, 1113,
+// 1612). test/unit/ack/ledger.test.ts asserts today that a legacy intent reads with `schemas: []`.
 test(
   'a pending intent from a ledger written before the fix (no `schemas`), replayed after an ALTER that makes u4 invalid: no row twice, u4 marked',
   { todo: 'legacy intents without schemas are judged "same schema": the landed range is split (rows twice)' },
@@ -609,7 +613,10 @@ class FailingSecondSchemaSave extends MemoryLedgerStore {
 // refusal under the new schema is then split: rows twice (and the refused row in the table and
 // dead-lettered unmarked). Fix: remember on the Batch that an insert of it was sent (e.g. set
 // `batch.replayed = true`, or keep the set of ranges sent) when a `deliver()` ends in an error after
-// any attempt was sent, so the journal of the retry reports those ranges as possibly landed.
+// any attempt was sent, so the journal of the retry reports those ranges as possibly landed. (On a
+// copy, `batch.replayed = true` in the lane's retry path makes this test and sim seed 1902
+// (throwingKafkaClients) pass; it also puts more ranges in doubt, so fix Finding 5 with it: alone it
+// made throwing seed 1534 stick on the hold.)
 test(
   'the save recording the new schema fails (the delivery is retried by the lane): the range whose first insert was stored stays in doubt; no row twice',
   { todo: 'a retried deliver() forgets that its range may have landed: split after the ALTER (rows twice)' },
@@ -684,110 +691,204 @@ class GatedLedgerStore extends MemoryLedgerStore {
   }
 }
 
-// Finding 6 (liveness; found by the simulation: `simulate({ seed: 770 })` with default options is
-// stuck on HEAD, partition 0 committed at 3 of 47). `PartitionState.saveLedger` shares one queued
-// save among every caller that arrives while it waits, but the store write runs with the signal of
-// the caller that queued it. 37abfeb added a caller with a *range's* signal on every new schema
-// fingerprint (`journal.sending`, and `exclude`), besides split/decide: when that range's lane is
-// paused (or its batch stopped) before the queued save starts, the save fails with AbortedError for
-// every caller sharing it — in seed 770 another lane's *intent* save (`#deliverHolding`, signal
-// hardStop). That batch takes the abort path ("paused, revoked or shutting down"): needsRewind is
-// set and it returns, but no pause is in force any more and no rewind is requested: its records
-// are never read again, and the partition's commits stop below them until an unrelated rewind or a
-// restart (trace: the intent d1:events:0:d1:sim.events:8-19 saved but never inserted; the lane went
-// on with later batches). Fix: a shared save must not die with one caller — run the store write
-// under the runtime's hardStop signal and let each caller stop *waiting* on its own signal (or
-// queue per-signal); and/or in `#deliverHolding` treat an AbortedError while the batch's own signal
-// is not aborted as a failure to retry, not a pause.
-test(
-  'a queued ledger save shared by two callers fails for both when the caller that queued it is aborted',
-  { todo: 'saveLedger runs a shared save under the first caller’s signal (sim seed 770: a batch abandoned, partition stuck)' },
-  async () => {
-    const state = new PartitionState({ topic: TOPIC, partition: 0 });
-    state.ledger = new Ledger();
-    const store = new GatedLedgerStore();
-    store.closed = true;
-    const forever = new AbortController();
-    const inFlight = state.saveLedger(store, forever.signal); // e.g. a commit's save, waiting on the broker
-    await until(() => store.waiting === 1, 'the first save in flight');
-    const range = new AbortController();
-    const queuedByRange = state.saveLedger(store, range.signal).catch((e: unknown) => e); // journal.sending of a range (its lane signal)
-    const intentSave = state.saveLedger(store, forever.signal).catch((e: unknown) => e); // another lane's intent: hardStop
-    range.abort(); // the range's lane is paused
-    store.open();
-    await inFlight;
-    await queuedByRange; // the paused caller may see its abort, or the save: either is fine
-    assert.equal(await intentSave, undefined, 'a caller whose own signal was never aborted must not fail');
-  },
-);
+// Finding 6 (liveness; found by this review with the simulation — `simulate({ seed: 770 })` stuck,
+// partition 0 committed at 3 of 47 — and fixed meanwhile in 308c8e8, found there independently).
+// `PartitionState.saveLedger` shared one queued save among its callers but ran the store write under
+// the signal of the caller that queued it. 37abfeb added callers with a *range's* signal
+// (`journal.sending`, `exclude`): a paused range aborted another lane's *intent* save, whose batch
+// took the abort path (needsRewind) and waited for a rewind that never came. Controls now (they
+// fail on 37abfeb..49006c6).
+test('control (fixed in 308c8e8): a queued ledger save shared by two callers does not fail a caller whose own signal was never aborted', async () => {
+  const state = new PartitionState({ topic: TOPIC, partition: 0 });
+  state.ledger = new Ledger();
+  const store = new GatedLedgerStore();
+  store.closed = true;
+  const forever = new AbortController();
+  const inFlight = state.saveLedger(store, forever.signal); // e.g. a commit's save, waiting on the broker
+  await until(() => store.waiting === 1, 'the first save in flight');
+  const range = new AbortController();
+  const queuedByRange = state.saveLedger(store, range.signal).catch((e: unknown) => e); // journal.sending of a range (its lane signal)
+  const intentSave = state.saveLedger(store, forever.signal).catch((e: unknown) => e); // another lane's intent: hardStop
+  range.abort(); // the range's lane is paused
+  store.open();
+  await inFlight;
+  await queuedByRange; // the paused caller may see its abort, or the save: either is fine
+  assert.equal(await intentSave, undefined, 'a caller whose own signal was never aborted must not fail');
+});
 
-test(
-  'simulation seed 770 (default options: ALTERs, pauses, kills) reaches the log end with nothing lost',
-  { todo: 'stuck: a batch abandoned after a shared ledger save aborted by another lane’s pause (Finding 6)' },
-  async () => {
-    const result = await simulate({ seed: 770 });
-    assert.deepEqual(
-      result.violations.map((v) => `[${v.invariant}] ${v.message.slice(0, 160)}`),
-      [],
-    );
-  },
-);
+test('control (fixed in 308c8e8): simulation seed 770 (default options: ALTERs, pauses, kills) reaches the log end with nothing lost', async () => {
+  const result = await simulate({ seed: 770 });
+  assert.deepEqual(
+    result.violations.map((v) => `[${v.invariant}] ${v.message.slice(0, 160)}`),
+    [],
+  );
+});
 
-// Finding 7 (LOSS, commit past an unresolved record; found by the simulation: `simulate({ seed: 882 })`
-// with default options — "incarnation 4 committed 50 but offset 14 … is neither in its table nor
-// dead-lettered", the log saying "re-formed batch differs from its intent" rows=2 recorded=8).
-// 8500904 made a re-formed batch park whole when `Replays.join` parks one of its records; but a
-// *team* pause that arrives while the batch is re-forming goes through `LaneControl.#stopTeams`,
-// which drops the re-formed batch when its rows (`batch.teamSet`) hold the team — without adding
-// the intent to `state.parkedIntents`. On a route with a fixed destination the intent records no
-// teams (`teams: undefined`), so `Replays.#blocked` does not block the intent's later records for
-// the team pause: they join a *new* re-formed batch, `readPast` completes it short, and the intent's
-// completion resolves the dropped records without their rows. After the resume they are read again,
-// found resolved, skipped, and committed past: lost. (A team-routed intent is blocked by its
-// recorded teams, so this needs a fixed-destination route, or any other path that drops a replay.)
-// Fix: `#stopTeams` (and `#stopLanes`) must add the dropped replay's intent token to
-// `state.parkedIntents`, as `Replays.join` does; and `#blocked` should judge a team pause by the
-// rows' teams when the intent records none (or record teams for every route).
+// Finding 7 (LOSS, commit past an unresolved record; found by this review with the simulation —
+// `simulate({ seed: 882 })`: "incarnation 4 committed 50 but offset 14 … is neither in its table nor
+// dead-lettered" — and fixed meanwhile in 308c8e8, found there independently). 8500904 parked a
+// re-formed batch whole when `Replays.join` parked one of its records, but a *team* pause arriving
+// while the batch was re-forming went through `LaneControl.#stopTeams`, which dropped the batch
+// without parking its intent; on a fixed-destination route the intent records no teams, so its later
+// records joined a new re-formed batch, `readPast` completed it short, and the intent's completion
+// resolved the dropped records without their rows (lost, committed past). Controls now.
+test('control (fixed in 308c8e8): a team pause while a re-formed batch of a fixed-destination route is re-forming: the rows joined before the pause are not lost', async () => {
+  const cfg = worldConfig({
+    routes: [{ name: 'events', topic: TOPIC, table: 'events', destination: 'd1', createTable: { enabled: false } }],
+    batch: { maxRows: 3, maxBytes: 1 << 24, maxAgeMs: 20 },
+  });
+  const ledgers = new MemoryLedgerStore();
+  const warehouse = new TokenWarehouse();
+  const rows = [event(0, 9), event(1, 8), event(2, 8)];
+  // Process A records the intent of rows 0-2, then hangs in its insert and is killed.
+  const a = scripted(warehouse, () => 'hang');
+  const pa = startProcess({ config: cfg, sink: a.factory, deadLetters: new HeldDeadLetters(), ledgers });
+  void pa.source.append(rows);
+  await until(() => a.sent.length === 1, 'A sent its insert');
+  await pa.pipeline.destroy();
+  // Process B re-forms it: row 0 (team 9) joins, team 9 is paused, rows 1 and 2 (team 8) arrive.
+  const pb = startProcess({ config: cfg, sink: scripted(warehouse, () => 'pass').factory, deadLetters: new HeldDeadLetters(), ledgers });
+  try {
+    await pb.source.append([rows[0] as SourceRecord]);
+    pb.pipeline.setPauses([{ id: 'p1', scope: { kind: 'team', team: 9 }, reason: 'migration', by: 'test', at: Date.now() }]);
+    await pb.source.append([rows[1] as SourceRecord, rows[2] as SourceRecord]);
+    pb.pipeline.setPauses([]);
+    await until(() => pb.source.committed === 3n, 'committed to 3 after the resume');
+  } finally {
+    await pb.pipeline.destroy();
+  }
+  expectExactlyOnce(warehouse, [], 3);
+});
+
+test('control (fixed in 308c8e8): simulation seed 882 (default options) commits past no unresolved record and loses nothing', async () => {
+  const result = await simulate({ seed: 882 });
+  assert.deepEqual(
+    result.violations.map((v) => `[${v.invariant}] ${v.message.slice(0, 160)}`),
+    [],
+  );
+});
+
+/** Saves fail (a plain error, as a Kafka producer timing out) from the first one that records a split until `healed`. */
+class BrokenFromFirstSplit extends MemoryLedgerStore {
+  broken = false;
+  healed = false;
+  override async save(topic: string, partition: number, ledger: LedgerJson): Promise<void> {
+    if (!this.healed && ledger.intents.some((i) => i.parts !== undefined)) this.broken = true;
+    if (this.broken && !this.healed) throw new Error('ledger write failed: broker unavailable');
+    await super.save(topic, partition, ledger);
+  }
+}
+
+// Finding 8 (DUPLICATES; found by the simulation with throwingKafkaClients — seeds 156, 319, 434,
+// 491, 834, 2207 of 1–3000 on HEAD; the CI runs that mode for 100 seeds only). The Ledger is
+// mutated in memory before the save that makes a split durable (`journal.split`: ledger.split, then
+// saveLedger). When that save fails with an error (not a fence), `#deliverHolding` keeps the batch
+// and calls `deliver()` again — which reads the in-memory, never-saved parts (`leaves()`) and
+// inserts them under their sub-tokens (the same happens to a re-formed batch after a rewind). A
+// crash before a later save lands leaves the durable ledger without the split: the next owner
+// re-inserts the range whole under its parent token, which the warehouse has never seen: every row
+// twice. Fix: never act on ledger state that is not durable — e.g. in `#deliverHolding`, before
+// `deliver()`, save the ledger when it is dirty (await it), or roll back the in-memory mutation
+// when its save fails. (Checked on a copy: with such a save the six seeds pass.)
 test(
-  'a team pause while a re-formed batch of a fixed-destination route is re-forming: the rows joined before the pause are not lost',
-  { todo: 'lost: the dropped replay is not parked, later records complete the intent short (sim seed 882)' },
+  'a split whose save failed is not acted on before it is durable: a crash then a replay inserts no row twice',
+  { todo: 'the lane retries deliver() over in-memory parts never saved; the next owner re-inserts the range whole (rows twice)' },
   async () => {
-    const cfg = worldConfig({
-      routes: [{ name: 'events', topic: TOPIC, table: 'events', destination: 'd1', createTable: { enabled: false } }],
-      batch: { maxRows: 3, maxBytes: 1 << 24, maxAgeMs: 20 },
-    });
-    const ledgers = new MemoryLedgerStore();
+    const cfg = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 4, maxBytes: 1 << 24, maxAgeMs: 20 }, errorPolicy: { defaults: { memory_limit: { baseMs: 5, capMs: 20 } } } });
     const warehouse = new TokenWarehouse();
-    const rows = [event(0, 9), event(1, 8), event(2, 8)];
-    // Process A records the intent of rows 0-2, then hangs in its insert and is killed.
-    const a = scripted(warehouse, () => 'hang');
-    const pa = startProcess({ config: cfg, sink: a.factory, deadLetters: new HeldDeadLetters(), ledgers });
-    void pa.source.append(rows);
-    await until(() => a.sent.length === 1, 'A sent its insert');
+    const ledgers = new BrokenFromFirstSplit();
+    // Process A: the first insert of the 4 rows is refused for memory (split); later inserts land.
+    const a = scripted(warehouse, () => 'pass');
+    const memoryFirst = (d: DestinationConfig): Sink => {
+      const inner = a.factory(d);
+      let first = true;
+      return {
+        ...inner,
+        insert: async (batch: InsertBatch, signal?: AbortSignal) => {
+          if (batch.rows > 0 && first) {
+            first = false;
+            throw new WarehouseError(ErrorClasses.memoryLimit, 'Code: 241. MEMORY_LIMIT_EXCEEDED', 241, undefined);
+          }
+          return inner.insert(batch, signal);
+        },
+      };
+    };
+    const pa = startProcess({ config: cfg, sink: memoryFirst, deadLetters: new HeldDeadLetters(), ledgers });
+    void pa.source.append(records(4));
+    await until(() => ledgers.broken && warehouse.rows.length === 4, 'A inserted the parts of a split that was never saved', 5_000);
     await pa.pipeline.destroy();
-    // Process B re-forms it: row 0 (team 9) joins, team 9 is paused, rows 1 and 2 (team 8) arrive.
+    ledgers.healed = true;
     const pb = startProcess({ config: cfg, sink: scripted(warehouse, () => 'pass').factory, deadLetters: new HeldDeadLetters(), ledgers });
     try {
-      await pb.source.append([rows[0] as SourceRecord]);
-      pb.pipeline.setPauses([{ id: 'p1', scope: { kind: 'team', team: 9 }, reason: 'migration', by: 'test', at: Date.now() }]);
-      await pb.source.append([rows[1] as SourceRecord, rows[2] as SourceRecord]);
-      pb.pipeline.setPauses([]);
-      await until(() => pb.source.committed === 3n, 'committed to 3 after the resume');
+      await pb.source.append(records(4));
+      await until(() => pb.source.committed === 4n, 'B committed to 4');
     } finally {
       await pb.pipeline.destroy();
     }
-    expectExactlyOnce(warehouse, [], 3);
+    expectExactlyOnce(warehouse, [], 4);
   },
 );
 
-test(
-  'simulation seed 882 (default options) commits past no unresolved record and loses nothing',
-  { todo: 'lost + commit past unresolved: a team pause drops a re-forming batch that is not parked (Finding 7)' },
-  async () => {
-    const result = await simulate({ seed: 882 });
+const simTodo = (seed: number, todo: string): void => {
+  test(`simulation seed ${seed} with throwing Kafka clients: no violation`, { todo }, async () => {
+    const result = await simulate({ seed, throwingKafkaClients: true });
     assert.deepEqual(
-      result.violations.map((v) => `[${v.invariant}] ${v.message.slice(0, 160)}`),
+      result.violations.slice(0, 3).map((v) => `[${v.invariant}] ${v.message.slice(0, 160)}`),
       [],
     );
+  });
+};
+simTodo(1902, 'a row in its table and dead-lettered unmarked: a retried deliver() forgot its range may have landed (Finding 4)');
+
+/** Saves fail (a plain error) from the first one that records rows left out until `healed`. */
+class BrokenFromFirstExclusion extends MemoryLedgerStore {
+  broken = false;
+  healed = false;
+  override async save(topic: string, partition: number, ledger: LedgerJson): Promise<void> {
+    if (!this.healed && ledger.intents.some((i) => i.parts?.some((p) => p.length > 4) === true)) this.broken = true;
+    if (this.broken && !this.healed) throw new Error('ledger write failed: broker unavailable');
+    await super.save(topic, partition, ledger);
+  }
+}
+
+// Finding 8, the exclusion's form (LOSS): `journal.exclude` also mutates the ledger before its save.
+// When that save fails, the lane's retry of `deliver()` reads the never-saved exclusion, sends the
+// rest under the token (stored: the first attempt had not landed) and starts dead-lettering the
+// left-out row. A crash before that dead letter is acknowledged, and the ALTER reverted before the
+// next owner replays (an operator rolling back the change that caused the refusals): the durable
+// ledger names no exclusion, the whole range is sent under the same token — accepted, and dropped
+// as a duplicate — so the left-out row is in no table and in no dead-letter topic, and its record is
+// committed past. Same fix as above (act only on durable ledger state).
+test(
+  'an exclusion whose save failed is not acted on before it is durable: crash, the ALTER reverted, replay: the left-out row is not lost',
+  { todo: 'lost: the rest was sent under the token on a non-durable exclusion; the replay of the whole is deduplicated' },
+  async () => {
+    const warehouse = new TokenWarehouse();
+    refuse(warehouse, new Set(['u4']), () => isAltered(warehouse));
+    const ledgers = new BrokenFromFirstExclusion();
+    const lettersA = new HeldDeadLetters();
+    lettersA.hold = true; // A dies before the left-out row's dead letter is acknowledged
+    const a = scripted(warehouse, (n) => {
+      if (n === 1) {
+        alter(warehouse);
+        return 'lose';
+      }
+      return 'pass';
+    });
+    const pa = startProcess({ sink: a.factory, deadLetters: lettersA, ledgers });
+    void pa.source.append(records(10));
+    await until(() => ledgers.broken && warehouse.rows.length === 9, 'A sent the rest on an exclusion it could not save', 5_000);
+    await pa.pipeline.destroy();
+    ledgers.healed = true;
+    revert(warehouse);
+    const lettersB = new HeldDeadLetters();
+    const pb = startProcess({ sink: scripted(warehouse, () => 'pass').factory, deadLetters: lettersB, ledgers });
+    try {
+      await pb.source.append(records(10));
+      await until(() => pb.source.committed === 10n, 'B committed to 10');
+    } finally {
+      await pb.pipeline.destroy();
+    }
+    expectExactlyOnce(warehouse, [...lettersA.written, ...lettersB.written], 10);
   },
 );
