@@ -781,8 +781,9 @@ class BrokenFromFirstSplit extends MemoryLedgerStore {
 }
 
 // Finding 8 (DUPLICATES; found by the simulation with throwingKafkaClients — seeds 156, 319, 434,
-// 491, 834, 2207 of 1–3000 on 49006c6, still 434, 491, 2207 on 8f26467; the CI runs that mode for
-// 100 seeds only). The Ledger is
+// 491, 834, 2207 of 1–3000 on 49006c6; on 8f26467 434, 491, 1023, 1248, 2207, 2820 — 1023 traced: a
+// sub-insert sent on a split whose save had failed landed as a zombie after the kill, then the next
+// owner sent the range under its whole token; the CI runs that mode for 100 seeds only). The Ledger is
 // mutated in memory before the save that makes a split durable (`journal.split`: ledger.split, then
 // saveLedger). When that save fails with an error (not a fence), `#deliverHolding` keeps the batch
 // and calls `deliver()` again — which reads the in-memory, never-saved parts (`leaves()`) and
