@@ -7,6 +7,7 @@
 // is in its table once or dead-lettered; in both only when its dead letter is marked; never twice.
 // Passing tests are controls (the fix holds); `todo` tests reproduce defects found by this review.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { Ledger, MemoryLedgerStore, type LedgerJson } from '../../../src/ack/ledger.ts';
 import type { Config, DestinationConfig } from '../../../src/config/load.ts';
@@ -17,8 +18,7 @@ import { PartitionState } from '../../../src/pipeline/partition-state.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { InsertBatch, Sink } from '../../../src/sink/types.ts';
-import { Rewinder } from '../../../src/source/rewinder.ts';
-import type { Source, SourceRecord } from '../../../src/source/types.ts';
+import type { SourceRecord } from '../../../src/source/types.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { Metrics } from '../../../src/telemetry/metrics.ts';
 import { event, FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
@@ -335,7 +335,12 @@ function baseOverrides(): Parameters<typeof worldConfig>[0] {
   };
 }
 
-test('a refusal in doubt naming a row out of range (row 42 of 10) holds the range (one token, nothing committed) until the schema is changed back', async () => {
+// Control (and a spin detector): a refusal in doubt naming a row outside the range cannot be narrowed
+// down. Held whole under its token (37abfeb), or dead-lettered whole marked after the class's limits:
+// either is fine; never split, never a spin. A delivery loop that re-judges without an attempt or a
+// backoff (each turn a schema read and a refusal in hand, all microtasks) starves the event loop:
+// this test then never ends (seen on the working tree of 15:05, see the review report).
+test('a refusal in doubt naming a row out of range (row 42 of 10) is never split: held under its token (or dead-lettered marked), and lands once when the schema is changed back', async () => {
   const warehouse = new TokenWarehouse();
   refuse(warehouse, new Set(['u4']), () => isAltered(warehouse), 42);
   let refusals = 0;
@@ -356,16 +361,18 @@ test('a refusal in doubt naming a row out of range (row 42 of 10) holds the rang
   const p = startProcess({ sink: s.factory, deadLetters: letters, ledgers: new MemoryLedgerStore() });
   try {
     await p.source.append(records(10));
-    await until(() => refusals >= 3, 'refused three times');
-    assert.equal(p.source.committed < 1n, true, 'nothing committed while held');
-    assert.equal(new Set(s.sent.map((b) => b.token)).size, 1, 'no other token tried');
+    await until(() => refusals >= 1, 'refused');
     revert(warehouse);
     await until(() => p.source.committed === 10n, 'committed after the revert');
   } finally {
     await p.pipeline.destroy();
   }
   expectExactlyOnce(warehouse, letters.written, 10);
-  assert.deepEqual(letters.written, []);
+  assert.equal(new Set(s.sent.map((b) => b.token)).size, 1, 'no other token tried');
+  assert.ok(
+    letters.written.every((d) => d.reason.mayHaveLanded === true),
+    'any dead letter is marked',
+  );
 });
 
 test('a lone row in doubt refused with a code no class lists (bisect): dead-lettered marked once judged (probe), never inserted twice', async () => {
@@ -663,7 +670,12 @@ test(
       warehouse.columns = [...warehouse.columns, { name: 'unrelated', type: 'String', defaultKind: '' }];
       return 'lose';
     });
-    const p = startProcess({ sink: s.factory, deadLetters: letters, ledgers: new MemoryLedgerStore() });
+    const cfg = worldConfig({
+      ...baseOverrides(),
+      batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
+      errorPolicy: { defaults: { transient_network: fastRetries, unknown_server_error: { ...fastRetries, maxAttempts: 5 } } },
+    });
+    const p = startProcess({ config: cfg, sink: s.factory, deadLetters: letters, ledgers: new MemoryLedgerStore() });
     try {
       await p.source.append(records(10));
       await until(() => p.source.committed === 10n, 'committed to 10', 3_000);
@@ -773,9 +785,13 @@ test('control (fixed in 308c8e8): simulation seed 882 (default options) commits 
 class BrokenFromFirstSplit extends MemoryLedgerStore {
   broken = false;
   healed = false;
+  failures = 0;
   override async save(topic: string, partition: number, ledger: LedgerJson): Promise<void> {
     if (!this.healed && ledger.intents.some((i) => i.parts !== undefined)) this.broken = true;
-    if (this.broken && !this.healed) throw new Error('ledger write failed: broker unavailable');
+    if (this.broken && !this.healed) {
+      this.failures++;
+      throw new Error('ledger write failed: broker unavailable');
+    }
     await super.save(topic, partition, ledger);
   }
 }
@@ -818,7 +834,8 @@ test(
     };
     const pa = startProcess({ config: cfg, sink: memoryFirst, deadLetters: new HeldDeadLetters(), ledgers });
     void pa.source.append(records(4));
-    await until(() => ledgers.broken && warehouse.rows.length === 4, 'A inserted the parts of a split that was never saved', 5_000);
+    // A inserts the parts of the split it could not save (today), or keeps retrying the save (fixed).
+    await until(() => ledgers.broken && (warehouse.rows.length === 4 || ledgers.failures >= 20), 'A acted on, or kept retrying, a split it could not save', 5_000);
     await pa.pipeline.destroy();
     ledgers.healed = true;
     const pb = startProcess({ config: cfg, sink: scripted(warehouse, () => 'pass').factory, deadLetters: new HeldDeadLetters(), ledgers });
@@ -848,9 +865,13 @@ simTodo(1902, 'a row in its table and dead-lettered unmarked: a retried deliver(
 class BrokenFromFirstExclusion extends MemoryLedgerStore {
   broken = false;
   healed = false;
+  failures = 0;
   override async save(topic: string, partition: number, ledger: LedgerJson): Promise<void> {
     if (!this.healed && ledger.intents.some((i) => i.parts?.some((p) => p.length > 4) === true)) this.broken = true;
-    if (this.broken && !this.healed) throw new Error('ledger write failed: broker unavailable');
+    if (this.broken && !this.healed) {
+      this.failures++;
+      throw new Error('ledger write failed: broker unavailable');
+    }
     await super.save(topic, partition, ledger);
   }
 }
@@ -881,7 +902,8 @@ test(
     });
     const pa = startProcess({ sink: a.factory, deadLetters: lettersA, ledgers });
     void pa.source.append(records(10));
-    await until(() => ledgers.broken && warehouse.rows.length === 9, 'A sent the rest on an exclusion it could not save', 5_000);
+    // A sends the rest on the exclusion it could not save (today), or keeps retrying the save (fixed).
+    await until(() => ledgers.broken && (warehouse.rows.length === 9 || ledgers.failures >= 20), 'A acted on, or kept retrying, an exclusion it could not save', 5_000);
     await pa.pipeline.destroy();
     ledgers.healed = true;
     revert(warehouse);
@@ -910,30 +932,39 @@ test(
 test(
   'a rewind requested just as the previous one finishes is not lost (pending clears)',
   { todo: 'Rewinder loses a request that arrives between its loop exit and .finally: pending stays true, every record is dropped as stale' },
-  async () => {
-    const lost: number[] = [];
-    for (let hops = 0; hops < 8; hops++) {
-      const late: { rewinder?: Rewinder } = {};
-      let rewinds = 0;
-      const source = {
-        rewind: async (onSwitch: () => void): Promise<void> => {
+  () => {
+    // Run where no async hooks are on (node:test enables them, which changes how many microtask
+    // turns an await takes): a child process, requesting again 0..39 microtask turns after the
+    // first rewind's switch, reports the turns after which the request was lost.
+    const rewinder = new URL('../../../src/source/rewinder.ts', import.meta.url).href;
+    const helpers = new URL('../../helpers/pipeline-world.ts', import.meta.url).href;
+    const logger = new URL('../../../src/telemetry/logger.ts', import.meta.url).href;
+    const script = `
+      const { Rewinder } = await import(${JSON.stringify(rewinder)});
+      const { worldConfig } = await import(${JSON.stringify(helpers)});
+      const { createLogger } = await import(${JSON.stringify(logger)});
+      const lost = [];
+      for (let hops = 0; hops < 40; hops++) {
+        const late = {};
+        let rewinds = 0;
+        const source = { rewind: async (onSwitch) => {
           rewinds++;
           onSwitch();
           if (rewinds === 1) {
-            // Another request arrives `hops` microtasks after this rewind's switch resolves.
-            let step: Promise<void> = Promise.resolve();
+            let step = Promise.resolve();
             for (let i = 0; i < hops; i++) step = step.then(() => undefined);
-            void step.then(() => late.rewinder?.request());
+            void step.then(() => late.r.request());
           }
-        },
-      } as unknown as Source;
-      const stop = new AbortController();
-      const rewinder = new Rewinder({ source, config: worldConfig(), logger: createLogger('silent'), stop: stop.signal, hardStop: stop.signal, track: () => undefined, onSwitch: () => undefined });
-      rewinder.request();
-      await new Promise((resolve) => setImmediate(resolve));
-      if (rewinder.pending) lost.push(hops);
-      stop.abort();
-    }
-    assert.deepEqual(lost, [], `requests lost after these microtask hops: ${lost.join(', ')}`);
+        } };
+        const stop = new AbortController();
+        late.r = new Rewinder({ source, config: worldConfig(), logger: createLogger('silent'), stop: stop.signal, hardStop: stop.signal, track: () => undefined, onSwitch: () => undefined });
+        late.r.request();
+        await new Promise((resolve) => setImmediate(resolve));
+        if (late.r.pending) lost.push(hops);
+        stop.abort();
+      }
+      console.log(JSON.stringify(lost));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.deepEqual(JSON.parse(out.trim().split('\n').at(-1) ?? '[]'), [], 'microtask turns after which a request was lost');
   },
 );
