@@ -80,6 +80,9 @@ interface LedgerJsonV1 {
   resolvedBelow?: string;
 }
 
+/** The schema of an intent written before schemas were recorded: never equal to a real fingerprint. */
+export const UNKNOWN_SCHEMA = 'unknown';
+
 /** Longest dead-letter reason kept in a ledger (ClickHouse messages can be long). */
 const REASON_CHARS = 500;
 
@@ -109,7 +112,8 @@ export class Ledger {
         rows: i.rows,
         teams: i.teams,
         parts,
-        schemas: i.schemas ?? [],
+        // Written before schemas were recorded: sent under a schema nobody knows, which equals none.
+        schemas: i.schemas ?? [UNKNOWN_SCHEMA],
         done: false,
       });
     }
@@ -131,7 +135,7 @@ export class Ledger {
         rows: i.rows,
         ...(i.teams ? { teams: [...i.teams] } : {}),
         ...(i.parts ? { parts: i.parts.map(partJson) } : {}),
-        ...(i.schemas.length > 0 ? { schemas: [...i.schemas] } : {}),
+        schemas: [...i.schemas], // always written: a missing field means a ledger of before schemas
       })),
     };
   }

@@ -23,7 +23,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import type { ErrorReporter } from '../telemetry/sentry.ts';
 import { DestinationGates } from './destination-gates.ts';
 import { inDoubt, rangeOf, type DeliveryJournal, type Range } from './delivery-range.ts';
-import { excludeNamedRow, noticeHold, refreshFingerprint } from './in-doubt.ts';
+import { excludeNamedRow, namedRow, noticeHold, refreshFingerprint } from './in-doubt.ts';
 import { retryPhase, type Phase } from './retry-phase.ts';
 import { Semaphore } from './semaphore.ts';
 import { splitPoints } from './split-points.ts';
@@ -127,7 +127,10 @@ export class Deliverer {
     // retried with the same rows and token (it deduplicates) instead of splitting.
     let inLimbo = journal?.mayHaveLanded(from, to) === true;
     while (failure !== undefined) {
-      if (ambiguous.has(failure.errorClass)) inLimbo = true;
+      if (ambiguous.has(failure.errorClass)) {
+        inLimbo = true;
+        journal?.mayHaveLandedNow(from, to); // a retried delivery of this batch must know it too
+      }
       const policy = this.#policy.resolve(failure.errorClass, lane.route.name, lane.destination.id);
       const mustNotSplit = inLimbo && loadDependent.has(failure.errorClass);
       const cuts = policy.action === 'bisect' ? !mustNotSplit && !(inLimbo && ambiguous.has(failure.errorClass)) : policy.action !== 'retry' && to - from > 1 && !mustNotSplit;
@@ -135,12 +138,26 @@ export class Deliverer {
       // refusal says nothing about it; a split's new tokens could insert its rows twice. The named
       // row is left out and the rest sent again under the same token; a refusal naming no row holds.
       // Judged against the table's schema of now (re-read): the server refused under it.
-      const doubt = inLimbo && (cuts || policy.then === 'deadLetter') && ((await refreshFingerprint(this.#deps.schemas, range)) || inDoubt(range));
+      const doubt = inLimbo && (cuts || policy.then === 'deadLetter') && ((await refreshFingerprint(this.#deps.schemas, range, this.#deps.config.retry)) || inDoubt(range));
       if (doubt && cuts && to - from > 1) {
-        failure = (await this.#excludeNamedRow(range, failure, attempts)) ? await this.#attempt(range) : (await this.#holdInDoubt(range, failure, policy, attempts)).failure;
-        attempts++;
-        if (failure === undefined) {
+        if (await this.#excludeNamedRow(range, failure, attempts)) {
+          failure = await this.#attempt(range);
+          attempts++;
+          continue; // landed: recorded after the loop
+        }
+        const phase = await this.#holdInDoubt(range, failure, policy, attempts);
+        if (phase.failure === undefined) {
           await this.#inserted(range);
+          return;
+        }
+        ({ failure, attempts } = phase);
+        if (phase.failure.errorClass === policy.errorClass && namedRow(range, phase.failure) === undefined) {
+          // Held past the class's limits, no row named: nothing can be split safely, so the range is
+          // dead-lettered whole, marked (each row is in the table exactly when the first attempt landed).
+          this.#report(phase.failure, range, phase.attempts, 'deadLetter', policy);
+          const reason = { ...reasonOf(phase.failure, phase.attempts), mayHaveLanded: true };
+          await journal?.decide(from, to, 'dead', reason, signal);
+          await this.#deadLetterRows(lane, batch, from, to, reason);
           return;
         }
         continue;
@@ -200,7 +217,9 @@ export class Deliverer {
       this.#report(phase.failure, range, phase.attempts, policy.then, policy);
       switch (policy.then) {
         case 'deadLetter': {
-          const reason = { ...reasonOf(phase.failure, phase.attempts), ...(doubt ? { mayHaveLanded: true } : {}) };
+          // After a failure that says nothing about the rows, an earlier attempt may have landed.
+          const unproven = inLimbo && (ambiguous.has(phase.failure.errorClass) || loadDependent.has(phase.failure.errorClass));
+          const reason = { ...reasonOf(phase.failure, phase.attempts), ...(doubt || unproven ? { mayHaveLanded: true } : {}) };
           await journal?.decide(from, to, 'dead', reason, signal);
           await this.#deadLetterRows(lane, batch, from, to, reason);
           return;
@@ -269,10 +288,10 @@ export class Deliverer {
     });
   }
 
-  /** A range in doubt refused without naming a row: retried whole under its token (the lane holds) until it lands or fails otherwise. */
+  /** A range in doubt refused without naming a row: retried whole under its token within the class's limits (the lane holds meanwhile). */
   #holdInDoubt(range: Range, failure: WarehouseError, policy: ClassPolicy, attempts: number): Promise<Phase> {
     this.#report(noticeHold(range, failure, this.#deps.logger), range, attempts, 'hold', policy);
-    return this.#retryPhase(range, failure, policy, { baseMs: policy.backoff.baseMs, factor: policy.backoff.factor, capMs: policy.backoff.capMs }, attempts);
+    return this.#retryPhase(range, failure, policy, policy.backoff, attempts);
   }
 
   /**

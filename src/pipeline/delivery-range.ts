@@ -58,6 +58,8 @@ export interface DeliveryJournal {
    * split for a reason that depends on the server's load: its sub-tokens would not deduplicate it.
    */
   mayHaveLanded(from: number, to: number): boolean;
+  /** An attempt of exactly these rows may have landed (it failed ambiguously): remembered for a retried delivery of the batch. */
+  mayHaveLandedNow(from: number, to: number): void;
 }
 
 export function rangeOf(lane: Lane, sink: Sink, batch: Batch, from: number, to: number, signal: AbortSignal, journal: DeliveryJournal | undefined, leaf?: JournalLeaf): Range {

@@ -13,17 +13,23 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import type { Range } from './delivery-range.ts';
 import { tableName } from './failure-report.ts';
 import type { TableSchemas } from './table-schemas.ts';
+import { retry, type BackoffPolicy } from '../sink/retry.ts';
+
+/** Schema reads before a range whose table cannot be read is taken to be in doubt. */
+const SCHEMA_READS = 8;
 
 /**
  * Reads the table's live schema again before a range in limbo is judged: the server refused it
- * under its schema of now, which a cached read may not show yet. True when it cannot be read (the
- * range is then in doubt); else the range's fingerprint is the fresh one.
+ * under its schema of now, which a cached read may not show yet. True when it cannot be read after
+ * a few tries (the range is then in doubt); else the range's fingerprint is the fresh one.
  */
-export async function refreshFingerprint(schemas: TableSchemas, range: Range): Promise<boolean> {
+export async function refreshFingerprint(schemas: TableSchemas, range: Range, backoff: BackoffPolicy): Promise<boolean> {
   const { lane, sink, signal } = range;
   schemas.invalidate(sink, lane.table);
   try {
-    range.fingerprint = (await schemas.live(sink, lane.route, lane.table, signal)).fingerprint;
+    // A read that fails now and then (the network) must not put a range in doubt: read again a few times.
+    const read = await retry(() => schemas.live(sink, lane.route, lane.table, signal), { ...backoff, maxAttempts: SCHEMA_READS }, signal, { isRetryable: () => !signal.aborted });
+    range.fingerprint = read.fingerprint;
     return false;
   } catch (error) {
     if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('schema read aborted', { cause: error });
@@ -42,7 +48,7 @@ interface Telemetry {
  * attempt is sent). False when the refusal names no row of the range.
  */
 export async function excludeNamedRow(range: Range, failure: WarehouseError, refusal: PartReason, telemetry: Telemetry): Promise<boolean> {
-  const row = failure.row === undefined ? undefined : batchRowOf(failure.row, range.from, range.to, range.excluded);
+  const row = namedRow(range, failure);
   if (row === undefined) return false;
   const reason: PartReason = range.excludedReason ?? { ...refusal, mayHaveLanded: true };
   const excluded = [...range.excluded, row].sort((a, b) => a - b);
@@ -58,6 +64,11 @@ export async function excludeNamedRow(range: Range, failure: WarehouseError, ref
   );
   telemetry.report(new InserterError('INSERTER_DELIVERY_IN_DOUBT', `row at offset ${offset} refused after a schema change while an earlier insert of it may have landed`, { cause: failure }));
   return true;
+}
+
+/** The batch row a refusal names within the range (body numbering, rows left out skipped), if any. */
+export function namedRow(range: Range, failure: WarehouseError): number | undefined {
+  return failure.row === undefined ? undefined : batchRowOf(failure.row, range.from, range.to, range.excluded);
 }
 
 /** Logs that a range in doubt is held; returns the error to report. */

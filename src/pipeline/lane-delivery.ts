@@ -17,6 +17,8 @@ import type { PipelineRuntime } from './runtime.ts';
 
 export class LaneDelivery {
   readonly #rt: PipelineRuntime;
+  /** Per batch, ranges an attempt of which failed ambiguously: a retried delivery keeps them in limbo. */
+  readonly #limbo = new WeakMap<Batch, Set<string>>();
   readonly #deliverer: Deliverer;
   readonly #control: LaneControl;
   /** The partition's ledger is not held any more (fenced, or its producer given up). */
@@ -90,6 +92,12 @@ export class LaneDelivery {
             // inserting now could duplicate what it inserts. Leave the rows to the new owner.
             if (state.revoked || lane.abandoned) return;
           }
+          // Act only on durable ledger state: a split, exclusion or decision whose save failed (the
+          // delivery ended with it) is saved before anything is inserted on it again.
+          if ((attempt > 1 || batch.replayed) && state?.ledger?.dirty === true && rt.ledgers !== undefined) {
+            await state.saveLedger(rt.ledgers, rt.hardStop.signal);
+            if (state.revoked || lane.abandoned) return;
+          }
           await this.#deliverer.deliver(lane, batch, signal, state === undefined ? undefined : this.#journal(state, batch));
           if (batch.intent !== undefined) state?.ledger?.complete(batch.intent);
           batch.acks.resolve();
@@ -134,8 +142,13 @@ export class LaneDelivery {
     // The ranges a re-formed batch starts with may have been sent already (by a previous owner, or
     // by this process before a rewind); ranges this delivery makes by splitting have not.
     const sent = new Set(batch.replayed ? (intent.parts ?? [{ from: 0, to: intent.rows }]).map((p) => `${p.from}-${p.to}`) : []);
+    let limbo = this.#limbo.get(batch);
     return {
-      mayHaveLanded: (from, to) => sent.has(`${from}-${to}`),
+      mayHaveLanded: (from, to) => sent.has(`${from}-${to}`) || limbo?.has(`${from}-${to}`) === true,
+      mayHaveLandedNow: (from, to) => {
+        if (limbo === undefined) this.#limbo.set(batch, (limbo = new Set()));
+        limbo.add(`${from}-${to}`);
+      },
       leaves: () => intent.parts,
       sentUnder: () => intent.schemas,
       sending: (fingerprint, signal) => (ledger.sentUnder(intent, fingerprint) ? durable(signal) : Promise.resolve()),

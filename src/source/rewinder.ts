@@ -71,6 +71,12 @@ export class Rewinder {
       }
     })().finally(() => {
       this.#running = undefined;
+      // A request between the loop's last check and here found the rewind still running and only
+      // set #again: run once more, or it is lost (pending forever, every record dropped as stale).
+      if (this.#switched < this.#requested && !this.#stop.aborted) {
+        this.#requested--;
+        this.request();
+      }
     });
     this.#track(this.#running);
   }

@@ -2,7 +2,7 @@
 // the parts, the rows left out of a part's insert (§11) and the schemas inserts were sent under.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Ledger, type Intent, type PartReason } from '../../../src/ack/ledger.ts';
+import { Ledger, UNKNOWN_SCHEMA, type Intent, type PartReason } from '../../../src/ack/ledger.ts';
 import { OffsetSet } from '../../../src/ack/offset-set.ts';
 
 function intent(rows: number): Intent {
@@ -53,7 +53,10 @@ test('excluding rows of a batch never split makes it one part; a later exclusion
   assert.equal(i.parts?.[0]?.state, 'done');
 });
 
-test('a ledger written before schemas were recorded reads with none (nothing was sent under a known schema)', () => {
+test('an intent written before schemas were recorded was sent under an unknown schema (never equal to a real one); no schema read is written as none', () => {
   const ledger = Ledger.fromJson({ v: 2, intents: [{ route: 'events', destination: 'd1', token: 'tok', records: OffsetSet.fromSorted([0n, 1n]).encode(), rows: 2 }] });
-  assert.deepEqual(ledger.intents[0]?.schemas, []);
+  assert.deepEqual(ledger.intents[0]?.schemas, [UNKNOWN_SCHEMA]);
+  const fresh = new Ledger();
+  fresh.add({ ...intent(2), schemas: [] });
+  assert.deepEqual(Ledger.fromJson(fresh.toJson()).intents[0]?.schemas, []);
 });
