@@ -145,7 +145,12 @@ export class Deliverer {
           attempts++;
           continue; // landed: recorded after the loop
         }
-        const phase = await this.#holdInDoubt(range, failure, policy, attempts);
+        // The hold's limits count from its start: other failures between its attempts (a network
+        // error) must not start it over, or it never ends.
+        range.doubtSince ??= Date.now();
+        const limits = policy.backoff;
+        const spent = (limits.maxElapsedMs !== undefined && Date.now() - range.doubtSince >= limits.maxElapsedMs) || (limits.maxAttempts !== undefined && attempts >= limits.maxAttempts);
+        const phase: Phase = spent ? { failure, attempts } : await this.#holdInDoubt(range, failure, policy, attempts);
         if (phase.failure === undefined) {
           await this.#inserted(range);
           return;

@@ -23,6 +23,8 @@ export interface Range {
   /** Rows left out of the range's insert (ascending), dead-lettered with `excludedReason` once it lands (§11). */
   excluded: number[];
   excludedReason: PartReason | undefined;
+  /** When the range was first held in doubt (refused naming no row): its hold is bounded from then. */
+  doubtSince?: number;
 }
 
 /** A recorded range of a batch: its rows, what became of them, and rows left out of its insert. */

@@ -53,7 +53,11 @@ export class Checker {
   #lettersSeen = 0;
   readonly #dead = new Set<string>();
 
-  constructor(records: readonly ExpectedRecord[], bus: Bus, warehouse: Warehouse, deadLetters: DeadLetters) {
+  /** With schema changes, a dead letter marked may-have-landed resolves any good row (§11). */
+  readonly #markedResolves: boolean;
+
+  constructor(records: readonly ExpectedRecord[], bus: Bus, warehouse: Warehouse, deadLetters: DeadLetters, markedResolves = false) {
+    this.#markedResolves = markedResolves;
     this.#records = [...records];
     for (const r of records) {
       const key = `${r.topic}/${r.partition}`;
@@ -166,13 +170,13 @@ export class Checker {
           continue;
         }
         const allowed = destinationsOf(fate);
+        const mayBeDead = fate.orDead === true || (this.#markedResolves && dead > 0 && !unmarked.has(letterKey));
         const here = found.filter((f) => allowed.includes(f.destination) && f.table === fate.table);
         if (here.length === 0 && dead === 0) this.add('lost', `${record.describe}: not in ${fate.destination}:${fate.table} (route ${route}) nor dead-lettered`);
-        if (here.length === 0 && dead > 0 && fate.orDead !== true)
-          this.add('lost', `${record.describe}: dead-lettered by route ${route} although it is a good row for ${fate.destination}:${fate.table}`);
+        if (here.length === 0 && dead > 0 && !mayBeDead) this.add('lost', `${record.describe}: dead-lettered by route ${route} although it is a good row for ${fate.destination}:${fate.table}`);
         if (here.length > 1) this.add('duplicated', `${record.describe}: ${here.length} rows in ${fate.destination}:${fate.table}`);
         // Both: only a row a schema change refused while an earlier insert of it was in doubt, marked so.
-        if (here.length > 0 && dead > 0 && (fate.orDead !== true || unmarked.has(letterKey)))
+        if (here.length > 0 && dead > 0 && (!mayBeDead || unmarked.has(letterKey)))
           this.add(
             'duplicated',
             `${record.describe}: both a row in ${fate.destination}:${fate.table} and ${dead} dead letter(s) for route ${route}${unmarked.has(letterKey) ? '' : ' (marked may-have-landed, but not a row a schema change refused)'}`,

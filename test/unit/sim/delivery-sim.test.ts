@@ -131,6 +131,10 @@ const regressions: Record<string, { seeds: readonly number[]; invariants: Readon
   // (paused) aborted it for all, and a new batch's intent save failed as if its lane were paused —
   // left for a rewind that never came.
   sharedSaveAborted: { seeds: [770], invariants: ['lost', 'stuck'], known: allFeatures },
+  // A range in doubt refused naming no row (after an ALTER) was held without end: every network
+  // error between its attempts started the hold's limits over (seeds found when schema changes were
+  // combined with refusals naming no row).
+  heldInDoubtForever: { seeds: [26, 42, 86], invariants: ['stuck', 'lost'], known: allFeatures },
 };
 
 for (const [name, { seeds, invariants, known: features }] of Object.entries(regressions)) {
