@@ -24,6 +24,7 @@ import type { ErrorReporter } from '../telemetry/sentry.ts';
 import { DestinationGates } from './destination-gates.ts';
 import { inDoubt, rangeOf, type DeliveryJournal, type Range } from './delivery-range.ts';
 import { excludeNamedRow, namedRow, noticeHold, refreshFingerprint } from './in-doubt.ts';
+import { RangeLetters } from './range-letters.ts';
 import { retryPhase, type Phase } from './retry-phase.ts';
 import { Semaphore } from './semaphore.ts';
 import { splitPoints } from './split-points.ts';
@@ -51,8 +52,6 @@ const loadDependent: ReadonlySet<string> = new Set([ErrorClasses.memoryLimit]);
 /** Failures after which the attempt may still land (or has landed) on the server. */
 const ambiguous: ReadonlySet<string> = new Set([ErrorClasses.transientNetwork, ErrorClasses.unknownInsertStatus, ErrorClasses.unknown]);
 
-const deadLetterConcurrency = 64;
-
 export class Deliverer {
   readonly #deps: DeliveryDeps;
   readonly #policy: ErrorPolicy;
@@ -64,6 +63,7 @@ export class Deliverer {
    * accepts rows, so a failure that persists is about the rows that remain.
    */
   readonly #landed = new Map<string, number>();
+  readonly #letters: RangeLetters;
   #stopped = false;
 
   constructor(deps: DeliveryDeps) {
@@ -71,6 +71,7 @@ export class Deliverer {
     this.#policy = deps.policy ?? new ErrorPolicy(deps.config.errorPolicy);
     this.#reporter = deps.reporter ?? reporterFor(deps.config, deps.logger);
     this.#gates = new DestinationGates(deps.metrics, deps.logger);
+    this.#letters = new RangeLetters(deps.logger, deps.deadLetter);
   }
 
   /** The fingerprint of the lane's live table schema now (undefined when it cannot be read: the insert will say why). */
@@ -99,8 +100,8 @@ export class Deliverer {
       }
       for (const leaf of [...leaves]) {
         if (leaf.state === 'pending') await this.#range(rangeOf(lane, sink, batch, leaf.from, leaf.to, signal, journal, leaf));
-        else if (leaf.state === 'dead' && leaf.reason !== undefined) await this.#deadLetterRows(lane, batch, leaf.from, leaf.to, leaf.reason);
-        else if (leaf.state === 'done' && leaf.excluded !== undefined && leaf.excludedReason !== undefined) await this.#deadLetterExcluded(lane, batch, leaf.excluded, leaf.excludedReason);
+        else if (leaf.state === 'dead' && leaf.reason !== undefined) await this.#letters.rows(lane, batch, leaf.from, leaf.to, leaf.reason);
+        else if (leaf.state === 'done' && leaf.excluded !== undefined && leaf.excludedReason !== undefined) await this.#letters.excluded(lane, batch, leaf.excluded, leaf.excludedReason);
       }
     } finally {
       slots.release();
@@ -162,7 +163,7 @@ export class Deliverer {
           this.#report(phase.failure, range, phase.attempts, 'deadLetter', policy);
           const reason = { ...reasonOf(phase.failure, phase.attempts), mayHaveLanded: true };
           await journal?.decide(from, to, 'dead', reason, signal);
-          await this.#deadLetterRows(lane, batch, from, to, reason);
+          await this.#letters.rows(lane, batch, from, to, reason);
           return;
         }
         continue;
@@ -180,7 +181,7 @@ export class Deliverer {
           this.#report(failure, range, attempts, 'deadLetter', policy);
           const reason = { ...reasonOf(failure, attempts), ...(doubt ? { mayHaveLanded: true } : {}) };
           await journal?.decide(from, to, 'dead', reason, signal);
-          await this.#deadLetterRows(lane, batch, from, to, reason);
+          await this.#letters.rows(lane, batch, from, to, reason);
           return;
         }
         // No insert landed since: this row's failure, or the destination's? An empty insert into the
@@ -226,7 +227,7 @@ export class Deliverer {
           const unproven = inLimbo && (ambiguous.has(phase.failure.errorClass) || loadDependent.has(phase.failure.errorClass));
           const reason = { ...reasonOf(phase.failure, phase.attempts), ...(doubt || unproven ? { mayHaveLanded: true } : {}) };
           await journal?.decide(from, to, 'dead', reason, signal);
-          await this.#deadLetterRows(lane, batch, from, to, reason);
+          await this.#letters.rows(lane, batch, from, to, reason);
           return;
         }
         case 'drop':
@@ -280,7 +281,7 @@ export class Deliverer {
   /** The range landed: recorded, then the rows left out of it (§11) are dead-lettered. */
   async #inserted(range: Range): Promise<void> {
     range.journal?.inserted(range.from, range.to);
-    if (range.excludedReason !== undefined) await this.#deadLetterExcluded(range.lane, range.batch, range.excluded, range.excludedReason);
+    if (range.excludedReason !== undefined) await this.#letters.excluded(range.lane, range.batch, range.excluded, range.excludedReason);
   }
 
   /** Leaves the row a refusal names out of the range in doubt (durably); false when no row is named. */
@@ -385,27 +386,6 @@ export class Deliverer {
     lane.stats.failing = true;
     if (failure.errorClass === ErrorClasses.missingObject || failure.serverCode === 16) this.#deps.schemas.invalidate(sink, lane.table);
     return failure;
-  }
-
-  async #deadLetterRows(lane: Lane, batch: Batch, from: number, to: number, reason: PartReason): Promise<void> {
-    for (let i = from; i < to; i += deadLetterConcurrency) {
-      const rows: Array<Promise<void>> = [];
-      for (let j = i; j < Math.min(to, i + deadLetterConcurrency); j++) rows.push(this.#deadLetterRow(lane, batch, j, reason));
-      await Promise.all(rows);
-    }
-  }
-
-  async #deadLetterRow(lane: Lane, batch: Batch, index: number, reason: PartReason): Promise<void> {
-    const record = batch.records[index] as SourceRecord;
-    this.#deps.logger.warn(
-      { route: lane.route.name, topic: record.topic, partition: record.partition, offset: String(record.offset), class: reason.errorClass, code: reason.serverCode },
-      'row rejected by the warehouse; dead-lettering it',
-    );
-    await this.#deps.deadLetter(lane, record, batch.teams[index], reason);
-  }
-
-  async #deadLetterExcluded(lane: Lane, batch: Batch, excluded: readonly number[], reason: PartReason): Promise<void> {
-    for (const row of excluded) await this.#deadLetterRow(lane, batch, row, reason);
   }
 
   #drop(range: Range, failure: WarehouseError, attempts: number): void {
