@@ -1,36 +1,35 @@
 // Owns writing a field of an object row (decode/row.ts FieldValue: Protobuf's decoded values) into
 // a column: the value is read as ClickHouse's JSON input would read the same field in the row's JSON
-// form (ObjectRowType.toJson), so a typed row and its JSON twin land the same. Strings into String
-// columns, byte fields, integers and timestamps are written directly; anything else is rendered as
-// JSON text into a scratch and read by the column's JSON reader.
+// form (ObjectRowType.toJson), so a typed row and its JSON twin land the same. The column's direct
+// writer (field-writers.ts, chosen once per column writer) writes the common values; anything it
+// declines is rendered as JSON text into a scratch and read by the column's JSON reader, which also
+// refuses what ClickHouse would.
 import { TimestampValue, type FieldValue } from '../../decode/row.ts';
 import type { ColumnWriter } from './column-writer.ts';
-import { DateTime64Writer, DateTimeWriter } from './dates.ts';
+import { fieldWriterFor, type FieldWriter } from './field-writers.ts';
 import { RowBuffer } from './row-buffer.ts';
-import { StringWriter } from './strings.ts';
 
 const scratch = new RowBuffer();
-const MAX_DATETIME = 4294967295n;
+/** Direct writers by column writer, for callers that do not keep their own (fieldWriterFor). */
+const fieldWriters = new WeakMap<ColumnWriter, FieldWriter>();
 
 /** Writes a present field value (not undefined; null only to a nullable writer). */
 export function writeFieldValue(out: RowBuffer, writer: ColumnWriter, value: FieldValue): void {
-  if (writer instanceof StringWriter) {
-    if (typeof value === 'string') return out.text(value);
-    if (value instanceof Uint8Array) return out.string(value, 0, value.length);
+  let field = fieldWriters.get(writer);
+  if (field === undefined) {
+    field = fieldWriterFor(writer);
+    fieldWriters.set(writer, field);
   }
-  if (value instanceof TimestampValue) {
-    if (writer instanceof DateTimeWriter) {
-      const s = value.seconds;
-      out.u32(s < 0n ? 0 : s > MAX_DATETIME ? Number(MAX_DATETIME) : Number(s));
-      return;
-    }
-    if (writer instanceof DateTime64Writer) {
-      const ticks = value.seconds * 10n ** BigInt(writer.scale) + BigInt(Math.floor(value.nanos / 10 ** (9 - writer.scale)));
-      const v = BigInt.asUintN(64, ticks);
-      out.u64(Number(v & 0xffffffffn), Number(v >> 32n));
-      return;
-    }
-  }
+  writeFieldWith(out, field, writer, value);
+}
+
+/** The same with the column's direct writer given (`field` = fieldWriterFor(writer), built once). */
+export function writeFieldWith(out: RowBuffer, field: FieldWriter, writer: ColumnWriter, value: FieldValue): void {
+  if (!field.write(out, value)) writeFieldAsJson(out, writer, value);
+}
+
+/** The JSON path: the value's JSON text read by the column's JSON reader (the reference for the direct writers). */
+export function writeFieldAsJson(out: RowBuffer, writer: ColumnWriter, value: FieldValue): void {
   scratch.reset();
   render(scratch, value);
   writer.json(out, scratch.buf, 0, scratch.pos);

@@ -1,0 +1,360 @@
+// Owns the direct writers of object-row field values (decode/row.ts FieldValue) into a column, chosen
+// once per column writer: the value's RowBinary bytes without rendering it as JSON text first. Each
+// writes only what ClickHouse's JSON input would read the same from the value's JSON form
+// (ObjectRowType.toJson) — integers into Int*/UInt* (wrapping to the width as ClickHouse does),
+// Bool, UUID text, Enum names and numbers, strings into String/FixedString, Timestamps into
+// DateTime/DateTime64 — and declines anything else (returns false having written nothing): a value
+// that would be refused, or one it does not cover, then takes the JSON path (object-row.ts), which
+// refuses it with the same message as before.
+import { TimestampValue, type FieldValue } from '../../decode/row.ts';
+import type { ColumnWriter } from './column-writer.ts';
+import { isUtcZone } from './dates.ts';
+import { writeFixed } from './integers.ts';
+import type { RowBuffer } from './row-buffer.ts';
+import { parseType, type TypeNode } from './type-parser.ts';
+
+export interface FieldWriter {
+  /**
+   * Writes a present value (not undefined; null only when the column is nullable) and returns true,
+   * or writes nothing and returns false: the JSON path then writes or refuses it.
+   */
+  write(out: RowBuffer, value: FieldValue): boolean;
+}
+
+const TWO32 = 4294967296;
+const MAX_DATETIME = 4294967295n;
+/**
+ * Timestamps a nullable column takes directly: 1900-01-01 to 2299-12-31 (DateTime64's range), where
+ * its JSON text (object-row.ts timestampText) reads back to the same instant. Before the direct
+ * writers, only non-nullable columns took Timestamps directly (at any instant); they still do.
+ */
+const NULLABLE_MIN_SECONDS = -2208988800n;
+const NULLABLE_END_SECONDS = 10413792000n;
+
+function outsideNullableRange(t: TimestampValue, restricted: boolean): boolean {
+  return restricted && (t.seconds < NULLABLE_MIN_SECONDS || t.seconds >= NULLABLE_END_SECONDS);
+}
+
+/** Declines every value: the column is written through the JSON path. */
+class JsonOnly implements FieldWriter {
+  write(): boolean {
+    return false;
+  }
+}
+
+const JSON_ONLY = new JsonOnly();
+
+/** Int8…UInt64: safe integers and bigints (modulo 2^bits), booleans as 1/0; a sign into UInt* declined. */
+class IntField implements FieldWriter {
+  readonly #bytes: number;
+  readonly #signed: boolean;
+
+  constructor(bytes: number, signed: boolean) {
+    this.#bytes = bytes;
+    this.#signed = signed;
+  }
+
+  write(out: RowBuffer, value: FieldValue): boolean {
+    if (typeof value === 'number') {
+      // Larger doubles print with an exponent or rounded digits: the JSON path reads that text.
+      if (!Number.isSafeInteger(value) || (value < 0 && !this.#signed)) return false;
+      writeFixed(out, this.#bytes, value >>> 0, Math.floor(value / TWO32) >>> 0);
+      return true;
+    }
+    if (typeof value === 'bigint') {
+      if (value < 0n && !this.#signed) return false;
+      if (value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER) {
+        const n = Number(value);
+        writeFixed(out, this.#bytes, n >>> 0, Math.floor(n / TWO32) >>> 0);
+      } else {
+        const v = BigInt.asUintN(64, value);
+        writeFixed(out, this.#bytes, Number(v & 0xffffffffn), Number(v >> 32n));
+      }
+      return true;
+    }
+    if (typeof value === 'boolean') {
+      writeFixed(out, this.#bytes, value ? 1 : 0, 0);
+      return true;
+    }
+    return false;
+  }
+}
+
+/** Bool: booleans, and the numbers 0 and 1. */
+class BoolField implements FieldWriter {
+  write(out: RowBuffer, value: FieldValue): boolean {
+    if (typeof value === 'boolean') out.u8(value ? 1 : 0);
+    else if (value === 0 || value === 1 || value === 0n || value === 1n) out.u8(value === 1 || value === 1n ? 1 : 0);
+    else return false;
+    return true;
+  }
+}
+
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
+}
+
+/** UUID from its text (36 characters with dashes at 8, 13, 18, 23, or 32 hexadecimal digits). */
+class UuidField implements FieldWriter {
+  write(out: RowBuffer, value: FieldValue): boolean {
+    if (typeof value !== 'string') return false;
+    const n = value.length;
+    if (n !== 36 && n !== 32) return false;
+    const dashes = n === 36;
+    if (dashes && (value.charCodeAt(8) !== 0x2d || value.charCodeAt(13) !== 0x2d || value.charCodeAt(18) !== 0x2d || value.charCodeAt(23) !== 0x2d)) return false;
+    out.ensure(16);
+    const buf = out.buf;
+    const at = out.pos;
+    let k = 0;
+    for (let i = 0; i < n; i += 2) {
+      if (dashes && (i === 8 || i === 13 || i === 18 || i === 23)) i++;
+      const hi = hexDigit(value.charCodeAt(i));
+      const lo = hexDigit(value.charCodeAt(i + 1));
+      if (hi < 0 || lo < 0) return false; // nothing counted as written: pos has not moved
+      // Bytes 0..7 go reversed into the first UInt64, 8..15 into the second.
+      buf[at + (k < 8 ? 7 - k : 23 - k)] = hi * 16 + lo;
+      k++;
+    }
+    out.pos = at + 16;
+    return true;
+  }
+}
+
+/** Enum8/Enum16: a name of the enum, or a number (modulo 2^bits, as the JSON read) that is one of its values. */
+class EnumField implements FieldWriter {
+  readonly #bits: 8 | 16;
+  readonly #byName: ReadonlyMap<string, number>;
+  readonly #valid: ReadonlySet<number>;
+
+  constructor(bits: 8 | 16, entries: readonly { readonly name: string; readonly value: number }[]) {
+    this.#bits = bits;
+    const byName = new Map<string, number>();
+    // The JSON path takes the first entry of a name.
+    for (const e of entries) if (!byName.has(e.name)) byName.set(e.name, e.value);
+    this.#byName = byName;
+    this.#valid = new Set(entries.map((e) => e.value));
+  }
+
+  write(out: RowBuffer, value: FieldValue): boolean {
+    let v: number | undefined;
+    if (typeof value === 'string') v = this.#byName.get(value);
+    else if (typeof value === 'number') {
+      if (Number.isSafeInteger(value)) v = this.#wrapped(value);
+    } else if (typeof value === 'bigint' && value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER) v = this.#wrapped(Number(value));
+    if (v === undefined || !this.#valid.has(v)) return false;
+    if (this.#bits === 8) out.u8(v & 0xff);
+    else out.u16(v & 0xffff);
+    return true;
+  }
+
+  /** The number read as a signed integer of the enum's width (what the JSON read keeps). */
+  #wrapped(n: number): number {
+    const lo = n >>> 0;
+    return this.#bits === 8 ? (lo << 24) >> 24 : (lo << 16) >> 16;
+  }
+}
+
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+
+/** String (and LowCardinality(String)): text, bytes, integers' and booleans' JSON text. */
+class StringField implements FieldWriter {
+  write(out: RowBuffer, value: FieldValue): boolean {
+    switch (typeof value) {
+      case 'string':
+        out.text(value);
+        return true;
+      case 'bigint':
+        out.text(value.toString());
+        return true;
+      case 'number':
+        if (!Number.isSafeInteger(value)) return false;
+        out.text(String(value));
+        return true;
+      case 'boolean': {
+        const word = value ? TRUE : FALSE;
+        out.string(word, 0, word.length);
+        return true;
+      }
+    }
+    if (value instanceof Uint8Array) {
+      out.string(value, 0, value.length);
+      return true;
+    }
+    return false;
+  }
+}
+
+/** FixedString(n): well-formed text of at most n UTF-8 bytes, zero-padded. */
+class FixedStringField implements FieldWriter {
+  readonly #n: number;
+
+  constructor(n: number) {
+    this.#n = n;
+  }
+
+  write(out: RowBuffer, value: FieldValue): boolean {
+    // Longer text is refused by the JSON path; a lone surrogate is read there its own way.
+    if (typeof value !== 'string' || value.length > this.#n || !value.isWellFormed()) return false;
+    const n = this.#n;
+    out.ensure(Math.max(n, value.length * 3));
+    const at = out.pos;
+    const written = out.buf.write(value, at, 'utf8');
+    if (written > n) return false;
+    out.buf.fill(0, at + written, at + n);
+    out.pos = at + n;
+    return true;
+  }
+}
+
+/** DateTime from a Timestamp: its seconds, clamped to the type's range. */
+class DateTimeField implements FieldWriter {
+  readonly #restricted: boolean;
+
+  constructor(restricted: boolean) {
+    this.#restricted = restricted;
+  }
+
+  write(out: RowBuffer, value: FieldValue): boolean {
+    if (!(value instanceof TimestampValue) || outsideNullableRange(value, this.#restricted)) return false;
+    const s = value.seconds;
+    out.u32(s < 0n ? 0 : s > MAX_DATETIME ? Number(MAX_DATETIME) : Number(s));
+    return true;
+  }
+}
+
+/** DateTime64(scale) from a Timestamp: ticks of 10^-scale seconds, the nanoseconds truncated. */
+class DateTime64Field implements FieldWriter {
+  readonly #multiplier: number;
+  readonly #bigMultiplier: bigint;
+  readonly #divisor: number;
+  readonly #restricted: boolean;
+
+  constructor(scale: number, restricted: boolean) {
+    this.#restricted = restricted;
+    this.#multiplier = 10 ** scale;
+    this.#bigMultiplier = 10n ** BigInt(scale);
+    this.#divisor = 10 ** (9 - scale);
+  }
+
+  write(out: RowBuffer, value: FieldValue): boolean {
+    if (!(value instanceof TimestampValue) || outsideNullableRange(value, this.#restricted)) return false;
+    const fraction = Math.floor(value.nanos / this.#divisor);
+    const s = value.seconds;
+    if (s >= -TWO32 && s <= TWO32) {
+      // |ticks| < 2^32 × 10^9 < 2^63 but not always < 2^53: checked.
+      const ticks = Number(s) * this.#multiplier + fraction;
+      if (Number.isSafeInteger(ticks)) {
+        out.u64(ticks >>> 0, Math.floor(ticks / TWO32) >>> 0);
+        return true;
+      }
+    }
+    const v = BigInt.asUintN(64, s * this.#bigMultiplier + BigInt(fraction));
+    out.u64(Number(v & 0xffffffffn), Number(v >> 32n));
+    return true;
+  }
+}
+
+/** Nullable(T): null as the null byte, else T's direct writer after a 0 byte. */
+class NullableField implements FieldWriter {
+  readonly #inner: FieldWriter;
+
+  constructor(inner: FieldWriter) {
+    this.#inner = inner;
+  }
+
+  write(out: RowBuffer, value: FieldValue): boolean {
+    if (value === null) {
+      out.u8(1);
+      return true;
+    }
+    const at = out.pos;
+    out.u8(0);
+    if (this.#inner.write(out, value)) return true;
+    out.pos = at;
+    return false;
+  }
+}
+
+const INT_BYTES: Readonly<Record<string, readonly [number, boolean]>> = {
+  Int8: [1, true],
+  Int16: [2, true],
+  Int32: [4, true],
+  Int64: [8, true],
+  UInt8: [1, false],
+  UInt16: [2, false],
+  UInt32: [4, false],
+  UInt64: [8, false],
+};
+
+/** The direct writer for values of `writer`'s column (built once per column writer). */
+export function fieldWriterFor(writer: ColumnWriter): FieldWriter {
+  let node: TypeNode;
+  try {
+    node = parseType(writer.type);
+  } catch {
+    return JSON_ONLY;
+  }
+  return build(node, writer.nullable, false);
+}
+
+/** LowCardinality(T) and SimpleAggregateFunction(f, T) are written as T. */
+function unwrap(node: TypeNode): TypeNode {
+  let n = node;
+  for (;;) {
+    const arg = n.name === 'LowCardinality' ? n.args[0] : n.name === 'SimpleAggregateFunction' ? n.args[1] : undefined;
+    if (arg?.kind !== 'type') return n;
+    n = arg.type;
+  }
+}
+
+/** `inNullable`: the value type of a Nullable column (Timestamps then only in NULLABLE_*_SECONDS). */
+function build(whole: TypeNode, nullable: boolean, inNullable: boolean): FieldWriter {
+  const node = unwrap(whole);
+  const { name, args } = node;
+  if (name === 'Nullable') {
+    const inner = args[0];
+    // The column writer's own nullability decides whether null reaches it.
+    if (!nullable || inner?.kind !== 'type' || args.length !== 1) return JSON_ONLY;
+    return new NullableField(build(inner.type, false, true));
+  }
+  if (nullable) return JSON_ONLY;
+  const int = INT_BYTES[name];
+  if (int !== undefined && args.length === 0) return new IntField(int[0], int[1]);
+  switch (name) {
+    case 'String':
+      return args.length === 0 ? new StringField() : JSON_ONLY;
+    case 'Bool':
+      return new BoolField();
+    case 'UUID':
+      return new UuidField();
+    case 'FixedString': {
+      const n = args[0];
+      return n?.kind === 'number' && n.value > 0 ? new FixedStringField(n.value) : JSON_ONLY;
+    }
+    case 'DateTime': {
+      const zone = args[0];
+      return zone === undefined || (zone.kind === 'string' && isUtcZone(zone.value)) ? new DateTimeField(inNullable) : JSON_ONLY;
+    }
+    case 'DateTime64': {
+      const scale = args[0];
+      const zone = args[1];
+      if (scale?.kind !== 'number' || scale.value < 0 || scale.value > 9) return JSON_ONLY;
+      return zone === undefined || (zone.kind === 'string' && isUtcZone(zone.value)) ? new DateTime64Field(scale.value, inNullable) : JSON_ONLY;
+    }
+    case 'Enum8':
+    case 'Enum16': {
+      const entries = [];
+      for (const a of args) {
+        if (a.kind !== 'enum') return JSON_ONLY;
+        entries.push({ name: a.name, value: a.value });
+      }
+      return entries.length === 0 ? JSON_ONLY : new EnumField(name === 'Enum8' ? 8 : 16, entries);
+    }
+    default:
+      return JSON_ONLY;
+  }
+}
