@@ -23,13 +23,15 @@ export interface FieldWriter {
 
 const TWO32 = 4294967296;
 const MAX_DATETIME = 4294967295n;
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_MIN = -(2n ** 63n);
 /**
- * Timestamps a nullable column takes directly: 1900-01-01 to 2299-12-31 (DateTime64's range), where
- * its JSON text (object-row.ts timestampText) reads back to the same instant. Before the direct
+ * Timestamps a nullable column takes directly: years 1000 to 9999, where their JSON text
+ * (object-row.ts timestampText: four-digit years) reads back to the same instant. Before the direct
  * writers, only non-nullable columns took Timestamps directly (at any instant); they still do.
  */
-const NULLABLE_MIN_SECONDS = -2208988800n;
-const NULLABLE_END_SECONDS = 10413792000n;
+const NULLABLE_MIN_SECONDS = -30610224000n;
+const NULLABLE_END_SECONDS = 253402300800n;
 
 function outsideNullableRange(t: TimestampValue, restricted: boolean): boolean {
   return restricted && (t.seconds < NULLABLE_MIN_SECONDS || t.seconds >= NULLABLE_END_SECONDS);
@@ -210,16 +212,14 @@ class FixedStringField implements FieldWriter {
   }
 }
 
-/** DateTime from a Timestamp: its seconds, clamped to the type's range. */
+/**
+ * DateTime from a Timestamp: its seconds, clamped to the type's range. Only in non-nullable columns
+ * (as before the direct writers): a Nullable(DateTime) value takes the JSON path, whose text has a
+ * fraction of a second that ClickHouse's DateTime text read refuses.
+ */
 class DateTimeField implements FieldWriter {
-  readonly #restricted: boolean;
-
-  constructor(restricted: boolean) {
-    this.#restricted = restricted;
-  }
-
   write(out: RowBuffer, value: FieldValue): boolean {
-    if (!(value instanceof TimestampValue) || outsideNullableRange(value, this.#restricted)) return false;
+    if (!(value instanceof TimestampValue)) return false;
     const s = value.seconds;
     out.u32(s < 0n ? 0 : s > MAX_DATETIME ? Number(MAX_DATETIME) : Number(s));
     return true;
@@ -252,7 +252,10 @@ class DateTime64Field implements FieldWriter {
         return true;
       }
     }
-    const v = BigInt.asUintN(64, s * this.#bigMultiplier + BigInt(fraction));
+    const ticks = s * this.#bigMultiplier + BigInt(fraction);
+    // The JSON path refuses these (its text's ticks do not fit Int64): declined, so it does.
+    if (ticks > INT64_MAX || ticks < INT64_MIN) return false;
+    const v = BigInt.asUintN(64, ticks);
     out.u64(Number(v & 0xffffffffn), Number(v >> 32n));
     return true;
   }
@@ -311,7 +314,7 @@ function unwrap(node: TypeNode): TypeNode {
   }
 }
 
-/** `inNullable`: the value type of a Nullable column (Timestamps then only in NULLABLE_*_SECONDS). */
+/** `inNullable`: the value type of a Nullable column (DateTime64 Timestamps then only in NULLABLE_*_SECONDS; DateTime none). */
 function build(whole: TypeNode, nullable: boolean, inNullable: boolean): FieldWriter {
   const node = unwrap(whole);
   const { name, args } = node;
@@ -337,7 +340,7 @@ function build(whole: TypeNode, nullable: boolean, inNullable: boolean): FieldWr
     }
     case 'DateTime': {
       const zone = args[0];
-      return zone === undefined || (zone.kind === 'string' && isUtcZone(zone.value)) ? new DateTimeField(inNullable) : JSON_ONLY;
+      return zone === undefined || (zone.kind === 'string' && isUtcZone(zone.value) && !inNullable) ? new DateTimeField() : JSON_ONLY;
     }
     case 'DateTime64': {
       const scale = args[0];
