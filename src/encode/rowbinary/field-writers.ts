@@ -64,11 +64,11 @@ class IntField implements FieldWriter {
       return true;
     }
     if (typeof value === 'bigint') {
-      if (value < 0n && !this.#signed) return false;
-      if (value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER) {
-        const n = Number(value);
-        writeFixed(out, this.#bytes, n >>> 0, Math.floor(n / TWO32) >>> 0);
-      } else {
+      // Exact when safe; a larger magnitude converts to at least 2^53, never to a safe integer.
+      const n = Number(value);
+      if (n < 0 && !this.#signed) return false;
+      if (Number.isSafeInteger(n)) writeFixed(out, this.#bytes, n >>> 0, Math.floor(n / TWO32) >>> 0);
+      else {
         const v = BigInt.asUintN(64, value);
         writeFixed(out, this.#bytes, Number(v & 0xffffffffn), Number(v >> 32n));
       }
@@ -92,11 +92,21 @@ class BoolField implements FieldWriter {
   }
 }
 
+/** Hexadecimal digit values by character code below 128; -1: not a digit. */
+const HEX = new Int8Array(128).fill(-1);
+for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
+for (let c = 0; c < 6; c++) {
+  HEX[0x61 + c] = 10 + c;
+  HEX[0x41 + c] = 10 + c;
+}
+/** Where each byte's two digits start: with dashes at 8, 13, 18, 23, and without. */
+const DASHED = Uint8Array.from([0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]);
+const PLAIN = Uint8Array.from([0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30]);
+/** Where byte k goes: bytes 0..7 reversed into the first UInt64, 8..15 into the second. */
+const UUID_ORDER = Uint8Array.from([7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8]);
+
 function hexDigit(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  return -1;
+  return c < 128 ? (HEX[c] as number) : -1;
 }
 
 /** UUID from its text (36 characters with dashes at 8, 13, 18, 23, or 32 hexadecimal digits). */
@@ -104,21 +114,21 @@ class UuidField implements FieldWriter {
   write(out: RowBuffer, value: FieldValue): boolean {
     if (typeof value !== 'string') return false;
     const n = value.length;
-    if (n !== 36 && n !== 32) return false;
-    const dashes = n === 36;
-    if (dashes && (value.charCodeAt(8) !== 0x2d || value.charCodeAt(13) !== 0x2d || value.charCodeAt(18) !== 0x2d || value.charCodeAt(23) !== 0x2d)) return false;
+    let starts: Uint8Array;
+    if (n === 36) {
+      if (value.charCodeAt(8) !== 0x2d || value.charCodeAt(13) !== 0x2d || value.charCodeAt(18) !== 0x2d || value.charCodeAt(23) !== 0x2d) return false;
+      starts = DASHED;
+    } else if (n === 32) starts = PLAIN;
+    else return false;
     out.ensure(16);
     const buf = out.buf;
     const at = out.pos;
-    let k = 0;
-    for (let i = 0; i < n; i += 2) {
-      if (dashes && (i === 8 || i === 13 || i === 18 || i === 23)) i++;
+    for (let k = 0; k < 16; k++) {
+      const i = starts[k] as number;
       const hi = hexDigit(value.charCodeAt(i));
       const lo = hexDigit(value.charCodeAt(i + 1));
       if (hi < 0 || lo < 0) return false; // nothing counted as written: pos has not moved
-      // Bytes 0..7 go reversed into the first UInt64, 8..15 into the second.
-      buf[at + (k < 8 ? 7 - k : 23 - k)] = hi * 16 + lo;
-      k++;
+      buf[at + (UUID_ORDER[k] as number)] = (hi << 4) | lo;
     }
     out.pos = at + 16;
     return true;
@@ -145,7 +155,10 @@ class EnumField implements FieldWriter {
     if (typeof value === 'string') v = this.#byName.get(value);
     else if (typeof value === 'number') {
       if (Number.isSafeInteger(value)) v = this.#wrapped(value);
-    } else if (typeof value === 'bigint' && value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER) v = this.#wrapped(Number(value));
+    } else if (typeof value === 'bigint') {
+      const n = Number(value); // exact when safe (see IntField)
+      if (Number.isSafeInteger(n)) v = this.#wrapped(n);
+    }
     if (v === undefined || !this.#valid.has(v)) return false;
     if (this.#bits === 8) out.u8(v & 0xff);
     else out.u16(v & 0xffff);
@@ -244,9 +257,10 @@ class DateTime64Field implements FieldWriter {
     if (!(value instanceof TimestampValue) || outsideNullableRange(value, this.#restricted)) return false;
     const fraction = Math.floor(value.nanos / this.#divisor);
     const s = value.seconds;
-    if (s >= -TWO32 && s <= TWO32) {
+    const seconds = Number(s); // exact when |s| ≤ 2^32; a larger magnitude converts to more than 2^32
+    if (seconds >= -TWO32 && seconds <= TWO32) {
       // |ticks| < 2^32 × 10^9 < 2^63 but not always < 2^53: checked.
-      const ticks = Number(s) * this.#multiplier + fraction;
+      const ticks = seconds * this.#multiplier + fraction;
       if (Number.isSafeInteger(ticks)) {
         out.u64(ticks >>> 0, Math.floor(ticks / TWO32) >>> 0);
         return true;
