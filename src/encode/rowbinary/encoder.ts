@@ -15,7 +15,8 @@ import type { ColumnWriter } from './column-writer.ts';
 import { isNull } from './column-writer.ts';
 import { QUOTE, checkSkipped, hasNoEscape, readStringInto, skipSpace, stringEnd, unescape, unescaped, ValueError } from './json-text.ts';
 import { writeMetadata, type MetadataName } from './metadata.ts';
-import { writeFieldValue } from './object-row.ts';
+import { fieldWriterFor, type FieldWriter } from './field-writers.ts';
+import { writeFieldWith } from './object-row.ts';
 import { RowBuffer } from './row-buffer.ts';
 import { StringWriter } from './strings.ts';
 import { writerFor, type WriterOptions } from './writers.ts';
@@ -38,6 +39,8 @@ const METADATA = new Set<string>(['_topic', '_partition', '_offset', '_key', '_t
 interface Column {
   readonly name: string;
   readonly writer: ColumnWriter;
+  /** The writer of object-row field values (fieldWriterFor(writer)): declined ones take the JSON path. */
+  readonly field: FieldWriter;
   /** DEFAULT expression: a missing field or a null is sent as "use the default". */
   readonly hasDefaultExpression: boolean;
   /** Filled from the source record, not from the row. */
@@ -59,7 +62,14 @@ export function typedEncoderFor(columns: readonly ColumnInfo[], options: TypedEn
     const writer = writerFor(c.type, writerOptions);
     if (typeof writer === 'string') return { uncovered: `column ${c.name} ${c.type}: ${writer}` };
     const isMeta = METADATA.has(c.name) && (!c.name.startsWith('_headers.') || headers);
-    built.push({ name: c.name, writer, hasDefaultExpression: c.defaultKind === 'DEFAULT', metadata: isMeta ? (c.name as MetadataName) : undefined, direct: writer instanceof StringWriter });
+    built.push({
+      name: c.name,
+      writer,
+      field: fieldWriterFor(writer),
+      hasDefaultExpression: c.defaultKind === 'DEFAULT',
+      metadata: isMeta ? (c.name as MetadataName) : undefined,
+      direct: writer instanceof StringWriter,
+    });
   }
   if (built.length === 0) return { uncovered: 'the table has no insertable column' };
   return new TypedEncoder(built);
@@ -244,7 +254,7 @@ class TypedEncoder implements RowEncoder {
   #fieldValue(buf: RowBuffer, column: Column, value: FieldValue): void {
     buf.u8(0);
     try {
-      writeFieldValue(buf, column.writer, value);
+      writeFieldWith(buf, column.field, column.writer, value);
     } catch (error) {
       throw this.#rejected(column, undefined, -1, -1, error);
     }
