@@ -3,9 +3,10 @@
 // writes only what ClickHouse's JSON input would read the same from the value's JSON form
 // (ObjectRowType.toJson) — integers into Int*/UInt* (wrapping to the width as ClickHouse does),
 // Bool, UUID text, Enum names and numbers, strings into String/FixedString, Timestamps into
-// DateTime/DateTime64 — and declines anything else (returns false having written nothing): a value
-// that would be refused, or one it does not cover, then takes the JSON path (object-row.ts), which
-// refuses it with the same message as before.
+// DateTime/DateTime64, arrays of these, null into Nullable — and declines anything else (returns
+// false having written nothing): a value that would be refused, or one it does not cover, then takes
+// the JSON path (object-row.ts), which refuses it with the same message as before.
+import { isUtf8 } from 'node:buffer';
 import { TimestampValue, type FieldValue } from '../../decode/row.ts';
 import type { ColumnWriter } from './column-writer.ts';
 import { isUtcZone } from './dates.ts';
@@ -26,15 +27,15 @@ const MAX_DATETIME = 4294967295n;
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
 /**
- * Timestamps a nullable column takes directly: years 1000 to 9999, where their JSON text
- * (object-row.ts timestampText: four-digit years) reads back to the same instant. Before the direct
- * writers, only non-nullable columns took Timestamps directly (at any instant); they still do.
+ * Timestamps a strict DateTime64 writer (build: Nullable columns, array elements) takes directly:
+ * years 1000 to 9999, where their JSON text (object-row.ts timestampText: four-digit years) reads
+ * back to the same instant. A non-nullable column takes every Timestamp directly, as it did before.
  */
-const NULLABLE_MIN_SECONDS = -30610224000n;
-const NULLABLE_END_SECONDS = 253402300800n;
+const STRICT_MIN_SECONDS = -30610224000n;
+const STRICT_END_SECONDS = 253402300800n;
 
-function outsideNullableRange(t: TimestampValue, restricted: boolean): boolean {
-  return restricted && (t.seconds < NULLABLE_MIN_SECONDS || t.seconds >= NULLABLE_END_SECONDS);
+function outsideStrictRange(t: TimestampValue, strict: boolean): boolean {
+  return strict && (t.seconds < STRICT_MIN_SECONDS || t.seconds >= STRICT_END_SECONDS);
 }
 
 /** Declines every value: the column is written through the JSON path. */
@@ -175,11 +176,22 @@ class EnumField implements FieldWriter {
 const TRUE = Buffer.from('true');
 const FALSE = Buffer.from('false');
 
-/** String (and LowCardinality(String)): text, bytes, integers' and booleans' JSON text. */
+/**
+ * String (and LowCardinality(String)): text, bytes, integers' and booleans' JSON text. `strict`
+ * (where the JSON path was taken before: Nullable and Array elements): text only when well-formed and
+ * bytes only when valid UTF-8 — else their JSON text differs from them and that path decides.
+ */
 class StringField implements FieldWriter {
+  readonly #strict: boolean;
+
+  constructor(strict: boolean) {
+    this.#strict = strict;
+  }
+
   write(out: RowBuffer, value: FieldValue): boolean {
     switch (typeof value) {
       case 'string':
+        if (this.#strict && !value.isWellFormed()) return false;
         out.text(value);
         return true;
       case 'bigint':
@@ -196,10 +208,38 @@ class StringField implements FieldWriter {
       }
     }
     if (value instanceof Uint8Array) {
+      if (this.#strict && !isUtf8(value)) return false;
       out.string(value, 0, value.length);
       return true;
     }
     return false;
+  }
+}
+
+/** Array(T): a JS array whose elements T's writer takes all (null only when T is nullable). */
+class ArrayField implements FieldWriter {
+  readonly #element: FieldWriter;
+  readonly #nullable: boolean;
+
+  constructor(element: FieldWriter, nullable: boolean) {
+    this.#element = element;
+    this.#nullable = nullable;
+  }
+
+  write(out: RowBuffer, value: FieldValue): boolean {
+    if (!Array.isArray(value)) return false;
+    const items = value as readonly FieldValue[];
+    const at = out.pos;
+    out.varUInt(items.length);
+    for (let k = 0; k < items.length; k++) {
+      const item = items[k];
+      // A null element of a non-nullable type is its zero in the JSON path: left to it (rare).
+      if (item === undefined || (item === null && !this.#nullable) || !this.#element.write(out, item)) {
+        out.pos = at;
+        return false;
+      }
+    }
+    return true;
   }
 }
 
@@ -244,17 +284,17 @@ class DateTime64Field implements FieldWriter {
   readonly #multiplier: number;
   readonly #bigMultiplier: bigint;
   readonly #divisor: number;
-  readonly #restricted: boolean;
+  readonly #strict: boolean;
 
-  constructor(scale: number, restricted: boolean) {
-    this.#restricted = restricted;
+  constructor(scale: number, strict: boolean) {
+    this.#strict = strict;
     this.#multiplier = 10 ** scale;
     this.#bigMultiplier = 10n ** BigInt(scale);
     this.#divisor = 10 ** (9 - scale);
   }
 
   write(out: RowBuffer, value: FieldValue): boolean {
-    if (!(value instanceof TimestampValue) || outsideNullableRange(value, this.#restricted)) return false;
+    if (!(value instanceof TimestampValue) || outsideStrictRange(value, this.#strict)) return false;
     const fraction = Math.floor(value.nanos / this.#divisor);
     const s = value.seconds;
     const seconds = Number(s); // exact when |s| ≤ 2^32; a larger magnitude converts to more than 2^32
@@ -328,8 +368,12 @@ function unwrap(node: TypeNode): TypeNode {
   }
 }
 
-/** `inNullable`: the value type of a Nullable column (DateTime64 Timestamps then only in NULLABLE_*_SECONDS; DateTime none). */
-function build(whole: TypeNode, nullable: boolean, inNullable: boolean): FieldWriter {
+/**
+ * `strict`: the values of a Nullable column or of array elements, which took the JSON path before
+ * the direct writers: taken directly only where that path reads the same (a nullable DateTime never:
+ * ClickHouse refuses the fraction of its text; DateTime64 Timestamps in years 1000–9999).
+ */
+function build(whole: TypeNode, nullable: boolean, strict: boolean): FieldWriter {
   const node = unwrap(whole);
   const { name, args } = node;
   if (name === 'Nullable') {
@@ -343,7 +387,7 @@ function build(whole: TypeNode, nullable: boolean, inNullable: boolean): FieldWr
   if (int !== undefined && args.length === 0) return new IntField(int[0], int[1]);
   switch (name) {
     case 'String':
-      return args.length === 0 ? new StringField() : JSON_ONLY;
+      return args.length === 0 ? new StringField(strict) : JSON_ONLY;
     case 'Bool':
       return new BoolField();
     case 'UUID':
@@ -354,13 +398,14 @@ function build(whole: TypeNode, nullable: boolean, inNullable: boolean): FieldWr
     }
     case 'DateTime': {
       const zone = args[0];
-      return zone === undefined || (zone.kind === 'string' && isUtcZone(zone.value) && !inNullable) ? new DateTimeField() : JSON_ONLY;
+      if (strict) return JSON_ONLY;
+      return zone === undefined || (zone.kind === 'string' && isUtcZone(zone.value)) ? new DateTimeField() : JSON_ONLY;
     }
     case 'DateTime64': {
       const scale = args[0];
       const zone = args[1];
       if (scale?.kind !== 'number' || scale.value < 0 || scale.value > 9) return JSON_ONLY;
-      return zone === undefined || (zone.kind === 'string' && isUtcZone(zone.value)) ? new DateTime64Field(scale.value, inNullable) : JSON_ONLY;
+      return zone === undefined || (zone.kind === 'string' && isUtcZone(zone.value)) ? new DateTime64Field(scale.value, strict) : JSON_ONLY;
     }
     case 'Enum8':
     case 'Enum16': {
@@ -370,6 +415,12 @@ function build(whole: TypeNode, nullable: boolean, inNullable: boolean): FieldWr
         entries.push({ name: a.name, value: a.value });
       }
       return entries.length === 0 ? JSON_ONLY : new EnumField(name === 'Enum8' ? 8 : 16, entries);
+    }
+    case 'Array': {
+      const element = args[0];
+      if (element?.kind !== 'type' || args.length !== 1) return JSON_ONLY;
+      const elementNullable = unwrap(element.type).name === 'Nullable';
+      return new ArrayField(build(element.type, elementNullable, true), elementNullable);
     }
     default:
       return JSON_ONLY;

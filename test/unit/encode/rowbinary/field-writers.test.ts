@@ -231,10 +231,45 @@ test('DateTime and DateTime64 from a Timestamp; in a Nullable DateTime64 column 
   same('DateTime', 1696406009, false);
 });
 
-test('types without a direct writer (Date, Array, Map) take the JSON path whole', () => {
+test('types without a direct writer (Date, Map) take the JSON path whole', () => {
   same('Date', '2023-10-04', false);
-  same('Array(Int64)', [1, 2n], false);
   same('Map(String, UInt8)', { a: 1 }, false);
+});
+
+test('Nullable(String) and Nullable(DateTime) take directly only what the JSON path reads the same', () => {
+  same('Nullable(String)', 'a\ud800', false); // a lone high surrogate: refused by the JSON path
+  assert.ok('error' in both('Nullable(String)', 'a\ud800').direct);
+  same('Nullable(String)', 'a\udc00', false);
+  same('Nullable(String)', Buffer.from('é\n'), true, '0003c3a90a');
+  same('Nullable(String)', Buffer.from([0x61, 0xff]), false); // invalid UTF-8: its JSON text differs
+  // A non-nullable String takes text and bytes as they are, as before the direct writers.
+  assert.deepEqual(both('String', Buffer.from([0x61, 0xff])).direct, { hex: '0261ff' });
+  same('Nullable(DateTime)', new TimestampValue(1696406009n, 0), false);
+  same('Nullable(DateTime)', null, true, '01');
+});
+
+test('Array(T): elements through the direct writer of T, the count as a varint; any element declined sends the whole array to the JSON path', () => {
+  same('Array(String)', [], true, '00');
+  same('Array(String)', ['a', 'bc', ''], true, '03' + '0161' + '026263' + '00');
+  same(
+    'Array(String)',
+    Array.from({ length: 200 }, () => 'x'),
+    true,
+    'c801' + '0178'.repeat(200),
+  );
+  same('Array(Int64)', [1, -2n, 9223372036854775807n], true, '03' + le(8, 1n) + le(8, -2n) + le(8, 9223372036854775807n));
+  same('Array(UInt8)', [1, -1], false);
+  assert.deepEqual(both('Array(UInt8)', [1, -1]).direct, { error: "Unsigned type must not contain '-' symbol" });
+  same('Array(Int64)', [1, null], false); // null element of a non-nullable type: its zero, by the JSON path
+  same('Array(Nullable(String))', ['a', null], true, '02' + '000161' + '01');
+  same('Array(LowCardinality(String))', ['a'], true, '01' + '0161');
+  same('Array(String)', ['a', '\ud800'], false);
+  same('Array(Array(UInt8))', [[1, 2], []], true, '02' + '020102' + '00');
+  same("Array(Enum8('a' = 1))", ['a', 1], true, '02' + '0101');
+  same('Array(DateTime64(3))', [new TimestampValue(1696406009n, 123456789)], true, '01' + le(8, 1696406009123n));
+  same('Array(DateTime64(3))', [new TimestampValue(253402300800n, 0)], false);
+  same('Array(DateTime)', [new TimestampValue(1696406009n, 0)], false);
+  same('Array(String)', 'not an array', false);
 });
 
 test('the typed encoder from an object row: absent = DEFAULT/type default, null = null byte or zero, refusals are INSERTER_ENCODE_REJECTED', () => {
