@@ -37,6 +37,24 @@ export class LaneDelivery {
     if (batch !== undefined) this.enqueue(lane, batch);
   }
 
+  /**
+   * Memory is full: when open batches hold at least half of it, the largest goes now instead of at
+   * its age, so the source waits for an insert rather than for a clock (and batches stay as large
+   * as the budget allows).
+   */
+  flushLargest(): void {
+    let largest: Lane | undefined;
+    let open = 0;
+    for (const state of this.#rt.partitions.values()) {
+      for (const lane of state.lanes.values()) {
+        const bytes = lane.open?.bytes ?? 0;
+        open += bytes;
+        if (bytes > (largest?.open?.bytes ?? 0) && !lane.stop.signal.aborted) largest = lane;
+      }
+    }
+    if (largest !== undefined && open * 2 >= this.#rt.config.maxBufferedBytes) this.flush(largest);
+  }
+
   enqueue(lane: Lane, batch: Batch): void {
     batch.generation = this.#rt.partitions.get(partitionKey(lane.topic, lane.partition))?.generation ?? 0;
     const delivery = lane.tail.then(() => this.#deliverHolding(lane, batch));

@@ -29,7 +29,6 @@ import { Rewinder } from '../source/rewinder.ts';
 import type { PartitionRef, Source, SourceHandler, SourceRecord } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import type { Lane } from '../batch/lane.ts';
 import { Deliverer } from './deliver.ts';
 import { LaneDelivery } from './lane-delivery.ts';
 import { Ownership } from './ownership.ts';
@@ -231,27 +230,9 @@ export class Pipeline implements SourceHandler {
     // A batch being re-formed (in any partition) needs its remaining rows before anything can drain:
     // never wait then.
     if (rt.budget.over && !rt.anyReplaying()) {
-      this.#flushLargest();
+      this.#delivery.flushLargest(); // memory is full: the largest open batch goes now, not at its age
       return rt.budget.waitForDrain();
     }
-  }
-
-  /**
-   * Memory is full: when open batches hold at least half of it, the largest goes now instead of at
-   * its age, so the source waits for an insert rather than for a clock (and batches stay as large
-   * as the budget allows).
-   */
-  #flushLargest(): void {
-    let largest: Lane | undefined;
-    let open = 0;
-    for (const state of this.#rt.partitions.values()) {
-      for (const lane of state.lanes.values()) {
-        const bytes = lane.open?.bytes ?? 0;
-        open += bytes;
-        if (bytes > (largest?.open?.bytes ?? 0) && !lane.stop.signal.aborted) largest = lane;
-      }
-    }
-    if (largest !== undefined && open * 2 >= this.#rt.config.maxBufferedBytes) this.#delivery.flush(largest);
   }
 
   #routeRecord(state: PartitionState, route: RouteConfig, record: SourceRecord, chunk: AckChunk): void {
