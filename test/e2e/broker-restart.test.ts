@@ -47,6 +47,19 @@ async function produceThrough(messages: Array<{ key: Buffer | null; value: Buffe
   }
 }
 
+const counts = async (): Promise<[number, number]> => {
+  const [n, u] = (await ch.query('SELECT count(), uniqExact(uuid) FROM posthog.events')).trim().split('\t').map(Number);
+  return [n ?? 0, u ?? 0];
+};
+const offsets = (): Promise<[bigint[], bigint[]]> => Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 3), endOffsets(broker.bootstrap, topic)]);
+
+/** What was seen when a step failed: rows, offsets and the end of inserter's log (each best effort). */
+async function seen(): Promise<string> {
+  const [rows, positions, log] = await Promise.all([counts().catch(String), offsets().catch(String), inserter?.log().catch(String)]);
+  const shown = Array.isArray(positions) ? `committed ${positions[0].join(',')}; end ${positions[1].join(',')}` : positions;
+  return `rows [count, unique]: ${JSON.stringify(rows)}; ${shown}\n${log?.slice(-3000)}`;
+}
+
 test('broker restarts mid-stream: exactly once', async () => {
   const messages = [...generate('clickhouse_events_json', { seed: 5, count: TOTAL, teams: 20 })].map((m) => ({ key: m.key, value: m.value }));
   inserter = await startInserter({
@@ -56,27 +69,26 @@ test('broker restarts mid-stream: exactly once', async () => {
     batch: { maxRows: 400, maxAgeMs: 200 },
     commitIntervalMs: 300,
   });
-  await produceThrough(messages.slice(0, 2_000));
-  await waitFor(async () => Number((await ch.query('SELECT count() FROM posthog.events')).trim()) > 0, 'first rows', 60_000);
-  await broker.restart();
-  await produceThrough(messages.slice(2_000, 4_000));
-  await broker.restart();
-  await produceThrough(messages.slice(4_000));
-  const counts = async (): Promise<[number, number]> => {
-    const [n, u] = (await ch.query('SELECT count(), uniqExact(uuid) FROM posthog.events')).trim().split('\t').map(Number);
-    return [n ?? 0, u ?? 0];
-  };
-  await waitFor(async () => (await counts())[1] === TOTAL, `${TOTAL} events`, 180_000).catch(async (error: unknown) => {
-    throw new Error(`${String(error)}: ${JSON.stringify(await counts())}\n${(await inserter?.log())?.slice(-3000)}`);
-  });
-  await waitFor(
-    async () => {
-      const [committed, end] = await Promise.all([committedOffsets(broker.bootstrap, `${topic}-group`, topic, 3), endOffsets(broker.bootstrap, topic)]);
-      return committed.every((c, p) => c === end[p]);
-    },
-    'committed offsets at the log end',
-    60_000,
-  );
-  assert.deepEqual(await counts(), [TOTAL, TOTAL], 'exactly once across two broker restarts');
+  try {
+    await produceThrough(messages.slice(0, 2_000));
+    await waitFor(async () => (await counts())[0] > 0, 'first rows', 60_000);
+    await broker.restart();
+    await produceThrough(messages.slice(2_000, 4_000));
+    await broker.restart();
+    await produceThrough(messages.slice(4_000));
+    await waitFor(async () => (await counts())[1] === TOTAL, `${TOTAL} events`, 180_000);
+    await waitFor(
+      async () => {
+        const [committed, end] = await offsets();
+        return committed.every((c, p) => c === end[p]);
+      },
+      'committed offsets at the log end',
+      60_000,
+    );
+    assert.deepEqual(await counts(), [TOTAL, TOTAL], 'exactly once across two broker restarts');
+  } catch (error) {
+    // A CI log keeps little: the failure carries what was seen.
+    throw new Error(`${String(error)}\n${await seen()}`, { cause: error });
+  }
   assert.equal(await inserter.stop(), 0);
 });
