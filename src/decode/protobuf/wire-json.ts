@@ -11,7 +11,8 @@ import { FeatureSet_FieldPresence } from '@bufbuild/protobuf/wkt';
 import type { FieldReader, TimestampValue } from '../row.ts';
 import type { JsonWriter } from './json-writer.ts';
 import { listWrite, scalarWrite, TIMESTAMP, WRAPPERS, type Write } from './row-type.ts';
-import { cur, varint32, type WireField } from './wire.ts';
+import { cur, varint32 } from './wire.ts';
+import type { WireField } from './wire-plan.ts';
 import type { WireMessage } from './wire-readers.ts';
 
 /** Writes one field (`,"name":value`, no comma when first); returns whether it wrote it. */

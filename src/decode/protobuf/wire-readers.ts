@@ -5,7 +5,8 @@
 // allocates only its result (strings, bigints, arrays, TimestampValue).
 import { ScalarType, type DescField } from '@bufbuild/protobuf';
 import { TimestampValue, type FieldReader, type FieldValue } from '../row.ts';
-import { cur, skipKnown, skipUnknown, tag, varint32, varint64, WT_LEN, type WireField, type WirePlan } from './wire.ts';
+import { cur, skipKnown, skipUnknown, tag, varint32, varint64, WT_LEN } from './wire.ts';
+import type { WireField, WirePlan } from './wire-plan.ts';
 
 /** A row's values: the message's bytes [start, end) of `buf` and its field index at `slab[base..]`. */
 export class WireMessage {

@@ -23,7 +23,8 @@ import type { FieldReader, ObjectRowType } from '../row.ts';
 import { JsonWriter } from './json-writer.ts';
 import { TIMESTAMP, WRAPPERS, type ProtobufRowType, type RowTypes } from './row-type.ts';
 import { wireJsonWriter } from './wire-json.ts';
-import { checkPacked, checkValue, cur, skipUnknown, tag, wireReadable, WirePlans, K_MAP, WT_LEN, type WireField, type WirePlan } from './wire.ts';
+import { checkPacked, checkValue, cur, skipUnknown, tag, WT_LEN } from './wire.ts';
+import { K_MAP, wireReadable, WirePlans, type WireField, type WirePlan } from './wire-plan.ts';
 import { enumConvert, listReader, moveOver, oneofScalarReader, scalarReader, scalarReadFn, timestampReader, WireMessage, wrapperReader, zeroOf } from './wire-readers.ts';
 
 export { WireMessage };

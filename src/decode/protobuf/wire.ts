@@ -1,7 +1,8 @@
 // Owns reading Protobuf's binary wire format straight from a record's bytes, without building a
 // message object: varints, 64-bit integers (as lo/hi words, then bigint), fixed-width numbers, and
-// the validation walk of a message (every field, nested messages recursively) that decides at decode
-// time whether the bytes are a message of the type, as @bufbuild/protobuf's `fromBinary` would:
+// the validation walk of a message (every field, nested messages recursively, by its plan in
+// wire-plan.ts) that decides at decode time whether the bytes are a message of the type, as
+// @bufbuild/protobuf's `fromBinary` would:
 //
 // - a field of the type is read by its declared type whatever its wire type (as protobuf-es does),
 //   except that a repeated scalar with wire type 2 is packed; unknown fields are skipped by their
@@ -16,8 +17,8 @@
 //
 // The reads share one cursor (`cur`): decoding is synchronous, reads never interleave.
 import { isUtf8 } from 'node:buffer';
-import { ScalarType, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import { DecodeError } from '../../errors/inserter-error.ts';
+import { K_BYTES, K_FIXED32, K_FIXED64, K_MAP, K_MESSAGE, K_STRING, K_VARINT, type WireField, type WirePlan } from './wire-plan.ts';
 
 export const WT_VARINT = 0;
 export const WT_I64 = 1;
@@ -26,17 +27,6 @@ export const WT_START_GROUP = 3;
 export const WT_END_GROUP = 4;
 export const WT_I32 = 5;
 
-/** What a value occupies on the wire, by its declared type. */
-export const K_VARINT = 0;
-export const K_FIXED32 = 1;
-export const K_FIXED64 = 2;
-/** Length-delimited text checked to be UTF-8. */
-export const K_STRING = 3;
-/** Length-delimited bytes (and strings without UTF-8 validation). */
-export const K_BYTES = 4;
-export const K_MESSAGE = 5;
-export const K_MAP = 6;
-
 /** protobuf-es's recursion limit (messages nested, the top level counting as 1). */
 const RECURSION_LIMIT = 100;
 /** Strings shorter than this are checked for ASCII byte by byte before asking for a UTF-8 check. */
@@ -44,134 +34,6 @@ const SHORT_STRING = 24;
 
 /** The shared cursor: the position of the next read, the last 64-bit varint as two words, the payload's end. */
 export const cur = { pos: 0, lo: 0, hi: 0, limit: 0 };
-
-/** A field as the wire walk sees it. */
-export interface WireField {
-  readonly number: number;
-  /** The field's position in its message's `fields`. */
-  readonly index: number;
-  readonly desc: DescField;
-  /** The extent of a singular value or a list element (K_*). */
-  readonly kind: number;
-  /** A repeated scalar or enum: wire type 2 means packed. */
-  readonly packable: boolean;
-  readonly list: boolean;
-  /** Message kinds: the nested plan (filled lazily: recursive types). */
-  message: WirePlan | undefined;
-  /** Maps: the key's and the value's kinds. */
-  readonly mapKey: number;
-  readonly mapValue: number;
-}
-
-/** A message type as the wire walk sees it: its fields and the lookup by field number. */
-export class WirePlan {
-  readonly desc: DescMessage;
-  readonly fields: WireField[] = [];
-  #dense: Int32Array = new Int32Array(0);
-  readonly #sparse = new Map<number, number>();
-
-  constructor(desc: DescMessage) {
-    this.desc = desc;
-  }
-
-  /** Builds the field list (after the plan is registered: recursive types find it). */
-  fill(plans: WirePlans): void {
-    let max = 0;
-    for (const f of this.desc.fields) max = Math.max(max, f.number);
-    if (max <= 4096) this.#dense = new Int32Array(max + 1).fill(-1);
-    this.desc.fields.forEach((f, index) => {
-      const field = wireField(f, index, plans);
-      this.fields.push(field);
-      if (f.number < this.#dense.length) this.#dense[f.number] = index;
-      else this.#sparse.set(f.number, index);
-    });
-  }
-
-  /** The index of the field of that number, or -1. */
-  indexOf(number: number): number {
-    return number < this.#dense.length ? (this.#dense[number] ?? -1) : (this.#sparse.get(number) ?? -1);
-  }
-}
-
-/** The plans of one schema source, one per message type. */
-export class WirePlans {
-  readonly #plans = new Map<DescMessage, WirePlan>();
-
-  of(desc: DescMessage): WirePlan {
-    let plan = this.#plans.get(desc);
-    if (plan === undefined) {
-      plan = new WirePlan(desc);
-      this.#plans.set(desc, plan);
-      plan.fill(this);
-    }
-    return plan;
-  }
-}
-
-function wireField(f: DescField, index: number, plans: WirePlans): WireField {
-  const base = { number: f.number, index, desc: f, message: undefined as WirePlan | undefined, mapKey: K_VARINT, mapValue: K_VARINT };
-  switch (f.fieldKind) {
-    case 'scalar':
-      return { ...base, kind: scalarKind(f.scalar, f.utf8Validation), packable: false, list: false };
-    case 'enum':
-      return { ...base, kind: K_VARINT, packable: false, list: false };
-    case 'message':
-      return { ...base, kind: K_MESSAGE, packable: false, list: false, message: plans.of(f.message) };
-    case 'list':
-      if (f.listKind === 'message') return { ...base, kind: K_MESSAGE, packable: false, list: true, message: plans.of(f.message) };
-      if (f.listKind === 'enum') return { ...base, kind: K_VARINT, packable: true, list: true };
-      return { ...base, kind: scalarKind(f.scalar, f.utf8Validation), packable: f.scalar !== ScalarType.STRING && f.scalar !== ScalarType.BYTES, list: true };
-    case 'map': {
-      const mapValue = f.mapKind === 'message' ? K_MESSAGE : f.mapKind === 'enum' ? K_VARINT : scalarKind(f.scalar, f.utf8Validation);
-      return {
-        ...base,
-        kind: K_MAP,
-        packable: false,
-        list: false,
-        message: f.mapKind === 'message' ? plans.of(f.message) : undefined,
-        mapKey: scalarKind(f.mapKey, f.utf8Validation),
-        mapValue,
-      };
-    }
-  }
-}
-
-export function scalarKind(scalar: ScalarType, utf8: boolean): number {
-  switch (scalar) {
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-    case ScalarType.FLOAT:
-      return K_FIXED32;
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64:
-    case ScalarType.DOUBLE:
-      return K_FIXED64;
-    case ScalarType.STRING:
-      return utf8 ? K_STRING : K_BYTES;
-    case ScalarType.BYTES:
-      return K_BYTES;
-    default:
-      return K_VARINT;
-  }
-}
-
-/** Whether the walk can read every message reachable from this type (no groups: delimited encoding). */
-export function wireReadable(desc: DescMessage, seen = new Set<DescMessage>()): boolean {
-  if (seen.has(desc)) return true;
-  seen.add(desc);
-  for (const f of desc.fields) {
-    let nested: DescMessage | undefined;
-    if (f.fieldKind === 'message') {
-      if (f.delimitedEncoding) return false;
-      nested = f.message;
-    } else if (f.fieldKind === 'list' && f.listKind === 'message') {
-      if (f.delimitedEncoding) return false;
-      nested = f.message;
-    } else if (f.fieldKind === 'map' && f.mapKind === 'message') nested = f.message;
-    if (nested !== undefined && !wireReadable(nested, seen)) return false;
-  }
-  return true;
-}
 
 export function malformed(what: string): never {
   throw new DecodeError('INSERTER_DECODE_BAD_PROTOBUF', what);
