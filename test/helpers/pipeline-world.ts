@@ -1,12 +1,14 @@
 // A small in-memory world for driving the real Pipeline in unit tests, with real timers: a source
-// fed by the test (rewinds switch when the test says so), a warehouse that deduplicates by token,
-// a dead-letter topic whose writes the test can hold, a ledger store that can "die", and a
-// destinations provider whose per-team lookups the test answers or fails.
+// fed by the test (one or several partitions; rewinds switch when the test says so), a warehouse
+// that deduplicates by token, a dead-letter topic whose writes the test can hold, a ledger store
+// that can "die", and a destinations provider whose per-team lookups the test answers or fails.
 import { tmpdir } from 'node:os';
 import { MemoryLedgerStore, type LedgerJson } from '../../src/ack/ledger.ts';
 import { buildConfig, type Config, type DestinationConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import type { DecoderFactory } from '../../src/decode/types.ts';
 import type { DeadLetterReason, DeadLetterSink } from '../../src/deadletter/types.ts';
+import type { EncoderFactory } from '../../src/encode/types.ts';
 import { AbortedError } from '../../src/errors/inserter-error.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import type { DestinationProvider, DestinationSnapshot } from '../../src/route/provider.ts';
@@ -39,26 +41,44 @@ export function event(offset: number, team: number | undefined, pad = 0): Source
 }
 
 /**
- * A partition's log, read in order like the Kafka source: appended records are delivered with
- * backpressure honoured, and a rewind starts again from the committed position at once.
+ * The log of a topic's partitions in one stream, read in append order like the Kafka source:
+ * appended records of the partitions it owns are delivered with backpressure honoured (records of
+ * others are skipped), and a rewind reads every owned partition again from its committed position.
+ * Owns partition 0 unless told otherwise; `assign`/`revoke` change what it owns and tell the pipeline.
  */
 export class FedSource implements Source {
   handler: SourceHandler | undefined;
   readonly log: SourceRecord[] = [];
   readonly commits: CommitPosition[] = [];
+  readonly owned: Set<number>;
   rewinds = 0;
   /** While set, a rewind waits for `releaseRewind()` (a slow switch: deliveries started before it go on). */
   holdRewinds = false;
   #heldRewind: (() => void) | undefined;
   #cursor = 0;
+  /** After a rewind: per partition, the position it is read again from (records below it are skipped). */
+  #from = new Map<number, bigint>();
   #pumping: Promise<void> | undefined;
   #stopped: (() => void) | undefined;
+  /** Like the Kafka source: `run` ends only after the record being handed over is accepted. */
+  readonly #kafkaLike: boolean;
+  #signal: AbortSignal | undefined;
+
+  constructor(options: { partitions?: readonly number[]; kafkaLike?: boolean } = {}) {
+    this.owned = new Set(options.partitions ?? [0]);
+    this.#kafkaLike = options.kafkaLike ?? false;
+  }
 
   run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
     this.handler = handler;
+    this.#signal = signal;
     return new Promise((resolve) => {
       this.#stopped = resolve;
-      signal.addEventListener('abort', () => resolve(), { once: true });
+      const onAbort = (): void => {
+        if (!this.#kafkaLike || this.#pumping === undefined) resolve();
+        else void this.#pumping.finally(() => resolve());
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -69,8 +89,8 @@ export class FedSource implements Source {
   rewind(onSwitch: () => void): Promise<void> {
     this.rewinds++;
     const switchNow = (): void => {
-      const committed = this.committed;
-      this.#cursor = committed < 0n ? 0 : Number(committed);
+      this.#from = new Map([...this.owned].map((p) => [p, this.committedAt(p) < 0n ? 0n : this.committedAt(p)]));
+      this.#cursor = 0;
       onSwitch();
       void this.#pump();
     };
@@ -99,9 +119,30 @@ export class FedSource implements Source {
     this.#stopped?.();
   }
 
+  /** The pipeline is assigned these partitions (of TOPIC), and the source reads them. */
+  assign(handler: SourceHandler, partitions: readonly number[]): void {
+    for (const p of partitions) this.owned.add(p);
+    handler.onAssigned(partitions.map((partition) => ({ topic: TOPIC, partition })));
+  }
+
+  /** The pipeline loses these partitions, and the source reads them no more. */
+  revoke(handler: SourceHandler, partitions: readonly number[]): void {
+    for (const p of partitions) this.owned.delete(p);
+    handler.onRevoked(partitions.map((partition) => ({ topic: TOPIC, partition })));
+  }
+
   /** The position last committed for partition 0, or -1. */
   get committed(): bigint {
-    return this.commits.at(-1)?.offset ?? -1n;
+    return this.committedAt(0);
+  }
+
+  /** The position last committed for `partition`, or -1. */
+  committedAt(partition: number): bigint {
+    for (let i = this.commits.length - 1; i >= 0; i--) {
+      const c = this.commits[i] as CommitPosition;
+      if (c.partition === partition) return c.offset;
+    }
+    return -1n;
   }
 
   /** Everything appended has been handed to the pipeline (and accepted: no backpressure pending). */
@@ -120,8 +161,10 @@ export class FedSource implements Source {
     this.#pumping ??= (async () => {
       await Promise.resolve(); // the body never finishes before #pumping is set
       try {
-        while (this.#cursor < this.log.length) {
-          const waiting = handler.onRecord(this.log[this.#cursor++] as SourceRecord);
+        while (this.#cursor < this.log.length && this.#signal?.aborted !== true) {
+          const record = this.log[this.#cursor++] as SourceRecord;
+          if (!this.owned.has(record.partition) || record.offset < (this.#from.get(record.partition) ?? 0n)) continue;
+          const waiting = handler.onRecord(record);
           if (waiting !== undefined) await waiting;
         }
       } finally {
@@ -259,9 +302,23 @@ export interface World {
   readonly ref: PartitionRef;
 }
 
-/** Starts a pipeline on the given parts and assigns it partition 0. Call `pipeline.destroy()` or `close()` at the end. */
-export function startWorld(parts: { config: Config; warehouse: TokenWarehouse; deadLetters?: DeadLetterSink; ledgers?: MemoryLedgerStore; provider?: DestinationProvider }): World {
-  const source = new FedSource();
+export interface WorldParts {
+  readonly config: Config;
+  readonly warehouse: TokenWarehouse;
+  readonly deadLetters?: DeadLetterSink;
+  readonly ledgers?: MemoryLedgerStore;
+  readonly provider?: DestinationProvider;
+  readonly decoders?: DecoderFactory;
+  readonly encoders?: EncoderFactory;
+  /** The source (a FedSource of partition 0 if not given). */
+  readonly source?: FedSource;
+  /** The partitions assigned at the start (partition 0 if not given). */
+  readonly partitions?: readonly number[];
+}
+
+/** Starts a pipeline on the given parts and assigns it its partitions. Call `pipeline.destroy()` or `close()` at the end. */
+export function startWorld(parts: WorldParts): World {
+  const source = parts.source ?? new FedSource();
   const pipeline = new Pipeline({
     config: parts.config,
     source,
@@ -269,13 +326,14 @@ export function startWorld(parts: { config: Config; warehouse: TokenWarehouse; d
     deadLetters: parts.deadLetters ?? new HeldDeadLetters(),
     ledgers: parts.ledgers ?? new MemoryLedgerStore(),
     ...(parts.provider === undefined ? {} : { provider: parts.provider }),
+    ...(parts.decoders === undefined ? {} : { decoders: parts.decoders }),
+    ...(parts.encoders === undefined ? {} : { encoders: parts.encoders }),
     logger: createLogger(process.env.TEST_LOG ?? 'silent'),
     metrics: new Metrics(),
   });
   void pipeline.start();
-  const ref = { topic: TOPIC, partition: 0 };
-  pipeline.onAssigned([ref]);
-  return { pipeline, source, ref };
+  source.assign(pipeline, parts.partitions ?? [0]);
+  return { pipeline, source, ref: { topic: TOPIC, partition: 0 } };
 }
 
 /** Polls until `condition` holds (real time); fails with `what` after `timeoutMs`. */

@@ -13,7 +13,7 @@ import { GatedSchemas, rec, startMulti } from './world.ts';
 const config = () => worldConfig({ teams: { map: { 8: 'd1' } } });
 
 test('a record waiting for its schema while another partition is revoked is not dropped: it lands, and nothing is committed past it unresolved', {}, async () => {
-  // MultiSource keeps streaming p0 from where it was, like the Kafka source under groupProtocol
+  // FedSource keeps streaming p0 from where it was, like the Kafka source under groupProtocol
   // 'consumer' (KIP-848: a revocation alone refreshes no fetch offsets; source/kafka.ts #sync calls
   // onRevoked from its 250 ms timer while onRecord waits). Under 'classic' the rejoin refetches p0
   // from the committed position, but records already buffered past it are tracked first and the
@@ -29,10 +29,10 @@ test('a record waiting for its schema while another partition is revoked is not 
     schemas.open(0, 0);
     await fed;
     await source.append([rec(0, 1), rec(0, 2)]);
-    await until(() => source.committed(0) >= 3n || source.rewinds > 0, 'p0 committed to 3 (or a re-read)', 3_000).catch(() => undefined);
+    await until(() => source.committedAt(0) >= 3n || source.rewinds > 0, 'p0 committed to 3 (or a re-read)', 3_000).catch(() => undefined);
     await until(() => source.caughtUp, 'the source caught up');
     await pipeline.close(2_000);
-    const committed = source.committed(0);
+    const committed = source.committedAt(0);
     const landed = new Set(warehouse.uuids());
     const deadLettered = deadLetters.written.some((d) => d.offset === 0n);
     // The failing assertion: committed = 3, p0-u0 neither inserted nor dead-lettered, no rewind.
@@ -61,7 +61,7 @@ test('control: a record waiting for its schema across a rewind requested and com
     schemas.open(0, 0);
     await fed;
     await source.append([rec(0, 1), rec(0, 2)]);
-    await until(() => source.committed(0) >= 3n, 'p0 committed to 3');
+    await until(() => source.committedAt(0) >= 3n, 'p0 committed to 3');
     await pipeline.close(2_000);
     const landed = warehouse.uuids().filter((u) => u.startsWith('p0-'));
     assert.deepEqual([...landed].sort(), ['p0-u0', 'p0-u1', 'p0-u2']);
@@ -110,7 +110,7 @@ test('control: the ledger-load path (no staleness check) across a rewind request
     ledgers.answer();
     await fed;
     await source.append([rec(0, 1), rec(0, 2)]);
-    await until(() => source.committed(0) >= 3n, 'p0 committed to 3');
+    await until(() => source.committedAt(0) >= 3n, 'p0 committed to 3');
     await pipeline.close(2_000);
     assert.deepEqual(
       warehouse
@@ -136,7 +136,7 @@ test('control: a partition revoked and assigned again while its first record wai
     await until(() => ledgers.loading === 1, 'the new state loading its ledger');
     ledgers.answer();
     await fed;
-    await until(() => source.committed(0) >= 2n, 'p0 committed to 2');
+    await until(() => source.committedAt(0) >= 2n, 'p0 committed to 2');
     await pipeline.close(2_000);
     assert.deepEqual(warehouse.uuids().sort(), ['p0-u0', 'p0-u1']);
   } finally {
