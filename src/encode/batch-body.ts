@@ -6,16 +6,18 @@ import type { Row } from '../decode/row.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { WarehouseError } from '../sink/errors.ts';
 import type { SourceRecord } from '../source/types.ts';
+import { bodyBlocks } from './block-pool.ts';
 import { ByteChunks } from './byte-chunks.ts';
 import type { RowEncoder } from './types.ts';
 
 /**
  * The range's insert body. A row the encoder refuses (a typed encoder meeting a value the warehouse
  * would reject too) fails the range as the warehouse would, naming that row: it is isolated and
- * dead-lettered like any rejected row, and nothing was sent.
+ * dead-lettered like any rejected row, and nothing was sent. The body's blocks come from the
+ * process's pool (block-pool.ts): the caller releases it once nothing can read it any more.
  */
 export function encodeRange(encoder: RowEncoder, batch: Batch, from: number, to: number, excluded: readonly number[] = noRows): ByteChunks {
-  const out = new ByteChunks();
+  const out = new ByteChunks(bodyBlocks);
   let i = from;
   // The body's row number of row i (what a warehouse's "(at row N)" counts): excluded rows are not in it.
   let bodyRow = 0;
@@ -30,6 +32,7 @@ export function encodeRange(encoder: RowEncoder, batch: Batch, from: number, to:
       encoder.write(out, batch.records[i] as SourceRecord, batch.rows[i] as Row, batch.teams[i]);
     }
   } catch (error) {
+    out.release(); // nothing has seen it
     if ((error as { code?: unknown }).code !== 'INSERTER_ENCODE_REJECTED') throw error;
     throw new WarehouseError(ErrorClasses.rowData, `${(error as Error).message} (at row ${bodyRow})`, undefined, error, bodyRow);
   }

@@ -1,6 +1,8 @@
 // Owns the in-memory body of a batch: rows appended into large reusable blocks instead of one
 // Buffer per row, so a 100k-row batch is a handful of allocations. Row boundaries are kept so any
-// contiguous sub-range of rows (for bisection) can be sent without copying.
+// contiguous sub-range of rows (for bisection) can be sent without copying. A body built on a
+// BlockPool takes its blocks from it and gives them back on release (block-pool.ts).
+import { BLOCK_SIZE, type BlockPool } from './block-pool.ts';
 
 export interface ByteSink {
   writeUtf8(text: string): void;
@@ -13,13 +15,20 @@ export interface ByteSink {
   writeRange?(bytes: Buffer, start: number, end: number): void;
 }
 
-const BLOCK_SIZE = 256 * 1024;
-
 export class ByteChunks implements ByteSink {
   readonly #blocks: Buffer[] = [];
+  readonly #pool: BlockPool | undefined;
+  /** The whole blocks taken from the pool (never a referenced value, a slice or an oversized block). */
+  readonly #taken: Buffer[] = [];
   #current: Buffer | undefined;
   #used = 0;
   #length = 0;
+  #released = false;
+
+  /** Without a pool, blocks are allocated and left to the collector. */
+  constructor(pool?: BlockPool) {
+    this.#pool = pool;
+  }
 
   get length(): number {
     return this.#length;
@@ -129,14 +138,37 @@ export class ByteChunks implements ByteSink {
     return out;
   }
 
+  /**
+   * Gives the pool's blocks back: the body and every slice of it must not be read or written again
+   * (its blocks go to other bodies). Referenced values are not the body's and are never given.
+   * Idempotent; a body without a pool only forgets its blocks.
+   */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#current = undefined;
+    this.#used = 0;
+    this.#length = 0;
+    this.#blocks.length = 0;
+    this.#pool?.give(this.#taken);
+    this.#taken.length = 0;
+  }
+
   #ensure(bytes: number): void {
     if (this.#current !== undefined && this.#used + bytes <= this.#current.length) return;
     this.#seal();
-    this.#current = Buffer.allocUnsafe(Math.max(BLOCK_SIZE, bytes));
+    if (this.#pool !== undefined && bytes <= BLOCK_SIZE) {
+      this.#current = this.#pool.take();
+      this.#taken.push(this.#current);
+    } else {
+      this.#current = Buffer.allocUnsafe(Math.max(BLOCK_SIZE, bytes));
+    }
     this.#used = 0;
   }
 
+  /** Ends the current block (every block change, large value and slice passes here). */
   #seal(): void {
+    if (this.#released) throw new Error('ByteChunks: a released body was used again');
     if (this.#current !== undefined && this.#used > 0) this.#blocks.push(this.#current.subarray(0, this.#used));
     this.#current = undefined;
     this.#used = 0;

@@ -7,6 +7,7 @@
 // row is in the warehouse, in the dead-letter topic or dropped by an explicit policy.
 import type { PartReason } from '../ack/ledger.ts';
 import { encodeRange } from '../encode/batch-body.ts';
+import type { ByteChunks } from '../encode/byte-chunks.ts';
 import type { Config } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError } from '../errors/inserter-error.ts';
@@ -337,10 +338,11 @@ export class Deliverer {
     const labels = { destination: lane.destination.id, table: lane.table.table };
     await this.#gates.wait(lane.destination.id, range, signal);
     let insert: InsertBatch;
+    let body: ByteChunks;
     try {
       const { encoder, fingerprint } = await schemas.live(sink, lane.route, lane.table, signal);
       range.fingerprint = fingerprint;
-      const body = encodeRange(encoder, batch, from, to, range.excluded);
+      body = encodeRange(encoder, batch, from, to, range.excluded);
       insert = {
         table: lane.table,
         format: encoder.format,
@@ -363,6 +365,9 @@ export class Deliverer {
       metrics.inserts.inc({ ...labels, outcome: 'error' });
       return this.#failed(range, error);
     }
+    // A landed insert's body was read whole; its blocks go to the next body. A failed one's are left to
+    // the collector: a failed request's body may still be read (a compressor's write, a socket's queue).
+    body.release();
     this.#landed.set(landedKey(lane), this.#landedIn(lane) + 1);
     metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
     metrics.inserts.inc({ ...labels, outcome: 'ok' });
