@@ -14,6 +14,7 @@ import { writeFixed } from './integers.ts';
 import type { RowBuffer } from './row-buffer.ts';
 import { DateTime64Field, DateTimeField } from './timestamp-fields.ts';
 import { parseType, type TypeNode } from './type-parser.ts';
+import { INTS } from './writers.ts';
 
 export interface FieldWriter {
   /**
@@ -33,39 +34,45 @@ class JsonOnly implements FieldWriter {
 
 const JSON_ONLY = new JsonOnly();
 
+/**
+ * A number or bigint as a safe integer, else NaN. Larger doubles print with an exponent or rounded
+ * digits (the JSON path reads that text); a bigint converts exactly when safe, and a larger magnitude
+ * converts to at least 2^53, never to a safe integer.
+ */
+function safeInteger(value: FieldValue): number {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : NaN;
+  if (typeof value === 'bigint') {
+    const n = Number(value);
+    return Number.isSafeInteger(n) ? n : NaN;
+  }
+  return NaN;
+}
+
 /** Int8…UInt64: safe integers and bigints (modulo 2^bits), booleans as 1/0; a sign into UInt* declined. */
 class IntField implements FieldWriter {
   readonly #bytes: number;
   readonly #signed: boolean;
 
-  constructor(bytes: number, signed: boolean) {
-    this.#bytes = bytes;
+  constructor(bits: number, signed: boolean) {
+    this.#bytes = bits / 8;
     this.#signed = signed;
   }
 
   write(out: RowBuffer, value: FieldValue): boolean {
-    if (typeof value === 'number') {
-      // Larger doubles print with an exponent or rounded digits: the JSON path reads that text.
-      if (!Number.isSafeInteger(value) || (value < 0 && !this.#signed)) return false;
-      writeFixed(out, this.#bytes, value >>> 0, Math.floor(value / TWO32) >>> 0);
-      return true;
-    }
-    if (typeof value === 'bigint') {
-      // Exact when safe; a larger magnitude converts to at least 2^53, never to a safe integer.
-      const n = Number(value);
+    const n = safeInteger(value);
+    if (!Number.isNaN(n)) {
       if (n < 0 && !this.#signed) return false;
-      if (Number.isSafeInteger(n)) writeFixed(out, this.#bytes, n >>> 0, Math.floor(n / TWO32) >>> 0);
-      else {
-        const v = BigInt.asUintN(64, value);
-        writeFixed(out, this.#bytes, Number(v & 0xffffffffn), Number(v >> 32n));
-      }
+      writeFixed(out, this.#bytes, n >>> 0, Math.floor(n / TWO32) >>> 0);
       return true;
     }
     if (typeof value === 'boolean') {
       writeFixed(out, this.#bytes, value ? 1 : 0, 0);
       return true;
     }
-    return false;
+    if (typeof value !== 'bigint' || (value < 0n && !this.#signed)) return false;
+    const v = BigInt.asUintN(64, value);
+    writeFixed(out, this.#bytes, Number(v & 0xffffffffn), Number(v >> 32n));
+    return true;
   }
 }
 
@@ -140,11 +147,9 @@ class EnumField implements FieldWriter {
   write(out: RowBuffer, value: FieldValue): boolean {
     let v: number | undefined;
     if (typeof value === 'string') v = this.#byName.get(value);
-    else if (typeof value === 'number') {
-      if (Number.isSafeInteger(value)) v = this.#wrapped(value);
-    } else if (typeof value === 'bigint') {
-      const n = Number(value); // exact when safe (see IntField)
-      if (Number.isSafeInteger(n)) v = this.#wrapped(n);
+    else {
+      const n = safeInteger(value);
+      if (!Number.isNaN(n)) v = this.#wrapped(n);
     }
     if (v === undefined || !this.#valid.has(v)) return false;
     if (this.#bits === 8) out.u8(v & 0xff);
@@ -272,17 +277,6 @@ class NullableField implements FieldWriter {
   }
 }
 
-const INT_BYTES: Readonly<Record<string, readonly [number, boolean]>> = {
-  Int8: [1, true],
-  Int16: [2, true],
-  Int32: [4, true],
-  Int64: [8, true],
-  UInt8: [1, false],
-  UInt16: [2, false],
-  UInt32: [4, false],
-  UInt64: [8, false],
-};
-
 /** The direct writer for values of `writer`'s column (built once per column writer). */
 export function fieldWriterFor(writer: ColumnWriter): FieldWriter {
   let node: TypeNode;
@@ -319,7 +313,7 @@ function build(whole: TypeNode, nullable: boolean, strict: boolean): FieldWriter
     return new NullableField(build(inner.type, false, true));
   }
   if (nullable) return JSON_ONLY;
-  const int = INT_BYTES[name];
+  const int = INTS[name];
   if (int !== undefined && args.length === 0) return new IntField(int[0], int[1]);
   switch (name) {
     case 'String':

@@ -23,7 +23,8 @@ export function writerFor(type: string, options: WriterOptions): ColumnWriter | 
   return build(node, options);
 }
 
-const INTS: Readonly<Record<string, readonly [number, boolean]>> = {
+/** Int8…UInt64: [bits, signed] (the direct field writers, field-writers.ts, choose by it too). */
+export const INTS: Readonly<Record<string, readonly [number, boolean]>> = {
   Int8: [8, true],
   Int16: [16, true],
   Int32: [32, true],
