@@ -305,6 +305,8 @@ export interface World {
 export interface WorldParts {
   readonly config: Config;
   readonly warehouse: TokenWarehouse;
+  /** The destinations' sinks (the warehouse's if not given: a test wraps them to fail or delay inserts). */
+  readonly sinkFactory?: (destination: DestinationConfig) => Sink;
   readonly deadLetters?: DeadLetterSink;
   readonly ledgers?: MemoryLedgerStore;
   readonly provider?: DestinationProvider;
@@ -322,7 +324,7 @@ export function startWorld(parts: WorldParts): World {
   const pipeline = new Pipeline({
     config: parts.config,
     source,
-    sinkFactory: (d) => parts.warehouse.sink(d),
+    sinkFactory: parts.sinkFactory ?? ((d) => parts.warehouse.sink(d)),
     deadLetters: parts.deadLetters ?? new HeldDeadLetters(),
     ledgers: parts.ledgers ?? new MemoryLedgerStore(),
     ...(parts.provider === undefined ? {} : { provider: parts.provider }),

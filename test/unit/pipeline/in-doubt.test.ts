@@ -6,15 +6,12 @@
 // the first attempt was refused too, and the range is split as usual.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MemoryLedgerStore } from '../../../src/ack/ledger.ts';
-import type { Config, DestinationConfig } from '../../../src/config/load.ts';
+import type { DestinationConfig } from '../../../src/config/load.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
+import type { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { InsertBatch, Sink } from '../../../src/sink/types.ts';
-import { createLogger } from '../../../src/telemetry/logger.ts';
-import { Metrics } from '../../../src/telemetry/metrics.ts';
-import { event, FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
+import { event, HeldDeadLetters, startWorld, TokenWarehouse, until, worldConfig, type FedSource } from '../../helpers/pipeline-world.ts';
 
 const altered = { name: 'altered', type: 'UInt8', defaultKind: 'DEFAULT' };
 
@@ -59,14 +56,6 @@ function firstReplyLost(warehouse: TokenWarehouse, landed: boolean, onFirst: () 
   };
 }
 
-function start(config: Config, sinkFactory: (d: DestinationConfig) => Sink, deadLetters: HeldDeadLetters): { pipeline: Pipeline; source: FedSource } {
-  const source = new FedSource();
-  const pipeline = new Pipeline({ config, source, sinkFactory, deadLetters, ledgers: new MemoryLedgerStore(), logger: createLogger('silent'), metrics: new Metrics() });
-  void pipeline.start();
-  pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
-  return { pipeline, source };
-}
-
 const config = worldConfig({
   teams: { map: { 8: 'd1' } },
   schemaRefreshMs: 1,
@@ -75,6 +64,17 @@ const config = worldConfig({
 });
 const tenRows = Array.from({ length: 10 }, (_, i) => event(i, 8));
 
+/**
+ * A pipeline over `warehouse` whose first insert of each token loses its reply, stored first
+ * (`landed`) or not; the table is altered then unless `alter` is false.
+ */
+function startInDoubt(warehouse: TokenWarehouse, landed: boolean, alter = true): { pipeline: Pipeline; source: FedSource; deadLetters: HeldDeadLetters } {
+  const deadLetters = new HeldDeadLetters();
+  const onFirst = alter ? () => void (warehouse.columns = [...warehouse.columns, altered]) : () => undefined;
+  const { pipeline, source } = startWorld({ config, warehouse, deadLetters, sinkFactory: firstReplyLost(warehouse, landed, onFirst) });
+  return { pipeline, source, deadLetters };
+}
+
 function flagged(deadLetters: HeldDeadLetters): Array<[bigint, boolean | undefined]> {
   return deadLetters.written.map((d) => [d.offset, d.reason.mayHaveLanded]);
 }
@@ -82,12 +82,7 @@ function flagged(deadLetters: HeldDeadLetters): Array<[bigint, boolean | undefin
 test('first attempt not stored, schema changed: the named rows are left out and the others land once under the same token', async () => {
   const warehouse = new TokenWarehouse();
   refuseAfterAlter(warehouse, new Set(['u3', 'u8']), true);
-  const deadLetters = new HeldDeadLetters();
-  const { pipeline, source } = start(
-    config,
-    firstReplyLost(warehouse, false, () => (warehouse.columns = [...warehouse.columns, altered])),
-    deadLetters,
-  );
+  const { pipeline, source, deadLetters } = startInDoubt(warehouse, false);
   try {
     await source.append(tenRows);
     await until(() => source.committed === 10n, 'committed to 10');
@@ -106,12 +101,7 @@ test('first attempt not stored, schema changed: the named rows are left out and 
 test('first attempt stored, schema changed, the server refuses rows: the retry without them is deduplicated; every row once; the refused ones also dead-lettered, marked', async () => {
   const warehouse = new TokenWarehouse();
   refuseAfterAlter(warehouse, new Set(['u3', 'u8']), true);
-  const deadLetters = new HeldDeadLetters();
-  const { pipeline, source } = start(
-    config,
-    firstReplyLost(warehouse, true, () => (warehouse.columns = [...warehouse.columns, altered])),
-    deadLetters,
-  );
+  const { pipeline, source, deadLetters } = startInDoubt(warehouse, true);
   try {
     await source.append(tenRows);
     await until(() => source.committed === 10n, 'committed to 10');
@@ -138,12 +128,7 @@ test('schema changed and the refusal names no row: the range is held (retried wh
     if (error !== undefined) refusals++;
     return error;
   };
-  const deadLetters = new HeldDeadLetters();
-  const { pipeline, source } = start(
-    config,
-    firstReplyLost(warehouse, true, () => (warehouse.columns = [...warehouse.columns, altered])),
-    deadLetters,
-  );
+  const { pipeline, source, deadLetters } = startInDoubt(warehouse, true);
   try {
     await source.append(tenRows);
     await until(() => refusals >= 4, 'refused whole four times');
@@ -165,12 +150,7 @@ test('control: the same schema before and after an unknown outcome: the refusal 
   const warehouse = new TokenWarehouse();
   warehouse.columns = [...warehouse.columns, altered];
   refuseAfterAlter(warehouse, new Set(['u3']), true);
-  const deadLetters = new HeldDeadLetters();
-  const { pipeline, source } = start(
-    config,
-    firstReplyLost(warehouse, false, () => undefined),
-    deadLetters,
-  );
+  const { pipeline, source, deadLetters } = startInDoubt(warehouse, false, false);
   try {
     await source.append(tenRows);
     await until(() => source.committed === 10n, 'committed to 10');
