@@ -4,12 +4,9 @@
 // never dropped silently. No defect found: these are controls (they pass).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MemoryLedgerStore } from '../../../src/ack/ledger.ts';
 import { DeadLetterPublisher, type DeadLetterMessage, type DeadLetterTransport } from '../../../src/deadletter/writer.ts';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
-import { Metrics } from '../../../src/telemetry/metrics.ts';
-import { event, FedSource, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
+import { event, startWorld, TokenWarehouse, until, worldConfig } from '../../helpers/pipeline-world.ts';
 
 /** A bus whose sends are acknowledged only when the test says so. */
 class SlowBus implements DeadLetterTransport {
@@ -43,18 +40,7 @@ test('control: a dead letter unacknowledged across many write timeouts keeps the
     hooks: { onFailure: (_t, code) => failures.push(code) },
   });
   const warehouse = new TokenWarehouse();
-  const source = new FedSource();
-  const pipeline = new Pipeline({
-    config,
-    source,
-    sinkFactory: (d) => warehouse.sink(d),
-    deadLetters: writer,
-    ledgers: new MemoryLedgerStore(),
-    logger: createLogger('silent'),
-    metrics: new Metrics(),
-  });
-  void pipeline.start();
-  pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
+  const { pipeline, source } = startWorld({ config, warehouse, deadLetters: writer });
   try {
     const records = Array.from({ length: 6 }, (_, i) => event(i, 8));
     records[2] = { ...(records[2] as (typeof records)[number]), value: Buffer.from('not json') };

@@ -13,12 +13,9 @@ import { MemoryLedgerStore } from '../../../src/ack/ledger.ts';
 import type { DestinationConfig } from '../../../src/config/load.ts';
 import type { EncoderFactory } from '../../../src/encode/types.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { InsertBatch, Sink } from '../../../src/sink/types.ts';
-import { createLogger } from '../../../src/telemetry/logger.ts';
-import { Metrics } from '../../../src/telemetry/metrics.ts';
-import { event, FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
+import { event, HeldDeadLetters, startWorld, TokenWarehouse, until, worldConfig } from '../../helpers/pipeline-world.ts';
 import { refusingEncoders } from '../../sim/encoder.ts';
 
 /** Encoders built per schema read: after the ALTER (a column `altered` in the live schema) they refuse `refused`. */
@@ -58,19 +55,7 @@ test('control: a row the encoder refuses is the only row dead-lettered; every ot
   const warehouse = new TokenWarehouse();
   alter(warehouse);
   const deadLetters = new HeldDeadLetters();
-  const source = new FedSource();
-  const pipeline = new Pipeline({
-    config,
-    source,
-    sinkFactory: (d) => warehouse.sink(d),
-    deadLetters,
-    ledgers: new MemoryLedgerStore(),
-    encoders: schema.factory,
-    logger: createLogger('silent'),
-    metrics: new Metrics(),
-  });
-  void pipeline.start();
-  pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
+  const { pipeline, source } = startWorld({ config, warehouse, deadLetters, encoders: schema.factory });
   try {
     await source.append(Array.from({ length: 10 }, (_, i) => event(i, 8)));
     await until(() => source.committed === 10n, 'committed to 10');
@@ -108,11 +93,7 @@ test('an insert whose reply was lost, retried after the live schema changed: the
   const schema = new LiveSchema();
   const warehouse = new TokenWarehouse();
   const deadLetters = new HeldDeadLetters();
-  const source = new FedSource();
-  const sinkFactory = lostReplies(warehouse);
-  const pipeline = new Pipeline({ config, source, sinkFactory, deadLetters, ledgers: new MemoryLedgerStore(), encoders: schema.factory, logger: createLogger('silent'), metrics: new Metrics() });
-  void pipeline.start();
-  pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
+  const { pipeline, source } = startWorld({ config, warehouse, deadLetters, sinkFactory: lostReplies(warehouse), encoders: schema.factory });
   try {
     // The ALTER lands while the first insert is on the wire: the retry re-reads the schema (schemaRefreshMs 1).
     const original = warehouse.fail;
@@ -154,10 +135,7 @@ test('a batch re-formed after a crash (its insert landed, unacknowledged) under 
     };
   };
   const schemaA = new LiveSchema();
-  const sourceA = new FedSource();
-  const a = new Pipeline({ config, source: sourceA, sinkFactory: hanging, deadLetters, ledgers, encoders: schemaA.factory, logger: createLogger('silent'), metrics: new Metrics() });
-  void a.start();
-  a.onAssigned([{ topic: TOPIC, partition: 0 }]);
+  const { pipeline: a, source: sourceA } = startWorld({ config, warehouse, deadLetters, ledgers, sinkFactory: hanging, encoders: schemaA.factory });
   const records = Array.from({ length: 10 }, (_, i) => event(i, 8));
   void sourceA.append(records);
   await until(() => stored.size === 1, 'A stored its insert');
@@ -167,10 +145,7 @@ test('a batch re-formed after a crash (its insert landed, unacknowledged) under 
   alter(warehouse);
   const schemaB = new LiveSchema();
   schemaB.refused.add('u7');
-  const sourceB = new FedSource();
-  const b = new Pipeline({ config, source: sourceB, sinkFactory: (d) => warehouse.sink(d), deadLetters, ledgers, encoders: schemaB.factory, logger: createLogger('silent'), metrics: new Metrics() });
-  void b.start();
-  b.onAssigned([{ topic: TOPIC, partition: 0 }]);
+  const { pipeline: b, source: sourceB } = startWorld({ config, warehouse, deadLetters, ledgers, encoders: schemaB.factory });
   try {
     await sourceB.append(records);
     await until(() => sourceB.committed === 10n, 'B committed to 10', 5_000);
