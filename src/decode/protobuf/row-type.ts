@@ -108,24 +108,22 @@ export class RowTypes {
         return { ...base, convert: this.#messageConvert(field.message, unwrapped, jsonObject), write: this.#messageWrite(field.message, unwrapped, jsonObject) };
       }
       case 'list': {
-        const [convert, write] =
-          field.listKind === 'scalar'
-            ? [scalarConvert(field.scalar), scalarWrite(field.scalar)]
-            : field.listKind === 'enum'
-              ? [enumConvert(field.enum), enumWrite(field.enum)]
-              : [this.#messageConvert(field.message, false, false), this.#messageWrite(field.message, false, false)];
+        const [convert, write] = this.#elements(field);
         return { ...base, convert: listConvert(convert), write: listWrite(write) };
       }
       case 'map': {
-        const [convert, write] =
-          field.mapKind === 'scalar'
-            ? [scalarConvert(field.scalar), scalarWrite(field.scalar)]
-            : field.mapKind === 'enum'
-              ? [enumConvert(field.enum), enumWrite(field.enum)]
-              : [this.#messageConvert(field.message, false, false), this.#messageWrite(field.message, false, false)];
+        const [convert, write] = this.#elements(field);
         return { ...base, convert: mapConvert(convert), write: mapWrite(write) };
       }
     }
+  }
+
+  /** The converter and writer of a list's elements or a map's values: a scalar, an enum or a message. */
+  #elements(field: { readonly scalar: ScalarType | undefined; readonly enum: DescEnum | undefined; readonly message: DescMessage | undefined }): [Convert, Write] {
+    if (field.scalar !== undefined) return [scalarConvert(field.scalar), scalarWrite(field.scalar)];
+    if (field.enum !== undefined) return [enumConvert(field.enum), enumWrite(field.enum)];
+    const message = field.message as DescMessage;
+    return [this.#messageConvert(message, false, false), this.#messageWrite(message, false, false)];
   }
 
   #messageConvert(desc: DescMessage, unwrapped: boolean, jsonObject: boolean): Convert {
