@@ -208,6 +208,14 @@ export class TokenWarehouse {
     };
   }
 
+  /** Sinks whose inserts go through `insert`, given the warehouse's own sink (to fail, delay or lose replies). */
+  sinksWith(insert: (inner: Sink, batch: InsertBatch, signal?: AbortSignal) => Promise<InsertResult>): (destination: DestinationConfig) => Sink {
+    return (destination) => {
+      const inner = this.sink(destination);
+      return { ...inner, insert: (batch, signal) => insert(inner, batch, signal) };
+    };
+  }
+
   uuids(): string[] {
     return this.rows.map((r) => r.uuid);
   }

@@ -10,7 +10,7 @@ import type { DestinationConfig } from '../../../src/config/load.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
 import type { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
-import type { InsertBatch, Sink } from '../../../src/sink/types.ts';
+import type { Sink } from '../../../src/sink/types.ts';
 import { event, HeldDeadLetters, startWorld, TokenWarehouse, until, worldConfig, type FedSource } from '../../helpers/pipeline-world.ts';
 
 const altered = { name: 'altered', type: 'UInt8', defaultKind: 'DEFAULT' };
@@ -34,26 +34,20 @@ function refuseAfterAlter(warehouse: TokenWarehouse, victims: ReadonlySet<string
 /** A sink whose first insert of each token is answered with a network error: stored first (`landed`) or not. */
 function firstReplyLost(warehouse: TokenWarehouse, landed: boolean, onFirst: () => void): (d: DestinationConfig) => Sink {
   const seen = new Set<string>();
-  return (d) => {
-    const inner = warehouse.sink(d);
-    return {
-      ...inner,
-      insert: async (batch: InsertBatch, signal?: AbortSignal) => {
-        const first = batch.rows > 0 && !seen.has(batch.token);
-        if (first) seen.add(batch.token);
-        if (first && !landed) {
-          onFirst();
-          throw new WarehouseError(ErrorClasses.transientNetwork, 'connect ECONNRESET', undefined, undefined);
-        }
-        const result = await inner.insert(batch, signal);
-        if (first) {
-          onFirst();
-          throw new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up (stored)', undefined, undefined);
-        }
-        return result;
-      },
-    };
-  };
+  return warehouse.sinksWith(async (inner, batch, signal) => {
+    const first = batch.rows > 0 && !seen.has(batch.token);
+    if (first) seen.add(batch.token);
+    if (first && !landed) {
+      onFirst();
+      throw new WarehouseError(ErrorClasses.transientNetwork, 'connect ECONNRESET', undefined, undefined);
+    }
+    const result = await inner.insert(batch, signal);
+    if (first) {
+      onFirst();
+      throw new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up (stored)', undefined, undefined);
+    }
+    return result;
+  });
 }
 
 const config = worldConfig({

@@ -14,7 +14,7 @@ import type { DestinationConfig } from '../../../src/config/load.ts';
 import type { EncoderFactory } from '../../../src/encode/types.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
-import type { InsertBatch, Sink } from '../../../src/sink/types.ts';
+import type { Sink } from '../../../src/sink/types.ts';
 import { event, HeldDeadLetters, startWorld, TokenWarehouse, until, worldConfig } from '../../helpers/pipeline-world.ts';
 import { refusingEncoders } from '../../sim/encoder.ts';
 
@@ -72,20 +72,14 @@ test('control: a row the encoder refuses is the only row dead-lettered; every ot
 /** A warehouse whose first attempt of each token is stored but answered with a network error (the reply was lost). */
 function lostReplies(warehouse: TokenWarehouse): (d: DestinationConfig) => Sink {
   const answered = new Set<string>();
-  return (d) => {
-    const inner = warehouse.sink(d);
-    return {
-      ...inner,
-      insert: async (batch: InsertBatch, signal?: AbortSignal) => {
-        const result = await inner.insert(batch, signal);
-        if (batch.rows > 0 && !answered.has(batch.token)) {
-          answered.add(batch.token);
-          throw new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up (the server stored the insert)', undefined, undefined);
-        }
-        return result;
-      },
-    };
-  };
+  return warehouse.sinksWith(async (inner, batch, signal) => {
+    const result = await inner.insert(batch, signal);
+    if (batch.rows > 0 && !answered.has(batch.token)) {
+      answered.add(batch.token);
+      throw new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up (the server stored the insert)', undefined, undefined);
+    }
+    return result;
+  });
 }
 
 test('an insert whose reply was lost, retried after the live schema changed: the row the encoder now refuses is left out, the rest is deduplicated under the same token, the row dead-lettered marked may-have-landed', async () => {
@@ -123,17 +117,11 @@ test('a batch re-formed after a crash (its insert landed, unacknowledged) under 
   const deadLetters = new HeldDeadLetters();
   // Process A: the insert is stored, the reply never comes; A is killed.
   const stored = new Set<string>();
-  const hanging = (d: DestinationConfig): Sink => {
-    const inner = warehouse.sink(d);
-    return {
-      ...inner,
-      insert: async (batch: InsertBatch, signal?: AbortSignal) => {
-        await inner.insert(batch, signal);
-        stored.add(batch.token);
-        return new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('killed')), { once: true }));
-      },
-    };
-  };
+  const hanging = warehouse.sinksWith(async (inner, batch, signal) => {
+    await inner.insert(batch, signal);
+    stored.add(batch.token);
+    return new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('killed')), { once: true }));
+  });
   const schemaA = new LiveSchema();
   const { pipeline: a, source: sourceA } = startWorld({ config, warehouse, deadLetters, ledgers, sinkFactory: hanging, encoders: schemaA.factory });
   const records = Array.from({ length: 10 }, (_, i) => event(i, 8));
