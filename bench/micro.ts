@@ -1,6 +1,6 @@
 // Hot-path micro-benchmarks (tinybench): team_id extraction + row decode, row encode with Kafka
 // metadata into ByteChunks (pass-through JSONEachRow, and typed RowBinaryWithDefaults for the events
-// table), and zstd/gzip compression of a 16 MB batch body (docs/benchmarks.md).
+// table; fresh blocks or blocks reused from a BlockPool), and zstd/gzip compression of a 16 MB batch body (docs/benchmarks.md).
 //
 //   node_modules/.bin/node bench/micro.ts [--time MS] [--json out.json] [--no-alloc]
 //
@@ -19,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants, createZstdCompress, gzipSync, zstdCompressSync } from 'node:zlib';
 import { Bench } from 'tinybench';
 import { generate } from '../dev/posthog/generator.ts';
+import { BlockPool } from '../src/encode/block-pool.ts';
 import { ByteChunks } from '../src/encode/byte-chunks.ts';
 import type { ColumnInfo } from '../src/sink/types.ts';
 import { rowShapeFor, writeRow, type RowShape } from '../src/encode/json-each-row.ts';
@@ -133,6 +134,17 @@ function encodeAll(shape: RowShape): ByteChunks {
   const out = new ByteChunks();
   for (let i = 0; i < records.length; i++) writeRow(out, shape, records[i] as SourceRecord, jsons[i] as Buffer, teams[i]);
   return out;
+}
+
+const microPool = new BlockPool();
+
+/** encodeAll on blocks reused from a pool, given back when done (as the delivery does after a landed insert). */
+function encodeAllPooled(shape: RowShape): number {
+  const out = new ByteChunks(microPool);
+  for (let i = 0; i < records.length; i++) writeRow(out, shape, records[i] as SourceRecord, jsons[i] as Buffer, teams[i]);
+  const length = out.length;
+  out.release();
+  return length;
 }
 
 function decodeAndEncodeAll(): ByteChunks {
@@ -250,6 +262,7 @@ const cases: Case[] = [
   { name: 'before wire rows: fromBinary + typed encode', fn: () => protobufObjectsAll('typed'), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'decode: decodeJsonRecord (JSON.parse + team_id)', fn: decodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow events shape (_timestamp,_offset)', fn: () => encodeAll(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'encode: writeRow events shape, blocks reused (BlockPool)', fn: () => encodeAllPooled(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow all 8 metadata columns', fn: () => encodeAll(fullShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'decode + encode (events shape)', fn: decodeAndEncodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: typed RowBinaryWithDefaults, events table', fn: typedEncodeAll, bytes: recordBytes, records: RECORDS_PER_OP },

@@ -7,8 +7,13 @@
 /** The size of a body block: large enough that a batch is a handful of them, small enough to reuse. */
 export const BLOCK_SIZE = 256 * 1024;
 
-/** Idle blocks kept by default: 64 MiB, two default batches (`batch.maxBytes` 32 MiB). */
-export const DEFAULT_POOL_BYTES = 64 * 1024 * 1024;
+/**
+ * Idle blocks kept by default: 128 MiB, half the default `maxBufferedBytes` (256 MiB), which bounds the
+ * rows the bodies encode. A 300k-event drain held at most 112 MiB of bodies at once (448 blocks), so
+ * the pool allocates only up to that peak; at 64 MiB it dropped and reallocated a third of its blocks
+ * (docs/benchmarks.md, "Reused body blocks").
+ */
+export const DEFAULT_POOL_BYTES = 128 * 1024 * 1024;
 
 /**
  * Idle blocks, bounded. The pool only keeps blocks it handed out, and hands one out only when it has
