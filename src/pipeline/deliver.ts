@@ -139,7 +139,8 @@ export class Deliverer {
       // In doubt (§11): an attempt that may have landed was sent under another schema, so this
       // refusal says nothing about it; a split's new tokens could insert its rows twice. The named
       // row is left out and the rest sent again under the same token; a refusal naming no row holds.
-      // Judged against the table's schema of now (re-read): the server refused under it.
+      // Judged against the table's schema of now (re-read: the server refused under it), whose
+      // fingerprint carries the table's definition version, so a change and its revert count.
       const doubt = inLimbo && (cuts || policy.then === 'deadLetter') && ((await refreshFingerprint(this.#deps.schemas, range, this.#deps.config.retry)) || inDoubt(range));
       if (doubt && cuts && to - from > 1) {
         if (await this.#excludeNamedRow(range, failure, attempts)) {

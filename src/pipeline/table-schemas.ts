@@ -19,9 +19,11 @@ export interface LiveEncoder {
   readonly encoder: RowEncoder;
   /**
    * Identifies what decides a row's verdict: the columns (name, type, default kind), the time zone,
-   * the route's encoding and the encoder's format. Two attempts under the same fingerprint get the
-   * same verdict for the same rows (docs/design/delivery.md §11): a range refused now, in doubt
-   * after an earlier attempt under the same fingerprint, was refused then too.
+   * the route's encoding, the encoder's format, and the table's definition version (which moves on
+   * every change, so a change and its revert between two reads differ from no change). Two attempts
+   * under the same fingerprint get the same verdict for the same rows (docs/design/delivery.md §11):
+   * a range refused now, in doubt after an earlier attempt under the same fingerprint, was refused
+   * then too.
    */
   readonly fingerprint: string;
 }
@@ -129,13 +131,13 @@ export class TableSchemas {
         'typed encoding cannot be exact for this table; its rows are sent pass-through (JSONEachRow)',
       );
     }
-    return { encoder, fingerprint: fingerprintOf(schema.columns, schema.timezone, route.encoding, encoder.format), deduplication: schema.deduplication, loadedAt: Date.now() };
+    return { encoder, fingerprint: fingerprintOf(schema.columns, schema.timezone, schema.version, route.encoding, encoder.format), deduplication: schema.deduplication, loadedAt: Date.now() };
   }
 }
 
-function fingerprintOf(columns: readonly ColumnInfo[], timezone: string | undefined, encoding: string, format: string): string {
+function fingerprintOf(columns: readonly ColumnInfo[], timezone: string | undefined, version: string | undefined, encoding: string, format: string): string {
   const hash = createHash('sha256');
-  hash.update(`${encoding}\u0000${format}\u0000${timezone ?? ''}`);
+  hash.update(`${encoding}\u0000${format}\u0000${timezone ?? ''}\u0000${version ?? ''}`);
   for (const c of columns) hash.update(`\u0001${c.name}\u0000${c.type}\u0000${c.defaultKind}`);
   return hash.digest('base64url').slice(0, 16);
 }

@@ -29,6 +29,14 @@ export interface TableSchema {
    * say leaves it out, and UTC is assumed.
    */
   readonly timezone?: string | undefined;
+  /**
+   * Changes whenever the table's definition changes, even when a later change restores an earlier
+   * definition (ClickHouse: `metadata_version` of replicated engines, else the metadata's
+   * modification time). Part of the schema's fingerprint, so a change and its revert between two
+   * reads are told apart from no change (docs/design/delivery.md §11). Optional: a sink that cannot
+   * tell leaves it out, and only the columns are compared.
+   */
+  readonly version?: string | undefined;
 }
 
 /** What the warehouse does with an insert whose token it has seen before (read with the schema). */

@@ -6,6 +6,10 @@
 // the old schema while its retry is refused under the new one): the core must then leave the refused
 // rows out of a retry under the same token and dead-letter them marked may-have-landed — never split
 // such a range into new tokens (docs/design/delivery.md §11).
+// With the `reverts` feature, some changes are reverted within milliseconds (an operator's change rolled
+// back): their victims are valid only in between, so an insert that lands in that window and whose
+// reply is lost is refused on a retry under a schema whose columns equal the first read's; only the
+// table's definition version (TableSchema.version, moved by every change) tells it from no change.
 import type { ColumnInfo } from '../../src/sink/types.ts';
 import { Rng } from './rng.ts';
 
@@ -17,7 +21,13 @@ export interface Alteration {
   /** Who refuses the victims afterwards: the server (naming the row) or the typed encoder. */
   readonly by: 'server' | 'encoder';
   readonly victims: ReadonlySet<string>;
+  /** A change reverted at this virtual time: its column is live in [at, until), its victims valid only then (refused by the server before and after). */
+  readonly until?: number;
+  /** The server's refusal names no row (a code no class lists: bisected, judged by fingerprints). */
+  readonly unnamed?: boolean;
 }
+
+const live = (a: Alteration, now: number): boolean => now >= a.at && (a.until === undefined || now < a.until);
 
 export class SchemaChanges {
   readonly alterations: readonly Alteration[];
@@ -29,14 +39,24 @@ export class SchemaChanges {
   /** The columns a table has now: its own, plus the columns of the ALTERs that took effect. */
   columns(base: readonly ColumnInfo[], now: number): ColumnInfo[] {
     const out = [...base];
-    for (const a of this.alterations) if (now >= a.at) out.push(a.column);
+    for (const a of this.alterations) if (live(a, now)) out.push(a.column);
     return out;
   }
 
-  /** Whether the server refuses this row now. */
-  serverRefuses(uuid: string, now: number): boolean {
-    for (const a of this.alterations) if (a.by === 'server' && now >= a.at && a.victims.has(uuid)) return true;
-    return false;
+  /** The table's definition version now: every change and every revert that took effect moves it. */
+  version(now: number): number {
+    let n = 0;
+    for (const a of this.alterations) n += (now >= a.at ? 1 : 0) + (a.until !== undefined && now >= a.until ? 1 : 0);
+    return n;
+  }
+
+  /** Whether the server refuses this row now, and how: naming the row or not. */
+  serverRefuses(uuid: string, now: number): 'named' | 'unnamed' | undefined {
+    for (const a of this.alterations) {
+      if (a.by !== 'server' || !a.victims.has(uuid)) continue;
+      if (a.until === undefined ? now >= a.at : !live(a, now)) return a.unnamed === true ? 'unnamed' : 'named';
+    }
+    return undefined;
   }
 
   /** The rows an encoder built from these columns refuses. */
@@ -51,18 +71,29 @@ export class SchemaChanges {
   }
 
   describe(start: number): string {
-    return this.alterations.map((a) => `${a.column.name}@+${a.at - start}ms by ${a.by}: ${a.victims.size} victims`).join(', ');
+    return this.alterations
+      .map(
+        (a) =>
+          `${a.column.name}@+${a.at - start}ms${a.until === undefined ? '' : ` reverted @+${a.until - start}ms`} by ${a.by}${a.unnamed === true ? ' (no row named)' : ''}: ${a.victims.size} victims`,
+      )
+      .join(', ');
   }
 }
 
 /**
  * Draws a seed's schema changes from a stream of its own (older seeds keep their schedules); about
  * half the seeds have none. `good` are the uuids of good records, in order; `spanMs` the time over
- * which records are appended.
+ * which records are appended. With `reverts`, changes reverted shortly after are drawn from another
+ * stream on top (so the schedules above stay as they were).
  */
-export function schemaChangesFor(seed: number, good: readonly string[], start: number, spanMs: number): SchemaChanges | undefined {
+export function schemaChangesFor(seed: number, good: readonly string[], start: number, spanMs: number, reverts = false): SchemaChanges | undefined {
+  const alterations = [...lastingChanges(seed, good, start, spanMs), ...(reverts ? revertedChanges(seed, good, start, spanMs) : [])];
+  return alterations.length === 0 ? undefined : new SchemaChanges(alterations);
+}
+
+function lastingChanges(seed: number, good: readonly string[], start: number, spanMs: number): Alteration[] {
   const rng = new Rng(seed ^ 0xa17e4);
-  if (!rng.chance(0.5) || good.length === 0) return undefined;
+  if (!rng.chance(0.5) || good.length === 0) return [];
   const alterations: Alteration[] = [];
   const count = rng.int(1, 3);
   for (let k = 0; k < count; k++) {
@@ -75,5 +106,29 @@ export function schemaChangesFor(seed: number, good: readonly string[], start: n
       victims,
     });
   }
-  return new SchemaChanges(alterations);
+  return alterations;
+}
+
+/**
+ * Changes reverted within 1–40 ms (about a third of the seeds): rows valid only in between. Their
+ * victims are drawn among the rows appended shortly before the change (taken as appended evenly
+ * over the span), whose inserts are the ones likely in flight across it; half the changes refuse
+ * them without naming the row (then only the definition version tells the revert from no change).
+ */
+function revertedChanges(seed: number, good: readonly string[], start: number, spanMs: number): Alteration[] {
+  const rng = new Rng(seed ^ 0x4e7e47);
+  if (!rng.chance(0.35) || good.length === 0) return [];
+  const alterations: Alteration[] = [];
+  const count = rng.int(1, 2);
+  for (let k = 0; k < count; k++) {
+    const at = start + rng.int(0, spanMs);
+    const victims = new Set<string>();
+    good.forEach((uuid, i) => {
+      const appendedAt = start + (spanMs * i) / good.length;
+      if (appendedAt >= at - 250 && appendedAt <= at + 10 && rng.chance(0.5)) victims.add(uuid);
+    });
+    const unnamed = rng.chance(0.5);
+    alterations.push({ at, until: at + rng.int(1, 40), column: { name: `reverted_${k}`, type: 'UInt8', defaultKind: 'DEFAULT' }, by: 'server', victims, unnamed });
+  }
+  return alterations;
 }

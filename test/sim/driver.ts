@@ -59,6 +59,7 @@ export const FEATURES = {
     'teams missing from the snapshot: rows held (parked past the held budget) until a slow, sometimes failing lookup answers; sometimes a team moves to another destination mid-run (a new snapshot)',
   splits: 'memory pressure in some lives: inserts above a few rows fail with MEMORY_LIMIT_EXCEEDED and are split (recorded before the sub-inserts)',
   pauses: 'operator pauses and resumes of a table, a team or a destination: lanes stop, rows park, resuming re-reads (rewinds with dead letters in flight)',
+  reverts: 'schema changes reverted within 40 ms: rows valid only in between, an insert landing then and retried after the revert (alter.ts)',
 } as const;
 export type Feature = keyof typeof FEATURES;
 
@@ -76,6 +77,7 @@ export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
   lookups: true,
   splits: true,
   pauses: true,
+  reverts: true,
 };
 
 export interface SimStats {
@@ -374,7 +376,8 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   // the retrying classes are bounded (a few virtual seconds), and a marked dead letter resolves any
   // good row (it is in the table exactly when the first attempt landed).
   const goodUuids = generated.flatMap((g) => (g.kind === 'good' && g.uuid !== undefined ? [g.uuid] : []));
-  const changes = schemaChangesFor(seed, goodUuids, START, (generated.at(-1)?.appendAt ?? START) - START);
+  const reverts = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).reverts;
+  const changes = schemaChangesFor(seed, goodUuids, START, (generated.at(-1)?.appendAt ?? START) - START, reverts);
   const poison = drawnPoison;
   const unlisted = drawnUnlisted;
   const worldRng = root.fork();

@@ -89,7 +89,10 @@ export class Warehouse {
   schema(destination: string, table: TableRef): TableSchema | undefined {
     const t = this.#tables.get(Warehouse.key(destination, table));
     if (t === undefined) return undefined;
-    return { columns: this.options.changes === undefined ? t.columns : this.options.changes.columns(t.columns, Date.now()) };
+    const changes = this.options.changes;
+    if (changes === undefined) return { columns: t.columns };
+    const now = Date.now();
+    return { columns: changes.columns(t.columns, now), version: String(changes.version(now)) };
   }
 
   /** Every table as `destination`, `db.table` and its rows. */
@@ -100,8 +103,13 @@ export class Warehouse {
     });
   }
 
-  /** Applies one insert as the server would; throws the server's error when it rejects it. */
-  apply(destination: string, batch: InsertBatch, incarnation: number): InsertResult {
+  /**
+   * Applies one insert as the server would; throws the server's error when it rejects it. Its rows
+   * are judged under the schema of `startedAt`: ClickHouse takes an insert's metadata snapshot when
+   * the query starts (its headers arrive), so a slow request — a zombie of a killed process
+   * included — is parsed under the schema of when it was sent, not of when it ends.
+   */
+  apply(destination: string, batch: InsertBatch, incarnation: number, startedAt = Date.now()): InsertResult {
     const t = this.#tables.get(Warehouse.key(destination, batch.table));
     if (t === undefined) {
       throw new WarehouseError(ErrorClasses.missingObject, `Table ${batch.table.database}.${batch.table.table} does not exist. (UNKNOWN_TABLE)`, 60, undefined);
@@ -125,9 +133,14 @@ export class Warehouse {
         const hint = this.options.poisonHint ? `: (at row ${i + 1})` : '';
         throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: expected '"' before: 'oops'${hint}`, 27, undefined, this.options.poisonHint ? i + 1 : undefined);
       }
-      if (uuid !== undefined && this.options.changes?.serverRefuses(uuid, Date.now()) === true) {
+      const refusal = uuid === undefined ? undefined : this.options.changes?.serverRefuses(uuid, startedAt);
+      if (refusal === 'named') {
         this.rejected++;
         throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: the altered column refuses it: (at row ${i + 1})`, 27, undefined, i + 1);
+      }
+      if (refusal === 'unnamed') {
+        this.rejected++;
+        throw new WarehouseError(ErrorClasses.unknownServerError, 'Code: 99998. DB::Exception: the altered column refuses a row. (SIM_ALTERED)', 99998, undefined);
       }
       if (uuid !== undefined && this.options.unlisted?.has(uuid) === true) {
         this.rejected++;
@@ -229,6 +242,7 @@ export class SimSink implements Sink {
     const fail = tooBig || roll < f.insertFailBefore ? 'before' : roll < f.insertFailBefore + f.insertFailAfter ? 'after' : undefined;
     const slow = this.#rng.chance(f.slow);
     const afterError = this.#rng.chance(0.5) ? networkError : unknownStatusError;
+    const startedAt = Date.now();
     return this.#world.remote(
       this.#inc,
       `insert ${this.destinationId}:${batch.table.table} rows=${batch.rows} token=${batch.token}`,
@@ -241,7 +255,7 @@ export class SimSink implements Sink {
         signal,
         abortError,
       },
-      () => this.#warehouse.apply(this.destinationId, batch, this.#inc.id),
+      () => this.#warehouse.apply(this.destinationId, batch, this.#inc.id, startedAt),
     );
   }
 

@@ -11,10 +11,15 @@ export const NON_REPLICATED = 'non_replicated_deduplication_window';
 export const REPLICATED = 'replicated_deduplication_window';
 export const REPLICATED_SECONDS = 'replicated_deduplication_window_seconds';
 
-/** One row per table: its engine, engine_full, and the server defaults as `name=value` (any version). */
+/**
+ * One row per table: its engine, engine_full, the server defaults as `name=value` (any version),
+ * and what tells its definition's version (`metadata_version` exists from ClickHouse 24.2 on: the
+ * COLUMNS matcher selects it where it exists, so older servers still answer).
+ */
 export const deduplicationQuery = `SELECT engine, engine_full,
   (SELECT groupArray(concat(name, '=', value)) FROM system.merge_tree_settings
-   WHERE name IN ('${NON_REPLICATED}', '${REPLICATED}', '${REPLICATED_SECONDS}')) AS defaults
+   WHERE name IN ('${NON_REPLICATED}', '${REPLICATED}', '${REPLICATED_SECONDS}')) AS defaults,
+  COLUMNS('^metadata_(version|modification_time)$')
 FROM system.tables WHERE database = {db:String} AND name = {table:String}`;
 
 /** A row of deduplicationQuery as JSONEachRow returns it. */
@@ -22,6 +27,22 @@ export interface EngineQueryRow {
   readonly engine: string;
   readonly engine_full: string;
   readonly defaults: readonly string[];
+  readonly metadata_version?: number | string;
+  readonly metadata_modification_time?: string;
+}
+
+/**
+ * The version of the table's definition (TableSchema.version): replicated engines (and ClickHouse
+ * Cloud's shared ones) count every ALTER in `metadata_version`, the same on every replica; other
+ * tables have 0 there, and their metadata file's modification time (seconds) moves instead — read
+ * from the one server that holds the table. Undefined when neither is known (a database that keeps
+ * no metadata files: then only the columns are compared).
+ */
+export function definitionVersion(row: EngineQueryRow): string | undefined {
+  const version = Number(row.metadata_version ?? 0);
+  if (version > 0) return `v${version}`;
+  const time = row.metadata_modification_time;
+  return time === undefined || time.startsWith('1970-01-01') ? undefined : `t${time}`;
 }
 
 export interface EngineRow {

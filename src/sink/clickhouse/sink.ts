@@ -15,7 +15,7 @@ import type { Metrics } from '../../telemetry/metrics.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../types.ts';
 import { classifyClickHouseError } from './classify.ts';
 import { quoteIdent, renderTableDdl } from './ddl.ts';
-import { deduplicationOf, deduplicationQuery, engineRow, type EngineQueryRow } from './dedup.ts';
+import { deduplicationOf, deduplicationQuery, definitionVersion, engineRow, type EngineQueryRow } from './dedup.ts';
 import { DedupWindowWatch } from './window-watch.ts';
 
 interface ColumnRow {
@@ -113,7 +113,7 @@ export class ClickHouseSink implements Sink {
       if (engine === undefined) return { columns, timezone };
       const deduplication = deduplicationOf(table, engineRow(engine));
       this.#window.learn(table, deduplication);
-      return { columns, deduplication, timezone };
+      return { columns, deduplication, timezone, version: definitionVersion(engine) };
     } catch (error) {
       throw classifyClickHouseError(error);
     }

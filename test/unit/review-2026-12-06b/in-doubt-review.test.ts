@@ -7,7 +7,8 @@
 // is in its table once or dead-lettered; in both only when its dead letter is marked; never twice.
 // Passing tests are controls (the fix holds); `todo` tests reproduce defects found by this review.
 // Findings 1, 3, 4, 5, 8 and 9 were fixed in the same session (their tests are regression tests now);
-// finding 2 (an ALTER and its revert within one attempt) stays todo, documented in delivery.md §11.
+// finding 2 (an ALTER and its revert within one attempt) in the next: the fingerprint includes the
+// table's definition version (TableSchema.version), which every ALTER moves.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
@@ -19,7 +20,7 @@ import { AbortedError } from '../../../src/errors/inserter-error.ts';
 import { PartitionState } from '../../../src/pipeline/partition-state.ts';
 import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
-import type { InsertBatch, Sink } from '../../../src/sink/types.ts';
+import type { InsertBatch, Sink, TableRef, TableSchema } from '../../../src/sink/types.ts';
 import type { SourceRecord } from '../../../src/source/types.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { Metrics } from '../../../src/telemetry/metrics.ts';
@@ -39,11 +40,25 @@ const uuids = (n: number): string[] => Array.from({ length: n }, (_, i) => `u${i
 
 const alteredColumn = { name: 'altered', type: 'UInt8', defaultKind: 'DEFAULT' };
 const isAltered = (w: TokenWarehouse): boolean => w.columns.some((c) => c.name === 'altered');
+/** Each warehouse's definition version: every ALTER moves it, as ClickHouse's metadata version does. */
+const versions = new WeakMap<TokenWarehouse, number>();
 function alter(w: TokenWarehouse): void {
-  if (!isAltered(w)) w.columns = [...w.columns, alteredColumn];
+  if (isAltered(w)) return;
+  w.columns = [...w.columns, alteredColumn];
+  versions.set(w, (versions.get(w) ?? 0) + 1);
 }
 function revert(w: TokenWarehouse): void {
   w.columns = w.columns.filter((c) => c.name !== 'altered');
+  versions.set(w, (versions.get(w) ?? 0) + 1);
+}
+/** The warehouse's sink, its schema reads saying the definition's version (TableSchema.version). */
+function versioned(w: TokenWarehouse, d: DestinationConfig): Sink {
+  const inner = w.sink(d);
+  const describe = async (table: TableRef): Promise<TableSchema | undefined> => {
+    const schema = await inner.describe(table);
+    return schema === undefined ? undefined : { ...schema, version: String(versions.get(w) ?? 0) };
+  };
+  return { ...inner, describe };
 }
 
 /** The server refuses rows holding `victims` while `when` holds, naming the body row ("(at row N)") or, with `row`, that row number. */
@@ -481,49 +496,45 @@ test(
 // change rolled back; a migration re-run) leaves every recorded fingerprint equal to the fresh read:
 // the retry's refusal is judged "same schema, so the first attempt was refused too" — but the first
 // attempt landed under the intermediate schema. The range is split: rows twice, the refused row in
-// the table and dead-lettered unmarked. Fix: a fingerprint that cannot repeat across a change and
-// its revert — include the table's metadata version (ClickHouse `system.tables.metadata_version` /
-// `metadata_modification_time`, read with the columns) — and record the schema read *after* an
-// ambiguous failure too (the server's schema during the attempt lies between the two reads).
-test(
-  'an ALTER that lands between the schema read and the insert (which is stored, reply lost) and is reverted before the retry: no row twice',
-  { todo: 'a change and its revert within one attempt is invisible to fingerprints of schema reads: the landed range is split (rows twice)' },
-  async () => {
-    const warehouse = new TokenWarehouse();
-    // u4 is valid only under the intermediate schema (say a column widened, then narrowed back).
-    refuse(warehouse, new Set(['u4']), () => !isAltered(warehouse));
-    const letters = new HeldDeadLetters();
-    const sink = (d: DestinationConfig): Sink => {
-      const inner = warehouse.sink(d);
-      let n = 0;
-      return {
-        ...inner,
-        insert: async (batch: InsertBatch, signal?: AbortSignal) => {
-          if (batch.rows > 0 && ++n === 1) {
-            alter(warehouse); // the ALTER lands after the schema was read for this attempt
-            await inner.insert(batch, signal); // u4 is valid now: stored
-            revert(warehouse); // rolled back before the retry
-            throw new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up (stored)', undefined, undefined);
-          }
-          return inner.insert(batch, signal);
-        },
-      };
+// the table and dead-lettered unmarked. Fixed: the fingerprint includes the table's definition
+// version (ClickHouse `system.tables.metadata_version`, else `metadata_modification_time`, read with
+// the columns), which cannot repeat across a change and its revert; the schema read after the
+// ambiguous failure (refreshFingerprint) then differs from the one the attempt was recorded under.
+test('an ALTER that lands between the schema read and the insert (which is stored, reply lost) and is reverted before the retry: no row twice', async () => {
+  const warehouse = new TokenWarehouse();
+  // u4 is valid only under the intermediate schema (say a column widened, then narrowed back).
+  refuse(warehouse, new Set(['u4']), () => !isAltered(warehouse));
+  const letters = new HeldDeadLetters();
+  const sink = (d: DestinationConfig): Sink => {
+    const inner = versioned(warehouse, d);
+    let n = 0;
+    return {
+      ...inner,
+      insert: async (batch: InsertBatch, signal?: AbortSignal) => {
+        if (batch.rows > 0 && ++n === 1) {
+          alter(warehouse); // the ALTER lands after the schema was read for this attempt
+          await inner.insert(batch, signal); // u4 is valid now: stored
+          revert(warehouse); // rolled back before the retry
+          throw new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up (stored)', undefined, undefined);
+        }
+        return inner.insert(batch, signal);
+      },
     };
-    const p = startProcess({
-      config: worldConfig({ ...baseOverrides(), schemaRefreshMs: 30_000, batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 } }),
-      sink,
-      deadLetters: letters,
-      ledgers: new MemoryLedgerStore(),
-    });
-    try {
-      await p.source.append(records(10));
-      await until(() => p.source.committed === 10n, 'committed to 10');
-    } finally {
-      await p.pipeline.destroy();
-    }
-    expectExactlyOnce(warehouse, letters.written, 10);
-  },
-);
+  };
+  const p = startProcess({
+    config: worldConfig({ ...baseOverrides(), schemaRefreshMs: 30_000, batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 } }),
+    sink,
+    deadLetters: letters,
+    ledgers: new MemoryLedgerStore(),
+  });
+  try {
+    await p.source.append(records(10));
+    await until(() => p.source.committed === 10n, 'committed to 10');
+  } finally {
+    await p.pipeline.destroy();
+  }
+  expectExactlyOnce(warehouse, letters.written, 10);
+});
 
 // Finding 3. `then: deadLetter` after the retries of a class whose failure says nothing about the
 // rows — an ambiguous one (transient_network, unknown_insert_status, unknown) or a load-dependent

@@ -4,7 +4,7 @@
 // its seconds; engines that keep no tokens are never able to.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { deduplicationOf, type EngineRow } from '../../../src/sink/clickhouse/dedup.ts';
+import { deduplicationOf, definitionVersion, type EngineRow } from '../../../src/sink/clickhouse/dedup.ts';
 
 const table = { database: 'app', table: 'events' };
 const serverDefaults = { non_replicated_deduplication_window: '0', replicated_deduplication_window: '10000', replicated_deduplication_window_seconds: '3600' };
@@ -64,4 +64,13 @@ test('engines that keep no tokens cannot, whatever the settings', () => {
 test('a server that does not list the setting falls back to ClickHouse defaults', () => {
   assert.equal(deduplicationOf(table, row('MergeTree', 'MergeTree ORDER BY x', {})).byToken, false);
   assert.equal(deduplicationOf(table, row('ReplicatedMergeTree', "ReplicatedMergeTree('/t', 'r') ORDER BY x", {})).windowBlocks, 100);
+});
+
+test("the definition's version: metadata_version where replicated engines count ALTERs, else the metadata file's time, else unknown", () => {
+  const base = { engine: 'MergeTree', engine_full: 'MergeTree ORDER BY id', defaults: [] };
+  assert.equal(definitionVersion({ ...base, metadata_version: 7, metadata_modification_time: '2026-12-06 16:20:49' }), 'v7', 'the same on every replica');
+  assert.equal(definitionVersion({ ...base, metadata_version: 0, metadata_modification_time: '2026-12-06 16:20:49' }), 't2026-12-06 16:20:49');
+  assert.equal(definitionVersion({ ...base, metadata_modification_time: '2026-12-06 16:20:49' }), 't2026-12-06 16:20:49', 'a server before 24.2 has no metadata_version');
+  assert.equal(definitionVersion({ ...base, metadata_version: 0, metadata_modification_time: '1970-01-01 00:00:00' }), undefined, 'a database without metadata files');
+  assert.equal(definitionVersion(base), undefined);
 });
