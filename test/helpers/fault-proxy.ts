@@ -6,7 +6,8 @@
 //   cut    forward the request only up to `cutAfterBytes`, then reset: a body cut mid-way
 // and, once, whatever the mode: `loseNextInsertReply(onLost)` forwards the next INSERT whole and
 // resets the connection when ClickHouse starts to answer — the insert is stored, the client sees a
-// broken connection (an outcome it cannot know); `onLost` runs then.
+// broken connection (an outcome it cannot know); `onLost` runs then. With `{ before }`, that INSERT
+// is held at the proxy until `before()` settles (say an ALTER the insert must land under).
 //
 //   const proxy = await startFaultProxy(ch.url);   // proxy.url = "http://127.0.0.1:PORT"
 //   proxy.setMode('reset'); … proxy.setMode('pass');
@@ -22,8 +23,12 @@ export interface FaultProxy {
   /** Connections accepted so far, and how many the proxy reset. */
   readonly stats: { connections: number; resets: number; cuts: number };
   setMode(mode: FaultMode, options?: { cutAfterBytes?: number }): void;
-  /** The next INSERT reaches ClickHouse whole; its reply is dropped (connection reset) and `onLost` runs. */
-  loseNextInsertReply(onLost?: () => void): void;
+  /**
+   * The next INSERT reaches ClickHouse whole; its reply is dropped (connection reset) and `onLost`
+   * runs. With `before`, the INSERT's bytes wait at the proxy until it settles (a rejection resets
+   * the connection instead).
+   */
+  loseNextInsertReply(onLost?: () => void, options?: { before?: () => Promise<void> }): void;
   stop(): Promise<void>;
 }
 
@@ -33,6 +38,8 @@ interface Pair {
   sent: number;
   /** This connection carries the INSERT whose reply is to be lost. */
   loseReply: boolean;
+  /** Its bytes, held until the INSERT's `before` settles. */
+  held: Buffer[] | undefined;
 }
 
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
@@ -41,7 +48,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   let cutAfterBytes = 2048;
   const pairs = new Set<Pair>();
   const stats = { connections: 0, resets: 0, cuts: 0 };
-  let loseInsert: { onLost: (() => void) | undefined } | undefined;
+  let loseInsert: { onLost: (() => void) | undefined; before: (() => Promise<void>) | undefined } | undefined;
 
   const reset = (pair: Pair): void => {
     pair.client.resetAndDestroy();
@@ -50,8 +57,27 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   };
 
   const forward = (pair: Pair, chunk: Buffer): void => {
+    if (pair.held !== undefined) {
+      pair.held.push(chunk);
+      return;
+    }
     // The request line names the query (the client sends it in the URL): armed, the first INSERT's connection loses its reply.
-    if (loseInsert !== undefined && !pair.loseReply && chunk.subarray(0, 2048).toString('latin1').includes('INSERT')) pair.loseReply = true;
+    if (loseInsert !== undefined && !pair.loseReply && chunk.subarray(0, 2048).toString('latin1').includes('INSERT')) {
+      pair.loseReply = true;
+      const { before } = loseInsert;
+      if (before !== undefined) {
+        const held = [chunk];
+        pair.held = held;
+        before().then(
+          () => {
+            pair.held = undefined;
+            for (const c of held) forward(pair, c);
+          },
+          () => reset(pair),
+        );
+        return;
+      }
+    }
     if (mode === 'stall') return; // swallowed: the request never arrives
     if (mode === 'cut') {
       const room = cutAfterBytes - pair.sent;
@@ -70,7 +96,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
 
   const server: Server = createServer((client) => {
     stats.connections++;
-    const pair: Pair = { client, upstream: undefined, sent: 0, loseReply: false };
+    const pair: Pair = { client, upstream: undefined, sent: 0, loseReply: false, held: undefined };
     pairs.add(pair);
     client.on('error', () => undefined);
     client.on('close', () => {
@@ -122,8 +148,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       }
       if (next === 'cut') for (const pair of pairs) pair.sent = 0;
     },
-    loseNextInsertReply(onLost) {
-      loseInsert = { onLost };
+    loseNextInsertReply(onLost, options = {}) {
+      loseInsert = { onLost, before: options.before };
     },
     async stop() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
