@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { gunzipSync, zstdDecompressSync } from 'node:zlib';
+import { constants, createZstdCompress, gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { buildConfig } from '../../../src/config/load.ts';
 import { BLOCK_SIZE, BlockPool } from '../../../src/encode/block-pool.ts';
 import { ByteChunks } from '../../../src/encode/byte-chunks.ts';
@@ -114,3 +114,24 @@ for (const [compression, decode] of [
     }
   });
 }
+
+test('why a failed insert body is not reused: a destroyed compressor still reads the write it had started', async () => {
+  // The sink destroys its compressor when a request fails; zlib closes the stream at once but its
+  // handle only after the write already on libuv's pool, which still reads its input meanwhile.
+  const compressor = createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: 1 } });
+  compressor.on('data', () => undefined);
+  const input = Buffer.alloc(64 * 1024 * 1024);
+  for (let i = 0; i < input.length; i += 4096) input[i] = i & 0xff;
+  const order: string[] = [];
+  const written = new Promise<void>((resolve) =>
+    compressor.write(input, () => {
+      order.push('write done');
+      resolve();
+    }),
+  );
+  compressor.destroy(); // the write is on libuv's pool already (zlib starts it synchronously)
+  await once(compressor, 'close');
+  order.push('closed');
+  await written;
+  assert.deepEqual(order, ['closed', 'write done'], 'the input was still being read after the stream closed');
+});
