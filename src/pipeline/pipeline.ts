@@ -16,6 +16,7 @@ import { LaneControl } from '../control/lane-control.ts';
 import type { Pause, PauseScope } from '../control/scope.ts';
 import { rowSize, type Row } from '../decode/row.ts';
 import { decoderFor, type Decoder, type DecoderFactory } from '../decode/types.ts';
+import { bodyBlocks, DEFAULT_POOL_BYTES } from '../encode/block-pool.ts';
 import type { EncoderFactory } from '../encode/types.ts';
 import { DeadLettering } from '../deadletter/dead-lettering.ts';
 import type { DeadLetterSink } from '../deadletter/types.ts';
@@ -89,6 +90,8 @@ export class Pipeline implements SourceHandler {
     };
     this.#control = new LaneControl(rt, requestRewind);
     rt.budget = new MemoryBudget(deps.config, deps.metrics, (id, held) => this.#control.checkBudget(id, held));
+    // Idle body blocks stay resident: at most half the budget, whose rows bound what bodies hold.
+    bodyBlocks.setCapacity(Math.min(DEFAULT_POOL_BYTES, deps.config.maxBufferedBytes / 2));
     rt.directory = new DestinationDirectory(
       deps.config,
       deps.provider ?? new StaticConfigProvider(deps.config),

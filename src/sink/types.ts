@@ -57,7 +57,10 @@ export interface Deduplication {
 
 export interface InsertBatch {
   readonly table: TableRef;
-  /** The rows, encoded in `format`. */
+  /**
+   * The rows, encoded in `format`. Nothing may read it once `insert()` has resolved: the core then
+   * reuses its blocks for the next body (encode/block-pool.ts). After a rejection it is left alone.
+   */
   readonly body: readonly Buffer[];
   /** The insert format of the body (the encoder's: JSONEachRow today; RowBinary and Native next). */
   readonly format: string;

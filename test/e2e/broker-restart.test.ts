@@ -60,35 +60,51 @@ async function seen(): Promise<string> {
   return `rows [count, unique]: ${JSON.stringify(rows)}; ${shown}\n${log?.slice(-3000)}`;
 }
 
-test('broker restarts mid-stream: exactly once', async () => {
+test('broker restarts mid-stream: exactly once', async (t) => {
+  // How long each step took: reported always (a slow machine shows where the time goes).
+  const t0 = Date.now();
+  const steps: string[] = [];
+  const step = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
+    const start = Date.now();
+    try {
+      return await run();
+    } finally {
+      steps.push(`${what} ${((Date.now() - start) / 1000).toFixed(1)} s (at ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    }
+  };
   const messages = [...generate('clickhouse_events_json', { seed: 5, count: TOTAL, teams: 20 })].map((m) => ({ key: m.key, value: m.value }));
-  inserter = await startInserter({
-    kafka: { brokers: [broker.bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100, sessionTimeoutMs: 10_000 },
-    destinations: [{ id: 'a', url: ch.url, database: 'posthog' }],
-    routes: [{ topic, table: 'events', destination: 'a' }],
-    batch: { maxRows: 400, maxAgeMs: 200 },
-    commitIntervalMs: 300,
-  });
+  inserter = await step('start inserter', () =>
+    startInserter({
+      kafka: { brokers: [broker.bootstrap], groupId: `${topic}-group`, fetchMaxWaitMs: 100, sessionTimeoutMs: 10_000 },
+      destinations: [{ id: 'a', url: ch.url, database: 'posthog' }],
+      routes: [{ topic, table: 'events', destination: 'a' }],
+      batch: { maxRows: 400, maxAgeMs: 200 },
+      commitIntervalMs: 300,
+    }),
+  );
   try {
-    await produceThrough(messages.slice(0, 2_000));
-    await waitFor(async () => (await counts())[0] > 0, 'first rows', 60_000);
-    await broker.restart();
-    await produceThrough(messages.slice(2_000, 4_000));
-    await broker.restart();
-    await produceThrough(messages.slice(4_000));
-    await waitFor(async () => (await counts())[1] === TOTAL, `${TOTAL} events`, 180_000);
-    await waitFor(
-      async () => {
-        const [committed, end] = await offsets();
-        return committed.every((c, p) => c === end[p]);
-      },
-      'committed offsets at the log end',
-      60_000,
+    await step('produce 1', () => produceThrough(messages.slice(0, 2_000)));
+    await step('first rows', () => waitFor(async () => (await counts())[0] > 0, 'first rows', 60_000));
+    await step('restart 1', () => broker.restart());
+    await step('produce 2', () => produceThrough(messages.slice(2_000, 4_000)));
+    await step('restart 2', () => broker.restart());
+    await step('produce 3', () => produceThrough(messages.slice(4_000)));
+    await step('all rows', () => waitFor(async () => (await counts())[1] === TOTAL, `${TOTAL} events`, 180_000));
+    await step('commits', () =>
+      waitFor(
+        async () => {
+          const [committed, end] = await offsets();
+          return committed.every((c, p) => c === end[p]);
+        },
+        'committed offsets at the log end',
+        60_000,
+      ),
     );
     assert.deepEqual(await counts(), [TOTAL, TOTAL], 'exactly once across two broker restarts');
   } catch (error) {
     // A CI log keeps little: the failure carries what was seen.
-    throw new Error(`${String(error)}\n${await seen()}`, { cause: error });
+    throw new Error(`${String(error)}\nsteps: ${steps.join('; ')}\n${await seen()}`, { cause: error });
   }
+  t.diagnostic(`steps: ${steps.join('; ')}`);
   assert.equal(await inserter.stop(), 0);
 });
