@@ -1,13 +1,11 @@
-// Owns delivering one lane batch: encode for the table's live schema, insert with a deterministic
-// token, and act on failures as the error policy says (src/errors/policy.ts): back off and retry
+// Owns delivering one lane batch: its inserts under deterministic tokens (one attempt: attempt.ts),
+// and acting on failures as the error policy says (src/errors/policy.ts): back off and retry
 // the same rows with the same token, split what is too big for one insert, isolate rows the
 // warehouse rejects (bisecting, guided by ClickHouse's "at row N"), bisect a rejection no class
 // lists until it follows a row (dead-lettered) or every part fails alike (the destination's), then
 // dead-letter, pause the destination, drop or stop. The batch's records resolve only when every
 // row is in the warehouse, in the dead-letter topic or dropped by an explicit policy.
 import type { PartReason } from '../ack/ledger.ts';
-import { encodeRange } from '../encode/batch-body.ts';
-import type { ByteChunks } from '../encode/byte-chunks.ts';
 import type { Config } from '../config/load.ts';
 import { ErrorClasses } from '../errors/classes.ts';
 import { AbortedError } from '../errors/inserter-error.ts';
@@ -15,13 +13,12 @@ import { ErrorPolicy, PolicyStopError, type ClassPolicy } from '../errors/policy
 import type { DeadLetterReason } from '../deadletter/types.ts';
 import type { DestinationDirectory } from '../route/destinations.ts';
 import type { WarehouseError } from '../sink/errors.ts';
-import { asWarehouseError } from '../sink/errors.ts';
 import type { BackoffPolicy } from '../sink/retry.ts';
-import type { InsertBatch } from '../sink/types.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { ErrorReporter } from '../telemetry/sentry.ts';
+import { Attempts } from './attempt.ts';
 import { DestinationGates } from './destination-gates.ts';
 import { inDoubt, rangeOf, type DeliveryJournal, type Range } from './delivery-range.ts';
 import { excludeNamedRow, namedRow, noticeHold, refreshFingerprint } from './in-doubt.ts';
@@ -59,11 +56,8 @@ export class Deliverer {
   readonly #reporter: ErrorReporter;
   readonly #gates: DestinationGates;
   readonly #slots = new Map<string, Semaphore>();
-  /**
-   * Inserts that landed, per destination and table: the evidence of a `bisect` that the destination
-   * accepts rows, so a failure that persists is about the rows that remain.
-   */
-  readonly #landed = new Map<string, number>();
+  /** One insert of a range, the probe, and the inserts landed per table: the evidence of a `bisect` that the destination accepts rows. */
+  readonly #attempts: Attempts;
   readonly #letters: RangeLetters;
   #stopped = false;
 
@@ -72,6 +66,7 @@ export class Deliverer {
     this.#policy = deps.policy ?? new ErrorPolicy(deps.config.errorPolicy);
     this.#reporter = deps.reporter ?? reporterFor(deps.config, deps.logger);
     this.#gates = new DestinationGates(deps.metrics, deps.logger);
+    this.#attempts = new Attempts(deps.schemas, deps.metrics, this.#gates);
     this.#letters = new RangeLetters(deps.logger, deps.deadLetter);
   }
 
@@ -115,7 +110,7 @@ export class Deliverer {
    */
   async #range(range: Range, since?: number, first?: WarehouseError): Promise<void> {
     const { lane, batch, from, to, signal, journal } = range;
-    let failure = first ?? (await this.#attempt(range));
+    let failure = first ?? (await this.#attempts.run(range));
     let attempts = 1;
     // `bisect`: a lone row is guilty when it failed after an insert landed in its table since the
     // bisection began (a part of it, or another lane's): the destination took rows, then refused it.
@@ -144,7 +139,7 @@ export class Deliverer {
       const doubt = inLimbo && (cuts || policy.then === 'deadLetter') && ((await refreshFingerprint(this.#deps.schemas, range, this.#deps.config.retry)) || inDoubt(range));
       if (doubt && cuts && to - from > 1) {
         if (await this.#excludeNamedRow(range, failure, attempts)) {
-          failure = await this.#attempt(range);
+          failure = await this.#attempts.run(range);
           attempts++;
           continue; // landed: recorded after the loop
         }
@@ -188,8 +183,8 @@ export class Deliverer {
         }
         // No insert landed since: this row's failure, or the destination's? An empty insert into the
         // table tells (it stores nothing); once it lands, the row is tried again at once and judged.
-        if (await this.#probe(range)) {
-          failure = await this.#attempt(range);
+        if (await this.#attempts.probe(range)) {
+          failure = await this.#attempts.run(range);
           attempts++;
           if (failure === undefined) {
             await this.#inserted(range);
@@ -212,7 +207,7 @@ export class Deliverer {
         return;
       }
       const judged = policy.action === 'bisect' ? guilty : undefined;
-      const probing = judged !== undefined && to - from === 1 && bisectFrom !== undefined ? () => this.#probe(range) : undefined;
+      const probing = judged !== undefined && to - from === 1 && bisectFrom !== undefined ? () => this.#attempts.probe(range) : undefined;
       let phase = await this.#retryPhase(range, failure, policy, policy.backoff, attempts, judged, probing);
       if (phase.failure === undefined) {
         await this.#inserted(range);
@@ -273,7 +268,7 @@ export class Deliverer {
     const failing: Array<{ part: Range; failure: WarehouseError }> = [];
     for (const [a, b] of parts) {
       const part = rangeOf(lane, sink, batch, a, b, signal, journal);
-      const partFailure = await this.#attempt(part);
+      const partFailure = await this.#attempts.run(part);
       if (partFailure === undefined) journal?.inserted(a, b);
       else failing.push({ part, failure: partFailure });
     }
@@ -302,96 +297,10 @@ export class Deliverer {
     return this.#retryPhase(range, failure, policy, policy.backoff, attempts);
   }
 
-  /**
-   * An insert of no rows into the range's table (under the range's token + `/probe`: nothing is
-   * stored, nothing deduplicated): whether the destination accepts an insert at all. Counted as
-   * landed when it does.
-   */
-  async #probe(range: Range): Promise<boolean> {
-    const { lane, sink, signal } = range;
-    await this.#gates.wait(lane.destination.id, range, signal);
-    try {
-      const { encoder } = await this.#deps.schemas.live(sink, lane.route, lane.table, signal);
-      await sink.insert({ table: lane.table, format: encoder.format, columns: encoder.columns, body: [], rows: 0, bytes: 0, token: `${range.token}/probe` }, signal);
-      this.#landed.set(landedKey(lane), this.#landedIn(lane) + 1);
-      return true;
-    } catch (error) {
-      if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('probe aborted', { cause: error });
-      return false;
-    }
-  }
-
-  /** How many inserts landed in the lane's table (any lane) since this process started. */
-  #landedIn(lane: Lane): number {
-    return this.#landed.get(landedKey(lane)) ?? 0;
-  }
-
   /** Retries the range while it fails with `policy`'s class (retry-phase.ts). */
   #retryPhase(range: Range, first: WarehouseError, policy: ClassPolicy, backoff: BackoffPolicy, attemptsSoFar: number, stop?: () => boolean, before?: () => Promise<unknown>): Promise<Phase> {
-    const steps = { attempt: (r: Range) => this.#attempt(r), report: (error: unknown, r: Range, attempts: number) => this.#report(error, r, attempts, 'retry', policy) };
+    const steps = { attempt: (r: Range) => this.#attempts.run(r), report: (error: unknown, r: Range, attempts: number) => this.#report(error, r, attempts, 'retry', policy) };
     return retryPhase(range, first, policy, backoff, attemptsSoFar, { ...steps, metrics: this.#deps.metrics, logger: this.#deps.logger }, stop, before);
-  }
-
-  /** One insert of the range; resolves with the classified failure, or undefined when it landed. */
-  async #attempt(range: Range): Promise<WarehouseError | undefined> {
-    const { metrics, schemas } = this.#deps;
-    const { lane, sink, batch, from, to, signal } = range;
-    const labels = { destination: lane.destination.id, table: lane.table.table };
-    await this.#gates.wait(lane.destination.id, range, signal);
-    let insert: InsertBatch;
-    let body: ByteChunks;
-    try {
-      const { encoder, fingerprint } = await schemas.live(sink, lane.route, lane.table, signal);
-      range.fingerprint = fingerprint;
-      body = encodeRange(encoder, batch, from, to, range.excluded);
-      insert = {
-        table: lane.table,
-        format: encoder.format,
-        columns: encoder.columns,
-        body: body.slice(0, body.length),
-        rows: to - from - range.excluded.length,
-        bytes: body.length,
-        token: range.token,
-      };
-    } catch (error) {
-      return this.#failed(range, error);
-    }
-    // Recorded before it is sent (a ledger failure ends the delivery like a failed split): a range in
-    // doubt is split only when its verdict cannot have changed since (§11).
-    await range.journal?.sending(range.fingerprint, signal);
-    const started = performance.now();
-    try {
-      await sink.insert(insert, signal);
-    } catch (error) {
-      metrics.inserts.inc({ ...labels, outcome: 'error' });
-      return this.#failed(range, error);
-    }
-    // A landed insert's body was read whole; its blocks go to the next body. A failed one's are left to
-    // the collector: a failed request's body may still be read (a compressor's write, a socket's queue).
-    body.release();
-    this.#landed.set(landedKey(lane), this.#landedIn(lane) + 1);
-    metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
-    metrics.inserts.inc({ ...labels, outcome: 'ok' });
-    metrics.insertedRows.inc(labels, insert.rows);
-    metrics.insertedBytes.inc(labels, insert.bytes);
-    metrics.batchRows.observe({ table: lane.table.table }, to - from);
-    const oldest = batch.records[from]?.timestamp;
-    if (oldest !== undefined) metrics.endToEndSeconds.observe({ table: lane.table.table }, Math.max(0, Date.now() - Number(oldest)) / 1000);
-    return undefined;
-  }
-
-  /** Classifies a failure of an attempt (an abort ends the delivery instead). */
-  #failed(range: Range, error: unknown): WarehouseError {
-    const { lane, sink, signal } = range;
-    if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('insert aborted', { cause: error });
-    const failure = asWarehouseError(error);
-    range.failedAt = this.#landedIn(lane);
-    // Failures before the insert (a table refused or missing at schema read) show in the lane's status too.
-    lane.stats.lastErrorClass = failure.errorClass;
-    lane.stats.lastErrorAt = Date.now();
-    lane.stats.failing = true;
-    if (failure.errorClass === ErrorClasses.missingObject || failure.serverCode === 16) this.#deps.schemas.invalidate(sink, lane.table);
-    return failure;
   }
 
   #drop(range: Range, failure: WarehouseError, attempts: number): void {
@@ -438,8 +347,4 @@ export class Deliverer {
 
 function reasonOf(failure: WarehouseError, attempts: number): PartReason {
   return { errorClass: failure.errorClass, code: failure.code, message: failure.message, attempts, ...(failure.serverCode === undefined ? {} : { serverCode: failure.serverCode }) };
-}
-
-function landedKey(lane: Lane): string {
-  return `${lane.destination.id}\u0000${tableName(lane)}`;
 }

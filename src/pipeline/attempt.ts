@@ -1,0 +1,125 @@
+// Owns one insert of a range: encode its rows for the table's live schema, record the schema it is
+// sent under (docs/design/delivery.md §11), send it under the range's token, give the body's blocks
+// back once it landed, count it, and classify a failure. Also the probe (an insert of no rows: does
+// the destination take inserts at all?) and the count of inserts landed per table, which a
+// bisection reads as evidence that the destination accepts rows (deliver.ts).
+import { encodeRange } from '../encode/batch-body.ts';
+import type { ByteChunks } from '../encode/byte-chunks.ts';
+import { ErrorClasses } from '../errors/classes.ts';
+import { AbortedError } from '../errors/inserter-error.ts';
+import { asWarehouseError, type WarehouseError } from '../sink/errors.ts';
+import type { InsertBatch } from '../sink/types.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import type { Lane } from '../batch/lane.ts';
+import type { DestinationGates } from './destination-gates.ts';
+import type { Range } from './delivery-range.ts';
+import { tableName } from './failure-report.ts';
+import type { TableSchemas } from './table-schemas.ts';
+
+export class Attempts {
+  readonly #schemas: TableSchemas;
+  readonly #metrics: Metrics;
+  readonly #gates: DestinationGates;
+  /** Inserts that landed, per destination and table (probes included). */
+  readonly #landed = new Map<string, number>();
+
+  constructor(schemas: TableSchemas, metrics: Metrics, gates: DestinationGates) {
+    this.#schemas = schemas;
+    this.#metrics = metrics;
+    this.#gates = gates;
+  }
+
+  /** One insert of the range; resolves with the classified failure, or undefined when it landed. */
+  async run(range: Range): Promise<WarehouseError | undefined> {
+    const metrics = this.#metrics;
+    const { lane, sink, batch, from, to, signal } = range;
+    const labels = { destination: lane.destination.id, table: lane.table.table };
+    await this.#gates.wait(lane.destination.id, range, signal);
+    let insert: InsertBatch;
+    let body: ByteChunks;
+    try {
+      const { encoder, fingerprint } = await this.#schemas.live(sink, lane.route, lane.table, signal);
+      range.fingerprint = fingerprint;
+      body = encodeRange(encoder, batch, from, to, range.excluded);
+      insert = {
+        table: lane.table,
+        format: encoder.format,
+        columns: encoder.columns,
+        body: body.slice(0, body.length),
+        rows: to - from - range.excluded.length,
+        bytes: body.length,
+        token: range.token,
+      };
+    } catch (error) {
+      return this.#failed(range, error);
+    }
+    // Recorded before it is sent (a ledger failure ends the delivery like a failed split): a range in
+    // doubt is split only when its verdict cannot have changed since (§11).
+    await range.journal?.sending(range.fingerprint, signal);
+    const started = performance.now();
+    try {
+      await sink.insert(insert, signal);
+    } catch (error) {
+      metrics.inserts.inc({ ...labels, outcome: 'error' });
+      return this.#failed(range, error);
+    }
+    // A landed insert's body was read whole; its blocks go to the next body. A failed one's are left to
+    // the collector: a failed request's body may still be read (a compressor's write, a socket's queue).
+    body.release();
+    this.#countLanded(lane);
+    metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
+    metrics.inserts.inc({ ...labels, outcome: 'ok' });
+    metrics.insertedRows.inc(labels, insert.rows);
+    metrics.insertedBytes.inc(labels, insert.bytes);
+    metrics.batchRows.observe({ table: lane.table.table }, to - from);
+    const oldest = batch.records[from]?.timestamp;
+    if (oldest !== undefined) metrics.endToEndSeconds.observe({ table: lane.table.table }, Math.max(0, Date.now() - Number(oldest)) / 1000);
+    return undefined;
+  }
+
+  /**
+   * An insert of no rows into the range's table (under the range's token + `/probe`: nothing is
+   * stored, nothing deduplicated): whether the destination accepts an insert at all. Counted as
+   * landed when it does.
+   */
+  async probe(range: Range): Promise<boolean> {
+    const { lane, sink, signal } = range;
+    await this.#gates.wait(lane.destination.id, range, signal);
+    try {
+      const { encoder } = await this.#schemas.live(sink, lane.route, lane.table, signal);
+      await sink.insert({ table: lane.table, format: encoder.format, columns: encoder.columns, body: [], rows: 0, bytes: 0, token: `${range.token}/probe` }, signal);
+      this.#countLanded(lane);
+      return true;
+    } catch (error) {
+      if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('probe aborted', { cause: error });
+      return false;
+    }
+  }
+
+  /** How many inserts landed in the lane's table (any lane) since this process started. */
+  landedIn(lane: Lane): number {
+    return this.#landed.get(landedKey(lane)) ?? 0;
+  }
+
+  #countLanded(lane: Lane): void {
+    this.#landed.set(landedKey(lane), this.landedIn(lane) + 1);
+  }
+
+  /** Classifies a failure of an attempt (an abort ends the delivery instead). */
+  #failed(range: Range, error: unknown): WarehouseError {
+    const { lane, sink, signal } = range;
+    if (error instanceof AbortedError || signal.aborted) throw error instanceof AbortedError ? error : new AbortedError('insert aborted', { cause: error });
+    const failure = asWarehouseError(error);
+    range.failedAt = this.landedIn(lane);
+    // Failures before the insert (a table refused or missing at schema read) show in the lane's status too.
+    lane.stats.lastErrorClass = failure.errorClass;
+    lane.stats.lastErrorAt = Date.now();
+    lane.stats.failing = true;
+    if (failure.errorClass === ErrorClasses.missingObject || failure.serverCode === 16) this.#schemas.invalidate(sink, lane.table);
+    return failure;
+  }
+}
+
+function landedKey(lane: Lane): string {
+  return `${lane.destination.id}\u0000${tableName(lane)}`;
+}
