@@ -19,7 +19,7 @@ export const REPLICATED_SECONDS = 'replicated_deduplication_window_seconds';
 export const deduplicationQuery = `SELECT engine, engine_full,
   (SELECT groupArray(concat(name, '=', value)) FROM system.merge_tree_settings
    WHERE name IN ('${NON_REPLICATED}', '${REPLICATED}', '${REPLICATED_SECONDS}')) AS defaults,
-  COLUMNS('^metadata_(version|modification_time)$')
+  toString(uuid) AS uuid, COLUMNS('^metadata_(version|modification_time)$')
 FROM system.tables WHERE database = {db:String} AND name = {table:String}`;
 
 /** A row of deduplicationQuery as JSONEachRow returns it. */
@@ -27,22 +27,28 @@ export interface EngineQueryRow {
   readonly engine: string;
   readonly engine_full: string;
   readonly defaults: readonly string[];
+  readonly uuid?: string;
   readonly metadata_version?: number | string;
   readonly metadata_modification_time?: string;
 }
 
 /**
- * The version of the table's definition (TableSchema.version): replicated engines (and ClickHouse
- * Cloud's shared ones) count every ALTER in `metadata_version`, the same on every replica; other
- * tables have 0 there, and their metadata file's modification time (seconds) moves instead — read
- * from the one server that holds the table. Undefined when neither is known (a database that keeps
- * no metadata files: then only the columns are compared).
+ * The version of the table's definition (TableSchema.version), prefixed with the table's uuid (one
+ * per table generation: a table dropped and created again counts its versions anew). Replicated
+ * engines (and ClickHouse Cloud's shared ones) count every ALTER in `metadata_version`, the same on
+ * every replica — 0 included, a table never altered (its metadata file's time differs between
+ * replicas: it must not be used there). Other tables have 0 there, and their metadata file's
+ * modification time (seconds) moves instead, read from the one server that holds the table.
+ * Undefined when neither is known (a database that keeps no metadata files, a server before 24.2
+ * for a replicated table: then only the columns are compared).
  */
 export function definitionVersion(row: EngineQueryRow): string | undefined {
-  const version = Number(row.metadata_version ?? 0);
-  if (version > 0) return `v${version}`;
+  const generation = row.uuid === undefined || row.uuid === '00000000-0000-0000-0000-000000000000' ? '' : `${row.uuid}/`;
+  const replicated = row.engine.startsWith('Replicated') || row.engine.startsWith('Shared');
+  if (row.metadata_version !== undefined && (replicated || Number(row.metadata_version) > 0)) return `${generation}v${Number(row.metadata_version)}`;
+  if (replicated) return undefined;
   const time = row.metadata_modification_time;
-  return time === undefined || time.startsWith('1970-01-01') ? undefined : `t${time}`;
+  return time === undefined || time.startsWith('1970-01-01') ? undefined : `${generation}t${time}`;
 }
 
 export interface EngineRow {

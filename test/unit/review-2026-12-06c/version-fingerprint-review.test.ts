@@ -6,7 +6,10 @@
 // the real `definitionVersion`, scripted insert outcomes, a shared MemoryLedgerStore for crashes).
 // Invariant checked everywhere: every row is in its table once or dead-lettered; in both only when
 // its dead letter is marked; never twice, never lost. Passing tests are controls (the fix holds);
-// `todo` tests reproduce defects found by this review (each fails today).
+// `todo` tests reproduce defects found by this review (each fails today). Findings A (a replicated
+// table never altered: per-replica mtimes) and D (a re-created table) were fixed in the same session
+// (the version is the uuid + metadata_version, 0 included, for replicated engines); B (replica lag),
+// C (a materialized view created in between) and the same-second limit stay open (delivery.md §11).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
@@ -192,8 +195,9 @@ test('control (flapping version, row named): a never-altered replicated table be
   });
   const letters = await runToEnd(s.factory, ledgers);
   expectExactlyOnce(w, letters, 10);
-  // Cost of the false doubt: u4 is marked may-have-landed although no attempt could have stored it.
-  assert.deepEqual(marks(letters), [[4n, true]]);
+  // Since finding A's fix a replicated table's version is its metadata_version, 0 included: the mtimes
+  // no longer count, so no false doubt: u4 is dead-lettered unmarked (was marked: the doubt's cost).
+  assert.deepEqual(marks(letters), [[4n, undefined]]);
   assert.ok(ledgers.saves < 20, `ledger saves bounded (${ledgers.saves})`);
 });
 
@@ -225,7 +229,7 @@ test('control (same table, a stable version): the same range refused for u4 is s
 // the same on every replica); fall back to the mtime only for engines that keep no metadata version.
 test(
   'finding A: flapping mtime of a never-altered replicated table (metadata_version 0): an in-limbo range refused naming no row is dead-lettered whole instead of isolated',
-  { todo: 'false doubt from a version that differs between replicas dead-letters 9 good rows with u4' },
+  {/* fixed: a replicated table's version is its metadata_version, 0 included (was todo: false doubt dead-lettered 9 good rows with u4) */},
   async () => {
     const w = new TokenWarehouse();
     const s = scriptedSink(
@@ -344,7 +348,7 @@ test(
 // metadata file's mtime; no duplicate there, though: the first attempt's rows went to the other table).
 test(
   'finding D: a replicated table dropped and re-created during an attempt, then altered once (metadata_version repeats as v1): no row twice',
-  { todo: 'rows twice: the version of a new table generation repeats the recorded one' },
+  {/* fixed: the version carries the table's uuid (was todo: rows twice, the version of a new table generation repeated the recorded one) */},
   async () => {
     const w = new TokenWarehouse();
     let now: TableState = { columns: [...base, extra], metadataVersion: 1, mtime: '2026-12-06 10:00:00', u4Valid: false };

@@ -66,11 +66,16 @@ test('a server that does not list the setting falls back to ClickHouse defaults'
   assert.equal(deduplicationOf(table, row('ReplicatedMergeTree', "ReplicatedMergeTree('/t', 'r') ORDER BY x", {})).windowBlocks, 100);
 });
 
-test("the definition's version: metadata_version where replicated engines count ALTERs, else the metadata file's time, else unknown", () => {
-  const base = { engine: 'MergeTree', engine_full: 'MergeTree ORDER BY id', defaults: [] };
-  assert.equal(definitionVersion({ ...base, metadata_version: 7, metadata_modification_time: '2026-12-06 16:20:49' }), 'v7', 'the same on every replica');
-  assert.equal(definitionVersion({ ...base, metadata_version: 0, metadata_modification_time: '2026-12-06 16:20:49' }), 't2026-12-06 16:20:49');
-  assert.equal(definitionVersion({ ...base, metadata_modification_time: '2026-12-06 16:20:49' }), 't2026-12-06 16:20:49', 'a server before 24.2 has no metadata_version');
+test("the definition's version: the table's generation (uuid) and metadata_version where replicated engines count ALTERs (0 too), else the metadata file's time, else unknown", () => {
+  const base = { engine: 'MergeTree', engine_full: 'MergeTree ORDER BY id', defaults: [], uuid: 'a1' };
+  const replicated = { ...base, engine: 'ReplicatedMergeTree' };
+  assert.equal(definitionVersion({ ...replicated, metadata_version: 7, metadata_modification_time: '2026-12-06 16:20:49' }), 'a1/v7', 'the same on every replica');
+  assert.equal(definitionVersion({ ...replicated, metadata_version: 0, metadata_modification_time: '2026-12-06 16:20:49' }), 'a1/v0', 'never altered: not the file time, which differs per replica');
+  assert.equal(definitionVersion({ ...base, engine: 'SharedMergeTree', metadata_version: '3' }), 'a1/v3');
+  assert.equal(definitionVersion({ ...replicated, metadata_modification_time: '2026-12-06 16:20:49' }), undefined, 'a replicated table on a server before 24.2');
+  assert.equal(definitionVersion({ ...base, metadata_version: 0, metadata_modification_time: '2026-12-06 16:20:49' }), 'a1/t2026-12-06 16:20:49');
+  assert.equal(definitionVersion({ ...base, metadata_version: 2, metadata_modification_time: '2026-12-06 16:20:49' }), 'a1/v2');
+  assert.equal(definitionVersion({ ...base, metadata_modification_time: '2026-12-06 16:20:49' }), 'a1/t2026-12-06 16:20:49', 'a server before 24.2');
+  assert.equal(definitionVersion({ ...base, uuid: '00000000-0000-0000-0000-000000000000', metadata_modification_time: '2026-12-06 16:20:49' }), 't2026-12-06 16:20:49', 'a database without uuids');
   assert.equal(definitionVersion({ ...base, metadata_version: 0, metadata_modification_time: '1970-01-01 00:00:00' }), undefined, 'a database without metadata files');
-  assert.equal(definitionVersion(base), undefined);
 });
