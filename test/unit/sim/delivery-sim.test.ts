@@ -9,6 +9,8 @@
 //   SIM_BUDGET_MS=ms    stop early (with a note, not a failure) after this much wall time (default 75 s)
 //   SIM_KNOWN=all|a,b   also enable the scenario features that trigger known, unfixed bugs (KNOWN_ISSUES)
 //
+// Sweeps without the time budget, and one seed's trace: test/sim/sweep.ts (see its header).
+//
 // Bugs this simulation found and that are fixed since (one commit at a time, aborted dead-letter
 // writes leave the record unresolved, re-formed batches exempt from backpressure, a revoked owner
 // neither saves its ledger nor inserts, a commit never uses a revoked owner's state) stay covered:
