@@ -16,7 +16,8 @@ export class PartitionTracker {
   readonly #chunks: AckChunk[] = [];
   #head = 0;
   #committable: bigint;
-  #nextOffset: bigint | undefined;
+  /** Offset of the last record tracked (kept instead of the next one: no BigInt made per record). */
+  #last: bigint | undefined;
   #epoch = -1;
 
   constructor(start?: bigint) {
@@ -25,7 +26,12 @@ export class PartitionTracker {
 
   /** Offset expected next; records below it were seen already (a re-delivery after a rejoin). */
   get nextOffset(): bigint | undefined {
-    return this.#nextOffset;
+    return this.#last === undefined ? undefined : this.#last + 1n;
+  }
+
+  /** Whether a record at `offset` was tracked already (it is below `nextOffset`). */
+  seen(offset: bigint): boolean {
+    return this.#last !== undefined && offset <= this.#last;
   }
 
   get epoch(): number {
@@ -34,8 +40,8 @@ export class PartitionTracker {
 
   /** Registers a record as seen and returns its chunk; call `hold(chunk)` for each unresolved part. */
   track(offset: bigint, epoch: number): AckChunk {
-    if (this.#nextOffset === undefined && this.#committable < 0n) this.#committable = offset;
-    this.#nextOffset = offset + 1n;
+    if (this.#last === undefined && this.#committable < 0n) this.#committable = offset;
+    this.#last = offset;
     this.#epoch = epoch;
     let chunk = this.#chunks[this.#chunks.length - 1];
     if (chunk === undefined || chunk.size >= CHUNK_RECORDS || this.#chunks.length === this.#head) {

@@ -7,7 +7,6 @@ import type { Metrics } from '../telemetry/metrics.ts';
 
 export class MemoryBudget {
   readonly #limit: number;
-  readonly #metrics: Metrics;
   readonly #overBudget: (destination: string, held: number) => void;
   readonly #byDestination = new Map<string, number>();
   #total = 0;
@@ -15,8 +14,9 @@ export class MemoryBudget {
 
   constructor(config: Config, metrics: Metrics, overBudget: (destination: string, held: number) => void) {
     this.#limit = config.maxBufferedBytes;
-    this.#metrics = metrics;
     this.#overBudget = overBudget;
+    // Read when scraped: the gauge is not set per reserved row.
+    metrics.bufferedBytesReader = () => this.#total;
   }
 
   get total(): number {
@@ -37,7 +37,6 @@ export class MemoryBudget {
 
   reserve(bytes: number, destination: string | undefined): void {
     this.#total += bytes;
-    this.#metrics.bufferedBytes.set(this.#total);
     if (destination === undefined) return;
     const held = (this.#byDestination.get(destination) ?? 0) + bytes;
     this.#byDestination.set(destination, held);
@@ -46,7 +45,6 @@ export class MemoryBudget {
 
   release(bytes: number, destination: string | undefined): void {
     this.#total -= bytes;
-    this.#metrics.bufferedBytes.set(this.#total);
     if (destination !== undefined) this.#byDestination.set(destination, (this.#byDestination.get(destination) ?? 0) - bytes);
     if (this.#total <= this.#limit && this.#waiters.length > 0) this.wakeAll();
   }

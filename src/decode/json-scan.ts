@@ -16,6 +16,12 @@ const CLOSE_ARRAY = 0x5d;
 
 export class JsonScanError extends Error {}
 
+/** Where `scanTopLevel` puts the value it found: `[start, end)` in the scanned buffer. */
+export interface ValueRange {
+  start: number;
+  end: number;
+}
+
 /**
  * `[start, end)` of the raw value of `key` (the first, if repeated) at the top level of `json` (which
  * starts with `{`), or undefined. The whole object is scanned: its closing brace must be the last
@@ -23,18 +29,28 @@ export class JsonScanError extends Error {}
  * Without a key, only that is checked.
  */
 export function findTopLevelValue(json: Buffer, key: Buffer | undefined): [number, number] | undefined {
-  let found: [number, number] | undefined;
+  const range: ValueRange = { start: 0, end: 0 };
+  return scanTopLevel(json, key, range) ? [range.start, range.end] : undefined;
+}
+
+/** `findTopLevelValue` without allocating (it runs per record): true, and `out` set, when `key` was found. */
+export function scanTopLevel(json: Buffer, key: Buffer | undefined, out: ValueRange): boolean {
+  let found = false;
   let i = skipSpace(json, 1);
   if (json[i] !== CLOSE_OBJECT) {
     for (;;) {
       if (json[i] !== QUOTE) throw new JsonScanError(`expected a key at byte ${i}`);
       const keyEnd = endOfString(json, i);
-      const matches = found === undefined && key !== undefined && keyEnd - i - 1 === key.length && json.compare(key, 0, key.length, i + 1, keyEnd) === 0;
+      const matches = !found && key !== undefined && keyEnd - i - 1 === key.length && sameBytes(json, i + 1, key);
       i = skipSpace(json, keyEnd + 1);
       if (json[i] !== COLON) throw new JsonScanError(`expected ':' at byte ${i}`);
       const valueStart = skipSpace(json, i + 1);
       const valueEnd = endOfValue(json, valueStart);
-      if (matches) found = [valueStart, valueEnd];
+      if (matches) {
+        found = true;
+        out.start = valueStart;
+        out.end = valueEnd;
+      }
       i = skipSpace(json, valueEnd);
       const next = json[i];
       if (next === CLOSE_OBJECT) break;
@@ -67,6 +83,12 @@ export function integerValue(json: Buffer, start: number, end: number): number |
     value = value * 10 + digit;
   }
   return negative ? -value : value;
+}
+
+/** Whether `key` is at `at` in `json` (a JS loop: Buffer.compare's native call cost 0.19 µs per record). */
+function sameBytes(json: Buffer, at: number, key: Buffer): boolean {
+  for (let k = 0; k < key.length; k++) if (json[at + k] !== key[k]) return false;
+  return true;
 }
 
 function skipSpace(json: Buffer, from: number): number {

@@ -3,7 +3,7 @@
 // object. The original bytes pass through to the warehouse, which parses them once; a value it
 // cannot take is isolated there and dead-lettered.
 import { DecodeError } from '../errors/inserter-error.ts';
-import { findTopLevelValue, integerValue } from './json-scan.ts';
+import { integerValue, scanTopLevel, type ValueRange } from './json-scan.ts';
 import { integerTeamId, teamIdOutsideValue } from './team-id.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { Row } from './row.ts';
@@ -54,9 +54,13 @@ export function decodeJsonRecord(record: SourceRecord, options: DecodeOptions): 
   return { row: json, teamId };
 }
 
-function scan(json: Buffer, key: Buffer | undefined): [number, number] | undefined {
+/** Where `scan` puts the key's value: one decode runs at a time, so no range is made per record. */
+const range: ValueRange = { start: 0, end: 0 };
+
+/** Whether `key` is at the top level (its value then in `range`); a scan error is a DecodeError. */
+function scan(json: Buffer, key: Buffer | undefined): boolean {
   try {
-    return findTopLevelValue(json, key);
+    return scanTopLevel(json, key, range);
   } catch (cause) {
     throw new DecodeError('INSERTER_DECODE_BAD_JSON', `message is not valid JSON: ${(cause as Error).message}`, { cause });
   }
@@ -71,12 +75,11 @@ function readTeamId(record: SourceRecord, json: Buffer, source: TeamIdSource, re
       key = Buffer.from(source.field, 'utf8');
       fieldKeys.set(source.field, key);
     }
-    const range = scan(json, key);
-    if (range === undefined) return undefined;
-    const team = integerValue(json, range[0], range[1]);
+    if (!scan(json, key)) return undefined;
+    const team = integerValue(json, range.start, range.end);
     if (team !== undefined && !Number.isSafeInteger(team)) {
       if (!required) return undefined;
-      throw new DecodeError('INSERTER_DECODE_BAD_TEAM', `team id ${json.toString('utf8', range[0], Math.min(range[1], range[0] + 40))} is not an integer`);
+      throw new DecodeError('INSERTER_DECODE_BAD_TEAM', `team id ${json.toString('utf8', range.start, Math.min(range.end, range.start + 40))} is not an integer`);
     }
     return team;
   }

@@ -11,11 +11,12 @@ import { Committer } from '../ack/committer.ts';
 import type { AckChunk } from '../ack/partition-tracker.ts';
 import { Replays } from '../ack/replays.ts';
 import { MemoryBudget } from '../batch/budget.ts';
+import type { Lane } from '../batch/lane.ts';
 import type { Config, DestinationConfig, RouteConfig } from '../config/load.ts';
 import { LaneControl } from '../control/lane-control.ts';
 import type { Pause, PauseScope } from '../control/scope.ts';
 import { rowSize, type Row } from '../decode/row.ts';
-import { decoderFor, type Decoder, type DecoderFactory } from '../decode/types.ts';
+import { decoderFor, type DecoderFactory } from '../decode/types.ts';
 import { bodyBlocks, DEFAULT_POOL_BYTES } from '../encode/block-pool.ts';
 import type { EncoderFactory } from '../encode/types.ts';
 import { DeadLettering } from '../deadletter/dead-lettering.ts';
@@ -25,6 +26,7 @@ import { DecodeError } from '../errors/inserter-error.ts';
 import { DestinationDirectory, type SinkFactory } from '../route/destinations.ts';
 import { Holds } from '../route/holds.ts';
 import type { DestinationProvider } from '../route/provider.ts';
+import { TopicRouting, type TopicRoute, type TopicRoutes } from '../route/topic-routes.ts';
 import { StaticConfigProvider } from '../route/providers/static.ts';
 import { Rewinder } from '../source/rewinder.ts';
 import type { PartitionRef, Source, SourceHandler, SourceRecord } from '../source/types.ts';
@@ -58,13 +60,13 @@ export interface PipelineDeps {
   readonly decoders?: DecoderFactory;
 }
 
-type Counter = { inc(n?: number): void };
-
 export class Pipeline implements SourceHandler {
   readonly #rt: PipelineRuntime;
-  readonly #routesByTopic = new Map<string, RouteConfig[]>();
-  readonly #decoders = new Map<RouteConfig, Decoder>();
-  readonly #consumedByTopic = new Map<string, { messages: Counter; bytes: Counter }>();
+  readonly #topics: TopicRouting;
+  /** The state of the last record's partition (records come in runs per partition); dropped on any ownership change. */
+  #lastState: PartitionState | undefined;
+  /** The lane of the last batched row, for the next row of the same state, route and destination. */
+  #lastLane: { state: PartitionState; route: RouteConfig; destination: DestinationConfig; lane: Lane } | undefined;
   readonly #rewinder: Rewinder;
   readonly #control: LaneControl;
   readonly #deadLetters: DeadLettering;
@@ -99,16 +101,16 @@ export class Pipeline implements SourceHandler {
       deps.logger,
     );
     rt.directory.follow(() => this.#onDestinationsChanged());
+    const routes: TopicRoute[] = [];
     for (const route of deps.config.routes) {
-      const list = this.#routesByTopic.get(route.topic) ?? [];
-      list.push(route);
-      this.#routesByTopic.set(route.topic, list);
       const onRegistryUnavailable = (error: Error, attempt: number): void => {
         rt.metrics.schemaRegistryFailures.inc({ route: route.name });
         rt.logger.warn({ route: route.name, attempt, err: error }, 'schema registry cannot answer; records of this schema wait');
       };
-      this.#decoders.set(route, (deps.decoders ?? decoderFor)(route, deps.config, { onRegistryUnavailable }));
+      routes.push({ route, decoder: (deps.decoders ?? decoderFor)(route, deps.config, { onRegistryUnavailable }) });
     }
+    // Label children looked up once per topic: the per-record path does no label hashing.
+    this.#topics = new TopicRouting(routes, (topic) => ({ messages: rt.metrics.consumedMessages.labels(topic), bytes: rt.metrics.consumedBytes.labels(topic) }));
     this.#deadLetters = new DeadLettering(rt, deps.deadLetters, requestRewind);
     this.#deliverer = new Deliverer({
       config: deps.config,
@@ -154,6 +156,7 @@ export class Pipeline implements SourceHandler {
   }
 
   onAssigned(partitions: readonly PartitionRef[]): void {
+    this.#lastState = undefined;
     this.#ownership.assigned(partitions); // a partition owned again requests a rewind (which counts as a stream change)
   }
 
@@ -161,6 +164,7 @@ export class Pipeline implements SourceHandler {
     // Not a stream change for the partitions kept: a record of theirs waiting for its schema stays
     // valid (the source reads on after it); one of a revoked partition is dropped by `owns` when it
     // comes back.
+    this.#lastState = undefined;
     this.#ownership.revoked(partitions);
   }
 
@@ -173,15 +177,22 @@ export class Pipeline implements SourceHandler {
 
   onRecord(record: SourceRecord): void | Promise<void> {
     const rt = this.#rt;
-    // Records of a partition this process no longer owns (still buffered in the stream) are dropped:
-    // the owner reads them from the committed position.
-    if (!this.#ownership.owns(record)) return;
+    // The last record's partition state, while no assignment changed since (a state abandoned for a
+    // lost ledger is marked revoked, and is never reused): its partition is owned.
+    let state = this.#lastState;
+    if (state === undefined || state.revoked || state.ref.partition !== record.partition || state.ref.topic !== record.topic) {
+      state = undefined;
+      // Records of a partition this process no longer owns (still buffered in the stream) are
+      // dropped: the owner reads them from the committed position.
+      if (!this.#ownership.owns(record)) return;
+    }
     // Read before a requested rewind switched streams: possibly from a stale position (a partition
     // owned again). Everything is read again from the committed positions after the switch.
     if (this.#rewinder.pending) return;
+    const topic = this.#topics.of(record.topic);
     // A record whose schema is not loaded yet (a new registry id) waits for it before it is tracked,
     // then takes the whole path again (ownership and rewinds may have changed meanwhile).
-    const schema = this.#prepare(record);
+    const schema = topic.prepares ? this.#prepare(topic, record) : undefined;
     if (schema !== undefined) {
       const streams = this.#streams;
       return schema.then(
@@ -192,43 +203,41 @@ export class Pipeline implements SourceHandler {
         },
       );
     }
-    const state = this.#ownership.stateFor(record);
+    if (state === undefined) this.#lastState = state = this.#ownership.stateFor(record);
     if (rt.ledgers !== undefined && state.ledger === undefined) {
       // The partition's ledger must be known before its first record is routed.
       return state.loadLedger(rt.ledgers, rt.hardStop.signal).then(() => {
         const pending = state.ledger?.pending() ?? 0;
         if (pending > 0) rt.logger.info({ topic: state.ref.topic, partition: state.ref.partition, pending }, 're-forming batches recorded before a restart');
-        if (!state.revoked) return this.#process(state, record);
+        if (!state.revoked) return this.#process(state, topic, record);
       });
     }
-    return this.#process(state, record);
+    return this.#process(state, topic, record);
   }
 
   /** What the record's decoders must load before it can be decoded (undefined: nothing). */
-  #prepare(record: SourceRecord): Promise<unknown> | undefined {
+  #prepare(topic: TopicRoutes, record: SourceRecord): Promise<unknown> | undefined {
     let waits: Array<Promise<void>> | undefined;
-    for (const route of this.#routesByTopic.get(record.topic) ?? []) {
+    for (const { decoder } of topic.routes) {
       // A graceful stop ends the wait too: the record is not tracked yet, the next owner reads it.
-      const wait = (this.#decoders.get(route) as Decoder).prepare?.(record, this.#rt.stop.signal);
+      const wait = decoder.prepare?.(record, this.#rt.stop.signal);
       if (wait !== undefined) (waits ??= []).push(wait);
     }
     return waits === undefined ? undefined : Promise.all(waits);
   }
 
-  #process(state: PartitionState, record: SourceRecord): void | Promise<void> {
+  #process(state: PartitionState, topic: TopicRoutes, record: SourceRecord): void | Promise<void> {
     const rt = this.#rt;
-    const next = state.tracker.nextOffset;
-    if (next !== undefined && record.offset < next) return; // re-delivered after a rejoin: already tracked
+    if (state.tracker.seen(record.offset)) return; // re-delivered after a rejoin: already tracked
     if (state.ledger !== undefined && record.offset < state.ledger.resolvedBelow) {
       // Resolved before the group's position went back (its intent may be pruned): never route again.
       state.tracker.track(record.offset, record.epoch);
       return;
     }
-    const consumed = this.#consumedCounters(record.topic);
-    consumed.messages.inc();
-    consumed.bytes.inc(record.value?.length ?? 0);
+    topic.messages.inc();
+    topic.bytes.inc(record.value?.length ?? 0);
     const chunk = state.tracker.track(record.offset, record.epoch);
-    for (const route of this.#routesByTopic.get(record.topic) ?? []) this.#routeRecord(state, route, record, chunk);
+    for (const route of topic.routes) this.#routeRecord(state, route, record, chunk);
     if (state.replaying > 0) this.#replays.readPast(state, record.offset);
     // A batch being re-formed (in any partition) needs its remaining rows before anything can drain:
     // never wait then.
@@ -238,14 +247,14 @@ export class Pipeline implements SourceHandler {
     }
   }
 
-  #routeRecord(state: PartitionState, route: RouteConfig, record: SourceRecord, chunk: AckChunk): void {
+  #routeRecord(state: PartitionState, { route, decoder }: TopicRoute, record: SourceRecord, chunk: AckChunk): void {
     if (state.ledger?.isResolved(route.name, record.offset) === true) return; // in its warehouse or dead-lettered
     // Its dead letter is being written (since before a rewind): it resolves when that write does.
     if (state.deadLetters.size > 0 && state.joinDeadLetter(route.name, record.offset, chunk)) return;
     let row: Row;
     let team: number | undefined;
     try {
-      ({ row, teamId: team } = (this.#decoders.get(route) as Decoder).decode(record));
+      ({ row, teamId: team } = decoder.decode(record));
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
       this.#rt.metrics.decodeErrors.inc({ route: route.name, code: error.code });
@@ -259,6 +268,10 @@ export class Pipeline implements SourceHandler {
       return;
     }
     const decision = this.#rt.directory.decide(route, team);
+    if (decision.kind === 'destination' && !this.#control.blocks(route, decision.destination, team)) {
+      this.#batch(state, route, record, row, team, chunk, decision.destination);
+      return;
+    }
     const teamField = team === undefined ? {} : { team };
     if (decision.kind === 'deadLetter') {
       const errorClass = decision.reason === 'no_team' ? ErrorClasses.decode : ErrorClasses.unknownTeam;
@@ -273,8 +286,6 @@ export class Pipeline implements SourceHandler {
     } else if (decision.kind === 'hold') {
       this.#holds.hold(state, route, record, row, team, chunk);
       if (decision.lookup && team !== undefined) this.#holds.lookup(team);
-    } else if (!this.#control.blocks(route, decision.destination, team)) {
-      this.#batch(state, route, record, row, team, chunk, decision.destination);
     } else if (this.#control.outlived(decision.destination)) {
       const destination = decision.destination;
       const table = `${route.database ?? destination.database}.${route.table}`;
@@ -294,7 +305,11 @@ export class Pipeline implements SourceHandler {
 
   /** Appends a routed row to its lane's open batch; a full batch is queued for delivery. */
   #batch(state: PartitionState, route: RouteConfig, record: SourceRecord, row: Row, team: number | undefined, chunk: AckChunk, destination: DestinationConfig): void {
-    const lane = this.#control.laneFor(state, route, destination);
+    let cached = this.#lastLane;
+    if (cached === undefined || cached.state !== state || cached.route !== route || cached.destination !== destination) {
+      cached = this.#lastLane = { state, route, destination, lane: this.#control.laneFor(state, route, destination) };
+    }
+    const lane = cached.lane;
     const batch = lane.append(record, row, team, chunk);
     this.#rt.budget.reserve(rowSize(row), destination.id);
     if (batch.size >= this.#rt.config.batch.maxRows || batch.bytes >= this.#rt.config.batch.maxBytes) this.#delivery.flush(lane);
@@ -320,16 +335,6 @@ export class Pipeline implements SourceHandler {
       for (const lane of state.lanes.values()) if (lane.open !== undefined && now - lane.open.createdAt >= this.#rt.config.batch.maxAgeMs) this.#delivery.flush(lane);
     }
     this.#control.tick();
-  }
-
-  /** Label children looked up once per topic: the per-record path does no label hashing. */
-  #consumedCounters(topic: string): { messages: Counter; bytes: Counter } {
-    let counters = this.#consumedByTopic.get(topic);
-    if (counters === undefined) {
-      counters = { messages: this.#rt.metrics.consumedMessages.labels(topic), bytes: this.#rt.metrics.consumedBytes.labels(topic) };
-      this.#consumedByTopic.set(topic, counters);
-    }
-    return counters;
   }
 
   /** Applies the cluster-wide pause set (control/lane-control.ts). */

@@ -41,6 +41,8 @@ export class DestinationDirectory {
   readonly #looked = new Map<number, LookedUp>();
   readonly #negativeTtlMs: number;
   readonly #retiring = new Set<NodeJS.Timeout>();
+  /** Decisions naming a destination id, per id: immutable, built once per snapshot (decide runs per record). */
+  readonly #decisions = new Map<string, RouteDecision>();
   #snapshot: DestinationSnapshot;
   #unsubscribe: () => void;
 
@@ -60,6 +62,7 @@ export class DestinationDirectory {
     this.#unsubscribe = this.#provider.onChange((next) => {
       const diff = diffSnapshots(this.#snapshot, next);
       this.#snapshot = next;
+      this.#decisions.clear();
       this.#looked.clear();
       for (const id of [...diff.changed, ...diff.removed]) this.#retire(id);
       this.#logger?.info({ version: next.version, ...diff }, 'destinations changed');
@@ -174,8 +177,13 @@ export class DestinationDirectory {
   }
 
   #destination(id: string): RouteDecision {
-    const destination = this.destination(id);
-    // A mapping naming a destination nobody knows is held, never guessed.
-    return destination === undefined ? { kind: 'hold', lookup: false } : { kind: 'destination', destination };
+    let decision = this.#decisions.get(id);
+    if (decision === undefined) {
+      const destination = this.destination(id);
+      // A mapping naming a destination nobody knows is held, never guessed.
+      decision = destination === undefined ? { kind: 'hold', lookup: false } : { kind: 'destination', destination };
+      this.#decisions.set(id, decision);
+    }
+    return decision;
   }
 }

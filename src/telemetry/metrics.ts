@@ -112,7 +112,16 @@ export class Metrics {
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
     registers: [this.registry],
   });
-  readonly bufferedBytes = new Gauge({ name: 'inserter_buffered_bytes', help: 'Bytes of consumed rows held in memory', registers: [this.registry] });
+  /** What `inserter_buffered_bytes` reads when scraped (the memory budget sets it): no gauge call per record. */
+  bufferedBytesReader: (() => number) | undefined;
+  readonly bufferedBytes: Gauge = new Gauge({
+    name: 'inserter_buffered_bytes',
+    help: 'Bytes of consumed rows held in memory',
+    registers: [this.registry],
+    collect: () => {
+      if (this.bufferedBytesReader !== undefined) this.bufferedBytes.set(this.bufferedBytesReader());
+    },
+  });
   readonly committedOffset = new Gauge({ name: 'inserter_committed_offset', help: 'Last committed position per partition', labelNames: ['topic', 'partition'], registers: [this.registry] });
   readonly pausedScopes = new Gauge({ name: 'inserter_paused_scopes', help: 'Pauses in force', registers: [this.registry] });
   readonly parkedDestinations = new Gauge({ name: 'inserter_parked_destinations', help: 'Destinations parked for holding more than their memory budget while failing', registers: [this.registry] });

@@ -48,3 +48,15 @@ test('resolving out of order across many chunks never overtakes a pending record
   }
   assert.equal(tracker.committable(), 10_000n);
 });
+
+test('seen: a record at or below the last tracked offset was tracked already (a re-delivery)', () => {
+  const tracker = new PartitionTracker();
+  assert.equal(tracker.seen(0n), false, 'nothing tracked yet');
+  assert.equal(tracker.nextOffset, undefined);
+  tracker.track(10n, 0);
+  tracker.track(11n, 0);
+  assert.equal(tracker.seen(9n), true);
+  assert.equal(tracker.seen(11n), true);
+  assert.equal(tracker.seen(12n), false);
+  assert.equal(tracker.nextOffset, 12n);
+});

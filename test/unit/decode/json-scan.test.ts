@@ -42,3 +42,17 @@ test('one JSON value only: a second value or trailing bytes after the object are
   assert.equal(team('{"team_id":1,"team_id":2}'), 1, 'the first of a repeated key');
   assert.equal(findTopLevelValue(Buffer.from('{ "a" : [1, {"b": "}"}] }'), undefined), undefined);
 });
+
+test('scanTopLevel: a key of the same length with other bytes is not the key; the range object is reused', async () => {
+  const { scanTopLevel } = await import('../../../src/decode/json-scan.ts');
+  const out = { start: -1, end: -1 };
+  const json = Buffer.from('{"team_ix":1,"team_id":22,"team_id":3}');
+  assert.equal(scanTopLevel(json, Buffer.from('team_id'), out), true);
+  assert.equal(json.toString('latin1', out.start, out.end), '22');
+  assert.equal(scanTopLevel(Buffer.from('{"team_ix":1}'), Buffer.from('team_id'), out), false);
+  // Scanned where the value sits in a larger buffer (a fetched batch's records share one).
+  const batch = Buffer.from('xx{"a":"\\"}","team_id":7}yy');
+  const value = batch.subarray(2, batch.length - 2);
+  assert.equal(scanTopLevel(value, Buffer.from('team_id'), out), true);
+  assert.equal(integerValue(value, out.start, out.end), 7);
+});

@@ -93,3 +93,36 @@ test('a sink that cannot be built fails the call with a rejected promise, never 
   });
   await assert.rejects(call as Promise<unknown>, /CA file is gone/);
 });
+
+test('decisions naming a destination are built once per snapshot: a changed or removed destination is seen at once', () => {
+  const config = buildConfig({ kafka: { brokers: ['127.0.0.1:9092'] }, destinations: [{ id: 'a', url: 'http://127.0.0.1:8123' }], routes: [{ topic: 'e', table: 'e', destination: 'a' }] }, '/', {});
+  const route = config.routes[0];
+  assert.ok(route !== undefined);
+  const first: DestinationSnapshot = { version: 'v1', loadedAt: 0, destinations: new Map(config.destinations.map((d) => [d.id, d])), teams: new Map() };
+  let listener: ((next: DestinationSnapshot) => void) | undefined;
+  const provider: DestinationProvider = {
+    start: async () => undefined,
+    snapshot: () => first,
+    lookupTeam: async () => undefined,
+    onChange: (l) => {
+      listener = l;
+      return () => undefined;
+    },
+    close: async () => undefined,
+  };
+  const directory = new DestinationDirectory(config, provider, () => ({}) as Sink);
+  let changes = 0;
+  directory.follow(() => changes++);
+  const decision = directory.decide(route, 1);
+  assert.equal(decision.kind, 'destination');
+  assert.equal(directory.decide(route, 2), decision, 'the same decision object for every record');
+  const rotated = { ...config.destinations[0], id: 'a', url: 'http://127.0.0.1:9000' } as (typeof config.destinations)[number];
+  listener?.({ version: 'v2', loadedAt: 1, destinations: new Map([['a', rotated]]), teams: new Map() });
+  assert.equal(changes, 1);
+  const after = directory.decide(route, 1);
+  assert.ok(after.kind === 'destination' && after.destination === rotated, 'the new settings, not the cached ones');
+  // Gone from the snapshot: the YAML config's own destination of that id is used again.
+  listener?.({ version: 'v3', loadedAt: 2, destinations: new Map(), teams: new Map() });
+  const fallback = directory.decide(route, 1);
+  assert.ok(fallback.kind === 'destination' && fallback.destination === config.destinations[0]);
+});

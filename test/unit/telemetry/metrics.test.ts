@@ -24,3 +24,17 @@ test('consumed counters: increments per label reach every scrape, totals keep gr
   assert.deepEqual(await scrape(metrics, 'inserter_consumed_messages_total'), ['inserter_consumed_messages_total{topic="topic_a"} 1002', 'inserter_consumed_messages_total{topic="topic_b"} 5']);
   assert.deepEqual(await scrape(metrics, 'inserter_consumed_messages_total'), ['inserter_consumed_messages_total{topic="topic_a"} 1002', 'inserter_consumed_messages_total{topic="topic_b"} 5']);
 });
+
+test('inserter_buffered_bytes: read from the memory budget at each scrape (no gauge call per reserved row)', async () => {
+  const { MemoryBudget } = await import('../../../src/batch/budget.ts');
+  const metrics = new Metrics();
+  const budget = new MemoryBudget({ maxBufferedBytes: 1_000 } as ConstructorParameters<typeof MemoryBudget>[0], metrics, () => undefined);
+  const served = async (): Promise<string[]> => (await metrics.registry.metrics()).split('\n').filter((line) => line.startsWith('inserter_buffered_bytes '));
+  assert.deepEqual(await served(), ['inserter_buffered_bytes 0']);
+  budget.reserve(700, 'd1');
+  budget.reserve(500, undefined);
+  assert.deepEqual(await served(), ['inserter_buffered_bytes 1200']);
+  assert.equal(budget.over, true);
+  budget.release(700, 'd1');
+  assert.deepEqual(await served(), ['inserter_buffered_bytes 500']);
+});
