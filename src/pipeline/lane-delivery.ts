@@ -111,8 +111,9 @@ export class LaneDelivery {
             if (state.revoked || lane.abandoned) return;
           }
           // Act only on durable ledger state: a split, exclusion or decision whose save failed (the
-          // delivery ended with it) is saved before anything is inserted on it again.
-          if ((attempt > 1 || batch.replayed) && state?.ledger?.dirty === true && rt.ledgers !== undefined) {
+          // delivery ended with it) or is still being written (a rewind re-formed the batch
+          // meanwhile: seed 1456) is saved before anything is inserted on it again.
+          if ((attempt > 1 || batch.replayed) && state?.ledger !== undefined && !state.ledgerDurable && rt.ledgers !== undefined) {
             await state.saveLedger(rt.ledgers, rt.hardStop.signal);
             if (state.revoked || lane.abandoned) return;
           }

@@ -50,6 +50,8 @@ export class PartitionState {
   #loading: Promise<void> | undefined;
   #saving: Promise<void> = Promise.resolve();
   #queued: Promise<void> | undefined;
+  /** Saves written and not answered yet: the ledger in memory is ahead of the one stored meanwhile. */
+  #inFlight = 0;
   /** What aborts a save itself (the process's hard stop): never one caller's signal, as a save is shared. */
   readonly #saveSignal: AbortSignal;
 
@@ -77,16 +79,28 @@ export class PartitionState {
       this.#queued = undefined;
       if (this.revoked) return;
       ledger.markClean();
+      this.#inFlight++;
       try {
         await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), this.#saveSignal);
       } catch (error) {
         // Not durable: the next save (before the next commit) must write it again.
         ledger.markDirty();
         throw error;
+      } finally {
+        this.#inFlight--;
       }
     });
     this.#saving = this.#queued.catch(() => undefined);
     return signal === this.#saveSignal ? this.#queued : untilAborted(this.#queued, signal);
+  }
+
+  /**
+   * Whether the ledger in memory is the one stored: nothing changed since the last save that
+   * succeeded, and no save is still being written (a split recorded in memory whose save is in
+   * flight is not durable yet: acting on it could insert under tokens a crash would forget).
+   */
+  get ledgerDurable(): boolean {
+    return this.ledger?.dirty !== true && this.#inFlight === 0;
   }
 
   /** A dead-letter write starts: the record stays unresolved until it ends. Returns the write's acks. */
