@@ -44,7 +44,11 @@ export class Committer {
       // the rewind reset: everything below either was resolved here.
       const watermark = state.tracker.committable();
       const offset = watermark > state.resolvedFloor ? watermark : state.resolvedFloor;
-      if (offset > state.committed) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
+      // Only a position this ownership resolved up to: the position reading began at is the group's
+      // as it was then, and committing it could move back a newer owner's (a process fenced off its
+      // ledger that still holds the partition in a rebalance, its reading restarted: chaos test).
+      const advanced = offset > state.tracker.start || offset === state.resolvedFloor;
+      if (advanced && offset > state.committed) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
       // Nothing newer: this process's own last commit in this ownership is committed again.
       else if (reassert && state.committed >= 0n) taken.push({ state, position: { ...state.ref, offset: state.committed, epoch: state.tracker.epoch } });
     }

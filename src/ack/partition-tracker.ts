@@ -19,9 +19,20 @@ export class PartitionTracker {
   /** Offset of the last record tracked (kept instead of the next one: no BigInt made per record). */
   #last: bigint | undefined;
   #epoch = -1;
+  #start: bigint;
 
   constructor(start?: bigint) {
     this.#committable = start ?? -1n;
+    this.#start = this.#committable;
+  }
+
+  /**
+   * The position reading began at (the first record tracked; -1 before any): committing it would
+   * say nothing this tracker resolved, and could move the group's position back under a newer
+   * owner's (committer.ts).
+   */
+  get start(): bigint {
+    return this.#start;
   }
 
   /** Offset expected next; records below it were seen already (a re-delivery after a rejoin). */
@@ -40,7 +51,7 @@ export class PartitionTracker {
 
   /** Registers a record as seen and returns its chunk; call `hold(chunk)` for each unresolved part. */
   track(offset: bigint, epoch: number): AckChunk {
-    if (this.#last === undefined && this.#committable < 0n) this.#committable = offset;
+    if (this.#last === undefined && this.#committable < 0n) this.#committable = this.#start = offset;
     this.#last = offset;
     this.#epoch = epoch;
     let chunk = this.#chunks[this.#chunks.length - 1];

@@ -59,7 +59,9 @@ test('a dead letter still being written keeps the position below it across a rew
   records[5] = { ...(records[5] as (typeof records)[number]), value: Buffer.from('not json') };
   await source.append(records);
   const unresolved = (): number | undefined => pipeline.status().partitions[0]?.unresolved;
-  await until(() => unresolved() === 1 && source.commits.length > 0, 'every row but the dead letter to resolve');
+  // (Nothing is committed yet: the watermark moves by chunks of records, and the first chunk holds the
+  // dead letter; the position reading began at is never committed — committer.ts.)
+  await until(() => unresolved() === 1, 'every row but the dead letter to resolve');
   // An unrelated pause and resume re-reads the partition from its committed position.
   pipeline.setPauses([{ id: 'p1', scope: { kind: 'table', table: 'other' }, reason: 'migration', by: 'test', at: Date.now() }]);
   pipeline.setPauses([]);
