@@ -4,7 +4,7 @@
 export interface LagSource {
   /** Starts polling (idempotent). */
   start(): void;
-  /** Records behind the log end; undefined before the first poll or when the group never committed there. */
+  /** Records behind the log end (from the log start where the group never committed); undefined before the first poll. */
   lag(topic: string, partition: number): number | undefined;
   close(): Promise<void>;
 }

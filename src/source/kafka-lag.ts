@@ -44,7 +44,7 @@ export class KafkaLagMonitor implements LagSource {
     this.#timer.unref();
   }
 
-  /** Records behind the log end; undefined before the first poll or when the group never committed there. */
+  /** Records behind the log end (from the log start where the group never committed); undefined before the first poll. */
   lag(topic: string, partition: number): number | undefined {
     return this.#lag.get(`${topic}:${partition}`);
   }
@@ -59,10 +59,15 @@ export class KafkaLagMonitor implements LagSource {
         const topics = [...this.#o.topics];
         const ends = await this.#client.listOffsets({ topics });
         const committed = await this.#client.listCommittedOffsets({ topics: topics.map((topic) => ({ topic, partitions: (ends.get(topic) ?? []).map((_, i) => i) })) });
+        // A partition the group never committed is read from the log start (the consumer's fallback):
+        // its lag counts from there. Asked only when some partition has no committed position.
+        const uncommitted = [...ends].some(([topic, partitions]) => partitions.some((_, partition) => !((committed.get(topic)?.[partition] ?? -1n) >= 0n)));
+        const starts = uncommitted ? await this.#client.listOffsets({ topics, timestamp: -2n }) : undefined;
         const next = new Map<string, number>();
         for (const [topic, partitions] of ends) {
           partitions.forEach((end, partition) => {
-            const position = committed.get(topic)?.[partition];
+            const committedAt = committed.get(topic)?.[partition];
+            const position = committedAt !== undefined && committedAt >= 0n ? committedAt : starts?.get(topic)?.[partition];
             if (position !== undefined && position >= 0n) next.set(`${topic}:${partition}`, Math.max(0, Number(end - position)));
           });
         }
