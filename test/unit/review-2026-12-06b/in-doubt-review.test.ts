@@ -24,6 +24,7 @@ import type { InsertBatch, Sink, TableRef, TableSchema } from '../../../src/sink
 import type { SourceRecord } from '../../../src/source/types.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { Metrics } from '../../../src/telemetry/metrics.ts';
+import { expectExactlyOnce, marks, uuids, type Letter } from '../../helpers/exactly-once.ts';
 import { event, FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
 import { simulate } from '../../sim/driver.ts';
 import { refusingEncoders } from '../../sim/encoder.ts';
@@ -36,7 +37,6 @@ const config = worldConfig({
   errorPolicy: { defaults: { transient_network: fastRetries, unknown_server_error: fastRetries, row_data: { baseMs: 5, capMs: 20 } } },
 });
 const records = (n: number): SourceRecord[] => Array.from({ length: n }, (_, i) => event(i, 8));
-const uuids = (n: number): string[] => Array.from({ length: n }, (_, i) => `u${i}`);
 
 const alteredColumn = { name: 'altered', type: 'UInt8', defaultKind: 'DEFAULT' };
 const isAltered = (w: TokenWarehouse): boolean => w.columns.some((c) => c.name === 'altered');
@@ -123,26 +123,6 @@ function startProcess(parts: { config?: Config; sink: (d: DestinationConfig) => 
   pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
   return { pipeline, source };
 }
-
-type Letter = HeldDeadLetters['written'][number];
-
-/** Rows twice, rows both stored and dead-lettered unmarked, rows neither stored nor dead-lettered. */
-function violations(w: TokenWarehouse, letters: readonly Letter[], count: number): { twice: string[]; both: string[]; lost: string[] } {
-  const landed = w.uuids();
-  const dead = new Set(letters.map((d) => `u${d.offset}`));
-  const unmarked = new Set(letters.filter((d) => d.reason.mayHaveLanded !== true).map((d) => `u${d.offset}`));
-  return {
-    twice: landed.filter((u, i) => landed.indexOf(u) !== i),
-    both: [...unmarked].filter((u) => landed.includes(u)),
-    lost: uuids(count).filter((u) => !landed.includes(u) && !dead.has(u)),
-  };
-}
-
-function expectExactlyOnce(w: TokenWarehouse, letters: readonly Letter[], count: number): void {
-  assert.deepEqual(violations(w, letters, count), { twice: [], both: [], lost: [] }, `inserts: ${w.inserts.join(' ')}`);
-}
-
-const marks = (letters: readonly Letter[]): Array<[bigint, boolean | undefined]> => [...new Map(letters.map((d) => [d.offset, d.reason.mayHaveLanded])).entries()];
 
 async function storedLedger(ledgers: MemoryLedgerStore): Promise<LedgerJson> {
   const json = await ledgers.load(TOPIC, 0);

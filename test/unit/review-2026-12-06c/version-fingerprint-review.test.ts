@@ -24,6 +24,7 @@ import type { ColumnInfo, InsertBatch, InsertResult, Sink, TableSchema } from '.
 import type { SourceRecord } from '../../../src/source/types.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { Metrics } from '../../../src/telemetry/metrics.ts';
+import { expectExactlyOnce, marks, type Letter } from '../../helpers/exactly-once.ts';
 import { event, FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
 
 const fastRetries = { baseMs: 5, capMs: 20, pauseMs: 20 };
@@ -37,7 +38,6 @@ function overrides(): Parameters<typeof worldConfig>[0] {
 }
 const config = worldConfig(overrides());
 const records = (n: number): SourceRecord[] => Array.from({ length: n }, (_, i) => event(i, 8));
-const uuids = (n: number): string[] => Array.from({ length: n }, (_, i) => `u${i}`);
 
 const base: ColumnInfo[] = [
   { name: 'team_id', type: 'Int64', defaultKind: '' },
@@ -73,25 +73,6 @@ function engineRow(s: TableState): EngineQueryRow {
 function schemaOf(s: TableState): TableSchema {
   return { columns: [...s.columns], version: definitionVersion(engineRow(s)) };
 }
-
-type Letter = HeldDeadLetters['written'][number];
-
-function violations(w: TokenWarehouse, letters: readonly Letter[], count: number): { twice: string[]; both: string[]; lost: string[] } {
-  const landed = w.uuids();
-  const dead = new Set(letters.map((d) => `u${d.offset}`));
-  const unmarked = new Set(letters.filter((d) => d.reason.mayHaveLanded !== true).map((d) => `u${d.offset}`));
-  return {
-    twice: landed.filter((u, i) => landed.indexOf(u) !== i),
-    both: [...unmarked].filter((u) => landed.includes(u)),
-    lost: uuids(count).filter((u) => !landed.includes(u) && !dead.has(u)),
-  };
-}
-
-function expectExactlyOnce(w: TokenWarehouse, letters: readonly Letter[], count: number): void {
-  assert.deepEqual(violations(w, letters, count), { twice: [], both: [], lost: [] }, `inserts: ${w.inserts.join(' ')}`);
-}
-
-const marks = (letters: readonly Letter[]): Array<[bigint, boolean | undefined]> => [...new Map(letters.map((d) => [d.offset, d.reason.mayHaveLanded])).entries()];
 
 /** Counts saves (each a write to the ledger topic in production). */
 class CountingLedgerStore extends MemoryLedgerStore {
