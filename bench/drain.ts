@@ -56,7 +56,7 @@ import { stringify } from 'yaml';
 import { createTopic, REPO_ROOT, startKafka, type KafkaBroker } from '../test/helpers/kafka.ts';
 import { FakeSchemaRegistry } from '../test/helpers/schema-registry.ts';
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.ts';
-import { machineCpuTimes, machineInfo, ProcSampler, type GroupUsage } from './lib/proc.ts';
+import { isJitCompilerThread, machineCpuTimes, machineInfo, ProcSampler, type GroupUsage } from './lib/proc.ts';
 import { fmt, fmtInt, mib, summarize, table, type Summary } from './lib/stats.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -606,6 +606,8 @@ interface DrainResult {
   inserts: number;
   cpuSeconds: { inserter: number; clickhouse: number; kafka: number };
   cpuSecondsPerMillion: { inserter: number; clickhouse: number; kafka: number; total: number };
+  /** Of the broker's CPU, its JIT compiler threads' (warm-up of a fresh JVM, not work per event). */
+  kafkaJitCpuSecondsPerMillion: number;
   peakRssBytes: { inserter: number; clickhouse: number };
   hwmBytes: { inserter: number; clickhouse: number };
   /** The inserter's own view of its memory at the sample with the highest RSS (from /metrics). */
@@ -670,6 +672,7 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
     inserts: 0,
     cpuSeconds: { inserter: 0, clickhouse: 0, kafka: 0 },
     cpuSecondsPerMillion: { inserter: 0, clickhouse: 0, kafka: 0, total: 0 },
+    kafkaJitCpuSecondsPerMillion: 0,
     peakRssBytes: { inserter: 0, clickhouse: 0 },
     hwmBytes: { inserter: 0, clickhouse: 0 },
     startupCpuSeconds: 0,
@@ -693,7 +696,7 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
       consumer = await startEngineConsumer(ch, ENGINE_TOPIC, groupId, false);
       tStart = await consumer.ready;
     }
-    sampler = new ProcSampler({ inserter: consumer.pids, clickhouse: chPids, kafka: [kafkaPid] });
+    sampler = new ProcSampler({ inserter: consumer.pids, clickhouse: chPids, kafka: [kafkaPid] }, 200, { kafka: isJitCompilerThread });
     sampler.start();
     const machineBefore = machineCpuTimes();
     const selfBefore = process.cpuUsage();
@@ -733,6 +736,7 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
     if (first !== undefined && tEnd > first.t) result.firstInsertToNRowsPerSecond = (EVENTS - first.rows) / ((tEnd - first.t) / 1000);
     result.cpuSeconds = { inserter: ins.cpuSeconds, clickhouse: chu.cpuSeconds, kafka: kfk.cpuSeconds };
     result.cpuSecondsPerMillion = { inserter: perM(ins.cpuSeconds), clickhouse: perM(chu.cpuSeconds), kafka: perM(kfk.cpuSeconds), total: perM(ins.cpuSeconds + chu.cpuSeconds) };
+    result.kafkaJitCpuSecondsPerMillion = perM(kfk.selectedThreadsCpuSeconds ?? 0);
     result.peakRssBytes = { inserter: ins.peakRssBytes, clickhouse: chu.peakRssBytes };
     result.hwmBytes = { inserter: ins.hwmBytes, clickhouse: chu.hwmBytes };
     result.startupCpuSeconds = startupCpu;
@@ -759,7 +763,7 @@ async function drain(system: System, run: number, env: NodeJS.ProcessEnv = {}): 
   }
   say(
     `run ${run} ${system.padEnd(8)} ${result.ok ? 'ok' : `FAILED: ${result.error}`}  ${fmtInt(result.rowsPerSecond)} rows/s (${fmt(result.seconds)} s, ${result.inserts} inserts)  ` +
-      `CPU-s/M: inserter ${fmt(result.cpuSecondsPerMillion.inserter)} clickhouse ${fmt(result.cpuSecondsPerMillion.clickhouse)} kafka ${fmt(result.cpuSecondsPerMillion.kafka)}  ` +
+      `CPU-s/M: inserter ${fmt(result.cpuSecondsPerMillion.inserter)} clickhouse ${fmt(result.cpuSecondsPerMillion.clickhouse)} kafka ${fmt(result.cpuSecondsPerMillion.kafka)} (JIT ${fmt(result.kafkaJitCpuSecondsPerMillion)})  ` +
       `peak RSS: inserter ${mib(result.peakRssBytes.inserter)} clickhouse ${mib(result.peakRssBytes.clickhouse)}  machine busy ${fmt(result.machineBusyPct, 0)}% (others ${fmt(result.foreignBusyPct, 0)}%)` +
       (result.peakMemory ? `\n  inserter at its RSS peak: ${describeMemory(result.peakMemory)}` : ''),
   );
@@ -997,6 +1001,8 @@ function report(drains: DrainResult[], latencies: LatencyResult[]): { text: stri
     ['CPU-s per M events: ClickHouse server', (s) => pick(s, (r) => r.cpuSecondsPerMillion.clickhouse), (n) => fmt(n, 2)],
     ['CPU-s per M events: inserter + ClickHouse', (s) => pick(s, (r) => r.cpuSecondsPerMillion.total), (n) => fmt(n, 2)],
     ['CPU-s per M events: Kafka broker', (s) => pick(s, (r) => r.cpuSecondsPerMillion.kafka), (n) => fmt(n, 2)],
+    ['  of which JIT compiler threads', (s) => pick(s, (r) => r.kafkaJitCpuSecondsPerMillion), (n) => fmt(n, 2)],
+    ['  Kafka broker without JIT compilers', (s) => pick(s, (r) => r.cpuSecondsPerMillion.kafka - r.kafkaJitCpuSecondsPerMillion), (n) => fmt(n, 2)],
     ['ClickHouse CPU-s per M after N: merges settling', (s) => pick(s, (r) => r.mergeTail?.cpuSecondsPerMillion ?? Number.NaN), (n) => fmt(n, 2)],
     ['ClickHouse CPU-s per M incl. merge tail', (s) => pick(s, (r) => r.cpuSecondsPerMillion.clickhouse + (r.mergeTail?.cpuSecondsPerMillion ?? Number.NaN)), (n) => fmt(n, 2)],
     ['active parts when merges settled', (s) => pick(s, (r) => r.mergeTail?.activeParts ?? Number.NaN), fmtInt],

@@ -1,7 +1,7 @@
 // Process accounting for the benchmarks, straight from /proc (Linux only): CPU seconds
 // (utime+stime of every thread of a process), resident memory now and at its peak, and a sampler
 // that watches a set of processes while a phase runs. Also the machine description for reports.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, freemem, release, totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
 
@@ -29,6 +29,38 @@ export function cpuSeconds(pid: number): number | undefined {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return (utime + stime) / CLK_TCK;
+}
+
+/**
+ * CPU seconds of each live thread of a process whose name (`/proc/PID/task/TID/comm`, at most 15
+ * characters) passes `select`, by thread id; empty once the process is gone.
+ */
+export function threadCpuSeconds(pid: number, select: (name: string) => boolean): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (!select(name)) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
+  }
+  return out;
+}
+
+/** A HotSpot JIT compiler thread (`C1 CompilerThread0`, `C2 CompilerThre…`): warm-up, not work. */
+export function isJitCompilerThread(name: string): boolean {
+  return name.startsWith('C1 CompilerThre') || name.startsWith('C2 CompilerThre');
 }
 
 export interface Memory {
@@ -68,6 +100,8 @@ export interface GroupUsage {
   peakRssBytes: number;
   /** Sum over the group's processes of each one's VmHWM at the end (peak over its life), bytes. */
   hwmBytes: number;
+  /** With `threads` for this group: CPU seconds of the selected threads since start (see ProcSampler). */
+  selectedThreadsCpuSeconds?: number;
 }
 
 /**
@@ -81,11 +115,20 @@ export class ProcSampler {
   readonly #peak = new Map<string, number>();
   readonly #hwm = new Map<number, number>();
   readonly #intervalMs: number;
+  readonly #threads: Map<string, (name: string) => boolean>;
+  /** Per selected thread: CPU at start (0 for threads born later) and the last value seen. */
+  readonly #threadAtStart = new Map<string, Map<number, number>>();
+  readonly #threadLast = new Map<string, Map<number, number>>();
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(groups: Record<string, number[]>, intervalMs = 200) {
+  /**
+   * `threads` names, per group, which of its processes' threads to account separately (e.g. a JVM's
+   * JIT compilers). A selected thread that ends keeps the CPU of the last sample that saw it.
+   */
+  constructor(groups: Record<string, number[]>, intervalMs = 200, threads: Record<string, (name: string) => boolean> = {}) {
     this.#groups = new Map(Object.entries(groups));
     this.#intervalMs = intervalMs;
+    this.#threads = new Map(Object.entries(threads));
   }
 
   start(): void {
@@ -95,6 +138,12 @@ export class ProcSampler {
         this.#cpuAtStart.set(pid, cpu);
         this.#cpuLast.set(pid, cpu);
       }
+    }
+    for (const [name, select] of this.#threads) {
+      const atStart = new Map<number, number>();
+      for (const pid of this.#groups.get(name) ?? []) for (const [tid, cpu] of threadCpuSeconds(pid, select)) atStart.set(tid, cpu);
+      this.#threadAtStart.set(name, atStart);
+      this.#threadLast.set(name, new Map());
     }
     this.sample();
     this.#timer = setInterval(() => this.sample(), this.#intervalMs);
@@ -114,7 +163,20 @@ export class ProcSampler {
         if (cpu !== undefined) this.#cpuLast.set(pid, cpu);
       }
       this.#peak.set(name, Math.max(this.#peak.get(name) ?? 0, rss));
+      const select = this.#threads.get(name);
+      const last = this.#threadLast.get(name);
+      if (select !== undefined && last !== undefined) for (const pid of pids) for (const [tid, cpu] of threadCpuSeconds(pid, select)) last.set(tid, cpu);
     }
+  }
+
+  /** CPU seconds of the selected threads of one group since start(). */
+  #selectedCpu(name: string): number | undefined {
+    const last = this.#threadLast.get(name);
+    if (last === undefined) return undefined;
+    const atStart = this.#threadAtStart.get(name);
+    let total = 0;
+    for (const [tid, cpu] of last) total += cpu - (atStart?.get(tid) ?? 0);
+    return total;
   }
 
   /** CPU seconds used so far by one group (since start()). */
@@ -129,10 +191,12 @@ export class ProcSampler {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     const out: Record<string, GroupUsage> = {};
     for (const [name, pids] of this.#groups) {
+      const selected = this.#selectedCpu(name);
       out[name] = {
         cpuSeconds: this.cpu(name),
         peakRssBytes: this.#peak.get(name) ?? 0,
         hwmBytes: pids.reduce((sum, pid) => sum + (this.#hwm.get(pid) ?? 0), 0),
+        ...(selected === undefined ? {} : { selectedThreadsCpuSeconds: selected }),
       };
     }
     return out;
