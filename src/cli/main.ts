@@ -113,7 +113,8 @@ function explain(config: Config): string {
 function describeFormat(config: Config, r: RouteConfig): string {
   if (r.format === 'json') return 'JSON objects';
   const type = r.protobuf?.messageType ?? "the schema's first message";
-  if (r.protobuf?.descriptorSet !== undefined) return `Protobuf ${type} from ${r.protobuf.descriptorSet}${r.protobuf.wireFormat === 'raw' ? ' (raw messages)' : ' (Confluent wire format)'}`;
+  const fixed = r.protobuf?.descriptorSet ?? (r.protobuf?.proto === undefined ? undefined : `the .proto files under ${r.protobuf.proto.root}`);
+  if (fixed !== undefined) return `Protobuf ${type} from ${fixed}${r.protobuf?.wireFormat === 'confluent' ? ' (Confluent wire format)' : ' (raw messages)'}`;
   return `Protobuf (Confluent wire format), ${type}, schemas by id from ${config.schemaRegistry === undefined ? '(no schemaRegistry)' : printableUrl(config.schemaRegistry.url)}`;
 }
 

@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors/inserter-error.ts';
 import { errorPolicyIssues } from '../errors/policy-schema.ts';
 import { configSchema, type ParsedConfig, type SecretRef } from './schema.ts';
+import { hasFixedSchema } from './typed-schema.ts';
 import { Secret } from './secret.ts';
 
 type Destination = ParsedConfig['destinations'][number];
@@ -112,9 +113,14 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   const registry = cfg.schemaRegistry;
   const schemaRegistry = registry === undefined ? undefined : { ...registry, password: registry.password === undefined ? undefined : secret(registry.password, 'schemaRegistry.password') };
   routes.forEach((r, i) => {
-    if (r.format === 'protobuf' && r.protobuf?.descriptorSet === undefined && registry === undefined)
-      issues.push(`routes.${i}.protobuf: format protobuf without protobuf.descriptorSet reads schema ids: it needs the top-level schemaRegistry`);
+    if (r.format === 'protobuf' && !hasFixedSchema(r.protobuf) && registry === undefined)
+      issues.push(`routes.${i}.protobuf: format protobuf without protobuf.descriptorSet or protobuf.proto reads schema ids: it needs the top-level schemaRegistry`);
     if (r.format === 'protobuf' && r.protobuf?.descriptorSet !== undefined) readableFile(r.protobuf.descriptorSet, `routes.${i}.protobuf.descriptorSet`, baseDir, issues);
+    const proto = r.format === 'protobuf' ? r.protobuf?.proto : undefined;
+    if (proto !== undefined) {
+      const root = readableDir(proto.root, `routes.${i}.protobuf.proto.root`, baseDir, issues);
+      (proto.files ?? []).forEach((file, j) => readableFile(file, `routes.${i}.protobuf.proto.files.${j}`, root, issues));
+    }
   });
   if (admin !== undefined && !issues.some((i) => i.startsWith('admin.token')) && admin.token.reveal().length < 16) issues.push('admin.token: must be at least 16 characters');
   if (issues.length > 0) throw new ConfigError(issues.map(withoutCredentials));

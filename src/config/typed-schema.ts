@@ -1,8 +1,7 @@
 // Owns the configuration of typed input and output: how a route's Protobuf messages are described
-// (a descriptor set, or a schema registry in the Confluent wire format) and how its rows are
-// encoded for the warehouse (`encoding`). Part of the one config schema (config/schema.ts).
-// `.proto` files are not compiled at start-up: the buf compiler is a development tool here, not a
-// runtime dependency; `buf build -o x.binpb` makes the descriptor set a route names.
+// (a descriptor set, `.proto` files compiled at start-up, or a schema registry in the Confluent wire
+// format) and how its rows are encoded for the warehouse (`encoding`). Part of the one config schema
+// (config/schema.ts).
 import { z } from 'zod';
 import type { Secret } from './secret.ts';
 
@@ -15,8 +14,9 @@ import type { Secret } from './secret.ts';
 export const encodingSchema = z.enum(['passthrough', 'typed', 'auto']);
 
 /**
- * A route's Protobuf messages. With `descriptorSet`, the types come from that file; otherwise from
- * the top-level `schemaRegistry`, by the schema id each record carries.
+ * A route's Protobuf messages. With `descriptorSet`, the types come from that file; with `proto`,
+ * from `.proto` files compiled at start-up; otherwise from the top-level `schemaRegistry`, by the
+ * schema id each record carries.
  */
 export const protobufRouteSchema = z
   .object({
@@ -29,17 +29,38 @@ export const protobufRouteSchema = z
     /** A binary FileDescriptorSet (`buf build -o x.binpb`), relative to the config file. */
     descriptorSet: z.string().min(1).optional(),
     /**
+     * `.proto` files compiled by buf when the service starts (no build step): `root` is the import
+     * root (a directory, relative to the config file); `files`, relative to it, are compiled with
+     * what they import — every `.proto` file under `root` when left out.
+     */
+    proto: z
+      .object({
+        root: z.string().min(1),
+        files: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .refine((f) => f.endsWith('.proto'), 'must name a .proto file'),
+          )
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    /**
      * `confluent`: magic byte, schema id, message indexes, then the message (what Confluent's
      * serializers write); `raw`: the message alone. Default: `confluent` with a registry, `raw` with
-     * a descriptor set (which then ignores the schema id and reads `messageType`).
+     * a descriptor set or `.proto` files (which then ignore the schema id and read `messageType`).
      */
     wireFormat: z.enum(['confluent', 'raw']).optional(),
   })
   .strict()
   .superRefine((p, ctx) => {
-    if (p.descriptorSet !== undefined && p.messageType === undefined)
-      ctx.addIssue({ code: 'custom', path: ['messageType'], message: 'a descriptor set needs the message type to read (e.g. posthog.v1.Event)' });
-    if (p.descriptorSet === undefined && p.wireFormat === 'raw') ctx.addIssue({ code: 'custom', path: ['wireFormat'], message: 'raw messages carry no schema id: give a descriptorSet' });
+    if (p.descriptorSet !== undefined && p.proto !== undefined) ctx.addIssue({ code: 'custom', path: ['proto'], message: 'give either descriptorSet or proto, not both' });
+    if ((p.descriptorSet !== undefined || p.proto !== undefined) && p.messageType === undefined)
+      ctx.addIssue({ code: 'custom', path: ['messageType'], message: `${p.proto !== undefined ? '.proto files need' : 'a descriptor set needs'} the message type to read (e.g. posthog.v1.Event)` });
+    if (p.descriptorSet === undefined && p.proto === undefined && p.wireFormat === 'raw')
+      ctx.addIssue({ code: 'custom', path: ['wireFormat'], message: 'raw messages carry no schema id: give a descriptorSet or proto files' });
   });
 
 /** Mirrors config/schema.ts secretSchema (which imports this file): inline, `{env}` or `{file}`. */
@@ -76,3 +97,8 @@ export type SchemaRegistryConfig = z.output<typeof schemaRegistrySchema>;
 /** As the loaded config holds it (config/load.ts resolves the password), or as parsed (tests). */
 export type RegistrySettings = Readonly<Omit<SchemaRegistryConfig, 'password'> & { password?: SchemaRegistryConfig['password'] | Secret | undefined }>;
 export type ProtobufRouteConfig = z.output<typeof protobufRouteSchema>;
+
+/** Whether a route's Protobuf types are fixed in the config (a descriptor set or `.proto` files) rather than read by schema id. */
+export function hasFixedSchema(p: ProtobufRouteConfig | undefined): boolean {
+  return p !== undefined && (p.descriptorSet !== undefined || p.proto !== undefined);
+}

@@ -30,7 +30,8 @@ import type { SourceRecord } from '../../source/types.ts';
 import type { DecodedRecord, TeamIdSource } from '../json.ts';
 import { integerTeamId, teamIdOutsideValue } from '../team-id.ts';
 import type { FieldReader, FieldValue, ObjectRow } from '../row.ts';
-import { loadDescriptorSet, messageAt } from './descriptors.ts';
+import { loadDescriptorSet, messageAt, registryOfDescriptorSet } from './descriptors.ts';
+import { compileProtoFiles } from './proto-compiler.ts';
 import { RegistryClient, SchemaRegistryUnavailableError } from './registry-client.ts';
 import { RowTypes, type ProtobufRowType } from './row-type.ts';
 import { WireRowType, WireRowTypes } from './wire-row-type.ts';
@@ -89,17 +90,12 @@ export class ProtobufDecoder {
     this.#teamRequired = route.destination === 'team';
     const p = route.protobuf ?? {};
     const where = `route ${route.name}`;
-    if (p.descriptorSet !== undefined) {
-      let registry: FileRegistry;
-      try {
-        registry = loadDescriptorSet(resolve(options.baseDir, p.descriptorSet));
-      } catch (cause) {
-        throw new ConfigError([`${where}: protobuf.descriptorSet: ${(cause as Error).message}`], { cause });
-      }
+    if (p.descriptorSet !== undefined || p.proto !== undefined) {
+      const { registry, source } = fixedRegistry(p, options.baseDir, where);
       const desc = registry.getMessage(p.messageType ?? '');
       if (desc === undefined) {
         const known = [...registry].filter((t) => t.kind === 'message' && !t.typeName.startsWith('google.protobuf.')).map((t) => t.typeName);
-        throw new ConfigError([`${where}: protobuf.messageType: ${p.messageType ?? '(none)'} is not in ${p.descriptorSet} (it has ${known.slice(0, 20).join(', ') || 'no messages'})`]);
+        throw new ConfigError([`${where}: protobuf.messageType: ${p.messageType ?? '(none)'} is not in ${source} (it has ${known.slice(0, 20).join(', ') || 'no messages'})`]);
       }
       this.#fixed = this.#compile(new WireRowTypes(new RowTypes(registry)), desc);
       if (this.#fixed.team === undefined && this.#teamRequired && route.teamId.from === 'field') {
@@ -107,7 +103,7 @@ export class ProtobufDecoder {
       }
       this.#confluent = p.wireFormat === 'confluent';
     } else {
-      if (options.schemaRegistry === undefined) throw new ConfigError([`${where}: format protobuf without protobuf.descriptorSet needs the top-level schemaRegistry`]);
+      if (options.schemaRegistry === undefined) throw new ConfigError([`${where}: format protobuf without protobuf.descriptorSet or protobuf.proto needs the top-level schemaRegistry`]);
       this.#registry = registryClientFor(options.schemaRegistry, options.baseDir, options.env ?? process.env);
       this.#confluent = true;
     }
@@ -259,5 +255,24 @@ function revealSecret(ref: RegistrySettings['password'], baseDir: string, env: N
     return readFileSync(resolve(baseDir, ref.file), 'utf8').replace(/\r?\n$/, '');
   } catch (cause) {
     throw new ConfigError([`schemaRegistry.password: cannot read secret file ${ref.file}: ${(cause as Error).message}`], { cause });
+  }
+}
+
+/** The types of a route that names them in its config: its descriptor set, or its `.proto` files compiled now. */
+function fixedRegistry(p: NonNullable<ProtobufRoute['protobuf']>, baseDir: string, where: string): { registry: FileRegistry; source: string } {
+  if (p.proto !== undefined) {
+    const root = resolve(baseDir, p.proto.root);
+    const source = `the .proto files under ${p.proto.root}`;
+    try {
+      return { registry: registryOfDescriptorSet(compileProtoFiles(root, p.proto.files ?? []), source), source };
+    } catch (cause) {
+      throw new ConfigError([`${where}: protobuf.proto: ${(cause as Error).message}`], { cause });
+    }
+  }
+  const file = p.descriptorSet ?? '';
+  try {
+    return { registry: loadDescriptorSet(resolve(baseDir, file)), source: file };
+  } catch (cause) {
+    throw new ConfigError([`${where}: protobuf.descriptorSet: ${(cause as Error).message}`], { cause });
   }
 }

@@ -1,7 +1,8 @@
-// Owns turning descriptors into @bufbuild/protobuf registries: a binary FileDescriptorSet file
-// (`buf build -o x.binpb`), or a schema registry's serialized FileDescriptorProto with the files it
-// imports (its references; google/protobuf/*.proto are built in and never referenced, as Confluent's
-// serializers do), and finding a message by the wire format's message indexes.
+// Owns turning descriptors into @bufbuild/protobuf registries: a binary FileDescriptorSet (a file
+// made by `buf build -o x.binpb`, or `.proto` files compiled at start-up: proto-compiler.ts), or a
+// schema registry's serialized FileDescriptorProto with the files it imports (its references;
+// google/protobuf/*.proto are built in and never referenced, as Confluent's serializers do), and
+// finding a message by the wire format's message indexes.
 import { readFileSync } from 'node:fs';
 import { createFileRegistry, fromBinary, type DescFile, type DescMessage, type FileRegistry } from '@bufbuild/protobuf';
 import {
@@ -42,14 +43,21 @@ const BUILTIN = new Map<string, DescFile>(
 
 /** The registry of a FileDescriptorSet file; throws an Error naming what is wrong. */
 export function loadDescriptorSet(path: string): FileRegistry {
-  const bytes = readFileSync(path);
+  return registryOfDescriptorSet(readFileSync(path), path);
+}
+
+/**
+ * The registry of a binary FileDescriptorSet (`what` names it in errors); throws an Error naming
+ * what is wrong.
+ */
+export function registryOfDescriptorSet(bytes: Uint8Array, what: string): FileRegistry {
   let set;
   try {
     set = fromBinary(FileDescriptorSetSchema, bytes);
   } catch (cause) {
-    throw new Error(`${path} is not a binary FileDescriptorSet (make one with \`buf build -o FILE.binpb\`): ${(cause as Error).message}`, { cause });
+    throw new Error(`${what} is not a binary FileDescriptorSet (make one with \`buf build -o FILE.binpb\`): ${(cause as Error).message}`, { cause });
   }
-  if (set.file.length === 0) throw new Error(`${path} holds no files`);
+  if (set.file.length === 0) throw new Error(`${what} holds no files`);
   // buf build includes imports; the well-known types are added when a set leaves them out.
   const names = new Set(set.file.map((f) => f.name));
   const missing = [...BUILTIN].filter(([name]) => !names.has(name)).map(([, file]) => file.proto);
