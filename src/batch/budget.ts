@@ -1,5 +1,6 @@
 // Owns the memory budget of one pipeline: bytes of consumed rows held in memory (open, re-forming
-// and in-flight batches, held rows, dead letters being written), in total and per destination. The
+// and in-flight batches, held rows, dead letters being written) and of the insert bodies being sent
+// (pipeline/attempt.ts), in total and per destination. The
 // source waits while the total is over `maxBufferedBytes`; a destination over its own budget is
 // reported (the lane control parks it if it is failing).
 import type { Config } from '../config/load.ts';

@@ -62,7 +62,7 @@ export const destinationSchema = z
     password: secretSchema.default(''),
     database: identifier.default('default'),
     tls: z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() }).strict().optional(),
-    /** Bytes of rows held in memory for this destination (open batches plus inserts in flight). */
+    /** Bytes of rows held in memory for this destination (open batches plus inserts in flight, and the bodies being sent). */
     maxBufferedBytes: z
       .number()
       .int()
@@ -252,7 +252,10 @@ export const configSchema = z
       .int()
       .positive()
       .default(4 * 1024 * 1024),
-    /** Bytes of consumed rows held in memory across all destinations; the source waits above it. */
+    /**
+     * Bytes of consumed rows held in memory across all destinations, plus the bodies of the inserts
+     * being sent (a second copy of their rows); the source waits above it.
+     */
     maxBufferedBytes: z
       .number()
       .int()

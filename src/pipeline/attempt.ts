@@ -1,6 +1,7 @@
 // Owns one insert of a range: encode its rows for the table's live schema, record the schema it is
-// sent under (docs/design/delivery.md §11), send it under the range's token, give the body's blocks
-// back once it landed, count it, and classify a failure. Also the probe (an insert of no rows: does
+// sent under (docs/design/delivery.md §11), send it under the range's token, count its body in the
+// memory budget while it is sent, give the body's blocks back once it landed, count it, and classify
+// a failure. Also the probe (an insert of no rows: does
 // the destination take inserts at all?) and the count of inserts landed per table, which a
 // bisection reads as evidence that the destination accepts rows (deliver.ts).
 import { encodeRange } from '../encode/batch-body.ts';
@@ -11,6 +12,7 @@ import { asWarehouseError, type WarehouseError } from '../sink/errors.ts';
 import type { InsertBatch } from '../sink/types.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Lane } from '../batch/lane.ts';
+import type { MemoryBudget } from '../batch/budget.ts';
 import type { DestinationGates } from './destination-gates.ts';
 import type { Range } from './delivery-range.ts';
 import { tableName } from './failure-report.ts';
@@ -20,13 +22,15 @@ export class Attempts {
   readonly #schemas: TableSchemas;
   readonly #metrics: Metrics;
   readonly #gates: DestinationGates;
+  readonly #budget: BodyBudget | undefined;
   /** Inserts that landed, per destination and table (probes included). */
   readonly #landed = new Map<string, number>();
 
-  constructor(schemas: TableSchemas, metrics: Metrics, gates: DestinationGates) {
+  constructor(schemas: TableSchemas, metrics: Metrics, gates: DestinationGates, budget?: BodyBudget) {
     this.#schemas = schemas;
     this.#metrics = metrics;
     this.#gates = gates;
+    this.#budget = budget;
   }
 
   /** One insert of the range; resolves with the classified failure, or undefined when it landed. */
@@ -53,21 +57,31 @@ export class Attempts {
     } catch (error) {
       return this.#failed(range, error);
     }
-    // Recorded before it is sent (a ledger failure ends the delivery like a failed split): a range in
-    // doubt is split only when its verdict cannot have changed since (§11).
-    await range.journal?.sending(range.fingerprint, signal);
-    const started = performance.now();
+    // The body is a second copy of the range's rows while it is sent: counted in the budget (the source
+    // waits while the total is over it), never waited for here — a flush must not wait on the memory
+    // its own rows hold. Released when the attempt ends, landed or not.
+    const held = insert.bytes;
+    const destination = lane.destination.id;
+    this.#budget?.reserve(held, destination);
     try {
-      await sink.insert(insert, signal);
-    } catch (error) {
-      metrics.inserts.inc({ ...labels, outcome: 'error' });
-      return this.#failed(range, error);
+      // Recorded before it is sent (a ledger failure ends the delivery like a failed split): a range in
+      // doubt is split only when its verdict cannot have changed since (§11).
+      await range.journal?.sending(range.fingerprint, signal);
+      const started = performance.now();
+      try {
+        await sink.insert(insert, signal);
+      } catch (error) {
+        metrics.inserts.inc({ ...labels, outcome: 'error' });
+        return this.#failed(range, error);
+      }
+      metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
+    } finally {
+      this.#budget?.release(held, destination);
     }
     // A landed insert's body was read whole; its blocks go to the next body. A failed one's are left to
     // the collector: a failed request's body may still be read (a compressor's write, a socket's queue).
     body.release();
     this.#countLanded(lane);
-    metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
     metrics.inserts.inc({ ...labels, outcome: 'ok' });
     metrics.insertedRows.inc(labels, insert.rows);
     metrics.insertedBytes.inc(labels, insert.bytes);
@@ -119,6 +133,9 @@ export class Attempts {
     return failure;
   }
 }
+
+/** What an attempt needs of the memory budget: its body's bytes counted while it is sent. */
+export type BodyBudget = Pick<MemoryBudget, 'reserve' | 'release'>;
 
 function landedKey(lane: Lane): string {
   return `${lane.destination.id}\u0000${tableName(lane)}`;

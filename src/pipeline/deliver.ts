@@ -18,7 +18,7 @@ import type { SourceRecord } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { ErrorReporter } from '../telemetry/sentry.ts';
-import { Attempts } from './attempt.ts';
+import { Attempts, type BodyBudget } from './attempt.ts';
 import { DestinationGates } from './destination-gates.ts';
 import { inDoubt, rangeOf, type DeliveryJournal, type Range } from './delivery-range.ts';
 import { excludeNamedRow, namedRow, noticeHold, refreshFingerprint } from './in-doubt.ts';
@@ -37,6 +37,8 @@ export interface DeliveryDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly deadLetter: (lane: Lane, record: SourceRecord, team: number | undefined, reason: DeadLetterReason) => Promise<void>;
+  /** Counts each body in the memory budget while it is sent (none: bodies are not counted). */
+  readonly budget?: BodyBudget;
   /** Defaults to the config's `errorPolicy` over the built-in policy. */
   readonly policy?: ErrorPolicy;
   /** Defaults to a reporter for `telemetry.sentryDsn` (none: nothing is sent). */
@@ -66,7 +68,7 @@ export class Deliverer {
     this.#policy = deps.policy ?? new ErrorPolicy(deps.config.errorPolicy);
     this.#reporter = deps.reporter ?? reporterFor(deps.config, deps.logger);
     this.#gates = new DestinationGates(deps.metrics, deps.logger);
-    this.#attempts = new Attempts(deps.schemas, deps.metrics, this.#gates);
+    this.#attempts = new Attempts(deps.schemas, deps.metrics, this.#gates, deps.budget);
     this.#letters = new RangeLetters(deps.logger, deps.deadLetter);
   }
 

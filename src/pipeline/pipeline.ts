@@ -118,6 +118,7 @@ export class Pipeline implements SourceHandler {
       schemas: new TableSchemas(deps.config, deps.logger, deps.encoders),
       metrics: deps.metrics,
       logger: deps.logger,
+      budget: rt.budget,
       deadLetter: (lane, record, team, reason) =>
         this.#deadLetters.write(lane.route, record, {
           ...reason,

@@ -116,7 +116,7 @@ export class Metrics {
   bufferedBytesReader: (() => number) | undefined;
   readonly bufferedBytes: Gauge = new Gauge({
     name: 'inserter_buffered_bytes',
-    help: 'Bytes of consumed rows held in memory',
+    help: 'Bytes of consumed rows held in memory, and of the insert bodies being sent',
     registers: [this.registry],
     collect: () => {
       if (this.bufferedBytesReader !== undefined) this.bufferedBytes.set(this.bufferedBytesReader());
