@@ -35,11 +35,12 @@ export interface IntentPart {
   reason?: PartReason;
   /**
    * Rows of the part (batch row indexes, ascending) left out of its insert, which is still sent
-   * under the part's token, and dead-lettered with `excludedReason`: rows refused after a schema
-   * change while an earlier attempt of the part may have landed (a split would re-insert it).
+   * under the part's token, and dead-lettered each with its own refusal (`excludedReasons`, in the
+   * same order): rows refused after a schema change while an earlier attempt of the part may have
+   * landed (a split would re-insert it).
    */
   excluded?: number[];
-  excludedReason?: PartReason;
+  excludedReasons?: PartReason[];
 }
 
 export interface Intent {
@@ -63,7 +64,8 @@ export interface Intent {
   done: boolean;
 }
 
-type PartJson = [number, number, PartState] | [number, number, PartState, PartReason] | [number, number, PartState, PartReason | null, number[], PartReason];
+/** The last element: each excluded row's reason (one reason for all of them before session 7). */
+type PartJson = [number, number, PartState] | [number, number, PartState, PartReason] | [number, number, PartState, PartReason | null, number[], PartReason[] | PartReason];
 
 export interface LedgerJson {
   v: 2;
@@ -234,14 +236,18 @@ export class Ledger {
     return true;
   }
 
-  /** Rows `excluded` of part [from, to) (or the whole) are left out of its insert and dead-lettered for `reason`. */
-  exclude(intent: Intent, from: number, to: number, excluded: readonly number[], reason: PartReason): void {
+  /**
+   * Rows `excluded` of part [from, to) (or the whole) are left out of its insert and dead-lettered,
+   * each for its reason (`reasons[i]` is `excluded[i]`'s).
+   */
+  exclude(intent: Intent, from: number, to: number, excluded: readonly number[], reasons: readonly PartReason[]): void {
+    if (reasons.length !== excluded.length) throw new Error(`${excluded.length} rows excluded with ${reasons.length} reasons`);
     const whole = from === 0 && to === intent.rows;
     const parts = intent.parts ?? (whole ? [{ from, to, state: 'pending' }] : []);
     const part = parts.find((p) => p.from === from && p.to === to);
     if (part === undefined) throw new Error(`intent ${intent.token} has no part ${from}-${to}`);
     part.excluded = [...excluded];
-    part.excludedReason ??= { ...reason, message: reason.message.slice(0, REASON_CHARS) };
+    part.excludedReasons = reasons.map((reason) => (reason.message.length > REASON_CHARS ? { ...reason, message: reason.message.slice(0, REASON_CHARS) } : reason));
     intent.parts = parts;
     this.#dirty = true;
   }
@@ -275,18 +281,19 @@ export class Ledger {
 }
 
 function partOf(json: PartJson): IntentPart {
-  const [from, to, state, reason, excluded, excludedReason] = json as [number, number, PartState, PartReason | null | undefined, number[] | undefined, PartReason | undefined];
+  const [from, to, state, reason, excluded, excludedReasons] = json as [number, number, PartState, PartReason | null | undefined, number[] | undefined, PartReason[] | PartReason | undefined];
   return {
     from,
     to,
     state,
     ...(reason === undefined || reason === null ? {} : { reason }),
-    ...(excluded === undefined || excludedReason === undefined ? {} : { excluded, excludedReason }),
+    // A ledger written before session 7 kept one reason for all its excluded rows.
+    ...(excluded === undefined || excludedReasons === undefined ? {} : { excluded, excludedReasons: Array.isArray(excludedReasons) ? excludedReasons : excluded.map(() => excludedReasons) }),
   };
 }
 
 function partJson(p: IntentPart): PartJson {
-  if (p.excluded !== undefined && p.excludedReason !== undefined) return [p.from, p.to, p.state, p.reason ?? null, [...p.excluded], p.excludedReason];
+  if (p.excluded !== undefined && p.excludedReasons !== undefined) return [p.from, p.to, p.state, p.reason ?? null, [...p.excluded], [...p.excludedReasons]];
   return p.reason === undefined ? [p.from, p.to, p.state] : [p.from, p.to, p.state, p.reason];
 }
 

@@ -99,7 +99,7 @@ export class Deliverer {
       for (const leaf of [...leaves]) {
         if (leaf.state === 'pending') await this.#range(rangeOf(lane, sink, batch, leaf.from, leaf.to, signal, journal, leaf));
         else if (leaf.state === 'dead' && leaf.reason !== undefined) await this.#letters.rows(lane, batch, leaf.from, leaf.to, leaf.reason);
-        else if (leaf.state === 'done' && leaf.excluded !== undefined && leaf.excludedReason !== undefined) await this.#letters.excluded(lane, batch, leaf.excluded, leaf.excludedReason);
+        else if (leaf.state === 'done' && leaf.excluded !== undefined && leaf.excludedReasons !== undefined) await this.#letters.excluded(lane, batch, leaf.excluded, leaf.excludedReasons);
       }
     } finally {
       slots.release();
@@ -280,7 +280,7 @@ export class Deliverer {
   /** The range landed: recorded, then the rows left out of it (§11) are dead-lettered. */
   async #inserted(range: Range): Promise<void> {
     range.journal?.inserted(range.from, range.to);
-    if (range.excludedReason !== undefined) await this.#letters.excluded(range.lane, range.batch, range.excluded, range.excludedReason);
+    if (range.excluded.length > 0) await this.#letters.excluded(range.lane, range.batch, range.excluded, range.excludedReasons);
   }
 
   /** Leaves the row a refusal names out of the range in doubt (durably); false when no row is named. */

@@ -20,9 +20,9 @@ export interface Range {
   failedAt: number;
   /** The fingerprint of the live schema of the last attempt (TableSchemas.live). */
   fingerprint: string | undefined;
-  /** Rows left out of the range's insert (ascending), dead-lettered with `excludedReason` once it lands (§11). */
+  /** Rows left out of the range's insert (ascending), each dead-lettered with its own refusal (`excludedReasons`, same order) once it lands (§11). */
   excluded: number[];
-  excludedReason: PartReason | undefined;
+  excludedReasons: PartReason[];
   /** When the range was first held in doubt (refused naming no row): its hold is bounded from then. */
   doubtSince?: number;
 }
@@ -34,7 +34,7 @@ export interface JournalLeaf {
   readonly state: PartState;
   readonly reason?: PartReason;
   readonly excluded?: readonly number[];
-  readonly excludedReason?: PartReason;
+  readonly excludedReasons?: readonly PartReason[];
 }
 
 /**
@@ -49,8 +49,8 @@ export interface DeliveryJournal {
   sentUnder(): readonly string[];
   /** An insert is about to be sent under this schema: recorded first (durably, when it is a new one). */
   sending(fingerprint: string, signal: AbortSignal): Promise<void>;
-  /** Rows `excluded` of [from, to) are left out of its insert (same token) and dead-lettered for `reason`: durable first. */
-  exclude(from: number, to: number, excluded: readonly number[], reason: PartReason, signal: AbortSignal): Promise<void>;
+  /** Rows `excluded` of [from, to) are left out of its insert (same token) and dead-lettered, each for its reason in `reasons`: durable first. */
+  exclude(from: number, to: number, excluded: readonly number[], reasons: readonly PartReason[], signal: AbortSignal): Promise<void>;
   split(from: number, to: number, ranges: ReadonlyArray<readonly [number, number]>, signal: AbortSignal): Promise<void>;
   decide(from: number, to: number, state: 'dead' | 'dropped', reason: PartReason, signal: AbortSignal): Promise<void>;
   inserted(from: number, to: number): void;
@@ -66,7 +66,20 @@ export interface DeliveryJournal {
 
 export function rangeOf(lane: Lane, sink: Sink, batch: Batch, from: number, to: number, signal: AbortSignal, journal: DeliveryJournal | undefined, leaf?: JournalLeaf): Range {
   const excluded = leaf?.excluded === undefined ? [] : [...leaf.excluded];
-  return { lane, sink, batch, from, to, token: lane.token(batch, from, to), signal, journal, failedAt: 0, fingerprint: undefined, excluded, excludedReason: leaf?.excludedReason };
+  return {
+    lane,
+    sink,
+    batch,
+    from,
+    to,
+    token: lane.token(batch, from, to),
+    signal,
+    journal,
+    failedAt: 0,
+    fingerprint: undefined,
+    excluded,
+    excludedReasons: leaf?.excludedReasons === undefined ? [] : [...leaf.excludedReasons],
+  };
 }
 
 /**

@@ -50,11 +50,15 @@ interface Telemetry {
 export async function excludeNamedRow(range: Range, failure: WarehouseError, refusal: PartReason, telemetry: Telemetry): Promise<boolean> {
   const row = namedRow(range, failure);
   if (row === undefined) return false;
-  const reason: PartReason = range.excludedReason ?? { ...refusal, mayHaveLanded: true };
-  const excluded = [...range.excluded, row].sort((a, b) => a - b);
-  await range.journal?.exclude(range.from, range.to, excluded, reason, range.signal);
+  // Each row left out keeps the refusal that named it (a second exclusion has its own reason).
+  const at = insertionPoint(range.excluded, row);
+  const excluded = [...range.excluded];
+  excluded.splice(at, 0, row);
+  const reasons = [...range.excludedReasons];
+  reasons.splice(at, 0, { ...refusal, mayHaveLanded: true });
+  await range.journal?.exclude(range.from, range.to, excluded, reasons, range.signal);
   range.excluded = excluded;
-  range.excludedReason = reason;
+  range.excludedReasons = reasons;
   const { lane } = range;
   telemetry.metrics.splits.inc({ destination: lane.destination.id, table: lane.table.table, class: 'in_doubt' });
   const offset = String(range.batch.records[row]?.offset);
@@ -64,6 +68,13 @@ export async function excludeNamedRow(range: Range, failure: WarehouseError, ref
   );
   telemetry.report(new InserterError('INSERTER_DELIVERY_IN_DOUBT', `row at offset ${offset} refused after a schema change while an earlier insert of it may have landed`, { cause: failure }));
   return true;
+}
+
+/** Where `row` goes in the ascending `rows`. */
+function insertionPoint(rows: readonly number[], row: number): number {
+  let at = 0;
+  while (at < rows.length && (rows[at] as number) < row) at++;
+  return at;
 }
 
 /** The batch row a refusal names within the range (body numbering, rows left out skipped), if any. */

@@ -171,8 +171,8 @@ export class LaneDelivery {
       leaves: () => intent.parts,
       sentUnder: () => intent.schemas,
       sending: (fingerprint, signal) => (ledger.sentUnder(intent, fingerprint) ? durable(signal) : Promise.resolve()),
-      exclude: (from, to, excluded, reason, signal) => {
-        ledger.exclude(intent, from, to, excluded, reason);
+      exclude: (from, to, excluded, reasons, signal) => {
+        ledger.exclude(intent, from, to, excluded, reasons);
         return durable(signal);
       },
       split: (from, to, ranges, signal) => {

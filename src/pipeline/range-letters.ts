@@ -30,8 +30,8 @@ export class RangeLetters {
   }
 
   /** The rows left out of an insert (§11). */
-  async excluded(lane: Lane, batch: Batch, rows: readonly number[], reason: PartReason): Promise<void> {
-    for (const row of rows) await this.#row(lane, batch, row, reason);
+  async excluded(lane: Lane, batch: Batch, rows: readonly number[], reasons: readonly PartReason[]): Promise<void> {
+    for (let i = 0; i < rows.length; i++) await this.#row(lane, batch, rows[i] as number, reasons[i] ?? (reasons[reasons.length - 1] as PartReason));
   }
 
   async #row(lane: Lane, batch: Batch, index: number, reason: PartReason): Promise<void> {

@@ -31,26 +31,38 @@ test('rows left out of an insert, and the schemas it was sent under, survive a r
     [0, 5],
     [5, 10],
   ]);
-  ledger.exclude(i, 5, 10, [6, 8], reason);
+  ledger.exclude(i, 5, 10, [6, 8], [reason, { ...reason, message: 'row 8: its own refusal' }]);
   ledger.settle(i, 0, 5, 'done');
   const back = Ledger.fromJson(JSON.parse(JSON.stringify(ledger.toJson())) as ReturnType<Ledger['toJson']>);
   const read = back.intents[0];
   assert.deepEqual(read?.schemas, ['s1', 's2']);
   assert.deepEqual(read?.parts, [
     { from: 0, to: 5, state: 'done' },
-    { from: 5, to: 10, state: 'pending', excluded: [6, 8], excludedReason: reason },
+    { from: 5, to: 10, state: 'pending', excluded: [6, 8], excludedReasons: [reason, { ...reason, message: 'row 8: its own refusal' }] },
   ]);
 });
 
-test('excluding rows of a batch never split makes it one part; a later exclusion keeps the first reason', () => {
+test('excluding rows of a batch never split makes it one part; a later exclusion keeps its own reason', () => {
   const ledger = new Ledger();
   const i = intent(4);
   ledger.add(i);
-  ledger.exclude(i, 0, 4, [1], reason);
-  ledger.exclude(i, 0, 4, [1, 3], { ...reason, message: 'another' });
-  assert.deepEqual(i.parts, [{ from: 0, to: 4, state: 'pending', excluded: [1, 3], excludedReason: reason }]);
+  ledger.exclude(i, 0, 4, [3], [reason]);
+  ledger.exclude(i, 0, 4, [1, 3], [{ ...reason, message: 'another' }, reason]);
+  assert.deepEqual(i.parts, [{ from: 0, to: 4, state: 'pending', excluded: [1, 3], excludedReasons: [{ ...reason, message: 'another' }, reason] }]);
+  assert.throws(() => ledger.exclude(i, 0, 4, [1, 2, 3], [reason]), /3 rows excluded with 1 reasons/);
   ledger.settle(i, 0, 4, 'done');
   assert.equal(i.parts?.[0]?.state, 'done');
+});
+
+test('a ledger written with one reason for all excluded rows (before per-row reasons) reads as that reason for each', () => {
+  const ledger = new Ledger();
+  const i = intent(4);
+  ledger.add(i);
+  ledger.exclude(i, 0, 4, [1, 3], [reason, reason]);
+  const written = JSON.parse(JSON.stringify(ledger.toJson())) as ReturnType<Ledger['toJson']>;
+  const part = written.intents[0]?.parts?.[0] as unknown[];
+  part[5] = reason; // the old layout: one reason object
+  assert.deepEqual(Ledger.fromJson(written).intents[0]?.parts, [{ from: 0, to: 4, state: 'pending', excluded: [1, 3], excludedReasons: [reason, reason] }]);
 });
 
 test('an intent written before schemas were recorded was sent under an unknown schema (never equal to a real one); no schema read is written as none', () => {

@@ -242,6 +242,10 @@ test('a second exclusion in a replayed part (B refuses u4, already left out, and
       [7n, true],
     ],
   );
+  // Each left-out row is dead-lettered with the refusal that named it (body row 5, then row 7 of the body without u4).
+  const messages = new Map(letters.map((l) => [l.offset, l.reason.message]));
+  assert.match(messages.get(4n) ?? '', /at row 5\)/);
+  assert.match(messages.get(7n) ?? '', /at row 7\)/, 'the second exclusion keeps its own reason');
   assert.equal(new Set(warehouse.inserts.map((i) => i.split(' ')[0])).size, 1, 'one token');
 });
 
