@@ -25,7 +25,8 @@
 // compression, maxBufferedBytes and kafka.fetchMaxBytes (default: the inserter's defaults);
 // --inserter-env K=V (repeatable): environment for the inserter process.
 // --batch K=V[,K=V]: the inserter's `batch` settings (maxRows, maxBytes, maxAgeMs; default: its defaults).
-// --variant-env K=V, --variant-compression C, --variant-batch K=V[,K=V], --variant-rev REV: one more
+// --variant-env K=V, --variant-compression C, --variant-batch K=V[,K=V], --variant-rev REV,
+// --variant-no-ledger (exactlyOnce.enabled: false — what the ledger's writes cost): one more
 // system, `variant`: the pass-through inserter with these overrides on top of the above (or of
 // revision REV), drained in the same runs (order alternated), for an A/B comparison on a shared,
 // noisy machine.
@@ -133,6 +134,7 @@ const { values: argv } = parseArgs({
     'variant-env': { type: 'string', multiple: true },
     'variant-compression': { type: 'string' },
     'variant-batch': { type: 'string' },
+    'variant-no-ledger': { type: 'boolean', default: false },
     'variant-rev': { type: 'string' },
     typed: { type: 'boolean', default: false },
     format: { type: 'string', default: 'json' },
@@ -212,7 +214,7 @@ function batchOption(option: string | undefined): Record<string, number> | undef
 }
 const BATCH = batchOption(argv.batch);
 const VARIANT_BATCH = { ...BATCH, ...batchOption(argv['variant-batch']) };
-const VARIANT = argv['variant-rev'] !== undefined || argv['variant-env'] !== undefined || argv['variant-compression'] !== undefined || argv['variant-batch'] !== undefined;
+const VARIANT = argv['variant-rev'] !== undefined || argv['variant-env'] !== undefined || argv['variant-compression'] !== undefined || argv['variant-batch'] !== undefined || argv['variant-no-ledger'];
 const VARIANT_ENV: Record<string, string> = Object.fromEntries((argv['variant-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const TOPIC = 'clickhouse_events_json';
 if (argv.format !== 'json' && argv.format !== 'protobuf') throw new Error(`--format must be json or protobuf, got ${argv.format}`);
@@ -481,6 +483,7 @@ async function startInserterConsumer(
       destinations: [{ id: 'ch', url: ch.url, database: 'posthog', ...(compression === undefined ? {} : { compression }) }],
       ...(argv['max-buffered-mib'] === undefined ? {} : { maxBufferedBytes: Number(argv['max-buffered-mib']) * 1024 * 1024 }),
       ...(batch === undefined || Object.keys(batch).length === 0 ? {} : { batch }),
+      ...(variant && argv['variant-no-ledger'] ? { exactlyOnce: { enabled: false } } : {}),
       ...(registry === undefined ? {} : { schemaRegistry: { url: registry.url } }),
       routes: [{ topic, table: 'events', destination: 'ch', createTable: { enabled: false }, encoding, ...(PROTOBUF ? { format: 'protobuf' } : {}) }],
       telemetry: { logLevel: 'info', metricsListen: `127.0.0.1:${metricsPort}` },

@@ -254,19 +254,16 @@ export class Ledger {
 
   /**
    * Forgets what is below the committed position (those records are never re-read): resolved
-   * offsets and any intent wholly below it.
+   * offsets and any intent wholly below it. Not a change worth a save of its own: the stored ledger
+   * still says the same of those records (they are in its resolved sets, or below its
+   * `resolvedBelow`), so the next save that records something carries it (one ledger transaction
+   * less per commit: docs/benchmarks.md, session 7).
    */
   prune(committed: bigint): void {
-    if (committed > this.#resolvedBelow) {
-      this.#resolvedBelow = committed;
-      this.#dirty = true;
-    }
-    for (const set of this.#resolved.values()) if (set.removeBelow(committed)) this.#dirty = true;
+    if (committed > this.#resolvedBelow) this.#resolvedBelow = committed;
+    for (const set of this.#resolved.values()) set.removeBelow(committed);
     for (let i = this.#intents.length - 1; i >= 0; i--) {
-      if ((this.#intents[i] as Intent).records.last < committed) {
-        this.#intents.splice(i, 1);
-        this.#dirty = true;
-      }
+      if ((this.#intents[i] as Intent).records.last < committed) this.#intents.splice(i, 1);
     }
   }
 

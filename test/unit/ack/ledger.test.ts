@@ -72,3 +72,28 @@ test('an intent written before schemas were recorded was sent under an unknown s
   fresh.add({ ...intent(2), schemas: [] });
   assert.deepEqual(Ledger.fromJson(fresh.toJson()).intents[0]?.schemas, []);
 });
+
+test('pruning below a commit is not saved on its own: the stored ledger says the same of those records, and the next save carries the prune', () => {
+  const ledger = new Ledger();
+  const done = intent(4); // offsets 0-3
+  const open = { ...intent(2), token: 'later', records: OffsetSet.fromSorted([4n, 5n]) };
+  ledger.add(done);
+  ledger.add(open);
+  ledger.complete(done);
+  ledger.markResolved('events', 6n);
+  const stored = JSON.parse(JSON.stringify(ledger.toJson())) as ReturnType<Ledger['toJson']>;
+  ledger.markClean();
+  ledger.prune(4n); // the commit passed 0-3
+  assert.equal(ledger.dirty, false, 'a prune alone triggers no save');
+  const before = Ledger.fromJson(stored);
+  const after = Ledger.fromJson(JSON.parse(JSON.stringify(ledger.toJson())) as ReturnType<Ledger['toJson']>);
+  // Read again after the position went back, the records are judged alike by either form.
+  for (let offset = 0n; offset < 8n; offset++) assert.equal(before.isResolved('events', offset), after.isResolved('events', offset), `offset ${offset}`);
+  assert.deepEqual(
+    after.intents.map((i) => i.token),
+    before.intents.map((i) => i.token),
+  );
+  ledger.markResolved('events', 7n);
+  assert.equal(ledger.dirty, true);
+  assert.equal(ledger.toJson().resolvedBelow, '4', 'the next save carries the prune');
+});
