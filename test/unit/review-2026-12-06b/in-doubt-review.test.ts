@@ -26,20 +26,12 @@ import { createLogger } from '../../../src/telemetry/logger.ts';
 import { Metrics } from '../../../src/telemetry/metrics.ts';
 import { expectExactlyOnce, marks, uuids, type Letter } from '../../helpers/exactly-once.ts';
 import { event, FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
+import { alteredColumn, fastRetries, inDoubtConfig, isAltered, teamRecords } from '../../helpers/in-doubt-world.ts';
 import { simulate } from '../../sim/driver.ts';
 import { refusingEncoders } from '../../sim/encoder.ts';
 
-const fastRetries = { baseMs: 5, capMs: 20, pauseMs: 20 };
-const config = worldConfig({
-  teams: { map: { 8: 'd1' } },
-  schemaRefreshMs: 1,
-  batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
-  errorPolicy: { defaults: { transient_network: fastRetries, unknown_server_error: fastRetries, row_data: { baseMs: 5, capMs: 20 } } },
-});
-const records = (n: number): SourceRecord[] => Array.from({ length: n }, (_, i) => event(i, 8));
-
-const alteredColumn = { name: 'altered', type: 'UInt8', defaultKind: 'DEFAULT' };
-const isAltered = (w: TokenWarehouse): boolean => w.columns.some((c) => c.name === 'altered');
+const config = inDoubtConfig;
+const records = teamRecords;
 /** Each warehouse's definition version: every ALTER moves it, as ClickHouse's metadata version does. */
 const versions = new WeakMap<TokenWarehouse, number>();
 function alter(w: TokenWarehouse): void {
