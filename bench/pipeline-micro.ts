@@ -3,7 +3,9 @@
 // fetch, handed to `Pipeline.onRecord` (ownership → decode → route → batch → offset tracking), then
 // delivered to an in-memory sink (intent in a memory ledger, JSONEachRow body, insert, ack, commit).
 //
-//   node_modules/.bin/node bench/pipeline-micro.ts [--records N] [--rounds R] [--run K] [--profile]
+//   node_modules/.bin/node bench/pipeline-micro.ts [--records N] [--rounds R] [--run K] [--profile] [--no-ledger]
+//
+// --no-ledger: `exactlyOnce.enabled: false` and no ledger store (what the ledger's bookkeeping costs).
 //
 // Per round: main-thread CPU (process.threadCpuUsage) of the synchronous onRecord loop alone, µs per
 // record, and of the whole round until every record is resolved (deliveries included); heap bytes
@@ -32,6 +34,7 @@ const { values: argv } = parseArgs({
     rounds: { type: 'string', default: '8' },
     run: { type: 'string', default: '1000' },
     profile: { type: 'boolean', default: false },
+    'no-ledger': { type: 'boolean', default: false },
     child: { type: 'boolean', default: false },
   },
   strict: true,
@@ -46,7 +49,7 @@ const RUN = Number(argv.run);
 if (!argv.child) {
   const flags = ['--max-semi-space-size=256', '--min-semi-space-size=256'];
   if (argv.profile) flags.push('--cpu-prof', `--cpu-prof-dir=${tmpdir()}/pipeline-micro-profiles`);
-  const args = [...flags, import.meta.filename, '--child', '--records', String(RECORDS), '--rounds', String(ROUNDS), '--run', String(RUN)];
+  const args = [...flags, import.meta.filename, '--child', '--records', String(RECORDS), '--rounds', String(ROUNDS), '--run', String(RUN), ...(argv['no-ledger'] ? ['--no-ledger'] : [])];
   const child = spawnSync(process.execPath, args, { stdio: 'inherit' });
   process.exit(child.status ?? 1);
 }
@@ -103,6 +106,7 @@ const config = buildConfig(
     batch: { maxRows: Math.ceil(RECORDS / PARTITIONS), maxBytes: 1 << 30, maxAgeMs: 60_000 },
     maxBufferedBytes: 4 * 1024 * 1024 * 1024,
     telemetry: { logLevel: 'silent' },
+    ...(argv['no-ledger'] ? { exactlyOnce: { enabled: false } } : {}),
   },
   tmpdir(),
 );
@@ -134,7 +138,7 @@ const pipeline = new Pipeline({
   source,
   sinkFactory: (d) => sink(d.id),
   deadLetters,
-  ledgers: new MemoryLedgerStore(),
+  ...(argv['no-ledger'] ? {} : { ledgers: new MemoryLedgerStore() }),
   logger: createLogger('silent'),
   metrics: new Metrics(),
 });
