@@ -284,9 +284,20 @@ function partOf(json: PartJson): IntentPart {
     to,
     state,
     ...(reason === undefined || reason === null ? {} : { reason }),
-    // A ledger written before session 7 kept one reason for all its excluded rows.
-    ...(excluded === undefined || excludedReasons === undefined ? {} : { excluded, excludedReasons: Array.isArray(excludedReasons) ? excludedReasons : excluded.map(() => excludedReasons) }),
+    ...(excluded === undefined || excludedReasons === undefined ? {} : { excluded, excludedReasons: reasonsFor(excluded, excludedReasons) }),
   };
+}
+
+/**
+ * One reason per excluded row. A ledger written before session 7 kept one reason for all of them;
+ * a list short of the rows (never written so) gives the rows without one a reason saying so, still
+ * marked: a left-out row's letter must never go unwritten or unmarked.
+ */
+function reasonsFor(excluded: readonly number[], stored: PartReason[] | PartReason): PartReason[] {
+  if (!Array.isArray(stored)) return excluded.map(() => stored);
+  if (stored.length >= excluded.length) return stored.slice(0, excluded.length);
+  const missing: PartReason = { errorClass: 'row_data', code: 'INSERTER_DELIVERY_IN_DOUBT', message: 'left out of an insert in doubt; its refusal was not recorded', attempts: 0, mayHaveLanded: true };
+  return excluded.map((_, i) => stored[i] ?? missing);
 }
 
 function partJson(p: IntentPart): PartJson {

@@ -63,6 +63,13 @@ test('a ledger written with one reason for all excluded rows (before per-row rea
   const part = written.intents[0]?.parts?.[0] as unknown[];
   part[5] = reason; // the old layout: one reason object
   assert.deepEqual(Ledger.fromJson(written).intents[0]?.parts, [{ from: 0, to: 4, state: 'pending', excluded: [1, 3], excludedReasons: [reason, reason] }]);
+  // A list short of the rows (never written so): the row without a reason still gets one, marked.
+  part[5] = [reason];
+  const short = Ledger.fromJson(written).intents[0]?.parts?.[0]?.excludedReasons ?? [];
+  assert.equal(short.length, 2);
+  assert.deepEqual(short[0], reason);
+  assert.equal(short[1]?.mayHaveLanded, true);
+  assert.equal(short[1]?.code, 'INSERTER_DELIVERY_IN_DOUBT');
 });
 
 test('an intent written before schemas were recorded was sent under an unknown schema (never equal to a real one); no schema read is written as none', () => {
