@@ -60,6 +60,7 @@ export const FEATURES = {
   splits: 'memory pressure in some lives: inserts above a few rows fail with MEMORY_LIMIT_EXCEEDED and are split (recorded before the sub-inserts)',
   pauses: 'operator pauses and resumes of a table, a team or a destination: lanes stop, rows park, resuming re-reads (rewinds with dead letters in flight)',
   reverts: 'schema changes reverted within 40 ms: rows valid only in between, an insert landing then and retried after the revert (alter.ts)',
+  destinationBudgets: "a destination's own maxBufferedBytes a few rows large: a destination over it while failing is parked (open batches dropped, its rows re-read once it answers)",
 } as const;
 export type Feature = keyof typeof FEATURES;
 
@@ -78,6 +79,7 @@ export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
   splits: true,
   pauses: true,
   reverts: true,
+  destinationBudgets: true,
 };
 
 export interface SimStats {
@@ -130,6 +132,8 @@ interface Scenario {
   readonly routes: readonly RouteSpec[];
   readonly concurrency: readonly number[];
   readonly missingTables: ReadonlySet<string>;
+  /** Per destination (same order), its own maxBufferedBytes when the seed gives it one (feature destinationBudgets). */
+  readonly destinationBudgets?: ReadonlyArray<number | undefined>;
   readonly poisonHint: boolean;
   readonly lives: ReadonlyArray<{
     end: 'kill' | 'destroy' | 'close' | 'final';
@@ -318,7 +322,10 @@ function configFor(scenario: Scenario, life: Scenario['lives'][number], exactlyO
   const retrying = { baseMs: 1, factor: 2, capMs: life.capMs, pauseMs: life.pauseMs, ...(life.maxAttempts === undefined ? { maxElapsedMs: elapsed } : { maxAttempts: life.maxAttempts }) };
   const raw: ConfigInput = {
     kafka: { brokers: ['sim:9092'], groupId: 'sim' },
-    destinations: scenario.destinations.map((id, i) => ({ id, url: `http://${id}.sim:8123`, database: 'sim', concurrency: scenario.concurrency[i] ?? 1 })),
+    destinations: scenario.destinations.map((id, i) => {
+      const budget = scenario.destinationBudgets?.[i];
+      return { id, url: `http://${id}.sim:8123`, database: 'sim', concurrency: scenario.concurrency[i] ?? 1, ...(budget === undefined ? {} : { maxBufferedBytes: budget }) };
+    }),
     teams: { map: { ...scenario.teamMap }, unknown: scenario.unknown },
     routes: scenario.routes.map((r) => ({ name: r.name, topic: TOPIC, table: r.table, destination: r.destination })),
     batch: { maxRows: life.maxRows, maxBytes: 1 << 20, maxAgeMs: life.maxAgeMs },
@@ -346,7 +353,7 @@ function describeScenario(s: Scenario, records: number, poison: number): string 
     .join(' ');
   return [
     `partitions=${s.partitions} records=${records} poison=${poison} hint=${s.poisonHint}`,
-    `destinations=${s.destinations.join(',')} concurrency=${s.concurrency.join(',')} teams=${JSON.stringify(s.teamMap)} unknown=${JSON.stringify(s.unknown)}`,
+    `destinations=${s.destinations.join(',')} concurrency=${s.concurrency.join(',')}${s.destinationBudgets?.some((b) => b !== undefined) === true ? ` budgets=${s.destinationBudgets.map((b) => b ?? '-').join(',')}` : ''} teams=${JSON.stringify(s.teamMap)} unknown=${JSON.stringify(s.unknown)}`,
     `routes=${s.routes.map((r) => `${r.name}->${r.table}@${r.destination}`).join(',')} missingTables=${[...s.missingTables].map((t) => t.replace('\u0000', ':')).join(',') || '-'}`,
     `lookups: ${s.lookups === undefined ? 'none' : `known teams ${[...s.lookups.known].join(',') || '-'}, fail=${s.lookups.fail}, slow=${s.lookups.slowMs}${s.lookups.move === undefined ? '' : `, team ${s.lookups.move.team} moves to ${s.lookups.move.to} at +${s.lookups.move.at - START} ms`}`}`,
     `faults: warehouse=${JSON.stringify(s.warehouseFaults)} source=${JSON.stringify(s.sourceFaults)} dlq=${JSON.stringify(s.deadLetterFaults)} ledger=${JSON.stringify(s.ledgerFaults)}`,
@@ -369,7 +376,11 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const seed = options.seed;
   const exactlyOnce = options.exactlyOnce ?? true;
   const root = new Rng(seed);
-  const drawn = makeScenario(root.fork(), options);
+  // Destination budgets from a stream of their own, so the other draws of a seed stay as they were.
+  const budgets = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).destinationBudgets ? new Rng(seed ^ 0xb0d6e7) : undefined;
+  const scenarioDrawn = makeScenario(root.fork(), options);
+  const drawn: Scenario =
+    budgets === undefined ? scenarioDrawn : { ...scenarioDrawn, destinationBudgets: scenarioDrawn.destinations.map(() => (budgets.chance(0.3) ? budgets.int(200, 3_000) : undefined)) };
   const { records: generated, poison: drawnPoison, unlisted: drawnUnlisted, refused } = generateRecords(root.fork(), seed, drawn);
   // Schema changes, from a stream of their own. A range in doubt refused without naming a row is held
   // within its class's limits, then dead-lettered whole, marked may-have-landed (§11): in such seeds
