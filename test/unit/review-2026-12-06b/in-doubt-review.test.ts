@@ -18,19 +18,15 @@ import type { EncoderFactory } from '../../../src/encode/types.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
 import { AbortedError } from '../../../src/errors/inserter-error.ts';
 import { PartitionState } from '../../../src/pipeline/partition-state.ts';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { InsertBatch, Sink, TableRef, TableSchema } from '../../../src/sink/types.ts';
 import type { SourceRecord } from '../../../src/source/types.ts';
-import { createLogger } from '../../../src/telemetry/logger.ts';
-import { Metrics } from '../../../src/telemetry/metrics.ts';
 import { expectExactlyOnce, marks, uuids, type Letter } from '../../helpers/exactly-once.ts';
-import { event, FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
-import { alteredColumn, fastRetries, inDoubtConfig, isAltered, teamRecords } from '../../helpers/in-doubt-world.ts';
+import { event, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
+import { alteredColumn, fastRetries, isAltered, scripted, startProcess, teamRecords, type Outcome } from '../../helpers/in-doubt-world.ts';
 import { simulate } from '../../sim/driver.ts';
 import { refusingEncoders } from '../../sim/encoder.ts';
 
-const config = inDoubtConfig;
 const records = teamRecords;
 /** Each warehouse's definition version: every ALTER moves it, as ClickHouse's metadata version does. */
 const versions = new WeakMap<TokenWarehouse, number>();
@@ -62,58 +58,6 @@ function refuse(w: TokenWarehouse, victims: ReadonlySet<string>, when: () => boo
     const named = row ?? at + 1;
     return new WarehouseError(ErrorClasses.rowData, `Cannot parse input (at row ${named})`, 27, undefined, named);
   };
-}
-
-type Outcome = 'pass' | 'storeThenLose' | 'lose' | 'hang' | 'storeThenHang';
-
-/**
- * A sink whose n-th insert of rows (probes, with no rows, always pass) is answered as `script` says:
- * stored or not, answered with a network error, or never answered (until the process is killed).
- * `script` runs before the warehouse sees the insert: it may alter the schema first.
- */
-function scripted(w: TokenWarehouse, script: (n: number, batch: InsertBatch) => Outcome): { factory: (d: DestinationConfig) => Sink; sent: InsertBatch[] } {
-  const sent: InsertBatch[] = [];
-  const factory = (d: DestinationConfig): Sink => {
-    const inner = w.sink(d);
-    return {
-      ...inner,
-      insert: async (batch: InsertBatch, signal?: AbortSignal) => {
-        if (batch.rows === 0) return inner.insert(batch, signal);
-        sent.push(batch);
-        const outcome = script(sent.length, batch);
-        const hang = (): Promise<never> => new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('killed')), { once: true }));
-        if (outcome === 'hang') return hang();
-        if (outcome === 'lose') throw new WarehouseError(ErrorClasses.transientNetwork, 'connect ECONNRESET', undefined, undefined);
-        const result = await inner.insert(batch, signal);
-        if (outcome === 'storeThenLose') throw new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up (stored)', undefined, undefined);
-        if (outcome === 'storeThenHang') return hang();
-        return result;
-      },
-    };
-  };
-  return { factory, sent };
-}
-
-interface Process {
-  readonly pipeline: Pipeline;
-  readonly source: FedSource;
-}
-
-function startProcess(parts: { config?: Config; sink: (d: DestinationConfig) => Sink; deadLetters: HeldDeadLetters; ledgers: MemoryLedgerStore; encoders?: EncoderFactory }): Process {
-  const source = new FedSource();
-  const pipeline = new Pipeline({
-    config: parts.config ?? config,
-    source,
-    sinkFactory: parts.sink,
-    deadLetters: parts.deadLetters,
-    ledgers: parts.ledgers,
-    ...(parts.encoders === undefined ? {} : { encoders: parts.encoders }),
-    logger: createLogger(process.env.TEST_LOG ?? 'silent'),
-    metrics: new Metrics(),
-  });
-  void pipeline.start();
-  pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
-  return { pipeline, source };
 }
 
 async function storedLedger(ledgers: MemoryLedgerStore): Promise<LedgerJson> {

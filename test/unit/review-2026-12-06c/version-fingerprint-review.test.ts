@@ -17,15 +17,13 @@ import { MemoryLedgerStore, type LedgerJson } from '../../../src/ack/ledger.ts';
 import type { Config, DestinationConfig } from '../../../src/config/load.ts';
 import { rowEncoderFor } from '../../../src/encode/types.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { definitionVersion, type EngineQueryRow } from '../../../src/sink/clickhouse/dedup.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { ColumnInfo, InsertBatch, InsertResult, Sink, TableSchema } from '../../../src/sink/types.ts';
 import type { SourceRecord } from '../../../src/source/types.ts';
-import { createLogger } from '../../../src/telemetry/logger.ts';
-import { Metrics } from '../../../src/telemetry/metrics.ts';
 import { expectExactlyOnce, marks, type Letter } from '../../helpers/exactly-once.ts';
-import { event, FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
+import { event, HeldDeadLetters, TokenWarehouse, TOPIC, until, worldConfig } from '../../helpers/pipeline-world.ts';
+import { startProcess as startInDoubtProcess, type Process } from '../../helpers/in-doubt-world.ts';
 
 const fastRetries = { baseMs: 5, capMs: 20, pauseMs: 20 };
 function overrides(): Parameters<typeof worldConfig>[0] {
@@ -83,26 +81,8 @@ class CountingLedgerStore extends MemoryLedgerStore {
   }
 }
 
-interface Process {
-  readonly pipeline: Pipeline;
-  readonly source: FedSource;
-}
-
-function startProcess(parts: { config?: Config; sink: (d: DestinationConfig) => Sink; deadLetters: HeldDeadLetters; ledgers: MemoryLedgerStore }): Process {
-  const source = new FedSource();
-  const pipeline = new Pipeline({
-    config: parts.config ?? config,
-    source,
-    sinkFactory: parts.sink,
-    deadLetters: parts.deadLetters,
-    ledgers: parts.ledgers,
-    logger: createLogger(process.env.TEST_LOG ?? 'silent'),
-    metrics: new Metrics(),
-  });
-  void pipeline.start();
-  pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
-  return { pipeline, source };
-}
+/** A process of this file's world (its own config unless told). */
+const startProcess = (parts: Parameters<typeof startInDoubtProcess>[0]): Process => startInDoubtProcess({ config, ...parts });
 
 /** Runs 10 records through a process until it commits past them; returns its dead letters. */
 async function runToEnd(sink: (d: DestinationConfig) => Sink, ledgers: MemoryLedgerStore = new MemoryLedgerStore(), cfg: Config = config): Promise<Letter[]> {

@@ -9,18 +9,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryLedgerStore, type LedgerJson } from '../../../src/ack/ledger.ts';
-import type { DestinationConfig } from '../../../src/config/load.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
-import { Pipeline } from '../../../src/pipeline/pipeline.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
-import type { InsertBatch, Sink } from '../../../src/sink/types.ts';
-import { createLogger } from '../../../src/telemetry/logger.ts';
-import { Metrics } from '../../../src/telemetry/metrics.ts';
+import type { InsertBatch } from '../../../src/sink/types.ts';
 import { expectExactlyOnce, marks, type Letter } from '../../helpers/exactly-once.ts';
-import { FedSource, HeldDeadLetters, TokenWarehouse, TOPIC, until } from '../../helpers/pipeline-world.ts';
-import { alteredColumn, inDoubtConfig, isAltered, teamRecords } from '../../helpers/in-doubt-world.ts';
+import { HeldDeadLetters, TokenWarehouse, TOPIC, until } from '../../helpers/pipeline-world.ts';
+import { alteredColumn, isAltered, scripted, startProcess, teamRecords, type Outcome } from '../../helpers/in-doubt-world.ts';
 
-const config = inDoubtConfig;
 const records = teamRecords;
 function alter(w: TokenWarehouse): void {
   if (!isAltered(w)) w.columns = [...w.columns, alteredColumn];
@@ -40,44 +35,11 @@ function refuseLast(w: TokenWarehouse, victims: ReadonlySet<string>, pad = 0): v
   };
 }
 
-type Outcome = 'pass' | 'storeThenLose' | 'storeThenHang' | 'hang';
-
-/** A sink whose n-th insert of rows is answered as `script` says (probes always pass). */
-function scripted(w: TokenWarehouse, script: (n: number) => Outcome): { factory: (d: DestinationConfig) => Sink; sent: InsertBatch[] } {
-  const sent: InsertBatch[] = [];
-  const factory = (d: DestinationConfig): Sink => {
-    const inner = w.sink(d);
-    return {
-      ...inner,
-      insert: async (batch: InsertBatch, signal?: AbortSignal) => {
-        if (batch.rows === 0) return inner.insert(batch, signal);
-        sent.push(batch);
-        const outcome = script(sent.length);
-        const hang = (): Promise<never> => new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('killed')), { once: true }));
-        if (outcome === 'hang') return hang();
-        const result = await inner.insert(batch, signal);
-        if (outcome === 'storeThenLose') throw new WarehouseError(ErrorClasses.transientNetwork, 'socket hang up (stored)', undefined, undefined);
-        if (outcome === 'storeThenHang') return hang();
-        return result;
-      },
-    };
-  };
-  return { factory, sent };
-}
-
-function startProcess(sink: (d: DestinationConfig) => Sink, deadLetters: HeldDeadLetters, ledgers: MemoryLedgerStore): { pipeline: Pipeline; source: FedSource } {
-  const source = new FedSource();
-  const pipeline = new Pipeline({ config, source, sinkFactory: sink, deadLetters, ledgers, logger: createLogger(process.env.TEST_LOG ?? 'silent'), metrics: new Metrics() });
-  void pipeline.start();
-  pipeline.onAssigned([{ topic: TOPIC, partition: 0 }]);
-  return { pipeline, source };
-}
-
 /** Process B: replays what the ledger holds, every insert answered; ends when it committed all 10. */
 async function finish(warehouse: TokenWarehouse, ledgers: MemoryLedgerStore): Promise<Letter[]> {
   const letters = new HeldDeadLetters();
   const b = scripted(warehouse, () => 'pass');
-  const pb = startProcess(b.factory, letters, ledgers);
+  const pb = startProcess({ sink: b.factory, deadLetters: letters, ledgers });
   try {
     await pb.source.append(records(10));
     await until(() => pb.source.committed === 10n, 'B committed to 10');
@@ -115,7 +77,7 @@ async function processA(warehouse: TokenWarehouse, ledgers: MemoryLedgerStore, s
     alter(warehouse);
     return script(n);
   });
-  const pa = startProcess(a.factory, letters, ledgers);
+  const pa = startProcess({ sink: a.factory, deadLetters: letters, ledgers });
   try {
     void pa.source.append(records(10));
     await until(() => killWhen(a.sent), 'the kill point');
@@ -136,7 +98,7 @@ test('two exclusions in descending order in one process (u7 named first, then u4
     alter(warehouse);
     return 'pass';
   });
-  const pa = startProcess(a.factory, letters, ledgers);
+  const pa = startProcess({ sink: a.factory, deadLetters: letters, ledgers });
   try {
     await pa.source.append(records(10));
     await until(() => pa.source.committed === 10n, 'committed to 10');
