@@ -1,25 +1,29 @@
 // Owns committing: every commit interval, each owned partition's position — the watermark below
-// which every record is resolved (docs/design/delivery.md §4) — is committed, after the ledgers
-// holding what was completed are saved, so the ledger on disk knows everything below the positions
-// committed. One commit at a time. Unchanged positions are committed again every 10 s (a previous
-// owner's late commit can move the group's position back), and an owned partition with nothing
-// read since it was assigned has its position at assignment repaired.
+// which every record is resolved (docs/design/delivery.md §4) — is committed. With a ledger store
+// that commits positions itself (exactly-once on Kafka), each position goes in its partition's
+// ledger transaction with the pruned ledger: only the partition's current owner can move it. Without
+// one, dirty ledgers are saved first, then the source commits the positions, unchanged positions
+// are committed again every 10 s (a previous owner's late commit can move the group's position back),
+// and an owned partition with nothing read since it was assigned has its position at assignment
+// repaired. One commit at a time.
 import type { PartitionState } from '../pipeline/partition-state.ts';
 import type { PipelineRuntime } from '../pipeline/runtime.ts';
 import type { CommitPosition } from '../source/types.ts';
 import { partitionKey } from '../source/types.ts';
 
-/** How often unchanged committed positions are committed again. */
+/** How often unchanged committed positions are committed again (plain commits only). */
 const REASSERT_POSITIONS_MS = 10_000;
+
+/** Saves a partition's ledger, with the position to commit in the same write when given (a ledger no longer held makes it be taken over again). */
+export type SaveForCommit = (state: PartitionState, position?: CommitPosition) => Promise<void>;
 
 export class Committer {
   readonly #rt: PipelineRuntime;
-  /** Saves a partition's ledger for a commit (a ledger no longer held makes it be taken over again). */
-  readonly #save: (state: PartitionState) => Promise<void>;
+  readonly #save: SaveForCommit;
   #committing: Promise<void> | undefined;
   #reassertedAt = Date.now();
 
-  constructor(rt: PipelineRuntime, save: (state: PartitionState) => Promise<void>) {
+  constructor(rt: PipelineRuntime, save: SaveForCommit) {
     this.#rt = rt;
     this.#save = save;
   }
@@ -34,27 +38,24 @@ export class Committer {
 
   async #commitOnce(): Promise<void> {
     const rt = this.#rt;
+    const withLedger = rt.ledgers?.commit !== undefined;
     const taken: Array<{ state: PartitionState; position: CommitPosition }> = [];
     const now = Date.now();
-    const reassert = now - this.#reassertedAt >= REASSERT_POSITIONS_MS;
-    if (reassert) this.#reassertedAt = now;
+    const due = now - this.#reassertedAt >= REASSERT_POSITIONS_MS;
+    if (due) this.#reassertedAt = now;
+    const reassert = due && !withLedger;
     for (const state of rt.partitions.values()) {
       if (state.revoked) continue;
-      // The watermark, or — nothing read past it since a rewind reset the watermark — the watermark
-      // the rewind reset: everything below either was resolved here.
-      const watermark = state.tracker.committable();
-      const offset = watermark > state.resolvedFloor ? watermark : state.resolvedFloor;
-      // Only a position this ownership resolved up to: the position reading began at is the group's
-      // as it was then, and committing it could move back a newer owner's (a process fenced off its
-      // ledger that still holds the partition in a rebalance, its reading restarted: chaos test).
-      const advanced = offset > state.tracker.start || offset === state.resolvedFloor;
-      if (advanced && offset > state.committed) taken.push({ state, position: { ...state.ref, offset, epoch: state.tracker.epoch } });
+      const position = positionToCommit(state);
+      if (position !== undefined) taken.push({ state, position });
       // Nothing newer: this process's own last commit in this ownership is committed again.
       else if (reassert && state.committed >= 0n) taken.push({ state, position: { ...state.ref, offset: state.committed, epoch: state.tracker.epoch } });
     }
+    // Only the current owner moves a position committed with the ledger: nothing to repair.
+    if (withLedger) return this.#commitWithLedgers(taken);
     // Owned partitions with no state have had nothing read since they were assigned (idle at their
     // end): their position at assignment is committed again if the group's is below it now.
-    const repairs = reassert ? await this.#repairPositions() : [];
+    const repairs = due ? await this.#repairPositions() : [];
     if (rt.ledgers !== undefined) {
       const saves: Array<Promise<void>> = [];
       for (const state of rt.partitions.values()) if (!state.revoked && state.ledger?.dirty) saves.push(this.#save(state));
@@ -66,6 +67,38 @@ export class Committer {
         return;
       }
     }
+    await this.#commitPlain(taken, repairs, reassert);
+  }
+
+  /**
+   * Each position in its partition's ledger write (pruned first, so the stored ledger's
+   * `resolvedBelow` is the position); dirty ledgers with no new position are saved alone. A
+   * partition whose write fails is left for the next interval (a fenced one is taken over again).
+   */
+  async #commitWithLedgers(taken: ReadonlyArray<{ state: PartitionState; position: CommitPosition }>): Promise<void> {
+    const rt = this.#rt;
+    const committing = new Set(taken.map(({ state }) => state));
+    const writes: Array<Promise<void>> = [];
+    for (const { state, position } of taken) {
+      // Not loaded yet: nothing of it is resolved through this ownership, and nothing could carry the position.
+      if (state.ledger === undefined) continue;
+      state.ledger.prune(position.offset);
+      writes.push(
+        this.#save(state, position).then(() => {
+          if (state.revoked) return;
+          if (position.offset > state.committed) state.committed = position.offset;
+          rt.metrics.committedOffset.set({ topic: position.topic, partition: String(position.partition) }, Number(position.offset));
+        }),
+      );
+    }
+    for (const state of rt.partitions.values()) if (!state.revoked && !committing.has(state) && state.ledger?.dirty) writes.push(this.#save(state));
+    for (const result of await Promise.allSettled(writes)) {
+      if (result.status === 'rejected') rt.logger.warn({ err: result.reason }, 'ledger write failed; its position is committed later');
+    }
+  }
+
+  async #commitPlain(taken: ReadonlyArray<{ state: PartitionState; position: CommitPosition }>, repairs: readonly CommitPosition[], reassert: boolean): Promise<void> {
+    const rt = this.#rt;
     // A partition revoked (and perhaps owned again, with new state) while the ledgers were saved
     // is not committed from the old state: its position belongs to an owner that no longer exists.
     const current = taken.filter(({ state }) => !state.revoked && rt.partitions.get(partitionKey(state.ref.topic, state.ref.partition)) === state);
@@ -101,4 +134,25 @@ export class Committer {
     }
     return out;
   }
+}
+
+/**
+ * The position to commit for the partition, if it moved: the watermark, or — nothing read past it
+ * since a rewind reset the watermark — the watermark the rewind reset, never below the loaded
+ * ledger's `resolvedBelow` (a stream may start below a position the previous owner committed in
+ * its last ledger transaction: everything below it was resolved). Only a position this ownership
+ * resolved up to: the position reading began at is the group's as it was then, and committing it
+ * could move back a newer owner's (a process fenced off its ledger that still holds the partition
+ * in a rebalance, its reading restarted: chaos test).
+ */
+function positionToCommit(state: PartitionState): CommitPosition | undefined {
+  const watermark = state.tracker.committable();
+  let offset = watermark > state.resolvedFloor ? watermark : state.resolvedFloor;
+  let advanced = offset > state.tracker.start || offset === state.resolvedFloor;
+  const below = state.ledger?.resolvedBelow ?? -1n;
+  if (below > offset) {
+    offset = below;
+    advanced = true;
+  }
+  return advanced && offset > state.committed ? { ...state.ref, offset, epoch: state.tracker.epoch } : undefined;
 }

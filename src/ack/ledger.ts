@@ -8,6 +8,7 @@
 // record an intent or a resolved set does not name.
 import type { ErrorCode } from '../errors/codes.ts';
 import { OffsetSet } from './offset-set.ts';
+import type { CommitPosition } from '../source/types.ts';
 
 /** What became of one row range of a batch: waiting, in the warehouse, dead-lettered, or dropped. */
 export type PartState = 'pending' | 'done' | 'dead' | 'dropped';
@@ -309,6 +310,12 @@ function partJson(p: IntentPart): PartJson {
 export interface LedgerStore {
   load(topic: string, partition: number, signal: AbortSignal): Promise<LedgerJson | undefined>;
   save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void>;
+  /**
+   * Saves the ledger and commits the partition's position in one atomic write that a newer owner's
+   * takeover fences (docs/design/delivery.md §4): a stalled owner can then never move the position.
+   * Optional: without it the ledger is saved, then the source commits the position.
+   */
+  commit?(position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<void>;
   /** This process gave the partition up (optional: stores that fence owners release it here). */
   release?(topic: string, partition: number): Promise<void>;
   close(): Promise<void>;

@@ -214,6 +214,7 @@ async function run(args: string[]): Promise<number> {
         groupId: config.kafka.groupId,
         topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`,
         retry: config.retry,
+        groupCoordinator: () => source.groupCoordinator(),
       })
     : undefined;
   const provider = createDestinationProvider(config, { logger, registry: metrics.registry });

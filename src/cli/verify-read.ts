@@ -3,11 +3,10 @@
 // (id, team) rows streamed from ClickHouse with the destination's own credentials.
 import { readFileSync } from 'node:fs';
 import { createClient } from '@clickhouse/client';
-import { Consumer } from '@platformatic/kafka';
 import type { DestinationConfig } from '../config/load.ts';
 import type { RowTally } from './verify-check.ts';
 import { readTopic, type KafkaAccess } from '../source/kafka-dlq-reader.ts';
-import { kafkaClientOptions } from '../source/kafka-connection.ts';
+import { stableCommittedOffsets } from '../source/kafka-committed.ts';
 
 export type { KafkaAccess } from '../source/kafka-dlq-reader.ts';
 export { topicExists } from '../source/kafka-dlq-reader.ts';
@@ -34,15 +33,9 @@ export async function readWholeTopic(kafka: KafkaAccess, topic: string, onRecord
   return { logEnd: await readTopic(kafka, topic, { timeoutMs }, onRecord) };
 }
 
-/** The group's committed offset per partition (-1 when none). */
-export async function committedOffsets(kafka: KafkaAccess, groupId: string, topic: string, partitions: number): Promise<bigint[]> {
-  const consumer = new Consumer({ clientId: `${kafka.clientId}-verify`, groupId, ...kafkaClientOptions(kafka), autocommit: false });
-  try {
-    const result = await consumer.listCommittedOffsets({ topics: [{ topic, partitions: [...Array(partitions).keys()] }] });
-    return result.get(topic) ?? [];
-  } finally {
-    await consumer.close(true).catch(() => undefined);
-  }
+/** The group's committed offset per partition (-1 when none), once no transaction committing one is open. */
+export function committedOffsets(kafka: KafkaAccess, groupId: string, topic: string, partitions: number): Promise<bigint[]> {
+  return stableCommittedOffsets({ ...kafka, clientId: `${kafka.clientId}-verify` }, groupId, topic, partitions, AbortSignal.timeout(60_000));
 }
 
 export interface RowsQuery {

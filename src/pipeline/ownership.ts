@@ -3,7 +3,7 @@
 // never committed from (its records are read again by the next owner); one whose ledger another
 // process took over is abandoned and, if the group still assigns it here, taken over again (the
 // reload fences the other process, then it is re-read from its committed position).
-import type { SourceRecord, PartitionRef } from '../source/types.ts';
+import type { CommitPosition, SourceRecord, PartitionRef } from '../source/types.ts';
 import { partitionKey } from '../source/types.ts';
 import { PartitionState } from './partition-state.ts';
 import type { PipelineRuntime } from './runtime.ts';
@@ -93,11 +93,14 @@ export class Ownership {
     this.#requestRewind();
   }
 
-  /** Saves a partition's ledger for a commit; a ledger no longer held makes the partition be taken over again. */
-  saveForCommit(state: PartitionState): Promise<void> {
+  /**
+   * Saves a partition's ledger for a commit, with the position in the same write when given; a
+   * ledger no longer held makes the partition be taken over again.
+   */
+  saveForCommit(state: PartitionState, position?: CommitPosition): Promise<void> {
     const store = this.#rt.ledgers;
     if (store === undefined) return Promise.resolve();
-    return state.saveLedger(store, this.#rt.hardStop.signal).catch((error: unknown) => {
+    return state.saveLedger(store, this.#rt.hardStop.signal, position).catch((error: unknown) => {
       if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') this.ledgerLost(state, error);
       throw error;
     });

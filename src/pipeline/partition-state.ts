@@ -8,7 +8,7 @@ import { AbortedError } from '../errors/inserter-error.ts';
 import { AckSet, PartitionTracker, type AckChunk } from '../ack/partition-tracker.ts';
 import type { RouteConfig } from '../config/load.ts';
 import type { Row } from '../decode/row.ts';
-import type { PartitionRef, SourceRecord } from '../source/types.ts';
+import type { CommitPosition, PartitionRef, SourceRecord } from '../source/types.ts';
 import type { Lane } from '../batch/lane.ts';
 
 /** A row waiting for its team's mapping; its `ack` keeps the watermark below it. */
@@ -50,6 +50,8 @@ export class PartitionState {
   #loading: Promise<void> | undefined;
   #saving: Promise<void> = Promise.resolve();
   #queued: Promise<void> | undefined;
+  /** The position the queued save commits with the ledger (LedgerStore.commit), if a commit asked for one. */
+  #queuedPosition: CommitPosition | undefined;
   /** Saves written and not answered yet: the ledger in memory is ahead of the one stored meanwhile. */
   #inFlight = 0;
   /** What aborts a save itself (the process's hard stop): never one caller's signal, as a save is shared. */
@@ -69,19 +71,26 @@ export class PartitionState {
 
   /**
    * Saves the ledger; callers arriving while a save is queued share it (it writes the newest state).
-   * A caller's `signal` ends only its own wait (AbortedError): the shared save goes on for the others.
+   * With a `position` (a commit), the save stores it with the ledger in one write (LedgerStore.commit)
+   * when the store can. A caller's `signal` ends only its own wait (AbortedError): the shared save
+   * goes on for the others.
    */
-  saveLedger(store: LedgerStore, signal: AbortSignal): Promise<void> {
+  saveLedger(store: LedgerStore, signal: AbortSignal, position?: CommitPosition): Promise<void> {
     const ledger = this.ledger;
     // A revoked owner never writes the ledger again: it would overwrite the new owner's.
     if (ledger === undefined || this.revoked) return Promise.resolve();
+    // A queued save not started yet takes the position too: it writes the newest state anyway.
+    if (position !== undefined && (this.#queuedPosition === undefined || position.offset > this.#queuedPosition.offset)) this.#queuedPosition = position;
     this.#queued ??= this.#saving.then(async () => {
       this.#queued = undefined;
+      const committing = this.#queuedPosition;
+      this.#queuedPosition = undefined;
       if (this.revoked) return;
       ledger.markClean();
       this.#inFlight++;
       try {
-        await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), this.#saveSignal);
+        if (committing !== undefined && store.commit !== undefined) await store.commit(committing, ledger.toJson(), this.#saveSignal);
+        else await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), this.#saveSignal);
       } catch (error) {
         // Not durable: the next save (before the next commit) must write it again.
         ledger.markDirty();

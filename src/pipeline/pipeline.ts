@@ -138,7 +138,7 @@ export class Pipeline implements SourceHandler {
       requestRewind,
     });
     this.#ownership = new Ownership(rt, (state) => this.#holds.forget(state), requestRewind);
-    this.#committer = new Committer(rt, (state) => this.#ownership.saveForCommit(state));
+    this.#committer = new Committer(rt, (state, position) => this.#ownership.saveForCommit(state, position));
   }
 
   static topicsOf(config: Config): string[] {

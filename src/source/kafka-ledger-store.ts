@@ -5,9 +5,12 @@
 // transactional producer (`transactional.id` = `<group>/ledger/<topic>/<partition>`): taking a
 // partition over initialises that id, which fences the previous owner — a stalled process that
 // lost the partition can no longer record an intent, so it can no longer insert — and aborts what it
-// had open. A load then reads the newest committed record of its key (kafka-ledger-reader.ts).
-import { Producer } from '@platformatic/kafka';
+// had open. A load then reads the newest committed record of its key (kafka-ledger-reader.ts). A
+// commit writes the ledger and the partition's group position in one transaction, so a fenced owner
+// can never move the position (docs/design/delivery.md §4).
+import { Producer, type Consumer, type Message } from '@platformatic/kafka';
 import type { LedgerJson, LedgerStore } from '../ack/ledger.ts';
+import type { CommitPosition } from './types.ts';
 import { InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
@@ -48,9 +51,20 @@ export interface KafkaLedgerStoreOptions {
   groupId: string;
   topic: string;
   retry: BackoffPolicy;
+  /**
+   * The group coordinator's node id (the consumer found it to join): where a position committed in
+   * a ledger transaction is sent. Without it, positions are committed by the source.
+   */
+  groupCoordinator?: () => number | null;
 }
 
 type LedgerProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
+
+/** A position committed in a ledger transaction: the next offset to read, and where the group lives. */
+interface TransactionOffsets {
+  offset: bigint;
+  coordinator: number;
+}
 
 export class KafkaLedgerStore implements LedgerStore {
   readonly #options: KafkaLedgerStoreOptions;
@@ -62,6 +76,8 @@ export class KafkaLedgerStore implements LedgerStore {
 
   constructor(options: KafkaLedgerStoreOptions) {
     this.#options = options;
+    const coordinator = options.groupCoordinator;
+    this.commit = coordinator === undefined ? undefined : (position, ledger, signal) => this.#commit(coordinator, position, ledger, signal);
   }
 
   #key(topic: string, partition: number): string {
@@ -98,7 +114,11 @@ export class KafkaLedgerStore implements LedgerStore {
    * timeout its transaction state is not known — and fails with LedgerFencedError: the caller must
    * take the partition over again (load, which reads the ledger) before recording anything more.
    */
-  async save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
+  save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
+    return this.#save(topic, partition, ledger, signal, undefined);
+  }
+
+  async #save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal, offsets: TransactionOffsets | undefined): Promise<void> {
     const key = this.#key(topic, partition);
     const held = this.#producers.get(key);
     if (held === undefined) throw new LedgerFencedError(topic, partition, new Error('the ledger producer was given up'), false);
@@ -106,11 +126,27 @@ export class KafkaLedgerStore implements LedgerStore {
     signal.throwIfAborted();
     const message = { topic: this.#options.topic, partition, key: Buffer.from(key), value: Buffer.from(JSON.stringify(ledger)) };
     try {
-      await withTimeout(this.#write(producer, message, topic, partition), SAVE_TIMEOUT_MS, 'ledger write');
+      await withTimeout(this.#write(producer, message, topic, partition, offsets), SAVE_TIMEOUT_MS, 'ledger write');
     } catch (error) {
       await this.#drop(key, held);
       throw error instanceof LedgerFencedError ? error : new LedgerFencedError(topic, partition, error, false);
     }
+  }
+
+  /**
+   * Writes the ledger and commits the partition's position in one transaction
+   * (`TxnOffsetCommit`): the position is applied only if the transaction commits, and never from a
+   * producer a newer owner fenced. No group generation is sent (-1, no member id: Kafka takes a
+   * transactional offset commit from a non-member), so a rebalance never aborts the write; the
+   * producer's fence alone decides who may move the position. Fails like `save`.
+   */
+  readonly commit: ((position: CommitPosition, ledger: LedgerJson, signal: AbortSignal) => Promise<void>) | undefined;
+
+  async #commit(groupCoordinator: () => number | null, position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
+    const coordinator = groupCoordinator();
+    // Nothing sent yet: not a reason to give the producer up.
+    if (coordinator === null) throw new InserterError('INSERTER_SOURCE_COMMIT_FAILED', 'the group coordinator is not known yet', { retryable: true });
+    await this.#save(position.topic, position.partition, ledger, signal, { offset: position.offset, coordinator });
   }
 
   /** Gives the partition up (after a revocation); the next owner fences this process anyway. */
@@ -126,10 +162,23 @@ export class KafkaLedgerStore implements LedgerStore {
     await producer.then((p) => p.close()).catch(() => undefined);
   }
 
-  async #write(producer: LedgerProducer, message: { topic: string; partition: number; key: Buffer; value: Buffer }, topic: string, partition: number): Promise<void> {
+  async #write(
+    producer: LedgerProducer,
+    message: { topic: string; partition: number; key: Buffer; value: Buffer },
+    topic: string,
+    partition: number,
+    offsets: TransactionOffsets | undefined,
+  ): Promise<void> {
     const tx = await producer.beginTransaction();
     try {
       await tx.send({ messages: [message] });
+      if (offsets !== undefined) {
+        const groupId = this.#options.groupId;
+        // The client reads only the group id of a consumer, and of a message its position and group.
+        await tx.addConsumer({ groupId } as unknown as Consumer);
+        const consumer = { groupId, generationId: -1, memberId: '', coordinatorId: offsets.coordinator };
+        await tx.addOffset({ topic, partition, offset: offsets.offset - 1n, metadata: { consumer } } as unknown as Message);
+      }
       await tx.commit();
     } catch (error) {
       if (isFenced(error)) throw new LedgerFencedError(topic, partition, error, true);

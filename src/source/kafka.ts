@@ -58,6 +58,11 @@ export class KafkaSource implements Source {
     handleClientErrors(this.#consumer, (error) => options.onError?.(error, 0, error));
   }
 
+  /** The group coordinator's node id once the consumer found it (ledger transactions commit positions there). */
+  groupCoordinator(): number | null {
+    return this.#consumer.coordinatorId;
+  }
+
   async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
     const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler);
     this.#consumer.on('consumer:group:join', onJoin);

@@ -3,31 +3,45 @@
 // process killed during a ledger write of one partition left a transaction open, and the owner of
 // another partition then loaded a ledger seconds old (read_committed stops at the first open
 // transaction), re-forming no batch for rows already inserted: ~1,100 rows twice (seed 29949592).
+// A position committed with the ledger is fenced like the ledger (chaos seed 956976370: a stalled
+// owner's commit moved a partition back from 5,000 to 3,437).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Admin, Producer } from '@platformatic/kafka';
+import { Admin, Consumer, Producer, type MessagesStream } from '@platformatic/kafka';
 import type { LedgerJson } from '../../src/ack/ledger.ts';
 import { KafkaLedgerStore } from '../../src/source/kafka-ledger-store.ts';
-import { sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+import { committedOffsets } from '../helpers/bus.ts';
+import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
 
 let bootstrap: string;
 const stores: KafkaLedgerStore[] = [];
 const producers: Array<Producer<Buffer, Buffer, Buffer, Buffer>> = [];
+const consumers: Consumer[] = [];
+const streams: Array<MessagesStream<Buffer, Buffer, Buffer, Buffer>> = [];
 
 before(async () => {
   bootstrap = await sharedKafka();
 });
 
 after(async () => {
-  await Promise.allSettled([...stores.map((s) => s.close()), ...producers.map((p) => p.close(true))]);
+  await Promise.allSettled([...stores.map((s) => s.close()), ...producers.map((p) => p.close(true)), ...streams.map((s) => s.close())]);
+  await Promise.allSettled(consumers.map((c) => c.close(true)));
 });
 
 const retryPolicy = { baseMs: 50, factor: 2, capMs: 500, maxElapsedMs: 30_000 };
 
-function store(groupId: string, ledgerTopic: string): KafkaLedgerStore {
-  const s = new KafkaLedgerStore({ brokers: [bootstrap], clientId: 'ledger-store-test', groupId, topic: ledgerTopic, retry: retryPolicy });
+function store(groupId: string, ledgerTopic: string, groupCoordinator?: () => number | null): KafkaLedgerStore {
+  const s = new KafkaLedgerStore({ brokers: [bootstrap], clientId: 'ledger-store-test', groupId, topic: ledgerTopic, retry: retryPolicy, ...(groupCoordinator ? { groupCoordinator } : {}) });
   stores.push(s);
   return s;
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** A source topic of its own, its group, the group's ledger topic and a deadline. */
@@ -140,4 +154,34 @@ test('a save never takes the partition back: after a takeover or a release the o
 
   await taker.save(source, 3, ledger(2), signal);
   assert.equal((await store(groupId, ledgerTopic).load(source, 3, signal))?.intents[0]?.token, 't-2');
+});
+
+test('a position commits with the ledger in one transaction: a fenced owner can no longer move it, even while the group has a member', async () => {
+  const { source, groupId, ledgerTopic, signal } = fresh();
+  await createTopic(bootstrap, source, 1);
+  // A member in the group (a transactional commit carries no generation and is still taken).
+  const member = new Consumer({ clientId: 'ledger-store-member', groupId, bootstrapBrokers: [bootstrap], autocommit: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+  consumers.push(member);
+  const stream = await member.consume({ topics: [source], mode: 'earliest', autocommit: false });
+  streams.push(stream);
+  await until(() => member.coordinatorId !== null && (member.assignments?.length ?? 0) > 0, 'the member joined');
+  const coordinator = (): number | null => member.coordinatorId;
+  const at = (offset: bigint) => ({ topic: source, partition: 0, offset, epoch: -1 });
+  const committed = async (): Promise<bigint | undefined> => (await committedOffsets(bootstrap, groupId, source, 1))[0];
+
+  const first = store(groupId, ledgerTopic, coordinator);
+  await first.load(source, 0, signal);
+  assert.ok(first.commit !== undefined, 'a store told the group coordinator commits positions itself');
+  await first.commit(at(10n), ledger(10), signal);
+  assert.equal(await committed(), 10n);
+
+  const next = store(groupId, ledgerTopic, coordinator);
+  assert.equal((await next.load(source, 0, signal))?.intents[0]?.token, 't-10', 'the ledger written with the position');
+  await next.commit?.(at(20n), ledger(20), signal);
+  assert.equal(await committed(), 20n);
+
+  // The first owner, stalled and not told, commits what it resolved before the takeover: refused.
+  await assert.rejects(first.commit(at(15n), ledger(15), signal), { code: 'INSERTER_LEDGER_FENCED' });
+  assert.equal(await committed(), 20n, 'the fenced owner did not move the position back');
+  assert.equal((await store(groupId, ledgerTopic).load(source, 0, signal))?.intents[0]?.token, 't-20');
 });

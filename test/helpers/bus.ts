@@ -4,6 +4,7 @@
 // after a lost acknowledgement cannot write a record twice, so a duplicate found in a topic a test
 // produced is never the producer's retry.
 import { Consumer, Producer } from '@platformatic/kafka';
+import { stableCommittedOffsets } from '../../src/source/kafka-committed.ts';
 
 export interface OutRecord {
   key?: Buffer | null;
@@ -125,15 +126,9 @@ export async function readTopicToEnd(bootstrap: string, topic: string, timeoutMs
   return out;
 }
 
-/** The group's committed position per partition (-1 when none). */
-export async function committedOffsets(bootstrap: string, groupId: string, topic: string, partitions: number): Promise<bigint[]> {
-  const consumer = new Consumer({ clientId: 'inserter-test-offsets', groupId, bootstrapBrokers: [bootstrap] });
-  try {
-    const result = await consumer.listCommittedOffsets({ topics: [{ topic, partitions: [...Array(partitions).keys()] }] });
-    return result.get(topic) ?? [];
-  } finally {
-    await consumer.close(true);
-  }
+/** The group's committed position per partition (-1 when none), once no transaction committing one is open. */
+export function committedOffsets(bootstrap: string, groupId: string, topic: string, partitions: number): Promise<bigint[]> {
+  return stableCommittedOffsets({ brokers: [bootstrap], clientId: 'inserter-test-offsets' }, groupId, topic, partitions, AbortSignal.timeout(60_000));
 }
 
 /** The log end offset per partition. */

@@ -28,6 +28,7 @@ export class Bus {
   readonly #logs = new Map<string, BusRecord[]>();
   readonly #refs: PartitionRef[] = [];
   readonly committed = new Map<string, bigint>();
+  readonly #stale = new Map<string, { previous: bigint; until: number }>();
   readonly commits: CommitEvent[] = [];
   /** Called when a commit takes effect (the invariant checker hooks in here). */
   onCommit: ((event: CommitEvent) => void) | undefined;
@@ -64,9 +65,22 @@ export class Bus {
     return this.committed.get(partitionKey(topic, partition)) ?? 0n;
   }
 
-  applyCommit(position: CommitPosition, incarnation: number, late = false): void {
+  /**
+   * The group's position as an offset fetch sees it: a position committed in a transaction whose
+   * markers are still being written (until `staleUntil`) is not seen yet — the one before it is.
+   */
+  fetchedPosition(topic: string, partition: number): bigint {
+    const stale = this.#stale.get(partitionKey(topic, partition));
+    return stale !== undefined && Date.now() < stale.until ? stale.previous : this.committedPosition(topic, partition);
+  }
+
+  /** `staleUntil`: a transactional commit that offset fetches miss until then (fetchedPosition). */
+  applyCommit(position: CommitPosition, incarnation: number, late = false, staleUntil?: number): void {
     const key = partitionKey(position.topic, position.partition);
-    const event: CommitEvent = { topic: position.topic, partition: position.partition, offset: position.offset, incarnation, previous: this.committed.get(key), late };
+    const previous = this.committed.get(key);
+    const event: CommitEvent = { topic: position.topic, partition: position.partition, offset: position.offset, incarnation, previous, late };
+    if (staleUntil !== undefined && staleUntil > Date.now()) this.#stale.set(key, { previous: previous ?? 0n, until: staleUntil });
+    else this.#stale.delete(key);
     this.committed.set(key, position.offset);
     this.commits.push(event);
     this.onCommit?.(event);
@@ -198,11 +212,11 @@ export class SimSource implements Source {
 
   #assign(refs: readonly PartitionRef[], handler: SourceHandler): void {
     for (const ref of refs) {
-      const committed = this.#bus.committedPosition(ref.topic, ref.partition);
+      const committed = this.#bus.fetchedPosition(ref.topic, ref.partition);
       this.#positions.set(partitionKey(ref.topic, ref.partition), { ref, next: committed, assignedAt: committed });
       this.#assignments.set(partitionKey(ref.topic, ref.partition), (this.#assignments.get(partitionKey(ref.topic, ref.partition)) ?? 0) + 1);
     }
-    this.#world.step(`assign ${refs.map((r) => `${r.topic}/${r.partition}@${this.#bus.committedPosition(r.topic, r.partition)}`).join(',')}`);
+    this.#world.step(`assign ${refs.map((r) => `${r.topic}/${r.partition}@${this.#bus.fetchedPosition(r.topic, r.partition)}`).join(',')}`);
     if (this.#inc.alive) handler.onAssigned(refs);
   }
 
@@ -216,7 +230,7 @@ export class SimSource implements Source {
       this.#inc,
       'rewind: fetch committed positions',
       { kind: 'kafka', sendMs: this.#rng.int(0, 5), replyMs: this.#rng.int(0, 3), signal, abortError: () => new InserterError('INSERTER_ABORTED', 'rewind aborted') },
-      () => new Map([...this.#positions].map(([key, p]) => [key, this.#bus.committedPosition(p.ref.topic, p.ref.partition)])),
+      () => new Map([...this.#positions].map(([key, p]) => [key, this.#bus.fetchedPosition(p.ref.topic, p.ref.partition)])),
     );
     if (!this.#inc.alive) return hang();
     for (const [key, p] of this.#positions) {

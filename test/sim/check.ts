@@ -6,7 +6,8 @@
 //   3. nothing misrouted: a row is only in the destination its team maps to;
 //   4. no commit past an unresolved record: checked when each commit takes effect;
 //   5. a committed position never moves backwards (re-reading committed records would re-insert
-//      rows whose intents may be pruned).
+//      rows whose intents may be pruned); with the ledger (positions committed in its fenced write,
+//      docs/design/delivery.md §4) not even through a late commit.
 import type { Bus, CommitEvent } from './bus.ts';
 import type { DeadLetters } from './dead-letters.ts';
 import type { Warehouse } from './warehouse.ts';
@@ -56,8 +57,12 @@ export class Checker {
   /** With schema changes, a dead letter marked may-have-landed resolves any good row (§11). */
   readonly #markedResolves: boolean;
 
-  constructor(records: readonly ExpectedRecord[], bus: Bus, warehouse: Warehouse, deadLetters: DeadLetters, markedResolves = false) {
+  /** Positions committed with the ledger (§4): no commit may move one back, not even a late one. */
+  readonly #strictCommits: boolean;
+
+  constructor(records: readonly ExpectedRecord[], bus: Bus, warehouse: Warehouse, deadLetters: DeadLetters, markedResolves = false, strictCommits = false) {
     this.#markedResolves = markedResolves;
+    this.#strictCommits = strictCommits;
     this.#records = [...records];
     for (const r of records) {
       const key = `${r.topic}/${r.partition}`;
@@ -109,7 +114,7 @@ export class Checker {
     // A late commit (a previous owner's, applied after newer ones) may move the position back or
     // ahead of the owner's progress, which then commits below it: allowed on that partition from
     // then on. Nothing may be lost or duplicated for it, and the owners must commit forward again.
-    if (event.late) this.#lateTouched.add(key);
+    if (event.late && !this.#strictCommits) this.#lateTouched.add(key);
     if (event.previous !== undefined && event.offset < event.previous && !this.#lateTouched.has(key)) {
       this.add('commit-regressed', `${key}: commit by incarnation ${event.incarnation} moved the position back from ${event.previous} to ${event.offset}`);
     }

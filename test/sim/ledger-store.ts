@@ -3,9 +3,12 @@
 // they were sent, like one idempotent producer) and optional faults. A save is serialised when it
 // is sent, as a produced message would be. Like the Kafka store's transactional takeover, a load
 // fences the partition's earlier writers: a save sent under an older load that has not landed when
-// the newer load lands is refused (INSERTER_LEDGER_FENCED) and never applied.
+// the newer load lands is refused (INSERTER_LEDGER_FENCED) and never applied. A commit writes the
+// ledger and the partition's position together, under the same fence (docs/design/delivery.md §4).
 import type { LedgerJson, LedgerStore, MemoryLedgerStore } from '../../src/ack/ledger.ts';
 import { AbortedError, InserterError } from '../../src/errors/inserter-error.ts';
+import type { CommitPosition } from '../../src/source/types.ts';
+import type { Bus } from './bus.ts';
 import type { Rng } from './rng.ts';
 import type { Incarnation, World } from './runtime.ts';
 
@@ -36,10 +39,15 @@ export class SimLedgerStore implements LedgerStore {
   readonly #durable: MemoryLedgerStore;
   readonly #rng: Rng;
   readonly #faults: LedgerFaults;
+  readonly #bus: Bus;
+  /** Draws how long offset fetches miss a committed position (FEATURES.staleOffsetFetch); none: never. */
+  readonly #staleFetch: Rng | undefined;
   #lastLanding = 0;
   saves = 0;
 
-  constructor(world: World, inc: Incarnation, durable: MemoryLedgerStore, rng: Rng, faults: LedgerFaults) {
+  constructor(world: World, inc: Incarnation, durable: MemoryLedgerStore, bus: Bus, rng: Rng, faults: LedgerFaults, staleFetch: Rng | undefined) {
+    this.#bus = bus;
+    this.#staleFetch = staleFetch;
     this.#world = world;
     this.#inc = inc;
     this.#durable = durable;
@@ -66,6 +74,19 @@ export class SimLedgerStore implements LedgerStore {
   }
 
   save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
+    return this.#write(topic, partition, ledger, signal, undefined);
+  }
+
+  /**
+   * The ledger and the partition's position in one write (Kafka: one transaction), refused whole
+   * once a newer load took the partition over. Offset fetches may miss the position for a few ms
+   * after it lands (its transaction markers: Bus.fetchedPosition), where the scenario says so.
+   */
+  commit(position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
+    return this.#write(position.topic, position.partition, ledger, signal, position);
+  }
+
+  #write(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal, position: CommitPosition | undefined): Promise<void> {
     const snapshot = JSON.stringify(ledger);
     const held = this.#held.get(`${topic}/${partition}`);
     const fail = this.#rng.chance(this.#faults.throws) ? 'before' : undefined;
@@ -81,7 +102,7 @@ export class SimLedgerStore implements LedgerStore {
         : ` [${ledger.intents.map((i) => `${i.destination}:${i.token}/${i.rows}${i.parts ? ` parts=${JSON.stringify(i.parts.map(([a, b, st]) => `${a}-${b}:${st}`))}` : ''}`).join(' ')}] resolved=${JSON.stringify(ledger.resolved ?? {})}`;
     return this.#world.remote(
       this.#inc,
-      `ledger save ${topic}/${partition} intents=${ledger.intents.length} pending=${pending}${detail}`,
+      `ledger ${position === undefined ? 'save' : `commit @${position.offset}`} ${topic}/${partition} intents=${ledger.intents.length} pending=${pending}${detail}`,
       {
         kind: 'kafka',
         sendMs: landing - now,
@@ -95,6 +116,7 @@ export class SimLedgerStore implements LedgerStore {
         const key = `${topic}/${partition}`;
         if (takeoversOf(this.#durable).get(key) !== held) throw new InserterError('INSERTER_LEDGER_FENCED', 'ledger write fenced by a newer owner: simulated', { retryable: false });
         void this.#durable.save(topic, partition, JSON.parse(snapshot) as LedgerJson);
+        if (position !== undefined) this.#bus.applyCommit(position, this.#inc.id, false, this.#staleFetch === undefined ? undefined : Date.now() + this.#staleFetch.int(0, 40));
       },
     );
   }

@@ -3,8 +3,11 @@
 // partition while a rebalance runs: chaos test seed 1738476044) must not commit the position it
 // began reading at: the group's position may have moved on under a newer owner since, and Kafka
 // takes a commit from a member of the current generation even while a rebalance is prepared.
+// With a ledger store that commits positions in the ledger's transaction, a position goes only there
+// (a fenced owner can never move it: chaos seed 956976370), and never below the ledger's resolvedBelow.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Ledger, type LedgerJson, type LedgerStore } from '../../../src/ack/ledger.ts';
 import { AckSet } from '../../../src/ack/partition-tracker.ts';
 import { Committer } from '../../../src/ack/committer.ts';
 import { PartitionState } from '../../../src/pipeline/partition-state.ts';
@@ -72,5 +75,99 @@ test('after a rewind, the watermark the rewind reset is committed even though no
   assert.deepEqual(
     commits.map((c) => c.map((p) => p.offset)),
     [[21n]],
+  );
+});
+
+/** A ledger store that commits positions itself (like Kafka's, in the ledger's transaction), recording what it stored. */
+class CommittingStore implements LedgerStore {
+  readonly commits: Array<{ offset: bigint; ledger: LedgerJson }> = [];
+  readonly saves: LedgerJson[] = [];
+  fenced = false;
+  load(): Promise<LedgerJson | undefined> {
+    return Promise.resolve(undefined);
+  }
+  save(_topic: string, _partition: number, ledger: LedgerJson): Promise<void> {
+    if (this.fenced) return Promise.reject(Object.assign(new Error('fenced'), { code: 'INSERTER_LEDGER_FENCED' }));
+    this.saves.push(ledger);
+    return Promise.resolve();
+  }
+  commit(position: CommitPosition, ledger: LedgerJson): Promise<void> {
+    if (this.fenced) return Promise.reject(Object.assign(new Error('fenced'), { code: 'INSERTER_LEDGER_FENCED' }));
+    this.commits.push({ offset: position.offset, ledger });
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function ledgerWorld(stored?: LedgerJson): { committer: Committer; state: PartitionState; store: CommittingStore; plain: CommitPosition[][] } {
+  const plain: CommitPosition[][] = [];
+  const source: Source = {
+    run: () => Promise.resolve(),
+    commit: (positions) => {
+      plain.push([...positions]);
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+  };
+  const store = new CommittingStore();
+  const rt = new PipelineRuntime({ config: worldConfig(), logger: createLogger('silent'), metrics: new Metrics(), source, ledgers: store });
+  const state = new PartitionState({ topic: TOPIC, partition: 0 }, rt.hardStop.signal);
+  state.ledger = Ledger.fromJson(stored);
+  rt.partitions.set(partitionKey(TOPIC, 0), state);
+  return { committer: new Committer(rt, (s, position) => s.saveLedger(store, rt.hardStop.signal, position)), state, store, plain };
+}
+
+function resolveAll(state: PartitionState, offsets: readonly bigint[]): void {
+  for (const offset of offsets) {
+    const acks = new AckSet();
+    acks.add(state.tracker.track(offset, 0));
+    acks.resolve();
+  }
+}
+
+test('with a store that commits positions, the position goes in the ledger write (pruned to it), never through the source', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  const { committer, state, store, plain } = ledgerWorld();
+  resolveAll(state, [10n, 11n, 12n]);
+  await committer.commit();
+  assert.deepEqual(
+    store.commits.map((c) => [c.offset, c.ledger.resolvedBelow]),
+    [[13n, '13']],
+    'the stored ledger says resolvedBelow = the position committed with it',
+  );
+  assert.equal(state.committed, 13n);
+  // Nothing new for longer than the re-assert interval of plain commits: nothing is committed again
+  // (a re-commit of an old position could only move a newer owner's back).
+  t.mock.timers.tick(60_000);
+  await committer.commit();
+  assert.equal(store.commits.length, 1);
+  assert.deepEqual(plain, [], 'no plain commit');
+});
+
+test('a fenced ledger write commits nothing: the position stays where this owner last committed it', async () => {
+  const { committer, state, store } = ledgerWorld();
+  resolveAll(state, [10n]);
+  await committer.commit();
+  store.fenced = true;
+  resolveAll(state, [11n, 12n]);
+  await committer.commit();
+  assert.deepEqual(
+    store.commits.map((c) => c.offset),
+    [11n],
+  );
+  assert.equal(state.committed, 11n);
+});
+
+test("a stream that starts below the loaded ledger's resolvedBelow commits that position, never below it", async () => {
+  // The previous owner committed 5000 in its last ledger transaction; this owner's stream fetched
+  // the group's position before that transaction ended and reads from 4000 (skipped as resolved).
+  const { committer, state, store } = ledgerWorld({ v: 2, resolvedBelow: '5000', intents: [] });
+  resolveAll(state, [4000n, 4001n]);
+  await committer.commit();
+  assert.deepEqual(
+    store.commits.map((c) => c.offset),
+    [5000n],
   );
 });
