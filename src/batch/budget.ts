@@ -1,8 +1,8 @@
 // Owns the memory budget of one pipeline: bytes of consumed rows held in memory (open, re-forming
 // and in-flight batches, held rows, dead letters being written) and of the insert bodies being sent
-// (pipeline/attempt.ts), in total and per destination. The
-// source waits while the total is over `maxBufferedBytes`; a destination over its own budget is
-// reported (the lane control parks it if it is failing).
+// (pipeline/attempt.ts), in total and per destination. The source waits while the total, less what
+// parked destinations hold, is over `maxBufferedBytes`; a destination reserving bytes is reported
+// (the lane control parks it if it is stuck and over its own budget or the shared one).
 import type { Config } from '../config/load.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
@@ -11,6 +11,9 @@ export class MemoryBudget {
   readonly #overBudget: (destination: string, held: number) => void;
   readonly #byDestination = new Map<string, number>();
   #total = 0;
+  /** Parked destinations: what they hold only shrinks (nothing new of theirs is buffered), so the source does not wait on it. */
+  readonly #parked = new Set<string>();
+  #parkedHeld = 0;
   #waiters: Array<() => void> = [];
 
   constructor(config: Config, metrics: Metrics, overBudget: (destination: string, held: number) => void) {
@@ -24,8 +27,22 @@ export class MemoryBudget {
     return this.#total;
   }
 
+  /** Whether the source must wait: the total, less what parked destinations hold, is over the limit. */
   get over(): boolean {
-    return this.#total > this.#limit;
+    return this.#total - this.#parkedHeld > this.#limit;
+  }
+
+  /** The destination is parked: its bytes stop counting towards `over` until `unpark`. */
+  park(destination: string): void {
+    if (this.#parked.has(destination)) return;
+    this.#parked.add(destination);
+    this.#parkedHeld += this.heldBy(destination);
+    if (!this.over && this.#waiters.length > 0) this.wakeAll();
+  }
+
+  unpark(destination: string): void {
+    if (!this.#parked.delete(destination)) return;
+    this.#parkedHeld -= this.heldBy(destination);
   }
 
   get byDestination(): ReadonlyMap<string, number> {
@@ -39,6 +56,7 @@ export class MemoryBudget {
   reserve(bytes: number, destination: string | undefined): void {
     this.#total += bytes;
     if (destination === undefined) return;
+    if (this.#parked.size > 0 && this.#parked.has(destination)) this.#parkedHeld += bytes;
     const held = (this.#byDestination.get(destination) ?? 0) + bytes;
     this.#byDestination.set(destination, held);
     this.#overBudget(destination, held);
@@ -46,8 +64,11 @@ export class MemoryBudget {
 
   release(bytes: number, destination: string | undefined): void {
     this.#total -= bytes;
-    if (destination !== undefined) this.#byDestination.set(destination, (this.#byDestination.get(destination) ?? 0) - bytes);
-    if (this.#total <= this.#limit && this.#waiters.length > 0) this.wakeAll();
+    if (destination !== undefined) {
+      this.#byDestination.set(destination, (this.#byDestination.get(destination) ?? 0) - bytes);
+      if (this.#parked.size > 0 && this.#parked.has(destination)) this.#parkedHeld -= bytes;
+    }
+    if (!this.over && this.#waiters.length > 0) this.wakeAll();
   }
 
   /** Resolves once the total is back under the limit (or wakeAll() at shutdown). */

@@ -71,6 +71,11 @@ export const destinationSchema = z
     /** Inserts in flight at once to this destination. */
     concurrency: z.number().int().min(1).max(64).default(4),
     requestTimeoutMs: z.number().int().positive().default(120_000),
+    /**
+     * A request on the wire for longer than this makes the destination stuck, like a failed one: it
+     * is parked when it holds more than its budget or the shared budget is full (delivery.md §9).
+     */
+    stalledAfterMs: z.number().int().positive().default(30_000),
     compression: z.enum(['none', 'gzip', 'zstd']).default('zstd'),
     /**
      * A destination parked (down, over its budget) for longer than this has its rows dead-lettered

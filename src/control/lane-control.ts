@@ -86,15 +86,26 @@ export class LaneControl {
     return n;
   }
 
-  /** A destination holding `held` bytes: parked if that is over its budget while its inserts are failing. */
+  /**
+   * A destination holding `held` bytes: parked if it is stuck (failing, or a request on the wire
+   * longer than its stalledAfterMs) while it holds more than its budget or the shared budget is full.
+   */
   checkBudget(id: string, held: number): void {
     const rt = this.#rt;
     const destination = rt.directory.destination(id);
-    if (destination === undefined || held <= destination.maxBufferedBytes || rt.parking.isDestinationParked(id)) return;
-    if (!rt.inflight.failingDestinations.has(id)) return;
+    if (destination === undefined || (held <= destination.maxBufferedBytes && !rt.budget.over) || held <= 0 || rt.parking.isDestinationParked(id)) return;
+    const failing = rt.inflight.failingDestinations.has(id);
+    const stalledMs = failing ? 0 : rt.inflight.oldestRequestAge(id, Date.now());
+    if (!failing && stalledMs < destination.stalledAfterMs) return;
     rt.parking.parkDestination(id);
+    rt.budget.park(id);
     rt.metrics.parkedDestinations.set(rt.parking.parkedDestinations().length);
-    rt.logger.warn({ destination: id, bufferedBytes: held, budget: destination.maxBufferedBytes }, 'destination over its memory budget while failing: parked (Kafka keeps its rows)');
+    rt.logger.warn(
+      { destination: id, bufferedBytes: held, budget: destination.maxBufferedBytes, ...(failing ? {} : { stalledMs }) },
+      failing
+        ? 'destination failing while over its memory budget or the shared one: parked (Kafka keeps its rows)'
+        : 'destination stalled (a request on the wire too long) while over its memory budget or the shared one: parked (Kafka keeps its rows)',
+    );
     // Open batches are dropped; the delivery already retrying stays, as the probe for recovery.
     for (const state of rt.partitions.values()) {
       for (const lane of state.lanes.values()) {
@@ -108,8 +119,10 @@ export class LaneControl {
     }
   }
 
-  /** On every tick while something is parked: recoveries, probes, and outlived limits. */
+  /** On every tick: stuck destinations to park (a stall shows with time, not with a reservation); while something is parked, recoveries, probes and outlived limits. */
   tick(): void {
+    const budget = this.#rt.budget;
+    for (const [id, held] of budget.byDestination) if (held > 0) this.checkBudget(id, held);
     if (this.#rt.parking.parkedDestinations().length === 0) return;
     this.#checkParked();
     this.#checkOutlived();
@@ -192,6 +205,7 @@ export class LaneControl {
         continue;
       }
       rt.parking.unparkDestination(id);
+      rt.budget.unpark(id);
       this.#outlived.delete(id);
       rt.metrics.parkedDestinations.set(rt.parking.parkedDestinations().length);
       rt.logger.info({ destination: id }, 'parked destination recovered: re-reading its rows');

@@ -1,5 +1,6 @@
-// Owns knowing which inserts are on the wire right now and for which lane, so a pause can confirm
-// "nothing in flight" and status can say when each lane last inserted and how it last failed. It
+// Owns knowing which inserts are on the wire right now, for which lane and since when, so a pause can
+// confirm "nothing in flight", a destination whose oldest request is too old counts as stuck, and
+// status can say when each lane last inserted and how it last failed. It
 // wraps each destination's Sink; a pause never cuts a request in flight (the insert's own signal is
 // the process's hard stop only), it only stops further attempts.
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../sink/types.ts';
@@ -18,6 +19,33 @@ export class InflightRegistry {
   readonly #byToken = new Map<string, ActiveDelivery>();
   /** Destinations whose last request failed (any request: schema reads fail first when it is down). */
   readonly failingDestinations = new Set<string>();
+  /** Per destination, the start time of each insert request on the wire, oldest first (insertion order). */
+  readonly #onWire = new Map<string, Map<number, number>>();
+  #requests = 0;
+
+  /** An insert request to the destination starts; returns its id for `requestEnded`. */
+  requestStarted(destination: string, now: number): number {
+    const id = ++this.#requests;
+    let requests = this.#onWire.get(destination);
+    if (requests === undefined) {
+      requests = new Map();
+      this.#onWire.set(destination, requests);
+    }
+    requests.set(id, now);
+    return id;
+  }
+
+  requestEnded(destination: string, id: number): void {
+    this.#onWire.get(destination)?.delete(id);
+  }
+
+  /** How long the destination's oldest insert request has been on the wire (0: none). */
+  oldestRequestAge(destination: string, now: number): number {
+    const requests = this.#onWire.get(destination);
+    if (requests === undefined) return 0;
+    for (const startedAt of requests.values()) return now - startedAt; // the first is the oldest
+    return 0;
+  }
 
   begin(lane: Lane, batch: Batch): ActiveDelivery {
     const entry = { lane, batch, attempts: 0 };
@@ -77,6 +105,7 @@ export class TrackedSink implements Sink {
     if (signal?.aborted) signal.throwIfAborted();
     const entry = this.#registry.find(batch.token);
     if (entry) entry.attempts++;
+    const request = this.#registry.requestStarted(this.destinationId, Date.now());
     try {
       const result = await this.#observe(this.#inner.insert(batch, this.#requestSignal));
       if (entry) {
@@ -93,6 +122,7 @@ export class TrackedSink implements Sink {
       }
       throw error;
     } finally {
+      this.#registry.requestEnded(this.destinationId, request);
       if (entry) entry.attempts--;
     }
   }

@@ -106,6 +106,7 @@ export class DiffServer {
       maxBufferedBytes: 1 << 30,
       concurrency: PROBE_CONCURRENCY,
       requestTimeoutMs: 120_000,
+      stalledAfterMs: 30_000,
       compression: 'none',
     });
   }

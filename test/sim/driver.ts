@@ -61,6 +61,8 @@ export const FEATURES = {
   pauses: 'operator pauses and resumes of a table, a team or a destination: lanes stop, rows park, resuming re-reads (rewinds with dead letters in flight)',
   reverts: 'schema changes reverted within 40 ms: rows valid only in between, an insert landing then and retried after the revert (alter.ts)',
   destinationBudgets: "a destination's own maxBufferedBytes a few rows large: a destination over it while failing is parked (open batches dropped, its rows re-read once it answers)",
+  stalls:
+    'a destination whose inserts sometimes stall (0.2–1.2 s on the wire, 8 % of inserts, stalledAfterMs 150 ms): stuck, it is parked while the shared budget is full (its bytes no longer hold the source back) and re-read once it answers',
   staleOffsetFetch:
     "offset fetches (assignment, rewind) that miss a position committed in a ledger transaction for up to 40 ms (its markers are still being written): reading starts below the ledger's resolvedBelow",
 } as const;
@@ -83,6 +85,7 @@ export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
   reverts: true,
   destinationBudgets: true,
   staleOffsetFetch: true,
+  stalls: true,
 };
 
 export interface SimStats {
@@ -124,6 +127,8 @@ const LIFE_BUDGET_MS = 30_000;
  * class's bounds before it is dead-lettered, which can take most of 30 virtual seconds (seed 770).
  */
 const FINAL_BUDGET_MS = 60_000;
+/** stalledAfterMs of the destinations in seeds with a stalling destination. */
+const STALLED_AFTER_MS = 150;
 const CLOSE_BUDGET_MS = 40_000;
 
 interface RouteSpec {
@@ -142,6 +147,8 @@ interface Scenario {
   readonly missingTables: ReadonlySet<string>;
   /** Per destination (same order), its own maxBufferedBytes when the seed gives it one (feature destinationBudgets). */
   readonly destinationBudgets?: ReadonlyArray<number | undefined>;
+  /** A destination whose inserts sometimes stall for 0.2–1.2 s, and the seed of its stalls (feature stalls). */
+  readonly stalling?: { readonly destination: string; readonly seed: number };
   readonly poisonHint: boolean;
   readonly lives: ReadonlyArray<{
     end: 'kill' | 'destroy' | 'close' | 'final';
@@ -332,7 +339,15 @@ function configFor(scenario: Scenario, life: Scenario['lives'][number], exactlyO
     kafka: { brokers: ['sim:9092'], groupId: 'sim' },
     destinations: scenario.destinations.map((id, i) => {
       const budget = scenario.destinationBudgets?.[i];
-      return { id, url: `http://${id}.sim:8123`, database: 'sim', concurrency: scenario.concurrency[i] ?? 1, ...(budget === undefined ? {} : { maxBufferedBytes: budget }) };
+      return {
+        id,
+        url: `http://${id}.sim:8123`,
+        database: 'sim',
+        concurrency: scenario.concurrency[i] ?? 1,
+        ...(budget === undefined ? {} : { maxBufferedBytes: budget }),
+        // A request on the wire longer than this makes the destination stuck (a slow reply can too).
+        ...(scenario.stalling === undefined ? {} : { stalledAfterMs: STALLED_AFTER_MS }),
+      };
     }),
     teams: { map: { ...scenario.teamMap }, unknown: scenario.unknown },
     routes: scenario.routes.map((r) => ({ name: r.name, topic: TOPIC, table: r.table, destination: r.destination })),
@@ -387,8 +402,12 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   // Destination budgets from a stream of their own, so the other draws of a seed stay as they were.
   const budgets = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).destinationBudgets ? new Rng(seed ^ 0xb0d6e7) : undefined;
   const scenarioDrawn = makeScenario(root.fork(), options);
-  const drawn: Scenario =
+  const budgeted: Scenario =
     budgets === undefined ? scenarioDrawn : { ...scenarioDrawn, destinationBudgets: scenarioDrawn.destinations.map(() => (budgets.chance(0.3) ? budgets.int(200, 3_000) : undefined)) };
+  // A stalling destination in a quarter of the seeds, from a stream of its own as well.
+  const stalls = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).stalls ? new Rng(seed ^ 0x57a115) : undefined;
+  const stalling = stalls?.chance(0.25) === true ? budgeted.destinations[stalls.int(0, budgeted.destinations.length - 1)] : undefined;
+  const drawn: Scenario = stalling === undefined ? budgeted : { ...budgeted, stalling: { destination: stalling, seed } };
   const { records: generated, poison: drawnPoison, unlisted: drawnUnlisted, refused } = generateRecords(root.fork(), seed, drawn);
   // Schema changes, from a stream of their own. A range in doubt refused without naming a row is held
   // within its class's limits, then dead-lettered whole, marked may-have-landed (§11): in such seeds
@@ -593,7 +612,17 @@ function startPipeline(
   const pipeline = new Pipeline({
     config,
     source,
-    sinkFactory: (destination) => new SimSink(world, inc, durable.warehouse, destination, sinkRng.fork(), scenario.warehouseFaults, Date.now() + life.pressureMs),
+    sinkFactory: (destination) =>
+      new SimSink(
+        world,
+        inc,
+        durable.warehouse,
+        destination,
+        sinkRng.fork(),
+        scenario.warehouseFaults,
+        Date.now() + life.pressureMs,
+        scenario.stalling?.destination === destination.id ? new Rng(scenario.stalling.seed * 977 + inc.id) : undefined,
+      ),
     ...(scenario.lookups === undefined ? {} : { provider: new SimDestinationsApi(world, inc, config, scenario.teamMap, rng.fork(), scenario.lookups) }),
     deadLetters: new SimDeadLetterSink(world, inc, durable.deadLetters, rng.fork(), scenario.deadLetterFaults),
     ...(exactlyOnce ? { ledgers: new SimLedgerStore(world, inc, durable.ledgers, durable.bus, rng.fork(), scenario.ledgerFaults, durable.staleFetch) } : {}),

@@ -205,7 +205,11 @@ export class SimSink implements Sink {
   /** Virtual time until which the server is under memory pressure. */
   readonly #pressureUntil: number;
 
-  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults, pressureUntil: number) {
+  /** Draws this destination's stalls (an insert on the wire for 0.2–1.2 s); none: it never stalls. */
+  readonly #stalls: Rng | undefined;
+
+  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults, pressureUntil: number, stalls?: Rng) {
+    this.#stalls = stalls;
     this.destinationId = destination.id;
     this.#world = world;
     this.#inc = inc;
@@ -241,6 +245,7 @@ export class SimSink implements Sink {
     const tooBig = Date.now() < this.#pressureUntil && f.splitAboveRows > 0 && batch.rows > f.splitAboveRows;
     const fail = tooBig || roll < f.insertFailBefore ? 'before' : roll < f.insertFailBefore + f.insertFailAfter ? 'after' : undefined;
     const slow = this.#rng.chance(f.slow);
+    const stallMs = this.#stalls?.chance(0.08) === true ? this.#stalls.int(200, 1_200) : 0;
     const afterError = this.#rng.chance(0.5) ? networkError : unknownStatusError;
     const startedAt = Date.now();
     return this.#world.remote(
@@ -248,7 +253,7 @@ export class SimSink implements Sink {
       `insert ${this.destinationId}:${batch.table.table} rows=${batch.rows} token=${batch.token}`,
       {
         kind: 'warehouse',
-        sendMs: slow ? this.#rng.int(20, 300) : this.#rng.int(0, 4),
+        sendMs: stallMs + (slow ? this.#rng.int(20, 300) : this.#rng.int(0, 4)),
         replyMs: slow ? this.#rng.int(5, 100) : this.#rng.int(0, 3),
         fail,
         error: tooBig ? memoryLimitError : fail === 'after' ? afterError : networkError,

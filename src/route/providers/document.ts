@@ -18,7 +18,7 @@ const destinationDoc = z.object({
   database: field.database,
   tls: field.tls,
   compression: field.compression,
-  limits: z.object({ maxBufferedBytes: field.maxBufferedBytes, concurrency: field.concurrency, requestTimeoutMs: field.requestTimeoutMs }).prefault({}),
+  limits: z.object({ maxBufferedBytes: field.maxBufferedBytes, concurrency: field.concurrency, requestTimeoutMs: field.requestTimeoutMs, stalledAfterMs: field.stalledAfterMs }).prefault({}),
 });
 
 const teamDoc = z.object({ team_id: z.number().int().nonnegative(), destination: z.string().min(1) });

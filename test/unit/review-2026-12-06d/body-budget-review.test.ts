@@ -221,12 +221,14 @@ test('one batch whose rows alone exceed maxBufferedBytes: flushed, sent, landed;
 // take of the total (e.g. its share <= maxBufferedBytes / number of destinations with traffic).
 test(
   'a hanging destination (d2) does not stop a healthy one (d1) from being read and inserted, when its in-flight rows alone are under the budget',
-  { timeout: 60_000, todo: 'a hanging destination body now stalls the healthy destination source (passes at 943c036)' },
+  { timeout: 60_000 },
   async () => {
     const base = {
       destinations: [
         { id: 'd1', url: 'http://localhost:8123' },
-        { id: 'd2', url: 'http://localhost:8124' },
+        // Fixed in session 8: a request on the wire longer than this makes d2 stuck, and a stuck
+        // destination is parked while the shared budget is full (delivery.md §9).
+        { id: 'd2', url: 'http://localhost:8124', stalledAfterMs: 100 },
       ],
       teams: { map: { 1: 'd1', 2: 'd2' } },
       batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },

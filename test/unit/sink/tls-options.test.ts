@@ -21,6 +21,7 @@ function destination(tls: DestinationConfig['tls']): DestinationConfig {
     maxBufferedBytes: 1024,
     concurrency: 1,
     requestTimeoutMs: 1000,
+    stalledAfterMs: 1000,
     compression: 'none',
   };
 }
