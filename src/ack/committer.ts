@@ -15,7 +15,7 @@ import { partitionKey } from '../source/types.ts';
 const REASSERT_POSITIONS_MS = 10_000;
 
 /** Saves a partition's ledger, with the position to commit in the same write when given (a ledger no longer held makes it be taken over again). */
-export type SaveForCommit = (state: PartitionState, position?: CommitPosition) => Promise<void>;
+export type SaveForCommit = (state: PartitionState, position?: CommitPosition) => Promise<CommitPosition | undefined | void>;
 
 export class Committer {
   readonly #rt: PipelineRuntime;
@@ -57,7 +57,7 @@ export class Committer {
     // end): their position at assignment is committed again if the group's is below it now.
     const repairs = due ? await this.#repairPositions() : [];
     if (rt.ledgers !== undefined) {
-      const saves: Array<Promise<void>> = [];
+      const saves: Array<Promise<unknown>> = [];
       for (const state of rt.partitions.values()) if (!state.revoked && state.ledger?.dirty) saves.push(this.#save(state));
       try {
         await Promise.all(saves);
@@ -78,16 +78,17 @@ export class Committer {
   async #commitWithLedgers(taken: ReadonlyArray<{ state: PartitionState; position: CommitPosition }>): Promise<void> {
     const rt = this.#rt;
     const committing = new Set(taken.map(({ state }) => state));
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (const { state, position } of taken) {
       // Not loaded yet: nothing of it is resolved through this ownership, and nothing could carry the position.
       if (state.ledger === undefined) continue;
       state.ledger.prune(position.offset);
       writes.push(
-        this.#save(state, position).then(() => {
-          if (state.revoked) return;
-          if (position.offset > state.committed) state.committed = position.offset;
-          rt.metrics.committedOffset.set({ topic: position.topic, partition: String(position.partition) }, Number(position.offset));
+        this.#save(state, position).then((stored) => {
+          // Not stored (the ledger was saved alone): the next interval commits it again.
+          if (state.revoked || stored === undefined || stored.offset <= state.committed) return;
+          state.committed = stored.offset;
+          rt.metrics.committedOffset.set({ topic: stored.topic, partition: String(stored.partition) }, Number(stored.offset));
         }),
       );
     }

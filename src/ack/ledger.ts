@@ -313,9 +313,11 @@ export interface LedgerStore {
   /**
    * Saves the ledger and commits the partition's position in one atomic write that a newer owner's
    * takeover fences (docs/design/delivery.md §4): a stalled owner can then never move the position.
+   * Resolves false when it could not commit the position now (e.g. the group coordinator is not
+   * known or moved) and saved the ledger alone: the position is committed at a later commit.
    * Optional: without it the ledger is saved, then the source commits the position.
    */
-  commit?(position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<void>;
+  commit?(position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<boolean>;
   /** This process gave the partition up (optional: stores that fence owners release it here). */
   release?(topic: string, partition: number): Promise<void>;
   close(): Promise<void>;

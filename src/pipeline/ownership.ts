@@ -62,7 +62,7 @@ export class Ownership {
     const key = partitionKey(record.topic, record.partition);
     let state = this.#rt.partitions.get(key);
     if (state === undefined) {
-      state = new PartitionState({ topic: record.topic, partition: record.partition }, this.#rt.hardStop.signal);
+      state = new PartitionState({ topic: record.topic, partition: record.partition }, () => this.#rt.saveSignal);
       this.#rt.partitions.set(key, state);
     }
     return state;
@@ -97,10 +97,10 @@ export class Ownership {
    * Saves a partition's ledger for a commit, with the position in the same write when given; a
    * ledger no longer held makes the partition be taken over again.
    */
-  saveForCommit(state: PartitionState, position?: CommitPosition): Promise<void> {
+  saveForCommit(state: PartitionState, position?: CommitPosition): Promise<CommitPosition | undefined> {
     const store = this.#rt.ledgers;
-    if (store === undefined) return Promise.resolve();
-    return state.saveLedger(store, this.#rt.hardStop.signal, position).catch((error: unknown) => {
+    if (store === undefined) return Promise.resolve(undefined);
+    return state.saveLedger(store, this.#rt.saveSignal, position).catch((error: unknown) => {
       if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') this.ledgerLost(state, error);
       throw error;
     });

@@ -49,17 +49,17 @@ export class PartitionState {
   readonly deadLetters = new Map<string, AckSet>();
   #loading: Promise<void> | undefined;
   #saving: Promise<void> = Promise.resolve();
-  #queued: Promise<void> | undefined;
+  #queued: Promise<CommitPosition | undefined> | undefined;
   /** The position the queued save commits with the ledger (LedgerStore.commit), if a commit asked for one. */
   #queuedPosition: CommitPosition | undefined;
   /** Saves written and not answered yet: the ledger in memory is ahead of the one stored meanwhile. */
   #inFlight = 0;
-  /** What aborts a save itself (the process's hard stop): never one caller's signal, as a save is shared. */
-  readonly #saveSignal: AbortSignal;
+  /** What aborts a save itself (the runtime's save signal, read when the save starts): never one caller's signal, as a save is shared. */
+  readonly #saveSignal: () => AbortSignal;
 
-  constructor(ref: PartitionRef, saveSignal: AbortSignal = new AbortController().signal) {
+  constructor(ref: PartitionRef, saveSignal: AbortSignal | (() => AbortSignal) = new AbortController().signal) {
     this.ref = ref;
-    this.#saveSignal = saveSignal;
+    this.#saveSignal = typeof saveSignal === 'function' ? saveSignal : () => saveSignal;
   }
 
   loadLedger(store: LedgerStore, signal: AbortSignal): Promise<void> {
@@ -72,25 +72,29 @@ export class PartitionState {
   /**
    * Saves the ledger; callers arriving while a save is queued share it (it writes the newest state).
    * With a `position` (a commit), the save stores it with the ledger in one write (LedgerStore.commit)
-   * when the store can. A caller's `signal` ends only its own wait (AbortedError): the shared save
-   * goes on for the others.
+   * when the store can. Resolves with the position the shared save stored, if any (a store that
+   * could not commit the position now saves the ledger alone: a lane sharing the save is not failed
+   * for a position it never asked for). A caller's `signal` ends only its own wait (AbortedError):
+   * the shared save goes on for the others.
    */
-  saveLedger(store: LedgerStore, signal: AbortSignal, position?: CommitPosition): Promise<void> {
+  saveLedger(store: LedgerStore, signal: AbortSignal, position?: CommitPosition): Promise<CommitPosition | undefined> {
     const ledger = this.ledger;
     // A revoked owner never writes the ledger again: it would overwrite the new owner's.
-    if (ledger === undefined || this.revoked) return Promise.resolve();
+    if (ledger === undefined || this.revoked) return Promise.resolve(undefined);
     // A queued save not started yet takes the position too: it writes the newest state anyway.
     if (position !== undefined && (this.#queuedPosition === undefined || position.offset > this.#queuedPosition.offset)) this.#queuedPosition = position;
-    this.#queued ??= this.#saving.then(async () => {
+    this.#queued ??= this.#saving.then(async (): Promise<CommitPosition | undefined> => {
       this.#queued = undefined;
       const committing = this.#queuedPosition;
       this.#queuedPosition = undefined;
-      if (this.revoked) return;
+      if (this.revoked) return undefined;
       ledger.markClean();
       this.#inFlight++;
       try {
-        if (committing !== undefined && store.commit !== undefined) await store.commit(committing, ledger.toJson(), this.#saveSignal);
-        else await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), this.#saveSignal);
+        const saveSignal = this.#saveSignal();
+        if (committing !== undefined && store.commit !== undefined) return (await store.commit(committing, ledger.toJson(), saveSignal)) ? committing : undefined;
+        await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), saveSignal);
+        return undefined;
       } catch (error) {
         // Not durable: the next save (before the next commit) must write it again.
         ledger.markDirty();
@@ -99,8 +103,11 @@ export class PartitionState {
         this.#inFlight--;
       }
     });
-    this.#saving = this.#queued.catch(() => undefined);
-    return signal === this.#saveSignal ? this.#queued : untilAborted(this.#queued, signal);
+    this.#saving = this.#queued.then(
+      () => undefined,
+      () => undefined,
+    );
+    return signal === this.#saveSignal() ? this.#queued : untilAborted(this.#queued, signal);
   }
 
   /**
@@ -160,7 +167,7 @@ export class PartitionState {
 }
 
 /** `work`, or an AbortedError as soon as `signal` aborts (`work` goes on; its failure is then nobody's). */
-function untilAborted(work: Promise<void>, signal: AbortSignal): Promise<void> {
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) {
     work.catch(() => undefined);
     return Promise.reject(new AbortedError('ledger save: the caller stopped waiting'));

@@ -41,6 +41,9 @@ import { PipelineStatusView, type PipelineStatus } from './status.ts';
 import { TableSchemas } from './table-schemas.ts';
 import { TrackedSink } from './tracked-sink.ts';
 
+/** How long the final commit of a close whose deadline passed may take. */
+const FINAL_COMMIT_MS = 10_000;
+
 export type { PipelineStatus } from './status.ts';
 
 export interface PipelineDeps {
@@ -360,6 +363,7 @@ export class Pipeline implements SourceHandler {
   close(deadlineMs = 30_000): Promise<void> {
     this.#closing ??= (async () => {
       const rt = this.#rt;
+      const destroyed = rt.hardStop.signal.aborted;
       rt.stop.abort();
       rt.budget.wakeAll();
       await this.#running?.catch((error: unknown) => rt.logger.warn({ err: error }, 'source stopped with an error'));
@@ -369,6 +373,8 @@ export class Pipeline implements SourceHandler {
       const deadline = setTimeout(() => rt.hardStop.abort(), deadlineMs);
       await rt.settle();
       clearTimeout(deadline);
+      // The deadline passed (not destroy()): what is resolved is still committed, within a bound of its own.
+      if (rt.hardStop.signal.aborted && !destroyed) rt.saveSignal = AbortSignal.timeout(FINAL_COMMIT_MS);
       await this.#committer.commit(); // a commit begun before the drain may be in flight: the next one sees all
       await this.#committer.commit();
       const stuck = this.status().partitions.filter((p) => p.unresolved > 0);

@@ -28,6 +28,11 @@ export class PipelineRuntime {
   readonly stop = new AbortController();
   /** Aborts deliveries and dead-letter waits: only on destroy() or when a shutdown deadline passes. */
   readonly hardStop = new AbortController();
+  /**
+   * What aborts ledger writes: the hard stop, except for the final commit of a close whose deadline
+   * passed, which gets a bounded signal of its own (resolved positions are still worth writing).
+   */
+  saveSignal: AbortSignal = this.hardStop.signal;
   /** Partitions this process owns; undefined until the source reports an assignment. */
   owned: Map<string, PartitionRef> | undefined;
   directory!: DestinationDirectory;

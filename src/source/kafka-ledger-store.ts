@@ -128,6 +128,9 @@ export class KafkaLedgerStore implements LedgerStore {
     try {
       await withTimeout(this.#write(producer, message, topic, partition, offsets), SAVE_TIMEOUT_MS, 'ledger write');
     } catch (error) {
+      // The position's coordinator moved, and the transaction was aborted cleanly: the producer is
+      // still good for writing the ledger alone.
+      if (error instanceof PositionNotCommitted) throw error;
       await this.#drop(key, held);
       throw error instanceof LedgerFencedError ? error : new LedgerFencedError(topic, partition, error, false);
     }
@@ -140,13 +143,22 @@ export class KafkaLedgerStore implements LedgerStore {
    * transactional offset commit from a non-member), so a rebalance never aborts the write; the
    * producer's fence alone decides who may move the position. Fails like `save`.
    */
-  readonly commit: ((position: CommitPosition, ledger: LedgerJson, signal: AbortSignal) => Promise<void>) | undefined;
+  readonly commit: ((position: CommitPosition, ledger: LedgerJson, signal: AbortSignal) => Promise<boolean>) | undefined;
 
-  async #commit(groupCoordinator: () => number | null, position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
+  async #commit(groupCoordinator: () => number | null, position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<boolean> {
     const coordinator = groupCoordinator();
-    // Nothing sent yet: not a reason to give the producer up.
-    if (coordinator === null) throw new InserterError('INSERTER_SOURCE_COMMIT_FAILED', 'the group coordinator is not known yet', { retryable: true });
-    await this.#save(position.topic, position.partition, ledger, signal, { offset: position.offset, coordinator });
+    // Not known now (the consumer forgets it after a coordinator error and finds it again): the
+    // ledger alone, so a lane sharing this write is not failed for a position; committed later.
+    if (coordinator !== null) {
+      try {
+        await this.#save(position.topic, position.partition, ledger, signal, { offset: position.offset, coordinator });
+        return true;
+      } catch (error) {
+        if (!(error instanceof PositionNotCommitted)) throw error;
+      }
+    }
+    await this.#save(position.topic, position.partition, ledger, signal, undefined);
+    return false;
   }
 
   /** Gives the partition up (after a revocation); the next owner fences this process anyway. */
@@ -177,10 +189,25 @@ export class KafkaLedgerStore implements LedgerStore {
         // The client reads only the group id of a consumer, and of a message its position and group.
         await tx.addConsumer({ groupId } as unknown as Consumer);
         const consumer = { groupId, generationId: -1, memberId: '', coordinatorId: offsets.coordinator };
-        await tx.addOffset({ topic, partition, offset: offsets.offset - 1n, metadata: { consumer } } as unknown as Message);
+        try {
+          await tx.addOffset({ topic, partition, offset: offsets.offset - 1n, metadata: { consumer } } as unknown as Message);
+        } catch (error) {
+          // The group's coordinator moved or is loading: abort cleanly and let the caller write the ledger alone.
+          if (
+            !isFenced(error) &&
+            isCoordinatorError(error) &&
+            (await tx.abort().then(
+              () => true,
+              () => false,
+            ))
+          )
+            throw new PositionNotCommitted(error);
+          throw error;
+        }
       }
       await tx.commit();
     } catch (error) {
+      if (error instanceof PositionNotCommitted) throw error;
       if (isFenced(error)) throw new LedgerFencedError(topic, partition, error, true);
       await tx.abort().catch(() => undefined);
       throw error;
@@ -251,6 +278,24 @@ export class KafkaLedgerStore implements LedgerStore {
     this.#closing ??= Promise.allSettled([...this.#producers.values()].map((p) => p.then((producer) => producer.close()))).then(() => undefined);
     return this.#closing;
   }
+}
+
+/** The group coordinator refused or could not take the position; its transaction was aborted cleanly. */
+class PositionNotCommitted extends Error {
+  constructor(cause: unknown) {
+    super('the group coordinator did not take the position', { cause });
+    this.name = 'PositionNotCommitted';
+  }
+}
+
+/** NOT_COORDINATOR (16), COORDINATOR_NOT_AVAILABLE (15), COORDINATOR_LOAD_IN_PROGRESS (14), or the coordinator's connection. */
+function isCoordinatorError(error: unknown, depth = 0): boolean {
+  if (error === null || typeof error !== 'object' || depth > 5) return false;
+  const e = error as { message?: unknown; apiCode?: unknown; errors?: unknown; cause?: unknown; code?: unknown };
+  if (e.apiCode === 14 || e.apiCode === 15 || e.apiCode === 16 || e.code === 'PLT_KFK_NETWORK') return true;
+  if (typeof e.message === 'string' && /NOT_COORDINATOR|COORDINATOR_NOT_AVAILABLE|COORDINATOR_LOAD_IN_PROGRESS/.test(e.message)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => isCoordinatorError(inner, depth + 1))) return true;
+  return isCoordinatorError(e.cause, depth + 1);
 }
 
 function isFenced(error: unknown, depth = 0): boolean {

@@ -63,6 +63,8 @@ export const FEATURES = {
   destinationBudgets: "a destination's own maxBufferedBytes a few rows large: a destination over it while failing is parked (open batches dropped, its rows re-read once it answers)",
   stalls:
     'a destination whose inserts sometimes stall (0.2–1.2 s on the wire, 8 % of inserts, stalledAfterMs 150 ms): stuck, it is parked while the shared budget is full (its bytes no longer hold the source back) and re-read once it answers',
+  positionFaults:
+    'commits whose position the ledger store cannot take now (the group coordinator unknown or moved): 10 % of them save the ledger alone, and the position must be committed by a later commit',
   staleOffsetFetch:
     "offset fetches (assignment, rewind) that miss a position committed in a ledger transaction for up to 40 ms (its markers are still being written): reading starts below the ledger's resolvedBelow",
 } as const;
@@ -85,6 +87,7 @@ export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
   reverts: true,
   destinationBudgets: true,
   staleOffsetFetch: true,
+  positionFaults: true,
   stalls: true,
 };
 
@@ -428,6 +431,9 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   // From a stream of its own; half the seeds have offset fetches that miss fresh transactional positions.
   const staleRng = new Rng(seed ^ 0x5a1e0f);
   const staleFetch = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).staleOffsetFetch && staleRng.chance(0.5) ? staleRng : undefined;
+  // From a stream of its own; half the seeds have commits whose position is not stored (ledger alone).
+  const positionRng = new Rng(seed ^ 0x9051);
+  const positionFaults = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).positionFaults && positionRng.chance(0.5) ? positionRng : undefined;
 
   const bus = new Bus();
   for (let p = 0; p < scenario.partitions; p++) bus.addPartition(TOPIC, p);
@@ -488,7 +494,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
         scenario,
         life,
         exactlyOnce,
-        { bus, warehouse, deadLetters, ledgers, refused, changes, seed, schemaFaults: schemaFaultsFor(seed), staleFetch },
+        { bus, warehouse, deadLetters, ledgers, refused, changes, seed, schemaFaults: schemaFaultsFor(seed), staleFetch, positionFaults },
         driverRng,
         checker,
         stats,
@@ -573,6 +579,8 @@ interface Durable {
   readonly schemaFaults: SchemaFaults | undefined;
   /** How long offset fetches miss a position committed with a ledger (FEATURES.staleOffsetFetch). */
   readonly staleFetch: Rng | undefined;
+  /** Which commits store the ledger alone, not the position (FEATURES.positionFaults). */
+  readonly positionFaults: Rng | undefined;
 }
 
 function startPipeline(
@@ -625,7 +633,7 @@ function startPipeline(
       ),
     ...(scenario.lookups === undefined ? {} : { provider: new SimDestinationsApi(world, inc, config, scenario.teamMap, rng.fork(), scenario.lookups) }),
     deadLetters: new SimDeadLetterSink(world, inc, durable.deadLetters, rng.fork(), scenario.deadLetterFaults),
-    ...(exactlyOnce ? { ledgers: new SimLedgerStore(world, inc, durable.ledgers, durable.bus, rng.fork(), scenario.ledgerFaults, durable.staleFetch) } : {}),
+    ...(exactlyOnce ? { ledgers: new SimLedgerStore(world, inc, durable.ledgers, durable.bus, rng.fork(), scenario.ledgerFaults, durable.staleFetch, durable.positionFaults) } : {}),
     logger,
     metrics: new Metrics(),
     encoders: refusingEncoders(durable.refused, durable.changes),

@@ -45,7 +45,11 @@ export class SimLedgerStore implements LedgerStore {
   #lastLanding = 0;
   saves = 0;
 
-  constructor(world: World, inc: Incarnation, durable: MemoryLedgerStore, bus: Bus, rng: Rng, faults: LedgerFaults, staleFetch: Rng | undefined) {
+  /** Draws which commits store the ledger alone (FEATURES.positionFaults); none: never. */
+  readonly #commitFaults: Rng | undefined;
+
+  constructor(world: World, inc: Incarnation, durable: MemoryLedgerStore, bus: Bus, rng: Rng, faults: LedgerFaults, staleFetch: Rng | undefined, commitFaults?: Rng) {
+    this.#commitFaults = commitFaults;
     this.#bus = bus;
     this.#staleFetch = staleFetch;
     this.#world = world;
@@ -82,8 +86,11 @@ export class SimLedgerStore implements LedgerStore {
    * once a newer load took the partition over. Offset fetches may miss the position for a few ms
    * after it lands (its transaction markers: Bus.fetchedPosition), where the scenario says so.
    */
-  commit(position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
-    return this.#write(position.topic, position.partition, ledger, signal, position);
+  commit(position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<boolean> {
+    // Sometimes the position cannot be committed now (the group coordinator unknown or moved): the
+    // ledger is saved alone, and the committer must commit the position again later.
+    if (this.#commitFaults?.chance(0.1) === true) return this.#write(position.topic, position.partition, ledger, signal, undefined).then(() => false);
+    return this.#write(position.topic, position.partition, ledger, signal, position).then(() => true);
   }
 
   #write(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal, position: CommitPosition | undefined): Promise<void> {

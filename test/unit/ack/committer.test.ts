@@ -83,6 +83,8 @@ class CommittingStore implements LedgerStore {
   readonly commits: Array<{ offset: bigint; ledger: LedgerJson }> = [];
   readonly saves: LedgerJson[] = [];
   fenced = false;
+  /** The position cannot be committed now (the group coordinator unknown): the ledger is saved alone. */
+  coordinatorUnknown = false;
   load(): Promise<LedgerJson | undefined> {
     return Promise.resolve(undefined);
   }
@@ -91,10 +93,11 @@ class CommittingStore implements LedgerStore {
     this.saves.push(ledger);
     return Promise.resolve();
   }
-  commit(position: CommitPosition, ledger: LedgerJson): Promise<void> {
+  commit(position: CommitPosition, ledger: LedgerJson): Promise<boolean> {
     if (this.fenced) return Promise.reject(Object.assign(new Error('fenced'), { code: 'INSERTER_LEDGER_FENCED' }));
+    if (this.coordinatorUnknown) return this.save('', 0, ledger).then(() => false);
     this.commits.push({ offset: position.offset, ledger });
-    return Promise.resolve();
+    return Promise.resolve(true);
   }
   close(): Promise<void> {
     return Promise.resolve();
@@ -170,4 +173,21 @@ test("a stream that starts below the loaded ledger's resolvedBelow commits that 
     store.commits.map((c) => c.offset),
     [5000n],
   );
+});
+
+test('a store that cannot commit the position now saves the ledger alone: the position stays uncommitted and goes with the next write', async () => {
+  const { committer, state, store } = ledgerWorld();
+  store.coordinatorUnknown = true;
+  resolveAll(state, [10n, 11n]);
+  await committer.commit();
+  assert.equal(store.commits.length, 0);
+  assert.equal(store.saves.length, 1, 'the ledger was saved alone');
+  assert.equal(state.committed, -1n, 'not marked committed');
+  store.coordinatorUnknown = false;
+  await committer.commit();
+  assert.deepEqual(
+    store.commits.map((c) => c.offset),
+    [12n],
+  );
+  assert.equal(state.committed, 12n);
 });

@@ -219,71 +219,67 @@ test('one batch whose rows alone exceed maxBufferedBytes: flushed, sent, landed;
 // maxBufferedBytes to bound it), (b) count bodies only in the destination's share (parking) and not
 // in the total the source waits on, or (c) cap what one destination's in-flight rows + bodies may
 // take of the total (e.g. its share <= maxBufferedBytes / number of destinations with traffic).
-test(
-  'a hanging destination (d2) does not stop a healthy one (d1) from being read and inserted, when its in-flight rows alone are under the budget',
-  { timeout: 60_000 },
-  async () => {
-    const base = {
-      destinations: [
-        { id: 'd1', url: 'http://localhost:8123' },
-        // Fixed in session 8: a request on the wire longer than this makes d2 stuck, and a stuck
-        // destination is parked while the shared budget is full (delivery.md §9).
-        { id: 'd2', url: 'http://localhost:8124', stalledAfterMs: 100 },
-      ],
-      teams: { map: { 1: 'd1', 2: 'd2' } },
-      batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
-      errorPolicy,
-    };
-    // The size of 10 rows (from 9 held before the batch is full: the rows are the same size) and of
-    // their body, measured with an unlimited budget.
-    let tenRows = 0;
-    let body = 0;
-    {
-      const warehouse = new TokenWarehouse();
-      const sink = sinkOf(warehouse, async (_n, inner, batch, signal) => {
-        body = batch.bytes;
-        return inner.insert(batch, signal);
-      });
-      const world = run(worldConfig({ ...base, batch: { ...base.batch, maxAgeMs: 60_000 } }), sink);
-      try {
-        const rows = Array.from({ length: 10 }, (_, i) => event(i, 2));
-        await world.source.append(rows.slice(0, 9));
-        await until(() => world.total() > 0, 'nine rows held');
-        tenRows = (world.total() / 9) * 10;
-        await world.source.append(rows.slice(9));
-        await until(() => world.source.committed === 10n, 'measured');
-      } finally {
-        await world.pipeline.destroy();
-      }
-    }
-    assert.ok(tenRows > 0 && body > 0);
-    // d2's 10 rows alone are under the budget (d1's rows fit beside them: its batch is flushed when
-    // the total goes over); d2's rows + body are over it.
-    const config = worldConfig({ ...base, maxBufferedBytes: tenRows + Math.floor(body / 2) });
+test('a hanging destination (d2) does not stop a healthy one (d1) from being read and inserted, when its in-flight rows alone are under the budget', { timeout: 60_000 }, async () => {
+  const base = {
+    destinations: [
+      { id: 'd1', url: 'http://localhost:8123' },
+      // Fixed in session 8: a request on the wire longer than this makes d2 stuck, and a stuck
+      // destination is parked while the shared budget is full (delivery.md §9).
+      { id: 'd2', url: 'http://localhost:8124', stalledAfterMs: 100 },
+    ],
+    teams: { map: { 1: 'd1', 2: 'd2' } },
+    batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
+    errorPolicy,
+  };
+  // The size of 10 rows (from 9 held before the batch is full: the rows are the same size) and of
+  // their body, measured with an unlimited budget.
+  let tenRows = 0;
+  let body = 0;
+  {
     const warehouse = new TokenWarehouse();
-    let d2Sent = false;
-    const sink = (d: DestinationConfig): Sink => {
-      const inner = warehouse.sink(d);
-      return {
-        ...inner,
-        insert: (batch, signal) => {
-          if (d.id !== 'd2') return inner.insert(batch, signal);
-          d2Sent = true;
-          return hang(signal);
-        },
-      };
-    };
-    const world = run(config, sink);
+    const sink = sinkOf(warehouse, async (_n, inner, batch, signal) => {
+      body = batch.bytes;
+      return inner.insert(batch, signal);
+    });
+    const world = run(worldConfig({ ...base, batch: { ...base.batch, maxAgeMs: 60_000 } }), sink);
     try {
-      void world.source.append(Array.from({ length: 10 }, (_, i) => event(i, 2)));
-      await until(() => d2Sent, "d2's insert is on the wire (and hangs)");
-      void world.source.append(Array.from({ length: 10 }, (_, i) => event(10 + i, 1)));
-      await until(() => warehouse.rows.filter((r) => r.destination === 'd1').length === 10, "d1's rows inserted while d2 hangs", 5_000);
+      const rows = Array.from({ length: 10 }, (_, i) => event(i, 2));
+      await world.source.append(rows.slice(0, 9));
+      await until(() => world.total() > 0, 'nine rows held');
+      tenRows = (world.total() / 9) * 10;
+      await world.source.append(rows.slice(9));
+      await until(() => world.source.committed === 10n, 'measured');
     } finally {
       await world.pipeline.destroy();
     }
-  },
-);
+  }
+  assert.ok(tenRows > 0 && body > 0);
+  // d2's 10 rows alone are under the budget (d1's rows fit beside them: its batch is flushed when
+  // the total goes over); d2's rows + body are over it.
+  const config = worldConfig({ ...base, maxBufferedBytes: tenRows + Math.floor(body / 2) });
+  const warehouse = new TokenWarehouse();
+  let d2Sent = false;
+  const sink = (d: DestinationConfig): Sink => {
+    const inner = warehouse.sink(d);
+    return {
+      ...inner,
+      insert: (batch, signal) => {
+        if (d.id !== 'd2') return inner.insert(batch, signal);
+        d2Sent = true;
+        return hang(signal);
+      },
+    };
+  };
+  const world = run(config, sink);
+  try {
+    void world.source.append(Array.from({ length: 10 }, (_, i) => event(i, 2)));
+    await until(() => d2Sent, "d2's insert is on the wire (and hangs)");
+    void world.source.append(Array.from({ length: 10 }, (_, i) => event(10 + i, 1)));
+    await until(() => warehouse.rows.filter((r) => r.destination === 'd1').length === 10, "d1's rows inserted while d2 hangs", 5_000);
+  } finally {
+    await world.pipeline.destroy();
+  }
+});
 
 /** 10 rows of a 10-row batch and their body, measured with unlimited budgets (the rows are the same size). */
 async function measure(): Promise<{ tenRows: number; body: number }> {
