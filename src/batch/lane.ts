@@ -24,6 +24,8 @@ export class Batch {
   replayed = false;
   readonly createdAt = Date.now();
   bytes = 0;
+  /** Dropped while queued (its destination parked): not delivered, its records are read again. */
+  dropped = false;
 
   get size(): number {
     return this.records.length;
@@ -73,6 +75,8 @@ export class Lane {
   readonly replays = new Map<string, Batch>();
   /** The previous delivery of this lane; the next one starts after it. */
   tail: Promise<void> = Promise.resolve();
+  /** Batches queued behind `tail` and not started yet (a parked destination drops them). */
+  readonly queued = new Set<Batch>();
   abandoned = false;
   /** Aborted when the lane is paused or abandoned: further insert attempts stop (none is cut). */
   stop = new AbortController();

@@ -106,13 +106,23 @@ export class LaneControl {
         ? 'destination failing while over its memory budget or the shared one: parked (Kafka keeps its rows)'
         : 'destination stalled (a request on the wire too long) while over its memory budget or the shared one: parked (Kafka keeps its rows)',
     );
-    // Open batches are dropped; the delivery already retrying stays, as the probe for recovery.
+    // Open batches and new batches queued behind the delivery on the wire are dropped (what it holds
+    // is then only in flight: review 2026-12-06f); the delivery already retrying stays, as the probe
+    // for recovery. A queued re-formed batch stays: its intent is recorded and being replayed.
     for (const state of rt.partitions.values()) {
       for (const lane of state.lanes.values()) {
         if (lane.destination.id !== id) continue;
         const open = lane.take();
         if (open) {
           rt.budget.release(open.bytes, id);
+          state.needsRewind = true;
+        }
+        for (const batch of lane.queued) {
+          if (batch.intent !== undefined) continue;
+          lane.queued.delete(batch);
+          batch.dropped = true;
+          rt.budget.release(batch.bytes, id);
+          batch.bytes = 0;
           state.needsRewind = true;
         }
       }

@@ -57,6 +57,7 @@ export class LaneDelivery {
 
   enqueue(lane: Lane, batch: Batch): void {
     batch.generation = this.#rt.partitions.get(partitionKey(lane.topic, lane.partition))?.generation ?? 0;
+    lane.queued.add(batch);
     const delivery = lane.tail.then(() => this.#deliverHolding(lane, batch));
     lane.tail = delivery;
     this.#rt.track(delivery);
@@ -66,6 +67,9 @@ export class LaneDelivery {
   async #deliverHolding(lane: Lane, batch: Batch): Promise<void> {
     const rt = this.#rt;
     const state = rt.partitions.get(partitionKey(lane.topic, lane.partition));
+    lane.queued.delete(batch);
+    // Dropped while queued (its destination parked, its bytes released then): read again later.
+    if (batch.dropped) return;
     // A re-formed batch's intent is durable already; a new batch's intent is saved before its insert.
     let intentDurable = batch.intent !== undefined;
     batch.sortByOffset(); // before its token and any split: a re-formed batch must match it row for row

@@ -135,7 +135,9 @@ export class Pipeline implements SourceHandler {
     this.#replays = new Replays(rt, this.#control, this.#delivery);
     this.#holds = new Holds(rt, {
       park: (state, chunk) => this.#control.park(state, chunk),
-      batch: (state, route, record, row, team, chunk, destination) => this.#batch(state, route, record, row, team, chunk, destination),
+      // A released row of a parked or paused destination is parked like a row read now (review 2026-12-06f).
+      batch: (state, route, record, row, team, chunk, destination) =>
+        this.#control.blocks(route, destination, team) ? this.#control.park(state, chunk) : this.#batch(state, route, record, row, team, chunk, destination),
       deadLetter: (state, route, record, chunk, reason) => this.#deadLetters.record(state, route, record, chunk, reason),
       canPark: () => this.#rewinder.supported,
       requestRewind,

@@ -4,6 +4,7 @@
 // wraps each destination's Sink; a pause never cuts a request in flight (the insert's own signal is
 // the process's hard stop only), it only stops further attempts.
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../sink/types.ts';
+import { ErrorClasses } from '../errors/classes.ts';
 import { WarehouseError } from '../sink/errors.ts';
 import type { Batch, Lane } from '../batch/lane.ts';
 
@@ -82,21 +83,37 @@ export class TrackedSink implements Sink {
     this.#requestSignal = requestSignal;
   }
 
-  describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
-    return this.#observe(this.#inner.describe(table, signal));
+  // Schema reads are timed like inserts: a destination that hangs often hangs on one (review 2026-12-06f).
+  async describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
+    const request = this.#registry.requestStarted(this.destinationId, Date.now());
+    try {
+      return await this.#observe(this.#inner.describe(table, signal));
+    } finally {
+      this.#registry.requestEnded(this.destinationId, request);
+    }
   }
 
-  createTable(table: TableRef, template: string | undefined, signal?: AbortSignal): Promise<void> {
-    return this.#observe(this.#inner.createTable(table, template, signal));
+  async createTable(table: TableRef, template: string | undefined, signal?: AbortSignal): Promise<void> {
+    const request = this.#registry.requestStarted(this.destinationId, Date.now());
+    try {
+      await this.#observe(this.#inner.createTable(table, template, signal));
+    } finally {
+      this.#registry.requestEnded(this.destinationId, request);
+    }
   }
 
+  /**
+   * The destination answered or failed. A refusal of rows (row data, an oversized row) is an
+   * answer: the destination is up, and such a refusal must not park it (review 2026-12-06f).
+   */
   async #observe<T>(work: Promise<T>): Promise<T> {
     try {
       const result = await work;
       this.#registry.failingDestinations.delete(this.destinationId);
       return result;
     } catch (error) {
-      this.#registry.failingDestinations.add(this.destinationId);
+      if (error instanceof WarehouseError && (error.errorClass === ErrorClasses.rowData || error.errorClass === ErrorClasses.oversized)) this.#registry.failingDestinations.delete(this.destinationId);
+      else this.#registry.failingDestinations.add(this.destinationId);
       throw error;
     }
   }
