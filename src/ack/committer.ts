@@ -15,7 +15,7 @@ import { partitionKey } from '../source/types.ts';
 const REASSERT_POSITIONS_MS = 10_000;
 
 /** Saves a partition's ledger, with the position to commit in the same write when given (a ledger no longer held makes it be taken over again). */
-export type SaveForCommit = (state: PartitionState, position?: CommitPosition) => Promise<CommitPosition | undefined | void>;
+export type SaveForCommit = (state: PartitionState, position?: CommitPosition) => Promise<CommitPosition | undefined>;
 
 export class Committer {
   readonly #rt: PipelineRuntime;

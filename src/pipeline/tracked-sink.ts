@@ -20,11 +20,11 @@ export class InflightRegistry {
   readonly #byToken = new Map<string, ActiveDelivery>();
   /** Destinations whose last request failed (any request: schema reads fail first when it is down). */
   readonly failingDestinations = new Set<string>();
-  /** Per destination, the start time of each insert request on the wire, oldest first (insertion order). */
+  /** Per destination, the start time of each request on the wire (inserts, schema reads), oldest first (insertion order). */
   readonly #onWire = new Map<string, Map<number, number>>();
   #requests = 0;
 
-  /** An insert request to the destination starts; returns its id for `requestEnded`. */
+  /** A request to the destination starts; returns its id for `requestEnded`. */
   requestStarted(destination: string, now: number): number {
     const id = ++this.#requests;
     let requests = this.#onWire.get(destination);
@@ -40,7 +40,7 @@ export class InflightRegistry {
     this.#onWire.get(destination)?.delete(id);
   }
 
-  /** How long the destination's oldest insert request has been on the wire (0: none). */
+  /** How long the destination's oldest request has been on the wire (0: none). */
   oldestRequestAge(destination: string, now: number): number {
     const requests = this.#onWire.get(destination);
     if (requests === undefined) return 0;
@@ -84,37 +84,31 @@ export class TrackedSink implements Sink {
   }
 
   // Schema reads are timed like inserts: a destination that hangs often hangs on one (review 2026-12-06f).
-  async describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
-    const request = this.#registry.requestStarted(this.destinationId, Date.now());
-    try {
-      return await this.#observe(this.#inner.describe(table, signal));
-    } finally {
-      this.#registry.requestEnded(this.destinationId, request);
-    }
+  describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
+    return this.#observe(() => this.#inner.describe(table, signal));
   }
 
-  async createTable(table: TableRef, template: string | undefined, signal?: AbortSignal): Promise<void> {
-    const request = this.#registry.requestStarted(this.destinationId, Date.now());
-    try {
-      await this.#observe(this.#inner.createTable(table, template, signal));
-    } finally {
-      this.#registry.requestEnded(this.destinationId, request);
-    }
+  createTable(table: TableRef, template: string | undefined, signal?: AbortSignal): Promise<void> {
+    return this.#observe(() => this.#inner.createTable(table, template, signal));
   }
 
   /**
    * The destination answered or failed. A refusal of rows (row data, an oversized row) is an
    * answer: the destination is up, and such a refusal must not park it (review 2026-12-06f).
+   * The request is timed while on the wire (InflightRegistry.oldestRequestAge).
    */
-  async #observe<T>(work: Promise<T>): Promise<T> {
+  async #observe<T>(work: () => Promise<T>): Promise<T> {
+    const request = this.#registry.requestStarted(this.destinationId, Date.now());
     try {
-      const result = await work;
+      const result = await work();
       this.#registry.failingDestinations.delete(this.destinationId);
       return result;
     } catch (error) {
       if (error instanceof WarehouseError && (error.errorClass === ErrorClasses.rowData || error.errorClass === ErrorClasses.oversized)) this.#registry.failingDestinations.delete(this.destinationId);
       else this.#registry.failingDestinations.add(this.destinationId);
       throw error;
+    } finally {
+      this.#registry.requestEnded(this.destinationId, request);
     }
   }
 
@@ -122,9 +116,8 @@ export class TrackedSink implements Sink {
     if (signal?.aborted) signal.throwIfAborted();
     const entry = this.#registry.find(batch.token);
     if (entry) entry.attempts++;
-    const request = this.#registry.requestStarted(this.destinationId, Date.now());
     try {
-      const result = await this.#observe(this.#inner.insert(batch, this.#requestSignal));
+      const result = await this.#observe(() => this.#inner.insert(batch, this.#requestSignal));
       if (entry) {
         entry.lane.stats.lastInsertAt = Date.now();
         entry.lane.stats.insertedRows += batch.rows;
@@ -139,7 +132,6 @@ export class TrackedSink implements Sink {
       }
       throw error;
     } finally {
-      this.#registry.requestEnded(this.destinationId, request);
       if (entry) entry.attempts--;
     }
   }

@@ -31,7 +31,7 @@ function world(): { committer: Committer; state: PartitionState; commits: Commit
   const rt = new PipelineRuntime({ config: worldConfig(), logger: createLogger('silent'), metrics: new Metrics(), source, ledgers: undefined });
   const state = new PartitionState({ topic: TOPIC, partition: 0 }, rt.hardStop.signal);
   rt.partitions.set(partitionKey(TOPIC, 0), state);
-  return { committer: new Committer(rt, () => Promise.resolve()), state, commits };
+  return { committer: new Committer(rt, () => Promise.resolve(undefined)), state, commits };
 }
 
 test('a partition read from position 4792, nothing resolved yet: nothing is committed (not 4792)', async () => {

@@ -13,22 +13,7 @@ import { WarehouseError } from '../../../src/sink/errors.ts';
 import { Metrics } from '../../../src/telemetry/metrics.ts';
 import { expectExactlyOnce } from '../../helpers/exactly-once.ts';
 import { AnsweringProvider, event, TokenWarehouse, until, worldConfig } from '../../helpers/pipeline-world.ts';
-import { Gate, run } from './world.ts';
-
-const fastRetries = { baseMs: 5, capMs: 20, pauseMs: 20 };
-const errorPolicy = { defaults: { transient_network: fastRetries, unknown_server_error: fastRetries } };
-
-const twoDestinations = (maxBufferedBytes: number): ReturnType<typeof worldConfig> =>
-  worldConfig({
-    destinations: [
-      { id: 'd1', url: 'http://localhost:8123' },
-      { id: 'd2', url: 'http://localhost:8124', stalledAfterMs: 50 },
-    ],
-    teams: { map: { 1: 'd1', 2: 'd2' } },
-    batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
-    maxBufferedBytes,
-    errorPolicy,
-  });
+import { errorPolicy, Gate, run, twoDestinations } from './world.ts';
 
 const pause = (id: string): { id: string; scope: { kind: 'table'; table: string }; reason: string; by: string; at: number } => ({
   id,
@@ -101,15 +86,7 @@ test('a parked destination whose hung insert fails at last (a timeout) is retrie
 });
 
 test('rows held for a lookup and batched into the parked destination (stall-gaps.test.ts) land once after it answers', { timeout: 30_000 }, async () => {
-  const config = worldConfig({
-    destinations: [
-      { id: 'd1', url: 'http://localhost:8123' },
-      { id: 'd2', url: 'http://localhost:8124', stalledAfterMs: 50 },
-    ],
-    batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
-    maxBufferedBytes: 4_000,
-    errorPolicy,
-  });
+  const config = twoDestinations(4_000, {}, false);
   const provider = new AnsweringProvider(config, { 1: 'd1', 2: 'd2' });
   const warehouse = new TokenWarehouse();
   const gate = new Gate();

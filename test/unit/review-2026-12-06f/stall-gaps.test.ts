@@ -6,10 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { expectExactlyOnce } from '../../helpers/exactly-once.ts';
 import { AnsweringProvider, event, TokenWarehouse, until, worldConfig } from '../../helpers/pipeline-world.ts';
-import { Gate, run } from './world.ts';
-
-const fastRetries = { baseMs: 5, capMs: 20, pauseMs: 20 };
-const errorPolicy = { defaults: { transient_network: fastRetries, unknown_server_error: fastRetries } };
+import { errorPolicy, Gate, run, twoDestinations } from './world.ts';
 
 // Finding (high: the change's goal is not met for a common shape of hang). Only INSERT requests are
 // timed (TrackedSink.insert → InflightRegistry.requestStarted); a schema read (describe) is not. A
@@ -21,17 +18,7 @@ const errorPolicy = { defaults: { transient_network: fastRetries, unknown_server
 // (requestTimeoutMs, 120 s by default) — the pre-d920a8f behaviour. The simulation stalls inserts
 // only (SimSink.insert), so it cannot see this.
 test('a destination hanging on a schema read (describe), not an insert, is stuck too: the healthy one is read and inserted meanwhile', { timeout: 30_000 }, async () => {
-  const config = worldConfig({
-    destinations: [
-      { id: 'd1', url: 'http://localhost:8123' },
-      { id: 'd2', url: 'http://localhost:8124', stalledAfterMs: 50 },
-    ],
-    teams: { map: { 1: 'd1', 2: 'd2' } },
-    batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
-    schemaRefreshMs: 50,
-    maxBufferedBytes: 2_000,
-    errorPolicy,
-  });
+  const config = twoDestinations(2_000, { schemaRefreshMs: 50 });
   const warehouse = new TokenWarehouse();
   const gate = new Gate();
   const world = run(config, gate.sinks(warehouse));
@@ -57,16 +44,7 @@ test('a destination hanging on a schema read (describe), not an insert, is stuck
 
 // Control for the test above: the same world with d2 hanging on its insert (schema fresh) passes.
 test('control: the same world with d2 hanging on an insert (schema fresh): d2 is parked, d1 is read and inserted, and once d2 answers every row lands once', { timeout: 30_000 }, async () => {
-  const config = worldConfig({
-    destinations: [
-      { id: 'd1', url: 'http://localhost:8123' },
-      { id: 'd2', url: 'http://localhost:8124', stalledAfterMs: 50 },
-    ],
-    teams: { map: { 1: 'd1', 2: 'd2' } },
-    batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
-    maxBufferedBytes: 2_000,
-    errorPolicy,
-  });
+  const config = twoDestinations(2_000);
   const warehouse = new TokenWarehouse();
   const gate = new Gate();
   const world = run(config, gate.sinks(warehouse));
@@ -99,15 +77,7 @@ test('control: the same world with d2 hanging on an insert (schema fresh): d2 is
 // past maxBufferedBytes + what d2 had in flight when it was parked. (Before d920a8f those bytes
 // counted, so the source waited instead.)
 test("a parked destination's held bytes only shrink: rows held for a team lookup answered with the parked destination are not batched into it", { timeout: 60_000 }, async () => {
-  const config = worldConfig({
-    destinations: [
-      { id: 'd1', url: 'http://localhost:8123' },
-      { id: 'd2', url: 'http://localhost:8124', stalledAfterMs: 50 },
-    ],
-    batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
-    maxBufferedBytes: 4_000,
-    errorPolicy,
-  });
+  const config = twoDestinations(4_000, {}, false);
   const provider = new AnsweringProvider(config, { 1: 'd1', 2: 'd2' });
   const warehouse = new TokenWarehouse();
   const gate = new Gate();

@@ -11,7 +11,28 @@ import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { Metrics } from '../../../src/telemetry/metrics.ts';
 import { MemoryLedgerStore as Ledgers } from '../../../src/ack/ledger.ts';
-import { FedSource, HeldDeadLetters, type TokenWarehouse } from '../../helpers/pipeline-world.ts';
+import { FedSource, HeldDeadLetters, worldConfig, type TokenWarehouse } from '../../helpers/pipeline-world.ts';
+
+const fastRetries = { baseMs: 5, capMs: 20, pauseMs: 20 };
+export const errorPolicy = { defaults: { transient_network: fastRetries, unknown_server_error: fastRetries } };
+
+/**
+ * d1 healthy and d2 stuck after 50 ms on the wire, 10-row batches, the given shared budget; teams 1
+ * and 2 mapped to them unless `mapped` is false (a lookup provider answers instead).
+ */
+export function twoDestinations(maxBufferedBytes: number, extra: Parameters<typeof worldConfig>[0] = {}, mapped = true): Config {
+  return worldConfig({
+    destinations: [
+      { id: 'd1', url: 'http://localhost:8123' },
+      { id: 'd2', url: 'http://localhost:8124', stalledAfterMs: 50 },
+    ],
+    ...(mapped ? { teams: { map: { 1: 'd1', 2: 'd2' } } } : {}),
+    batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 },
+    maxBufferedBytes,
+    errorPolicy,
+    ...extra,
+  });
+}
 
 export interface Run {
   readonly pipeline: Pipeline;
