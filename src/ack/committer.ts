@@ -1,8 +1,10 @@
 // Owns committing: every commit interval, each owned partition's position — the watermark below
 // which every record is resolved (docs/design/delivery.md §4) — is committed. With a ledger store
-// that commits positions itself (exactly-once on Kafka), each position goes in its partition's
-// ledger transaction with the pruned ledger: only the partition's current owner can move it. Without
-// one, dirty ledgers are saved first, then the source commits the positions, unchanged positions
+// that commits positions itself (exactly-once on Kafka), every ledger write of a partition carries
+// its position (PartitionState.saveLedger), so only the partition's current owner can move it; the
+// interval writes only the partitions no write carried a position for lately (a backlog's batch
+// intents commit the positions; an idle partition gets a write of its own). Without one, dirty
+// ledgers are saved first, then the source commits the positions, unchanged positions
 // are committed again every 10 s (a previous owner's late commit can move the group's position back),
 // and an owned partition with nothing read since it was assigned has its position at assignment
 // repaired. One commit at a time.
@@ -14,8 +16,8 @@ import { partitionKey } from '../source/types.ts';
 /** How often unchanged committed positions are committed again (plain commits only). */
 const REASSERT_POSITIONS_MS = 10_000;
 
-/** Saves a partition's ledger, with the position to commit in the same write when given (a ledger no longer held makes it be taken over again). */
-export type SaveForCommit = (state: PartitionState, position?: CommitPosition) => Promise<CommitPosition | undefined>;
+/** Saves a partition's ledger, with its position when the store commits positions (a ledger no longer held makes it be taken over again). */
+export type SaveForCommit = (state: PartitionState) => Promise<CommitPosition | undefined>;
 
 export class Committer {
   readonly #rt: PipelineRuntime;
@@ -28,34 +30,35 @@ export class Committer {
     this.#save = save;
   }
 
-  /** One commit at a time: overlapping commits could land an older position after a newer one. */
-  commit(): Promise<void> {
-    this.#committing ??= this.#commitOnce().finally(() => {
+  /**
+   * One commit at a time: overlapping commits could land an older position after a newer one.
+   * `final` (shutdown) writes every partition whose position moved, written lately or not.
+   */
+  commit(final = false): Promise<void> {
+    this.#committing ??= this.#commitOnce(final).finally(() => {
       this.#committing = undefined;
     });
     return this.#committing;
   }
 
-  async #commitOnce(): Promise<void> {
+  async #commitOnce(final: boolean): Promise<void> {
     const rt = this.#rt;
-    const withLedger = rt.ledgers?.commit !== undefined;
+    // Only the current owner moves a position committed with the ledger: nothing to repair.
+    if (rt.ledgers?.commit !== undefined) return this.#commitWithLedgers(final);
     const taken: Array<{ state: PartitionState; position: CommitPosition }> = [];
     const now = Date.now();
-    const due = now - this.#reassertedAt >= REASSERT_POSITIONS_MS;
-    if (due) this.#reassertedAt = now;
-    const reassert = due && !withLedger;
+    const reassert = now - this.#reassertedAt >= REASSERT_POSITIONS_MS;
+    if (reassert) this.#reassertedAt = now;
     for (const state of rt.partitions.values()) {
       if (state.revoked) continue;
-      const position = positionToCommit(state);
+      const position = state.positionToCommit();
       if (position !== undefined) taken.push({ state, position });
       // Nothing newer: this process's own last commit in this ownership is committed again.
       else if (reassert && state.committed >= 0n) taken.push({ state, position: { ...state.ref, offset: state.committed, epoch: state.tracker.epoch } });
     }
-    // Only the current owner moves a position committed with the ledger: nothing to repair.
-    if (withLedger) return this.#commitWithLedgers(taken);
     // Owned partitions with no state have had nothing read since they were assigned (idle at their
     // end): their position at assignment is committed again if the group's is below it now.
-    const repairs = due ? await this.#repairPositions() : [];
+    const repairs = reassert ? await this.#repairPositions() : [];
     if (rt.ledgers !== undefined) {
       const saves: Array<Promise<unknown>> = [];
       for (const state of rt.partitions.values()) if (!state.revoked && state.ledger?.dirty) saves.push(this.#save(state));
@@ -71,30 +74,27 @@ export class Committer {
   }
 
   /**
-   * Each position in its partition's ledger write (pruned first, so the stored ledger's
-   * `resolvedBelow` is the position); dirty ledgers with no new position are saved alone. A
+   * A ledger write for each partition whose position moved or whose ledger is dirty, unless a write
+   * stored its position within the last half interval (its next write carries what moved since;
+   * at most 1.5 intervals later). The write carries the position with the ledger pruned to it. A
    * partition whose write fails is left for the next interval (a fenced one is taken over again).
    */
-  async #commitWithLedgers(taken: ReadonlyArray<{ state: PartitionState; position: CommitPosition }>): Promise<void> {
+  async #commitWithLedgers(final: boolean): Promise<void> {
     const rt = this.#rt;
-    const committing = new Set(taken.map(({ state }) => state));
+    const writtenLately = Date.now() - rt.config.commitIntervalMs / 2;
     const writes: Array<Promise<unknown>> = [];
-    for (const { state, position } of taken) {
+    for (const state of rt.partitions.values()) {
       // Not loaded yet: nothing of it is resolved through this ownership, and nothing could carry the position.
-      if (state.ledger === undefined) continue;
-      state.ledger.prune(position.offset);
-      writes.push(
-        this.#save(state, position).then((stored) => {
-          // Not stored (the ledger was saved alone): the next interval commits it again.
-          if (state.revoked || stored === undefined || stored.offset <= state.committed) return;
-          state.committed = stored.offset;
-          rt.metrics.committedOffset.set({ topic: stored.topic, partition: String(stored.partition) }, Number(stored.offset));
-        }),
-      );
+      if (state.revoked || state.ledger === undefined) continue;
+      if (!final && state.positionStoredAt > writtenLately) continue;
+      if (state.positionToCommit() !== undefined || state.ledger.dirty) writes.push(this.#save(state));
     }
-    for (const state of rt.partitions.values()) if (!state.revoked && !committing.has(state) && state.ledger?.dirty) writes.push(this.#save(state));
     for (const result of await Promise.allSettled(writes)) {
       if (result.status === 'rejected') rt.logger.warn({ err: result.reason }, 'ledger write failed; its position is committed later');
+    }
+    // Positions stored by any write since the last interval (batch intents carry them too).
+    for (const state of rt.partitions.values()) {
+      if (!state.revoked && state.committed >= 0n) rt.metrics.committedOffset.set({ topic: state.ref.topic, partition: String(state.ref.partition) }, Number(state.committed));
     }
   }
 
@@ -135,25 +135,4 @@ export class Committer {
     }
     return out;
   }
-}
-
-/**
- * The position to commit for the partition, if it moved: the watermark, or — nothing read past it
- * since a rewind reset the watermark — the watermark the rewind reset, never below the loaded
- * ledger's `resolvedBelow` (a stream may start below a position the previous owner committed in
- * its last ledger transaction: everything below it was resolved). Only a position this ownership
- * resolved up to: the position reading began at is the group's as it was then, and committing it
- * could move back a newer owner's (a process fenced off its ledger that still holds the partition
- * in a rebalance, its reading restarted: chaos test).
- */
-function positionToCommit(state: PartitionState): CommitPosition | undefined {
-  const watermark = state.tracker.committable();
-  let offset = watermark > state.resolvedFloor ? watermark : state.resolvedFloor;
-  let advanced = offset > state.tracker.start || offset === state.resolvedFloor;
-  const below = state.ledger?.resolvedBelow ?? -1n;
-  if (below > offset) {
-    offset = below;
-    advanced = true;
-  }
-  return advanced && offset > state.committed ? { ...state.ref, offset, epoch: state.tracker.epoch } : undefined;
 }

@@ -266,7 +266,12 @@ export const configSchema = z
       .int()
       .positive()
       .default(256 * 1024 * 1024),
-    commitIntervalMs: z.number().int().positive().default(1_000),
+    /**
+     * How often positions are committed. With exactly-once on, every ledger write (each batch's
+     * intent) carries its partition's position, and the interval writes only the partitions no
+     * write carried one for in the last half interval (docs/design/delivery.md §4).
+     */
+    commitIntervalMs: z.number().int().positive().default(5_000),
     exactlyOnce: z
       .object({
         /** Record each batch's intent durably before inserting it (docs/design/delivery.md). */

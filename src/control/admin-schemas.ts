@@ -126,8 +126,16 @@ export const statusSchema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['topic', 'partition', 'committed', 'unresolved', 'held', 'lag'],
-        properties: { topic: str, partition: int, committed: str, unresolved: int, held: int, lag: nullableInt },
+        required: ['topic', 'partition', 'committed', 'committable', 'unresolved', 'held', 'lag'],
+        properties: {
+          topic: str,
+          partition: int,
+          committed: str,
+          committable: { ...str, description: 'The position a commit would store now: every record below it is resolved' },
+          unresolved: int,
+          held: int,
+          lag: nullableInt,
+        },
       },
     },
     pauses: { type: 'array', items: pauseSchema },

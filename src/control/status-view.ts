@@ -26,6 +26,7 @@ export interface PartitionLine {
   readonly topic: string;
   readonly partition: number;
   readonly committed: string;
+  readonly committable: string;
   readonly unresolved: number;
   readonly held: number;
   readonly lag: number | null;
@@ -34,7 +35,15 @@ export interface PartitionLine {
 export type LagLookup = (topic: string, partition: number) => number | undefined;
 
 export function partitionLines(status: PipelineStatus, lag: LagLookup): PartitionLine[] {
-  return status.partitions.map((p) => ({ topic: p.topic, partition: p.partition, committed: p.committed, unresolved: p.unresolved, held: p.held, lag: lag(p.topic, p.partition) ?? null }));
+  return status.partitions.map((p) => ({
+    topic: p.topic,
+    partition: p.partition,
+    committed: p.committed,
+    committable: p.committable,
+    unresolved: p.unresolved,
+    held: p.held,
+    lag: lag(p.topic, p.partition) ?? null,
+  }));
 }
 
 export function routeLines(status: PipelineStatus, lag: LagLookup): RouteLine[] {

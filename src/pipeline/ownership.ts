@@ -94,13 +94,13 @@ export class Ownership {
   }
 
   /**
-   * Saves a partition's ledger for a commit, with the position in the same write when given; a
-   * ledger no longer held makes the partition be taken over again.
+   * Saves a partition's ledger for a commit (with its position when the store commits positions);
+   * a ledger no longer held makes the partition be taken over again.
    */
-  saveForCommit(state: PartitionState, position?: CommitPosition): Promise<CommitPosition | undefined> {
+  saveForCommit(state: PartitionState): Promise<CommitPosition | undefined> {
     const store = this.#rt.ledgers;
     if (store === undefined) return Promise.resolve(undefined);
-    return state.saveLedger(store, this.#rt.saveSignal, position).catch((error: unknown) => {
+    return state.saveLedger(store, this.#rt.saveSignal).catch((error: unknown) => {
       if ((error as { code?: unknown }).code === 'INSERTER_LEDGER_FENCED') this.ledgerLost(state, error);
       throw error;
     });

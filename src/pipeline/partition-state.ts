@@ -42,6 +42,12 @@ export class PartitionState {
   replaying = 0;
   /** Some record was left unresolved on purpose (paused or parked): resuming must re-read. */
   needsRewind = false;
+  /**
+   * When a write last stored this partition's position (Date.now()): with a store that commits
+   * positions every write carries it, and the committer leaves a partition written lately to its
+   * next write.
+   */
+  positionStoredAt = 0;
   /** Intents whose re-formed batch was parked since the last reset: their other records park too. */
   readonly parkedIntents = new Set<string>();
   ledger: Ledger | undefined;
@@ -50,8 +56,6 @@ export class PartitionState {
   #loading: Promise<void> | undefined;
   #saving: Promise<void> = Promise.resolve();
   #queued: Promise<CommitPosition | undefined> | undefined;
-  /** The position the queued save commits with the ledger (LedgerStore.commit), if a commit asked for one. */
-  #queuedPosition: CommitPosition | undefined;
   /** Saves written and not answered yet: the ledger in memory is ahead of the one stored meanwhile. */
   #inFlight = 0;
   /** What aborts a save itself (the runtime's save signal, read when the save starts): never one caller's signal, as a save is shared. */
@@ -71,28 +75,34 @@ export class PartitionState {
 
   /**
    * Saves the ledger; callers arriving while a save is queued share it (it writes the newest state).
-   * With a `position` (a commit), the save stores it with the ledger in one write (LedgerStore.commit)
-   * when the store can. Resolves with the position the shared save stored, if any (a store that
-   * could not commit the position now saves the ledger alone: a lane sharing the save is not failed
-   * for a position it never asked for). A caller's `signal` ends only its own wait (AbortedError):
-   * the shared save goes on for the others.
+   * With a store that commits positions (LedgerStore.commit), every write carries the partition's
+   * position when it moved (docs/design/delivery.md §4): a batch's intent commits what the batches
+   * before it resolved, and the ledger is written pruned to that position. Resolves with the
+   * position stored, if any (a store that could not commit the position now saves the ledger alone:
+   * a lane sharing the save is not failed for it). A caller's `signal` ends only its own wait
+   * (AbortedError): the shared save goes on for the others.
    */
-  saveLedger(store: LedgerStore, signal: AbortSignal, position?: CommitPosition): Promise<CommitPosition | undefined> {
+  saveLedger(store: LedgerStore, signal: AbortSignal): Promise<CommitPosition | undefined> {
     const ledger = this.ledger;
     // A revoked owner never writes the ledger again: it would overwrite the new owner's.
     if (ledger === undefined || this.revoked) return Promise.resolve(undefined);
-    // A queued save not started yet takes the position too: it writes the newest state anyway.
-    if (position !== undefined && (this.#queuedPosition === undefined || position.offset > this.#queuedPosition.offset)) this.#queuedPosition = position;
     this.#queued ??= this.#saving.then(async (): Promise<CommitPosition | undefined> => {
       this.#queued = undefined;
-      const committing = this.#queuedPosition;
-      this.#queuedPosition = undefined;
       if (this.revoked) return undefined;
+      // Taken when the write starts: the newest position, and a ledger that says it is resolved.
+      const position = store.commit === undefined ? undefined : this.positionToCommit();
+      if (position !== undefined) ledger.prune(position.offset);
       ledger.markClean();
       this.#inFlight++;
       try {
         const saveSignal = this.#saveSignal();
-        if (committing !== undefined && store.commit !== undefined) return (await store.commit(committing, ledger.toJson(), saveSignal)) ? committing : undefined;
+        if (position !== undefined && store.commit !== undefined) {
+          if (!(await store.commit(position, ledger.toJson(), saveSignal))) return undefined;
+          // Revoked meanwhile: the new owner's state decides what is committed now.
+          if (!this.revoked && position.offset > this.committed) this.committed = position.offset;
+          this.positionStoredAt = Date.now();
+          return position;
+        }
         await store.save(this.ref.topic, this.ref.partition, ledger.toJson(), saveSignal);
         return undefined;
       } catch (error) {
@@ -108,6 +118,27 @@ export class PartitionState {
       () => undefined,
     );
     return signal === this.#saveSignal() ? this.#queued : untilAborted(this.#queued, signal);
+  }
+
+  /**
+   * The position to commit, if it moved: the watermark, or — nothing read past it since a rewind
+   * reset the watermark — the watermark the rewind reset, never below the loaded ledger's
+   * `resolvedBelow` (a stream may start below a position the previous owner committed in its last
+   * ledger transaction: everything below it was resolved). Only a position this ownership resolved
+   * up to: the position reading began at is the group's as it was then, and committing it could
+   * move back a newer owner's (a process fenced off its ledger that still holds the partition in a
+   * rebalance, its reading restarted: chaos test).
+   */
+  positionToCommit(): CommitPosition | undefined {
+    const watermark = this.tracker.committable();
+    let offset = watermark > this.resolvedFloor ? watermark : this.resolvedFloor;
+    let advanced = offset > this.tracker.start || offset === this.resolvedFloor;
+    const below = this.ledger?.resolvedBelow ?? -1n;
+    if (below > offset) {
+      offset = below;
+      advanced = true;
+    }
+    return advanced && offset > this.committed ? { ...this.ref, offset, epoch: this.tracker.epoch } : undefined;
   }
 
   /**

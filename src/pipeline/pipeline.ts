@@ -143,7 +143,7 @@ export class Pipeline implements SourceHandler {
       requestRewind,
     });
     this.#ownership = new Ownership(rt, (state) => this.#holds.forget(state), requestRewind);
-    this.#committer = new Committer(rt, (state, position) => this.#ownership.saveForCommit(state, position));
+    this.#committer = new Committer(rt, (state) => this.#ownership.saveForCommit(state));
   }
 
   static topicsOf(config: Config): string[] {
@@ -377,8 +377,8 @@ export class Pipeline implements SourceHandler {
       clearTimeout(deadline);
       // The deadline passed (not destroy()): what is resolved is still committed, within a bound of its own.
       if (rt.hardStop.signal.aborted && !destroyed) rt.saveSignal = AbortSignal.timeout(FINAL_COMMIT_MS);
-      await this.#committer.commit(); // a commit begun before the drain may be in flight: the next one sees all
-      await this.#committer.commit();
+      await this.#committer.commit(true); // a commit begun before the drain may be in flight: the next one sees all
+      await this.#committer.commit(true);
       const stuck = this.status().partitions.filter((p) => p.unresolved > 0);
       if (stuck.length > 0)
         rt.logger.warn(

@@ -21,6 +21,8 @@ export interface PartitionStatus {
   readonly topic: string;
   readonly partition: number;
   readonly committed: string;
+  /** The position a commit would store now: every record below it is resolved (at least `committed`). */
+  readonly committable: string;
   readonly unresolved: number;
   readonly held: number;
   readonly lanes: readonly LaneStatus[];
@@ -53,6 +55,7 @@ export class PipelineStatusView {
       topic: s.ref.topic,
       partition: s.ref.partition,
       committed: String(s.committed),
+      committable: String(s.positionToCommit()?.offset ?? s.committed),
       unresolved: s.tracker.unresolved(),
       held: s.held.length,
       lanes: [...s.lanes.values()].map((lane): LaneStatus => {

@@ -21,7 +21,7 @@ import { Bus, SimSource, type SourceFaults } from './bus.ts';
 import { SimDestinationsApi, type LookupFaults } from './destinations-api.ts';
 import { Checker, type ExpectedRecord, type Fate, type Violation } from './check.ts';
 import { DeadLetters, SimDeadLetterSink, type DeadLetterFaults } from './dead-letters.ts';
-import { SimLedgerStore, type LedgerFaults } from './ledger-store.ts';
+import { SimLedgerStore, uncommittedAfterClose, type LedgerFaults } from './ledger-store.ts';
 import { schemaFaultsFor, waitingDecoders, type SchemaFaults } from './decoder.ts';
 import { refusingEncoders } from './encoder.ts';
 import { schemaChangesFor, type SchemaChanges } from './alter.ts';
@@ -65,6 +65,8 @@ export const FEATURES = {
     'a destination whose inserts sometimes stall (0.2–1.2 s on the wire, 8 % of inserts, stalledAfterMs 150 ms): stuck, it is parked while the shared budget is full (its bytes no longer hold the source back) and re-read once it answers',
   positionFaults:
     'commits whose position the ledger store cannot take now (the group coordinator unknown or moved): 10 % of them save the ledger alone, and the position must be committed by a later commit',
+  slowCommits:
+    'a third of the seeds commit every 0.2–2 s instead of every 3–60 ms (production: 5 s against inserts of ~0.1–1 s): the interval skips partitions whose batch intents carried a position lately, and a graceful close must still commit everything it resolved',
   staleOffsetFetch:
     "offset fetches (assignment, rewind) that miss a position committed in a ledger transaction for up to 40 ms (its markers are still being written): reading starts below the ledger's resolvedBelow",
 } as const;
@@ -89,6 +91,7 @@ export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
   staleOffsetFetch: true,
   positionFaults: true,
   stalls: true,
+  slowCommits: true,
 };
 
 export interface SimStats {
@@ -425,7 +428,11 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const mathRng = root.fork();
   const driverRng = root.fork();
   // Drawn from a fork of its own, so the older features' schedules (and their regression seeds) stay as they were.
-  const scenario = withMove(drawn, root.fork());
+  const moved = withMove(drawn, root.fork());
+  // From a stream of its own; a third of the seeds commit as rarely as production does, relative to their inserts.
+  const commitRng = new Rng(seed ^ 0xc0111);
+  const slowCommits = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).slowCommits && commitRng.chance(1 / 3);
+  const scenario = slowCommits ? { ...moved, lives: moved.lives.map((life) => ({ ...life, commitIntervalMs: commitRng.int(200, 2_000) })) } : moved;
   const world = new World(worldRng, options.trace === true);
   world.lateCommits = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).lateCommit;
   // From a stream of its own; half the seeds have offset fetches that miss fresh transactional positions.
@@ -511,6 +518,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
         await runUntil(() => world.steps >= endAt || bus.drained(Date.now()) || Date.now() - lifeStart > LIFE_BUDGET_MS, Number.POSITIVE_INFINITY);
         world.note(`${life.end.toUpperCase()} incarnation ${inc.id}`);
         stopping.add(inc);
+        const closing = Date.now();
         let closed = false;
         (life.end === 'destroy' ? pipeline.destroy() : pipeline.close()).then(
           () => (closed = true),
@@ -518,6 +526,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
         );
         if (!(await runUntil(() => closed, CLOSE_BUDGET_MS)))
           checker.add('stuck', `${life.end}() of incarnation ${inc.id} did not finish within ${CLOSE_BUDGET_MS} ms: ${JSON.stringify(pipeline.status())}`);
+        else if (life.end === 'close') for (const left of uncommittedAfterClose(inc, pipeline.status(), closing)) checker.add('anomaly', `close() of incarnation ${inc.id} left ${left}`);
         // The process exits: Kafka requests it aborted land or are lost before anyone else owns its
         // partitions (as at a kill); an insert the server has may still land later.
         world.kill(inc);

@@ -7,6 +7,7 @@
 // ledger and the partition's position together, under the same fence (docs/design/delivery.md §4).
 import type { LedgerJson, LedgerStore, MemoryLedgerStore } from '../../src/ack/ledger.ts';
 import { AbortedError, InserterError } from '../../src/errors/inserter-error.ts';
+import type { PipelineStatus } from '../../src/pipeline/status.ts';
 import type { CommitPosition } from '../../src/source/types.ts';
 import type { Bus } from './bus.ts';
 import type { Rng } from './rng.ts';
@@ -32,6 +33,10 @@ function takeoversOf(store: MemoryLedgerStore): Map<string, number> {
 }
 
 export class SimLedgerStore implements LedgerStore {
+  /** Each incarnation's client: the driver checks what a graceful close left uncommitted. */
+  static readonly clients = new WeakMap<Incarnation, SimLedgerStore>();
+  /** When a write of each partition last failed or stored the ledger without its position. */
+  readonly #troubledAt = new Map<string, number>();
   /** The takeover each partition was loaded under by this client. */
   readonly #held = new Map<string, number>();
   readonly #world: World;
@@ -57,6 +62,12 @@ export class SimLedgerStore implements LedgerStore {
     this.#durable = durable;
     this.#rng = rng;
     this.#faults = faults;
+    SimLedgerStore.clients.set(inc, this);
+  }
+
+  /** Whether a write of the partition failed, or stored the ledger without its position, since `time`. */
+  troubledSince(topic: string, partition: number, time: number): boolean {
+    return (this.#troubledAt.get(`${topic}/${partition}`) ?? Number.NEGATIVE_INFINITY) >= time;
   }
 
   load(topic: string, partition: number, signal: AbortSignal): Promise<LedgerJson | undefined> {
@@ -89,7 +100,10 @@ export class SimLedgerStore implements LedgerStore {
   commit(position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<boolean> {
     // Sometimes the position cannot be committed now (the group coordinator unknown or moved): the
     // ledger is saved alone, and the committer must commit the position again later.
-    if (this.#commitFaults?.chance(0.1) === true) return this.#write(position.topic, position.partition, ledger, signal, undefined).then(() => false);
+    if (this.#commitFaults?.chance(0.1) === true) {
+      this.#troubledAt.set(`${position.topic}/${position.partition}`, Date.now());
+      return this.#write(position.topic, position.partition, ledger, signal, undefined).then(() => false);
+    }
     return this.#write(position.topic, position.partition, ledger, signal, position).then(() => true);
   }
 
@@ -107,7 +121,7 @@ export class SimLedgerStore implements LedgerStore {
       this.#world.trace === undefined
         ? ''
         : ` [${ledger.intents.map((i) => `${i.destination}:${i.token}/${i.rows}${i.parts ? ` parts=${JSON.stringify(i.parts.map(([a, b, st]) => `${a}-${b}:${st}`))}` : ''}`).join(' ')}] resolved=${JSON.stringify(ledger.resolved ?? {})}`;
-    return this.#world.remote(
+    const written = this.#world.remote(
       this.#inc,
       `ledger ${position === undefined ? 'save' : `commit @${position.offset}`} ${topic}/${partition} intents=${ledger.intents.length} pending=${pending}${detail}`,
       {
@@ -126,9 +140,26 @@ export class SimLedgerStore implements LedgerStore {
         if (position !== undefined) this.#bus.applyCommit(position, this.#inc.id, false, this.#staleFetch === undefined ? undefined : Date.now() + this.#staleFetch.int(0, 40));
       },
     );
+    return written.catch((error: unknown) => {
+      this.#troubledAt.set(`${topic}/${partition}`, Date.now());
+      throw error;
+    });
   }
 
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/**
+ * After a graceful close: the partitions it left with a resolved position not committed, though no
+ * write of theirs failed since the close began (every ledger write carries the position, but the
+ * commit interval skips partitions written lately; the final commit must not).
+ */
+export function uncommittedAfterClose(inc: Incarnation, status: PipelineStatus, since: number): string[] {
+  const store = SimLedgerStore.clients.get(inc);
+  if (store === undefined) return [];
+  return status.partitions
+    .filter((p) => p.committable !== p.committed && !store.troubledSince(p.topic, p.partition, since))
+    .map((p) => `${p.topic}/${p.partition} committed ${p.committed}, resolved below ${p.committable}`);
 }

@@ -83,19 +83,23 @@ class CommittingStore implements LedgerStore {
   readonly commits: Array<{ offset: bigint; ledger: LedgerJson }> = [];
   readonly saves: LedgerJson[] = [];
   fenced = false;
+  /** Writes tried (saves and commits, refused or not). */
+  attempts = 0;
   /** The position cannot be committed now (the group coordinator unknown): the ledger is saved alone. */
   coordinatorUnknown = false;
   load(): Promise<LedgerJson | undefined> {
     return Promise.resolve(undefined);
   }
   save(_topic: string, _partition: number, ledger: LedgerJson): Promise<void> {
+    this.attempts++;
     if (this.fenced) return Promise.reject(Object.assign(new Error('fenced'), { code: 'INSERTER_LEDGER_FENCED' }));
     this.saves.push(ledger);
     return Promise.resolve();
   }
   commit(position: CommitPosition, ledger: LedgerJson): Promise<boolean> {
-    if (this.fenced) return Promise.reject(Object.assign(new Error('fenced'), { code: 'INSERTER_LEDGER_FENCED' }));
     if (this.coordinatorUnknown) return this.save('', 0, ledger).then(() => false);
+    this.attempts++;
+    if (this.fenced) return Promise.reject(Object.assign(new Error('fenced'), { code: 'INSERTER_LEDGER_FENCED' }));
     this.commits.push({ offset: position.offset, ledger });
     return Promise.resolve(true);
   }
@@ -103,6 +107,9 @@ class CommittingStore implements LedgerStore {
     return Promise.resolve();
   }
 }
+
+/** Half of worldConfig()'s commitIntervalMs: a partition written within it is left to its next write. */
+const HALF_INTERVAL = worldConfig().commitIntervalMs / 2;
 
 function ledgerWorld(stored?: LedgerJson): { committer: Committer; state: PartitionState; store: CommittingStore; plain: CommitPosition[][] } {
   const plain: CommitPosition[][] = [];
@@ -119,7 +126,7 @@ function ledgerWorld(stored?: LedgerJson): { committer: Committer; state: Partit
   const state = new PartitionState({ topic: TOPIC, partition: 0 }, rt.hardStop.signal);
   state.ledger = Ledger.fromJson(stored);
   rt.partitions.set(partitionKey(TOPIC, 0), state);
-  return { committer: new Committer(rt, (s, position) => s.saveLedger(store, rt.hardStop.signal, position)), state, store, plain };
+  return { committer: new Committer(rt, (s) => s.saveLedger(store, rt.hardStop.signal)), state, store, plain };
 }
 
 function resolveAll(state: PartitionState, offsets: readonly bigint[]): void {
@@ -149,13 +156,16 @@ test('with a store that commits positions, the position goes in the ledger write
   assert.deepEqual(plain, [], 'no plain commit');
 });
 
-test('a fenced ledger write commits nothing: the position stays where this owner last committed it', async () => {
+test('a fenced ledger write commits nothing: the position stays where this owner last committed it', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
   const { committer, state, store } = ledgerWorld();
   resolveAll(state, [10n]);
   await committer.commit();
   store.fenced = true;
   resolveAll(state, [11n, 12n]);
+  t.mock.timers.tick(HALF_INTERVAL);
   await committer.commit();
+  assert.equal(store.attempts, 2, 'the second write was tried');
   assert.deepEqual(
     store.commits.map((c) => c.offset),
     [11n],
@@ -173,6 +183,37 @@ test("a stream that starts below the loaded ledger's resolvedBelow commits that 
     store.commits.map((c) => c.offset),
     [5000n],
   );
+});
+
+test("every ledger write carries the position (a lane's intent commits what the batches before it resolved); the interval leaves a partition written lately to its next write, a final commit does not", async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  const { committer, state, store, plain } = ledgerWorld();
+  resolveAll(state, [10n, 11n]);
+  await state.saveLedger(store, new AbortController().signal); // a lane's intent write
+  assert.deepEqual(
+    store.commits.map((c) => [c.offset, c.ledger.resolvedBelow]),
+    [[12n, '12']],
+    'the position went with it, the ledger pruned to it',
+  );
+  assert.equal(state.committed, 12n);
+  resolveAll(state, [12n]);
+  await committer.commit();
+  assert.equal(store.attempts, 1, 'written lately: the interval writes nothing');
+  t.mock.timers.tick(HALF_INTERVAL);
+  await committer.commit();
+  assert.deepEqual(
+    store.commits.map((c) => c.offset),
+    [12n, 13n],
+    'half an interval without a write: the interval writes it',
+  );
+  resolveAll(state, [13n]);
+  await committer.commit(true);
+  assert.deepEqual(
+    store.commits.map((c) => c.offset),
+    [12n, 13n, 14n],
+    'a final commit writes what moved, written lately or not',
+  );
+  assert.deepEqual(plain, []);
 });
 
 test('a store that cannot commit the position now saves the ledger alone: the position stays uncommitted and goes with the next write', async () => {

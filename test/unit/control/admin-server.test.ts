@@ -26,6 +26,7 @@ const status: PipelineStatus = {
       topic: 'events',
       partition: 0,
       committed: '120',
+      committable: '150',
       unresolved: 3,
       held: 0,
       lanes: [
@@ -37,6 +38,7 @@ const status: PipelineStatus = {
       topic: 'events',
       partition: 1,
       committed: '80',
+      committable: '80',
       unresolved: 0,
       held: 0,
       lanes: [{ route: 'events->events', table: 'posthog.events', destination: 'a', state: 'backing_off', lastInsertAt: 2_000, lastErrorClass: 'overloaded', lastErrorAt: 1_500, insertedRows: 50 }],

@@ -51,7 +51,7 @@ function rig(): Rig {
   state.ledger = Ledger.fromJson(undefined);
   rt.partitions.set(partitionKey(TOPIC, 0), state);
   // Like Ownership.saveForCommit (a fenced write would make the partition be taken over again).
-  const committer = new Committer(rt, (s, position) => s.saveLedger(store, rt.hardStop.signal, position));
+  const committer = new Committer(rt, (s) => s.saveLedger(store, rt.hardStop.signal));
   return { rt, state, store, committer, plain, laneSave: () => state.saveLedger(store, rt.hardStop.signal) };
 }
 
