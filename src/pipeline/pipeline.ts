@@ -380,20 +380,8 @@ export class Pipeline implements SourceHandler {
       await this.#committer.commit(true); // a commit begun before the drain may be in flight: the next one sees all
       await this.#committer.commit(true);
       const stuck = this.status().partitions.filter((p) => p.unresolved > 0);
-      if (stuck.length > 0)
-        rt.logger.warn(
-          {
-            partitions: stuck.map((p) => ({
-              topic: p.topic,
-              partition: p.partition,
-              committed: p.committed,
-              unresolved: p.unresolved,
-              held: p.held,
-              lanes: p.lanes.map((l) => `${l.destination}:${l.state}`),
-            })),
-          },
-          'stopping with unresolved records: they are read again by the next owner',
-        );
+      const partitions = stuck.map(({ lanes, ...p }) => ({ ...p, lanes: lanes.map((l) => `${l.destination}:${l.state}`) }));
+      if (stuck.length > 0) rt.logger.warn({ partitions }, 'stopping with unresolved records: they are read again by the next owner');
       await rt.source.close();
       await Promise.allSettled([rt.directory.close(), this.#deadLetters.close(), rt.ledgers?.close(), this.#deliverer.flushReports()]);
     })();
