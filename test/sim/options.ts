@@ -1,0 +1,97 @@
+// The simulation's options, its scenario features (each once a delivery-core bug this simulation
+// found, or still finds) and what one seed's run reports.
+import type { Violation } from './check.ts';
+
+export interface SimOptions {
+  readonly seed: number;
+  /** Keep a step-by-step trace (sim events and the pipeline's logs). */
+  readonly trace?: boolean;
+  /** Record intents before inserts (the exactly-once ledger); default true. */
+  readonly exactlyOnce?: boolean;
+  /** Tokens the warehouse remembers per table; 0 disables its deduplication. Default 1000. */
+  readonly dedupWindow?: number;
+  /** Override the number of kills before the final run. */
+  readonly crashes?: number;
+  /** Let dead-letter writes and ledger saves fail with an error (the real ones retry inside). */
+  readonly throwingKafkaClients?: boolean;
+  /**
+   * Scenario features (FEATURES). Those that trigger an open bug (KNOWN_ISSUES) are off by default
+   * so the seeded run stays green; enable them to reproduce the bug.
+   */
+  readonly known?: Partial<Record<Feature, boolean>>;
+}
+
+/** Scenario features that once triggered, or still trigger, a delivery-core bug found by this simulation. */
+export const FEATURES = {
+  revokeRace: 'rebalances: partitions revoked and re-assigned to the same process mid-run',
+  commitReorder: 'commit intervals shorter than a chain of (sometimes slow) ledger saves',
+  abortedDeadLetter: 'dead-letter writes that are slow and fail with AbortedError when destroy() aborts them',
+  replayBackpressure: 'maxBufferedBytes that changes (and may shrink) across restarts',
+  lateCommit: "commits in flight at a kill that land after the next incarnation's (a previous owner's late commit), moving the position back",
+  lookups:
+    'teams missing from the snapshot: rows held (parked past the held budget) until a slow, sometimes failing lookup answers; sometimes a team moves to another destination mid-run (a new snapshot)',
+  splits: 'memory pressure in some lives: inserts above a few rows fail with MEMORY_LIMIT_EXCEEDED and are split (recorded before the sub-inserts)',
+  pauses: 'operator pauses and resumes of a table, a team or a destination: lanes stop, rows park, resuming re-reads (rewinds with dead letters in flight)',
+  reverts: 'schema changes reverted within 40 ms: rows valid only in between, an insert landing then and retried after the revert (alter.ts)',
+  destinationBudgets: "a destination's own maxBufferedBytes a few rows large: a destination over it while failing is parked (open batches dropped, its rows re-read once it answers)",
+  stalls:
+    'a destination whose inserts sometimes stall (0.2–1.2 s on the wire, 8 % of inserts, stalledAfterMs 150 ms): stuck, it is parked while the shared budget is full (its bytes no longer hold the source back) and re-read once it answers',
+  positionFaults:
+    'commits whose position the ledger store cannot take now (the group coordinator unknown or moved): 10 % of them save the ledger alone, and the position must be committed by a later commit',
+  slowCommits:
+    'a third of the seeds commit every 0.2–2 s instead of every 3–60 ms (production: 5 s against inserts of ~0.1–1 s): the interval skips partitions whose batch intents carried a position lately, and a graceful close must still commit everything it resolved',
+  staleOffsetFetch:
+    "offset fetches (assignment, rewind) that miss a position committed in a ledger transaction for up to 40 ms (its markers are still being written): reading starts below the ledger's resolvedBelow",
+} as const;
+export type Feature = keyof typeof FEATURES;
+
+/** Open bugs (reported, not fixed in src/ yet) and the feature that triggers each: none today. */
+export const KNOWN_ISSUES = {} as const satisfies Partial<Record<Feature, string>>;
+export type KnownIssue = keyof typeof KNOWN_ISSUES;
+
+/** Features on by default: those whose bugs are fixed. */
+export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
+  revokeRace: true,
+  commitReorder: true,
+  abortedDeadLetter: true,
+  replayBackpressure: true,
+  lateCommit: true,
+  lookups: true,
+  splits: true,
+  pauses: true,
+  reverts: true,
+  destinationBudgets: true,
+  staleOffsetFetch: true,
+  positionFaults: true,
+  stalls: true,
+  slowCommits: true,
+};
+
+export interface SimStats {
+  records: number;
+  partitions: number;
+  destinations: number;
+  lives: number;
+  kills: number;
+  steps: number;
+  virtualMs: number;
+  inserts: number;
+  dedupHits: number;
+  rejected: number;
+  zombies: number;
+  lateCommits: number;
+  rows: number;
+  deadLetters: number;
+  repeatedDeadLetters: number;
+  commits: number;
+  rebalances: boolean;
+  pipelineErrors: Record<string, number>;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly violations: readonly Violation[];
+  readonly stats: SimStats;
+  readonly scenario: string;
+  readonly trace: readonly string[];
+}
