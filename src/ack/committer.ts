@@ -81,12 +81,15 @@ export class Committer {
    */
   async #commitWithLedgers(final: boolean): Promise<void> {
     const rt = this.#rt;
-    const writtenLately = Date.now() - rt.config.commitIntervalMs / 2;
+    const now = Date.now();
+    const lately = rt.config.commitIntervalMs / 2;
     const writes: Array<Promise<unknown>> = [];
     for (const state of rt.partitions.values()) {
       // Not loaded yet: nothing of it is resolved through this ownership, and nothing could carry the position.
       if (state.revoked || state.ledger === undefined) continue;
-      if (!final && state.positionStoredAt > writtenLately) continue;
+      // A write in the future is not lately: the wall clock stepped back (review 2026-12-07a, finding 2).
+      const age = now - state.positionStoredAt;
+      if (!final && age >= 0 && age < lately) continue;
       if (state.positionToCommit() !== undefined || state.ledger.dirty) writes.push(this.#save(state));
     }
     for (const result of await Promise.allSettled(writes)) {

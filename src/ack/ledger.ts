@@ -314,7 +314,9 @@ export interface LedgerStore {
    * Saves the ledger and commits the partition's position in one atomic write that a newer owner's
    * takeover fences (docs/design/delivery.md §4): a stalled owner can then never move the position.
    * Resolves false when it could not commit the position now (e.g. the group coordinator is not
-   * known or moved) and saved the ledger alone: the position is committed at a later commit.
+   * known or moved, or refused it) and saved the ledger alone: the position is committed at a later
+   * write. Rejects only when the ledger itself was not written: every ledger write carries the
+   * position, so a refusal of the position alone must never fail a batch's intent.
    * Optional: without it the ledger is saved, then the source commits the position.
    */
   commit?(position: CommitPosition, ledger: LedgerJson, signal: AbortSignal): Promise<boolean>;

@@ -215,6 +215,8 @@ async function run(args: string[]): Promise<number> {
         topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`,
         retry: config.retry,
         groupCoordinator: () => source.groupCoordinator(),
+        onPositionNotCommitted: ({ topic, partition, refused, cause }) =>
+          logger.warn({ topic, partition, refused, err: cause }, 'the group coordinator did not take positions committed with the ledger; they are committed with a later write'),
       })
     : undefined;
   const provider = createDestinationProvider(config, { logger, registry: metrics.registry });

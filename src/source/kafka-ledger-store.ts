@@ -56,7 +56,15 @@ export interface KafkaLedgerStoreOptions {
    * a ledger transaction is sent. Without it, positions are committed by the source.
    */
   groupCoordinator?: () => number | null;
+  /**
+   * A position the group coordinator did not take (its ledger was written alone): told at most once
+   * a minute, with the count since the last report. Positions that never move mean re-reads.
+   */
+  onPositionNotCommitted?: (report: { topic: string; partition: number; refused: number; cause: unknown }) => void;
 }
+
+/** How often refused positions are reported (onPositionNotCommitted). */
+const REFUSED_REPORT_MS = 60_000;
 
 type LedgerProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
 
@@ -73,6 +81,8 @@ export class KafkaLedgerStore implements LedgerStore {
   #partitions = 0;
   #ensuring: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
+  #refused = 0;
+  #refusedReportedAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: KafkaLedgerStoreOptions) {
     this.#options = options;
@@ -155,10 +165,20 @@ export class KafkaLedgerStore implements LedgerStore {
         return true;
       } catch (error) {
         if (!(error instanceof PositionNotCommitted)) throw error;
+        this.#reportRefused(position, error.cause);
       }
     }
     await this.#save(position.topic, position.partition, ledger, signal, undefined);
     return false;
+  }
+
+  #reportRefused(position: CommitPosition, cause: unknown): void {
+    this.#refused++;
+    const now = performance.now();
+    if (this.#options.onPositionNotCommitted === undefined || now - this.#refusedReportedAt < REFUSED_REPORT_MS) return;
+    this.#refusedReportedAt = now;
+    this.#options.onPositionNotCommitted({ topic: position.topic, partition: position.partition, refused: this.#refused, cause });
+    this.#refused = 0;
   }
 
   /** Gives the partition up (after a revocation); the next owner fences this process anyway. */
@@ -186,16 +206,19 @@ export class KafkaLedgerStore implements LedgerStore {
       await tx.send({ messages: [message] });
       if (offsets !== undefined) {
         const groupId = this.#options.groupId;
-        // The client reads only the group id of a consumer, and of a message its position and group.
-        await tx.addConsumer({ groupId } as unknown as Consumer);
         const consumer = { groupId, generationId: -1, memberId: '', coordinatorId: offsets.coordinator };
         try {
+          // The client reads only the group id of a consumer, and of a message its position and group.
+          await tx.addConsumer({ groupId } as unknown as Consumer);
           await tx.addOffset({ topic, partition, offset: offsets.offset - 1n, metadata: { consumer } } as unknown as Message);
         } catch (error) {
-          // The group's coordinator moved or is loading: abort cleanly and let the caller write the ledger alone.
+          // The position refused for any reason but a fence (the coordinator moved or loading, the
+          // group not authorised, a server error): abort cleanly and let the caller write the ledger
+          // alone. Every ledger write carries the position, so failing the write would fail the
+          // batch's intent, and the partition would be taken over again, write after write (review
+          // 2026-12-07a, finding 1).
           if (
             !isFenced(error) &&
-            isCoordinatorError(error) &&
             (await tx.abort().then(
               () => true,
               () => false,
@@ -286,16 +309,6 @@ class PositionNotCommitted extends Error {
     super('the group coordinator did not take the position', { cause });
     this.name = 'PositionNotCommitted';
   }
-}
-
-/** NOT_COORDINATOR (16), COORDINATOR_NOT_AVAILABLE (15), COORDINATOR_LOAD_IN_PROGRESS (14), or the coordinator's connection. */
-function isCoordinatorError(error: unknown, depth = 0): boolean {
-  if (error === null || typeof error !== 'object' || depth > 5) return false;
-  const e = error as { message?: unknown; apiCode?: unknown; errors?: unknown; cause?: unknown; code?: unknown };
-  if (e.apiCode === 14 || e.apiCode === 15 || e.apiCode === 16 || e.code === 'PLT_KFK_NETWORK') return true;
-  if (typeof e.message === 'string' && /NOT_COORDINATOR|COORDINATOR_NOT_AVAILABLE|COORDINATOR_LOAD_IN_PROGRESS/.test(e.message)) return true;
-  if (Array.isArray(e.errors) && e.errors.some((inner) => isCoordinatorError(inner, depth + 1))) return true;
-  return isCoordinatorError(e.cause, depth + 1);
 }
 
 function isFenced(error: unknown, depth = 0): boolean {

@@ -16,13 +16,15 @@
 // position, a final commit writes it at once, and a clean, unmoved partition is never written; the
 // status' `committable` is the position the next write stores.
 //
-// Finding 1 (`todo`, the same as carry-kafka-review's, at this level): a lane's save is failed by the
+// Finding 1 (fixed in session 9: KafkaLedgerStore writes the ledger alone for any refusal of the
+// position but a fence, the LedgerStore.commit contract says so; was `todo`; the same as
+// carry-kafka-review's, at this level): a lane's save is failed by the
 // position part. With a store whose commit fails while its save would succeed (KafkaLedgerStore:
 // TxnOffsetCommit refused with a non-coordinator error), a lane's intent save now rejects; before
 // b644759 a lane's write carried no position unless the Committer had joined it. saveLedger's own
 // comment says a lane sharing the save is not failed for the position.
 //
-// Finding 2 (`todo`): the skip rule measures "lately" with the wall clock. positionStoredAt is
+// Finding 2 (fixed in session 9: a stored time in the future is not "lately"; was `todo`): the skip rule measures "lately" with the wall clock. positionStoredAt is
 // Date.now() of the last stored position and the interval compares it with Date.now() - half an
 // interval: after the wall clock steps back (an NTP step, a VM restored from a snapshot or migrated),
 // a partition that then goes idle with a moved position is skipped by every interval until the clock
@@ -205,14 +207,16 @@ test("control: the status' committable is the position the next write stores, ne
 
 test(
   "a lane's save whose position part fails (the store's ledger save would succeed): the lane's ledger is durable, not failed",
-  { todo: "finding 1: since every write carries the position, a commit failing for its position fails the lane's intent save" },
+  {
+    /* fixed (was todo, finding 1): the LedgerStore.commit contract says a refused position saves the ledger alone and resolves false, and KafkaLedgerStore now does so for any refusal but a fence (carry-kafka-review.test.ts); this store refuses the position that way */
+  },
   async () => {
     const r = rig();
     resolved(r.state, range(0, 10));
     r.state.positionToCommit(); // the chunk of 0-9 closes
     r.state.ledger?.add(intentOf([10n], 'tok-10')); // a batch's intent; 0-9 resolved by the batches before it
     pending(r.state, [10n]);
-    r.store.failCommits = 1; // KafkaLedgerStore: TxnOffsetCommit refused, the transaction aborted
+    r.store.coordinatorKnown = false; // KafkaLedgerStore: TxnOffsetCommit refused, the transaction aborted, the ledger written alone
     const outcome = await r.laneSave().then(
       () => 'durable',
       (error: unknown) => `rejected: ${(error as Error).message}`,
@@ -223,7 +227,7 @@ test(
 
 test(
   'the wall clock steps back after a position was stored: an idle partition whose position moved is still written within 1.5 intervals',
-  { todo: 'finding 2: positionStoredAt is wall-clock time; after a step back every interval skips the partition until the clock passes it again' },
+  {/* fixed (was todo, finding 2): a store time in the future is not "lately" */},
   async (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 10_000_000 });
     const r = rig(INTERVAL);
