@@ -4,7 +4,8 @@
 // names the table and the setting); after `ALTER TABLE … MODIFY SETTING` the same process inserts
 // every row exactly once without a restart. A route with `exactlyOnce: false` inserts into such a
 // table, at-least-once, and says so in a warning and its metrics. The sink reads the engine and the
-// effective window of each kind of table from the real server.
+// effective window of each kind of table from the real server, and a table's definition version
+// with the materialized views reading from it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildConfig } from '../../src/config/load.ts';
@@ -120,6 +121,19 @@ test("the sink reads each table's engine and effective window from the real serv
       assert.deepEqual(await read(table as string), [engine, false, undefined], table);
     await ch.query('ALTER TABLE kinds.own_zero MODIFY SETTING non_replicated_deduplication_window = 7');
     assert.deepEqual(await read('own_zero'), ['ReplacingMergeTree', true, 7]);
+
+    // A materialized view reading from a table is part of its definition's version: one created
+    // or dropped between an insert and its retry can change the verdict on a row.
+    const version = async (): Promise<string | undefined> => (await sink.describe({ database: 'kinds', table: 'server_default' }))?.version;
+    const before = await version();
+    assert.ok(before !== undefined && !before.includes('+'), `no view yet: ${before}`);
+    await ch.query('CREATE TABLE kinds.copy (id UInt64) ENGINE = MergeTree ORDER BY id');
+    await ch.query('CREATE MATERIALIZED VIEW kinds.copy_mv TO kinds.copy AS SELECT id FROM kinds.server_default');
+    const withView = await version();
+    assert.match(withView ?? '', /\+kinds\.copy_mv@[0-9a-f-]{36}$/, 'the view named with its uuid');
+    assert.equal(withView?.slice(0, before.length), before, 'the table itself did not change');
+    await ch.query('DROP VIEW kinds.copy_mv');
+    assert.equal(await version(), before, 'dropped: the version is the table alone again');
   } finally {
     await sink.close();
   }

@@ -13,12 +13,16 @@ export const REPLICATED_SECONDS = 'replicated_deduplication_window_seconds';
 
 /**
  * One row per table: its engine, engine_full, the server defaults as `name=value` (any version),
- * and what tells its definition's version (`metadata_version` exists from ClickHouse 24.2 on: the
- * COLUMNS matcher selects it where it exists, so older servers still answer).
+ * what tells its definition's version (`metadata_version` exists from ClickHouse 24.2 on: the
+ * COLUMNS matcher selects it where it exists, so older servers still answer), and the materialized
+ * views reading from it (`database.name@uuid`, sorted): a view can refuse rows the table takes.
  */
 export const deduplicationQuery = `SELECT engine, engine_full,
   (SELECT groupArray(concat(name, '=', value)) FROM system.merge_tree_settings
    WHERE name IN ('${NON_REPLICATED}', '${REPLICATED}', '${REPLICATED_SECONDS}')) AS defaults,
+  (SELECT arraySort(groupArray(concat(database, '.', name, '@', toString(uuid)))) FROM system.tables
+   WHERE (database, name) IN (SELECT arrayJoin(arrayZip(dependencies_database, dependencies_table))
+     FROM system.tables WHERE database = {db:String} AND name = {table:String})) AS dependents,
   toString(uuid) AS uuid, COLUMNS('^metadata_(version|modification_time)$')
 FROM system.tables WHERE database = {db:String} AND name = {table:String}`;
 
@@ -27,6 +31,8 @@ export interface EngineQueryRow {
   readonly engine: string;
   readonly engine_full: string;
   readonly defaults: readonly string[];
+  /** The materialized views reading from the table, `database.name@uuid`, sorted. */
+  readonly dependents?: readonly string[];
   readonly uuid?: string;
   readonly metadata_version?: number | string;
   readonly metadata_modification_time?: string;
@@ -43,6 +49,14 @@ export interface EngineQueryRow {
  * for a replicated table: then only the columns are compared).
  */
 export function definitionVersion(row: EngineQueryRow): string | undefined {
+  const table = tableVersion(row);
+  // A view created, dropped or re-created in between changes what a retry's refusal proves
+  // (review 2026-12-06c, finding C); a view's own ALTER … MODIFY QUERY is not seen.
+  const views = row.dependents === undefined || row.dependents.length === 0 ? '' : `+${row.dependents.join(',')}`;
+  return table === undefined ? (views === '' ? undefined : views) : table + views;
+}
+
+function tableVersion(row: EngineQueryRow): string | undefined {
   const generation = row.uuid === undefined || row.uuid === '00000000-0000-0000-0000-000000000000' ? '' : `${row.uuid}/`;
   const replicated = row.engine.startsWith('Replicated') || row.engine.startsWith('Shared');
   if (row.metadata_version !== undefined && (replicated || Number(row.metadata_version) > 0)) return `${generation}v${Number(row.metadata_version)}`;

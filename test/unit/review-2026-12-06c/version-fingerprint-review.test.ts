@@ -8,8 +8,9 @@
 // its dead letter is marked; never twice, never lost. Passing tests are controls (the fix holds);
 // `todo` tests reproduce defects found by this review (each fails today). Findings A (a replicated
 // table never altered: per-replica mtimes) and D (a re-created table) were fixed in the same session
-// (the version is the uuid + metadata_version, 0 included, for replicated engines); B (replica lag),
-// C (a materialized view created in between) and the same-second limit stay open (delivery.md §11).
+// (the version is the uuid + metadata_version, 0 included, for replicated engines), C (a materialized
+// view created in between) in session 9 (the version names the views reading from the table); B
+// (replica lag) and the same-second limit stay open (delivery.md §11).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
@@ -52,6 +53,8 @@ interface TableState {
   u4Valid: boolean;
   /** system.tables `uuid` (one per table generation). */
   uuid?: string;
+  /** The materialized views reading from the table (the query's `dependents`). */
+  dependents?: string[];
 }
 
 /** The system.tables row (with `uuid`, which the query does not select today: a fix that reads it sees it). */
@@ -63,6 +66,7 @@ function engineRow(s: TableState): EngineQueryRow {
     defaults: [],
     metadata_version: s.metadataVersion,
     metadata_modification_time: s.mtime,
+    dependents: s.dependents ?? [],
   };
   return row;
 }
@@ -275,7 +279,7 @@ test(
 // change is not seen; or treat a refusal "while pushing to view" of an in-limbo range as in doubt.
 test(
   'finding C: a materialized view created after the first attempt landed refuses the retry for u4 (no table change): no row twice',
-  { todo: 'rows twice: a view is not part of the definition version, so the landed range is split' },
+  {/* fixed: the version names the views reading from the table (was todo: rows twice, a view is not part of the definition version, so the landed range is split) */},
   async () => {
     const w = new TokenWarehouse();
     const table: TableState = { columns: base, metadataVersion: 3, mtime: '2026-12-06 10:00:00', u4Valid: true };
@@ -285,6 +289,7 @@ test(
       async (n, _batch, store) => {
         if (n === 1) {
           await store(true); // landed before the view existed
+          table.dependents = ['default.events_mv@00000000-0000-0000-0000-0000000000aa']; // CREATE MATERIALIZED VIEW … FROM events
           throw lost();
         }
         return store(false); // the view refuses u4, naming no body row

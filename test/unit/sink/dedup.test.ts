@@ -66,7 +66,7 @@ test('a server that does not list the setting falls back to ClickHouse defaults'
   assert.equal(deduplicationOf(table, row('ReplicatedMergeTree', "ReplicatedMergeTree('/t', 'r') ORDER BY x", {})).windowBlocks, 100);
 });
 
-test("the definition's version: the table's generation (uuid) and metadata_version where replicated engines count ALTERs (0 too), else the metadata file's time, else unknown", () => {
+test("the definition's version: the table's generation (uuid) and metadata_version where replicated engines count ALTERs (0 too), else the metadata file's time, else unknown; then the materialized views reading from it", () => {
   const base = { engine: 'MergeTree', engine_full: 'MergeTree ORDER BY id', defaults: [], uuid: 'a1' };
   const replicated = { ...base, engine: 'ReplicatedMergeTree' };
   assert.equal(definitionVersion({ ...replicated, metadata_version: 7, metadata_modification_time: '2026-12-06 16:20:49' }), 'a1/v7', 'the same on every replica');
@@ -78,4 +78,8 @@ test("the definition's version: the table's generation (uuid) and metadata_versi
   assert.equal(definitionVersion({ ...base, metadata_modification_time: '2026-12-06 16:20:49' }), 'a1/t2026-12-06 16:20:49', 'a server before 24.2');
   assert.equal(definitionVersion({ ...base, uuid: '00000000-0000-0000-0000-000000000000', metadata_modification_time: '2026-12-06 16:20:49' }), 't2026-12-06 16:20:49', 'a database without uuids');
   assert.equal(definitionVersion({ ...base, metadata_version: 0, metadata_modification_time: '1970-01-01 00:00:00' }), undefined, 'a database without metadata files');
+  const views = ['db.mv1@u1', 'db.mv2@u2'];
+  assert.equal(definitionVersion({ ...replicated, metadata_version: 7, dependents: views }), 'a1/v7+db.mv1@u1,db.mv2@u2', 'the views reading from the table are part of it');
+  assert.equal(definitionVersion({ ...replicated, metadata_version: 7, dependents: [] }), 'a1/v7');
+  assert.equal(definitionVersion({ ...replicated, dependents: views }), '+db.mv1@u1,db.mv2@u2', 'views alone where the table has no version');
 });
