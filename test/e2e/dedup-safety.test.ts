@@ -125,8 +125,23 @@ test("the sink reads each table's engine and effective window from the real serv
     // A materialized view reading from a table is part of its definition's version: one created
     // or dropped between an insert and its retry can change the verdict on a row.
     const version = async (): Promise<string | undefined> => (await sink.describe({ database: 'kinds', table: 'server_default' }))?.version;
-    const before = await version();
-    assert.ok(before !== undefined && !before.includes('+'), `no view yet: ${before}`);
+    // A plain MergeTree's version is its metadata file's time in seconds: until that file is 2 s
+    // old a read's version equals no other (a change and its revert could repeat the second), then
+    // it settles on that time.
+    const settledVersion = async (): Promise<string> => {
+      let settled: string | undefined;
+      const differing: string[] = [];
+      await waitFor(async () => {
+        const [a, b] = [await version(), await version()];
+        if (a !== b && !(a?.includes('~') === true && b?.includes('~') === true)) differing.push(`${a} / ${b}`);
+        settled = a === b ? a : undefined;
+        return settled !== undefined;
+      }, 'the version settles');
+      assert.deepEqual(differing, [], 'two reads that differ are both unsettled');
+      return settled ?? '';
+    };
+    const before = await settledVersion();
+    assert.ok(!before.includes('+') && !before.includes('~'), `no view yet, settled: ${before}`);
     await ch.query('CREATE TABLE kinds.copy (id UInt64) ENGINE = MergeTree ORDER BY id');
     await ch.query('CREATE MATERIALIZED VIEW kinds.copy_mv TO kinds.copy AS SELECT id FROM kinds.server_default');
     const withView = await version();
@@ -134,6 +149,9 @@ test("the sink reads each table's engine and effective window from the real serv
     assert.equal(withView?.slice(0, before.length), before, 'the table itself did not change');
     await ch.query('DROP VIEW kinds.copy_mv');
     assert.equal(await version(), before, 'dropped: the version is the table alone again');
+    await ch.query('ALTER TABLE kinds.server_default ADD COLUMN extra UInt8');
+    const altered = await settledVersion();
+    assert.ok(altered !== before && !altered.includes('~'), `settled on the new time: ${altered} (was ${before})`);
   } finally {
     await sink.close();
   }

@@ -5,6 +5,7 @@
 // (ClickHouse Cloud) use replicated_deduplication_window, bounded in time by
 // replicated_deduplication_window_seconds. Every other engine (Buffer, Distributed, Null, Memory,
 // Log, views…) keeps no tokens.
+import { randomUUID } from 'node:crypto';
 import type { Deduplication, TableRef } from '../types.ts';
 
 export const NON_REPLICATED = 'non_replicated_deduplication_window';
@@ -23,7 +24,8 @@ export const deduplicationQuery = `SELECT engine, engine_full,
   (SELECT arraySort(groupArray(concat(database, '.', name, '@', toString(uuid)))) FROM system.tables
    WHERE (database, name) IN (SELECT arrayJoin(arrayZip(dependencies_database, dependencies_table))
      FROM system.tables WHERE database = {db:String} AND name = {table:String})) AS dependents,
-  toString(uuid) AS uuid, COLUMNS('^metadata_(version|modification_time)$')
+  toString(uuid) AS uuid, COLUMNS('^metadata_(version|modification_time)$'),
+  toInt64(now()) - toInt64(metadata_modification_time) AS metadata_age_seconds
 FROM system.tables WHERE database = {db:String} AND name = {table:String}`;
 
 /** A row of deduplicationQuery as JSONEachRow returns it. */
@@ -36,7 +38,15 @@ export interface EngineQueryRow {
   readonly uuid?: string;
   readonly metadata_version?: number | string;
   readonly metadata_modification_time?: string;
+  /** Seconds since the metadata file was written, by the server's clock (now() − its mtime). */
+  readonly metadata_age_seconds?: number | string;
 }
+
+/**
+ * A metadata file written less than this many seconds before the read: its time (in seconds) could
+ * still be repeated by a change and its revert within the same second.
+ */
+const UNSETTLED_SECONDS = 2;
 
 /**
  * The version of the table's definition (TableSchema.version), prefixed with the table's uuid (one
@@ -62,7 +72,12 @@ function tableVersion(row: EngineQueryRow): string | undefined {
   if (row.metadata_version !== undefined && (replicated || Number(row.metadata_version) > 0)) return `${generation}v${Number(row.metadata_version)}`;
   if (replicated) return undefined;
   const time = row.metadata_modification_time;
-  return time === undefined || time.startsWith('1970-01-01') ? undefined : `${generation}t${time}`;
+  if (time === undefined || time.startsWith('1970-01-01')) return undefined;
+  // Changed within the last seconds: a version that equals no other read (a range sent under it and
+  // refused later is judged in doubt, never split), as a change and its revert within the same
+  // second would repeat the time (review 2026-12-06c, the same-second limit).
+  if (row.metadata_age_seconds !== undefined && Number(row.metadata_age_seconds) < UNSETTLED_SECONDS) return `${generation}t${time}~${randomUUID()}`;
+  return `${generation}t${time}`;
 }
 
 export interface EngineRow {

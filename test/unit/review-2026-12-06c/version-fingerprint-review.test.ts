@@ -10,7 +10,7 @@
 // table never altered: per-replica mtimes) and D (a re-created table) were fixed in the same session
 // (the version is the uuid + metadata_version, 0 included, for replicated engines), C (a materialized
 // view created in between) in session 9 (the version names the views reading from the table); B
-// (replica lag) and the same-second limit stay open (delivery.md §11).
+// (replica lag) stays open, and the same-second limit was fixed in session 9 too (delivery.md §11).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
@@ -55,18 +55,23 @@ interface TableState {
   uuid?: string;
   /** The materialized views reading from the table (the query's `dependents`). */
   dependents?: string[];
+  /** Seconds since the metadata file was written, when the read happens (default: an hour). */
+  ageSeconds?: number;
+  /** A plain MergeTree (its version is the metadata file's time) instead of ReplicatedMergeTree. */
+  plain?: boolean;
 }
 
 /** The system.tables row (with `uuid`, which the query does not select today: a fix that reads it sees it). */
 function engineRow(s: TableState): EngineQueryRow {
   const row = {
     uuid: s.uuid ?? '00000000-0000-0000-0000-000000000001',
-    engine: 'ReplicatedMergeTree',
-    engine_full: "ReplicatedMergeTree('/t', '{replica}')",
+    engine: s.plain === true ? 'MergeTree' : 'ReplicatedMergeTree',
+    engine_full: s.plain === true ? 'MergeTree ORDER BY uuid' : "ReplicatedMergeTree('/t', '{replica}')",
     defaults: [],
     metadata_version: s.metadataVersion,
     metadata_modification_time: s.mtime,
     dependents: s.dependents ?? [],
+    metadata_age_seconds: s.ageSeconds ?? 3_600,
   };
   return row;
 }
@@ -336,35 +341,31 @@ test(
   },
 );
 
-// Known limit (documented in §11 "Left"): a plain MergeTree's version is its metadata file's mtime in
-// seconds; the previous change, the read, an ALTER, the landed insert and the revert in one second
-// repeat it. Kept as a todo so a fix shows. Suggested fix: read `now() - metadata_modification_time`
-// with the version and treat an mtime younger than 2 s as no version at all (a fingerprint that
-// equals none, like the ledger's UNKNOWN_SCHEMA), so such a range is judged in doubt.
-test(
-  'known limit: plain MergeTree, a change and its revert in the same second as the previous change and the read: no row twice',
-  { todo: 'rows twice: mtime in seconds repeats (documented limit of §11)' },
-  async () => {
-    const w = new TokenWarehouse();
-    const plain = (columns: ColumnInfo[], u4Valid: boolean): TableState => ({ columns, metadataVersion: 0, mtime: '2026-12-06 17:00:05', u4Valid });
-    let now = plain(base, false);
-    const s = scriptedSink(
-      w,
-      () => schemaOf(now),
-      async (n, _batch, store) => {
-        if (n === 1) {
-          now = plain([...base, extra], true);
-          await store(true);
-          now = plain(base, false);
-          throw lost();
-        }
-        return store(now.u4Valid);
-      },
-    );
-    const letters = await runToEnd(s.factory);
-    expectExactlyOnce(w, letters, 10);
-  },
-);
+// Was a known limit (§11 "Left"), fixed in session 9: a plain MergeTree's version is its metadata
+// file's mtime in seconds; the previous change, the read, an ALTER, the landed insert and the revert
+// in one second repeat it. The schema read now also gets `now() - metadata_modification_time`, and a
+// file younger than 2 s gives a version that equals no other read, so such a range is judged in
+// doubt (was todo: rows twice, the mtime in seconds repeats).
+test('plain MergeTree, a change and its revert in the same second as the previous change and the read: no row twice', async () => {
+  const w = new TokenWarehouse();
+  const plain = (columns: ColumnInfo[], u4Valid: boolean): TableState => ({ columns, metadataVersion: 0, mtime: '2026-12-06 17:00:05', u4Valid, plain: true, ageSeconds: 0 });
+  let now = plain(base, false);
+  const s = scriptedSink(
+    w,
+    () => schemaOf(now),
+    async (n, _batch, store) => {
+      if (n === 1) {
+        now = plain([...base, extra], true);
+        await store(true);
+        now = plain(base, false);
+        throw lost();
+      }
+      return store(now.u4Valid);
+    },
+  );
+  const letters = await runToEnd(s.factory);
+  expectExactlyOnce(w, letters, 10);
+});
 
 // ---------------------------------------------------------------------------------------------
 // Ledgers written before the change; crashes around a change and its revert (controls)

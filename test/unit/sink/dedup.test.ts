@@ -78,6 +78,11 @@ test("the definition's version: the table's generation (uuid) and metadata_versi
   assert.equal(definitionVersion({ ...base, metadata_modification_time: '2026-12-06 16:20:49' }), 'a1/t2026-12-06 16:20:49', 'a server before 24.2');
   assert.equal(definitionVersion({ ...base, uuid: '00000000-0000-0000-0000-000000000000', metadata_modification_time: '2026-12-06 16:20:49' }), 't2026-12-06 16:20:49', 'a database without uuids');
   assert.equal(definitionVersion({ ...base, metadata_version: 0, metadata_modification_time: '1970-01-01 00:00:00' }), undefined, 'a database without metadata files');
+  const fresh = { ...base, metadata_version: 0, metadata_modification_time: '2026-12-06 16:20:49', metadata_age_seconds: 1 };
+  assert.notEqual(definitionVersion(fresh), definitionVersion(fresh), 'a file written within 2 s: a version equal to no other read');
+  assert.match(definitionVersion(fresh) ?? '', /^a1\/t2026-12-06 16:20:49~/);
+  assert.equal(definitionVersion({ ...fresh, metadata_age_seconds: '2' }), 'a1/t2026-12-06 16:20:49', 'settled');
+  assert.equal(definitionVersion({ ...replicated, metadata_version: 3, metadata_age_seconds: 0 }), 'a1/v3', 'a counted version needs no settling');
   const views = ['db.mv1@u1', 'db.mv2@u2'];
   assert.equal(definitionVersion({ ...replicated, metadata_version: 7, dependents: views }), 'a1/v7+db.mv1@u1,db.mv2@u2', 'the views reading from the table are part of it');
   assert.equal(definitionVersion({ ...replicated, metadata_version: 7, dependents: [] }), 'a1/v7');
