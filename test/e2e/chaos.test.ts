@@ -23,30 +23,21 @@
 // partition:offset twice in a table: inserter). The producer is idempotent (test/helpers/bus.ts).
 // On a failure the evidence (seed, knobs, fault timeline, verify report, the topic-derived check,
 // where the duplicated/lost rows came from, every process's log) is kept in a folder named in the
-// message.
+// message. The helpers (knobs, events, verify, the topic-derived check, the evidence) are in
+// test/helpers/chaos.ts.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Admin } from '@platformatic/kafka';
 import type { VerifyReport } from '../../src/cli/verify.ts';
 import { committedOffsets, endOffsets, produce, readTopic, readTopicToEnd, type OutRecord, type ReadRecord } from '../helpers/bus.ts';
+import { chaosEvents, checkDeliveryIn, groupMembersOf, knob, runVerify, SAMPLE, topicTruthOf, whereaboutsIn, type Delivery, type TopicTruth } from '../helpers/chaos.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
-import { REPO_ROOT, startInserter, waitFor, writeConfig, type InserterProcess } from '../helpers/inserter.ts';
+import { startInserter, waitFor, writeConfig, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
 import { Rng } from '../sim/rng.ts';
-
-/** An integer knob from the environment; undefined when unset. */
-function knob(name: string, min: number): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const value = Number(raw.replace(/_/g, ''));
-  if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name}=${raw}: an integer ≥ ${min} is needed`);
-  return value;
-}
 
 const SEED = knob('CHAOS_SEED', 0) ?? Math.floor(Math.random() * 2 ** 31);
 const TOTAL = knob('CHAOS_EVENTS', 100) ?? 30_000;
@@ -65,7 +56,6 @@ const POISON = 7;
 const IDS = ['a', 'b', 'c'] as const;
 const DDL =
   'CREATE TABLE app.events (uuid UUID, team_id Int64, n UInt32, s String, _partition UInt64, _offset UInt64) ENGINE = MergeTree ORDER BY (team_id, uuid) SETTINGS non_replicated_deduplication_window = 1000';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const topic = uniqueTopic('chaos');
 const group = `${topic}-group`;
@@ -102,178 +92,12 @@ const config = (maxRows: number): Record<string, unknown> => ({
   retry: { baseMs: 100, factor: 2, capMs: 1_000 },
 });
 
-function uuid(rng: Rng): string {
-  const hex = Array.from({ length: 4 }, () => rng.uint32().toString(16).padStart(8, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${'89ab'[rng.int(0, 3)]}${hex.slice(17, 20)}-${hex.slice(20)}`;
-}
-
-/** The events, in production order (record i goes to partition i % PARTITIONS); POISON of them have uuid "not-a-uuid". */
-function events(rng: Rng): OutRecord[] {
-  const poison = new Set<number>();
-  while (poison.size < POISON) poison.add(rng.int(0, TOTAL - 1));
-  const records: OutRecord[] = [];
-  for (let i = 0; i < TOTAL; i++) {
-    const team = rng.int(1, TEAMS);
-    const value = { uuid: poison.has(i) ? 'not-a-uuid' : uuid(rng), team_id: team, n: i, s: 'x'.repeat(rng.int(10, 200)) };
-    records.push({ key: Buffer.from(String(team)), value: Buffer.from(JSON.stringify(value)), partition: i % PARTITIONS });
-  }
-  return records;
-}
-
-function runVerify(file: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(join(REPO_ROOT, 'bin', 'inserter'), ['verify', '--config', file, '--json'], { maxBuffer: 256 * 1024 * 1024, timeout: 300_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** What the topic holds, read back after the run: the only source of what is expected where. */
-interface TopicTruth {
-  records: number;
-  /** partition:offset → the good record there (a valid uuid) and the endpoint its team maps to. */
-  good: Map<string, { uuid: string; team: number; endpoint: string }>;
-  /** partition:offset of every record that can only be a dead letter. */
-  poison: Set<string>;
-  /** Good records per endpoint. */
-  expected: Map<string, number>;
-  /** Duplicate records in the topic: one uuid at more than one partition:offset (the producer's doing, not inserter's). */
-  duplicates: Array<{ uuid: string; positions: string[] }>;
-}
-
-function topicTruth(records: readonly ReadRecord[]): TopicTruth {
-  const truth: TopicTruth = { records: records.length, good: new Map(), poison: new Set(), expected: new Map(IDS.map((id) => [id, 0])), duplicates: [] };
-  const byUuid = new Map<string, string[]>();
-  for (const r of records) {
-    const position = `${r.partition}:${r.offset}`;
-    let value: { uuid?: unknown; team_id?: unknown } = {};
-    try {
-      value = JSON.parse(r.value?.toString('utf8') ?? '') as typeof value;
-    } catch {
-      // not JSON: a dead letter
-    }
-    const endpoint = typeof value.team_id === 'number' ? teamMap[String(value.team_id)] : undefined;
-    if (typeof value.uuid !== 'string' || !UUID.test(value.uuid) || endpoint === undefined || typeof value.team_id !== 'number') {
-      truth.poison.add(position);
-      continue;
-    }
-    truth.good.set(position, { uuid: value.uuid, team: value.team_id, endpoint });
-    truth.expected.set(endpoint, (truth.expected.get(endpoint) ?? 0) + 1);
-    const positions = byUuid.get(value.uuid);
-    if (positions === undefined) byUuid.set(value.uuid, [position]);
-    else positions.push(position);
-  }
-  for (const [id, positions] of byUuid) if (positions.length > 1) truth.duplicates.push({ uuid: id, positions });
-  return truth;
-}
-
-/** The test's own check of the tables against the topic, by position (partition:offset), not by uuid. */
-interface Delivery {
-  rows: Record<string, number>;
-  /** One topic record in a table more than once: a duplicate insert (inserter's doing). */
-  duplicateInserts: { count: number; sample: string[] };
-  /** A good topic record in no table (or not in its team's). */
-  lost: { count: number; perPartition: Record<number, string[]>; sample: string[] };
-  /** A row in an endpoint its team is not mapped to. */
-  misrouted: { count: number; sample: string[] };
-  /** A row naming no good record of the topic (or another uuid than the record there). */
-  unknown: { count: number; sample: string[] };
-}
-
-const SAMPLE = 50;
-
-function tally(into: { count: number; sample: string[] }, item: string): void {
-  into.count++;
-  if (into.sample.length < SAMPLE) into.sample.push(item);
-}
-
-/** Sorted offsets as ranges ("12-15", "40"). */
-function ranges(offsets: readonly bigint[]): string[] {
-  const sorted = [...offsets].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-  const out: string[] = [];
-  for (let i = 0; i < sorted.length;) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] ?? 0n) + 1n) j++;
-    out.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
-    i = j + 1;
-  }
-  return out;
-}
-
-async function checkDelivery(truth: TopicTruth): Promise<Delivery> {
-  const out: Delivery = {
-    rows: {},
-    duplicateInserts: { count: 0, sample: [] },
-    lost: { count: 0, perPartition: {}, sample: [] },
-    misrouted: { count: 0, sample: [] },
-    unknown: { count: 0, sample: [] },
-  };
-  /** endpoint → partition:offset → times. */
-  const landed = new Map<string, Map<string, number>>();
-  for (const [i, ch] of chs.entries()) {
-    const endpoint = IDS[i] ?? String(i);
-    const here = new Map<string, number>();
-    landed.set(endpoint, here);
-    let rows = 0;
-    for (const line of (await ch.query('SELECT toString(uuid), team_id, _partition, _offset FROM app.events FORMAT TSV')).split('\n')) {
-      if (line === '') continue;
-      rows++;
-      const [id = '', team = '', partition = '', offset = ''] = line.split('\t');
-      const position = `${partition}:${offset}`;
-      const record = truth.good.get(position);
-      if (record === undefined || record.uuid !== id) {
-        tally(out.unknown, `${id} team ${team} at ${position} in ${endpoint}`);
-        continue;
-      }
-      if (record.endpoint !== endpoint) tally(out.misrouted, `${id} team ${team} at ${position} in ${endpoint} (mapped to ${record.endpoint})`);
-      here.set(position, (here.get(position) ?? 0) + 1);
-    }
-    out.rows[endpoint] = rows;
-    for (const [position, times] of here) if (times > 1) tally(out.duplicateInserts, `${truth.good.get(position)?.uuid ?? '?'} at ${position} ×${times} in ${endpoint}`);
-  }
-  const lost = new Map<number, bigint[]>();
-  for (const [position, record] of truth.good) {
-    if (landed.get(record.endpoint)?.has(position) === true) continue;
-    tally(out.lost, `${record.uuid} at ${position} team ${record.team} → ${record.endpoint}`);
-    const [partition = '0', offset = '0'] = position.split(':');
-    const list = lost.get(Number(partition)) ?? [];
-    list.push(BigInt(offset));
-    lost.set(Number(partition), list);
-  }
-  for (const [partition, offsets] of lost) out.lost.perPartition[partition] = ranges(offsets).slice(0, 200);
-  return out;
-}
-
-/** The group's members and their assignments as the broker sees them (member ids, not pids: see the logs). */
-async function groupMembers(): Promise<string> {
-  const admin = new Admin({ clientId: 'inserter-chaos-admin', bootstrapBrokers: [bootstrap] });
-  try {
-    const groups = await admin.describeGroups({ groups: [group] });
-    const g = groups.get(group);
-    const members = [...(g?.members.values() ?? [])].map((m) => `${m.id.slice(-8)}=[${[...(m.assignments?.values() ?? [])].flatMap((a) => a.partitions).join(',')}]`);
-    return `${g?.state ?? 'unknown'} ${members.join(' ')}`;
-  } catch (error) {
-    return `describeGroups failed: ${String(error)}`;
-  } finally {
-    await admin.close();
-  }
-}
-
-/** Where each duplicated, lost or misrouted id sits in every endpoint (partition, offset): the evidence. */
-async function whereabouts(report: VerifyReport): Promise<Record<string, string>> {
-  const ids = new Set<string>();
-  for (const r of report.routes) {
-    for (const d of r.destinations) for (const x of [...d.duplicates.sample, ...d.missing.sample, ...d.misrouted.sample]) ids.add(x.id);
-  }
-  const out: Record<string, string> = {};
-  for (const [i, ch] of chs.entries()) {
-    if (ids.size === 0) break;
-    const list = [...ids].map((id) => `'${id.replace(/'/g, '')}'`).join(',');
-    out[IDS[i] ?? String(i)] = await ch.query(`SELECT uuid, team_id, _partition, _offset, count() FROM app.events WHERE toString(uuid) IN (${list}) GROUP BY ALL ORDER BY uuid FORMAT TSV`);
-  }
-  return out;
-}
+// The helpers of test/helpers/chaos.ts over this run's events, topic, group and endpoints.
+const events = (rng: Rng): OutRecord[] => chaosEvents(rng, { total: TOTAL, teams: TEAMS, poison: POISON, partitions: PARTITIONS });
+const topicTruth = (records: readonly ReadRecord[]): TopicTruth => topicTruthOf(records, teamMap, IDS);
+const checkDelivery = (truth: TopicTruth): Promise<Delivery> => checkDeliveryIn(chs, IDS, truth);
+const groupMembers = (): Promise<string> => groupMembersOf(bootstrap, group);
+const whereabouts = (report: VerifyReport): Promise<Record<string, string>> => whereaboutsIn(chs, IDS, report);
 
 // Seed 29949592 once found ~3.7% of the rows twice: a ledger loaded stale behind a killed process's
 // open transaction (docs/design/delivery.md §5; test/e2e/ledger-store.test.ts reproduces it).
