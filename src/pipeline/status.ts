@@ -25,6 +25,8 @@ export interface PartitionStatus {
   readonly committable: string;
   readonly unresolved: number;
   readonly held: number;
+  /** Batches being re-formed after a rewind (the source reads past the memory budget meanwhile). */
+  readonly replaying: number;
   readonly lanes: readonly LaneStatus[];
 }
 
@@ -58,6 +60,7 @@ export class PipelineStatusView {
       committable: String(s.positionToCommit()?.offset ?? s.committed),
       unresolved: s.tracker.unresolved(),
       held: s.held.length,
+      replaying: s.replaying,
       lanes: [...s.lanes.values()].map((lane): LaneStatus => {
         const scope = { route: lane.route.name, database: lane.table.database, table: lane.table.table, destination: lane.destination.id };
         let state: LaneState = 'running';

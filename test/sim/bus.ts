@@ -133,6 +133,9 @@ export class SimSource implements Source {
   #closed = false;
   #lastLanding = 0;
 
+  /** Called before each record is handed to the pipeline; what it returns is called with the handler's answer (backpressure checks). */
+  admit: (() => ((pending: unknown) => void) | undefined) | undefined;
+
   constructor(world: World, inc: Incarnation, bus: Bus, rng: Rng, faults: SourceFaults) {
     this.#world = world;
     this.#inc = inc;
@@ -183,7 +186,9 @@ export class SimSource implements Source {
         position.next++;
         this.#world.step(`deliver ${record.topic}/${record.partition}@${record.offset}`);
         if (!this.#inc.alive) return hang();
+        const admitted = this.admit?.();
         const pending = handler.onRecord(toSourceRecord(record));
+        admitted?.(pending);
         if (pending !== undefined) {
           this.#revokeOthersWhileWaiting(record, handler);
           await pending;

@@ -3,7 +3,7 @@
 // seeded pauses, and the checks of what its source and pipeline report.
 import { pino } from 'pino';
 import type { MemoryLedgerStore } from '../../src/ack/ledger.ts';
-import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { Pipeline, type PipelineStatus } from '../../src/pipeline/pipeline.ts';
 import { Metrics } from '../../src/telemetry/metrics.ts';
 import type { Pause } from '../../src/control/scope.ts';
 import type { Bus } from './bus.ts';
@@ -136,5 +136,40 @@ export function startPipeline(
       }, pause.forMs);
     }, pause.at);
   });
+  source.admit = backpressure(pipeline, life.maxBufferedBytes, checker, inc.id);
   return pipeline;
+}
+
+/**
+ * Backpressure from source to sink (docs/design/delivery.md §9): a record that adds to what the
+ * destinations that are not parked hold — rows read and the bodies of their inserts in flight —
+ * while that is over the memory budget makes the source wait (the handler returns a promise),
+ * unless a batch is being re-formed after a rewind (its rows must be read again before anything
+ * can drain). One record may cross the budget; the next one waits.
+ */
+function backpressure(pipeline: Pipeline, budget: number, checker: Checker, incarnation: number): () => ((pending: unknown) => void) | undefined {
+  let reported = false;
+  const held = (status: PipelineStatus): number => {
+    const parked = new Set(status.parkedDestinations);
+    let bytes = 0;
+    for (const [destination, n] of Object.entries(status.bufferedBytesByDestination)) if (!parked.has(destination)) bytes += n;
+    return bytes;
+  };
+  return () => {
+    if (reported) return undefined;
+    const before = held(pipeline.status());
+    if (before <= budget) return undefined;
+    return (pending) => {
+      if (pending !== undefined) return;
+      const status = pipeline.status();
+      if (status.partitions.some((p) => p.replaying > 0)) return;
+      const after = held(status);
+      if (after <= before) return;
+      reported = true;
+      checker.add(
+        'anomaly',
+        `incarnation ${incarnation} took a record (${before} → ${after} bytes held) without waiting while over its memory budget of ${budget}: ${JSON.stringify(status.bufferedBytesByDestination)}`,
+      );
+    };
+  };
 }

@@ -29,6 +29,7 @@ const status: PipelineStatus = {
       committable: '150',
       unresolved: 3,
       held: 0,
+      replaying: 0,
       lanes: [
         { route: 'events->events', table: 'posthog.events', destination: 'a', state: 'running', lastInsertAt: 1_000, lastErrorClass: undefined, lastErrorAt: undefined, insertedRows: 100 },
         { route: 'events->events', table: 'posthog.events', destination: 'b', state: 'failing', lastInsertAt: 500, lastErrorClass: 'auth', lastErrorAt: 900, insertedRows: 7 },
@@ -41,6 +42,7 @@ const status: PipelineStatus = {
       committable: '80',
       unresolved: 0,
       held: 0,
+      replaying: 0,
       lanes: [{ route: 'events->events', table: 'posthog.events', destination: 'a', state: 'backing_off', lastInsertAt: 2_000, lastErrorClass: 'overloaded', lastErrorAt: 1_500, insertedRows: 50 }],
     },
   ],
