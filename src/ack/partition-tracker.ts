@@ -20,6 +20,8 @@ export class PartitionTracker {
   #last: bigint | undefined;
   #epoch = -1;
   #start: bigint;
+  /** The next record starts a new chunk (cut()). */
+  #cut = false;
 
   constructor(start?: bigint) {
     this.#committable = start ?? -1n;
@@ -55,13 +57,23 @@ export class PartitionTracker {
     this.#last = offset;
     this.#epoch = epoch;
     let chunk = this.#chunks[this.#chunks.length - 1];
-    if (chunk === undefined || chunk.size >= CHUNK_RECORDS || this.#chunks.length === this.#head) {
+    if (chunk === undefined || chunk.size >= CHUNK_RECORDS || this.#chunks.length === this.#head || this.#cut) {
       chunk = new AckChunk();
       this.#chunks.push(chunk);
+      this.#cut = false;
     }
     chunk.lastOffset = offset;
     chunk.size++;
     return chunk;
+  }
+
+  /**
+   * The next record starts a new chunk. Called when a batch is taken for delivery: the records read
+   * before it can then resolve apart from those read after it, so a partition whose open batch never
+   * empties (a trickle of records) moves its position batch by batch, not every 512 records.
+   */
+  cut(): void {
+    this.#cut = true;
   }
 
   /**

@@ -34,7 +34,10 @@ export class LaneDelivery {
   /** Queues the lane's open batch, if any. */
   flush(lane: Lane): void {
     const batch = lane.take();
-    if (batch !== undefined) this.enqueue(lane, batch);
+    if (batch === undefined) return;
+    // What was read before this batch can resolve apart from what is read after it (its chunk ends here).
+    this.#rt.partitions.get(partitionKey(lane.topic, lane.partition))?.tracker.cut();
+    this.enqueue(lane, batch);
   }
 
   /**

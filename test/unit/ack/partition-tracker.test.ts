@@ -60,3 +60,40 @@ test('seen: a record at or below the last tracked offset was tracked already (a 
   assert.equal(tracker.seen(12n), false);
   assert.equal(tracker.nextOffset, 12n);
 });
+
+test('a trickle whose open batch never empties: after cut() (a batch taken for delivery) the position moves batch by batch, never past the open one', () => {
+  const tracker = new PartitionTracker();
+  let open = new AckSet();
+  let next = 0n;
+  const read = (n: number): void => {
+    for (let i = 0; i < n; i++) open.add(tracker.track(next++, 0));
+  };
+  read(5); // batch 1 open: 0–4
+  for (let round = 1; round <= 20; round++) {
+    const taken = open; // the lane's batch is flushed…
+    tracker.cut();
+    open = new AckSet();
+    read(3); // …and the next records arrive before it lands
+    taken.resolve();
+    const position = tracker.committable();
+    assert.equal(position, next - 3n, `round ${round}: past the landed batch, at the first record of the open one`);
+  }
+  assert.equal(tracker.unresolved(), 3);
+});
+
+test('cut() with nothing read since makes no empty chunk: the position never goes back', () => {
+  const tracker = new PartitionTracker();
+  const acks = new AckSet();
+  acks.add(tracker.track(100n, 0));
+  tracker.cut();
+  tracker.cut();
+  acks.resolve();
+  assert.equal(tracker.committable(), 101n);
+  tracker.cut();
+  assert.equal(tracker.committable(), 101n);
+  const later = new AckSet();
+  later.add(tracker.track(101n, 0));
+  assert.equal(tracker.committable(), 101n);
+  later.resolve();
+  assert.equal(tracker.committable(), 102n);
+});

@@ -169,7 +169,10 @@ test('the group coordinator unknown for one commit: the lane whose intent shared
 test('pruned before a write that fails, then the source restarts from the older group position: nothing twice, nothing lost', async () => {
   const store = new CommittingLedgerStore();
   const warehouse = new TokenWarehouse();
-  const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 5, maxBytes: 1 << 24, maxAgeMs: 20 }, errorPolicy });
+  // One batch of the 10 records: since session 9 a batch taken for delivery ends its chunk and every
+  // ledger write carries the position, so with two batches the second one's intent would carry
+  // position 5, and this store fails every write that carries one (the ledger not written).
+  const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 }, errorPolicy });
   store.failCommits = Number.MAX_SAFE_INTEGER;
   const proc = start(config, { store, sink: (d) => warehouse.sink(d) });
   try {
@@ -191,7 +194,10 @@ test('pruned before a write that fails, then the source restarts from the older 
 test('pruned in memory before a write that fails, then killed: a new process re-forms from the stored ledger, nothing twice', async () => {
   const store = new CommittingLedgerStore();
   const warehouse = new TokenWarehouse();
-  const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 5, maxBytes: 1 << 24, maxAgeMs: 20 }, errorPolicy });
+  // One batch of the 10 records: since session 9 a batch taken for delivery ends its chunk and every
+  // ledger write carries the position, so with two batches the second one's intent would carry
+  // position 5, and this store fails every write that carries one (the ledger not written).
+  const config = worldConfig({ teams: { map: { 8: 'd1' } }, batch: { maxRows: 10, maxBytes: 1 << 24, maxAgeMs: 20 }, errorPolicy });
   store.failCommits = Number.MAX_SAFE_INTEGER;
   const a = start(config, { store, sink: (d) => warehouse.sink(d) });
   try {
