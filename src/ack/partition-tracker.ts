@@ -94,6 +94,21 @@ export class PartitionTracker {
     return this.#committable;
   }
 
+  /**
+   * What committable() would return, without closing the chunks it passes: for read-only views
+   * (status). Closing a chunk starts the next record in a new one, so a view that closed chunks
+   * would change where the position can move to next.
+   */
+  peekCommittable(): bigint {
+    let position = this.#committable;
+    for (let i = this.#head; i < this.#chunks.length; i++) {
+      const chunk = this.#chunks[i] as AckChunk;
+      if (chunk.pending > 0) break;
+      position = chunk.lastOffset + 1n;
+    }
+    return position;
+  }
+
   /** Number of records seen but not yet resolved, for status and tests. */
   unresolved(): number {
     let sum = 0;

@@ -130,7 +130,15 @@ export class PartitionState {
    * rebalance, its reading restarted: chaos test).
    */
   positionToCommit(): CommitPosition | undefined {
-    const watermark = this.tracker.committable();
+    return this.#positionAt(this.tracker.committable());
+  }
+
+  /** positionToCommit() for read-only views: it leaves the tracker's chunks as they are. */
+  peekPositionToCommit(): CommitPosition | undefined {
+    return this.#positionAt(this.tracker.peekCommittable());
+  }
+
+  #positionAt(watermark: bigint): CommitPosition | undefined {
     let offset = watermark > this.resolvedFloor ? watermark : this.resolvedFloor;
     let advanced = offset > this.tracker.start || offset === this.resolvedFloor;
     const below = this.ledger?.resolvedBelow ?? -1n;

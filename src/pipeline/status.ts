@@ -57,7 +57,7 @@ export class PipelineStatusView {
       topic: s.ref.topic,
       partition: s.ref.partition,
       committed: String(s.committed),
-      committable: String(s.positionToCommit()?.offset ?? s.committed),
+      committable: String(s.peekPositionToCommit()?.offset ?? s.committed),
       unresolved: s.tracker.unresolved(),
       held: s.held.length,
       replaying: s.replaying,

@@ -97,3 +97,22 @@ test('cut() with nothing read since makes no empty chunk: the position never goe
   later.resolve();
   assert.equal(tracker.committable(), 102n);
 });
+
+test('peekCommittable() says what committable() would, and reading it changes nothing later', () => {
+  const run = (peekBetween: boolean): bigint[] => {
+    const tracker = new PartitionTracker();
+    const seen: bigint[] = [];
+    const first = new AckSet();
+    first.add(tracker.track(0n, 0));
+    first.resolve();
+    if (peekBetween) assert.equal(tracker.peekCommittable(), 1n, 'what a commit would store now');
+    const second = new AckSet();
+    second.add(tracker.track(1n, 0)); // joins the first record's chunk: nothing closed it
+    seen.push(tracker.committable());
+    second.resolve();
+    seen.push(tracker.committable());
+    return seen;
+  };
+  assert.deepEqual(run(true), run(false), 'a read-only view (status) does not move the chunk boundaries');
+  assert.deepEqual(run(false), [0n, 2n]);
+});
