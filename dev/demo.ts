@@ -321,7 +321,12 @@ async function main(): Promise<boolean> {
   // How the rows went in (the route's encoding, per live schema): from each server's query log.
   const formats = new Map<string, Set<string>>();
   for (const c of CLUSTERS) {
-    await query(c, 'SYSTEM FLUSH LOGS');
+    // Flush until the log table exists: a flush whose write failed is only retried by the next one.
+    for (let tries = 0; tries < 120; tries++) {
+      await query(c, 'SYSTEM FLUSH LOGS');
+      if ((await query(c, 'EXISTS TABLE system.query_log')).trim() === '1') break;
+      await sleep(250);
+    }
     const tsv = await query(
       c,
       "SELECT arrayJoin(tables) AS t, extract(query, 'FORMAT (\\\\w+)') AS f FROM system.query_log WHERE type = 'QueryFinish' AND query_kind = 'Insert' GROUP BY t, f FORMAT TSV",

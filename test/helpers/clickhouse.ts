@@ -14,6 +14,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
@@ -192,4 +193,32 @@ export async function startClickHouse(opts: StartClickHouseOptions = {}): Promis
 /** Pid of the process hosting the server (the launcher; for tests that simulate crashes). */
 export function instancePid(instance: ClickHouseInstance): number {
   return Number(readFileSync(join(instance.dir, 'pid'), 'utf8').trim());
+}
+
+/**
+ * The formats the inserts into `table` ("db.name") used, with their counts, from the server's query log.
+ * Flushes the logs first, and again until `system.query_log` exists: a flush whose write failed (a CI
+ * machine under load once answered a flush and still had no query_log table) is retried by the
+ * server's next flush, so the test waits for that condition instead of failing on its first read.
+ */
+export async function insertFormats(ch: ClickHouseInstance, table: string, timeoutMs = 60_000): Promise<Map<string, number>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await ch.query('SYSTEM FLUSH LOGS');
+    if ((await ch.query('EXISTS TABLE system.query_log')).trim() === '1') break;
+    if (Date.now() > deadline) {
+      const log = await readFile(join(ch.dir, 'server.out'), 'utf8').catch(() => '');
+      throw new Error(`system.query_log still missing after ${timeoutMs} ms of flushes; server.out tail:\n${log.slice(-3000)}`);
+    }
+    await sleep(250);
+  }
+  const tsv = await ch.query(
+    `SELECT extract(query, 'FORMAT (\\\\w+)') AS format, count() FROM system.query_log WHERE type = 'QueryFinish' AND query_kind = 'Insert' AND has(tables, '${table}') GROUP BY format ORDER BY format FORMAT TSV`,
+  );
+  const formats = new Map<string, number>();
+  for (const line of tsv.split('\n')) {
+    const [format, count] = line.split('\t');
+    if (format !== undefined && count !== undefined) formats.set(format, Number(count));
+  }
+  return formats;
 }
