@@ -78,6 +78,18 @@ export const destinationSchema = z
     stalledAfterMs: z.number().int().positive().default(30_000),
     compression: z.enum(['none', 'gzip', 'zstd']).default('zstd'),
     /**
+     * The ClickHouse cluster whose replicas answer at `url` behind a load balancer: a table's
+     * definition version is then read from every replica (clusterAllReplicas), so a replica lagging
+     * behind an ALTER cannot make a retry's refusal look like the first attempt's (docs/design/
+     * delivery.md §11). Unset: ClickHouse Cloud's `default` for its Shared engines, else one server.
+     */
+    cluster: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only')
+      .optional(),
+    /**
      * A destination parked (down, over its budget) for longer than this has its rows dead-lettered
      * (class destination_down) instead of waiting in Kafka, so they survive the topic's retention;
      * replay them with `inserter dlq replay --to destination`. Unset: they wait in Kafka (alerted).

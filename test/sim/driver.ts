@@ -65,6 +65,10 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const goodUuids = generated.flatMap((g) => (g.kind === 'good' && g.uuid !== undefined ? [g.uuid] : []));
   const reverts = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).reverts;
   const changes = schemaChangesFor(seed, goodUuids, START, (generated.at(-1)?.appendAt ?? START) - START, reverts);
+  // Where there are schema changes, half the seeds have a second replica applying them 50 ms–2 s later
+  // (FEATURES.replicaLag), from a stream of its own.
+  const lagging = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).replicaLag && changes !== undefined ? new Rng(seed ^ 0x7e91a6) : undefined;
+  const replicaLagMs = lagging?.chance(0.5) === true ? lagging.int(50, 2_000) : 0;
   const poison = drawnPoison;
   const unlisted = drawnUnlisted;
   const worldRng = root.fork();
@@ -99,7 +103,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
       describe: `${TOPIC}/${g.partition}@${r.offset} ${g.kind}${g.uuid ? ` ${g.uuid}` : ''}${g.team !== undefined ? ` team ${g.team}` : ''}`,
     });
   }
-  const warehouse = new Warehouse({ dedupWindow: options.dedupWindow ?? 1000, poison, poisonHint: scenario.poisonHint, unlisted, changes });
+  const warehouse = new Warehouse({ dedupWindow: options.dedupWindow ?? 1000, poison, poisonHint: scenario.poisonHint, unlisted, changes, replicaLagMs });
   for (const d of scenario.destinations) {
     for (const r of scenario.routes) if (!scenario.missingTables.has(`${d}\u0000${r.table}`)) warehouse.createTable(d, { database: 'sim', table: r.table }, simColumns);
   }
@@ -217,7 +221,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
     seed,
     violations: checker.violations,
     stats,
-    scenario: `${describeScenario(scenario, generated.length, poison.size + unlisted.size + refused.size)}${changes === undefined ? '' : `\nschema changes: ${changes.describe(START)}`}`,
+    scenario: `${describeScenario(scenario, generated.length, poison.size + unlisted.size + refused.size)}${changes === undefined ? '' : `\nschema changes: ${changes.describe(START)}${replicaLagMs > 0 ? `; a second replica applies them ${replicaLagMs} ms later` : ''}`}`,
     trace: world.trace ?? [],
   };
 }

@@ -78,6 +78,7 @@ export function startPipeline(
   const waits = scenario.sourceFaults.rebalance > 0 ? { revokeWhileWaiting: 0.3, waitRng: new Rng(durable.seed * 131 + inc.id * 7 + 0x77) } : {};
   const source = new SimSource(world, inc, durable.bus, rng.fork(), { ...scenario.sourceFaults, ...waits });
   const sinkRng = rng.fork();
+  let sinks = 0;
   const pipeline = new Pipeline({
     config,
     source,
@@ -91,6 +92,7 @@ export function startPipeline(
         scenario.warehouseFaults,
         Date.now() + life.pressureMs,
         scenario.stalling?.destination === destination.id ? new Rng(scenario.stalling.seed * 977 + inc.id) : undefined,
+        durable.warehouse.replicas > 1 ? new Rng(durable.seed * 313 + inc.id * 17 + ++sinks) : undefined,
       ),
     ...(scenario.lookups === undefined ? {} : { provider: new SimDestinationsApi(world, inc, config, scenario.teamMap, rng.fork(), scenario.lookups) }),
     deadLetters: new SimDeadLetterSink(world, inc, durable.deadLetters, rng.fork(), scenario.deadLetterFaults),

@@ -40,6 +40,8 @@ export const FEATURES = {
     'commits whose position the ledger store cannot take now (the group coordinator unknown or moved): 10 % of them save the ledger alone, and the position must be committed by a later commit',
   slowCommits:
     'a third of the seeds commit every 0.2–2 s instead of every 3–60 ms (production: 5 s against inserts of ~0.1–1 s): the interval skips partitions whose batch intents carried a position lately, and a graceful close must still commit everything it resolved',
+  replicaLag:
+    "two replicas behind a destination's URL applying each schema change (and revert) 50 ms–2 s apart; every schema read and insert reaches one of them at random, and the table's version is read from both (src/sink/clickhouse/replica-versions.ts: review 2026-12-06c, finding B)",
   staleOffsetFetch:
     "offset fetches (assignment, rewind) that miss a position committed in a ledger transaction for up to 40 ms (its markers are still being written): reading starts below the ledger's resolvedBelow",
 } as const;
@@ -65,6 +67,7 @@ export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
   positionFaults: true,
   stalls: true,
   slowCommits: true,
+  replicaLag: true,
 };
 
 export interface SimStats {

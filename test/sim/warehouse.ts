@@ -9,6 +9,7 @@ import type { ColumnInfo } from '../../src/sink/types.ts';
 import type { DestinationConfig } from '../../src/config/load.ts';
 import { ErrorClasses } from '../../src/errors/classes.ts';
 import { renderTableDdl } from '../../src/sink/clickhouse/ddl.ts';
+import { agreedVersion } from '../../src/sink/clickhouse/replica-versions.ts';
 import { WarehouseError } from '../../src/sink/errors.ts';
 import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../../src/sink/types.ts';
 import type { SchemaChanges } from './alter.ts';
@@ -52,7 +53,15 @@ export interface WarehouseOptions {
   readonly unlisted?: ReadonlySet<string>;
   /** Schema changes: columns added at virtual times, after which some rows are refused (naming the row). */
   readonly changes?: SchemaChanges | undefined;
+  /**
+   * A second replica behind each destination's URL applies every schema change this much later
+   * (FEATURES.replicaLag); 0 or none: one server. A schema read or an insert names the replica it reached.
+   */
+  readonly replicaLagMs?: number;
 }
+
+/** The simulated table's uuid on every replica (one table generation). */
+const SIM_TABLE_UUID = '5e1a0b36-5a59-4c6b-9d3c-2f1e0d9c8b7a';
 
 export const simColumns: readonly ColumnInfo[] = [
   { name: 'uuid', type: 'String', defaultKind: '' },
@@ -86,13 +95,31 @@ export class Warehouse {
     if (!this.#tables.has(key)) this.#tables.set(key, { columns: [...columns], rows: [], tokens: [], tokenSet: new Set() });
   }
 
-  schema(destination: string, table: TableRef): TableSchema | undefined {
+  /** The replicas behind each destination's URL. */
+  get replicas(): number {
+    return (this.options.replicaLagMs ?? 0) > 0 ? 2 : 1;
+  }
+
+  /** Where replica `replica` is in the schema changes' time: the second applies them later. */
+  #replicaTime(at: number, replica: number): number {
+    return replica === 0 ? at : at - (this.options.replicaLagMs ?? 0);
+  }
+
+  /**
+   * The schema a read reaching `replica` gives: its columns, and its version — with two replicas,
+   * joined with both replicas' versions by the real agreedVersion, as ClickHouseSink reads them.
+   */
+  schema(destination: string, table: TableRef, replica = 0): TableSchema | undefined {
     const t = this.#tables.get(Warehouse.key(destination, table));
     if (t === undefined) return undefined;
     const changes = this.options.changes;
     if (changes === undefined) return { columns: t.columns };
     const now = Date.now();
-    return { columns: changes.columns(t.columns, now), version: String(changes.version(now)) };
+    const here = this.#replicaTime(now, replica);
+    const local = String(changes.version(here));
+    if (this.replicas === 1) return { columns: changes.columns(t.columns, here), version: local };
+    const rows = [0, 1].map((r) => ({ engine: 'ReplicatedMergeTree', uuid: SIM_TABLE_UUID, metadata_version: changes.version(this.#replicaTime(now, r)), replicas: 2 }));
+    return { columns: changes.columns(t.columns, here), version: agreedVersion(local, rows) };
   }
 
   /** Every table as `destination`, `db.table` and its rows. */
@@ -109,7 +136,7 @@ export class Warehouse {
    * the query starts (its headers arrive), so a slow request — a zombie of a killed process
    * included — is parsed under the schema of when it was sent, not of when it ends.
    */
-  apply(destination: string, batch: InsertBatch, incarnation: number, startedAt = Date.now()): InsertResult {
+  apply(destination: string, batch: InsertBatch, incarnation: number, startedAt = Date.now(), replica = 0): InsertResult {
     const t = this.#tables.get(Warehouse.key(destination, batch.table));
     if (t === undefined) {
       throw new WarehouseError(ErrorClasses.missingObject, `Table ${batch.table.database}.${batch.table.table} does not exist. (UNKNOWN_TABLE)`, 60, undefined);
@@ -133,7 +160,7 @@ export class Warehouse {
         const hint = this.options.poisonHint ? `: (at row ${i + 1})` : '';
         throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: expected '"' before: 'oops'${hint}`, 27, undefined, this.options.poisonHint ? i + 1 : undefined);
       }
-      const refusal = uuid === undefined ? undefined : this.options.changes?.serverRefuses(uuid, startedAt);
+      const refusal = uuid === undefined ? undefined : this.options.changes?.serverRefuses(uuid, this.#replicaTime(startedAt, replica));
       if (refusal === 'named') {
         this.rejected++;
         throw new WarehouseError(ErrorClasses.rowData, `Code: 27. DB::Exception: Cannot parse input: the altered column refuses it: (at row ${i + 1})`, 27, undefined, i + 1);
@@ -207,9 +234,12 @@ export class SimSink implements Sink {
 
   /** Draws this destination's stalls (an insert on the wire for 0.2–1.2 s); none: it never stalls. */
   readonly #stalls: Rng | undefined;
+  /** Draws which replica each schema read and insert reaches (a stream of its own); none: one server. */
+  readonly #replicas: Rng | undefined;
 
-  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults, pressureUntil: number, stalls?: Rng) {
+  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults, pressureUntil: number, stalls?: Rng, replicas?: Rng) {
     this.#stalls = stalls;
+    this.#replicas = replicas;
     this.destinationId = destination.id;
     this.#world = world;
     this.#inc = inc;
@@ -221,11 +251,12 @@ export class SimSink implements Sink {
 
   describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
     const fail = this.#rng.chance(this.#faults.describeFail) ? 'before' : undefined;
+    const replica = this.#replicas?.int(0, 1) ?? 0;
     return this.#world.remote(
       this.#inc,
       `describe ${this.destinationId}:${table.table}`,
       { kind: 'warehouse', sendMs: this.#rng.int(0, 2), replyMs: this.#rng.int(0, 2), fail, error: networkError, signal, abortError },
-      () => this.#warehouse.schema(this.destinationId, table),
+      () => this.#warehouse.schema(this.destinationId, table, replica),
     );
   }
 
@@ -248,6 +279,7 @@ export class SimSink implements Sink {
     const stallMs = this.#stalls?.chance(0.08) === true ? this.#stalls.int(200, 1_200) : 0;
     const afterError = this.#rng.chance(0.5) ? networkError : unknownStatusError;
     const startedAt = Date.now();
+    const replica = this.#replicas?.int(0, 1) ?? 0;
     return this.#world.remote(
       this.#inc,
       `insert ${this.destinationId}:${batch.table.table} rows=${batch.rows} token=${batch.token}`,
@@ -260,7 +292,7 @@ export class SimSink implements Sink {
         signal,
         abortError,
       },
-      () => this.#warehouse.apply(this.destinationId, batch, this.#inc.id, startedAt),
+      () => this.#warehouse.apply(this.destinationId, batch, this.#inc.id, startedAt, replica),
     );
   }
 

@@ -18,6 +18,7 @@ const destinationDoc = z.object({
   database: field.database,
   tls: field.tls,
   compression: field.compression,
+  cluster: field.cluster,
   limits: z.object({ maxBufferedBytes: field.maxBufferedBytes, concurrency: field.concurrency, requestTimeoutMs: field.requestTimeoutMs, stalledAfterMs: field.stalledAfterMs }).prefault({}),
 });
 
@@ -59,7 +60,20 @@ export function parseDocument(raw: unknown, loadedAt: number, what: string): Par
   const destinations = new Map<string, DestinationConfig>();
   for (const d of doc.destinations) {
     const tls = d.tls === undefined ? undefined : Object.freeze({ ...d.tls });
-    destinations.set(d.id, Object.freeze({ id: d.id, url: d.url, user: d.user, password: new Secret(d.password), database: d.database, tls, compression: d.compression, ...d.limits }));
+    destinations.set(
+      d.id,
+      Object.freeze({
+        id: d.id,
+        url: d.url,
+        user: d.user,
+        password: new Secret(d.password),
+        database: d.database,
+        tls,
+        compression: d.compression,
+        ...(d.cluster === undefined ? {} : { cluster: d.cluster }),
+        ...d.limits,
+      }),
+    );
   }
   const teams = new Map(doc.teams.map((t) => [t.team_id, t.destination] as const));
   const canonical = JSON.stringify([

@@ -16,6 +16,7 @@ import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../
 import { classifyClickHouseError } from './classify.ts';
 import { quoteIdent, renderTableDdl } from './ddl.ts';
 import { deduplicationOf, deduplicationQuery, definitionVersion, engineRow, type EngineQueryRow } from './dedup.ts';
+import { agreedVersion, clusterFor, replicaVersionsQuery, type ReplicaVersionRow } from './replica-versions.ts';
 import { DedupWindowWatch } from './window-watch.ts';
 
 interface ColumnRow {
@@ -72,11 +73,14 @@ export class ClickHouseSink implements Sink {
   readonly #client: ClickHouseClient;
   readonly #compression: 'none' | 'gzip' | 'zstd';
   readonly #window: DedupWindowWatch;
+  /** The cluster whose replicas answer at the URL (replica-versions.ts); none: Cloud's default for Shared engines. */
+  readonly #cluster: string | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(destination: DestinationConfig, options: ClickHouseSinkOptions = {}) {
     this.destinationId = destination.id;
     this.#compression = destination.compression;
+    this.#cluster = destination.cluster;
     this.#window = new DedupWindowWatch({ destinationId: destination.id, logger: options.logger, metrics: options.metrics });
     const tls = tlsOptions(destination);
     this.#client = createClient({
@@ -97,8 +101,8 @@ export class ClickHouseSink implements Sink {
 
   async describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
     try {
-      const read = async <T>(query: string): Promise<T[]> => {
-        const result = await this.#client.query({ query, query_params: { db: table.database, table: table.table }, format: 'JSONEachRow', ...(signal ? { abort_signal: signal } : {}) });
+      const read = async <T>(query: string, params: Record<string, string> = {}): Promise<T[]> => {
+        const result = await this.#client.query({ query, query_params: { db: table.database, table: table.table, ...params }, format: 'JSONEachRow', ...(signal ? { abort_signal: signal } : {}) });
         return result.json<T>();
       };
       const [rows, engines] = await Promise.all([
@@ -113,7 +117,10 @@ export class ClickHouseSink implements Sink {
       if (engine === undefined) return { columns, timezone };
       const deduplication = deduplicationOf(table, engineRow(engine));
       this.#window.learn(table, deduplication);
-      return { columns, deduplication, timezone, version: definitionVersion(engine) };
+      const cluster = clusterFor(this.#cluster, engine.engine);
+      const local = definitionVersion(engine);
+      const version = cluster === undefined ? local : agreedVersion(local, await read<ReplicaVersionRow>(replicaVersionsQuery, { cluster }));
+      return { columns, deduplication, timezone, version };
     } catch (error) {
       throw classifyClickHouseError(error);
     }

@@ -9,16 +9,17 @@
 // `todo` tests reproduce defects found by this review (each fails today). Findings A (a replicated
 // table never altered: per-replica mtimes) and D (a re-created table) were fixed in the same session
 // (the version is the uuid + metadata_version, 0 included, for replicated engines), C (a materialized
-// view created in between) in session 9 (the version names the views reading from the table); B
-// (replica lag) stays open, and the same-second limit was fixed in session 9 too (delivery.md §11).
+// view created in between) in session 9 (the version names the views reading from the table), B
+// (replica lag) in session 10 for destinations that name their cluster (the version read from every
+// replica), and the same-second limit in session 9 too (delivery.md §11).
 // The tests of ledgers written before the change, of crashes around a change and its revert, and of
 // definitionVersion's answers are in version-fingerprint-ledgers.test.ts; the world both drive is in world.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ColumnInfo, TableSchema } from '../../../src/sink/types.ts';
+import type { ColumnInfo, InsertBatch, InsertResult, TableSchema } from '../../../src/sink/types.ts';
 import { expectExactlyOnce, marks } from '../../helpers/exactly-once.ts';
 import { TokenWarehouse } from '../../helpers/pipeline-world.ts';
-import { base, CountingLedgerStore, extra, lost, runToEnd, schemaOf, scriptedSink, type TableState } from './world.ts';
+import { base, clusterSchemaOf, CountingLedgerStore, extra, lost, runToEnd, schemaOf, scriptedSink, type TableState } from './world.ts';
 
 // ---------------------------------------------------------------------------------------------
 // A version that differs between reads with no change (replicas behind a load balancer)
@@ -110,37 +111,52 @@ test('control: the same refusal naming no row under a stable version is isolated
 // Replica lag: the fresh read is not the schema the retry was refused under
 // ---------------------------------------------------------------------------------------------
 
-// Finding B (rows twice). The judgment assumes the fresh read shows the schema the retry was refused
-// under, and the recorded read the schema the first attempt was parsed under. Behind a load balancer
-// over replicas that apply an ALTER at different times neither holds: the read and the retry hit
-// replica B (not yet applied: v1), the first attempt hit A (applied: v2, u4 valid there) and landed,
-// its reply lost. Recorded F(v1) = fresh F(v1): "not in doubt", the range is split, every row but u4
-// is inserted again under sub-tokens. No revert is needed; the version cannot help (it is the same
-// on every replica only once applied). Not new in e453b16, but the docs now claim it is covered.
-// Fix: read the version from every replica (clusterAllReplicas(system.tables): a range is judged
-// "same schema" only when all replicas agreed on one version at both reads), or judge every
-// in-limbo range of a replicated table in doubt.
-test(
-  'finding B: replica lag behind a load balancer: the first attempt lands on the replica that applied the ALTER, the retry and the fresh read hit one that has not: no row twice',
-  { todo: 'rows twice: the lagging replica reads the recorded version, so the landed range is split' },
-  async () => {
+// Finding B (rows twice; fixed in session 10 for destinations that name their cluster). The judgment
+// assumes the fresh read shows the schema the retry was refused under, and the recorded read the
+// schema the first attempt was parsed under. Behind a load balancer over replicas that apply an ALTER
+// at different times neither holds: the read and the retry hit replica B (not yet applied: v1), the
+// first attempt hit A (applied: v2, u4 valid there) and landed, its reply lost. Recorded F(v1) =
+// fresh F(v1): "not in doubt", the range is split, every row but u4 is inserted again under
+// sub-tokens. The fix (src/sink/clickhouse/replica-versions.ts): with `destinations[].cluster` (or
+// Cloud's `default` for Shared engines) the version is also read from every replica
+// (clusterAllReplicas), and counts only when all of them agree; here A (v2) and B (v1) disagree at
+// the fresh read, so the range is in doubt: retried whole under its token, then dead-lettered marked.
+const lagging: TableState = { columns: base, metadataVersion: 1, mtime: '2026-12-06 10:00:00', u4Valid: false };
+const applied: TableState = { ...lagging, metadataVersion: 2, u4Valid: true };
+/** The first attempt lands on A, which applied the ALTER; every retry hits B, which has not. */
+const landsOnA = async (n: number, _batch: InsertBatch, store: (valid: boolean) => Promise<InsertResult>): Promise<InsertResult> => {
+  if (n === 1) {
+    await store(true); // replica A (ALTER applied: v2, u4 valid) stores it
+    throw lost();
+  }
+  return store(false); // replica B (v1) refuses u4
+};
+
+test('finding B (fixed with the cluster read): replica lag behind a load balancer: the first attempt lands on the replica that applied the ALTER, the retry and the fresh read hit one that has not: no row twice', async () => {
+  // The recorded read: both replicas at v1. A applies the ALTER before the attempt lands on it.
+  for (const before of [
+    [lagging, lagging],
+    [applied, lagging],
+  ] as const) {
     const w = new TokenWarehouse();
-    const lagging: TableState = { columns: base, metadataVersion: 1, mtime: '2026-12-06 10:00:00', u4Valid: false };
-    const s = scriptedSink(
-      w,
-      () => schemaOf(lagging), // every read hits replica B
-      async (n, _batch, store) => {
-        if (n === 1) {
-          await store(true); // replica A (ALTER applied: v2, u4 valid) stores it
-          throw lost();
-        }
-        return store(false); // replica B (v1) refuses u4
-      },
-    );
+    const s = scriptedSink(w, (n) => clusterSchemaOf(lagging, n === 1 ? before : [applied, lagging]), landsOnA);
     const letters = await runToEnd(s.factory);
     expectExactlyOnce(w, letters, 10);
-  },
-);
+    assert.equal(w.uuids().length, 10, 'every row once: u4 landed with the first attempt');
+    assert.ok(
+      marks(letters).every(([, marked]) => marked === true),
+      `every dead letter marked may-have-landed: ${JSON.stringify(marks(letters), (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))}`,
+    );
+  }
+});
+
+test('control for finding B: without the cluster read (one replica answers every read), the same lag splits the landed range: rows twice', async () => {
+  const w = new TokenWarehouse();
+  const s = scriptedSink(w, () => schemaOf(lagging), landsOnA);
+  await runToEnd(s.factory);
+  const rows = w.uuids();
+  assert.ok(rows.length > new Set(rows).size, `rows twice without the cluster read: ${rows.length} rows, ${new Set(rows).size} distinct`);
+});
 
 // ---------------------------------------------------------------------------------------------
 // What decides a verdict but is not in the table's definition

@@ -10,6 +10,7 @@ import { MemoryLedgerStore, type LedgerJson } from '../../../src/ack/ledger.ts';
 import type { Config, DestinationConfig } from '../../../src/config/load.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
 import { definitionVersion, type EngineQueryRow } from '../../../src/sink/clickhouse/dedup.ts';
+import { agreedVersion } from '../../../src/sink/clickhouse/replica-versions.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { ColumnInfo, InsertBatch, InsertResult, Sink, TableSchema } from '../../../src/sink/types.ts';
 import type { Letter } from '../../helpers/exactly-once.ts';
@@ -57,6 +58,18 @@ export function engineRow(s: TableState): EngineQueryRow {
     metadata_age_seconds: s.ageSeconds ?? 3_600,
   };
   return row;
+}
+
+/**
+ * The schema a read gives when the destination names its cluster: the columns and local version of
+ * the replica the URL reached, joined by the real agreedVersion with what every replica's row says.
+ */
+export function clusterSchemaOf(local: TableState, replicas: readonly TableState[]): TableSchema {
+  const rows = replicas.map((r) => {
+    const { engine_full: _full, defaults: _defaults, ...row } = engineRow(r);
+    return { ...row, replicas: replicas.length };
+  });
+  return { columns: [...local.columns], version: agreedVersion(definitionVersion(engineRow(local)), rows) };
 }
 
 /** The schema a read of this replica gives, its version through the real definitionVersion. */

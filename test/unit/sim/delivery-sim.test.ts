@@ -24,8 +24,8 @@ const SEEDS = Number(process.env.SIM_SEEDS ?? 1500);
 const FIRST = Number(process.env.SIM_FIRST_SEED ?? 1);
 const BUDGET_MS = Number(process.env.SIM_BUDGET_MS ?? 75_000);
 const knownNames = Object.keys(KNOWN_ISSUES) as KnownIssue[];
-/** The features the regression seeds below were found with: every one before `reverts` (which changes the seeds it is drawn for). */
-const allFeatures = { ...(Object.fromEntries(Object.keys(FEATURES).map((f) => [f, true])) as Record<Feature, boolean>), reverts: false };
+/** The features the regression seeds below were found with: every one before `reverts` and `replicaLag` (which change the seeds they are drawn for). */
+const allFeatures = { ...(Object.fromEntries(Object.keys(FEATURES).map((f) => [f, true])) as Record<Feature, boolean>), reverts: false, replicaLag: false };
 /** The features the older regression seeds were found with (the scenario generator draws per feature). */
 const v1Features: Partial<Record<Feature, boolean>> = { ...allFeatures, lookups: false, splits: false, pauses: false };
 const enabled = (process.env.SIM_KNOWN ?? '').split(',').filter((k) => k !== '');
@@ -149,6 +149,12 @@ const regressions: Record<string, { seeds: readonly number[]; invariants: Readon
   // the re-formed batch took the ledger for durable (not dirty: a save marks it clean when it starts)
   // and sent a sub-insert; the save was fenced, the next owner inserted the whole range (rows twice).
   inFlightSplit: { seeds: [1456], invariants: ['duplicated'], known: { ...allFeatures, reverts: true } },
+  // A replica lagging behind an ALTER (review 2026-12-06c, finding B): the first attempt landed on
+  // one that had applied it or not, its reply lost; the retry was refused on the other, and a fresh
+  // read of the lagging one repeated the recorded version: the range was split (rows twice, or a row
+  // and an unmarked dead letter). Found with the version read from one replica only (the sweep's
+  // mutation check); the version read from every replica keeps such a range in doubt.
+  replicaLagUnseen: { seeds: [502, 739, 874, 1334], invariants: ['duplicated'], known: { ...allFeatures, reverts: true, replicaLag: true } },
 };
 
 for (const [name, { seeds, invariants, known: features, throwing }] of Object.entries(regressions)) {
