@@ -30,6 +30,20 @@ export type FieldValue = undefined | null | string | number | bigint | boolean |
 /** Reads one top-level field of an object row's values. Built once per (type, field), never per row. */
 export type FieldReader = (values: object) => FieldValue;
 
+/** Where a TextReader puts a field's UTF-8 bytes: [start, end) of `buf`. Reused: read it at once. */
+export interface TextSpan {
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+/**
+ * Puts a singular string field's UTF-8 bytes in `out` and returns true — the same text its
+ * FieldReader would return as a string, without making one — or returns false (the field is absent
+ * or not readable so): its FieldReader then decides. Built once per (type, field), never per row.
+ */
+export type TextReader = (values: object, out: TextSpan) => boolean;
+
 /** The type of object rows (one per message type): stable identity, so encoders cache per type. */
 export interface ObjectRowType {
   /** The fully qualified type name (e.g. `posthog.Event`). */
@@ -38,6 +52,8 @@ export interface ObjectRowType {
   readonly fieldNames: readonly string[];
   /** The reader of one top-level field, or undefined when the type has no such field. */
   reader(fieldName: string): FieldReader | undefined;
+  /** A reader of the field's text as bytes, where the type has one (typed encoders copy them into String columns). */
+  textReader?(fieldName: string): TextReader | undefined;
   /** The row as one JSON object (field names as above; 64-bit integers as numbers), for pass-through. */
   toJson(values: object): Buffer;
 }

@@ -4,7 +4,7 @@
 // row-type.ts's reader returns from a `fromBinary` message. Built once per (type, field); a read
 // allocates only its result (strings, bigints, arrays, TimestampValue).
 import { ScalarType, type DescField } from '@bufbuild/protobuf';
-import { TimestampValue, type FieldReader, type FieldValue } from '../row.ts';
+import { TimestampValue, type FieldReader, type FieldValue, type TextReader } from '../row.ts';
 import { cur, skipKnown, skipUnknown, tag, varint32, varint64, WT_LEN } from './wire.ts';
 import type { WireField, WirePlan } from './wire-plan.ts';
 
@@ -169,6 +169,35 @@ export function scalarReader(field: WireField, read: ReadFn, zero: FieldValue | 
     cur.pos = m.start + slotOffset(v);
     varint32(m.buf, m.end);
     return read(m.buf, m.end);
+  };
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * The bytes of a singular string field (not in a oneof): its last occurrence, or the empty string
+ * for an unset proto3 field without presence; an unset `optional` field is left to its FieldReader
+ * (absent). The walk at decode time checked them as UTF-8 (wire.ts checkValue).
+ */
+export function stringTextReader(field: WireField, implicit: boolean): TextReader {
+  const index = field.index;
+  return (values, out) => {
+    const m = values as WireMessage;
+    const v = m.slab[m.base + index] ?? 0;
+    if (v === 0) {
+      if (!implicit) return false;
+      out.buf = NO_BYTES;
+      out.start = 0;
+      out.end = 0;
+      return true;
+    }
+    cur.pos = m.start + slotOffset(v);
+    varint32(m.buf, m.end);
+    const n = varint32(m.buf, m.end);
+    out.buf = m.buf;
+    out.start = cur.pos;
+    out.end = cur.pos + n;
+    return true;
   };
 }
 

@@ -17,15 +17,15 @@
 // (wire-json.ts), else decodes the whole message with `fromBinary` and writes it as row-type.ts
 // does. A type the walk cannot read (groups anywhere, proto2 and editions files, whose unset fields
 // read as defaults) keeps the `fromBinary` row type (RowTypes.typeOf).
-import { fromBinary, type DescField, type DescMessage } from '@bufbuild/protobuf';
+import { fromBinary, ScalarType, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import { Edition, FeatureSet_FieldPresence } from '@bufbuild/protobuf/wkt';
-import type { FieldReader, ObjectRowType } from '../row.ts';
+import type { FieldReader, ObjectRowType, TextReader } from '../row.ts';
 import { JsonWriter } from './json-writer.ts';
 import { TIMESTAMP, WRAPPERS, type ProtobufRowType, type RowTypes } from './row-type.ts';
 import { wireJsonWriter } from './wire-json.ts';
 import { checkPacked, checkValue, cur, skipUnknown, tag, WT_LEN } from './wire.ts';
 import { K_MAP, wireReadable, WirePlans, type WireField, type WirePlan } from './wire-plan.ts';
-import { enumConvert, listReader, moveOver, oneofScalarReader, scalarReader, scalarReadFn, timestampReader, WireMessage, wrapperReader, zeroOf } from './wire-readers.ts';
+import { enumConvert, listReader, moveOver, oneofScalarReader, scalarReader, scalarReadFn, stringTextReader, timestampReader, WireMessage, wrapperReader, zeroOf } from './wire-readers.ts';
 
 export { WireMessage };
 
@@ -74,6 +74,7 @@ export class WireRowType implements ObjectRowType {
   readonly objects: ProtobufRowType;
   readonly #plan: WirePlan;
   readonly #readers = new Map<string, FieldReader>();
+  readonly #texts = new Map<string, TextReader>();
   #slab: Int32Array;
   #slabPos = 0;
   readonly #width: number;
@@ -89,7 +90,14 @@ export class WireRowType implements ObjectRowType {
     this.#plan = plans.of(desc);
     this.#width = Math.max(1, desc.fields.length);
     this.#slab = new Int32Array(Math.max(SLAB_INTS, this.#width));
-    for (const field of this.#plan.fields) this.#readers.set(field.desc.name, this.#readerOf(field));
+    for (const field of this.#plan.fields) {
+      this.#readers.set(field.desc.name, this.#readerOf(field));
+      const f = field.desc;
+      // Singular strings outside a oneof: their bytes are the String column's value as they are.
+      if (f.fieldKind === 'scalar' && f.scalar === ScalarType.STRING && f.oneof === undefined) {
+        this.#texts.set(f.name, stringTextReader(field, f.presence === FeatureSet_FieldPresence.IMPLICIT));
+      }
+    }
     this.#json = wireJsonWriter(this.#plan.fields, this.#readers);
   }
 
@@ -105,6 +113,10 @@ export class WireRowType implements ObjectRowType {
 
   reader(fieldName: string): FieldReader | undefined {
     return this.#readers.get(fieldName);
+  }
+
+  textReader(fieldName: string): TextReader | undefined {
+    return this.#texts.get(fieldName);
   }
 
   toJson(values: object): Buffer {

@@ -6,7 +6,7 @@
 // input_format_null_as_default would. The result is the row ClickHouse's own JSONEachRow input
 // would give (docs/design/typed-encoding.md); a value it would refuse throws an EncodeError.
 import type { ColumnInfo } from '../../sink/types.ts';
-import type { FieldReader, FieldValue, ObjectRow, ObjectRowType, Row } from '../../decode/row.ts';
+import type { FieldReader, FieldValue, ObjectRow, ObjectRowType, Row, TextReader, TextSpan } from '../../decode/row.ts';
 import type { SourceRecord } from '../../source/types.ts';
 import { EncodeError } from '../../errors/inserter-error.ts';
 import type { ByteSink } from '../byte-chunks.ts';
@@ -98,6 +98,9 @@ class TypedEncoder implements RowEncoder {
   readonly #predicted = new Int32Array(PREDICTED).fill(-1);
   readonly #row = new RowBuffer();
   readonly #readers = new Map<ObjectRowType, readonly (FieldReader | undefined)[]>();
+  /** By row type, the text readers of String columns (their bytes copied as they are), by column index. */
+  readonly #texts = new Map<ObjectRowType, readonly (TextReader | undefined)[]>();
+  readonly #span: TextSpan = { buf: Buffer.alloc(0), start: 0, end: 0 };
 
   constructor(columns: readonly Column[]) {
     this.#columns = columns;
@@ -340,10 +343,15 @@ class TypedEncoder implements RowEncoder {
 
   #writeObject(buf: RowBuffer, record: SourceRecord, row: ObjectRow, teamId: number | undefined): void {
     let readers = this.#readers.get(row.type);
-    if (readers === undefined) {
-      readers = this.#columns.map((c) => row.type.reader(c.name));
-      this.#readers.set(row.type, readers);
+    let texts = this.#texts.get(row.type);
+    if (readers === undefined || texts === undefined) {
+      const type = row.type;
+      readers = this.#columns.map((c) => type.reader(c.name));
+      texts = this.#columns.map((c) => (c.direct && c.metadata === undefined ? type.textReader?.(c.name) : undefined));
+      this.#readers.set(type, readers);
+      this.#texts.set(type, texts);
     }
+    const span = this.#span;
     const columns = this.#columns;
     if (this.#wrap >= 0) {
       this.#writeJson(buf, record, row.type.toJson(row.values), teamId);
@@ -353,6 +361,12 @@ class TypedEncoder implements RowEncoder {
       const column = columns[k] as Column;
       if (column.metadata !== undefined) {
         this.#metadata(buf, column, column.metadata, record);
+        continue;
+      }
+      const text = texts[k];
+      if (text !== undefined && text(row.values, span)) {
+        buf.u8(0);
+        buf.string(span.buf, span.start, span.end);
         continue;
       }
       const value = readers[k]?.(row.values);

@@ -16,7 +16,7 @@ import { ALL_TOPICS, generate } from '../../../dev/posthog/generator.ts';
 import { ProtobufDecoder } from '../../../src/decode/protobuf/decoder.ts';
 import { RowTypes } from '../../../src/decode/protobuf/row-type.ts';
 import { WireMessage, WireRowType, WireRowTypes } from '../../../src/decode/protobuf/wire-row-type.ts';
-import { TimestampValue } from '../../../src/decode/row.ts';
+import { TimestampValue, type TextSpan } from '../../../src/decode/row.ts';
 import { DecodeError } from '../../../src/errors/inserter-error.ts';
 import { buildKinds } from './protobuf/fixtures.ts';
 import { genMessage, mutate, Rand, type GenOptions } from './protobuf/wire-gen.ts';
@@ -76,6 +76,14 @@ function compare(pair: Pair, payload: Buffer, prefix = 0): Outcome {
     const got = outcome(() => wire.reader(name)?.(actual as object));
     const want = outcome(() => objects.reader(name)?.(expected as object));
     assert.deepStrictEqual(got, want, `field ${name} (${hex})`);
+    // A string field's bytes (typed encoders copy them into String columns) are its reader's text.
+    const text = wire.textReader(name);
+    if (text === undefined) continue;
+    const span: TextSpan = { buf: Buffer.alloc(0), start: 0, end: 0 };
+    const value = wire.reader(name)?.(actual as object);
+    if (text(actual as object, span)) assert.equal(span.buf.toString('utf8', span.start, span.end), value, `text of ${name} (${hex})`);
+    else assert.equal(value, undefined, `no text only for an absent ${name} (${hex})`);
+    texts++;
   }
   assert.deepStrictEqual(
     outcome(() => wire.toJson(actual as object)),
@@ -84,6 +92,9 @@ function compare(pair: Pair, payload: Buffer, prefix = 0): Outcome {
   );
   return 'equal';
 }
+
+/** String fields whose bytes were compared with their reader's text (the differential must reach some). */
+let texts = 0;
 
 function outcome(read: () => unknown): unknown {
   try {
@@ -123,6 +134,7 @@ test('differential: generated test.wire.All messages (every scalar type singular
   const counts = differential(pairOf(kinds.registry, 'test.wire.All'), ALL_OPTIONS, numRuns, false);
   // The generator writes a little invalid UTF-8 and wrong wire types: most messages must be valid.
   assert.ok(counts.equal > numRuns * 0.5, `most generated messages are valid: ${JSON.stringify(counts)}`);
+  assert.ok(texts > numRuns, `string fields' bytes compared with their text: ${texts}`);
 });
 
 test('differential: generated test.wire.Flat (JSON written from the wire), test.wire.Leaf and test.kinds.Kinds messages', () => {
