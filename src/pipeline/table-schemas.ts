@@ -40,7 +40,14 @@ export function exactlyOnceFor(config: Config, route: RouteConfig): boolean {
 
 export class TableSchemas {
   readonly #entries = new Map<string, Entry>();
-  readonly #loading = new Map<string, Promise<Entry>>();
+  readonly #loading = new Map<string, { readonly promise: Promise<Entry>; readonly generation: number }>();
+  /**
+   * Per table, bumped by invalidate(): a read started before it (by another lane) answers its own
+   * callers but is neither cached nor joined, so the fresh read a refusal asks for is one that
+   * starts after the refusal (review 2026-12-07b, finding 2: joining an older read in flight gave
+   * the schema from before an ALTER, equal to the recorded one, and the range was split).
+   */
+  readonly #generations = new Map<string, number>();
   /** Tables accepted at-least-once that were already warned about (one warning per table). */
   readonly #warned = new Set<string>();
   readonly #config: Config;
@@ -63,23 +70,27 @@ export class TableSchemas {
     const key = `${sink.destinationId}\u0000${table.database}\u0000${table.table}`;
     const entry = this.#entries.get(key);
     if (entry !== undefined && Date.now() - entry.loadedAt < this.#config.schemaRefreshMs) return this.#admit(key, sink, route, table, entry);
+    const generation = this.#generations.get(key) ?? 0;
     let loading = this.#loading.get(key);
-    if (loading === undefined) {
-      loading = this.#load(sink, route, table, signal).then(
+    if (loading === undefined || loading.generation !== generation) {
+      const current = (): boolean => (this.#generations.get(key) ?? 0) === generation;
+      const promise = this.#load(sink, route, table, signal).then(
         (loaded) => {
+          if (this.#loading.get(key)?.promise === promise) this.#loading.delete(key);
+          if (!current()) return loaded; // invalidated while it was read: for its own callers only
           this.#entries.set(key, loaded);
-          this.#loading.delete(key);
           if (loaded.deduplication?.byToken !== false) this.#warned.delete(key);
           return loaded;
         },
         (error: unknown) => {
-          this.#loading.delete(key);
+          if (this.#loading.get(key)?.promise === promise) this.#loading.delete(key);
           throw error;
         },
       );
+      loading = { promise, generation };
       this.#loading.set(key, loading);
     }
-    return this.#admit(key, sink, route, table, await loading);
+    return this.#admit(key, sink, route, table, await loading.promise);
   }
 
   /** The encoder, unless the table cannot deduplicate and the route wants exactly-once. */
@@ -110,7 +121,9 @@ export class TableSchemas {
   }
 
   invalidate(sink: Sink, table: TableRef): void {
-    this.#entries.delete(`${sink.destinationId}\u0000${table.database}\u0000${table.table}`);
+    const key = `${sink.destinationId}\u0000${table.database}\u0000${table.table}`;
+    this.#entries.delete(key);
+    this.#generations.set(key, (this.#generations.get(key) ?? 0) + 1);
   }
 
   async #load(sink: Sink, route: RouteConfig, table: TableRef, signal: AbortSignal): Promise<Entry> {

@@ -1,8 +1,9 @@
 // A table's definition version read from every replica behind one URL (review 2026-12-06c, finding
 // B; src/sink/clickhouse/replica-versions.ts), on two real ClickHouse servers named as the replicas
 // of one cluster (`remote_servers` in each server's config.d): the version counts only when every
-// replica answered with the same one. A replica lagging behind an ALTER, or one that cannot be
-// reached, gives a version that equals no other read; an unknown cluster fails the schema read.
+// replica answered with the same one. A replica lagging behind an ALTER, a view on one replica only,
+// or a replica that cannot be reached gives a version that equals no other read; a view re-created on
+// one replica (its uuid there moves) gives another agreed version; an unknown cluster fails the read.
 import assert from 'node:assert/strict';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -94,6 +95,23 @@ test('every replica agreeing gives one version; a replica behind an ALTER or unr
       await b.up();
     }
     assert.equal(await version(), caughtUp, 'back: the agreed version again');
+
+    // A view reading from the table on every replica (each its own uuid): agreed; the view dropped
+    // and created again on one replica (its uuid there moves): agreed, but another version.
+    for (const ch of [a, b]) {
+      await ch.query('CREATE TABLE app.counts (id UInt64) ENGINE = MergeTree ORDER BY id');
+      await ch.query('CREATE MATERIALIZED VIEW app.counts_mv TO app.counts AS SELECT id FROM app.events');
+    }
+    await settle('2026-01-02T00:00:00Z', a, b);
+    const withViews = await version();
+    assert.ok(withViews?.includes('|all:') === true && withViews.includes('app.counts_mv@'), `agreed, the views named: ${withViews}`);
+    await b.query('DROP VIEW app.counts_mv');
+    assert.ok((await version())?.startsWith('~replicas-differ~') === true, 'a view on one replica only');
+    await b.query('CREATE MATERIALIZED VIEW app.counts_mv TO app.counts AS SELECT id FROM app.events');
+    await settle('2026-01-02T00:00:00Z', b);
+    const recreated = await version();
+    assert.ok(recreated?.includes('|all:') === true, `agreed again: ${recreated}`);
+    assert.notEqual(recreated, withViews, 'the view re-created on one replica: another version');
   } finally {
     await Promise.all([sink.close(), single.close()]);
   }

@@ -69,6 +69,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   // (FEATURES.replicaLag), from a stream of its own.
   const lagging = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).replicaLag && changes !== undefined ? new Rng(seed ^ 0x7e91a6) : undefined;
   const replicaLagMs = lagging?.chance(0.5) === true ? lagging.int(50, 2_000) : 0;
+  const slowSchemaReads = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).slowSchemaReads;
   const poison = drawnPoison;
   const unlisted = drawnUnlisted;
   const worldRng = root.fork();
@@ -148,7 +149,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
         scenario,
         life,
         exactlyOnce,
-        { bus, warehouse, deadLetters, ledgers, refused, changes, seed, schemaFaults: schemaFaultsFor(seed), staleFetch, positionFaults },
+        { bus, warehouse, deadLetters, ledgers, refused, changes, seed, schemaFaults: schemaFaultsFor(seed), staleFetch, positionFaults, slowSchemaReads },
         driverRng,
         checker,
         stats,

@@ -42,6 +42,8 @@ export interface Durable {
   readonly staleFetch: Rng | undefined;
   /** Which commits store the ledger alone, not the position (FEATURES.positionFaults). */
   readonly positionFaults: Rng | undefined;
+  /** Whether some schema reads answer late (FEATURES.slowSchemaReads). */
+  readonly slowSchemaReads: boolean;
 }
 
 export function startPipeline(
@@ -92,7 +94,9 @@ export function startPipeline(
         scenario.warehouseFaults,
         Date.now() + life.pressureMs,
         scenario.stalling?.destination === destination.id ? new Rng(scenario.stalling.seed * 977 + inc.id) : undefined,
+        // Streams of their own per sink (the n-th sink this incarnation made), so older schedules stay.
         durable.warehouse.replicas > 1 ? new Rng(durable.seed * 313 + inc.id * 17 + ++sinks) : undefined,
+        durable.slowSchemaReads ? new Rng(durable.seed * 7177 + inc.id * 13 + (durable.warehouse.replicas > 1 ? sinks : ++sinks)) : undefined,
       ),
     ...(scenario.lookups === undefined ? {} : { provider: new SimDestinationsApi(world, inc, config, scenario.teamMap, rng.fork(), scenario.lookups) }),
     deadLetters: new SimDeadLetterSink(world, inc, durable.deadLetters, rng.fork(), scenario.deadLetterFaults),

@@ -118,8 +118,15 @@ export class Warehouse {
     const here = this.#replicaTime(now, replica);
     const local = String(changes.version(here));
     if (this.replicas === 1) return { columns: changes.columns(t.columns, here), version: local };
-    const rows = [0, 1].map((r) => ({ engine: 'ReplicatedMergeTree', uuid: SIM_TABLE_UUID, metadata_version: changes.version(this.#replicaTime(now, r)), replicas: 2 }));
-    return { columns: changes.columns(t.columns, here), version: agreedVersion(local, rows) };
+    const rows = [0, 1].map((r) => ({
+      replica: `replica-${r}:9000`,
+      initiator: `replica-${replica}:9000`,
+      engine: 'ReplicatedMergeTree',
+      uuid: SIM_TABLE_UUID,
+      metadata_version: changes.version(this.#replicaTime(now, r)),
+      replicas: 2,
+    }));
+    return { columns: changes.columns(t.columns, here), version: agreedVersion(local, rows, [], `replica-${replica}:9000`) };
   }
 
   /** Every table as `destination`, `db.table` and its rows. */
@@ -236,10 +243,24 @@ export class SimSink implements Sink {
   readonly #stalls: Rng | undefined;
   /** Draws which replica each schema read and insert reaches (a stream of its own); none: one server. */
   readonly #replicas: Rng | undefined;
+  /** Draws which schema reads answer late (FEATURES.slowSchemaReads, a stream of its own); none: all answer at once. */
+  readonly #slowReads: Rng | undefined;
 
-  constructor(world: World, inc: Incarnation, warehouse: Warehouse, destination: DestinationConfig, rng: Rng, faults: WarehouseFaults, pressureUntil: number, stalls?: Rng, replicas?: Rng) {
+  constructor(
+    world: World,
+    inc: Incarnation,
+    warehouse: Warehouse,
+    destination: DestinationConfig,
+    rng: Rng,
+    faults: WarehouseFaults,
+    pressureUntil: number,
+    stalls?: Rng,
+    replicas?: Rng,
+    slowReads?: Rng,
+  ) {
     this.#stalls = stalls;
     this.#replicas = replicas;
+    this.#slowReads = slowReads;
     this.destinationId = destination.id;
     this.#world = world;
     this.#inc = inc;
@@ -252,10 +273,12 @@ export class SimSink implements Sink {
   describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
     const fail = this.#rng.chance(this.#faults.describeFail) ? 'before' : undefined;
     const replica = this.#replicas?.int(0, 1) ?? 0;
+    // The schema is read when the request arrives; a slow answer brings it back late.
+    const late = this.#slowReads?.chance(0.15) === true ? this.#slowReads.int(20, 300) : 0;
     return this.#world.remote(
       this.#inc,
       `describe ${this.destinationId}:${table.table}`,
-      { kind: 'warehouse', sendMs: this.#rng.int(0, 2), replyMs: this.#rng.int(0, 2), fail, error: networkError, signal, abortError },
+      { kind: 'warehouse', sendMs: this.#rng.int(0, 2), replyMs: late + this.#rng.int(0, 2), fail, error: networkError, signal, abortError },
       () => this.#warehouse.schema(this.destinationId, table, replica),
     );
   }

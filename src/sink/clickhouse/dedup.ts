@@ -25,7 +25,8 @@ export const deduplicationQuery = `SELECT engine, engine_full,
    WHERE (database, name) IN (SELECT arrayJoin(arrayZip(dependencies_database, dependencies_table))
      FROM system.tables WHERE database = {db:String} AND name = {table:String})) AS dependents,
   toString(uuid) AS uuid, COLUMNS('^metadata_(version|modification_time)$'),
-  toInt64(now()) - toInt64(metadata_modification_time) AS metadata_age_seconds
+  toInt64(now()) - toInt64(metadata_modification_time) AS metadata_age_seconds,
+  concat(hostName(), ':', toString(tcpPort())) AS replica
 FROM system.tables WHERE database = {db:String} AND name = {table:String}`;
 
 /** A row of deduplicationQuery as JSONEachRow returns it. */
@@ -40,6 +41,8 @@ export interface EngineQueryRow {
   readonly metadata_modification_time?: string;
   /** Seconds since the metadata file was written, by the server's clock (now() − its mtime). */
   readonly metadata_age_seconds?: number | string;
+  /** `host:tcpPort` of the server that answered (replica-versions.ts checks it is one the cluster names). */
+  readonly replica?: string;
 }
 
 /**

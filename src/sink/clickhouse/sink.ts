@@ -16,7 +16,7 @@ import type { InsertBatch, InsertResult, Sink, TableRef, TableSchema } from '../
 import { classifyClickHouseError } from './classify.ts';
 import { quoteIdent, renderTableDdl } from './ddl.ts';
 import { deduplicationOf, deduplicationQuery, definitionVersion, engineRow, type EngineQueryRow } from './dedup.ts';
-import { agreedVersion, clusterFor, replicaVersionsQuery, type ReplicaVersionRow } from './replica-versions.ts';
+import { agreedVersion, clusterFor, replicaVersionsQuery, replicaViewsQuery, viewNames, type ReplicaVersionRow, type ReplicaViewRow } from './replica-versions.ts';
 import { DedupWindowWatch } from './window-watch.ts';
 
 interface ColumnRow {
@@ -101,7 +101,7 @@ export class ClickHouseSink implements Sink {
 
   async describe(table: TableRef, signal?: AbortSignal): Promise<TableSchema | undefined> {
     try {
-      const read = async <T>(query: string, params: Record<string, string> = {}): Promise<T[]> => {
+      const read = async <T>(query: string, params: Record<string, string | readonly string[]> = {}): Promise<T[]> => {
         const result = await this.#client.query({ query, query_params: { db: table.database, table: table.table, ...params }, format: 'JSONEachRow', ...(signal ? { abort_signal: signal } : {}) });
         return result.json<T>();
       };
@@ -119,11 +119,24 @@ export class ClickHouseSink implements Sink {
       this.#window.learn(table, deduplication);
       const cluster = clusterFor(this.#cluster, engine.engine);
       const local = definitionVersion(engine);
-      const version = cluster === undefined ? local : agreedVersion(local, await read<ReplicaVersionRow>(replicaVersionsQuery, { cluster }));
+      const version = cluster === undefined ? local : await this.#agreedVersion(read, cluster, local, engine.replica);
       return { columns, deduplication, timezone, version };
     } catch (error) {
       throw classifyClickHouseError(error);
     }
+  }
+
+  /** The version read from every replica of `cluster` as well (replica-versions.ts). */
+  async #agreedVersion(
+    read: <T>(query: string, params?: Record<string, string | readonly string[]>) => Promise<T[]>,
+    cluster: string,
+    local: string | undefined,
+    localReplica: string | undefined,
+  ): Promise<string | undefined> {
+    const rows = await read<ReplicaVersionRow>(replicaVersionsQuery, { cluster });
+    const names = viewNames(rows);
+    const views = names.length === 0 ? [] : await read<ReplicaViewRow>(replicaViewsQuery, { cluster, views: names });
+    return agreedVersion(local, rows, views, localReplica);
   }
 
   async createTable(table: TableRef, template: string | undefined, signal?: AbortSignal): Promise<void> {

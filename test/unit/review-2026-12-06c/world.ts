@@ -65,11 +65,12 @@ export function engineRow(s: TableState): EngineQueryRow {
  * the replica the URL reached, joined by the real agreedVersion with what every replica's row says.
  */
 export function clusterSchemaOf(local: TableState, replicas: readonly TableState[]): TableSchema {
-  const rows = replicas.map((r) => {
-    const { engine_full: _full, defaults: _defaults, ...row } = engineRow(r);
-    return { ...row, replicas: replicas.length };
+  const rows = replicas.map((r, i) => {
+    const { engine_full: _full, defaults: _defaults, dependents, ...row } = engineRow(r);
+    return { ...row, replica: `r${i}:9000`, initiator: 'r0:9000', dependents: (dependents ?? []).map((d) => d.split('@')[0] as string), replicas: replicas.length };
   });
-  return { columns: [...local.columns], version: agreedVersion(definitionVersion(engineRow(local)), rows) };
+  const views = replicas.flatMap((r, i) => (r.dependents ?? []).map((view) => ({ replica: `r${i}:9000`, view })));
+  return { columns: [...local.columns], version: agreedVersion(definitionVersion(engineRow(local)), rows, views) };
 }
 
 /** The schema a read of this replica gives, its version through the real definitionVersion. */
