@@ -18,6 +18,9 @@ import type { Range } from './delivery-range.ts';
 import { tableName } from './failure-report.ts';
 import type { TableSchemas } from './table-schemas.ts';
 
+/** Failures after which the attempt may still land (or has landed) on the server. */
+export const AMBIGUOUS: ReadonlySet<string> = new Set([ErrorClasses.transientNetwork, ErrorClasses.unknownInsertStatus, ErrorClasses.unknown]);
+
 export class Attempts {
   readonly #schemas: TableSchemas;
   readonly #metrics: Metrics;
@@ -72,7 +75,12 @@ export class Attempts {
         await sink.insert(insert, signal);
       } catch (error) {
         metrics.inserts.inc({ ...labels, outcome: 'error' });
-        return this.#failed(range, error);
+        const failure = this.#failed(range, error);
+        // It may have landed: recorded now, not when this delivery gets to judge it — a delivery that
+        // ends first (a sibling part's ledger save failing) is retried, and the retry must find these
+        // rows in limbo (§11; else a later refusal splits them: rows twice, found in the simulation).
+        if (AMBIGUOUS.has(failure.errorClass)) range.journal?.mayHaveLandedNow(range.from, range.to);
+        return failure;
       }
       metrics.insertSeconds.observe(labels, (performance.now() - started) / 1000);
     } finally {

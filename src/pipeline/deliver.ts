@@ -18,7 +18,7 @@ import type { SourceRecord } from '../source/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { ErrorReporter } from '../telemetry/sentry.ts';
-import { Attempts, type BodyBudget } from './attempt.ts';
+import { AMBIGUOUS, Attempts, type BodyBudget } from './attempt.ts';
 import { DestinationGates } from './destination-gates.ts';
 import { inDoubt, rangeOf, type DeliveryJournal, type Range } from './delivery-range.ts';
 import { excludeNamedRow, namedRow, noticeHold, refreshFingerprint } from './in-doubt.ts';
@@ -50,7 +50,7 @@ export interface DeliveryDeps {
 /** Rejections that depend on the server's state, not on the rows: an earlier attempt may have succeeded. */
 const loadDependent: ReadonlySet<string> = new Set([ErrorClasses.memoryLimit]);
 /** Failures after which the attempt may still land (or has landed) on the server. */
-const ambiguous: ReadonlySet<string> = new Set([ErrorClasses.transientNetwork, ErrorClasses.unknownInsertStatus, ErrorClasses.unknown]);
+const ambiguous = AMBIGUOUS;
 
 export class Deliverer {
   readonly #deps: DeliveryDeps;

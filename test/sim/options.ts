@@ -43,17 +43,14 @@ export const FEATURES = {
   replicaLag:
     "two replicas behind a destination's URL applying each schema change (and revert) 50 ms–2 s apart; every schema read and insert reaches one of them at random, and the table's version is read from both (src/sink/clickhouse/replica-versions.ts: review 2026-12-06c, finding B)",
   slowSchemaReads:
-    "schema reads whose answer is slow (15 % of them, 20–300 ms after the server read the schema): a lane's fresh read after a refusal must not join another lane's read that started before the refusal (review 2026-12-07b, finding 2)",
+    "schema reads whose answer is slow (15 % of them, 20–300 ms after the server read the schema): it changed the schedules enough to show a bisected part whose ambiguous failure was not recorded before its delivery ended (seed 28, throwing); a fresh read must not join another lane's older read (review 2026-12-07b, finding 2: not caught here)",
   staleOffsetFetch:
     "offset fetches (assignment, rewind) that miss a position committed in a ledger transaction for up to 40 ms (its markers are still being written): reading starts below the ledger's resolvedBelow",
 } as const;
 export type Feature = keyof typeof FEATURES;
 
-/** Open bugs (reported, not fixed in src/ yet) and the feature that triggers each. */
-export const KNOWN_ISSUES = {
-  slowSchemaReads:
-    'seed 28 with throwing Kafka clients: a split range whose part landed (reply lost) is retried long after, once schema changes by encoder and server took effect, refused for a victim and split again under new tokens (a row twice, a victim both a row and an unmarked dead letter); seen only with slow schema reads, not yet explained (session 10)',
-} as const satisfies Partial<Record<Feature, string>>;
+/** Open bugs (reported, not fixed in src/ yet) and the feature that triggers each: none today. */
+export const KNOWN_ISSUES = {} as const satisfies Partial<Record<Feature, string>>;
 export type KnownIssue = keyof typeof KNOWN_ISSUES;
 
 /** Features on by default: those whose bugs are fixed. */
@@ -73,7 +70,7 @@ export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
   stalls: true,
   slowCommits: true,
   replicaLag: true,
-  slowSchemaReads: false,
+  slowSchemaReads: true,
 };
 
 export interface SimStats {

@@ -155,6 +155,12 @@ const regressions: Record<string, { seeds: readonly number[]; invariants: Readon
   // and an unmarked dead letter). Found with the version read from one replica only (the sweep's
   // mutation check); the version read from every replica keeps such a range in doubt.
   replicaLagUnseen: { seeds: [502, 739, 874, 1334], invariants: ['duplicated'], known: { ...allFeatures, reverts: true, replicaLag: true } },
+  // A bisected part failed ambiguously (landed, its reply lost) while a sibling part was still being
+  // judged; that sibling's ledger save failed and ended the delivery before the part's own judgment
+  // recorded it in limbo. The retried delivery sent it as a new range, a later refusal split it under
+  // new tokens (rows twice; a row and an unmarked dead letter). Attempts now record an ambiguous
+  // failure at once. Found by the slowSchemaReads feature (it changes the schedules).
+  bisectedLimboForgotten: { seeds: [28], invariants: ['duplicated'], known: { ...allFeatures, reverts: true, replicaLag: true, slowSchemaReads: true }, throwing: true },
 };
 
 for (const [name, { seeds, invariants, known: features, throwing }] of Object.entries(regressions)) {
@@ -177,14 +183,6 @@ for (const [name, { seeds, invariants, known: features, throwing }] of Object.en
 
 // A bug reported but not yet fixed goes into KNOWN_ISSUES (driver.ts) with its feature off by default
 // and a todo test here running its seeds; SIM_KNOWN=all turns such features on.
-test('known issue slowSchemaReads: nothing duplicated with slow schema reads (seed 28, throwing Kafka clients)', { todo: KNOWN_ISSUES.slowSchemaReads }, async () => {
-  const result = await simulate({ seed: 28, throwingKafkaClients: true, known: { slowSchemaReads: true } });
-  assert.deepEqual(
-    result.violations.map((v) => v.invariant),
-    [],
-    result.violations.map((v) => v.message.slice(0, 200)).join('\n'),
-  );
-});
 test('a seed replays identically (same trace, same outcome)', async () => {
   for (const seed of [3, 17, 29]) {
     const a = await simulate({ seed, trace: true });
