@@ -49,8 +49,6 @@ export interface DeliveryDeps {
 
 /** Rejections that depend on the server's state, not on the rows: an earlier attempt may have succeeded. */
 const loadDependent: ReadonlySet<string> = new Set([ErrorClasses.memoryLimit]);
-/** Failures after which the attempt may still land (or has landed) on the server. */
-const ambiguous = AMBIGUOUS;
 
 export class Deliverer {
   readonly #deps: DeliveryDeps;
@@ -126,13 +124,13 @@ export class Deliverer {
     // retried with the same rows and token (it deduplicates) instead of splitting.
     let inLimbo = journal?.mayHaveLanded(from, to) === true;
     while (failure !== undefined) {
-      if (ambiguous.has(failure.errorClass)) {
+      if (AMBIGUOUS.has(failure.errorClass)) {
         inLimbo = true;
         journal?.mayHaveLandedNow(from, to); // a retried delivery of this batch must know it too
       }
       const policy = this.#policy.resolve(failure.errorClass, lane.route.name, lane.destination.id);
       const mustNotSplit = inLimbo && loadDependent.has(failure.errorClass);
-      const cuts = policy.action === 'bisect' ? !mustNotSplit && !(inLimbo && ambiguous.has(failure.errorClass)) : policy.action !== 'retry' && to - from > 1 && !mustNotSplit;
+      const cuts = policy.action === 'bisect' ? !mustNotSplit && !(inLimbo && AMBIGUOUS.has(failure.errorClass)) : policy.action !== 'retry' && to - from > 1 && !mustNotSplit;
       // In doubt (§11): an attempt that may have landed was sent under another schema, so this
       // refusal says nothing about it; a split's new tokens could insert its rows twice. The named
       // row is left out and the rest sent again under the same token; a refusal naming no row holds.
@@ -169,7 +167,7 @@ export class Deliverer {
       }
       // A bisection cuts and dead-letters on the server's refusal; after an ambiguous failure of the
       // same class (an override bisecting `unknown`) the rows are retried whole instead.
-      if (policy.action === 'bisect' && !mustNotSplit && !(inLimbo && ambiguous.has(failure.errorClass))) {
+      if (policy.action === 'bisect' && !mustNotSplit && !(inLimbo && AMBIGUOUS.has(failure.errorClass))) {
         const top = bisectFrom === undefined;
         bisectFrom ??= range.failedAt;
         if (to - from > 1) {
@@ -223,7 +221,7 @@ export class Deliverer {
       switch (policy.then) {
         case 'deadLetter': {
           // After a failure that says nothing about the rows, an earlier attempt may have landed.
-          const unproven = inLimbo && (ambiguous.has(phase.failure.errorClass) || loadDependent.has(phase.failure.errorClass));
+          const unproven = inLimbo && (AMBIGUOUS.has(phase.failure.errorClass) || loadDependent.has(phase.failure.errorClass));
           const reason = { ...reasonOf(phase.failure, phase.attempts), ...(doubt || unproven ? { mayHaveLanded: true } : {}) };
           await journal?.decide(from, to, 'dead', reason, signal);
           await this.#letters.rows(lane, batch, from, to, reason);

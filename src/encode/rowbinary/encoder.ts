@@ -97,9 +97,8 @@ class TypedEncoder implements RowEncoder {
   /** By a key's position in the row, the column it named in the last row (-1: none). */
   readonly #predicted = new Int32Array(PREDICTED).fill(-1);
   readonly #row = new RowBuffer();
-  readonly #readers = new Map<ObjectRowType, readonly (FieldReader | undefined)[]>();
-  /** By row type, the text readers of String columns (their bytes copied as they are), by column index. */
-  readonly #texts = new Map<ObjectRowType, readonly (TextReader | undefined)[]>();
+  /** By row type, by column index: the field readers, and the text readers of String columns (their bytes copied as they are). */
+  readonly #readers = new Map<ObjectRowType, { readonly fields: readonly (FieldReader | undefined)[]; readonly texts: readonly (TextReader | undefined)[] }>();
   readonly #span: TextSpan = { buf: Buffer.alloc(0), start: 0, end: 0 };
 
   constructor(columns: readonly Column[]) {
@@ -342,15 +341,16 @@ class TypedEncoder implements RowEncoder {
   }
 
   #writeObject(buf: RowBuffer, record: SourceRecord, row: ObjectRow, teamId: number | undefined): void {
-    let readers = this.#readers.get(row.type);
-    let texts = this.#texts.get(row.type);
-    if (readers === undefined || texts === undefined) {
+    let cached = this.#readers.get(row.type);
+    if (cached === undefined) {
       const type = row.type;
-      readers = this.#columns.map((c) => type.reader(c.name));
-      texts = this.#columns.map((c) => (c.direct && c.metadata === undefined ? type.textReader?.(c.name) : undefined));
-      this.#readers.set(type, readers);
-      this.#texts.set(type, texts);
+      cached = {
+        fields: this.#columns.map((c) => type.reader(c.name)),
+        texts: this.#columns.map((c) => (c.direct && c.metadata === undefined ? type.textReader?.(c.name) : undefined)),
+      };
+      this.#readers.set(type, cached);
     }
+    const { fields: readers, texts } = cached;
     const span = this.#span;
     const columns = this.#columns;
     if (this.#wrap >= 0) {

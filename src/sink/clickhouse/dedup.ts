@@ -12,6 +12,9 @@ export const NON_REPLICATED = 'non_replicated_deduplication_window';
 export const REPLICATED = 'replicated_deduplication_window';
 export const REPLICATED_SECONDS = 'replicated_deduplication_window_seconds';
 
+/** `host:tcpPort` of the server evaluating it: names a replica (replicas of one host differ by port). */
+export const REPLICA_EXPRESSION = "concat(hostName(), ':', toString(tcpPort()))";
+
 /**
  * One row per table: its engine, engine_full, the server defaults as `name=value` (any version),
  * what tells its definition's version (`metadata_version` exists from ClickHouse 24.2 on: the
@@ -26,7 +29,7 @@ export const deduplicationQuery = `SELECT engine, engine_full,
      FROM system.tables WHERE database = {db:String} AND name = {table:String})) AS dependents,
   toString(uuid) AS uuid, COLUMNS('^metadata_(version|modification_time)$'),
   toInt64(now()) - toInt64(metadata_modification_time) AS metadata_age_seconds,
-  concat(hostName(), ':', toString(tcpPort())) AS replica
+  ${REPLICA_EXPRESSION} AS replica
 FROM system.tables WHERE database = {db:String} AND name = {table:String}`;
 
 /** A row of deduplicationQuery as JSONEachRow returns it. */

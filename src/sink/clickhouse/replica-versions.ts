@@ -11,10 +11,7 @@
 // created per replica) are part of it, by replica. Otherwise it is a version that equals no other
 // read, and a range sent under it and refused later is judged in doubt, never split.
 import { randomUUID } from 'node:crypto';
-import { definitionVersion, type EngineQueryRow } from './dedup.ts';
-
-/** `host:tcpPort` of the server evaluating it: names a replica (replicas of one host differ by port). */
-const REPLICA = "concat(hostName(), ':', toString(tcpPort()))";
+import { definitionVersion, REPLICA_EXPRESSION, type EngineQueryRow } from './dedup.ts';
 
 /**
  * One row per replica that answered: who it is, what tells its definition's version, and the names
@@ -23,18 +20,18 @@ const REPLICA = "concat(hostName(), ':', toString(tcpPort()))";
  * (Replicated engines; 0 otherwise), and who the initiator is. A replica that cannot be reached is
  * skipped, so it shows as a missing row, never as a failed read.
  */
-export const replicaVersionsQuery = `SELECT ${REPLICA} AS replica, engine, toString(uuid) AS uuid,
+export const replicaVersionsQuery = `SELECT ${REPLICA_EXPRESSION} AS replica, engine, toString(uuid) AS uuid,
   COLUMNS('^metadata_(version|modification_time)$'),
   toInt64(now()) - toInt64(metadata_modification_time) AS metadata_age_seconds,
   arraySort(arrayMap((d, t) -> concat(d, '.', t), dependencies_database, dependencies_table)) AS dependents,
   (SELECT count() FROM system.clusters WHERE cluster = {cluster:String}) AS replicas,
   (SELECT max(total_replicas) FROM system.replicas WHERE database = {db:String} AND table = {table:String}) AS replicated_total,
-  (SELECT ${REPLICA}) AS initiator
+  (SELECT ${REPLICA_EXPRESSION}) AS initiator
 FROM clusterAllReplicas({cluster:String}, system.tables) WHERE database = {db:String} AND name = {table:String}
 SETTINGS skip_unavailable_shards = 1`;
 
 /** Each replica's views of those names (`database.name`), with their uuids: a view re-created on one replica moves its uuid there. */
-export const replicaViewsQuery = `SELECT ${REPLICA} AS replica, concat(database, '.', name, '@', toString(uuid)) AS view
+export const replicaViewsQuery = `SELECT ${REPLICA_EXPRESSION} AS replica, concat(database, '.', name, '@', toString(uuid)) AS view
 FROM clusterAllReplicas({cluster:String}, system.tables) WHERE concat(database, '.', name) IN {views:Array(String)}
 SETTINGS skip_unavailable_shards = 1`;
 

@@ -16,7 +16,7 @@ import type { SourceRecord } from '../../../src/source/types.ts';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 import { TOPIC, type TokenWarehouse } from '../../helpers/pipeline-world.ts';
-import { engineRow, type TableState } from '../review-2026-12-06c/world.ts';
+import { base, engineRow, lost, type TableState } from '../review-2026-12-06c/world.ts';
 
 export { base, config, extra, lost, records, runToEnd, schemaOf, scriptedSink, startProcess, type TableState } from '../review-2026-12-06c/world.ts';
 
@@ -105,3 +105,21 @@ export function twiceOf(w: TokenWarehouse): string[] {
   const rows = w.uuids().filter((u) => /^u\d+$/.test(u));
   return rows.filter((u, i) => rows.indexOf(u) !== i);
 }
+
+/** A replica's state: metadata_version `v`, u4 valid or not. */
+export const at = (v: number, u4Valid: boolean, more: Partial<TableState> = {}): TableState => ({ columns: base, metadataVersion: v, mtime: '2026-12-06 10:00:00', u4Valid, ...more });
+
+/** The first attempt lands on the replica where u4 is valid, its reply lost; every retry is refused for u4. */
+export const landsThenRefused =
+  (before?: () => void) =>
+  async (n: number, _batch: InsertBatch, store: (valid: boolean) => Promise<InsertResult>): Promise<InsertResult> => {
+    if (n === 1) {
+      before?.();
+      await store(true);
+      throw lost();
+    }
+    return store(false);
+  };
+
+/** JSON with bigints as numbers, for messages. */
+export const show = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x));
