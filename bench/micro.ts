@@ -6,13 +6,9 @@
 //
 // Inputs are generated PostHog events (dev/posthog/generator.ts, ~1.47 KB each). Decode and encode
 // run 1,000 records per iteration, so ops/s × 1,000 = records/s. Allocations per record come from a
-// second pass in a child process with a young generation large enough that no scavenge runs
-// during the measured loop (heapUsed + arrayBuffers deltas; a GC during the loop is flagged).
-import { spawnSync } from 'node:child_process';
+// second pass in a child process (bench/lib/alloc-pass.ts).
 import { writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
-import { PerformanceObserver } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -27,6 +23,7 @@ import { typedEncoderFor } from '../src/encode/rowbinary/encoder.ts';
 import type { RowEncoder } from '../src/encode/types.ts';
 import { decodeJsonRecord, type DecodeOptions } from '../src/decode/json.ts';
 import type { SourceRecord } from '../src/source/types.ts';
+import { allocChild, measureAllocations } from './lib/alloc-pass.ts';
 import { fmt, fmtInt, table } from './lib/stats.ts';
 import { mkdtempSync, writeFileSync as writeFile } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +34,8 @@ import { fromBinary, type DescMessage } from '@bufbuild/protobuf';
 import { loadDescriptorSet } from '../src/decode/protobuf/descriptors.ts';
 import { RowTypes } from '../src/decode/protobuf/row-type.ts';
 import type { ObjectRow } from '../src/decode/row.ts';
+import { compressionsAlgorithms } from '@platformatic/kafka';
+import { decompressLz4Frame, installLz4Decoder } from '../src/source/kafka-lz4.ts';
 
 const { values: argv } = parseArgs({
   options: {
@@ -254,7 +253,13 @@ async function zstdStream(chunkSize: number | undefined): Promise<number> {
   await pipeline(Readable.from(bodyBlocks, { objectMode: false }), compressor, sink);
   return out;
 }
+// The 1,000 records as one LZ4 record batch: the Kafka client's decoder vs the C one (source/kafka-lz4.ts).
+const clientLz4Decompress = compressionsAlgorithms.lz4.decompressSync;
+const lz4Frame = compressionsAlgorithms.lz4.compressSync(Buffer.concat(records.map((r) => r.value ?? Buffer.alloc(0))));
+await installLz4Decoder();
 const cases: Case[] = [
+  { name: 'LZ4 record batch: Kafka client decoder (wasm-utils)', fn: () => clientLz4Decompress(lz4Frame), bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'LZ4 record batch: C decoder (wasm-lz4)', fn: () => decompressLz4Frame(lz4Frame), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'decode: protobuf posthog.v1.Event (wire row: check + index + team_id)', fn: () => protobufDecodeAll(false), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'decode protobuf + toJson (pass-through JSONEachRow row)', fn: () => protobufDecodeAll(true), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'before wire rows: protobuf fromBinary message', fn: () => protobufObjectsAll('none'), bytes: protobufBytes, records: RECORDS_PER_OP },
@@ -277,60 +282,6 @@ const cases: Case[] = [
 ];
 
 // ---------------------------------------------------------------------------------------------
-// allocation pass (child process)
-
-interface Alloc {
-  name: string;
-  heapBytesPerCall: number;
-  arrayBufferBytesPerCall: number;
-  gcDuringLoop: boolean;
-}
-
-async function allocChild(): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc === undefined) throw new Error('run with --expose-gc');
-  const out: Alloc[] = [];
-  for (const c of cases) {
-    const calls = c.records > 0 ? 20 : 2;
-    c.fn(); // warm up (compile, lazily created buffers)
-    gc();
-    await sleep(20); // let freed ArrayBuffers go
-    gc();
-    let gcs = 0;
-    const counter = (): void => void gcs++;
-    const before = process.memoryUsage();
-    // Collections in the loop show up on the performance timeline (delivered asynchronously).
-    const observer = new PerformanceObserver(counter);
-    observer.observe({ entryTypes: ['gc'] });
-    const keep: unknown[] = [];
-    for (let i = 0; i < calls; i++) {
-      const result = c.fn();
-      keep.push(result instanceof Promise ? await result : result); // a stream case: its whole run
-    }
-    const after = process.memoryUsage();
-    await sleep(50);
-    observer.disconnect();
-    out.push({
-      name: c.name,
-      heapBytesPerCall: (after.heapUsed - before.heapUsed) / calls,
-      arrayBufferBytesPerCall: (after.arrayBuffers - before.arrayBuffers) / calls,
-      gcDuringLoop: gcs > 0 || after.heapUsed < before.heapUsed,
-    });
-    keep.length = 0;
-  }
-  process.stdout.write(JSON.stringify(out));
-}
-
-function measureAllocations(): Alloc[] {
-  const child = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=512', '--min-semi-space-size=512', import.meta.filename, '--alloc-child'], {
-    encoding: 'utf8',
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  if (child.status !== 0) throw new Error(`allocation pass failed: ${child.stderr}`);
-  return JSON.parse(child.stdout) as Alloc[];
-}
-
-// ---------------------------------------------------------------------------------------------
 // main
 
 async function main(): Promise<void> {
@@ -339,7 +290,7 @@ async function main(): Promise<void> {
   process.stderr.write(`micro: ${cases.length} cases, ${argv.time} ms each; ${RECORDS_PER_OP} events of ${fmt(recordBytes / RECORDS_PER_OP / 1000, 2)} KB per decode/encode op\n`);
   bench.addEventListener('cycle', (event) => process.stderr.write(`  done: ${event.task?.name ?? ''}\n`));
   await bench.run();
-  const allocs = argv['no-alloc'] ? [] : measureAllocations();
+  const allocs = argv['no-alloc'] ? [] : measureAllocations(import.meta.filename);
   const rows: string[][] = [['case', 'ops/s', '±rme', 'records/s', 'MB/s in', 'µs/record', 'heap B/call', 'ArrayBuffer B/call']];
   const results = [];
   for (const c of cases) {
@@ -396,5 +347,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (argv['alloc-child']) await allocChild();
+if (argv['alloc-child']) await allocChild(cases);
 else await main();

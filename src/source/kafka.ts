@@ -5,6 +5,7 @@ import { Consumer, type GroupAssignment, type Message, type MessagesStream } fro
 import { InserterError } from '../errors/inserter-error.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
 import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
+import { installLz4Decoder } from './kafka-lz4.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from './types.ts';
 import { partitionKey } from './types.ts';
 
@@ -64,6 +65,7 @@ export class KafkaSource implements Source {
   }
 
   async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
+    await installLz4Decoder(); // never rejects: without it the client's own decoder stays
     const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler);
     this.#consumer.on('consumer:group:join', onJoin);
     // With the KIP-848 protocol assignments change without a join event: follow consumer.assignments.
