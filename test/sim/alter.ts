@@ -29,11 +29,43 @@ export interface Alteration {
 
 const live = (a: Alteration, now: number): boolean => now >= a.at && (a.until === undefined || now < a.until);
 
+/** A change that waits for its moment (FEATURES.alterAfterRead): `at` and its victims are set when the warehouse sees it. */
+interface WaitingAlteration extends Alteration {
+  at: number;
+  readonly victims: Set<string>;
+  /** The rows it may refuse (good rows), and how it picks them. */
+  readonly good: ReadonlySet<string>;
+  readonly rng: Rng;
+}
+
 export class SchemaChanges {
   readonly alterations: readonly Alteration[];
+  readonly #waiting: WaitingAlteration | undefined;
 
-  constructor(alterations: readonly Alteration[]) {
-    this.alterations = alterations;
+  constructor(alterations: readonly Alteration[], waiting?: WaitingAlteration) {
+    this.alterations = waiting === undefined ? alterations : [...alterations, waiting];
+    this.#waiting = waiting;
+  }
+
+  /**
+   * FEATURES.alterAfterRead: a schema read took its snapshot at `now`. If an insert on its way (its
+   * query not started yet) retries a token that already landed (an insert in doubt), the waiting
+   * change lands right after the snapshot, before that insert starts, and refuses one or two of its
+   * rows from then on (an operator's ALTER can land at any moment; this one lands at a telling one).
+   */
+  afterRead(now: number, starting: ReadonlyArray<{ readonly uuids: readonly string[]; readonly landed: boolean }>): void {
+    const w = this.#waiting;
+    if (w === undefined || w.at !== Number.POSITIVE_INFINITY) return;
+    const candidates = starting.filter((s) => s.landed).map((s) => s.uuids.filter((u) => w.good.has(u)));
+    const rows = candidates.length === 0 ? [] : w.rng.pick(candidates);
+    if (rows.length === 0) return;
+    w.at = now + 1;
+    for (let k = w.rng.int(1, 2); k > 0; k--) w.victims.add(w.rng.pick(rows));
+  }
+
+  /** Whether a change waits for its moment (inserts on their way are worth telling apart). */
+  get waiting(): boolean {
+    return this.#waiting?.at === Number.POSITIVE_INFINITY;
   }
 
   /** The columns a table has now: its own, plus the columns of the ALTERs that took effect. */
@@ -74,7 +106,7 @@ export class SchemaChanges {
     return this.alterations
       .map(
         (a) =>
-          `${a.column.name}@+${a.at - start}ms${a.until === undefined ? '' : ` reverted @+${a.until - start}ms`} by ${a.by}${a.unnamed === true ? ' (no row named)' : ''}: ${a.victims.size} victims`,
+          `${a.column.name}@${a.at === Number.POSITIVE_INFINITY ? 'never (no read before an insert in doubt)' : `+${a.at - start}ms`}${a.until === undefined ? '' : ` reverted @+${a.until - start}ms`} by ${a.by}${a.unnamed === true ? ' (no row named)' : ''}: ${a.victims.size} victims`,
       )
       .join(', ');
   }
@@ -86,9 +118,10 @@ export class SchemaChanges {
  * which records are appended. With `reverts`, changes reverted shortly after are drawn from another
  * stream on top (so the schedules above stay as they were).
  */
-export function schemaChangesFor(seed: number, good: readonly string[], start: number, spanMs: number, reverts = false): SchemaChanges | undefined {
+export function schemaChangesFor(seed: number, good: readonly string[], start: number, spanMs: number, reverts = false, afterRead = false): SchemaChanges | undefined {
   const alterations = [...lastingChanges(seed, good, start, spanMs), ...(reverts ? revertedChanges(seed, good, start, spanMs) : [])];
-  return alterations.length === 0 ? undefined : new SchemaChanges(alterations);
+  const waiting = afterRead ? changeAfterRead(seed, good) : undefined;
+  return alterations.length === 0 && waiting === undefined ? undefined : new SchemaChanges(alterations, waiting);
 }
 
 function lastingChanges(seed: number, good: readonly string[], start: number, spanMs: number): Alteration[] {
@@ -131,4 +164,26 @@ function revertedChanges(seed: number, good: readonly string[], start: number, s
     alterations.push({ at, until: at + rng.int(1, 40), column: { name: `reverted_${k}`, type: 'UInt8', defaultKind: 'DEFAULT' }, by: 'server', victims, unnamed });
   }
   return alterations;
+}
+
+/**
+ * A change that lands at a moment the warehouse picks (about half the seeds, FEATURES.alterAfterRead):
+ * right after a schema read took its snapshot while an insert in doubt is on its way, not started,
+ * refusing some of that insert's rows (on the server, naming the row or not). The read straddling
+ * the change answers with the schema from before it; the fresh read the core asks for after the
+ * refusal must not be that one (review 2026-12-07b, finding 2). Its victims are known only then, so
+ * the rows' fates are drawn again after the run (driver.ts).
+ */
+function changeAfterRead(seed: number, good: readonly string[]): WaitingAlteration | undefined {
+  const rng = new Rng(seed ^ 0xaf7e4d);
+  if (!rng.chance(0.5) || good.length === 0) return undefined;
+  return {
+    at: Number.POSITIVE_INFINITY,
+    column: { name: 'after_read', type: 'UInt8', defaultKind: 'DEFAULT' },
+    by: 'server',
+    victims: new Set(),
+    unnamed: rng.chance(0.5),
+    good: new Set(good),
+    rng,
+  };
 }

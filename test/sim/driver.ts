@@ -46,6 +46,7 @@ async function runUntil(done: () => boolean, budgetMs: number): Promise<boolean>
 
 export async function simulate(options: SimOptions): Promise<SimResult> {
   const seed = options.seed;
+  const features = { ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>;
   const exactlyOnce = options.exactlyOnce ?? true;
   const root = new Rng(seed);
   // Destination budgets from a stream of their own, so the other draws of a seed stay as they were.
@@ -64,7 +65,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   // good row (it is in the table exactly when the first attempt landed).
   const goodUuids = generated.flatMap((g) => (g.kind === 'good' && g.uuid !== undefined ? [g.uuid] : []));
   const reverts = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).reverts;
-  const changes = schemaChangesFor(seed, goodUuids, START, (generated.at(-1)?.appendAt ?? START) - START, reverts);
+  const changes = schemaChangesFor(seed, goodUuids, START, (generated.at(-1)?.appendAt ?? START) - START, reverts, features.alterAfterRead);
   // Where there are schema changes, half the seeds have a second replica applying them 50 ms–2 s later
   // (FEATURES.replicaLag), from a stream of its own.
   const lagging = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).replicaLag && changes !== undefined ? new Rng(seed ^ 0x7e91a6) : undefined;
@@ -80,7 +81,13 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   // From a stream of its own; a third of the seeds commit as rarely as production does, relative to their inserts.
   const commitRng = new Rng(seed ^ 0xc0111);
   const slowCommits = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).slowCommits && commitRng.chance(1 / 3);
-  const scenario = slowCommits ? { ...moved, lives: moved.lives.map((life) => ({ ...life, commitIntervalMs: commitRng.int(200, 2_000) })) } : moved;
+  const committing = slowCommits ? { ...moved, lives: moved.lives.map((life) => ({ ...life, commitIntervalMs: commitRng.int(200, 2_000) })) } : moved;
+  // From a stream of its own; half the seeds read schemas again every 1–20 ms (FEATURES.shortSchemaRefresh).
+  const refreshRng = new Rng(seed ^ 0x5c4e3a);
+  const shortRefresh = features.shortSchemaRefresh && refreshRng.chance(0.5);
+  // From a stream of its own; a third of the seeds read schemas through the cluster (FEATURES.clusterSchemaReads).
+  const clusterSchemaReads = features.clusterSchemaReads && new Rng(seed ^ 0xc1a57e).chance(1 / 3);
+  const scenario: Scenario = shortRefresh ? { ...committing, schemaRefreshMs: refreshRng.int(1, 20) } : committing;
   const world = new World(worldRng, options.trace === true);
   world.lateCommits = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).lateCommit;
   // From a stream of its own; half the seeds have offset fetches that miss fresh transactional positions.
@@ -92,7 +99,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
 
   const bus = new Bus();
   for (let p = 0; p < scenario.partitions; p++) bus.addPartition(TOPIC, p);
-  const expected: ExpectedRecord[] = [];
+  const expected: Array<{ -readonly [K in keyof ExpectedRecord]: ExpectedRecord[K] }> = [];
   for (const g of generated) {
     const r = bus.append(TOPIC, g.partition, { timestamp: BigInt(g.appendAt), key: g.key, value: g.value, appendAt: g.appendAt });
     expected.push({
@@ -149,7 +156,21 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
         scenario,
         life,
         exactlyOnce,
-        { bus, warehouse, deadLetters, ledgers, refused, changes, seed, schemaFaults: schemaFaultsFor(seed), staleFetch, positionFaults, slowSchemaReads },
+        {
+          bus,
+          warehouse,
+          deadLetters,
+          ledgers,
+          refused,
+          changes,
+          seed,
+          schemaFaults: schemaFaultsFor(seed),
+          staleFetch,
+          positionFaults,
+          slowSchemaReads,
+          lateQueryStarts: features.lateQueryStarts,
+          clusterSchemaReads,
+        },
         driverRng,
         checker,
         stats,
@@ -202,6 +223,8 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
     }
     // Requests still travelling (zombie inserts) land before the books are closed.
     if (!(await runUntil(() => world.pending.size === 0, 10_000))) checker.add('stuck', `${world.pending.size} requests never landed`);
+    // A change that waited for its moment (FEATURES.alterAfterRead) chose its victims then: their fates anew.
+    if (changes !== undefined) generated.forEach((g, i) => expected[i] !== undefined && (expected[i].fates = fatesOf(g, scenario, changes)));
     const final = checker.final();
     stats.rows = final.rows;
     stats.deadLetters = final.deadLetters;
@@ -222,7 +245,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
     seed,
     violations: checker.violations,
     stats,
-    scenario: `${describeScenario(scenario, generated.length, poison.size + unlisted.size + refused.size)}${changes === undefined ? '' : `\nschema changes: ${changes.describe(START)}${replicaLagMs > 0 ? `; a second replica applies them ${replicaLagMs} ms later` : ''}`}`,
+    scenario: `${describeScenario(scenario, generated.length, poison.size + unlisted.size + refused.size)}${changes === undefined ? '' : `\nschema changes: ${changes.describe(START)}${replicaLagMs > 0 ? `; a second replica applies them ${replicaLagMs} ms later` : ''}`}${scenario.schemaRefreshMs === undefined ? '' : `\nschemaRefreshMs=${scenario.schemaRefreshMs}`}${clusterSchemaReads ? '\nschema reads through the cluster (3–30 ms)' : ''}`,
     trace: world.trace ?? [],
   };
 }

@@ -44,6 +44,10 @@ export interface Durable {
   readonly positionFaults: Rng | undefined;
   /** Whether some schema reads answer late (FEATURES.slowSchemaReads). */
   readonly slowSchemaReads: boolean;
+  /** Whether some inserts start late at the server (FEATURES.lateQueryStarts). */
+  readonly lateQueryStarts: boolean;
+  /** Whether schema reads go through the cluster and answer 3–30 ms late (FEATURES.clusterSchemaReads, drawn per seed). */
+  readonly clusterSchemaReads: boolean;
 }
 
 export function startPipeline(
@@ -97,6 +101,8 @@ export function startPipeline(
         // Streams of their own per sink (the n-th sink this incarnation made), so older schedules stay.
         durable.warehouse.replicas > 1 ? new Rng(durable.seed * 313 + inc.id * 17 + ++sinks) : undefined,
         durable.slowSchemaReads ? new Rng(durable.seed * 7177 + inc.id * 13 + (durable.warehouse.replicas > 1 ? sinks : ++sinks)) : undefined,
+        durable.lateQueryStarts ? new Rng(durable.seed * 9343 + inc.id * 29 + scenario.destinations.indexOf(destination.id)) : undefined,
+        durable.clusterSchemaReads ? new Rng(durable.seed * 6451 + inc.id * 37 + scenario.destinations.indexOf(destination.id)) : undefined,
       ),
     ...(scenario.lookups === undefined ? {} : { provider: new SimDestinationsApi(world, inc, config, scenario.teamMap, rng.fork(), scenario.lookups) }),
     deadLetters: new SimDeadLetterSink(world, inc, durable.deadLetters, rng.fork(), scenario.deadLetterFaults),

@@ -43,7 +43,15 @@ export const FEATURES = {
   replicaLag:
     "two replicas behind a destination's URL applying each schema change (and revert) 50 ms–2 s apart; every schema read and insert reaches one of them at random, and the table's version is read from both (src/sink/clickhouse/replica-versions.ts: review 2026-12-06c, finding B)",
   slowSchemaReads:
-    "schema reads whose answer is slow (15 % of them, 20–300 ms after the server read the schema): it changed the schedules enough to show a bisected part whose ambiguous failure was not recorded before its delivery ended (seed 28, throwing); a fresh read must not join another lane's older read (review 2026-12-07b, finding 2: not caught here)",
+    "schema reads whose answer is slow (15 % of them, 20–300 ms after the server read the schema): it changed the schedules enough to show a bisected part whose ambiguous failure was not recorded before its delivery ended (seed 28, throwing); a fresh read must not join another lane's older read (review 2026-12-07b, finding 2: not caught here; see alterAfterRead)",
+  lateQueryStarts:
+    "inserts whose query starts at the server after the client sent it (ClickHouse takes its metadata snapshot then): 0–2 ms of headers on the wire, plus 3–60 ms for a quarter of them (a connection being opened, a proxy's or the server's queue); each is judged under the schema of when it starts, or of when it lands if sooner (at a kill). Another lane's schema read, and an ALTER, can come between an insert being sent and its start",
+  shortSchemaRefresh:
+    'half the seeds read schemas again every 1–20 ms instead of every 500 ms (schemaRefreshMs; in production an operator who wants DDL seen at once): reads of one table start all the time, by whichever lane needs it',
+  clusterSchemaReads:
+    'a third of the seeds read every schema through the cluster (destinations[].cluster: clusterAllReplicas waits for the slowest replica, then the views are read): each read is answered 3–30 ms after its snapshot, so reads are in flight while inserts of the same table start',
+  alterAfterRead:
+    "in half the seeds, a change that lands right after a schema read took its snapshot, while that read is still unanswered and an insert in doubt (retrying a token that landed) is on its way, not started; it refuses one or two of that insert's rows (alter.ts). The read straddling the change answers with the schema from before it; the fresh read after the refusal must start after the refusal (review 2026-12-07b, finding 2: joining reads regardless of TableSchemas' generations is caught at seed 273 of 1–1,500)",
   staleOffsetFetch:
     "offset fetches (assignment, rewind) that miss a position committed in a ledger transaction for up to 40 ms (its markers are still being written): reading starts below the ledger's resolvedBelow",
 } as const;
@@ -71,6 +79,10 @@ export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
   slowCommits: true,
   replicaLag: true,
   slowSchemaReads: true,
+  lateQueryStarts: true,
+  shortSchemaRefresh: true,
+  clusterSchemaReads: true,
+  alterAfterRead: true,
 };
 
 export interface SimStats {

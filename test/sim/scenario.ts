@@ -37,6 +37,8 @@ export interface Scenario {
   readonly destinationBudgets?: ReadonlyArray<number | undefined>;
   /** A destination whose inserts sometimes stall for 0.2–1.2 s, and the seed of its stalls (feature stalls). */
   readonly stalling?: { readonly destination: string; readonly seed: number };
+  /** How often a table's schema is read again (feature shortSchemaRefresh); else every 500 ms. */
+  readonly schemaRefreshMs?: number;
   readonly poisonHint: boolean;
   readonly lives: ReadonlyArray<{
     end: 'kill' | 'destroy' | 'close' | 'final';
@@ -249,7 +251,7 @@ export function configFor(scenario: Scenario, life: Scenario['lives'][number], e
     errorPolicy: {
       defaults: { transient_network: retrying, unknown_insert_status: retrying, unknown: retrying, unknown_server_error: retrying, missing_object: retrying, row_data: { baseMs: 1, capMs: 2 } },
     },
-    schemaRefreshMs: 500,
+    schemaRefreshMs: scenario.schemaRefreshMs ?? 500,
     telemetry: { logLevel: 'silent' },
   };
   return buildConfig(raw, '/nonexistent');

@@ -81,6 +81,8 @@ export class Warehouse {
   rejected = 0;
   /** Problems the warehouse itself noticed (a body it could not parse). */
   readonly anomalies: string[] = [];
+  /** Inserts on their way whose query has not started yet, while a change waits for its moment. */
+  #starting: Array<{ readonly key: string; readonly token: string; readonly uuids: readonly string[]; readonly startAt: number }> = [];
 
   constructor(options: WarehouseOptions) {
     this.options = options;
@@ -109,15 +111,15 @@ export class Warehouse {
    * The schema a read reaching `replica` gives: its columns, and its version — with two replicas,
    * joined with both replicas' versions by the real agreedVersion, as ClickHouseSink reads them.
    */
-  schema(destination: string, table: TableRef, replica = 0): TableSchema | undefined {
-    const t = this.#tables.get(Warehouse.key(destination, table));
+  schema(destination: string, table: TableRef, replica = 0, answeredAt = Date.now()): TableSchema | undefined {
+    const key = Warehouse.key(destination, table);
+    const t = this.#tables.get(key);
     if (t === undefined) return undefined;
     const changes = this.options.changes;
     if (changes === undefined) return { columns: t.columns };
     const now = Date.now();
     const here = this.#replicaTime(now, replica);
     const local = String(changes.version(here));
-    if (this.replicas === 1) return { columns: changes.columns(t.columns, here), version: local };
     const rows = [0, 1].map((r) => ({
       replica: `replica-${r}:9000`,
       initiator: `replica-${replica}:9000`,
@@ -126,7 +128,36 @@ export class Warehouse {
       metadata_version: changes.version(this.#replicaTime(now, r)),
       replicas: 2,
     }));
-    return { columns: changes.columns(t.columns, here), version: agreedVersion(local, rows, [], `replica-${replica}:9000`) };
+    const schema = { columns: changes.columns(t.columns, here), version: this.replicas === 1 ? local : agreedVersion(local, rows, [], `replica-${replica}:9000`) };
+    // The snapshot is taken; a change waiting for a read that is answered only after an insert of
+    // the table starts may land right after it (FEATURES.alterAfterRead).
+    if (changes.waiting) {
+      this.#starting = this.#starting.filter((s) => s.startAt > now);
+      const straddled = this.#starting.filter((s) => s.key === key && s.startAt < answeredAt);
+      changes.afterRead(
+        now,
+        straddled.map((s) => ({ uuids: s.uuids, landed: t.tokenSet.has(s.token) })),
+      );
+    }
+    return schema;
+  }
+
+  /**
+   * An insert sent now whose query starts at `startAt` (FEATURES.lateQueryStarts): on its way, not
+   * started, until the returned function says it landed.
+   */
+  sending(destination: string, batch: InsertBatch, startAt: number): () => void {
+    if (this.options.changes?.waiting !== true || startAt <= Date.now()) return () => undefined;
+    const uuids = [
+      ...Buffer.concat(batch.body)
+        .toString('utf8')
+        .matchAll(/"uuid":"([^"]+)"/g),
+    ].map((m) => m[1] as string);
+    const entry = { key: Warehouse.key(destination, batch.table), token: batch.token, uuids, startAt };
+    this.#starting.push(entry);
+    return () => {
+      this.#starting = this.#starting.filter((s) => s !== entry);
+    };
   }
 
   /** Every table as `destination`, `db.table` and its rows. */
@@ -245,6 +276,10 @@ export class SimSink implements Sink {
   readonly #replicas: Rng | undefined;
   /** Draws which schema reads answer late (FEATURES.slowSchemaReads, a stream of its own); none: all answer at once. */
   readonly #slowReads: Rng | undefined;
+  /** Draws which inserts start late at the server (FEATURES.lateQueryStarts, a stream of its own); none: each starts as it is sent. */
+  readonly #lateStarts: Rng | undefined;
+  /** Draws how long a schema read through the cluster takes to answer (FEATURES.clusterSchemaReads, a stream of its own); none: at once. */
+  readonly #clusterReads: Rng | undefined;
 
   constructor(
     world: World,
@@ -257,7 +292,11 @@ export class SimSink implements Sink {
     stalls?: Rng,
     replicas?: Rng,
     slowReads?: Rng,
+    lateStarts?: Rng,
+    clusterReads?: Rng,
   ) {
+    this.#lateStarts = lateStarts;
+    this.#clusterReads = clusterReads;
     this.#stalls = stalls;
     this.#replicas = replicas;
     this.#slowReads = slowReads;
@@ -275,11 +314,13 @@ export class SimSink implements Sink {
     const replica = this.#replicas?.int(0, 1) ?? 0;
     // The schema is read when the request arrives; a slow answer brings it back late.
     const late = this.#slowReads?.chance(0.15) === true ? this.#slowReads.int(20, 300) : 0;
+    // Through the cluster, the answer waits for every replica's version and then the views' read.
+    const replyMs = late + (this.#clusterReads?.int(3, 30) ?? 0) + this.#rng.int(0, 2);
     return this.#world.remote(
       this.#inc,
       `describe ${this.destinationId}:${table.table}`,
-      { kind: 'warehouse', sendMs: this.#rng.int(0, 2), replyMs: late + this.#rng.int(0, 2), fail, error: networkError, signal, abortError },
-      () => this.#warehouse.schema(this.destinationId, table, replica),
+      { kind: 'warehouse', sendMs: this.#rng.int(0, 2), replyMs, fail, error: networkError, signal, abortError },
+      () => this.#warehouse.schema(this.destinationId, table, replica, Date.now() + replyMs),
     );
   }
 
@@ -301,21 +342,29 @@ export class SimSink implements Sink {
     const slow = this.#rng.chance(f.slow);
     const stallMs = this.#stalls?.chance(0.08) === true ? this.#stalls.int(200, 1_200) : 0;
     const afterError = this.#rng.chance(0.5) ? networkError : unknownStatusError;
-    const startedAt = Date.now();
+    // The query starts (ClickHouse takes its metadata snapshot) when its headers reach the server and
+    // it is admitted: at once, or later (a connection being opened, a queue before max_concurrent_queries).
+    const startMs = this.#lateStarts === undefined ? 0 : this.#lateStarts.int(0, 2) + (this.#lateStarts.chance(0.25) ? this.#lateStarts.int(3, 60) : 0);
+    const startedAt = Date.now() + startMs;
+    const started = this.#warehouse.sending(this.destinationId, batch, startedAt);
     const replica = this.#replicas?.int(0, 1) ?? 0;
     return this.#world.remote(
       this.#inc,
       `insert ${this.destinationId}:${batch.table.table} rows=${batch.rows} token=${batch.token}`,
       {
         kind: 'warehouse',
-        sendMs: stallMs + (slow ? this.#rng.int(20, 300) : this.#rng.int(0, 4)),
+        sendMs: startMs + stallMs + (slow ? this.#rng.int(20, 300) : this.#rng.int(0, 4)),
         replyMs: slow ? this.#rng.int(5, 100) : this.#rng.int(0, 3),
         fail,
         error: tooBig ? memoryLimitError : fail === 'after' ? afterError : networkError,
         signal,
         abortError,
       },
-      () => this.#warehouse.apply(this.destinationId, batch, this.#inc.id, startedAt, replica),
+      // Applied no earlier than it started: one that lands sooner (at a kill) started then at the latest.
+      () => {
+        started();
+        return this.#warehouse.apply(this.destinationId, batch, this.#inc.id, Math.min(startedAt, Date.now()), replica);
+      },
     );
   }
 

@@ -25,7 +25,16 @@ const FIRST = Number(process.env.SIM_FIRST_SEED ?? 1);
 const BUDGET_MS = Number(process.env.SIM_BUDGET_MS ?? 75_000);
 const knownNames = Object.keys(KNOWN_ISSUES) as KnownIssue[];
 /** The features the regression seeds below were found with: every one before `reverts` and `replicaLag` (which change the seeds they are drawn for). */
-const allFeatures = { ...(Object.fromEntries(Object.keys(FEATURES).map((f) => [f, true])) as Record<Feature, boolean>), reverts: false, replicaLag: false, slowSchemaReads: false };
+const allFeatures = {
+  ...(Object.fromEntries(Object.keys(FEATURES).map((f) => [f, true])) as Record<Feature, boolean>),
+  reverts: false,
+  replicaLag: false,
+  slowSchemaReads: false,
+  lateQueryStarts: false,
+  shortSchemaRefresh: false,
+  clusterSchemaReads: false,
+  alterAfterRead: false,
+};
 /** The features the older regression seeds were found with (the scenario generator draws per feature). */
 const v1Features: Partial<Record<Feature, boolean>> = { ...allFeatures, lookups: false, splits: false, pauses: false };
 const enabled = (process.env.SIM_KNOWN ?? '').split(',').filter((k) => k !== '');
@@ -161,6 +170,17 @@ const regressions: Record<string, { seeds: readonly number[]; invariants: Readon
   // new tokens (rows twice; a row and an unmarked dead letter). Attempts now record an ambiguous
   // failure at once. Found by the slowSchemaReads feature (it changes the schedules).
   bisectedLimboForgotten: { seeds: [28], invariants: ['duplicated'], known: { ...allFeatures, reverts: true, replicaLag: true, slowSchemaReads: true }, throwing: true },
+  // Review 2026-12-07b, finding 2: the fresh read after a refusal joined a schema read another lane
+  // had started before the change the retry was refused under, answering with the recorded schema:
+  // the range was split (rows twice; a row and an unmarked dead letter). A change landing right after
+  // a read's snapshot, before an insert in doubt starts (alterAfterRead, with inserts that start late,
+  // short schema refreshes and cluster reads), catches TableSchemas joining reads regardless of
+  // its generations (the mutation check: seeds 273, 574, 719, 734 of 1–1,500, 9 in all).
+  staleReadJoined: {
+    seeds: [273, 574, 719, 734],
+    invariants: ['duplicated'],
+    known: { ...allFeatures, reverts: true, replicaLag: true, slowSchemaReads: true, lateQueryStarts: true, shortSchemaRefresh: true, clusterSchemaReads: true, alterAfterRead: true },
+  },
 };
 
 for (const [name, { seeds, invariants, known: features, throwing }] of Object.entries(regressions)) {
