@@ -11,6 +11,11 @@ const FRAME_MAGIC = 0x184d2204;
 /** Maximum block size by the frame's BD byte (bits 4–6); 0–3 are reserved. */
 const BLOCK_MAX_SIZE = [0, 0, 0, 0, 64 << 10, 256 << 10, 1 << 20, 4 << 20] as const;
 const UNCOMPRESSED_BLOCK = 0x80000000;
+/**
+ * LZ4 writes at least one byte per 255 it restores (a match's length grows by 255 per extra byte), so
+ * a small hostile frame cannot make the decoder reserve a block's maximum for every byte it holds.
+ */
+const MAX_RATIO = 255;
 /** A frame that says it holds more is refused: the decoder's memory is 32-bit, and no record batch is that large. */
 const MAX_OUTPUT = 1 << 30;
 
@@ -20,7 +25,8 @@ export class Lz4FrameError extends Error {
 
 /**
  * The most bytes an LZ4 frame can decompress to, read from its headers without decompressing: each
- * compressed block holds at most the frame's maximum block size, an uncompressed block its own size.
+ * compressed block at most the frame's maximum block size and 255 times its own size, an
+ * uncompressed block its own size.
  * Throws Lz4FrameError for a buffer that is not a whole frame.
  */
 export function lz4FrameBound(frame: Uint8Array): number {
@@ -38,7 +44,7 @@ export function lz4FrameBound(frame: Uint8Array): number {
     at += 4;
     if (word === 0) return bound; // end mark
     const size = (word & ~UNCOMPRESSED_BLOCK) >>> 0;
-    bound += (word & UNCOMPRESSED_BLOCK) !== 0 ? size : blockMax;
+    bound += (word & UNCOMPRESSED_BLOCK) !== 0 ? size : Math.min(blockMax, size * MAX_RATIO);
     if (bound > MAX_OUTPUT) throw new Lz4FrameError('LZ4 frame of more than 1 GiB');
     at += size + blockChecksum;
   }

@@ -38,7 +38,14 @@ function storedFrame(data: Buffer): Buffer {
 }
 
 test('frames the client compresses: the C decoder gives the same bytes as the client, within the bound', () => {
-  const cases = [Buffer.from('x'), events(1, 1), events(700, 2), events(4_000, 3) /* ~5.5 MB: two 4 MiB blocks */, randomBytes(300_000) /* stored blocks */];
+  const cases = [
+    Buffer.from('x'),
+    events(1, 1),
+    events(700, 2),
+    events(4_000, 3) /* ~5.5 MB: two 4 MiB blocks */,
+    randomBytes(300_000) /* stored blocks */,
+    Buffer.alloc(9 << 20) /* zeros: LZ4's largest ratio, ~255 */,
+  ];
   for (const data of cases) {
     const frame = clientCompress(data);
     const bound = lz4FrameBound(frame);
@@ -110,10 +117,11 @@ test('what is not a whole frame is refused before the C decoder reads it', () =>
   const reserved = Buffer.from(frame);
   reserved[5] = 0x30; // block size id 3 is reserved
   assert.throws(() => lz4FrameBound(reserved), Lz4FrameError);
-  const huge = Buffer.concat([
-    Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x00]) /* 4 MiB blocks */,
-    ...Array.from({ length: 300 }, () => Buffer.from([0x01, 0x00, 0x00, 0x00, 0x00])),
-    Buffer.alloc(4),
-  ]);
-  assert.throws(() => lz4FrameBound(huge), /more than 1 GiB/);
+  const header = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x00]); // 4 MiB blocks
+  const blocks = (count: number, size: number): Buffer =>
+    Buffer.concat([header, ...Array.from({ length: count }, () => Buffer.concat([Buffer.from([size & 0xff, size >> 8, 0, 0]), Buffer.alloc(size)])), Buffer.alloc(4)]);
+  // A one-byte compressed block restores at most 255 bytes: a small frame cannot reserve 4 MiB a block.
+  assert.equal(lz4FrameBound(blocks(300, 1)), 300 * 255);
+  assert.equal(lz4FrameBound(blocks(3, 20_000)), 3 * (4 << 20));
+  assert.throws(() => lz4FrameBound(blocks(300, 20_000)), /more than 1 GiB/);
 });
