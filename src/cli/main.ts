@@ -194,6 +194,7 @@ async function run(args: string[]): Promise<number> {
     sessionTimeoutMs: config.kafka.sessionTimeoutMs,
     rebalanceTimeoutMs: config.kafka.rebalanceTimeoutMs,
     groupProtocol: config.kafka.groupProtocol,
+    onDecoderFallback: (error) => logger.warn({ err: error }, "LZ4 batches are decoded by the Kafka client's slower decoder from now on: the C decoder failed on a batch"),
   });
   const deadLetters = new DeadLetterWriter({
     brokers: config.kafka.brokers,

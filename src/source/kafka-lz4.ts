@@ -16,8 +16,11 @@ const UNCOMPRESSED_BLOCK = 0x80000000;
  * a small hostile frame cannot make the decoder reserve a block's maximum for every byte it holds.
  */
 const MAX_RATIO = 255;
-/** A frame that says it holds more is refused: the decoder's memory is 32-bit, and no record batch is that large. */
-const MAX_OUTPUT = 1 << 30;
+/**
+ * A frame that may hold more goes to the client's decoder: the C decoder reserves the bound in its
+ * WebAssembly heap, which never shrinks, and a Kafka record batch is rarely a tenth of this.
+ */
+const MAX_OUTPUT = 64 << 20;
 
 export class Lz4FrameError extends Error {
   readonly code = 'INSERTER_LZ4_FRAME';
@@ -26,27 +29,36 @@ export class Lz4FrameError extends Error {
 /**
  * The most bytes an LZ4 frame can decompress to, read from its headers without decompressing: each
  * compressed block at most the frame's maximum block size and 255 times its own size, an
- * uncompressed block its own size.
- * Throws Lz4FrameError for a buffer that is not a whole frame.
+ * uncompressed block its own size. Throws Lz4FrameError for what the C decoder must not get: a
+ * buffer that is not one whole frame, and the frames it reads otherwise than Kafka's readers and
+ * the client's decoder do (a dictionary id, a content size of 0, an empty stored block, which
+ * they take for the end mark: review 2026-12-07c), frames with checksums (Kafka's producers write
+ * none; a wrong one would leave the C decoder unusable) and frames that may hold more than 64 MiB.
+ * The client's decoder gives those their verdict.
  */
 export function lz4FrameBound(frame: Uint8Array): number {
   if (frame.length < 7 || readU32(frame, 0) !== FRAME_MAGIC) throw new Lz4FrameError('not an LZ4 frame');
   const flags = frame[4] as number;
   const blockMax = BLOCK_MAX_SIZE[((frame[5] as number) >> 4) & 7] ?? 0;
   if (blockMax === 0) throw new Lz4FrameError('LZ4 frame with a reserved block size');
-  // Header: magic, FLG, BD, [content size: 8], [dictionary id: 4], header checksum.
-  let at = 6 + ((flags & 0x08) !== 0 ? 8 : 0) + ((flags & 0x01) !== 0 ? 4 : 0) + 1;
-  const blockChecksum = (flags & 0x10) !== 0 ? 4 : 0;
+  if ((flags & 0x01) !== 0) throw new Lz4FrameError('LZ4 frame with a dictionary id');
+  // A wrong checksum would leave the C decoder's one context unusable; Kafka's producers write none.
+  if ((flags & 0x14) !== 0) throw new Lz4FrameError('LZ4 frame with checksums');
+  const contentSize = (flags & 0x08) !== 0;
+  if (contentSize && frame.length >= 14 && readU32(frame, 6) === 0 && readU32(frame, 10) === 0) throw new Lz4FrameError('LZ4 frame with a content size of 0');
+  // Header: magic, FLG, BD, [content size: 8], header checksum.
+  let at = 6 + (contentSize ? 8 : 0) + 1;
   let bound = 0;
   for (;;) {
     if (at + 4 > frame.length) throw new Lz4FrameError('truncated LZ4 frame');
     const word = readU32(frame, at);
     at += 4;
     if (word === 0) return bound; // end mark
+    if (word === UNCOMPRESSED_BLOCK) throw new Lz4FrameError('LZ4 frame with an empty stored block');
     const size = (word & ~UNCOMPRESSED_BLOCK) >>> 0;
     bound += (word & UNCOMPRESSED_BLOCK) !== 0 ? size : Math.min(blockMax, size * MAX_RATIO);
-    if (bound > MAX_OUTPUT) throw new Lz4FrameError('LZ4 frame of more than 1 GiB');
-    at += size + blockChecksum;
+    if (bound > MAX_OUTPUT) throw new Lz4FrameError('LZ4 frame that may hold more than 64 MiB');
+    at += size;
   }
 }
 
@@ -71,9 +83,9 @@ export function lz4Decoder(): 'wasm-lz4' | 'client' {
  * The client's decoder stays behind it: for what is not a Buffer holding one standard frame, and for
  * good once the C decoder has failed on a frame — it keeps one decompression context, which a failed
  * frame leaves unusable for every later one (@foxglove/wasm-lz4 1.0.2). That frame then gets the
- * client's verdict.
+ * client's verdict, and `onFallback` (of the first call) is told once.
  */
-export function installLz4Decoder(): Promise<boolean> {
+export function installLz4Decoder(onFallback?: (error: unknown) => void): Promise<boolean> {
   installed ??= decompress.isLoaded.then(
     () => {
       const codec = (compressionsAlgorithms as Record<string, { decompressSync?: unknown } | undefined>).lz4;
@@ -91,8 +103,9 @@ export function installLz4Decoder(): Promise<boolean> {
           }
           try {
             return decompress(data, bound);
-          } catch {
+          } catch (error) {
             decoder = 'client';
+            onFallback?.(error);
           }
         }
         return fallback(data);

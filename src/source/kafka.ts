@@ -23,6 +23,8 @@ export interface KafkaSourceOptions {
   groupProtocol?: 'classic' | 'consumer';
   /** Told about each failed attempt to resume after the broker went away. */
   onError?: (error: unknown, attempt: number, cause: unknown) => void;
+  /** Told once if LZ4 batches go to the Kafka client's own, slower decoder from then on (source/kafka-lz4.ts). */
+  onDecoderFallback?: (error: unknown) => void;
 }
 
 export class KafkaSource implements Source {
@@ -65,7 +67,7 @@ export class KafkaSource implements Source {
   }
 
   async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
-    await installLz4Decoder(); // never rejects: without it the client's own decoder stays
+    await installLz4Decoder(this.#options.onDecoderFallback); // never rejects: without it the client's own decoder stays
     const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler);
     this.#consumer.on('consumer:group:join', onJoin);
     // With the KIP-848 protocol assignments change without a join event: follow consumer.assignments.
