@@ -22,9 +22,8 @@ const MAX_RATIO = 255;
  */
 const MAX_OUTPUT = 64 << 20;
 
-export class Lz4FrameError extends Error {
-  readonly code = 'INSERTER_LZ4_FRAME';
-}
+/** A frame the C decoder must not get; never leaves this module's codec (the client's decoder takes the frame). */
+export class Lz4FrameError extends Error {}
 
 /**
  * The most bytes an LZ4 frame can decompress to, read from its headers without decompressing: each
@@ -112,8 +111,8 @@ export function installLz4Decoder(onFallback?: (error: unknown) => void): Promis
       };
       return true;
     },
-    () => false,
-  ); // the module did not load: the client's own decoder stays
+    () => false, // the module did not load: the client's own decoder stays
+  );
   return installed;
 }
 
