@@ -1,7 +1,7 @@
 # The two commands a new user needs: `make demo` (the whole pipeline on the local stack) and
 # `make test` (every test). Both install what they need first. `make soak` (not in CI): the chaos
 # test with ≥ 100 faults against a broker of its own (scripts/soak.sh).
-.PHONY: install demo test typecheck lint unit soak
+.PHONY: install demo test typecheck lint unit soak wasm
 
 install:
 	bash scripts/install.sh
@@ -24,3 +24,7 @@ unit:
 
 soak:
 	bash scripts/soak.sh
+
+# Rebuilds the committed WebAssembly modules from their AssemblyScript sources (a unit test checks them).
+wasm:
+	bash scripts/build-wasm.sh

@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.cache/**', '.venv/**', 'deploy/**', 'tools/**'] },
+  { ignores: ['node_modules/**', '.cache/**', '.venv/**', 'deploy/**', 'tools/**', 'src/**/*.as.ts'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

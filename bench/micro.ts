@@ -22,6 +22,8 @@ import { rowShapeFor, writeRow, type RowShape } from '../src/encode/json-each-ro
 import { typedEncoderFor } from '../src/encode/rowbinary/encoder.ts';
 import type { RowEncoder } from '../src/encode/types.ts';
 import { decodeJsonRecord, type DecodeOptions } from '../src/decode/json.ts';
+import { scanTopLevel, type ValueRange } from '../src/decode/json-scan.ts';
+import { scanTopLevelFast } from '../src/decode/json-scan-wasm.ts';
 import type { SourceRecord } from '../src/source/types.ts';
 import { allocChild, measureAllocations } from './lib/alloc-pass.ts';
 import { fmt, fmtInt, table } from './lib/stats.ts';
@@ -126,6 +128,16 @@ function decodeAndTypedEncodeAll(): ByteChunks {
 function decodeAll(): number {
   let sum = 0;
   for (const r of records) sum += decodeJsonRecord(r, decodeOptions).teamId ?? 0;
+  return sum;
+}
+
+const teamKey = Buffer.from('team_id');
+const scanRange: ValueRange = { start: 0, end: 0 };
+
+/** The top-level scan for team_id alone, in JavaScript or in WebAssembly (decode/json-scan-wasm.ts). */
+function scanAll(scan: typeof scanTopLevel): number {
+  let sum = 0;
+  for (const json of jsons) sum += scan(json as Buffer, teamKey, scanRange) ? scanRange.end : 0;
   return sum;
 }
 
@@ -265,7 +277,9 @@ const cases: Case[] = [
   { name: 'before wire rows: protobuf fromBinary message', fn: () => protobufObjectsAll('none'), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'before wire rows: fromBinary + toJson', fn: () => protobufObjectsAll('json'), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'before wire rows: fromBinary + typed encode', fn: () => protobufObjectsAll('typed'), bytes: protobufBytes, records: RECORDS_PER_OP },
-  { name: 'decode: decodeJsonRecord (JSON.parse + team_id)', fn: decodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'decode: decodeJsonRecord (checks + team_id scan)', fn: decodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'scan for team_id: JavaScript (json-scan.ts)', fn: () => scanAll(scanTopLevel), bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'scan for team_id: WebAssembly SIMD (json-scan-wasm.ts)', fn: () => scanAll(scanTopLevelFast), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow events shape (_timestamp,_offset)', fn: () => encodeAll(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow events shape, blocks reused (BlockPool)', fn: () => encodeAllPooled(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow all 8 metadata columns', fn: () => encodeAll(fullShape), bytes: recordBytes, records: RECORDS_PER_OP },

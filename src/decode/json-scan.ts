@@ -1,9 +1,9 @@
 // Owns reading one top-level field of a JSON object without parsing the object: the hot path needs
-// only the team id, and ClickHouse parses the row anyway. Strings are skipped with memchr-speed
-// Buffer.indexOf, so the cost is a pass over the bytes with no allocation. Structure errors met on
-// the way are reported, and so is anything after the object's closing brace (a second value would
-// become a second row); values the scan passes over are not validated (the warehouse does that,
-// and rows it rejects are isolated and dead-lettered).
+// only the team id, and ClickHouse parses the row anyway. A pass over the bytes with no allocation.
+// Structure errors met on the way are reported, and so is anything after the object's closing brace
+// (a second value would become a second row); values the scan passes over are not validated (the
+// warehouse does that, and rows it rejects are isolated and dead-lettered). This is the reference:
+// the hot path runs its WebAssembly form (json-scan-wasm.ts), which defers to it for every refusal.
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

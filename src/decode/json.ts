@@ -3,7 +3,8 @@
 // object. The original bytes pass through to the warehouse, which parses them once; a value it
 // cannot take is isolated there and dead-lettered.
 import { DecodeError } from '../errors/inserter-error.ts';
-import { integerValue, scanTopLevel, type ValueRange } from './json-scan.ts';
+import { integerValue, type ValueRange } from './json-scan.ts';
+import { scanTopLevelFast } from './json-scan-wasm.ts';
 import { integerTeamId, teamIdOutsideValue } from './team-id.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { Row } from './row.ts';
@@ -60,7 +61,7 @@ const range: ValueRange = { start: 0, end: 0 };
 /** Whether `key` is at the top level (its value then in `range`); a scan error is a DecodeError. */
 function scan(json: Buffer, key: Buffer | undefined): boolean {
   try {
-    return scanTopLevel(json, key, range);
+    return scanTopLevelFast(json, key, range);
   } catch (cause) {
     throw new DecodeError('INSERTER_DECODE_BAD_JSON', `message is not valid JSON: ${(cause as Error).message}`, { cause });
   }
