@@ -23,7 +23,7 @@ import { typedEncoderFor } from '../src/encode/rowbinary/encoder.ts';
 import type { RowEncoder } from '../src/encode/types.ts';
 import { decodeJsonRecord, type DecodeOptions } from '../src/decode/json.ts';
 import { scanTopLevel, type ValueRange } from '../src/decode/json-scan.ts';
-import { scanTopLevelFast } from '../src/decode/json-scan-wasm.ts';
+import { scanTopLevelFast } from '../src/decode/json-wasm.ts';
 import type { SourceRecord } from '../src/source/types.ts';
 import { allocChild, measureAllocations } from './lib/alloc-pass.ts';
 import { fmt, fmtInt, table } from './lib/stats.ts';
@@ -134,10 +134,10 @@ function decodeAll(): number {
 const teamKey = Buffer.from('team_id');
 const scanRange: ValueRange = { start: 0, end: 0 };
 
-/** The top-level scan for team_id alone, in JavaScript or in WebAssembly (decode/json-scan-wasm.ts). */
+/** The top-level scan for team_id alone, in JavaScript or in WebAssembly (decode/json-wasm.ts). */
 function scanAll(scan: typeof scanTopLevel): number {
   let sum = 0;
-  for (const json of jsons) sum += scan(json as Buffer, teamKey, scanRange) ? scanRange.end : 0;
+  for (const json of jsons) sum += scan(json, teamKey, scanRange) ? scanRange.end : 0;
   return sum;
 }
 
@@ -279,7 +279,7 @@ const cases: Case[] = [
   { name: 'before wire rows: fromBinary + typed encode', fn: () => protobufObjectsAll('typed'), bytes: protobufBytes, records: RECORDS_PER_OP },
   { name: 'decode: decodeJsonRecord (checks + team_id scan)', fn: decodeAll, bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'scan for team_id: JavaScript (json-scan.ts)', fn: () => scanAll(scanTopLevel), bytes: recordBytes, records: RECORDS_PER_OP },
-  { name: 'scan for team_id: WebAssembly SIMD (json-scan-wasm.ts)', fn: () => scanAll(scanTopLevelFast), bytes: recordBytes, records: RECORDS_PER_OP },
+  { name: 'scan for team_id: WebAssembly SIMD (json-wasm.ts)', fn: () => scanAll(scanTopLevelFast), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow events shape (_timestamp,_offset)', fn: () => encodeAll(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow events shape, blocks reused (BlockPool)', fn: () => encodeAllPooled(eventsShape), bytes: recordBytes, records: RECORDS_PER_OP },
   { name: 'encode: writeRow all 8 metadata columns', fn: () => encodeAll(fullShape), bytes: recordBytes, records: RECORDS_PER_OP },

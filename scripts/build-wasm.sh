@@ -5,7 +5,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-}"
-src="$here/src/decode/wasm/json-scan.as.ts"
-dest="${out:-$here/src/decode/wasm}/json-scan.wasm"
+src="$here/src/decode/wasm/json.as.ts"
+dest="${out:-$here/src/decode/wasm}/json.wasm"
 "$here/node_modules/.bin/node" "$here/node_modules/assemblyscript/bin/asc.js" "$src" \
   -O3 --runtime stub --noAssert --enable simd -o "$dest"

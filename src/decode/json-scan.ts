@@ -115,8 +115,8 @@ function endOfString(json: Buffer, start: number): number {
   throw new JsonScanError('unterminated string');
 }
 
-/** Index just past the value starting at `start`. */
-function endOfValue(json: Buffer, start: number): number {
+/** Index just past the value starting at `start` (its structure only; the typed encoder's scan uses it too). */
+export function endOfValue(json: Buffer, start: number): number {
   const first = json[start];
   if (first === QUOTE) return endOfString(json, start) + 1;
   if (first === OPEN_OBJECT || first === OPEN_ARRAY) {

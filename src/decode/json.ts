@@ -4,7 +4,7 @@
 // cannot take is isolated there and dead-lettered.
 import { DecodeError } from '../errors/inserter-error.ts';
 import { integerValue, type ValueRange } from './json-scan.ts';
-import { scanTopLevelFast } from './json-scan-wasm.ts';
+import { scanTopLevelFast } from './json-wasm.ts';
 import { integerTeamId, teamIdOutsideValue } from './team-id.ts';
 import type { SourceRecord } from '../source/types.ts';
 import type { Row } from './row.ts';

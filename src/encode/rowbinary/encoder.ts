@@ -13,6 +13,8 @@ import type { ByteSink } from '../byte-chunks.ts';
 import type { RowEncoder } from '../types.ts';
 import type { ColumnWriter } from './column-writer.ts';
 import { isNull } from './column-writer.ts';
+import { endOfValue, JsonScanError } from '../../decode/json-scan.ts';
+import { loadRow, readStringFast } from '../../decode/json-wasm.ts';
 import { QUOTE, checkSkipped, hasNoEscape, readStringInto, skipSpace, stringEnd, unescape, unescaped, ValueError } from './json-text.ts';
 import { writeMetadata, type MetadataName } from './metadata.ts';
 import { fieldWriterFor, type FieldWriter } from './field-writers.ts';
@@ -184,7 +186,7 @@ class TypedEncoder implements RowEncoder {
         this.#scan(json);
       } catch (error) {
         // A key ClickHouse cannot read (a bad escape, finding D11) refuses the row like a value.
-        if (!(error instanceof ValueError)) throw error;
+        if (!(error instanceof ValueError) && !(error instanceof JsonScanError)) throw error;
         throw new EncodeError('INSERTER_ENCODE_REJECTED', `ClickHouse would reject the row: ${error.message}`);
       }
     }
@@ -281,6 +283,7 @@ class TypedEncoder implements RowEncoder {
     // Once every column has its value, ClickHouse (input_format_json_ignore_unnecessary_fields=1)
     // skips the remaining fields like unknown ones: a repeated key there is no longer an error.
     let seen = this.#metadataCount;
+    const fast = loadRow(json); // String values are unescaped by WebAssembly from a copy (decode/json-wasm.ts)
     for (let ordinal = 0; i < end; ordinal++) {
       const keyEnd = stringEnd(json, i, end);
       let index = -1;
@@ -309,13 +312,14 @@ class TypedEncoder implements RowEncoder {
         const strings = this.#strings;
         const offset = strings.pos;
         try {
-          valueEnd = readStringInto(json, valueStart, end, strings);
+          valueEnd = fast ? readStringFast(json, valueStart, end, strings) : -1;
+          if (valueEnd < 0) valueEnd = readStringInto(json, valueStart, end, strings); // the JavaScript form decides
         } catch (error) {
           throw this.#rejected(columns[index] as Column, json, valueStart, Math.min(end, valueStart + 81), error);
         }
         this.#strOffsets[index] = offset;
         this.#strLengths[index] = strings.pos - offset;
-      } else valueEnd = scanValueEnd(json, valueStart, end);
+      } else valueEnd = endOfValue(json, valueStart);
       if (index >= 0) {
         const column = columns[index] as Column;
         if ((starts[index] as number) >= 0 || column.metadata !== undefined || index === this.#team) {
@@ -379,30 +383,4 @@ class TypedEncoder implements RowEncoder {
 
 function asciiLower(b: number): number {
   return b >= 0x41 && b <= 0x5a ? b + 0x20 : b;
-}
-
-/** The end of the value starting at `start` (structure only; the writers check the content). */
-function scanValueEnd(json: Buffer, start: number, end: number): number {
-  const first = json[start];
-  if (first === 0x22) return stringEnd(json, start, end) + 1;
-  if (first === 0x7b || first === 0x5b) {
-    let depth = 0;
-    for (let i = start; i < end; i++) {
-      const b = json[i];
-      if (b === 0x22) i = stringEnd(json, i, end);
-      else if (b === 0x7b || b === 0x5b) depth++;
-      else if (b === 0x7d || b === 0x5d) {
-        depth--;
-        if (depth === 0) return i + 1;
-      }
-    }
-    throw new EncodeError('INSERTER_ENCODE_REJECTED', 'unterminated object or array');
-  }
-  let i = start;
-  while (i < end) {
-    const b = json[i];
-    if (b === 0x2c || b === 0x7d || b === 0x5d || b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09) break;
-    i++;
-  }
-  return i;
 }

@@ -109,7 +109,8 @@ export function unescape(src: Buffer, start: number, end: number): number {
  * Reads the JSON string at `start` (its opening quote) in one pass, appending its unescaped content
  * to `out`; returns the index after its closing quote. The same result as stringEnd + unescape, for
  * the hot path (a String column's value: PostHog rows hold JSON inside JSON strings, an escape every
- * few bytes). A `\u` escape hands the string to unescape (rare, and its end rules are subtle).
+ * few bytes). A `\u` escape hands the string to unescape (rare, and its end rules are subtle). The
+ * encoder runs its WebAssembly form first (decode/json-wasm.ts); this one decides what that leaves.
  */
 export function readStringInto(src: Buffer, start: number, end: number, out: RowBuffer): number {
   // Unescaped content is never longer than the rest of the row.

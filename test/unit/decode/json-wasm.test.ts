@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { JsonScanError, scanTopLevel, type ValueRange } from '../../../src/decode/json-scan.ts';
-import { MAX_WASM_SCAN_BYTES, scanTopLevelFast, wasmScanLoaded, wasmScanVerdict } from '../../../src/decode/json-scan-wasm.ts';
+import { loadRow, MAX_WASM_INPUT_BYTES, readStringFast, scanTopLevelFast, wasmJsonLoaded, wasmScanVerdict } from '../../../src/decode/json-wasm.ts';
+import { readStringInto, ValueError } from '../../../src/encode/rowbinary/json-text.ts';
+import { RowBuffer } from '../../../src/encode/rowbinary/row-buffer.ts';
 import { generate } from '../../../dev/posthog/generator.ts';
 
 const KEY = Buffer.from('team_id');
@@ -36,14 +38,14 @@ function agree(json: Buffer, key: Buffer | undefined = KEY): void {
 }
 
 test('the module loads here (WebAssembly SIMD), so the tests below hold it against the JavaScript scan', () => {
-  assert.equal(wasmScanLoaded(), true);
+  assert.equal(wasmJsonLoaded(), true);
 });
 
-test('the committed json-scan.wasm is what its AssemblyScript source builds', () => {
+test('the committed json.wasm is what its AssemblyScript source builds', () => {
   const dir = mkdtempSync(join(tmpdir(), 'inserter-wasm-'));
   try {
     execFileSync('bash', [join(root, 'scripts/build-wasm.sh'), dir], { stdio: 'pipe' });
-    assert.ok(readFileSync(join(dir, 'json-scan.wasm')).equals(readFileSync(join(root, 'src/decode/wasm/json-scan.wasm'))), 'run bash scripts/build-wasm.sh and commit the result');
+    assert.ok(readFileSync(join(dir, 'json.wasm')).equals(readFileSync(join(root, 'src/decode/wasm/json.wasm'))), 'run bash scripts/build-wasm.sh and commit the result');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -131,12 +133,12 @@ test("the reason for a refusal is the JavaScript scan's, and JSON larger than th
   const out: ValueRange = { start: 0, end: 0 };
   assert.throws(() => scanTopLevelFast(Buffer.from('{"a":1}{"b":2}'), KEY, out), /1 bytes after the object's end|bytes after the object's end/);
   assert.throws(() => scanTopLevelFast(Buffer.from('{"a" 1}'), KEY, out), /expected ':' at byte 5/);
-  const big = Buffer.from(`{"s":"${'\\"x'.repeat(MAX_WASM_SCAN_BYTES / 3)}","team_id":5}`);
+  const big = Buffer.from(`{"s":"${'\\"x'.repeat(MAX_WASM_INPUT_BYTES / 3)}","team_id":5}`);
   assert.equal(wasmScanVerdict(big, KEY, out), undefined);
   assert.equal(scanTopLevelFast(big, KEY, out), true);
   assert.equal(big.toString('latin1', out.start, out.end), '5');
   // After a large input grew its memory, small ones and another key still scan right.
-  const nearMax = Buffer.from(`{"s":"${'y'.repeat(MAX_WASM_SCAN_BYTES - 40)}","team_id":6}`);
+  const nearMax = Buffer.from(`{"s":"${'y'.repeat(MAX_WASM_INPUT_BYTES - 40)}","team_id":6}`);
   assert.equal(scanTopLevelFast(nearMax, KEY, out), true);
   assert.equal(nearMax.toString('latin1', out.start, out.end), '6');
   const other = Buffer.from('distinct_id');
@@ -144,4 +146,91 @@ test("the reason for a refusal is the JavaScript scan's, and JSON larger than th
   assert.deepEqual([out.start, out.end], [27, 30]);
   assert.equal(scanTopLevelFast(Buffer.from('{"team_id":12}'), KEY, out), true);
   assert.deepEqual([out.start, out.end], [11, 13]);
+});
+
+/** readStringInto's result for the string at `start`: the bytes and the index after it, or its error. */
+function jsString(row: Buffer, start: number, end: number): string {
+  const out = new RowBuffer();
+  out.u8(0x2a); // output appended after what the scratch holds
+  try {
+    const next = readStringInto(row, start, end, out);
+    return `${next}:${out.buf.subarray(0, out.pos).toString('hex')}`;
+  } catch (error) {
+    assert.ok(error instanceof ValueError, String(error));
+    return 'error';
+  }
+}
+
+/** The module's: the same terms, or 'left' where it leaves the string to readStringInto. */
+function wasmString(row: Buffer, start: number, end: number): string {
+  const out = new RowBuffer();
+  out.u8(0x2a);
+  const next = readStringFast(row, start, end, out);
+  return next < 0 ? 'left' : `${next}:${out.buf.subarray(0, out.pos).toString('hex')}`;
+}
+
+/**
+ * Every string start in `row` (every quote, inside strings too): the module agrees or leaves it to
+ * readStringInto; returns how many it left that readStringInto reads (its \\u path).
+ */
+function agreeOnStrings(row: Buffer, end = row.length - 1): number {
+  assert.equal(loadRow(row), true);
+  let left = 0;
+  for (let start = row.indexOf(0x22); start >= 0 && start < end; start = row.indexOf(0x22, start + 1)) {
+    const expected = jsString(row, start, end);
+    const got = wasmString(row, start, end);
+    if (got === 'left') {
+      if (expected !== 'error') left++;
+      // It leaves only what readStringInto refuses or reads through its \u path.
+      assert.ok(expected === 'error' || row.subarray(start, end).includes('\\u'), `${start}: ${row.toString('latin1', start, start + 60)}`);
+    } else assert.equal(got, expected, `${start}: ${row.toString('latin1', start, start + 60)}`);
+  }
+  return left;
+}
+
+test('strings: the same bytes and end as readStringInto at every quote of generated PostHog events', () => {
+  let strings = 0;
+  for (const m of generate('clickhouse_events_json', { seed: 11, count: 200, teams: 50 })) {
+    strings += m.value.length;
+    assert.equal(agreeOnStrings(m.value), 0, 'no string of a generated event (none has a \\u escape) is left to JavaScript');
+    // Cut short: strings without their closing quote are left to readStringInto's error.
+    agreeOnStrings(m.value, Math.floor(m.value.length / 2));
+  }
+  assert.ok(strings > 0);
+});
+
+test('strings: escapes of every kind and backslash runs at every offset of the 16-byte step', () => {
+  const escapes = ['\\"', '\\\\', '\\/', '\\b', '\\f', '\\n', '\\r', '\\t', '\\x', '\\u00e9', '\\ud83d\\ude00', '\\ud83d', '\\uZZZZ', '\\'];
+  for (let pad = 0; pad < 40; pad++) {
+    for (const escape of escapes) agreeOnStrings(Buffer.from(`{"a":"${'x'.repeat(pad)}${escape}${'y'.repeat(pad % 17)}","b":1}`));
+    for (let run = 1; run < 20; run++) agreeOnStrings(Buffer.from(`{"a":"${'x'.repeat(pad)}${'\\'.repeat(run)}"z","b":2}`));
+  }
+});
+
+test('property: strings of any content, as JSON.stringify writes them and with raw escapes', () => {
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary', maxLength: 200 }), fc.array(fc.tuple(fc.nat(), fc.constantFrom('\\', '"', '\\u', '\\"', 'u12')), { maxLength: 3 }), (text, edits) => {
+      const quoted = JSON.stringify(text);
+      agreeOnStrings(Buffer.from(`{"s":${quoted}}`));
+      let raw = quoted;
+      for (const [at, piece] of edits) {
+        const i = 1 + (at % Math.max(1, raw.length - 1));
+        raw = raw.slice(0, i) + piece + raw.slice(i);
+      }
+      agreeOnStrings(Buffer.from(`{"s":${raw}}`));
+    }),
+    { numRuns: 2_000, seed: 20261207 },
+  );
+});
+
+test('strings: only the row loaded last is read; a scan in between unloads it', () => {
+  const row = Buffer.from('{"a":"x\\ty"}');
+  const other = Buffer.from('{"a":"x\\ty"}');
+  assert.equal(loadRow(row), true);
+  assert.notEqual(wasmString(row, 5, row.length - 1), 'left');
+  assert.equal(wasmString(other, 5, other.length - 1), 'left', 'not the loaded row');
+  scanTopLevelFast(Buffer.from('{"team_id":1}'), KEY, { start: 0, end: 0 });
+  assert.equal(wasmString(row, 5, row.length - 1), 'left', 'the scan replaced the copy');
+  assert.equal(loadRow(Buffer.alloc(MAX_WASM_INPUT_BYTES + 1, 0x20)), false);
+  assert.equal(wasmString(row, 5, row.length - 1), 'left');
 });

@@ -1,11 +1,13 @@
-// AssemblyScript source of json-scan.wasm (built by scripts/build-wasm.sh, checked byte for byte by
-// test/unit/decode/json-scan-wasm.test.ts). The same walk as src/decode/json-scan.ts's scanTopLevel,
-// with strings skipped by WebAssembly SIMD: PostHog events hold JSON inside JSON strings, where the
-// JavaScript byte loop costs ~1.7 ns a byte. It returns a verdict only: for anything it does not
-// accept, the caller runs the JavaScript scan, which gives the reason.
-//
-// Memory (laid out by src/decode/json-scan-wasm.ts): the key, then the JSON, then at least 64 bytes
-// of readable memory (vector loads read past the JSON's end; those bytes are never taken for JSON).
+// AssemblyScript source of json.wasm (built by scripts/build-wasm.sh; test/unit/decode/json-wasm.test.ts
+// checks the committed file is what this builds). Two routines of JSON text that are byte loops in
+// JavaScript, with strings passed over 16 or 64 bytes a step by WebAssembly SIMD: PostHog events hold
+// JSON inside JSON strings, where the byte loop costs ~1.7 ns a byte.
+// - scan(): the same walk as src/decode/json-scan.ts's scanTopLevel (the team id, one object only).
+// - readString(): src/encode/rowbinary/json-text.ts's readStringInto (a String column's value).
+// Both give only what their JavaScript forms accept; for anything else they return -1 and the
+// caller runs the JavaScript form, which gives the reason. src/decode/json-wasm.ts lays out memory:
+// at least 64 readable bytes follow every input (vector loads read past its end; those bytes are
+// never taken for JSON).
 
 const QUOTE: u32 = 0x22;
 const COLON: u32 = 0x3a;
@@ -148,4 +150,56 @@ export function scan(json: usize, len: i32, key: usize, keyLen: i32): i32 {
   }
   if (i != len - 1) return -1;
   return found ? 1 : 0;
+}
+
+/** How many bytes readString() wrote. */
+export let written: i32 = 0;
+
+/** The byte a one-character escape `\c` stands for (b f n r t; any other stands for itself). */
+@inline function escapedByte(c: u32): u32 {
+  if (c == 0x62) return 0x08;
+  if (c == 0x66) return 0x0c;
+  if (c == 0x6e) return 0x0a;
+  if (c == 0x72) return 0x0d;
+  if (c == 0x74) return 0x09;
+  return c;
+}
+
+/**
+ * The JSON string whose opening quote is at `start` of the row at `row` (bytes from `end` on are
+ * not the string's), unescaped into `out` as src/encode/rowbinary/json-text.ts's readStringInto
+ * does: the index after its closing quote, the bytes written in `written`; -1 for a string it leaves
+ * to that function (a \u escape, or no closing quote: its error). 16 bytes a step between escapes;
+ * `out` must have room for the string's length plus 16.
+ */
+export function readString(row: usize, end: i32, start: i32, out: usize): i32 {
+  const quote = i8x16.splat(0x22);
+  const backslash = i8x16.splat(0x5c);
+  let i = start + 1;
+  let w: usize = out;
+  while (i < end) {
+    const v = v128.load(row + <usize>i);
+    v128.store(w, v); // the bytes up to the first quote or backslash are kept, the rest rewritten
+    const m = i8x16.bitmask(v128.or(i8x16.eq(v, quote), i8x16.eq(v, backslash)));
+    if (m == 0) {
+      i += 16;
+      w += 16;
+      continue;
+    }
+    const t = <i32>ctz(m);
+    i += t;
+    w += <usize>t;
+    if (i >= end) return -1;
+    if (byteAt(row, i) == QUOTE) {
+      written = <i32>(w - out);
+      return i + 1;
+    }
+    if (i + 1 >= end) return -1;
+    const c = byteAt(row, i + 1);
+    if (c == 0x75) return -1;
+    store<u8>(w, <u8>escapedByte(c));
+    w++;
+    i += 2;
+  }
+  return -1;
 }
