@@ -7,7 +7,7 @@ import { isJitCompilerThread, machineCpuTimes, ProcSampler, type GroupUsage } fr
 import { fmt, fmtInt, mib } from '../lib/stats.ts';
 import { startEngineConsumer, startInserterConsumer, type Consumer } from './consumers.ts';
 import { describeMemory, MemoryWatch, type MemorySample } from './memory-watch.ts';
-import { ENGINE_TOPIC, EVENTS, TOPIC, type System } from './options.ts';
+import { ENGINE_TOPIC, EVENTS, TOPIC, VARIANT_ENCODING, type System } from './options.ts';
 import { errorText, progress, say } from './output.ts';
 import { count, freshClickHouse, kafka, pidIn, stopClickHouse } from './stack.ts';
 
@@ -106,7 +106,7 @@ export async function drain(system: System, run: number, env: NodeJS.ProcessEnv 
     let startupCpu = 0;
     let tStart: number;
     if (system !== 'engine') {
-      consumer = await startInserterConsumer(ch, TOPIC, groupId, env, system === 'typed' ? 'typed' : 'passthrough', system === 'variant');
+      consumer = await startInserterConsumer(ch, TOPIC, groupId, env, system === 'typed' ? 'typed' : system === 'variant' ? VARIANT_ENCODING : 'passthrough', system === 'variant');
       const boot = new ProcSampler({ inserter: consumer.pids });
       boot.start();
       tStart = await consumer.ready;

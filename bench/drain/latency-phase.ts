@@ -9,7 +9,7 @@ import { createTopic } from '../../test/helpers/kafka.ts';
 import { machineCpuTimes, ProcSampler } from '../lib/proc.ts';
 import { fmt, fmtInt } from '../lib/stats.ts';
 import { startEngineConsumer, startInserterConsumer, type Consumer } from './consumers.ts';
-import { LATENCY_SECONDS, PARTITIONS, TOPIC, type System } from './options.ts';
+import { LATENCY_SECONDS, PARTITIONS, TOPIC, VARIANT_ENCODING, type System } from './options.ts';
 import { errorText, progress, say } from './output.ts';
 import { count, freshClickHouse, kafka, pidIn, registry, stopClickHouse } from './stack.ts';
 
@@ -124,7 +124,7 @@ export async function latency(system: System, run: number, rate: number): Promis
   try {
     consumer =
       system !== 'engine'
-        ? await startInserterConsumer(ch, topic, groupId, {}, system === 'typed' ? 'typed' : 'passthrough', system === 'variant')
+        ? await startInserterConsumer(ch, topic, groupId, {}, system === 'typed' ? 'typed' : system === 'variant' ? VARIANT_ENCODING : 'passthrough', system === 'variant')
         : await startEngineConsumer(ch, topic, groupId, true);
     await consumer.ready;
     if (system === 'engine') await sleep(2_000); // let the first SELECT subscribe and get its assignment

@@ -32,6 +32,7 @@ export const { values: argv } = parseArgs({
     'variant-batch': { type: 'string' },
     'variant-no-ledger': { type: 'boolean', default: false },
     'variant-rev': { type: 'string' },
+    'variant-encoding': { type: 'string' },
     typed: { type: 'boolean', default: false },
     format: { type: 'string', default: 'json' },
     'profile-system': { type: 'string', default: 'inserter' },
@@ -111,9 +112,16 @@ function batchOption(option: string | undefined): Record<string, number> | undef
       );
 }
 export const BATCH = batchOption(argv.batch);
+/** --variant-encoding typed: the variant system encodes typed (an A/B of the typed path; default pass-through). */
+export const VARIANT_ENCODING: 'passthrough' | 'typed' = argv['variant-encoding'] === 'typed' ? 'typed' : 'passthrough';
 export const VARIANT_BATCH = { ...BATCH, ...batchOption(argv['variant-batch']) };
 export const VARIANT =
-  argv['variant-rev'] !== undefined || argv['variant-env'] !== undefined || argv['variant-compression'] !== undefined || argv['variant-batch'] !== undefined || argv['variant-no-ledger'];
+  argv['variant-rev'] !== undefined ||
+  argv['variant-encoding'] !== undefined ||
+  argv['variant-env'] !== undefined ||
+  argv['variant-compression'] !== undefined ||
+  argv['variant-batch'] !== undefined ||
+  argv['variant-no-ledger'];
 export const VARIANT_ENV: Record<string, string> = Object.fromEntries((argv['variant-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 export const TOPIC = 'clickhouse_events_json';
 if (argv.format !== 'json' && argv.format !== 'protobuf') throw new Error(`--format must be json or protobuf, got ${argv.format}`);
