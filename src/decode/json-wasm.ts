@@ -77,7 +77,7 @@ function memoryFor(module: JsonExports, bytes: number): Uint8Array {
 export function wasmScanVerdict(input: Buffer, key: Buffer | undefined, out: ValueRange): number | undefined {
   if (json === undefined || input.length > MAX_WASM_INPUT_BYTES || (key !== undefined && key.length > KEY_AREA)) return undefined;
   const mem = memoryFor(json, input.length);
-  if (key !== undefined && key !== loadedKey) {
+  if (key !== undefined && (key !== loadedKey || !holdsKey(mem, key))) {
     mem.set(key, 0);
     loadedKey = key;
   }
@@ -89,6 +89,12 @@ export function wasmScanVerdict(input: Buffer, key: Buffer | undefined, out: Val
     out.end = json.valueEnd.value;
   }
   return verdict;
+}
+
+/** Whether the key area still holds `key`'s bytes (a key Buffer changed in place is copied again). */
+function holdsKey(mem: Uint8Array, key: Buffer): boolean {
+  for (let k = 0; k < key.length; k++) if (mem[k] !== key[k]) return false;
+  return true;
 }
 
 /**
@@ -104,7 +110,8 @@ export function scanTopLevelFast(input: Buffer, key: Buffer | undefined, out: Va
 
 /**
  * Copies a typed row's JSON in for readStringFast (once per row: its strings are then read from the
- * copy). False where the module does not run or the row is larger than it takes.
+ * copy, so the row must not change until they are read: the encoder loads a row and reads its strings
+ * in one synchronous pass). False where the module does not run or the row is larger than it takes.
  */
 export function loadRow(row: Buffer): boolean {
   if (json === undefined || row.length > MAX_WASM_INPUT_BYTES) {
@@ -123,7 +130,7 @@ export function loadRow(row: Buffer): boolean {
  * it to the JavaScript form (a \u escape, a missing closing quote, or `row` is not the loaded row).
  */
 export function readStringFast(row: Buffer, start: number, end: number, out: ByteScratch): number {
-  if (json === undefined || row !== loadedRow || memory === undefined) return -1;
+  if (json === undefined || row !== loadedRow || memory === undefined || end > row.length) return -1;
   const output = KEY_AREA + row.length + TAIL;
   const next = json.readString(KEY_AREA, end, start, output);
   if (next < 0) return -1;

@@ -319,7 +319,10 @@ class TypedEncoder implements RowEncoder {
         }
         this.#strOffsets[index] = offset;
         this.#strLengths[index] = strings.pos - offset;
-      } else valueEnd = endOfValue(json, valueStart);
+      } else {
+        valueEnd = endOfValue(json, valueStart);
+        if (valueEnd > end) throw new ValueError('Cannot parse input: the object ends inside a value'); // it took the row's closing brace
+      }
       if (index >= 0) {
         const column = columns[index] as Column;
         if ((starts[index] as number) >= 0 || column.metadata !== undefined || index === this.#team) {
