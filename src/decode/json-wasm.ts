@@ -48,7 +48,8 @@ function load(): JsonExports | undefined {
 }
 
 const json = load();
-let memory: Uint8Array | undefined;
+/** A Buffer over the module's memory (Buffer.copy takes offsets: no view per copy), renewed when it grows. */
+let memory: Buffer | undefined;
 let loadedKey: Buffer | undefined;
 /** The row readStringFast reads (copied in by loadRow), until the next input replaces it. */
 let loadedRow: Buffer | undefined;
@@ -59,12 +60,12 @@ export function wasmJsonLoaded(): boolean {
 }
 
 /** The module's memory, grown to hold `bytes` past the key area and the tail. */
-function memoryFor(module: JsonExports, bytes: number): Uint8Array {
+function memoryFor(module: JsonExports, bytes: number): Buffer {
   const need = KEY_AREA + bytes + TAIL;
   if (memory === undefined || memory.buffer !== module.memory.buffer || memory.length < need) {
     const have = module.memory.buffer.byteLength;
     if (have < need) module.memory.grow(Math.ceil((need - have) / PAGE));
-    memory = new Uint8Array(module.memory.buffer);
+    memory = Buffer.from(module.memory.buffer);
     loadedKey = undefined;
   }
   return memory;
@@ -92,7 +93,7 @@ export function wasmScanVerdict(input: Buffer, key: Buffer | undefined, out: Val
 }
 
 /** Whether the key area still holds `key`'s bytes (a key Buffer changed in place is copied again). */
-function holdsKey(mem: Uint8Array, key: Buffer): boolean {
+function holdsKey(mem: Buffer, key: Buffer): boolean {
   for (let k = 0; k < key.length; k++) if (mem[k] !== key[k]) return false;
   return true;
 }
@@ -136,7 +137,7 @@ export function readStringFast(row: Buffer, start: number, end: number, out: Byt
   if (next < 0) return -1;
   const length = json.written.value;
   out.ensure(length);
-  out.buf.set(memory.subarray(output, output + length), out.pos);
+  memory.copy(out.buf, out.pos, output, output + length);
   out.pos += length;
   return next;
 }
