@@ -55,9 +55,14 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** bin/inserter's INSERTER_MEMORY_MODE as the process runs it (the V8 flag it adds). */
+function memoryMode(): 'lean' | 'throughput' {
+  return process.execArgv.includes('--external-memory-accounted-in-global-limit') ? 'throughput' : 'lean';
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return `inserter ${pkg.version} (node ${process.version})`;
+  return `inserter ${pkg.version} (node ${process.version}, memory mode ${memoryMode()})`;
 }
 
 function checkConfig(args: string[]): number {
@@ -251,7 +256,7 @@ async function run(args: string[]): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  logger.info({ routes: config.routes.map((r) => r.name) }, 'inserter starting');
+  logger.info({ routes: config.routes.map((r) => r.name), memoryMode: memoryMode() }, 'inserter starting');
   try {
     // Pauses in force are applied before the first record is consumed.
     await operations.start(startup.signal);

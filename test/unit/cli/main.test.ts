@@ -19,6 +19,14 @@ test('version prints the package version and the runtime', () => {
   assert.match(out, /^inserter \d+\.\d+\.\d+ \(node v24\./);
 });
 
+test('INSERTER_MEMORY_MODE: lean by default, throughput adds the V8 flag, anything else is refused by name', () => {
+  assert.match(run(['version']).out, /memory mode lean\)$/m);
+  assert.match(run(['version'], { INSERTER_MEMORY_MODE: 'throughput' }).out, /memory mode throughput\)$/m);
+  const bad = run(['version'], { INSERTER_MEMORY_MODE: 'fast' });
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /INSERTER_MEMORY_MODE must be lean or throughput, not 'fast'/);
+});
+
 test('check-config explains a valid file and never prints its secrets', () => {
   const { code, out, err } = run(['check-config', resolve(import.meta.dirname, '..', '..', '..', 'config', 'posthog.example.yaml')], {
     CLUSTER_A_PASSWORD: 'canary-cli-9d2f',
