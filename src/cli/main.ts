@@ -10,6 +10,7 @@ import { dlq } from './dlq.ts';
 import { verify } from './verify.ts';
 import { loadConfigFile, type Config, type RouteConfig } from '../config/load.ts';
 import { decoderFor } from '../decode/types.ts';
+import { wasmJsonLoaded } from '../decode/json-wasm.ts';
 import { printableUrl } from '../config/schema.ts';
 import { checkDeadLetterTopics, DeadLetterWriter, defaultDeadLetterCheckTimeoutMs } from '../source/kafka-dead-letter-writer.ts';
 import { deadLetterMetrics } from '../deadletter/metrics.ts';
@@ -257,6 +258,7 @@ async function run(args: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   logger.info({ routes: config.routes.map((r) => r.name), memoryMode: memoryMode() }, 'inserter starting');
+  if (!wasmJsonLoaded()) logger.warn('JSON is scanned by the slower JavaScript forms: the WebAssembly module (src/decode/wasm/json.wasm) did not load');
   try {
     // Pauses in force are applied before the first record is consumed.
     await operations.start(startup.signal);
