@@ -20,7 +20,6 @@ interface JsonExports {
   readonly valueStart: { readonly value: number };
   readonly valueEnd: { readonly value: number };
   readonly readString: (row: number, end: number, start: number, out: number) => number;
-  readonly fields: (row: number, end: number, table: number, max: number) => number;
   readonly written: { readonly value: number };
 }
 
@@ -35,8 +34,6 @@ export interface ByteScratch {
 const KEY_AREA = 256;
 /** Inputs larger than this go to JavaScript: the module's memory stays under ~2 MiB. */
 export const MAX_WASM_INPUT_BYTES = 1024 * 1024;
-/** Rows with more top-level fields than this are walked by the encoder's own loop. */
-const MAX_FIELDS = 1024;
 /** Readable bytes past an input's end (the module's vector loads), and slack after an output. */
 const TAIL = 64;
 const PAGE = 65_536;
@@ -53,12 +50,6 @@ function load(): JsonExports | undefined {
 const json = load();
 /** A Buffer over the module's memory (Buffer.copy takes offsets: no view per copy), renewed when it grows. */
 let memory: Buffer | undefined;
-/**
- * The fields rowFields found: entry k is [key start, key end, value start, value end] at
- * fieldTable[fieldBase + 4k]. Valid until the next call into this module.
- */
-export let fieldTable = new Int32Array(0);
-export let fieldBase = 0;
 let loadedKey: Buffer | undefined;
 /** The row readStringFast reads (copied in by loadRow), until the next input replaces it. */
 let loadedRow: Buffer | undefined;
@@ -75,7 +66,6 @@ function memoryFor(module: JsonExports, bytes: number): Buffer {
     const have = module.memory.buffer.byteLength;
     if (have < need) module.memory.grow(Math.ceil((need - have) / PAGE));
     memory = Buffer.from(module.memory.buffer);
-    fieldTable = new Int32Array(module.memory.buffer);
     loadedKey = undefined;
   }
   return memory;
@@ -129,8 +119,8 @@ export function loadRow(row: Buffer): boolean {
     loadedRow = undefined;
     return false;
   }
-  // Room for the row, its tail, an output as long as the row plus the 16-byte step's slack, and the field table.
-  memoryFor(json, 2 * (row.length + TAIL) + 16 * (MAX_FIELDS + 1)).set(row, KEY_AREA);
+  // Room for the row, its tail, and an output as long as the row plus the 16-byte step's slack.
+  memoryFor(json, 2 * (row.length + TAIL)).set(row, KEY_AREA);
   loadedRow = row;
   return true;
 }
@@ -150,17 +140,4 @@ export function readStringFast(row: Buffer, start: number, end: number, out: Byt
   memory.copy(out.buf, out.pos, output, output + length);
   out.pos += length;
   return next;
-}
-
-/**
- * Where each top-level field of the loaded row is (the typed encoder's walk): the number of fields,
- * their positions in fieldTable from fieldBase; -1 when the module leaves the row to the encoder's
- * own loop (too many fields, anything irregular) or `row` is not the loaded row.
- */
-export function rowFields(row: Buffer, end: number): number {
-  if (json === undefined || row !== loadedRow || end >= row.length) return -1;
-  // After the output area (readString writes at most the row's length plus 16 there), 16-aligned.
-  const table = (KEY_AREA + 2 * (row.length + TAIL) + 15) & ~15;
-  fieldBase = table >> 2;
-  return json.fields(KEY_AREA, end, table, MAX_FIELDS);
 }

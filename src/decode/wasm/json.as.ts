@@ -1,11 +1,10 @@
 // AssemblyScript source of json.wasm (built by scripts/build-wasm.sh; test/unit/decode/json-wasm.test.ts
-// checks the committed file is what this builds). Routines of JSON text that are byte loops in
+// checks the committed file is what this builds). Two routines of JSON text that are byte loops in
 // JavaScript, with strings passed over 16 or 64 bytes a step by WebAssembly SIMD: PostHog events hold
 // JSON inside JSON strings, where the byte loop costs ~1.7 ns a byte.
 // - scan(): the same walk as src/decode/json-scan.ts's scanTopLevel (the team id, one object only).
 // - readString(): src/encode/rowbinary/json-text.ts's readStringInto (a String column's value).
-// - fields(): the typed encoder's walk over a row's top-level fields (where each key and value is).
-// They give only what their JavaScript forms accept; for anything else they return -1 and the
+// Both give only what their JavaScript forms accept; for anything else they return -1 and the
 // caller runs the JavaScript form, which gives the reason. src/decode/json-wasm.ts lays out memory:
 // at least 64 readable bytes follow every input (vector loads read past its end; those bytes are
 // never taken for JSON).
@@ -203,35 +202,4 @@ export function readString(row: usize, end: i32, start: i32, out: usize): i32 {
     i += 2;
   }
   return -1;
-}
-
-/**
- * The typed encoder's walk over a row's top-level fields (src/encode/rowbinary/encoder.ts #scan),
- * done here: for each field, [key start (its quote), key end (its closing quote), value start, value
- * end] as four i32 at `table`. `end` is the row's closing brace: keys end before it, values may not
- * pass it. Returns the number of fields, or -1 for a row it leaves to the encoder's own byte loops
- * (more than `max` fields, anything that is not a plain object). Keys are not unescaped here.
- */
-export function fields(row: usize, end: i32, table: usize, max: i32): i32 {
-  let i = skipSpace(row, end, 1);
-  let n = 0;
-  let at = table;
-  while (i < end) {
-    if (n >= max || byteAt(row, i) != QUOTE) return -1;
-    const keyEnd = endOfString(row, end, i);
-    if (keyEnd < 0) return -1;
-    let j = skipSpace(row, end, keyEnd + 1);
-    j = skipSpace(row, end, j + 1); // past the colon, as the encoder's loop does (the decoder checked it)
-    const valueEnd = endOfValue(row, end + 1, j);
-    if (valueEnd < 0 || valueEnd > end) return -1;
-    store<i32>(at, i);
-    store<i32>(at, keyEnd, 4);
-    store<i32>(at, j, 8);
-    store<i32>(at, valueEnd, 12);
-    at += 16;
-    n++;
-    i = skipSpace(row, end, valueEnd);
-    if (i < end && byteAt(row, i) == COMMA) i = skipSpace(row, end, i + 1);
-  }
-  return n;
 }

@@ -14,7 +14,7 @@ import type { RowEncoder } from '../types.ts';
 import type { ColumnWriter } from './column-writer.ts';
 import { isNull } from './column-writer.ts';
 import { endOfValue, JsonScanError } from '../../decode/json-scan.ts';
-import { fieldBase, fieldTable, loadRow, readStringFast, rowFields } from '../../decode/json-wasm.ts';
+import { loadRow, readStringFast } from '../../decode/json-wasm.ts';
 import { QUOTE, checkSkipped, hasNoEscape, readStringInto, skipSpace, stringEnd, unescape, unescaped, ValueError } from './json-text.ts';
 import { writeMetadata, type MetadataName } from './metadata.ts';
 import { fieldWriterFor, type FieldWriter } from './field-writers.ts';
@@ -284,11 +284,8 @@ class TypedEncoder implements RowEncoder {
     // skips the remaining fields like unknown ones: a repeated key there is no longer an error.
     let seen = this.#metadataCount;
     const fast = loadRow(json); // String values are unescaped by WebAssembly from a copy (decode/json-wasm.ts)
-    // Where the fields are, found by the same module (-1: by the byte loops below); entry f of the table.
-    const count = fast ? rowFields(json, end) : -1;
-    let f = fieldBase;
     for (let ordinal = 0; i < end; ordinal++) {
-      const keyEnd = count >= 0 ? (fieldTable[f + 1] as number) : stringEnd(json, i, end);
+      const keyEnd = stringEnd(json, i, end);
       let index = -1;
       // Once every column has its value the key is read but not looked up (skipped as unknown).
       if (hasNoEscape(json, i, keyEnd + 1)) {
@@ -306,11 +303,8 @@ class TypedEncoder implements RowEncoder {
         const length = unescape(json, i, keyEnd + 1);
         if (seen < columns.length) index = this.#lookup(unescaped(), 0, length);
       }
-      if (count >= 0) i = fieldTable[f + 2] as number;
-      else {
-        i = skipSpace(json, keyEnd + 1, end);
-        i = skipSpace(json, i + 1, end); // the colon (the decoder checked it)
-      }
+      i = skipSpace(json, keyEnd + 1, end);
+      i = skipSpace(json, i + 1, end); // the colon (the decoder checked it)
       const valueStart = i;
       let valueEnd: number;
       if (index >= 0 && json[valueStart] === QUOTE && (columns[index] as Column).direct) {
@@ -325,8 +319,7 @@ class TypedEncoder implements RowEncoder {
         }
         this.#strOffsets[index] = offset;
         this.#strLengths[index] = strings.pos - offset;
-      } else if (count >= 0) valueEnd = fieldTable[f + 3] as number;
-      else {
+      } else {
         valueEnd = endOfValue(json, valueStart);
         if (valueEnd > end) throw new ValueError('Cannot parse input: the object ends inside a value'); // it took the row's closing brace
       }
@@ -348,11 +341,6 @@ class TypedEncoder implements RowEncoder {
           const key = json.toString('utf8', valueStart, Math.min(valueEnd, valueStart + 80));
           throw new EncodeError('INSERTER_ENCODE_REJECTED', `ClickHouse would reject the row: a field no column takes has a value it cannot skip (${key}): ${error.message}`);
         }
-      }
-      if (count >= 0) {
-        f += 4;
-        i = ordinal + 1 < count ? (fieldTable[f] as number) : end;
-        continue;
       }
       i = skipSpace(json, valueEnd, end);
       if (json[i] === 0x2c) i = skipSpace(json, i + 1, end);

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { endOfValue, JsonScanError, scanTopLevel, type ValueRange } from '../../../src/decode/json-scan.ts';
-import { fieldBase, fieldTable, loadRow, MAX_WASM_INPUT_BYTES, readStringFast, rowFields, scanTopLevelFast, wasmJsonLoaded, wasmScanVerdict } from '../../../src/decode/json-wasm.ts';
-import { readStringInto, skipSpace, stringEnd, ValueError } from '../../../src/encode/rowbinary/json-text.ts';
+import { JsonScanError, scanTopLevel, type ValueRange } from '../../../src/decode/json-scan.ts';
+import { loadRow, MAX_WASM_INPUT_BYTES, readStringFast, scanTopLevelFast, wasmJsonLoaded, wasmScanVerdict } from '../../../src/decode/json-wasm.ts';
+import { readStringInto, ValueError } from '../../../src/encode/rowbinary/json-text.ts';
 import { RowBuffer } from '../../../src/encode/rowbinary/row-buffer.ts';
 import { generate } from '../../../dev/posthog/generator.ts';
 
@@ -233,75 +233,4 @@ test('strings: only the row loaded last is read; a scan in between unloads it', 
   assert.equal(wasmString(row, 5, row.length - 1), 'left', 'the scan replaced the copy');
   assert.equal(loadRow(Buffer.alloc(MAX_WASM_INPUT_BYTES + 1, 0x20)), false);
   assert.equal(wasmString(row, 5, row.length - 1), 'left');
-});
-
-/** The typed encoder's walk (encoder.ts #scan) in JavaScript: each field's four positions, or 'irregular'. */
-function jsFields(row: Buffer): string {
-  const end = row.length - 1;
-  const found: number[] = [];
-  let i = skipSpace(row, 1, end);
-  try {
-    while (i < end) {
-      if (row[i] !== 0x22) return 'irregular';
-      const keyEnd = stringEnd(row, i, end);
-      let j = skipSpace(row, keyEnd + 1, end);
-      j = skipSpace(row, j + 1, end);
-      const valueEnd = endOfValue(row, j);
-      if (valueEnd > end) return 'irregular';
-      found.push(i, keyEnd, j, valueEnd);
-      i = skipSpace(row, valueEnd, end);
-      if (row[i] === 0x2c) i = skipSpace(row, i + 1, end);
-    }
-  } catch {
-    return 'irregular';
-  }
-  return found.join(',');
-}
-
-function wasmFields(row: Buffer): string {
-  assert.equal(loadRow(row), true);
-  const count = rowFields(row, row.length - 1);
-  return count < 0 ? 'irregular' : [...fieldTable.subarray(fieldBase, fieldBase + 4 * count)].join(',');
-}
-
-test("fields: the same positions as the encoder's own walk on generated events (none left to it) and cut short", () => {
-  for (const m of generate('clickhouse_events_json', { seed: 13, count: 200, teams: 50 })) {
-    const expected = jsFields(m.value);
-    assert.notEqual(expected, 'irregular');
-    assert.equal(wasmFields(m.value), expected);
-    for (let end = 2; end < m.value.length; end += 11) {
-      const cut = Buffer.concat([m.value.subarray(0, end), Buffer.from('}')]);
-      const got = wasmFields(cut);
-      if (got !== 'irregular') assert.equal(got, jsFields(cut), cut.toString('latin1'));
-    }
-  }
-});
-
-test("property: fields agree with the encoder's walk, or the module leaves the row to it", () => {
-  fc.assert(
-    fc.property(
-      fc.dictionary(fc.string({ maxLength: 30 }), fc.json({ depthSize: 'small', maxDepth: 2 }), { maxKeys: 10 }),
-      fc.array(fc.tuple(fc.nat(), structural, fc.boolean()), { maxLength: 3 }),
-      (fields, edits) => {
-        let text = JSON.stringify(fields);
-        for (const [at, piece, insert] of edits) {
-          const i = 1 + (at % Math.max(1, text.length - 2));
-          text = text.slice(0, i) + piece + text.slice(insert ? i : i + 1);
-        }
-        if (!text.startsWith('{') || text.length < 2) return;
-        const row = Buffer.from(text);
-        const got = wasmFields(row);
-        if (got !== 'irregular') assert.equal(got, jsFields(row), text);
-        else if (edits.length === 0) assert.equal(jsFields(row), 'irregular', `left a plain object to the byte loops: ${text}`);
-      },
-    ),
-    { numRuns: 2_000, seed: 20261207 },
-  );
-});
-
-test("fields: a row with more fields than the table holds is left to the encoder's walk", () => {
-  const many = Buffer.from(`{${Array.from({ length: 1100 }, (_, k) => `"k${k}":${k}`).join(',')}}`);
-  assert.equal(wasmFields(many), 'irregular');
-  const some = Buffer.from(`{${Array.from({ length: 1000 }, (_, k) => `"k${k}":${k}`).join(',')}}`);
-  assert.equal(wasmFields(some), jsFields(some));
 });
