@@ -3,7 +3,7 @@
 // Structure errors met on the way are reported, and so is anything after the object's closing brace
 // (a second value would become a second row); values the scan passes over are not validated (the
 // warehouse does that, and rows it rejects are isolated and dead-lettered). This is the reference:
-// the hot path runs its WebAssembly form (json-scan-wasm.ts), which defers to it for every refusal.
+// the hot path runs its WebAssembly form (json-wasm.ts), which defers to it for every refusal.
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -6,26 +6,25 @@ import { readStringFast, scanTopLevelFast, wasmScanVerdict } from '../../../src/
 import { readStringInto, ValueError } from '../../../src/encode/rowbinary/json-text.ts';
 import { RowBuffer } from '../../../src/encode/rowbinary/row-buffer.ts';
 
-/** scanTopLevel's answer: the key's range, 'absent', or 'error'. */
-export function jsScan(json: Buffer, key: Buffer | undefined): string {
+/** A scan's answer: the key's range, 'absent', or 'error' (a JsonScanError). */
+function scanAnswer(scan: typeof scanTopLevel, json: Buffer, key: Buffer | undefined): string {
   const out: ValueRange = { start: -7, end: -7 };
   try {
-    return scanTopLevel(json, key, out) ? `${out.start}-${out.end}` : 'absent';
+    return scan(json, key, out) ? `${out.start}-${out.end}` : 'absent';
   } catch (error) {
     assert.ok(error instanceof JsonScanError, String(error));
     return 'error';
   }
 }
 
+/** scanTopLevel's answer. */
+export function jsScan(json: Buffer, key: Buffer | undefined): string {
+  return scanAnswer(scanTopLevel, json, key);
+}
+
 /** scanTopLevelFast's answer, in the same terms (its errors are the JavaScript scan's). */
 export function fastScan(json: Buffer, key: Buffer | undefined): string {
-  const out: ValueRange = { start: -7, end: -7 };
-  try {
-    return scanTopLevelFast(json, key, out) ? `${out.start}-${out.end}` : 'absent';
-  } catch (error) {
-    assert.ok(error instanceof JsonScanError, String(error));
-    return 'error';
-  }
+  return scanAnswer(scanTopLevelFast, json, key);
 }
 
 /** The module's own verdict, 'error' for "not accepted" (the JavaScript scan then decides), 'not run' when it does not run. */
