@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { produceRows, useScenarioStack } from '../helpers/error-scenarios.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
+import { waitFor } from '../helpers/inserter.ts';
 
 const TOTAL = 18_000; // a multiple of the nine fault phases
 let proxy: FaultProxy;
@@ -36,10 +37,15 @@ test('resets, stalls and cut bodies lose and duplicate nothing', async () => {
   ];
   let next = 0;
   for (const [mode, ms] of faults) {
+    const before = { ...proxy.stats };
     proxy.setMode(mode, { cutAfterBytes: 6_000 });
     await produceRows(stack.bootstrap, stack.topic, next, next + TOTAL / faults.length, {}, 2);
     next += TOTAL / faults.length;
     await sleep(ms);
+    // A loaded machine may send nothing in a phase (a retry still backing off): a fault phase
+    // lasts until its fault has hit at least once, so every run exercises every fault.
+    if (mode === 'reset') await waitFor(async () => proxy.stats.resets > before.resets, 'a connection reset', 30_000, 50);
+    if (mode === 'cut') await waitFor(async () => proxy.stats.cuts > before.cuts, 'a request body cut', 30_000, 50);
   }
   proxy.setMode('pass');
   await stack.waitForRows(TOTAL, 45_000);
