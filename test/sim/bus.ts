@@ -2,10 +2,12 @@
 // committed positions, and a `Source` over them that behaves like the Kafka source: records in order
 // per partition from the committed position, partitions interleaved by the seeded RNG, fetch pauses,
 // backpressure honoured, rebalances (revoke, then re-assign from the committed position), and
-// commits that can fail (before or after they take effect).
+// commits that can fail (before or after they take effect). Offsets may be sparse (offsets.ts): a
+// position is never an index — fetching from one starts at the first record at or above it.
 import { InserterError } from '../../src/errors/inserter-error.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from '../../src/source/types.ts';
 import { partitionKey } from '../../src/source/types.ts';
+import { indexAtOrAbove, type OffsetLayout } from './offsets.ts';
 import type { Rng } from './rng.ts';
 import { hang, sleep, type Incarnation, type World } from './runtime.ts';
 
@@ -27,15 +29,18 @@ export interface CommitEvent {
 export class Bus {
   readonly #logs = new Map<string, BusRecord[]>();
   readonly #refs: PartitionRef[] = [];
+  /** Per partition, the offsets its records get (FEATURES.sparseOffsets); none: dense from 0. */
+  readonly #layouts = new Map<string, OffsetLayout>();
   readonly committed = new Map<string, bigint>();
   readonly #stale = new Map<string, { previous: bigint; until: number }>();
   readonly commits: CommitEvent[] = [];
   /** Called when a commit takes effect (the invariant checker hooks in here). */
   onCommit: ((event: CommitEvent) => void) | undefined;
 
-  addPartition(topic: string, partition: number): void {
+  addPartition(topic: string, partition: number, layout?: OffsetLayout): void {
     this.#refs.push({ topic, partition });
     this.#logs.set(partitionKey(topic, partition), []);
+    if (layout !== undefined) this.#layouts.set(partitionKey(topic, partition), layout);
   }
 
   partitions(): readonly PartitionRef[] {
@@ -49,16 +54,30 @@ export class Bus {
   append(topic: string, partition: number, record: Omit<BusRecord, 'topic' | 'partition' | 'offset' | 'epoch' | 'headers'>): BusRecord {
     const log = this.#logs.get(partitionKey(topic, partition));
     if (log === undefined) throw new Error(`no partition ${topic}/${partition}`);
-    const full: BusRecord = { ...record, topic, partition, offset: BigInt(log.length), epoch: 0, headers: [] };
+    const offset = this.#layouts.get(partitionKey(topic, partition))?.() ?? BigInt(log.length);
+    const full: BusRecord = { ...record, topic, partition, offset, epoch: 0, headers: [] };
     log.push(full);
     return full;
   }
 
+  /** Just past the last record appended by `now` (0 when none is): a position below it has a record to fetch. */
   visibleEnd(topic: string, partition: number, now: number): bigint {
     const log = this.log(topic, partition);
     let end = 0;
     while (end < log.length && (log[end] as BusRecord).appendAt <= now) end++;
-    return BigInt(end);
+    return end === 0 ? 0n : (log[end - 1] as BusRecord).offset + 1n;
+  }
+
+  /** The record a fetch from `position` returns: the first at or above it (a position may fall in a gap). */
+  recordAtOrAbove(topic: string, partition: number, position: bigint): BusRecord | undefined {
+    const log = this.log(topic, partition);
+    return log[indexAtOrAbove(log, position)];
+  }
+
+  /** The position a consumer that read and resolved everything commits: just past the last record (0 for an empty log). */
+  endPosition(topic: string, partition: number): bigint {
+    const last = this.log(topic, partition).at(-1);
+    return last === undefined ? 0n : last.offset + 1n;
   }
 
   committedPosition(topic: string, partition: number): bigint {
@@ -89,10 +108,9 @@ export class Bus {
   /** Every record appended and every position committed at the log end. */
   drained(now: number): boolean {
     for (const ref of this.#refs) {
-      const log = this.log(ref.topic, ref.partition);
-      const last = log[log.length - 1];
+      const last = this.log(ref.topic, ref.partition).at(-1);
       if (last !== undefined && last.appendAt > now) return false;
-      if (this.committedPosition(ref.topic, ref.partition) !== BigInt(log.length)) return false;
+      if (this.committedPosition(ref.topic, ref.partition) !== this.endPosition(ref.topic, ref.partition)) return false;
     }
     return true;
   }
@@ -177,13 +195,13 @@ export class SimSource implements Source {
         continue;
       }
       const position = this.#rng.pick(ready);
-      const log = this.#bus.log(position.ref.topic, position.ref.partition);
       const count = this.#rng.int(1, this.#faults.maxFetch);
       for (let i = 0; i < count; i++) {
-        const record = log[Number(position.next)];
+        const record = this.#bus.recordAtOrAbove(position.ref.topic, position.ref.partition, position.next);
         if (record === undefined || record.appendAt > Date.now()) break;
         if (this.#positions.get(partitionKey(record.topic, record.partition)) !== position) break; // revoked meanwhile
-        position.next++;
+        // Like a consumer's fetch position: just past the record delivered, wherever the next one is.
+        position.next = record.offset + 1n;
         this.#world.step(`deliver ${record.topic}/${record.partition}@${record.offset}`);
         if (!this.#inc.alive) return hang();
         const admitted = this.admit?.();

@@ -8,8 +8,11 @@
 //   5. a committed position never moves backwards (re-reading committed records would re-insert
 //      rows whose intents may be pruned); with the ledger (positions committed in its fenced write,
 //      docs/design/delivery.md §4) not even through a late commit.
+// Offsets may be sparse (offsets.ts): records are found by offset (binary search over each
+// partition's records in offset order), never by using an offset as an index.
 import type { Bus, CommitEvent } from './bus.ts';
 import type { DeadLetters } from './dead-letters.ts';
+import { indexAtOrAbove } from './offsets.ts';
 import type { Warehouse } from './warehouse.ts';
 
 /**
@@ -43,10 +46,11 @@ const MAX_VIOLATIONS = 50;
 export class Checker {
   readonly violations: Violation[] = [];
   readonly #records: ExpectedRecord[];
-  readonly #byPartition = new Map<string, ExpectedRecord[]>();
   readonly #warehouse: Warehouse;
   readonly #deadLetters: DeadLetters;
-  /** Per partition: offsets below this are verified resolved (rows never disappear). */
+  /** Per partition, in offset order. */
+  readonly #byPartition = new Map<string, ExpectedRecord[]>();
+  /** Per partition: how many of its first records (in offset order) are verified resolved (rows never disappear). */
   readonly #verified = new Map<string, number>();
   readonly #lateTouched = new Set<string>();
   /** Index of rows seen so far, per `destination\0table`, kept incrementally. */
@@ -67,9 +71,10 @@ export class Checker {
     for (const r of records) {
       const key = `${r.topic}/${r.partition}`;
       const list = this.#byPartition.get(key) ?? [];
-      list[Number(r.offset)] = r;
+      list.push(r);
       this.#byPartition.set(key, list);
     }
+    for (const list of this.#byPartition.values()) list.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
     this.#warehouse = warehouse;
     this.#deadLetters = deadLetters;
     bus.onCommit = (event) => this.#onCommit(event);
@@ -120,17 +125,17 @@ export class Checker {
     }
     const list = this.#byPartition.get(key) ?? [];
     const from = this.#verified.get(key) ?? 0;
-    const to = Number(event.offset);
+    // The records below the position, wherever it falls (in a gap, past the last record).
+    const to = indexAtOrAbove(list, event.offset);
     if (to <= from) return;
     this.#refresh();
-    for (let o = from; o < to && o < list.length; o++) {
-      const record = list[o];
-      if (record === undefined) continue;
+    for (let i = from; i < to; i++) {
+      const record = list[i] as ExpectedRecord;
       const route = this.#resolved(record);
       if (route !== undefined) {
         this.add(
           'commit-past-unresolved',
-          `${key}: incarnation ${event.incarnation} committed ${event.offset} but offset ${o} (${record.describe}) is neither in its table nor dead-lettered for route ${route}`,
+          `${key}: incarnation ${event.incarnation} committed ${event.offset} but offset ${record.offset} (${record.describe}) is neither in its table nor dead-lettered for route ${route}`,
         );
         return;
       }
@@ -199,6 +204,11 @@ export class Checker {
       }
     }
     for (const uuid of rowsByUuid.keys()) if (!known.has(uuid)) this.add('anomaly', `row with unknown uuid ${uuid}`);
+    // A dead letter names its record by offset: one naming an offset no record has (a gap) came from
+    // a core that counted offsets instead of reading them.
+    const produced = new Set(this.#records.map((r) => `${r.topic}/${r.partition}/${r.offset}`));
+    for (const l of this.#deadLetters.letters)
+      if (!produced.has(`${l.source}/${l.partition}/${l.offset}`)) this.add('anomaly', `dead letter for ${l.source}/${l.partition}@${l.offset}: no record has that offset`);
     for (const a of this.#warehouse.anomalies) this.add('anomaly', a);
     return { rows, deadLetters: this.#deadLetters.letters.length, repeatedDeadLetters: repeated };
   }

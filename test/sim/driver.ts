@@ -17,6 +17,7 @@ import { DeadLetters } from './dead-letters.ts';
 import { uncommittedAfterClose } from './ledger-store.ts';
 import { schemaFaultsFor } from './decoder.ts';
 import { schemaChangesFor } from './alter.ts';
+import { describeOffsets, sparseLayout } from './offsets.ts';
 import { Rng } from './rng.ts';
 import { clock, World } from './runtime.ts';
 import { columnsOfDdl, simColumns, Warehouse } from './warehouse.ts';
@@ -97,8 +98,10 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
   const positionRng = new Rng(seed ^ 0x9051);
   const positionFaults = ({ ...DEFAULT_FEATURES, ...options.known } as Record<Feature, boolean>).positionFaults && positionRng.chance(0.5) ? positionRng : undefined;
 
+  // From a stream of its own; offsets with gaps, each partition from its own base (FEATURES.sparseOffsets).
+  const offsetsRng = features.sparseOffsets ? new Rng(seed ^ 0x0ff5e7) : undefined;
   const bus = new Bus();
-  for (let p = 0; p < scenario.partitions; p++) bus.addPartition(TOPIC, p);
+  for (let p = 0; p < scenario.partitions; p++) bus.addPartition(TOPIC, p, offsetsRng === undefined ? undefined : sparseLayout(offsetsRng.fork()));
   const expected: Array<{ -readonly [K in keyof ExpectedRecord]: ExpectedRecord[K] }> = [];
   for (const g of generated) {
     const r = bus.append(TOPIC, g.partition, { timestamp: BigInt(g.appendAt), key: g.key, value: g.value, appendAt: g.appendAt });
@@ -202,7 +205,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
       } else {
         const drained = await runUntil(() => bus.drained(Date.now()), FINAL_BUDGET_MS);
         if (!drained) {
-          const committed = bus.partitions().map((p) => `${p.partition}:${bus.committedPosition(p.topic, p.partition)}/${bus.log(p.topic, p.partition).length}`);
+          const committed = bus.partitions().map((p) => `${p.partition}:${bus.committedPosition(p.topic, p.partition)}/${bus.endPosition(p.topic, p.partition)}`);
           checker.add('stuck', `final incarnation did not commit to the log end within ${FINAL_BUDGET_MS} ms; committed ${committed.join(' ')}; status ${JSON.stringify(pipeline.status())}`);
         }
         world.note(`CLOSE final incarnation ${inc.id}`);
@@ -245,7 +248,7 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
     seed,
     violations: checker.violations,
     stats,
-    scenario: `${describeScenario(scenario, generated.length, poison.size + unlisted.size + refused.size)}${changes === undefined ? '' : `\nschema changes: ${changes.describe(START)}${replicaLagMs > 0 ? `; a second replica applies them ${replicaLagMs} ms later` : ''}`}${scenario.schemaRefreshMs === undefined ? '' : `\nschemaRefreshMs=${scenario.schemaRefreshMs}`}${clusterSchemaReads ? '\nschema reads through the cluster (3–30 ms)' : ''}`,
+    scenario: `${describeScenario(scenario, generated.length, poison.size + unlisted.size + refused.size)}${changes === undefined ? '' : `\nschema changes: ${changes.describe(START)}${replicaLagMs > 0 ? `; a second replica applies them ${replicaLagMs} ms later` : ''}`}${scenario.schemaRefreshMs === undefined ? '' : `\nschemaRefreshMs=${scenario.schemaRefreshMs}`}${clusterSchemaReads ? '\nschema reads through the cluster (3–30 ms)' : ''}${offsetsRng === undefined ? '' : `\noffsets: ${describeOffsets(bus.partitions().map((p) => ({ partition: p.partition, log: bus.log(p.topic, p.partition) })))}`}`,
     trace: world.trace ?? [],
   };
 }

@@ -54,6 +54,8 @@ export const FEATURES = {
     "in half the seeds, a change that lands right after a schema read took its snapshot, while that read is still unanswered and an insert in doubt (retrying a token that landed) is on its way, not started; it refuses one or two of that insert's rows (alter.ts). The read straddling the change answers with the schema from before it; the fresh read after the refusal must start after the refusal (review 2026-12-07b, finding 2: joining reads regardless of TableSchemas' generations is caught at seed 273 of 1–1,500)",
   staleOffsetFetch:
     "offset fetches (assignment, rewind) that miss a position committed in a ledger transaction for up to 40 ms (its markers are still being written): reading starts below the ledger's resolvedBelow",
+  sparseOffsets:
+    "offsets that increase with gaps (Pulsar's packed message ids; Kafka's transaction markers and compaction): each partition starts at 0, a little way in or just under 2^50, and each next offset is 1 further (75 %), 2–5 (17 %), 1,000–99,999 (6 %) or 1–5 million (a ledger roll-over); committed positions fall in gaps and past the last record (offsets.ts)",
 } as const;
 export type Feature = keyof typeof FEATURES;
 
@@ -83,6 +85,7 @@ export const DEFAULT_FEATURES: Readonly<Record<Feature, boolean>> = {
   shortSchemaRefresh: true,
   clusterSchemaReads: true,
   alterAfterRead: true,
+  sparseOffsets: true,
 };
 
 export interface SimStats {

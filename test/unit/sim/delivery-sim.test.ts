@@ -24,7 +24,7 @@ const SEEDS = Number(process.env.SIM_SEEDS ?? 1500);
 const FIRST = Number(process.env.SIM_FIRST_SEED ?? 1);
 const BUDGET_MS = Number(process.env.SIM_BUDGET_MS ?? 75_000);
 const knownNames = Object.keys(KNOWN_ISSUES) as KnownIssue[];
-/** The features the regression seeds below were found with: every one before `reverts` and `replicaLag` (which change the seeds they are drawn for). */
+/** The features the regression seeds below were found with: every one before `reverts` and `replicaLag` (which change the seeds they are drawn for); none of them with sparse offsets (they change every seed's record sizes and schedules). */
 const allFeatures = {
   ...(Object.fromEntries(Object.keys(FEATURES).map((f) => [f, true])) as Record<Feature, boolean>),
   reverts: false,
@@ -34,6 +34,7 @@ const allFeatures = {
   shortSchemaRefresh: false,
   clusterSchemaReads: false,
   alterAfterRead: false,
+  sparseOffsets: false,
 };
 /** The features the older regression seeds were found with (the scenario generator draws per feature). */
 const v1Features: Partial<Record<Feature, boolean>> = { ...allFeatures, lookups: false, splits: false, pauses: false };
