@@ -19,7 +19,7 @@ import { readTopic, topicExists, type KafkaAccess } from '../source/kafka-dlq-re
 import { kafkaConnectionFor, kafkaSecurityFailure } from '../source/kafka-connection.ts';
 import { ConfigError, InserterError } from '../errors/inserter-error.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
-import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
+import { createSink } from '../sink/create.ts';
 import { createLogger } from '../telemetry/logger.ts';
 
 const FILTERS = '[--route NAME | --topic DLQ_TOPIC] [--class C[,C]] [--team N] [--table db.t] [--since ISO] [--until ISO] [--limit N]';
@@ -172,7 +172,7 @@ async function toDestination(c: Common, all: DeadLetter[], selected: DeadLetter[
       ledger,
       {
         destinationFor: (id): DestinationConfig | undefined => snapshot?.destinations.get(id) ?? configured.get(id),
-        sinkFor: (d) => new ClickHouseSink(d),
+        sinkFor: (d) => createSink(d),
         decoderFor: (route) => {
           const known = route === undefined ? undefined : routes.get(route);
           let decoder = decoders.get(known);

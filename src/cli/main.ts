@@ -8,7 +8,7 @@ import { Operations } from '../control/operations.ts';
 import { ctl } from './ctl.ts';
 import { dlq } from './dlq.ts';
 import { verify } from './verify.ts';
-import { loadConfigFile, type Config, type RouteConfig } from '../config/load.ts';
+import { loadConfigFile, type Config, type DestinationConfig, type RouteConfig } from '../config/load.ts';
 import { decoderFor } from '../decode/types.ts';
 import { wasmJsonLoaded } from '../decode/json-wasm.ts';
 import { printableUrl } from '../config/schema.ts';
@@ -16,7 +16,7 @@ import { checkDeadLetterTopics, DeadLetterWriter, defaultDeadLetterCheckTimeoutM
 import { deadLetterMetrics } from '../deadletter/metrics.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { exactlyOnceFor } from '../pipeline/table-schemas.ts';
-import { ClickHouseSink } from '../sink/clickhouse/sink.ts';
+import { createSink } from '../sink/create.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
 import { KafkaSource } from '../source/kafka.ts';
 import { KafkaLedgerStore } from '../source/kafka-ledger-store.ts';
@@ -88,11 +88,20 @@ function checkConfig(args: string[]): number {
   }
 }
 
+/** One line per destination for check-config: where it is and whether a secret is set, never the secret. */
+function describeDestination(d: DestinationConfig): string {
+  if (d.kind === 'bigquery') {
+    const auth = d.bigquery?.credentialsFile !== undefined ? `key file ${d.bigquery.credentialsFile}` : d.password.reveal() !== '' ? 'access token set' : 'application default credentials';
+    return `destination ${d.id}: BigQuery ${printableUrl(d.url)} project ${d.bigquery?.project ?? '?'} dataset ${d.database}${d.bigquery?.location === undefined ? '' : ` in ${d.bigquery.location}`} (${auth})`;
+  }
+  return `destination ${d.id}: ${printableUrl(d.url)} user ${d.user} database ${d.database} (password ${d.password.reveal() === '' ? 'empty' : 'set'})`;
+}
+
 function explain(config: Config): string {
   const lines = [`configuration OK: ${config.routes.length} route(s), ${config.destinations.length} destination(s)`];
   lines.push(`kafka: ${config.kafka.brokers.join(',')} group ${config.kafka.groupId}`);
   lines.push(`kafka security: ${describeKafkaSecurity(config.kafka)}`);
-  for (const d of config.destinations) lines.push(`destination ${d.id}: ${printableUrl(d.url)} user ${d.user} database ${d.database} (password ${d.password.reveal() === '' ? 'empty' : 'set'})`);
+  for (const d of config.destinations) lines.push(describeDestination(d));
   const api = config.destinationsApi;
   if (api !== undefined) {
     lines.push(`destinations API: ${printableUrl(api.url)} (token set, polled every ${api.pollIntervalMs} ms)`);
@@ -234,7 +243,7 @@ async function run(args: string[]): Promise<number> {
     await provider.close();
     return 1;
   }
-  const pipeline = new Pipeline({ config, source, sinkFactory: (d) => new ClickHouseSink(d, { logger, metrics }), deadLetters, ...(ledgers ? { ledgers } : {}), provider, logger, metrics });
+  const pipeline = new Pipeline({ config, source, sinkFactory: (d) => createSink(d, { logger, metrics }), deadLetters, ...(ledgers ? { ledgers } : {}), provider, logger, metrics });
 
   for (const route of config.routes) metrics.routeExactlyOnce.set({ route: route.name }, exactlyOnceFor(config, route) ? 1 : 0);
 

@@ -62,6 +62,7 @@ export function normalizeId(value: unknown): string | undefined {
  * password: it is only in the client's Authorization header).
  */
 export async function readRows(destination: DestinationConfig, q: RowsQuery, tally: RowTally, timeoutMs: number): Promise<string | undefined> {
+  if (destination.kind !== 'clickhouse') throw new Error(`destination ${destination.id} is a ${destination.kind} destination: verify reads ClickHouse destinations only`);
   const tls = destination.tls?.caFile
     ? destination.tls.certFile && destination.tls.keyFile
       ? { ca_cert: readFileSync(destination.tls.caFile), cert: readFileSync(destination.tls.certFile), key: readFileSync(destination.tls.keyFile) }

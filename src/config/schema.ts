@@ -54,9 +54,34 @@ const kafkaTopicName = z
   .regex(/^[A-Za-z0-9._-]+$/, "must be a Kafka topic name (letters, digits, '.', '_', '-')")
   .refine((name) => name !== '.' && name !== '..', "must be a Kafka topic name, not '.' or '..'");
 
+/** Where a `kind: bigquery` destination loads: the project its load jobs run in, and how it signs in. */
+export const bigQueryDestinationSchema = z
+  .object({
+    project: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[a-z][a-z0-9.:-]*$/, 'must be a Google Cloud project id'),
+    /** The datasets' location (US, EU, a region); unset: the dataset's own. */
+    location: z.string().min(1).optional(),
+    /**
+     * A service-account key file. Unset: the destination's `password` is the OAuth access token
+     * when set (an emulator, a token minted elsewhere), else Application Default Credentials.
+     */
+    credentialsFile: z.string().min(1).optional(),
+  })
+  .strict();
+
 export const destinationSchema = z
   .object({
     id: z.string().min(1),
+    /**
+     * The warehouse: `clickhouse` (the default), or `bigquery` (`url` is the BigQuery API's root,
+     * `database` the dataset; sink/bigquery/). Each kind has its own sink adapter.
+     */
+    kind: z.enum(['clickhouse', 'bigquery']).default('clickhouse'),
+    /** With `kind: bigquery`. */
+    bigquery: bigQueryDestinationSchema.optional(),
     url: httpUrl,
     user: z.string().default('default'),
     password: secretSchema.default(''),
@@ -99,6 +124,8 @@ export const destinationSchema = z
   .strict()
   .superRefine((d, ctx) => {
     for (const issue of d.tls === undefined ? [] : destinationTlsIssues(d.tls)) ctx.addIssue({ code: 'custom', path: ['tls', issue.field], message: issue.message });
+    if (d.kind === 'bigquery' && d.bigquery === undefined) ctx.addIssue({ code: 'custom', path: ['bigquery'], message: 'a bigquery destination needs bigquery.project' });
+    if (d.kind !== 'bigquery' && d.bigquery !== undefined) ctx.addIssue({ code: 'custom', path: ['bigquery'], message: 'only a destination of kind bigquery takes bigquery settings' });
   });
 
 const teamIdSchema = z.discriminatedUnion('from', [

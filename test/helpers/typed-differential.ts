@@ -98,6 +98,7 @@ export class DiffServer {
     this.#user = user;
     this.sink = new ClickHouseSink({
       id: 'differential',
+      kind: 'clickhouse',
       url: ch.url,
       user: user.name,
       password: new Secret(user.password),

@@ -12,6 +12,8 @@ const field = destinationSchema.shape;
 
 const destinationDoc = z.object({
   id: field.id,
+  kind: field.kind,
+  bigquery: field.bigquery,
   url: field.url,
   user: field.user,
   password: z.string(),
@@ -27,6 +29,9 @@ const teamDoc = z.object({ team_id: z.number().int().nonnegative(), destination:
 export const destinationsDocumentSchema = z.object({ version: z.string().min(1).max(200), destinations: z.array(destinationDoc), teams: z.array(teamDoc) }).superRefine((doc, ctx) => {
   const ids = new Set<string>();
   doc.destinations.forEach((d, i) => {
+    if (d.kind === 'bigquery' && d.bigquery === undefined) ctx.addIssue({ code: 'custom', path: ['destinations', i, 'bigquery'], message: 'a bigquery destination needs bigquery.project' });
+    if (d.kind !== 'bigquery' && d.bigquery !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['destinations', i, 'bigquery'], message: 'only a destination of kind bigquery takes bigquery settings' });
     if (ids.has(d.id)) ctx.addIssue({ code: 'custom', path: ['destinations', i, 'id'], message: `duplicate destination id "${d.id}"` });
     ids.add(d.id);
   });
@@ -64,6 +69,8 @@ export function parseDocument(raw: unknown, loadedAt: number, what: string): Par
       d.id,
       Object.freeze({
         id: d.id,
+        kind: d.kind,
+        ...(d.bigquery === undefined ? {} : { bigquery: Object.freeze({ ...d.bigquery }) }),
         url: d.url,
         user: d.user,
         password: new Secret(d.password),

@@ -1,7 +1,8 @@
 // Owns which destinations served by the destinations API inserter trusts with a team's rows and a
 // cluster password: the host allowlist (`destinationsApi.allowedHosts`, the YAML destinations' hosts
 // and loopback), the schemes (HTTPS; plain HTTP only to loopback unless `allowHttp`), TLS file paths
-// inside `destinationsApi.tlsDir`, and a client certificate only with its key and CA. A destination
+// and BigQuery key files inside `destinationsApi.tlsDir`, and a client certificate only with its key
+// and CA. A destination
 // outside is rejected whole: the last good one with its id stays, or its teams are held.
 import { existsSync, realpathSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
@@ -60,6 +61,14 @@ export function checkDestination(d: DestinationConfig, policy: TrustPolicy): { o
   if (!allowed) return { reason: 'host', message: `host ${host} is not allowed (destinationsApi.allowedHosts; loopback and the hosts of the YAML destinations always are)` };
   if (url.protocol === 'http:' && !loopback && !policy.allowHttp)
     return { reason: 'scheme', message: `plain http to ${host}: HTTPS only, except to loopback (destinationsApi.allowHttp: true permits it)` };
+  // A BigQuery key file is a credential on the inserter host, like a TLS key: only from tlsDir.
+  const keyFile = d.bigquery?.credentialsFile;
+  if (keyFile !== undefined) {
+    if (policy.tlsDir === undefined) return { reason: 'tls_dir', message: 'bigquery.credentialsFile: key files from the API are refused while destinationsApi.tlsDir is not set' };
+    const inside = insideDir(keyFile, policy.tlsDir);
+    if (inside === undefined) return { reason: 'tls_dir', message: `bigquery.credentialsFile: ${keyFile} is outside destinationsApi.tlsDir (${policy.tlsDir})` };
+    d = Object.freeze({ ...d, bigquery: Object.freeze({ ...d.bigquery, project: d.bigquery?.project ?? '', credentialsFile: inside }) });
+  }
   if (d.tls === undefined) return { ok: d };
   const incomplete = destinationTlsIssues(d.tls);
   if (incomplete.length > 0) return { reason: 'tls_incomplete', message: incomplete.map((i) => `tls.${i.field}: ${i.message}`).join('; ') };

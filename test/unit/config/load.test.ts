@@ -113,3 +113,28 @@ test('a destination client certificate without its CA (or without its key) is a 
   assert.equal(issues(withTls({ caFile: 'ca.pem', certFile: 'c.pem', keyFile: 'k.pem' })), '');
   assert.equal(issues(withTls({ caFile: 'ca.pem' })), '');
 });
+
+test('a destination is ClickHouse unless its kind says bigquery, which needs bigquery.project and only then takes bigquery settings', () => {
+  const config = buildConfig(minimal, '/', { CH_PASSWORD: 'x' });
+  assert.equal(config.destinations[0]?.kind, 'clickhouse');
+  const bq = buildConfig(
+    { ...minimal, destinations: [{ id: 'a', kind: 'bigquery', url: 'https://bigquery.googleapis.com', database: 'analytics', bigquery: { project: 'my-project', location: 'EU' } }] },
+    '/',
+    {},
+  );
+  assert.equal(bq.destinations[0]?.kind, 'bigquery');
+  assert.deepEqual({ ...bq.destinations[0]?.bigquery }, { project: 'my-project', location: 'EU' });
+  const issuesOf = (destinations: unknown[]): string => {
+    try {
+      buildConfig({ ...minimal, destinations }, '/', {});
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      return error.issues.join('\n');
+    }
+    return assert.fail('should throw');
+  };
+  assert.match(issuesOf([{ id: 'a', kind: 'bigquery', url: 'https://bigquery.googleapis.com' }]), /destinations\.0\.bigquery: a bigquery destination needs bigquery\.project/);
+  assert.match(issuesOf([{ id: 'a', url: 'http://127.0.0.1:8123', bigquery: { project: 'p' } }]), /destinations\.0\.bigquery: only a destination of kind bigquery/);
+  assert.match(issuesOf([{ id: 'a', kind: 'bigquery', url: 'https://x', bigquery: { project: 'Not A Project' } }]), /destinations\.0\.bigquery\.project: must be a Google Cloud project id/);
+  assert.match(issuesOf([{ id: 'a', kind: 'snowflake', url: 'https://x' }]), /destinations\.0\.kind/);
+});

@@ -16,7 +16,7 @@ import { ConfigError } from '../../../src/errors/inserter-error.ts';
 import { DestinationsError } from '../../../src/route/provider.ts';
 import { createDestinationProvider } from '../../../src/route/providers/create.ts';
 import { HttpDestinationProvider, type HttpProviderOptions } from '../../../src/route/providers/http.ts';
-import { hostMatches } from '../../../src/route/providers/trust.ts';
+import { checkDestination, hostMatches } from '../../../src/route/providers/trust.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { FakeDestinationsApi, type ApiDestination, type ApiDocument } from '../../helpers/destinations-api.ts';
 
@@ -245,4 +245,34 @@ test('a document URL carrying credentials rejects the document whole, naming the
   });
   assert.equal(s.provider.snapshot().version, 'v1');
   assert.ok(!(await s.printed()).includes(EVIL_PW), 'never printed');
+});
+
+test('a BigQuery key file named by the API is a credential on this host: only inside tlsDir, made absolute', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'inserter-trust-bq-'));
+  writeFileSync(join(dir, 'bq.json'), '{}');
+  const destination = (credentialsFile: string) =>
+    ({
+      id: 'bq',
+      kind: 'bigquery',
+      bigquery: { project: 'p', credentialsFile },
+      url: 'https://127.0.0.1:9050',
+      user: 'default',
+      password: new Secret(''),
+      database: 'd',
+      tls: undefined,
+      maxBufferedBytes: 1,
+      concurrency: 1,
+      requestTimeoutMs: 1,
+      stalledAfterMs: 1,
+      compression: 'none',
+    }) as const;
+  const policy = { allowedHosts: [], allowHttp: false, configHosts: [] };
+  const refused = checkDestination(destination('/etc/secret-key.json'), { ...policy, tlsDir: dir });
+  assert.ok('reason' in refused && refused.reason === 'tls_dir' && /bigquery\.credentialsFile: .* is outside destinationsApi\.tlsDir/.test(refused.message));
+  const noDir = checkDestination(destination('bq.json'), policy);
+  assert.ok('reason' in noDir && /refused while destinationsApi\.tlsDir is not set/.test(noDir.message));
+  const ok = checkDestination(destination('bq.json'), { ...policy, tlsDir: dir });
+  assert.ok('ok' in ok);
+  assert.equal(ok.ok.bigquery?.credentialsFile, join(dir, 'bq.json'));
+  assert.equal(ok.ok.bigquery?.project, 'p');
 });

@@ -13,6 +13,7 @@ import { ClickHouseSink } from '../../../src/sink/clickhouse/sink.ts';
 function destination(tls: DestinationConfig['tls']): DestinationConfig {
   return {
     id: 'eu-1',
+    kind: 'clickhouse',
     url: 'https://127.0.0.1:8443',
     user: 'default',
     password: new Secret(''),
