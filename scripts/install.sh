@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, idempotently: Node.js 24 and the npm
 # packages (npm ci), the Apache Kafka broker jars (Maven Central), chlocal's check of python3 and
-# the ClickHouse library (libchdb.so, an npm devDependency), and the BigQuery emulator (built with Go
-# from the module proxy; minutes the first time, so it builds while the rest installs). Nothing here
-# depends on what an earlier session left installed.
+# the ClickHouse library (libchdb.so, an npm devDependency), the Apache Pulsar broker jars (Maven
+# Central), and the BigQuery emulator (built with Go from the module proxy; minutes the first time,
+# so it builds while the rest installs). Nothing here depends on what an earlier session left
+# installed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,6 +20,7 @@ node_modules/.bin/node --version | grep -q '^v24\.' || { echo "install: node_mod
 bash scripts/bigquery-emulator.sh install >&2 &
 bigquery=$!
 bash scripts/kafka.sh install >&2
+bash scripts/pulsar.sh install >&2
 bash scripts/chlocal.sh install >&2
 wait "$bigquery" || { echo "install: the BigQuery emulator did not build" >&2; exit 1; }
 echo "install: ready" >&2
