@@ -84,7 +84,13 @@ async function stallingApi(): Promise<{ url: string; requests: () => string[]; c
   const requests: string[] = [];
   const server: Server = createServer((req, res) => {
     requests.push(`${req.method} ${req.url} authorization=${req.headers.authorization ?? ''}`);
-    if (req.method === 'GET' && /\/jobs\/[^/]+$/.test((req.url ?? '').split('?')[0] ?? '')) {
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    if (req.method === 'GET' && /\/datasets\/[^/]+$/.test(path)) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'bigquery#dataset', location: 'US' }));
+      return;
+    }
+    if (req.method === 'GET' && /\/jobs\/[^/]+$/.test(path)) {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 404, message: 'job is not found', errors: [{ reason: 'notFound', message: 'job is not found' }] } }));
       return;
@@ -248,10 +254,12 @@ test('abort: an aborted call creates nothing; a hanging request ends at once whe
     const started = Date.now();
     await assert.rejects(hanging.insert(batch('aborted', 'a/1-1', [{ uuid: 'y', n: 1 }]), AbortSignal.timeout(500)), AbortedError);
     assert.ok(Date.now() - started < 3_000, `aborted after ${Date.now() - started} ms`);
-    // It got as far as the upload (the job id looked up first), with the token as a bearer token.
+    // It got as far as the upload (the dataset's location learned, the job id looked up there first),
+    // with the token as a bearer token.
     const id = baseJobId(PROJECT, DATASET, 'aborted', 'a/1-1');
     assert.deepEqual(hole.requests(), [
-      `GET /bigquery/v2/projects/${PROJECT}/jobs/${id} authorization=Bearer ${TOKEN}`,
+      `GET /bigquery/v2/projects/${PROJECT}/datasets/${DATASET} authorization=Bearer ${TOKEN}`,
+      `GET /bigquery/v2/projects/${PROJECT}/jobs/${id}?location=US authorization=Bearer ${TOKEN}`,
       `POST /upload/bigquery/v2/projects/${PROJECT}/jobs?uploadType=multipart authorization=Bearer ${TOKEN}`,
     ]);
     await assert.rejects(hanging.describe({ database: DATASET, table: 'aborted' }, AbortSignal.timeout(300)), AbortedError);

@@ -4,7 +4,8 @@
 // HTTP call (google-auth-library's GaxiosError: `status`, `response.data.error.errors[].reason`;
 // the @google-cloud/bigquery ApiError has the same fields as `code` and `errors`), a load job that
 // ended with an `errorResult` ({ reason, message }), and a network failure (a code somewhere on the
-// `cause` chain: fetch wraps the socket's error).
+// `cause` chain: fetch wraps the socket's error). Server text is kept only redacted (redact()): a
+// proxy or gateway may echo the request's Authorization header.
 import { ErrorClasses, type ErrorClass } from '../../errors/classes.ts';
 import { WarehouseError } from '../errors.ts';
 import type { JobResource } from './api.ts';
@@ -66,7 +67,9 @@ const networkCodes = new Set([
   'TimeoutError',
   'AbortError',
 ]);
-const networkText = /timeout|timed out|socket hang up|other side closed|terminated|premature close|fetch failed/i;
+// gaxios's own wording of a request that got no answer ("request to https://… failed, reason: …"),
+// e.g. the token endpoint's behind a proxy that drops the connection.
+const networkText = /timeout|timed out|socket hang up|other side closed|terminated|premature close|fetch failed|request to \S+ failed, reason/i;
 
 /**
  * A row that does not fit the schema. Real BigQuery: "Error while reading data, error message: JSON
@@ -85,18 +88,18 @@ const credentialsText = /could not load the default credentials|no refresh token
  * A failed job (its `status.errorResult`, and `status.errors[]`: real BigQuery names each bad row
  * there, the errorResult only says "too many errors") as a WarehouseError.
  */
-export function classifyJobFailure(job: JobResource, body: readonly Buffer[] | undefined, jobId?: string): WarehouseError {
+export function classifyJobFailure(job: JobResource, body: readonly Buffer[] | undefined, jobId?: string, secrets: readonly string[] = []): WarehouseError {
   const result = job.status?.errorResult ?? { reason: 'unknown', message: 'the job failed without an errorResult' };
   const details = (job.status?.errors ?? []).filter((e) => e !== result && e.message !== result.message);
-  const failure = classifyErrorProto(result, job, body, details);
+  const failure = classifyErrorProto(result, job, body, details, secrets);
   return jobId === undefined ? failure : new WarehouseError(failure.errorClass, `job ${jobId}: ${failure.message}`, failure.serverCode, failure.cause, failure.row);
 }
 
 /** A load job's errorResult (or an HTTP error's first errors[] entry) as a WarehouseError; `details`: more entries of the same failure. */
-export function classifyErrorProto(proto: ErrorProto, cause: unknown, body?: readonly Buffer[], details: readonly ErrorProto[] = []): WarehouseError {
+export function classifyErrorProto(proto: ErrorProto, cause: unknown, body?: readonly Buffer[], details: readonly ErrorProto[] = [], secrets: readonly string[] = []): WarehouseError {
   const reason = proto.reason ?? '';
   const detail = details[0]?.message;
-  const message = firstLine(`${reason === '' ? '' : `${reason}: `}${proto.message ?? 'no message'}${detail === undefined ? '' : ` (${detail})`}`);
+  const message = firstLine(`${reason === '' ? '' : `${reason}: `}${proto.message ?? 'no message'}${detail === undefined ? '' : ` (${detail})`}`, secrets);
   const text = [proto.message ?? '', ...details.map((d) => d.message ?? '')].join('\n');
   let cls = byReason.get(reason);
   let row: number | undefined;
@@ -111,36 +114,109 @@ export function classifyErrorProto(proto: ErrorProto, cause: unknown, body?: rea
   return new WarehouseError(cls ?? ErrorClasses.unknownServerError, message, undefined, cause, row);
 }
 
-/** Anything an API call or a wait rejected with, as a WarehouseError. */
-export function classifyBigQueryError(error: unknown, body?: readonly Buffer[]): WarehouseError {
+/**
+ * Anything an API call or a wait rejected with, as a WarehouseError. `secrets`: values of the
+ * sink's own (its access token) to cut from every text kept, besides any `Bearer …`.
+ */
+export function classifyBigQueryError(error: unknown, body?: readonly Buffer[], secrets: readonly string[] = []): WarehouseError {
   if (error instanceof WarehouseError) return error;
-  const failure = classifyRaw(error, body);
-  return new WarehouseError(failure.errorClass, failure.message, failure.serverCode, slim(error), failure.row);
+  const failure = classifyRaw(error, body, secrets);
+  return new WarehouseError(failure.errorClass, failure.message, failure.serverCode, slim(error, secrets), failure.row);
+}
+
+/** Which call failed, for classifyMaybeLanded: the upload, or a read of the token's lookup or wait. */
+export type JobCall = 'upload' | 'jobs.get' | 'datasets.get';
+
+/**
+ * A failure of a call after which the token's load job may exist and load: the upload (jobs.insert
+ * may have created the job and answered with an error, or not at all) and every jobs.get of the
+ * chain lookup and of the wait (they say nothing about a job that exists). Only what is known keeps
+ * its class: a 4xx refusal of the upload (BigQuery did not create the job), a credentials or rate
+ * refusal (retried under the same token by their policies, never split), a network failure
+ * (transient_network: ambiguous already). Everything else — any 5xx, a jobs.get refused for a
+ * reason of its own, an unexpected throw — is unknown_insert_status: the core retries under the
+ * same token, whose lookup then finds the job (and never splits the rows under new tokens).
+ */
+export function classifyMaybeLanded(error: unknown, call: JobCall, body?: readonly Buffer[], secrets: readonly string[] = []): WarehouseError {
+  // Ours (a wait's timeout, a vanished job: unknown_insert_status; a chain without end: unknown).
+  if (error instanceof WarehouseError) return error;
+  const failure = classifyBigQueryError(error, body, secrets);
+  const status = httpStatus(error);
+  const server = status !== undefined && status >= 500;
+  if (!server && (failure.errorClass === ErrorClasses.transientNetwork || failure.errorClass === ErrorClasses.authentication || failure.errorClass === ErrorClasses.overloaded)) return failure;
+  if (call === 'upload' && status !== undefined && status >= 400 && status < 500) return failure;
+  const what = call === 'upload' ? 'the upload of a load job (jobs.insert)' : call;
+  return new WarehouseError(
+    ErrorClasses.unknownInsertStatus,
+    `${what} failed (${failure.errorClass}): ${failure.message}; the load job may exist, a retry under the same token looks it up`,
+    undefined,
+    failure.cause,
+  );
+}
+
+/**
+ * A refusal of a request that says the same whatever the moment: a 4xx other than an expired or
+ * refused token (401), a timeout (408) or a rate limit (429, 403 rateLimitExceeded).
+ */
+export function isLastingRefusal(error: unknown): boolean {
+  const status = httpStatus(error);
+  if (status === undefined || status < 400 || status >= 500 || status === 401 || status === 408 || status === 429) return false;
+  return classifyRaw(error, undefined, []).errorClass !== ErrorClasses.overloaded;
 }
 
 /**
  * The error a failure keeps as its cause: an HTTP client error without its request and response
  * objects (the request's headers, its body's stream — which holds the insert's buffers), so it is
- * small to log and keeps no body alive. Status, code, BigQuery's errors[] and the cause chain stay.
+ * small to log and keeps no body alive. Status, code, BigQuery's errors[] and the cause chain (each
+ * slimmed too) stay; every message is redacted (redact()) — an error of fetch's own may quote a
+ * header value, a server's answer may echo one.
  */
-export function slim(error: unknown): unknown {
-  if (typeof error !== 'object' || error === null || !('config' in error || 'response' in error)) return error;
-  const { code, cause } = error as { code?: unknown; cause?: unknown };
+export function slim(error: unknown, secrets: readonly string[] = [], depth = 0): unknown {
+  if (typeof error === 'string') return redact(error, secrets);
+  if (typeof error !== 'object' || error === null) return error;
+  if (depth >= 5) return undefined;
+  const { code, cause, name, message, stack } = error as { code?: unknown; cause?: unknown; name?: unknown; message?: unknown; stack?: unknown };
+  const http = 'config' in error || 'response' in error;
   const status = httpStatus(error);
-  const kept = new Error(error instanceof Error ? error.message : 'BigQuery API request failed', cause === undefined ? undefined : { cause });
-  kept.name = 'BigQueryApiError';
-  return Object.assign(kept, { ...(status === undefined ? {} : { status }), ...(code === undefined ? {} : { code }), errors: apiErrors(error) });
+  const text = typeof message === 'string' ? message : http ? 'BigQuery API request failed' : 'an error without a message';
+  const keptCause = cause === undefined ? undefined : slim(cause, secrets, depth + 1);
+  const kept = new Error(redact(text, secrets), keptCause === undefined ? undefined : { cause: keptCause });
+  kept.name = http ? 'BigQueryApiError' : typeof name === 'string' ? name : 'Error';
+  // The original frames (where it was thrown), under the redacted first line.
+  const frames = typeof stack === 'string' ? stack.split('\n').filter((line) => /^\s+at /.test(line)) : [];
+  kept.stack = [`${kept.name}: ${kept.message}`, ...frames].join('\n');
+  const errors = apiErrors(error).map((e) => ({
+    ...(e.reason === undefined ? {} : { reason: redact(String(e.reason), secrets) }),
+    ...(e.message === undefined ? {} : { message: redact(String(e.message), secrets) }),
+    ...(e.location === undefined ? {} : { location: redact(String(e.location), secrets) }),
+  }));
+  return Object.assign(kept, {
+    ...(status === undefined ? {} : { status }),
+    ...(typeof code === 'string' ? { code: redact(code, secrets) } : typeof code === 'number' ? { code } : {}),
+    ...(http || errors.length > 0 ? { errors } : {}),
+  });
 }
 
-function classifyRaw(error: unknown, body: readonly Buffer[] | undefined): WarehouseError {
+/** A bearer credential as a header or a message quoting one would show it. */
+const bearer = /\bBearer\s+[^\s"',;]+/gi;
+
+/** `text` without any `Bearer <token>`, nor any of `secrets` (the sink's own token) wherever they occur. */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = text.replace(bearer, 'Bearer [redacted]');
+  for (const secret of secrets) if (secret !== '') out = out.replaceAll(secret, '[redacted]');
+  return out;
+}
+
+/** The failure's class and (redacted) message; its cause is replaced by the caller (slim). */
+function classifyRaw(error: unknown, body: readonly Buffer[] | undefined, secrets: readonly string[]): WarehouseError {
   const status = httpStatus(error);
   // The token endpoint's refusal ({ error: 'invalid_grant', error_description }): the credentials.
   if (status !== undefined && typeof oauthError(error) === 'string') {
-    return new WarehouseError(ErrorClasses.authentication, firstLine(`credentials refused (HTTP ${status}): ${oauthError(error) ?? ''}`), undefined, error);
+    return new WarehouseError(ErrorClasses.authentication, firstLine(`credentials refused (HTTP ${status}): ${oauthError(error) ?? ''}`, secrets), undefined, error);
   }
   if (status !== undefined) {
     const proto = apiErrors(error)[0] ?? { message: apiMessage(error) ?? (error instanceof Error ? error.message : String(error)) };
-    const byProto = classifyErrorProto(proto, error, body);
+    const byProto = classifyErrorProto(proto, error, body, [], secrets);
     // A reason the table lists decides; else the status does (a proxy's 502 has no reason).
     if (proto.reason !== undefined && byReason.has(proto.reason)) return byProto;
     const cls = byStatus.get(status) ?? (status >= 500 ? ErrorClasses.unknownServerError : byProto.errorClass);
@@ -150,14 +226,14 @@ function classifyRaw(error: unknown, body: readonly Buffer[] | undefined): Wareh
   const message = error instanceof Error ? error.message : String(error);
   const code = networkCode(error);
   if (code !== undefined || networkText.test(message)) {
-    return new WarehouseError(ErrorClasses.transientNetwork, firstLine(code === undefined || message.includes(code) ? message : `${code}: ${message}`), undefined, error);
+    return new WarehouseError(ErrorClasses.transientNetwork, firstLine(code === undefined || message.includes(code) ? message : `${code}: ${message}`, secrets), undefined, error);
   }
   // The key file that cannot be read, or whose key cannot sign (OpenSSL's DECODER/PEM errors).
   const fileCode = (error as { code?: unknown } | null)?.code;
   if (credentialsText.test(message) || fileCode === 'ENOENT' || fileCode === 'EACCES') {
-    return new WarehouseError(ErrorClasses.authentication, firstLine(message), undefined, error);
+    return new WarehouseError(ErrorClasses.authentication, firstLine(message, secrets), undefined, error);
   }
-  return new WarehouseError(ErrorClasses.unknown, firstLine(message), undefined, error);
+  return new WarehouseError(ErrorClasses.unknown, firstLine(message, secrets), undefined, error);
 }
 
 /** Something that exists already (a job id, a table): BigQuery's 409 `duplicate`. */
@@ -236,7 +312,8 @@ export function rowAt(body: readonly Buffer[], position: number): number | undef
   return undefined;
 }
 
-function firstLine(message: string): string {
+/** The first line of a message, redacted before it is cut (no part of a secret stays), at most 1000 characters. */
+function firstLine(message: string, secrets: readonly string[] = []): string {
   const newline = message.indexOf('\n');
-  return (newline < 0 ? message : message.slice(0, newline)).slice(0, 1000);
+  return redact(newline < 0 ? message : message.slice(0, newline), secrets).slice(0, 1000);
 }

@@ -5,13 +5,15 @@
 // otherwise burn its token, and a token must be retryable after a failure that loaded nothing
 // (backendError, quota) just as ClickHouse forgets a token whose insert failed. A job of the chain
 // is only ever created after the one before it was seen DONE with an error, so the ids that exist
-// are always a prefix of the chain and all but the last of them failed.
+// are always a prefix of the chain and all but the last of them failed. Every jobs.get is asked in a
+// location (a job in a single region is found only there): the lookup in the dataset's, the wait in
+// the job's own as its resource names it.
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorClasses } from '../../errors/classes.ts';
 import { AbortedError } from '../../errors/inserter-error.ts';
 import { WarehouseError } from '../errors.ts';
-import type { BigQueryApi, JobResource } from './api.ts';
+import { locationOf, type BigQueryApi, type JobResource } from './api.ts';
 import type { ErrorProto } from './classify.ts';
 
 /** The first job id of a token's chain: `inserter_` + SHA-256 of (project, dataset, table, token). */
@@ -51,8 +53,8 @@ const MAX_CHAIN = 2 ** 20;
  * The last existing job of a token's chain, by galloping then bisecting over jobs.get (existence is
  * a prefix of the chain): two reads for a token seen never or once, O(log n) after n failures.
  */
-export async function latestJob(api: BigQueryApi, base: string, signal: AbortSignal | undefined): Promise<LatestJob> {
-  const first = await api.getJob(base, signal);
+export async function latestJob(api: BigQueryApi, base: string, location: string | undefined, signal: AbortSignal | undefined): Promise<LatestJob> {
+  const first = await api.getJob(base, location, signal);
   if (first === undefined) return { index: -1, job: undefined };
   let found = 0;
   let foundJob: JobResource = first;
@@ -62,7 +64,7 @@ export async function latestJob(api: BigQueryApi, base: string, signal: AbortSig
     const probe = found + step;
     // A server that has every id is not BigQuery (a proxy answering 200 to anything): stop.
     if (probe > MAX_CHAIN) throw new WarehouseError(ErrorClasses.unknown, `jobs.get finds a job for every id of the chain of ${base}: not a BigQuery jobs API`, undefined, undefined);
-    const job = await api.getJob(chainJobId(base, probe), signal);
+    const job = await api.getJob(chainJobId(base, probe), location, signal);
     if (job === undefined) missing = probe;
     else {
       found = probe;
@@ -72,7 +74,7 @@ export async function latestJob(api: BigQueryApi, base: string, signal: AbortSig
   // Bisect between the last index found and the first one missing.
   while (missing - found > 1) {
     const middle = Math.floor((found + missing) / 2);
-    const job = await api.getJob(chainJobId(base, middle), signal);
+    const job = await api.getJob(chainJobId(base, middle), location, signal);
     if (job === undefined) missing = middle;
     else {
       found = middle;
@@ -87,11 +89,13 @@ const POLL_FIRST_MS = 100;
 const POLL_MAX_MS = 2000;
 
 /**
- * Polls jobs.get until the job is DONE. The signal ends the wait, never the job; so does
- * `timeoutMs` (the destination's requestTimeoutMs), as unknown_insert_status: the job may still
- * load, and a retry under the same token waits for this same job instead of loading again.
+ * Polls jobs.get until the job is DONE, in the job's own location (its resource's `jobReference`;
+ * `location` when it names none). The signal ends the wait, never the job; so does `timeoutMs` (the
+ * destination's requestTimeoutMs), as unknown_insert_status: the job may still load, and a retry
+ * under the same token waits for this same job instead of loading again.
  */
-export async function waitDone(api: BigQueryApi, jobId: string, job: JobResource, timeoutMs: number, signal: AbortSignal | undefined): Promise<JobResource> {
+export async function waitDone(api: BigQueryApi, jobId: string, job: JobResource, location: string | undefined, timeoutMs: number, signal: AbortSignal | undefined): Promise<JobResource> {
+  const where = locationOf(job.jobReference?.location) ?? location;
   const deadline = Date.now() + timeoutMs;
   let pause = POLL_FIRST_MS;
   let current = job;
@@ -105,7 +109,7 @@ export async function waitDone(api: BigQueryApi, jobId: string, job: JobResource
       throw new AbortedError(`waiting for load job ${jobId} aborted`, { cause: error });
     }
     pause = Math.min(POLL_MAX_MS, Math.round(pause * 1.5));
-    const next = await api.getJob(jobId, signal);
+    const next = await api.getJob(jobId, where, signal);
     // Created and gone: only a job deleted by someone else; the token's outcome is unknown.
     if (next === undefined) throw new WarehouseError(ErrorClasses.unknownInsertStatus, `load job ${jobId} disappeared while running`, undefined, undefined);
     current = next;

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorClasses } from '../../../../src/errors/classes.ts';
-import { classifyBigQueryError, classifyJobFailure, isDuplicateJob, rowAt } from '../../../../src/sink/bigquery/classify.ts';
+import { inspect } from 'node:util';
+import { classifyBigQueryError, classifyJobFailure, classifyMaybeLanded, isDuplicateJob, redact, rowAt, slim } from '../../../../src/sink/bigquery/classify.ts';
+import { WarehouseError } from '../../../../src/sink/errors.ts';
 
 /** What GaxiosError carries for an HTTP error with a JSON body. */
 function httpError(status: number, body: unknown, message = `Request failed with status code ${status}`): Error {
@@ -126,6 +128,9 @@ test('network failures as fetch reports them (the code on the cause chain), time
   assert.equal(classifyBigQueryError(reset).errorClass, ErrorClasses.transientNetwork);
   assert.equal(classifyBigQueryError(Object.assign(new Error('The operation was aborted due to timeout'), { code: 'TimeoutError' })).errorClass, ErrorClasses.transientNetwork);
   assert.equal(classifyBigQueryError(Object.assign(new Error('This operation was aborted'), { name: 'AbortError' })).errorClass, ErrorClasses.transientNetwork);
+  // gaxios's words for a request that got no answer (the token endpoint behind a proxy that drops it).
+  const dropped = new Error('request to https://oauth2.googleapis.com/token failed, reason: Proxy connection ended before receiving CONNECT response');
+  assert.equal(classifyBigQueryError(dropped).errorClass, ErrorClasses.transientNetwork);
 });
 
 test('credentials that cannot be loaded or are refused by the token endpoint: authentication', () => {
@@ -143,4 +148,54 @@ test('anything else is unknown, with its first line', () => {
   const failure = classifyBigQueryError(new Error('something odd\nsecond line'));
   assert.equal(failure.errorClass, ErrorClasses.unknown);
   assert.equal(failure.message, 'something odd');
+});
+
+test('after the upload or a jobs.get of the lookup or wait, only what is known keeps its class; the rest is unknown_insert_status', () => {
+  const network = Object.assign(new Error('fetch failed'), { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) });
+  const cases: Array<[string, unknown, 'upload' | 'jobs.get', string]> = [
+    // The upload: a 4xx is BigQuery's "no job was created".
+    ['upload 400 invalid', httpError(400, apiBody(400, 'invalid', 'Invalid value for location')), 'upload', ErrorClasses.unknownServerError],
+    ['upload 403 accessDenied', httpError(403, apiBody(403, 'accessDenied', 'Access Denied')), 'upload', ErrorClasses.authentication],
+    ['upload 404', httpError(404, apiBody(404, 'notFound', 'Not found: Table p:d.t')), 'upload', ErrorClasses.missingObject],
+    ['upload 413', httpError(413, '<html>Request Entity Too Large</html>'), 'upload', ErrorClasses.memoryLimit],
+    ['upload 429', httpError(429, apiBody(429, 'rateLimitExceeded', 'Too many requests')), 'upload', ErrorClasses.overloaded],
+    ['upload 500', httpError(500, apiBody(500, 'backendError', 'Backend error')), 'upload', ErrorClasses.unknownInsertStatus],
+    ['upload 503 with a reason of a class', httpError(503, apiBody(503, 'quotaExceeded', 'Quota exceeded')), 'upload', ErrorClasses.unknownInsertStatus],
+    ["upload: a proxy's 504", httpError(504, '<html>504 Gateway Timeout</html>'), 'upload', ErrorClasses.unknownInsertStatus],
+    ['upload: socket closed', network, 'upload', ErrorClasses.transientNetwork],
+    ['upload: anything else', new Error('Unexpected Gaxios Error'), 'upload', ErrorClasses.unknownInsertStatus],
+    ['upload: credentials that cannot be loaded', new Error('Could not load the default credentials.'), 'upload', ErrorClasses.authentication],
+    // jobs.get: its refusal says nothing of the job, unless it is about the credentials or the rate.
+    ['get 400', httpError(400, apiBody(400, 'invalid', 'Invalid job ID')), 'jobs.get', ErrorClasses.unknownInsertStatus],
+    ['get 401', httpError(401, apiBody(401, 'authError', 'Invalid credentials')), 'jobs.get', ErrorClasses.authentication],
+    ['get 403 rateLimitExceeded', httpError(403, apiBody(403, 'rateLimitExceeded', 'Exceeded rate limits')), 'jobs.get', ErrorClasses.overloaded],
+    ['get 503', httpError(503, apiBody(503, 'backendError', 'Backend error')), 'jobs.get', ErrorClasses.unknownInsertStatus],
+    ['get: socket closed', network, 'jobs.get', ErrorClasses.transientNetwork],
+  ];
+  for (const [name, error, call, cls] of cases) assert.equal(classifyMaybeLanded(error, call).errorClass, cls, name);
+  // Ours pass as they are: a wait's timeout, a chain without end.
+  const own = new WarehouseError(ErrorClasses.unknown, 'jobs.get finds a job for every id', undefined, undefined);
+  assert.equal(classifyMaybeLanded(own, 'jobs.get'), own);
+  assert.match(classifyMaybeLanded(httpError(500, apiBody(500, 'backendError', 'Backend error')), 'upload').message, /jobs\.insert.*backendError: Backend error.*same token/);
+});
+
+test("no bearer token, nor the sink's own token, in a message, a cause, errors[] or a log of it", () => {
+  const token = 'ya29.a0-own-token';
+  assert.equal(redact(`Authorization: Bearer ${token}, and again ${token}`, [token]), 'Authorization: Bearer [redacted], and again [redacted]');
+  assert.equal(redact('header "authorization":"bearer abc.def"'), 'header "authorization":"Bearer [redacted]"');
+  const echoed = httpError(400, apiBody(400, 'invalid', `Invalid header: Authorization: Bearer ${token}`), `Invalid header: Authorization: Bearer ${token}`);
+  Object.assign(echoed, { config: { headers: { authorization: `Bearer ${token}` } }, cause: { message: `echo ${token}`, errors: [{ message: `echo ${token}` }] } });
+  const failure = classifyBigQueryError(echoed, undefined, [token]);
+  assert.ok(!inspect(failure, { depth: 20, showHidden: true }).includes(token), inspect(failure, { depth: 20 }));
+  assert.ok(!JSON.stringify(failure).includes(token));
+  // A message cut at 1000 characters keeps no part of a token that straddles the cut.
+  const long = classifyBigQueryError(new Error(`${'x'.repeat(990)} ${token}`), undefined, [token]);
+  assert.ok(!long.message.includes(token.slice(0, 8)), long.message);
+  // An error that is not an HTTP client's (fetch's own, quoting a header value) is slimmed too.
+  const thrown = new TypeError(`Headers.append: "Bearer ${token}\n" is an invalid header value.`);
+  const kept = slim(thrown, [token]);
+  assert.ok(kept instanceof Error && kept.name === 'TypeError' && !inspect(kept).includes(token), inspect(kept));
+  // The job's own messages are server text too.
+  const job = { status: { state: 'DONE', errorResult: { reason: 'invalid', message: `echo Bearer ${token}` } } };
+  assert.ok(!classifyJobFailure(job, undefined, 'j', [token]).message.includes(token));
 });

@@ -72,22 +72,39 @@ test('a service-account key becomes a JWT client with the BigQuery scope; the pa
   const d = destination(file, 'a-token-that-must-not-be-used');
   const bigquery = d.bigquery;
   assert.ok(bigquery !== undefined);
-  const client = await bigQueryClient({ project: 'proj', url: d.url, location: undefined, credentialsFile: bigquery.credentialsFile, password: d.password }, AbortSignal.timeout(5000));
+  const client = await bigQueryClient(
+    { project: 'proj', url: d.url, location: undefined, credentialsFile: bigquery.credentialsFile, password: d.password, timeoutMs: 2000 },
+    AbortSignal.timeout(5000),
+  );
   const auth = await client.authClient.getClient();
   assert.ok(auth instanceof JWT);
   assert.equal(auth.email, 'loader@proj.iam.gserviceaccount.com');
   assert.deepEqual(auth.scopes, [BIGQUERY_SCOPE]);
+  // The token endpoint is called with no signal by the library: each attempt is bounded instead.
+  assert.equal(auth.transporter.defaults.timeout, 2000);
   assert.equal(client.apiEndpoint, URL);
 });
 
 test('without a key file, a non-empty password is the access token', async () => {
-  const client = await bigQueryClient({ project: 'proj', url: `${URL}/`, location: 'EU', credentialsFile: undefined, password: new Secret('tok-1') }, AbortSignal.timeout(5000));
+  const client = await bigQueryClient({ project: 'proj', url: `${URL}/`, location: 'EU', credentialsFile: undefined, password: new Secret('tok-1'), timeoutMs: 2000 }, AbortSignal.timeout(5000));
   const auth = await client.authClient.getClient();
   assert.ok(auth instanceof OAuth2Client);
   assert.equal(auth.credentials.access_token, 'tok-1');
   // The client's own normalisation of the URL (no trailing slash) is what requests are made to.
   assert.equal(client.apiEndpoint, URL);
   assert.equal(client.location, 'EU');
+});
+
+test('a password that is not a token (whitespace, a pasted key file): authentication, in words that do not quote it', async () => {
+  const pasted = JSON.stringify({ type: 'service_account', private_key: '-----BEGIN PRIVATE KEY-----\nMIIE-SECRET\n-----END PRIVATE KEY-----\n' }, null, 2);
+  for (const password of [pasted, 'tok en', 'tok\u00e9n']) {
+    await assert.rejects(new BigQuerySink(destination(undefined, password)).describe({ database: 'ds', table: 't' }), (error: unknown) => {
+      authenticationFailure(password)(error);
+      assert.match((error as Error).message, /not an OAuth access token/);
+      return true;
+    });
+  }
+  assert.ok(!inspect(await new BigQuerySink(destination(undefined, pasted)).describe({ database: 'ds', table: 't' }).catch((e: unknown) => e), { depth: 10 }).includes('MIIE-SECRET'));
 });
 
 test('the constructor refuses a destination that is not kind bigquery', () => {

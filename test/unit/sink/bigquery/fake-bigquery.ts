@@ -2,7 +2,8 @@
 // tables.get), for what the emulator cannot be made to show: a load job that stays RUNNING, a
 // failed job with BigQuery's errorResult and per-row errors[], a 409 `duplicate`. Shapes follow
 // the REST reference (https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs); every request
-// is recorded, so a test can assert what was (not) loaded.
+// is recorded, so a test can assert what was (not) loaded. A test can replace an answer: a jobs.get
+// (before it is read), an upload's (after the job was made).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -12,8 +13,16 @@ export interface StoredJob {
   done: Record<string, unknown>;
 }
 
+/** An answer a test puts in place of the fake's own. */
+export interface Answer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
 export interface Upload {
   readonly jobId: string;
+  /** The upload's jobReference.location, when it gave one. */
+  readonly location: string | undefined;
   readonly configuration: Record<string, unknown>;
   readonly content: string;
 }
@@ -23,6 +32,14 @@ export interface FakeBigQuery {
   readonly jobs: Map<string, StoredJob>;
   readonly uploads: Upload[];
   readonly gets: string[];
+  /** Every request, as "METHOD url". */
+  readonly requests: string[];
+  /** datasets.get answers by dataset id (404 for one not here). */
+  readonly datasets: Map<string, Record<string, unknown>>;
+  /** Replaces the answer to a jobs.get of `jobId` (`nth`: 0-based among the gets of that id). */
+  onGet: (jobId: string, nth: number) => Answer | undefined;
+  /** Replaces the answer to an upload whose job was made (an answer that hides a created job). */
+  afterUpload: (upload: Upload) => Answer | undefined;
   /** Decides the job an upload creates (default: RUNNING once, then DONE with the lines as outputRows). */
   onUpload: (upload: Upload) => StoredJob;
   /** Called before an upload is answered: lets a test create the job meanwhile (a racing attempt). */
@@ -69,6 +86,10 @@ export async function startFakeBigQuery(project: string): Promise<FakeBigQuery> 
     jobs: new Map(),
     uploads: [],
     gets: [],
+    requests: [],
+    datasets: new Map(),
+    onGet: () => undefined,
+    afterUpload: () => undefined,
     tables: new Map(),
     lastAuthorization: undefined,
     onUpload: (upload) => ({ runningPolls: 1, done: succeeded(upload.content.split('\n').filter((l) => l !== '').length) }),
@@ -76,14 +97,18 @@ export async function startFakeBigQuery(project: string): Promise<FakeBigQuery> 
   };
   const jobPath = new RegExp(`^/bigquery/v2/projects/${project}/jobs/([^/?]+)`);
   const tablePath = new RegExp(`^/bigquery/v2/projects/${project}/datasets/([^/]+)/tables/([^/?]+)`);
+  const datasetPath = new RegExp(`^/bigquery/v2/projects/${project}/datasets/([^/?]+)(?:\\?|$)`);
   const server: Server = createServer((req, res) => {
     fake.lastAuthorization = req.headers.authorization;
     const url = req.url ?? '';
+    fake.requests.push(`${req.method} ${url}`);
     void (async () => {
       const job = jobPath.exec(url);
       if (req.method === 'GET' && job !== null) {
         const id = decodeURIComponent(job[1] as string);
+        const replaced = fake.onGet(id, fake.gets.filter((g) => g === id).length);
         fake.gets.push(id);
+        if (replaced !== undefined) return send(res, replaced.status, replaced.body);
         const stored = fake.jobs.get(id);
         if (stored === undefined) return send(res, 404, apiError(404, 'notFound', `Not found: Job ${project}:US.${id}`));
         const reference = { jobReference: { projectId: project, jobId: id, location: 'US' } };
@@ -93,6 +118,11 @@ export async function startFakeBigQuery(project: string): Promise<FakeBigQuery> 
         }
         return send(res, 200, { ...reference, ...stored.done });
       }
+      const dataset = datasetPath.exec(url);
+      if (req.method === 'GET' && dataset !== null) {
+        const resource = fake.datasets.get(decodeURIComponent(dataset[1] as string));
+        return resource === undefined ? send(res, 404, apiError(404, 'notFound', `Not found: Dataset ${project}:${dataset[1]}`)) : send(res, 200, resource);
+      }
       const table = tablePath.exec(url);
       if (req.method === 'GET' && table !== null) {
         const resource = fake.tables.get(`${table[1]}.${table[2]}`);
@@ -100,12 +130,16 @@ export async function startFakeBigQuery(project: string): Promise<FakeBigQuery> 
       }
       if (req.method === 'POST' && url.startsWith(`/upload/bigquery/v2/projects/${project}/jobs?uploadType=multipart`)) {
         const { metadata, content } = parseMultipart(req.headers['content-type'] ?? '', await readBody(req));
-        const id = String((metadata.jobReference as { jobId?: unknown } | undefined)?.jobId);
+        const reference = (metadata.jobReference ?? {}) as { jobId?: unknown; location?: unknown };
+        const id = String(reference.jobId);
         fake.beforeUpload(id);
         if (fake.jobs.has(id)) return send(res, 409, apiError(409, 'duplicate', `Already Exists: Job ${project}:US.${id}`));
-        const upload: Upload = { jobId: id, configuration: metadata.configuration as Record<string, unknown>, content };
+        const location = typeof reference.location === 'string' ? reference.location : undefined;
+        const upload: Upload = { jobId: id, location, configuration: metadata.configuration as Record<string, unknown>, content };
         fake.uploads.push(upload);
         fake.jobs.set(id, fake.onUpload(upload));
+        const replaced = fake.afterUpload(upload);
+        if (replaced !== undefined) return send(res, replaced.status, replaced.body);
         return send(res, 200, { jobReference: { projectId: project, jobId: id, location: 'US' }, status: { state: 'RUNNING' } });
       }
       send(res, 400, apiError(400, 'invalid', `unexpected ${req.method} ${url}`));

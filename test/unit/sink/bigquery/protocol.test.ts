@@ -12,17 +12,18 @@ import { WarehouseError } from '../../../../src/sink/errors.ts';
 import { BigQuerySink } from '../../../../src/sink/bigquery/sink.ts';
 import { baseJobId, chainJobId } from '../../../../src/sink/bigquery/jobs.ts';
 import type { InsertBatch } from '../../../../src/sink/types.ts';
-import { startFakeBigQuery, succeeded, type FakeBigQuery } from './fake-bigquery.ts';
+import { apiError, startFakeBigQuery, succeeded, type FakeBigQuery } from './fake-bigquery.ts';
 
 const PROJECT = 'proj';
 let fake: FakeBigQuery;
 let sink: BigQuerySink;
 
-function destination(url: string, requestTimeoutMs = 5_000): DestinationConfig {
+/** `location` null: no bigquery.location. */
+function destination(url: string, requestTimeoutMs = 5_000, location: string | null = 'US'): DestinationConfig {
   return {
     id: 'bq',
     kind: 'bigquery',
-    bigquery: { project: PROJECT, location: 'US' },
+    bigquery: { project: PROJECT, ...(location === null ? {} : { location }) },
     url,
     user: 'default',
     password: new Secret('token-123'),
@@ -53,6 +54,11 @@ beforeEach(() => {
   fake.jobs.clear();
   fake.uploads.length = 0;
   fake.gets.length = 0;
+  fake.requests.length = 0;
+  fake.datasets.clear();
+  fake.tables.clear();
+  fake.onGet = () => undefined;
+  fake.afterUpload = () => undefined;
   fake.onUpload = (upload) => ({ runningPolls: 1, done: succeeded(upload.content.split('\n').filter((l) => l !== '').length) });
   fake.beforeUpload = () => undefined;
   sink = new BigQuerySink(destination(fake.url));
@@ -185,4 +191,86 @@ test('the empty insert (a probe) loads nothing: it asks whether the table is the
   fake.tables.set('ds.t', { tableReference: { projectId: PROJECT, datasetId: 'ds', tableId: 't' }, schema: { fields: [{ name: 'n', type: 'INTEGER' }] } });
   assert.deepEqual(await sink.insert(batch('j/probe', [])), { writtenRows: 0 });
   assert.equal(fake.uploads.length, 0);
+});
+
+/** A rejection of class `cls`. */
+function classOf(cls: string): (error: unknown) => boolean {
+  return (error: unknown) => {
+    assert.ok(error instanceof WarehouseError, String(error));
+    assert.equal(error.errorClass, cls, error.message);
+    return true;
+  };
+}
+
+test('a 5xx of the upload, of a jobs.get of the lookup or of the wait: unknown_insert_status (the job may exist), and the retry under the same token loads nothing more', async () => {
+  const backend = { status: 503, body: apiError(503, 'backendError', 'Error encountered during execution. Retrying may solve the problem.') };
+  // The upload made its job, and its answer was lost to a 503.
+  fake.afterUpload = (upload) => (upload.jobId === base('k1') ? backend : undefined);
+  await assert.rejects(sink.insert(batch('k1', ['{"n":1}'])), classOf(ErrorClasses.unknownInsertStatus));
+  assert.deepEqual(await sink.insert(batch('k1', ['{"n":1}'])), { writtenRows: 1 });
+  // A poll of the job it made fails (the lookup is the first get).
+  fake.onGet = (jobId, nth) => (jobId === base('k2') && nth === 1 ? backend : undefined);
+  await assert.rejects(sink.insert(batch('k2', ['{"n":1}'])), classOf(ErrorClasses.unknownInsertStatus));
+  assert.deepEqual(await sink.insert(batch('k2', ['{"n":1}'])), { writtenRows: 1 });
+  // The lookup of a token whose job exists fails; so does a proxy's page.
+  fake.onGet = (jobId) => (jobId === base('k2') ? { status: 502, body: '<html>502 Bad Gateway</html>' } : undefined);
+  await assert.rejects(sink.insert(batch('k2', ['{"n":1}'])), classOf(ErrorClasses.unknownInsertStatus));
+  // A jobs.get refused for a reason of its own says nothing of the job either.
+  fake.onGet = (jobId) => (jobId === base('k2') ? { status: 400, body: apiError(400, 'invalid', 'Invalid job ID') } : undefined);
+  await assert.rejects(sink.insert(batch('k2', ['{"n":1}'])), classOf(ErrorClasses.unknownInsertStatus));
+  assert.deepEqual(
+    fake.uploads.map((u) => u.jobId),
+    [base('k1'), base('k2')],
+  );
+});
+
+test('what is known keeps its class: a 4xx refusal of the upload (no job made), a credentials or rate refusal of jobs.get', async () => {
+  const refuse = (status: number, reason: string, message: string) => (upload: { jobId: string }) => {
+    fake.jobs.delete(upload.jobId); // refused: BigQuery made no job
+    return { status, body: apiError(status, reason, message) };
+  };
+  fake.afterUpload = refuse(403, 'accessDenied', 'Access Denied: Table proj:ds.t');
+  await assert.rejects(sink.insert(batch('l1', ['{"n":1}'])), classOf(ErrorClasses.authentication));
+  fake.afterUpload = refuse(400, 'invalid', 'Invalid value for location');
+  await assert.rejects(sink.insert(batch('l2', ['{"n":1}'])), classOf(ErrorClasses.unknownServerError));
+  fake.afterUpload = refuse(404, 'notFound', 'Not found: Table proj:ds.t');
+  await assert.rejects(sink.insert(batch('l3', ['{"n":1}'])), classOf(ErrorClasses.missingObject));
+  fake.afterUpload = () => undefined;
+  fake.onGet = (jobId, nth) => (jobId === base('l4') && nth === 1 ? { status: 429, body: apiError(429, 'rateLimitExceeded', 'Exceeded rate limits') } : undefined);
+  await assert.rejects(sink.insert(batch('l4', ['{"n":1}'])), classOf(ErrorClasses.overloaded));
+  fake.onGet = (jobId) => (jobId === base('l5') ? { status: 401, body: apiError(401, 'authError', 'Request had invalid authentication credentials.') } : undefined);
+  await assert.rejects(sink.insert(batch('l5', ['{"n":1}'])), classOf(ErrorClasses.authentication));
+});
+
+test("without bigquery.location: jobs are looked up in the dataset's location (datasets.get, once) and polled in their own", async () => {
+  sink = new BigQuerySink(destination(fake.url, 5_000, null));
+  fake.datasets.set('ds', { datasetReference: { projectId: PROJECT, datasetId: 'ds' }, location: 'asia-northeast1' });
+  await sink.insert(batch('m1', ['{"n":1}']));
+  await sink.insert(batch('m2', ['{"n":1}']));
+  const datasetGets = fake.requests.filter((r) => r.startsWith(`GET /bigquery/v2/projects/${PROJECT}/datasets/ds`));
+  assert.equal(datasetGets.length, 1, `asked once per dataset: ${fake.requests.join('\n')}`);
+  assert.deepEqual(
+    fake.uploads.map((u) => u.location),
+    ['asia-northeast1', 'asia-northeast1'],
+  );
+  // The fake's jobs are in US whatever they were asked for (its upload's reply says so): polled there.
+  const jobGets = fake.requests.filter((r) => r.includes('/jobs/') && r.startsWith('GET ')).map((r) => new URL(r.slice(4), 'http://x').searchParams.get('location'));
+  assert.deepEqual(jobGets, ['asia-northeast1', 'US', 'US', 'asia-northeast1', 'US', 'US']);
+
+  // A dataset that names no location (the emulator's), or is not readable: looked up without one.
+  sink = new BigQuerySink(destination(fake.url, 5_000, null));
+  fake.requests.length = 0;
+  fake.datasets.set('ds', { datasetReference: { projectId: PROJECT, datasetId: 'ds' } });
+  await sink.insert(batch('m3', ['{"n":1}']));
+  assert.equal(fake.uploads.at(-1)?.location, undefined);
+  assert.ok(fake.requests.some((r) => r.startsWith(`GET /bigquery/v2/projects/${PROJECT}/jobs/${base('m3')}`) && !r.includes('location=')));
+
+  // tables.get (describe) names it too: no datasets.get then.
+  sink = new BigQuerySink(destination(fake.url, 5_000, null));
+  fake.requests.length = 0;
+  fake.tables.set('ds.t', { location: 'EU', schema: { fields: [{ name: 'n', type: 'INTEGER' }] } });
+  await sink.describe({ database: 'ds', table: 't' });
+  await sink.insert(batch('m4', ['{"n":1}']));
+  assert.equal(fake.uploads.at(-1)?.location, 'EU');
+  assert.ok(!fake.requests.some((r) => /\/datasets\/ds(\?|$)/.test(r)), fake.requests.join('\n'));
 });
