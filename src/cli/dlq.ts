@@ -3,7 +3,7 @@
 // failed again on replay, 2 bad arguments or config, 3 Kafka or a destination could not be used.
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
-import { loadConfigFile, type Config, type DestinationConfig, type RouteConfig } from '../config/load.ts';
+import { kafkaBusConfig, loadConfigFile, type DestinationConfig, type KafkaBusConfig, type RouteConfig } from '../config/load.ts';
 import { decodeJsonRecord } from '../decode/json.ts';
 import { decoderFor, type Decoder } from '../decode/types.ts';
 import { DlqUsageError } from '../deadletter/dlq-errors.ts';
@@ -72,7 +72,7 @@ export async function dlq(args: string[]): Promise<number> {
 }
 
 interface Common {
-  config: Config;
+  config: KafkaBusConfig;
   kafka: KafkaAccess;
   json: boolean;
   timeoutMs: number;
@@ -82,7 +82,7 @@ function commonOf(values: { config?: string | undefined; json?: boolean | undefi
   if (values.config === undefined) throw new DlqUsageError('--config FILE is required');
   const timeoutMs = Number(values['timeout-ms']);
   if (!(timeoutMs > 0)) throw new DlqUsageError('--timeout-ms must be a positive number');
-  const config = loadConfigFile(values.config);
+  const config = kafkaBusConfig(loadConfigFile(values.config), 'the dlq command');
   return { config, kafka: { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId }, json: values.json === true, timeoutMs };
 }
 

@@ -1,28 +1,24 @@
 // Owns the command line: `inserter run --config FILE`, `check-config FILE`, `version`. It wires the
-// real Kafka source, ClickHouse sinks and dead-letter writer into the pipeline and handles signals.
+// configured bus (Kafka or Pulsar: bus-kafka.ts, bus-pulsar.ts), the sinks of the destinations and
+// the dead-letter writer into the pipeline and handles signals.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
-import { ConfigError, InserterError } from '../errors/inserter-error.ts';
+import { ConfigError } from '../errors/inserter-error.ts';
 import { Operations } from '../control/operations.ts';
 import { ctl } from './ctl.ts';
 import { dlq } from './dlq.ts';
 import { verify } from './verify.ts';
-import { loadConfigFile, type Config, type DestinationConfig, type RouteConfig } from '../config/load.ts';
+import { kafkaBusConfig, loadConfigFile, type Config, type DestinationConfig, type RouteConfig } from '../config/load.ts';
 import { decoderFor } from '../decode/types.ts';
 import { wasmJsonLoaded } from '../decode/json-wasm.ts';
 import { printableUrl } from '../config/schema.ts';
-import { checkDeadLetterTopics, DeadLetterWriter, defaultDeadLetterCheckTimeoutMs } from '../source/kafka-dead-letter-writer.ts';
-import { deadLetterMetrics } from '../deadletter/metrics.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { exactlyOnceFor } from '../pipeline/table-schemas.ts';
 import { createSink } from '../sink/create.ts';
 import { createDestinationProvider } from '../route/providers/create.ts';
-import { KafkaSource } from '../source/kafka.ts';
-import { KafkaLedgerStore } from '../source/kafka-ledger-store.ts';
-import { KafkaControlLog } from '../source/kafka-control-log.ts';
-import { KafkaLagMonitor } from '../source/kafka-lag.ts';
-import { checkKafkaConnection, describeKafkaSecurity, kafkaConnectionFor, kafkaConnectionHint } from '../source/kafka-connection.ts';
+import { describeKafkaSecurity } from '../source/kafka-connection.ts';
+import { checkKafkaBus, openKafkaBus } from './bus-kafka.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 
@@ -99,8 +95,14 @@ function describeDestination(d: DestinationConfig): string {
 
 function explain(config: Config): string {
   const lines = [`configuration OK: ${config.routes.length} route(s), ${config.destinations.length} destination(s)`];
-  lines.push(`kafka: ${config.kafka.brokers.join(',')} group ${config.kafka.groupId}`);
-  lines.push(`kafka security: ${describeKafkaSecurity(config.kafka)}`);
+  if (config.kafka !== undefined) {
+    lines.push(`kafka: ${config.kafka.brokers.join(',')} group ${config.kafka.groupId}`);
+    lines.push(`kafka security: ${describeKafkaSecurity(config.kafka)}`);
+  }
+  if (config.pulsar !== undefined) {
+    const p = config.pulsar;
+    lines.push(`pulsar: ${printableUrl(p.url)} topics in ${p.tenant}/${p.namespace}, subscription ${p.subscription} (token ${p.token === undefined ? 'none' : 'set'})`);
+  }
   for (const d of config.destinations) lines.push(describeDestination(d));
   const api = config.destinationsApi;
   if (api !== undefined) {
@@ -158,83 +160,15 @@ async function run(args: string[]): Promise<number> {
     throw error;
   }
   const logger = createLogger(config.telemetry.logLevel);
-  const security = describeKafkaSecurity(config.kafka);
-  const loopback = config.kafka.brokers.every((b) => /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?):\d+$/.test(b));
-  if (config.kafka.tls === false && !loopback)
-    logger.warn({ kafkaSecurity: security }, 'Kafka without TLS: records and any credentials travel unencrypted (kafka.tls, docs/operations.md "Production Kafka")');
-  else logger.info({ kafkaSecurity: security }, 'Kafka security');
-  // A refused login or an untrusted certificate is fatal before anything starts; a broker that is
-  // not reachable yet is only reported (every client retries it).
-  try {
-    await checkKafkaConnection(
-      { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId },
-      config.kafka,
-      AbortSignal.timeout(30_000),
-      (error, attempt) => logger.warn({ err: error, attempt, hint: kafkaConnectionHint(error, config.kafka) }, 'Kafka not reachable yet'),
-    );
-  } catch (error) {
-    if (error instanceof InserterError && (error.code === 'INSERTER_KAFKA_AUTH' || error.code === 'INSERTER_KAFKA_TLS')) {
-      logger.fatal({ code: error.code }, error.message);
-      process.stderr.write(`inserter: ${error.message}\n`);
-      return 1;
-    }
-    logger.warn({ err: error }, 'Kafka not reachable at start; the clients keep retrying');
-  }
-  // An existing dead-letter topic that refuses the largest dead letter would block its partition;
-  // a check without an answer (30 s) stops the start too, naming the brokers and the topics.
-  try {
-    await checkDeadLetterTopics({
-      brokers: config.kafka.brokers,
-      connection: kafkaConnectionFor(config),
-      clientId: config.kafka.clientId,
-      topics: config.routes.map((r) => r.deadLetterTopic ?? `${r.topic}.dlq`),
-      maxMessageBytes: config.maxMessageBytes,
-      timeoutMs: defaultDeadLetterCheckTimeoutMs,
-    });
-  } catch (error) {
-    const code = error instanceof InserterError ? error.code : 'INSERTER_DLQ_TOPIC_CHECK_FAILED';
-    logger.fatal({ code, err: error }, error instanceof Error ? error.message : String(error));
-    process.stderr.write(`inserter: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
+  const kafkaConfig = config.kafka === undefined ? undefined : kafkaBusConfig(config, 'run');
+  // The Pulsar modules load only for a Pulsar bus: a Kafka process does not compile them at start.
+  const pulsar = kafkaConfig === undefined ? await import('./bus-pulsar.ts') : undefined;
+  const stop = kafkaConfig !== undefined ? await checkKafkaBus(kafkaConfig, logger) : await pulsar?.checkPulsarBus(config, logger);
+  if (stop !== undefined) return stop;
   const metrics = new Metrics({ defaultMetrics: true });
-  const source = new KafkaSource({
-    brokers: config.kafka.brokers,
-    connection: kafkaConnectionFor(config),
-    clientId: config.kafka.clientId,
-    groupId: config.kafka.groupId,
-    topics: Pipeline.topicsOf(config),
-    fetchMaxBytes: config.kafka.fetchMaxBytes,
-    fetchMaxWaitMs: config.kafka.fetchMaxWaitMs,
-    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
-    rebalanceTimeoutMs: config.kafka.rebalanceTimeoutMs,
-    groupProtocol: config.kafka.groupProtocol,
-    onDecoderFallback: (error) => logger.warn({ err: error }, "LZ4 batches are decoded by the Kafka client's slower decoder from now on: the C decoder failed on a batch"),
-  });
-  const deadLetters = new DeadLetterWriter({
-    brokers: config.kafka.brokers,
-    connection: kafkaConnectionFor(config),
-    clientId: config.kafka.clientId,
-    createPartitions: config.kafka.createDeadLetterTopics,
-    maxMessageBytes: config.maxMessageBytes,
-    retry: config.retry,
-    logger,
-    onValueOmitted: (topic) => metrics.deadLetterValuesOmitted.inc({ topic }),
-    hooks: deadLetterMetrics(metrics.registry),
-  });
-  const ledgers = config.exactlyOnce.enabled
-    ? new KafkaLedgerStore({
-        brokers: config.kafka.brokers,
-        connection: kafkaConnectionFor(config),
-        clientId: config.kafka.clientId,
-        groupId: config.kafka.groupId,
-        topic: config.exactlyOnce.ledgerTopic ?? `${config.kafka.groupId}.inserter-ledger`,
-        retry: config.retry,
-        groupCoordinator: () => source.groupCoordinator(),
-        onPositionNotCommitted: ({ topic, partition, refused, cause }) =>
-          logger.warn({ topic, partition, refused, err: cause }, 'the group coordinator did not take positions committed with the ledger; they are committed with a later write'),
-      })
-    : undefined;
+  const bus = kafkaConfig !== undefined ? openKafkaBus(kafkaConfig, logger, metrics) : pulsar?.openPulsarBus(config, logger, metrics);
+  if (bus === undefined) return 1; // unreachable: the configuration names exactly one bus
+  const { source, deadLetters, ledgers } = bus;
   const provider = createDestinationProvider(config, { logger, registry: metrics.registry });
   try {
     await provider.start(AbortSignal.timeout(120_000));
@@ -247,12 +181,7 @@ async function run(args: string[]): Promise<number> {
 
   for (const route of config.routes) metrics.routeExactlyOnce.set({ route: route.name }, exactlyOnceFor(config, route) ? 1 : 0);
 
-  const kafka = { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId };
-  const bus = {
-    controlLog: (replicaId: string) => new KafkaControlLog({ ...kafka, topic: config.control.topic ?? `${config.kafka.groupId}.inserter-control`, replicaId, retry: config.retry, logger }),
-    lag: () => new KafkaLagMonitor({ ...kafka, topics: Pipeline.topicsOf(config), intervalMs: 10_000, logger }),
-  };
-  const operations = new Operations({ config, pipeline, logger, metrics, version: version(), bus });
+  const operations = new Operations({ config, pipeline, logger, metrics, version: version(), bus: { controlLog: bus.controlLog, lag: bus.lag } });
 
   const server = config.telemetry.metricsListen === undefined ? undefined : startMetricsServer(config.telemetry.metricsListen, metrics);
   const startup = new AbortController();

@@ -4,7 +4,7 @@
 // pipeline (producers done, inserters caught up); mappings are taken as they are now.
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
-import { loadConfigFile, type Config, type DestinationConfig, type RouteConfig } from '../config/load.ts';
+import { kafkaBusConfig, loadConfigFile, type DestinationConfig, type KafkaBusConfig, type RouteConfig } from '../config/load.ts';
 import { deadLetterId } from '../deadletter/record.ts';
 import type { LedgerEntry } from '../deadletter/replay-ledger.ts';
 import { ReplayLedger } from '../source/kafka-dlq-replay-ledger.ts';
@@ -52,9 +52,9 @@ export async function verify(args: string[]): Promise<number> {
     process.stderr.write(`verify: --config FILE is required (and --timeout-ms must be positive)\n${verifyUsage}\n`);
     return 2;
   }
-  let config: Config;
+  let config: KafkaBusConfig;
   try {
-    config = loadConfigFile(values.config);
+    config = kafkaBusConfig(loadConfigFile(values.config), 'verify');
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${values.config}: ${error.message}\n`);
@@ -72,7 +72,7 @@ export async function verify(args: string[]): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-async function collect(config: Config, idField: string, timeoutMs: number): Promise<VerifyReport> {
+async function collect(config: KafkaBusConfig, idField: string, timeoutMs: number): Promise<VerifyReport> {
   const kafka: KafkaAccess = { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId };
   const provider = createDestinationProvider(config, { logger: createLogger('silent'), registry: new Registry() });
   try {
@@ -90,7 +90,7 @@ async function collect(config: Config, idField: string, timeoutMs: number): Prom
 }
 
 async function verifyRoute(
-  config: Config,
+  config: KafkaBusConfig,
   route: RouteConfig,
   provider: DestinationProvider,
   kafka: KafkaAccess,

@@ -20,10 +20,14 @@ export type AdminConfig = Readonly<Omit<NonNullable<ParsedConfig['admin']>, 'tok
 export type KafkaSaslConfig =
   | { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: Secret }
   | { mechanism: 'OAUTHBEARER'; token: Secret; tokenFile?: string | undefined; extensions?: Readonly<Record<string, string>> | undefined };
+export type KafkaConfig = Readonly<Omit<NonNullable<ParsedConfig['kafka']>, 'sasl'> & { sasl?: KafkaSaslConfig }>;
+export type PulsarConfig = Readonly<Omit<NonNullable<ParsedConfig['pulsar']>, 'token'> & { token?: Secret | undefined }>;
 export type Config = Readonly<
-  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'destinationsApi' | 'admin' | 'schemaRegistry'> & {
+  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'pulsar' | 'destinationsApi' | 'admin' | 'schemaRegistry'> & {
     schemaRegistry?: Readonly<Omit<NonNullable<ParsedConfig['schemaRegistry']>, 'password'> & { password?: Secret | undefined }>;
-    kafka: Readonly<Omit<ParsedConfig['kafka'], 'sasl'> & { sasl?: KafkaSaslConfig }>;
+    /** The bus: exactly one of kafka and pulsar is set. */
+    kafka?: KafkaConfig | undefined;
+    pulsar?: PulsarConfig | undefined;
     destinations: readonly DestinationConfig[];
     destinationsApi?: DestinationsApiConfig;
     admin?: AdminConfig;
@@ -32,6 +36,15 @@ export type Config = Readonly<
     baseDir: string;
   }
 >;
+
+/** A configuration whose bus is Kafka. */
+export type KafkaBusConfig = Config & { readonly kafka: KafkaConfig };
+
+/** The configuration, for what only Kafka has (the `dlq` and `verify` commands read Kafka topics). */
+export function kafkaBusConfig(config: Config, what: string): KafkaBusConfig {
+  if (config.kafka === undefined) throw new ConfigError([`pulsar: ${what} reads the dead-letter and ledger topics on Kafka; with a Pulsar bus it is not available yet`]);
+  return config as KafkaBusConfig;
+}
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
   let text: string;
@@ -88,7 +101,7 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
       routes.map((r) => r.name),
     ),
   );
-  const kafkaTls = cfg.kafka.tls;
+  const kafkaTls = cfg.kafka?.tls;
   if (typeof kafkaTls === 'object') {
     const before = issues.length;
     for (const field of ['caFile', 'certFile', 'keyFile'] as const) {
@@ -97,14 +110,15 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     }
     if (issues.length === before) issues.push(...tlsMaterialIssues(kafkaTls, 'kafka.tls', baseDir));
   }
-  const sasl = cfg.kafka.sasl;
+  const sasl = cfg.kafka?.sasl;
   const kafkaSasl: KafkaSaslConfig | undefined =
     sasl === undefined
       ? undefined
       : sasl.mechanism === 'OAUTHBEARER'
         ? { ...sasl, token: secret(sasl.token, 'kafka.sasl.token'), tokenFile: typeof sasl.token === 'object' && 'file' in sasl.token ? resolve(baseDir, sasl.token.file) : undefined }
         : { ...sasl, password: secret(sasl.password, 'kafka.sasl.password') };
-  const kafka = { ...cfg.kafka, sasl: kafkaSasl };
+  const kafka = cfg.kafka === undefined ? undefined : { ...cfg.kafka, sasl: kafkaSasl };
+  const pulsar = cfg.pulsar === undefined ? undefined : { ...cfg.pulsar, token: cfg.pulsar.token === undefined ? undefined : secret(cfg.pulsar.token, 'pulsar.token') };
   const api = cfg.destinationsApi;
   const destinationsApi = api
     ? { ...api, token: secret(api.token, 'destinationsApi.token'), ...(api.tlsDir === undefined ? {} : { tlsDir: readableDir(api.tlsDir, 'destinationsApi.tlsDir', baseDir, issues) }) }
@@ -124,7 +138,7 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   });
   if (admin !== undefined && !issues.some((i) => i.startsWith('admin.token')) && admin.token.reveal().length < 16) issues.push('admin.token: must be at least 16 characters');
   if (issues.length > 0) throw new ConfigError(issues.map(withoutCredentials));
-  return deepFreeze({ ...cfg, kafka, destinations, destinationsApi, admin, schemaRegistry, routes, baseDir });
+  return deepFreeze({ ...cfg, kafka, pulsar, destinations, destinationsApi, admin, schemaRegistry, routes, baseDir });
 }
 
 /** A message quoting a value (an unknown destination, a duplicate id) never carries a URL's `user:password@`. */

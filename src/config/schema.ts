@@ -62,7 +62,7 @@ export const bigQueryDestinationSchema = z
       .min(1)
       .max(63)
       .regex(/^[a-z][a-z0-9.:-]*$/, 'must be a Google Cloud project id'),
-    /** The datasets' location (US, EU, a region); unset: the dataset's own. */
+    /** The datasets' location (US, EU, a region): where load jobs run and are looked up; unset: each dataset's, read by datasets.get. */
     location: z.string().min(1).optional(),
     /**
      * A service-account key file. Unset: the destination's `password` is the OAuth access token
@@ -168,6 +168,26 @@ export const routeSchema = z
   })
   .strict();
 
+const pulsarName = z.string().regex(/^[A-Za-z0-9_.=:%-]+$/, 'must be a Pulsar name (letters, digits, _ . = : % -)');
+
+/** Apache Pulsar as the bus: its web service (admin and WebSocket APIs), where the topics are, who reads. */
+export const pulsarSchema = z
+  .object({
+    /** The broker's web service, e.g. http://pulsar:8080 (the WebSocket API must be enabled). */
+    url: httpUrl,
+    tenant: pulsarName.default('public'),
+    namespace: pulsarName.default('default'),
+    /** The subscription all replicas share (Pulsar's consumer group); names the ledger and control topics too. */
+    subscription: pulsarName.default('inserter'),
+    /** A JWT for the broker's token authentication; none: no authentication. */
+    token: secretSchema.optional(),
+    /** Messages the broker may send ahead per partition (the WebSocket API allows 1–1000). */
+    receiverQueueSize: z.number().int().min(1).max(1000).default(1000),
+    /** Creates missing dead-letter topics (non-partitioned). */
+    createDeadLetterTopics: z.boolean().default(true),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     kafka: z
@@ -226,7 +246,10 @@ export const configSchema = z
         /** Creates missing dead-letter topics with this many partitions (0 disables). */
         createDeadLetterTopics: z.number().int().min(0).default(1),
       })
-      .strict(),
+      .strict()
+      .optional(),
+    /** The bus when it is Apache Pulsar instead of Kafka (docs/design/pulsar.md); exactly one of the two. */
+    pulsar: pulsarSchema.optional(),
     destinations: z.array(destinationSchema).default([]),
     /** Team → destination mapping served by an HTTP API (docs/api/destinations.md); none: the YAML only. */
     destinationsApi: z
@@ -368,7 +391,10 @@ export const configSchema = z
       .strict()
       .default({ logLevel: 'info' }),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.kafka === undefined) === (c.pulsar === undefined)) ctx.addIssue({ code: 'custom', path: c.kafka === undefined ? ['kafka'] : ['pulsar'], message: 'give exactly one bus: kafka or pulsar' });
+  });
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;

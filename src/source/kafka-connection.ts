@@ -10,7 +10,7 @@ import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin, AuthenticationError, type SASLOptions } from '@platformatic/kafka';
-import type { Config } from '../config/load.ts';
+import type { KafkaBusConfig, KafkaConfig } from '../config/load.ts';
 import { InserterError, errorMessage } from '../errors/inserter-error.ts';
 
 /** TLS and SASL as @platformatic/kafka's clients take them; empty for a plaintext, unauthenticated broker. */
@@ -28,7 +28,7 @@ export interface KafkaBrokers {
 }
 
 /** The security part of `config.kafka`, with relative TLS paths resolved from `baseDir`. */
-export function kafkaConnectionOptions(kafka: Config['kafka'], baseDir: string): KafkaConnection {
+export function kafkaConnectionOptions(kafka: KafkaConfig, baseDir: string): KafkaConnection {
   const out: { tls?: TlsOptions; tlsServerName?: string; sasl?: SASLOptions } = {};
   const tls = kafka.tls;
   if (tls !== false) {
@@ -59,10 +59,10 @@ export function kafkaConnectionOptions(kafka: Config['kafka'], baseDir: string):
   return out;
 }
 
-const built = new WeakMap<Config, KafkaConnection>();
+const built = new WeakMap<KafkaBusConfig, KafkaConnection>();
 
 /** The connection of a loaded configuration, built (and its TLS files read) once per configuration. */
-export function kafkaConnectionFor(config: Config): KafkaConnection {
+export function kafkaConnectionFor(config: KafkaBusConfig): KafkaConnection {
   let connection = built.get(config);
   if (connection === undefined) {
     connection = kafkaConnectionOptions(config.kafka, config.baseDir);
@@ -77,7 +77,7 @@ export function kafkaClientOptions(access: KafkaBrokers): { bootstrapBrokers: st
 }
 
 /** One line for `check-config`: the security mode and what it uses, never a secret. */
-export function describeKafkaSecurity(kafka: Config['kafka']): string {
+export function describeKafkaSecurity(kafka: KafkaConfig): string {
   const tls = kafka.tls;
   const protocol = `${kafka.sasl === undefined ? '' : 'SASL_'}${tls === false ? 'PLAINTEXT' : 'SSL'}`;
   const parts = [protocol];
@@ -116,7 +116,7 @@ const untrustedCodes = new Set([
  * The security failure behind a client error, as a sentence naming the cause and the setting to
  * fix; undefined for anything else (a broker down, a timeout: worth retrying).
  */
-export function kafkaSecurityFailure(error: unknown, kafka?: Pick<Config['kafka'], 'sasl'>): InserterError | undefined {
+export function kafkaSecurityFailure(error: unknown, kafka?: Pick<KafkaConfig, 'sasl'>): InserterError | undefined {
   for (const cause of causes(error)) {
     if (cause instanceof AuthenticationError) {
       const sasl = kafka?.sasl;
@@ -153,7 +153,7 @@ export function kafkaSecurityFailure(error: unknown, kafka?: Pick<Config['kafka'
  * A guess, for the log, at why a broker keeps closing the connection: a listener that wants a client
  * certificate or a SASL login the configuration does not give, or TLS the listener does not speak.
  */
-export function kafkaConnectionHint(error: unknown, kafka: Pick<Config['kafka'], 'sasl' | 'tls'>): string | undefined {
+export function kafkaConnectionHint(error: unknown, kafka: Pick<KafkaConfig, 'sasl' | 'tls'>): string | undefined {
   if (![...causes(error)].some((e) => e instanceof Error && /Connection closed/i.test(e.message))) return undefined;
   const tls = kafka.tls;
   const missing = [
@@ -171,7 +171,7 @@ export function kafkaConnectionHint(error: unknown, kafka: Pick<Config['kafka'],
  */
 export async function checkKafkaConnection(
   access: KafkaBrokers & { readonly clientId: string },
-  kafka: Pick<Config['kafka'], 'sasl' | 'tls'>,
+  kafka: Pick<KafkaConfig, 'sasl' | 'tls'>,
   signal: AbortSignal,
   onRetry?: (error: unknown, attempt: number) => void,
 ): Promise<void> {

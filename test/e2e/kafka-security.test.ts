@@ -14,13 +14,16 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { committedOffsets, endOffsets, produce, readTopic } from '../helpers/bus.ts';
-import { buildConfig, type Config } from '../../src/config/load.ts';
+import { buildConfig as buildAnyConfig, kafkaBusConfig, type KafkaBusConfig } from '../../src/config/load.ts';
 import { InserterError } from '../../src/errors/inserter-error.ts';
 import { checkKafkaConnection, kafkaConnectionFor } from '../../src/source/kafka-connection.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
 import { TABLE_DDL, assertExactlyOnce, counts, row } from '../helpers/error-scenarios.ts';
 import { REPO_ROOT, startInserter, waitFor, writeConfig, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, startKafka, uniqueTopic, type KafkaBroker, type SaslSslListener } from '../helpers/kafka.ts';
+
+/** These configurations all name a Kafka bus. */
+const buildConfig = (...args: Parameters<typeof buildAnyConfig>): KafkaBusConfig => kafkaBusConfig(buildAnyConfig(...args), 'test');
 
 const ROWS = 300;
 let broker: KafkaBroker;
@@ -236,7 +239,7 @@ test('OAUTHBEARER: a token file is the login; an expired token fails fast naming
 
 test('every SASL mechanism with a password logs in over SASL_SSL; each names a wrong password', async () => {
   for (const mechanism of ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const) {
-    const load = (password: string): Config =>
+    const load = (password: string): KafkaBusConfig =>
       buildConfig(
         {
           kafka: { brokers: [secure.bootstrap], tls: { caFile: secure.caFile }, sasl: { mechanism, username: secure.username, password } },

@@ -84,7 +84,7 @@ test('the pipeline into ClickHouse, stopped abruptly mid-stream and restarted: e
   const instance = (maxRows: number, commitIntervalMs: number): { pipeline: Pipeline; source: PulsarSource; ledgers: LedgerStore; running: Promise<void> } => {
     const config = buildConfig(
       {
-        kafka: { brokers: ['127.0.0.1:9'] }, // unused: the source is Pulsar (the config has no Pulsar section yet)
+        pulsar: { url: broker.url, tenant: TENANT, namespace: NAMESPACE },
         destinations: [{ id: 'a', url: ch.url, database: 'posthog' }],
         routes: [{ topic, table, destination: 'a', encoding: 'passthrough' }],
         batch: { maxRows, maxAgeMs: 200 },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { test } from 'node:test';
-import { buildConfig } from '../../../src/config/load.ts';
+import { buildConfig, kafkaBusConfig } from '../../../src/config/load.ts';
 import { ConfigError } from '../../../src/errors/inserter-error.ts';
 
 const minimal = {
@@ -137,4 +137,29 @@ test('a destination is ClickHouse unless its kind says bigquery, which needs big
   assert.match(issuesOf([{ id: 'a', url: 'http://127.0.0.1:8123', bigquery: { project: 'p' } }]), /destinations\.0\.bigquery: only a destination of kind bigquery/);
   assert.match(issuesOf([{ id: 'a', kind: 'bigquery', url: 'https://x', bigquery: { project: 'Not A Project' } }]), /destinations\.0\.bigquery\.project: must be a Google Cloud project id/);
   assert.match(issuesOf([{ id: 'a', kind: 'snowflake', url: 'https://x' }]), /destinations\.0\.kind/);
+});
+
+test('the bus is Kafka or Pulsar, exactly one; a Pulsar token is a secret', () => {
+  const { kafka: _kafka, ...withoutBus } = minimal;
+  const config = buildConfig({ ...withoutBus, pulsar: { url: 'http://127.0.0.1:8080', token: { env: 'PULSAR_TOKEN' } } }, '/', { CH_PASSWORD: 'x', PULSAR_TOKEN: 'canary-pulsar-token' });
+  assert.equal(config.kafka, undefined);
+  assert.deepEqual(
+    { tenant: config.pulsar?.tenant, namespace: config.pulsar?.namespace, subscription: config.pulsar?.subscription, queue: config.pulsar?.receiverQueueSize },
+    { tenant: 'public', namespace: 'default', subscription: 'inserter', queue: 1000 },
+  );
+  assert.equal(config.pulsar?.token?.reveal(), 'canary-pulsar-token');
+  assert.ok(!`${inspect(config, { depth: 10 })}${JSON.stringify(config)}`.includes('canary-pulsar-token'));
+  const issuesOf = (raw: unknown): string => {
+    try {
+      buildConfig(raw, '/', { CH_PASSWORD: 'x' });
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      return error.issues.join('\n');
+    }
+    return assert.fail('should throw');
+  };
+  assert.match(issuesOf(withoutBus), /kafka: give exactly one bus: kafka or pulsar/);
+  assert.match(issuesOf({ ...minimal, pulsar: { url: 'http://127.0.0.1:8080' } }), /pulsar: give exactly one bus: kafka or pulsar/);
+  assert.match(issuesOf({ ...withoutBus, pulsar: { url: 'http://127.0.0.1:8080', tenant: 'a b' } }), /pulsar\.tenant: must be a Pulsar name/);
+  assert.throws(() => kafkaBusConfig(config, 'verify'), /verify reads the dead-letter and ledger topics on Kafka/);
 });

@@ -12,9 +12,12 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
 import { AuthenticationError, MultipleErrors, NetworkError } from '@platformatic/kafka';
-import { buildConfig } from '../../../src/config/load.ts';
+import { buildConfig as buildAnyConfig, kafkaBusConfig } from '../../../src/config/load.ts';
 import { ConfigError } from '../../../src/errors/inserter-error.ts';
 import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionHint, kafkaConnectionOptions, kafkaSecurityFailure } from '../../../src/source/kafka-connection.ts';
+
+/** These configurations all name a Kafka bus. */
+const buildConfig = (...args: Parameters<typeof buildAnyConfig>) => kafkaBusConfig(buildAnyConfig(...args), 'test');
 
 const dir = mkdtempSync(join(tmpdir(), 'inserter-kafka-connection-'));
 // Real PEM (openssl, as scripts/kafka.sh --sasl-ssl uses): a self-signed CA doubling as the client certificate, another key.
