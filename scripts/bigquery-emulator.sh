@@ -40,13 +40,14 @@ START_TIMEOUT="${BIGQUERY_EMULATOR_START_TIMEOUT:-30}"
 STOP_TIMEOUT="${BIGQUERY_EMULATOR_STOP_TIMEOUT:-10}"
 LOG_LEVEL="${BIGQUERY_EMULATOR_LOG_LEVEL:-warn}"
 
-die() { echo "bigquery-emulator.sh: $*" >&2; exit 1; }
-log() { echo "bigquery-emulator.sh: $*" >&2; }
-
-usage() {
-  sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-}
+SERVICE=bigquery-emulator
+USAGE_LINES=2,30
+PID_FILE=emulator.pid
+SERVICE_OPTS=(--port=PORT --grpc-port=GRPC_PORT --project=PROJECT --dataset=DATASET)
+# Option parsing, stop, status, the owner-pid watchdog, free ports, waiting: shared with kafka.sh
+# and pulsar.sh.
+# shellcheck source=lib/service.sh
+source "$ROOT/scripts/lib/service.sh"
 
 # ---------------------------------------------------------------------------------------------
 # install
@@ -220,64 +221,13 @@ install() {
 # ---------------------------------------------------------------------------------------------
 # helpers
 
-DIR=""
 PORT=""
 GRPC_PORT=""
 PROJECT=""
 DATASET=""
-OWNER_PID=""
 
-parse_opts() {
-  while [[ $# -gt 0 ]]; do
-    case "$1" in
-      --dir) DIR="${2:?--dir needs a value}"; shift 2 ;;
-      --dir=*) DIR="${1#--dir=}"; shift ;;
-      --port) PORT="${2:?--port needs a value}"; shift 2 ;;
-      --port=*) PORT="${1#--port=}"; shift ;;
-      --grpc-port) GRPC_PORT="${2:?--grpc-port needs a value}"; shift 2 ;;
-      --grpc-port=*) GRPC_PORT="${1#--grpc-port=}"; shift ;;
-      --project) PROJECT="${2:?--project needs a value}"; shift 2 ;;
-      --project=*) PROJECT="${1#--project=}"; shift ;;
-      --dataset) DATASET="${2:?--dataset needs a value}"; shift 2 ;;
-      --dataset=*) DATASET="${1#--dataset=}"; shift ;;
-      --owner-pid) OWNER_PID="${2:?--owner-pid needs a value}"; shift 2 ;;
-      --owner-pid=*) OWNER_PID="${1#--owner-pid=}"; shift ;;
-      -h|--help) usage ;;
-      *) die "unknown option: $1" ;;
-    esac
-  done
-  DIR="${DIR:-$CACHE/run/default}"
-  mkdir -p "$DIR"
-  DIR="$(cd "$DIR" && pwd)"
-}
-
-# Is something listening on 127.0.0.1:$1?
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# A free port below the Linux ephemeral range (32768+), so that outgoing connections do not take it.
-free_port() {
-  local p i
-  for i in $(seq 1 200); do
-    p=$((20000 + RANDOM % 12000))
-    if ! port_in_use "$p" && [[ "$p" != "${1:-}" ]]; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "could not find a free port"
-}
-
-emulator_pid() {
-  [[ -f "$DIR/emulator.pid" ]] || return 1
-  local pid
-  pid="$(cat "$DIR/emulator.pid")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against pid reuse: the process must be our binary serving this DIR's port.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$BIN --host=127.0.0.1 --port=$(state port)" || return 1
-  echo "$pid"
-}
+# Guard against pid reuse: the process must be our binary serving this DIR's port.
+service_pid() { running_pid "$BIN --host=127.0.0.1 --port=$(state port)"; }
 
 # A value of DIR/state (port, grpc_port, project, dataset), written by a start.
 state() {
@@ -285,8 +235,9 @@ state() {
   sed -n "s/^$1=//p" "$DIR/state"
 }
 
-# Does the REST API answer (the project's dataset list, as a client's first call would)?
-api_ready() {
+# Ready (for wait_ready): does the REST API answer (the project's dataset list, as a client's first
+# call would)?
+ready() {
   local reply
   reply="$({
     exec 3<>"/dev/tcp/127.0.0.1/$PORT" &&
@@ -306,53 +257,13 @@ launch() {
   echo $! >"$DIR/emulator.pid"
 }
 
-start_watchdog() {
-  [[ -n "$OWNER_PID" ]] || return 0
-  local epid="$1"
-  # Stops the emulator once the owner is gone; exits by itself when the emulator stops first.
-  setsid nohup bash -c '
-    owner="$1"; emulator="$2"; timeout="$3"
-    while kill -0 "$owner" 2>/dev/null && kill -0 "$emulator" 2>/dev/null; do sleep 1; done
-    if kill -0 "$emulator" 2>/dev/null; then
-      kill -TERM "$emulator" 2>/dev/null || true
-      for _ in $(seq 1 $((timeout * 5))); do kill -0 "$emulator" 2>/dev/null || exit 0; sleep 0.2; done
-      kill -KILL "$emulator" 2>/dev/null || true
-    fi' bigquery-emulator-watchdog "$OWNER_PID" "$epid" "$STOP_TIMEOUT" </dev/null >/dev/null 2>&1 &
-  echo $! >"$DIR/watchdog.pid"
-}
-
-wait_ready() {
-  local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    api_ready && return 0
-    sleep 0.1
-  done
-  return 2
-}
-
-stop_pid() {
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 $((STOP_TIMEOUT * 10))); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  log "pid $pid did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-}
-
 # ---------------------------------------------------------------------------------------------
 # commands
 
 start() {
   parse_opts "$@"
   local pid
-  if pid="$(emulator_pid)"; then
+  if pid="$(service_pid)"; then
     log "already running (pid $pid)"
     echo "http://127.0.0.1:$(state port)"
     return 0
@@ -378,7 +289,7 @@ start() {
     launch
     pid="$(cat "$DIR/emulator.pid")"
     local rc=0
-    wait_ready "$pid" || rc=$?
+    wait_ready "$pid" 0.1 || rc=$?
     if ((rc == 0)); then
       start_watchdog "$pid"
       log "emulator up in $((SECONDS - started_at))s (pid $pid, project $PROJECT, dataset $DATASET, dir $DIR)"
@@ -406,45 +317,11 @@ start() {
   die "could not start the emulator (ports kept clashing)"
 }
 
-stop() {
-  parse_opts "$@"
-  local pid
-  if pid="$(emulator_pid)"; then
-    stop_pid "$pid"
-    log "stopped (pid $pid)"
-  else
-    log "not running"
-  fi
-  rm -f "$DIR/emulator.pid"
-  if [[ -f "$DIR/watchdog.pid" ]]; then
-    local wpid
-    wpid="$(cat "$DIR/watchdog.pid")"
-    # Only our watchdog: its command line carries the name bigquery-emulator-watchdog.
-    if [[ -n "$wpid" ]] && tr '\0' ' ' <"/proc/$wpid/cmdline" 2>/dev/null | grep -q bigquery-emulator-watchdog; then
-      kill -TERM "$wpid" 2>/dev/null || true
-    fi
-    rm -f "$DIR/watchdog.pid"
-  fi
-}
-
 status() {
   parse_opts "$@"
-  local pid port
+  local port
   port="$(state port)"
-  if pid="$(emulator_pid)"; then
-    echo "running http://127.0.0.1:$port (pid $pid, dir $DIR)"
-    return 0
-  fi
-  echo "stopped ${port:+(last url http://127.0.0.1:$port) }(dir $DIR)"
-  return 3
+  report_status "http://127.0.0.1:$port" "${port:+(last url http://127.0.0.1:$port) }"
 }
 
-cmd="${1:-}"
-[[ $# -gt 0 ]] && shift
-case "$cmd" in
-  install) install ;;
-  start) start "$@" ;;
-  stop) stop "$@" ;;
-  status) status "$@" ;;
-  *) usage ;;
-esac
+main "$@"

@@ -37,13 +37,15 @@ START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 
-die() { echo "kafka.sh: $*" >&2; exit 1; }
-log() { echo "kafka.sh: $*" >&2; }
-
-usage() {
-  sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-}
+SERVICE=kafka
+USAGE_LINES=2,25
+PID_FILE=kafka.pid
+SERVICE_OPTS=(--port=PORT --controller-port=CPORT)
+SERVICE_FLAGS=(--sasl-ssl=SASL_SSL)
+# Option parsing, stop, status, the owner-pid watchdog, free ports, waiting: shared with pulsar.sh
+# and bigquery-emulator.sh.
+# shellcheck source=lib/service.sh
+source "$ROOT/scripts/lib/service.sh"
 
 # ---------------------------------------------------------------------------------------------
 # install
@@ -53,87 +55,24 @@ marker_value() {
   echo "kafka=$KAFKA_VERSION pom=$(sha256sum "$POM" | cut -d' ' -f1)"
 }
 
+# (for maven_install) The jars resolved into $1 include the broker's.
+check_resolved() {
+  [[ -f "$1/kafka_2.13-$KAFKA_VERSION.jar" ]] || { rm -rf "$1"; die "kafka_2.13-$KAFKA_VERSION.jar missing after resolve"; }
+}
+
 install() {
-  local marker="$LIBS/.installed"
-  if [[ -f "$marker" && "$(cat "$marker")" == "$(marker_value)" ]]; then
-    return 0
-  fi
-  mkdir -p "$CACHE"
-  # Parallel test files may all call start (and so install) at once: serialise on a lock.
-  exec 9>"$CACHE/.install.lock"
-  flock 9
-  if [[ -f "$marker" && "$(cat "$marker")" == "$(marker_value)" ]]; then
-    exec 9>&-
-    return 0
-  fi
-  command -v mvn >/dev/null || die "mvn not found (needed once, to resolve the Kafka jars from Maven Central)"
-  log "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies into $LIBS"
-  local tmp="$CACHE/libs.tmp.$$"
-  rm -rf "$tmp"
-  mkdir -p "$tmp"
-  if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
-    rm -rf "$tmp"
-    die "mvn dependency:copy-dependencies failed"
-  fi
-  [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || { rm -rf "$tmp"; die "kafka_2.13-$KAFKA_VERSION.jar missing after resolve"; }
-  marker_value >"$tmp/.installed"
-  rm -rf "$LIBS"
-  mv "$tmp" "$LIBS"
-  log "installed $(find "$LIBS" -name '*.jar' | wc -l) jars"
-  exec 9>&-
+  maven_install "the Kafka jars" "org.apache.kafka:kafka_2.13:$KAFKA_VERSION"
 }
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 
-DIR=""
 PORT=""
 CPORT=""
-OWNER_PID=""
 SASL_SSL=0
 SPORT=""
 TPORT=""
 SASL_USER="inserter"
-
-parse_opts() {
-  while [[ $# -gt 0 ]]; do
-    case "$1" in
-      --dir) DIR="${2:?--dir needs a value}"; shift 2 ;;
-      --dir=*) DIR="${1#--dir=}"; shift ;;
-      --port) PORT="${2:?--port needs a value}"; shift 2 ;;
-      --port=*) PORT="${1#--port=}"; shift ;;
-      --controller-port) CPORT="${2:?--controller-port needs a value}"; shift 2 ;;
-      --controller-port=*) CPORT="${1#--controller-port=}"; shift ;;
-      --owner-pid) OWNER_PID="${2:?--owner-pid needs a value}"; shift 2 ;;
-      --owner-pid=*) OWNER_PID="${1#--owner-pid=}"; shift ;;
-      --sasl-ssl) SASL_SSL=1; shift ;;
-      -h|--help) usage ;;
-      *) die "unknown option: $1" ;;
-    esac
-  done
-  DIR="${DIR:-$CACHE/run/default}"
-  mkdir -p "$DIR"
-  DIR="$(cd "$DIR" && pwd)"
-}
-
-# Is something listening on 127.0.0.1:$1?
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# A free port below the Linux ephemeral range (32768+), so that outgoing connections do not take it.
-free_port() {
-  local p i
-  for i in $(seq 1 200); do
-    p=$((20000 + RANDOM % 12000))
-    if ! port_in_use "$p" && [[ "$p" != "${1:-}" ]]; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "could not find a free port"
-}
 
 # Kafka cluster ids are 16 random bytes in url-safe base64 without padding; Kafka itself avoids
 # ids starting with '-' (they look like CLI flags).
@@ -145,15 +84,8 @@ random_cluster_id() {
   done
 }
 
-broker_pid() {
-  [[ -f "$DIR/kafka.pid" ]] || return 1
-  local pid
-  pid="$(cat "$DIR/kafka.pid")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against pid reuse: the process must be our java with this state dir on its command line.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-Dinserter.kafka.dir=$DIR" || return 1
-  echo "$pid"
-}
+# Guard against pid reuse: the process must be our java with this state dir on its command line.
+service_pid() { running_pid "-Dinserter.kafka.dir=$DIR"; }
 
 # --sasl-ssl: a CA and a broker certificate (127.0.0.1, localhost) in DIR/tls, the broker's key and
 # certificate as a PKCS12 keystore, and the SCRAM user's password (created once per DIR).
@@ -313,38 +245,14 @@ launch() {
   echo $! >"$DIR/kafka.pid"
 }
 
-start_watchdog() {
-  [[ -n "$OWNER_PID" ]] || return 0
-  local bpid="$1"
-  # Stops the broker once the owner is gone; exits by itself when the broker stops first.
-  setsid nohup bash -c '
-    owner="$1"; broker="$2"; timeout="$3"
-    while kill -0 "$owner" 2>/dev/null && kill -0 "$broker" 2>/dev/null; do sleep 1; done
-    if kill -0 "$broker" 2>/dev/null; then
-      kill -TERM "$broker" 2>/dev/null || true
-      for _ in $(seq 1 $((timeout * 5))); do kill -0 "$broker" 2>/dev/null || exit 0; sleep 0.2; done
-      kill -KILL "$broker" 2>/dev/null || true
-    fi' kafka-watchdog "$OWNER_PID" "$bpid" "$STOP_TIMEOUT" </dev/null >/dev/null 2>&1 &
-  echo $! >"$DIR/watchdog.pid"
-}
-
-# Wait until the broker answers a real Metadata request (or, without node, accepts connections
-# and has logged that it started).
-wait_ready() {
-  local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if port_in_use "$PORT" && { ((!SASL_SSL)) || { port_in_use "$SPORT" && port_in_use "$TPORT"; }; } &&
-        grep -q "Kafka Server started" "$DIR/logs/server.log" 2>/dev/null; then
-      if [[ -x "$NODE" && -f "$PROBE" ]]; then
-        if "$NODE" "$PROBE" "127.0.0.1:$PORT" >>"$DIR/logs/probe.out" 2>&1; then return 0; fi
-      else
-        return 0
-      fi
-    fi
-    sleep 0.2
-  done
-  return 2
+# Ready (for wait_ready) once the broker answers a real Metadata request (or, without node, accepts
+# connections and has logged that it started).
+ready() {
+  port_in_use "$PORT" && { ((!SASL_SSL)) || { port_in_use "$SPORT" && port_in_use "$TPORT"; }; } &&
+    grep -q "Kafka Server started" "$DIR/logs/server.log" 2>/dev/null || return 1
+  if [[ -x "$NODE" && -f "$PROBE" ]]; then
+    "$NODE" "$PROBE" "127.0.0.1:$PORT" >>"$DIR/logs/probe.out" 2>&1
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +261,7 @@ wait_ready() {
 start() {
   parse_opts "$@"
   local pid
-  if pid="$(broker_pid)"; then
+  if pid="$(service_pid)"; then
     log "already running (pid $pid)"
     cat "$DIR/bootstrap"
     return 0
@@ -408,7 +316,7 @@ start() {
     launch
     pid="$(cat "$DIR/kafka.pid")"
     local rc=0
-    wait_ready "$pid" || rc=$?
+    wait_ready "$pid" 0.2 || rc=$?
     if ((rc == 0)); then
       echo "127.0.0.1:$PORT" >"$DIR/bootstrap"
       if ((SASL_SSL)); then
@@ -430,74 +338,16 @@ start() {
       mv "$DIR/logs/server.log" "$DIR/logs/server.log.bind-failure-$attempt" 2>/dev/null || true
       continue
     fi
-    if ((rc == 2)); then
-      log "broker did not become ready within ${START_TIMEOUT}s"
-      print_log_tail
-      stop_pid "$pid"
-    else
-      log "broker exited during start-up"
-      print_log_tail
-    fi
-    rm -f "$DIR/kafka.pid"
-    exit 1
+    start_failed "$pid" "$rc" broker
   done
   die "could not start the broker (ports kept clashing)"
 }
 
-stop_pid() {
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 $((STOP_TIMEOUT * 10))); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  log "pid $pid did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-}
-
-stop() {
-  parse_opts "$@"
-  local pid
-  if pid="$(broker_pid)"; then
-    stop_pid "$pid"
-    log "stopped (pid $pid)"
-  else
-    log "not running"
-  fi
-  rm -f "$DIR/kafka.pid"
-  if [[ -f "$DIR/watchdog.pid" ]]; then
-    local wpid
-    wpid="$(cat "$DIR/watchdog.pid")"
-    # Only our watchdog: its command line carries the name kafka-watchdog.
-    if [[ -n "$wpid" ]] && tr '\0' ' ' <"/proc/$wpid/cmdline" 2>/dev/null | grep -q kafka-watchdog; then
-      kill -TERM "$wpid" 2>/dev/null || true
-    fi
-    rm -f "$DIR/watchdog.pid"
-  fi
-}
-
 status() {
   parse_opts "$@"
-  local pid bootstrap=""
+  local bootstrap=""
   [[ -f "$DIR/bootstrap" ]] && bootstrap="$(cat "$DIR/bootstrap")"
-  if pid="$(broker_pid)"; then
-    echo "running $bootstrap (pid $pid, dir $DIR)"
-    return 0
-  fi
-  echo "stopped ${bootstrap:+(last bootstrap $bootstrap) }(dir $DIR)"
-  return 3
+  report_status "$bootstrap" "${bootstrap:+(last bootstrap $bootstrap) }"
 }
 
-cmd="${1:-}"
-[[ $# -gt 0 ]] && shift
-case "$cmd" in
-  install) install ;;
-  start) start "$@" ;;
-  stop) stop "$@" ;;
-  status) status "$@" ;;
-  *) usage ;;
-esac
+main "$@"

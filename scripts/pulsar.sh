@@ -37,13 +37,13 @@ START_TIMEOUT="${PULSAR_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${PULSAR_STOP_TIMEOUT:-20}"
 MEM_OPTS="${PULSAR_MEM:--Xms64m -Xmx256m -XX:MaxDirectMemorySize=192m}"
 
-die() { echo "pulsar.sh: $*" >&2; exit 1; }
-log() { echo "pulsar.sh: $*" >&2; }
-
-usage() {
-  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-  exit 2
-}
+SERVICE=pulsar
+USAGE_LINES=2,24
+PID_FILE=pulsar.pid
+# Option parsing, stop, status, the owner-pid watchdog, free ports, waiting: shared with kafka.sh
+# and bigquery-emulator.sh.
+# shellcheck source=lib/service.sh
+source "$ROOT/scripts/lib/service.sh"
 
 # ---------------------------------------------------------------------------------------------
 # install
@@ -53,93 +53,25 @@ marker_value() {
   echo "pulsar=$PULSAR_VERSION pom=$(sha256sum "$POM" | cut -d' ' -f1)"
 }
 
+# (for maven_install) The jars resolved into $1 include the broker's and the WebSocket API's.
+check_resolved() {
+  [[ -f "$1/pulsar-broker-$PULSAR_VERSION.jar" && -f "$1/pulsar-websocket-$PULSAR_VERSION.jar" ]] ||
+    { rm -rf "$1"; die "pulsar-broker/pulsar-websocket $PULSAR_VERSION jars missing after resolve"; }
+}
+
 install() {
-  local marker="$LIBS/.installed"
-  if [[ -f "$marker" && "$(cat "$marker")" == "$(marker_value)" ]]; then
-    return 0
-  fi
-  mkdir -p "$CACHE"
-  # Parallel test files may all call start (and so install) at once: serialise on a lock.
-  exec 9>"$CACHE/.install.lock"
-  flock 9
-  if [[ -f "$marker" && "$(cat "$marker")" == "$(marker_value)" ]]; then
-    exec 9>&-
-    return 0
-  fi
-  command -v mvn >/dev/null || die "mvn not found (needed once, to resolve the Pulsar jars from Maven Central)"
-  log "resolving org.apache.pulsar:pulsar-broker:$PULSAR_VERSION and its runtime dependencies into $LIBS"
-  local tmp="$CACHE/lib.tmp.$$"
-  rm -rf "$tmp"
-  mkdir -p "$tmp"
-  if ! mvn -q -B -Dstyle.color=never -s "$SETTINGS" -f "$POM" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
-    rm -rf "$tmp"
-    die "mvn dependency:copy-dependencies failed"
-  fi
-  [[ -f "$tmp/pulsar-broker-$PULSAR_VERSION.jar" && -f "$tmp/pulsar-websocket-$PULSAR_VERSION.jar" ]] ||
-    { rm -rf "$tmp"; die "pulsar-broker/pulsar-websocket $PULSAR_VERSION jars missing after resolve"; }
-  marker_value >"$tmp/.installed"
-  rm -rf "$LIBS"
-  mv "$tmp" "$LIBS"
-  log "installed $(find "$LIBS" -name '*.jar' | wc -l) jars"
-  exec 9>&-
+  maven_install "the Pulsar jars" "org.apache.pulsar:pulsar-broker:$PULSAR_VERSION" -s "$SETTINGS"
 }
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 
-DIR=""
-OWNER_PID=""
 BROKER_PORT=""
 WEB_PORT=""
 BOOKIE_PORT=""
 
-parse_opts() {
-  while [[ $# -gt 0 ]]; do
-    case "$1" in
-      --dir) DIR="${2:?--dir needs a value}"; shift 2 ;;
-      --dir=*) DIR="${1#--dir=}"; shift ;;
-      --owner-pid) OWNER_PID="${2:?--owner-pid needs a value}"; shift 2 ;;
-      --owner-pid=*) OWNER_PID="${1#--owner-pid=}"; shift ;;
-      -h|--help) usage ;;
-      *) die "unknown option: $1" ;;
-    esac
-  done
-  DIR="${DIR:-$CACHE/run/default}"
-  mkdir -p "$DIR"
-  DIR="$(cd "$DIR" && pwd)"
-}
-
-# Is something listening on 127.0.0.1:$1?
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# A free port below the Linux ephemeral range (32768+), so that outgoing connections do not take
-# it, and not one of the arguments (ports already chosen).
-free_port() {
-  local p i taken
-  for i in $(seq 1 200); do
-    p=$((20000 + RANDOM % 12000))
-    taken=0
-    for q in "$@"; do [[ "$p" == "$q" ]] && taken=1; done
-    if ((!taken)) && ! port_in_use "$p"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "could not find a free port"
-}
-
-broker_pid() {
-  [[ -f "$DIR/pulsar.pid" ]] || return 1
-  local pid
-  pid="$(cat "$DIR/pulsar.pid")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against pid reuse: the process must be our java with this state dir on its command line.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-Dinserter.pulsar.dir=$DIR" || return 1
-  echo "$pid"
-}
+# Guard against pid reuse: the process must be our java with this state dir on its command line.
+service_pid() { running_pid "-Dinserter.pulsar.dir=$DIR"; }
 
 write_config() {
   cat >"$DIR/standalone.conf" <<EOF
@@ -207,21 +139,6 @@ launch() {
   cd "$ROOT"
 }
 
-start_watchdog() {
-  [[ -n "$OWNER_PID" ]] || return 0
-  local bpid="$1"
-  # Stops the broker once the owner is gone; exits by itself when the broker stops first.
-  setsid nohup bash -c '
-    owner="$1"; broker="$2"; timeout="$3"
-    while kill -0 "$owner" 2>/dev/null && kill -0 "$broker" 2>/dev/null; do sleep 1; done
-    if kill -0 "$broker" 2>/dev/null; then
-      kill -TERM "$broker" 2>/dev/null || true
-      for _ in $(seq 1 $((timeout * 5))); do kill -0 "$broker" 2>/dev/null || exit 0; sleep 0.2; done
-      kill -KILL "$broker" 2>/dev/null || true
-    fi' pulsar-watchdog "$OWNER_PID" "$bpid" "$STOP_TIMEOUT" </dev/null >/dev/null 2>&1 &
-  echo $! >"$DIR/watchdog.pid"
-}
-
 # Does the admin API answer, and does the default namespace exist (created at the end of start-up)?
 admin_ready() {
   local url="http://127.0.0.1:$WEB_PORT/admin/v2/namespaces/public"
@@ -235,14 +152,9 @@ admin_ready() {
   fi
 }
 
-wait_ready() {
-  local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if port_in_use "$WEB_PORT" && admin_ready; then return 0; fi
-    sleep 0.3
-  done
-  return 2
+# Ready (for wait_ready): the web port is open and the admin API answers.
+ready() {
+  port_in_use "$WEB_PORT" && admin_ready
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +163,7 @@ wait_ready() {
 start() {
   parse_opts "$@"
   local pid
-  if pid="$(broker_pid)"; then
+  if pid="$(service_pid)"; then
     log "already running (pid $pid)"
     echo "http://127.0.0.1:$(sed -n 's/^WEB_PORT=//p' "$DIR/ports")"
     return 0
@@ -280,7 +192,7 @@ start() {
     launch
     pid="$(cat "$DIR/pulsar.pid")"
     local rc=0
-    wait_ready "$pid" || rc=$?
+    wait_ready "$pid" 0.3 || rc=$?
     if ((rc == 0)); then
       start_watchdog "$pid"
       log "broker up in $((SECONDS - started_at))s (pid $pid, dir $DIR, broker port $BROKER_PORT, bookie port $BOOKIE_PORT)"
@@ -294,74 +206,16 @@ start() {
       mv "$DIR/logs/pulsar.log" "$DIR/logs/pulsar.log.bind-failure-$attempt" 2>/dev/null || true
       continue
     fi
-    if ((rc == 2)); then
-      log "broker did not become ready within ${START_TIMEOUT}s"
-      print_log_tail
-      stop_pid "$pid"
-    else
-      log "broker exited during start-up"
-      print_log_tail
-    fi
-    rm -f "$DIR/pulsar.pid"
-    exit 1
+    start_failed "$pid" "$rc" broker
   done
   die "could not start the broker (ports kept clashing)"
 }
 
-stop_pid() {
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 $((STOP_TIMEOUT * 10))); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  log "pid $pid did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-}
-
-stop() {
-  parse_opts "$@"
-  local pid
-  if pid="$(broker_pid)"; then
-    stop_pid "$pid"
-    log "stopped (pid $pid)"
-  else
-    log "not running"
-  fi
-  rm -f "$DIR/pulsar.pid"
-  if [[ -f "$DIR/watchdog.pid" ]]; then
-    local wpid
-    wpid="$(cat "$DIR/watchdog.pid")"
-    # Only our watchdog: its command line carries the name pulsar-watchdog.
-    if [[ -n "$wpid" ]] && tr '\0' ' ' <"/proc/$wpid/cmdline" 2>/dev/null | grep -q pulsar-watchdog; then
-      kill -TERM "$wpid" 2>/dev/null || true
-    fi
-    rm -f "$DIR/watchdog.pid"
-  fi
-}
-
 status() {
   parse_opts "$@"
-  local pid url=""
+  local url=""
   [[ -f "$DIR/ports" ]] && url="http://127.0.0.1:$(sed -n 's/^WEB_PORT=//p' "$DIR/ports")"
-  if pid="$(broker_pid)"; then
-    echo "running $url (pid $pid, dir $DIR)"
-    return 0
-  fi
-  echo "stopped ${url:+(last $url) }(dir $DIR)"
-  return 3
+  report_status "$url" "${url:+(last $url) }"
 }
 
-cmd="${1:-}"
-[[ $# -gt 0 ]] && shift
-case "$cmd" in
-  install) install ;;
-  start) start "$@" ;;
-  stop) stop "$@" ;;
-  status) status "$@" ;;
-  *) usage ;;
-esac
+main "$@"

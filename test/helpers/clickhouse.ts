@@ -9,16 +9,17 @@
 //   await ch.stop();                                          // stops it and removes the temp dir
 //
 // Instances are started by scripts/chlocal.sh, one server process each. Every instance started here
-// is stopped by stop(), and, as a safety net, synchronously when the process exits.
-import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// is stopped by stop(), and, as a safety net, synchronously when the process exits (see service-script.ts).
+import { readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { ServiceScript } from './service-script.ts';
 
-export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-export const CHLOCAL_SCRIPT = join(REPO_ROOT, 'scripts', 'chlocal.sh');
+export { REPO_ROOT } from './service-script.ts';
+
+const script = new ServiceScript({ script: 'chlocal.sh', timeoutMs: 300_000, exitStopTimeoutMs: 30_000, keepDirEnv: 'CHLOCAL_KEEP_DIR' });
+export const CHLOCAL_SCRIPT = script.path;
 
 export interface ClickHouseUser {
   name: string;
@@ -64,60 +65,8 @@ export interface StartClickHouseOptions {
   dir?: string;
 }
 
-const running = new Set<string>(); // state dirs with an instance this process started
-const tempDirs = new Set<string>(); // state dirs startClickHouse created
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    // Only synchronous work is possible here.
-    for (const dir of running) {
-      spawnSync('bash', [CHLOCAL_SCRIPT, 'stop', '--dir', dir], { stdio: 'ignore', timeout: 30_000 });
-    }
-    running.clear();
-    if (process.env.CHLOCAL_KEEP_DIR === undefined) {
-      for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-    }
-  });
-}
-
-function runScript(args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    execFile('bash', [CHLOCAL_SCRIPT, ...args], { cwd: REPO_ROOT, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) {
-        reject(new Error(`scripts/chlocal.sh ${args.join(' ')} failed: ${error.message}\n${stderr}`, { cause: error }));
-        return;
-      }
-      const lines = stdout.split('\n').filter((line) => line.trim() !== '');
-      resolvePromise(lines.at(-1)?.trim() ?? '');
-    });
-  });
-}
-
-async function startIn(dir: string, extra: string[]): Promise<string> {
-  installExitHook();
-  running.add(dir);
-  try {
-    const url = await runScript(['start', '--dir', dir, ...extra]);
-    if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(url)) throw new Error(`unexpected output from chlocal.sh start: ${url}`);
-    return url;
-  } catch (error) {
-    running.delete(dir);
-    throw error;
-  }
-}
-
-async function stopIn(dir: string): Promise<void> {
-  await runScript(['stop', '--dir', dir]);
-  running.delete(dir);
-}
-
-async function removeTempDir(dir: string): Promise<void> {
-  if (!tempDirs.has(dir) || process.env.CHLOCAL_KEEP_DIR !== undefined) return;
-  tempDirs.delete(dir);
-  await rm(dir, { recursive: true, force: true });
+function startIn(dir: string, extra: string[]): Promise<string> {
+  return script.start(dir, extra, /^http:\/\/127\.0\.0\.1:\d+$/);
 }
 
 /** Basic auth header value for a user. */
@@ -127,9 +76,7 @@ export function basicAuth(user: string, password: string): string {
 
 /** Starts an instance of its own (free port, fresh temp dir unless opts.dir is given). */
 export async function startClickHouse(opts: StartClickHouseOptions = {}): Promise<ClickHouseInstance> {
-  const ownDir = opts.dir === undefined;
-  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'inserter-chlocal-')));
-  if (ownDir) tempDirs.add(dir);
+  const dir = opts.dir ?? (await script.makeTempDir('inserter-chlocal-'));
   const extra: string[] = [];
   if (opts.users !== undefined && opts.users.length > 0) {
     const usersFile = join(dir, 'users.json');
@@ -144,8 +91,8 @@ export async function startClickHouse(opts: StartClickHouseOptions = {}): Promis
     tcpPort = Number((await readFile(join(dir, 'tcp_port'), 'utf8')).trim());
     admin = { name: 'chlocal_admin', password: (await readFile(join(dir, 'admin_password'), 'utf8')).trim() };
   } catch (error) {
-    await stopIn(dir).catch(() => undefined);
-    await removeTempDir(dir);
+    await script.stop(dir).catch(() => undefined);
+    await script.removeTempDir(dir);
     throw error;
   }
   let stopped = false;
@@ -157,12 +104,12 @@ export async function startClickHouse(opts: StartClickHouseOptions = {}): Promis
     async stop() {
       if (stopped) return;
       stopped = true;
-      await stopIn(dir);
-      await removeTempDir(dir);
+      await script.stop(dir);
+      await script.removeTempDir(dir);
     },
     async down() {
       if (stopped) throw new Error('down() after stop()');
-      await stopIn(dir);
+      await script.stop(dir);
     },
     async up() {
       if (stopped) throw new Error('up() after stop()');
@@ -172,7 +119,7 @@ export async function startClickHouse(opts: StartClickHouseOptions = {}): Promis
     async restart() {
       if (stopped) throw new Error('restart() after stop()');
       const port = new URL(instance.url).port;
-      await stopIn(dir);
+      await script.stop(dir);
       const again = await startIn(dir, [...extra, '--port', port]);
       if (again !== instance.url) throw new Error(`instance came back on ${again}, expected ${instance.url}`);
     },

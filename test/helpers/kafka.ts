@@ -11,17 +11,18 @@
 //
 // Brokers are started by scripts/kafka.sh (a JVM in the background, detached). Every broker
 // started here is stopped by stop(), and, as a safety net, synchronously when the process exits
-// and by the script's watchdog (--owner-pid) if the process dies without running exit handlers.
-import { execFile, spawnSync } from 'node:child_process';
+// and by the script's watchdog (--owner-pid) if the process dies without running exit handlers
+// (see service-script.ts).
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Admin } from '@platformatic/kafka';
+import { ServiceScript } from './service-script.ts';
 
-export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-export const KAFKA_SCRIPT = join(REPO_ROOT, 'scripts', 'kafka.sh');
+export { REPO_ROOT } from './service-script.ts';
+
+const script = new ServiceScript({ script: 'kafka.sh', timeoutMs: 180_000, exitStopTimeoutMs: 30_000, keepDirEnv: 'KEEP_KAFKA_DIR' });
+export const KAFKA_SCRIPT = script.path;
 
 export interface KafkaBroker {
   /** "127.0.0.1:PORT" */
@@ -59,72 +60,18 @@ export interface StartKafkaOptions {
   saslSsl?: boolean;
 }
 
-const running = new Set<string>(); // state dirs with a broker this process started
-const tempDirs = new Set<string>(); // state dirs startKafka created (removed when done)
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    // Only synchronous work is possible here.
-    for (const dir of running) {
-      spawnSync('bash', [KAFKA_SCRIPT, 'stop', '--dir', dir], { stdio: 'ignore', timeout: 30_000 });
-    }
-    running.clear();
-    if (process.env.KEEP_KAFKA_DIR === undefined) {
-      for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-    }
-  });
-}
-
-function runScript(args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    execFile('bash', [KAFKA_SCRIPT, ...args], { cwd: REPO_ROOT, timeout: 180_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) {
-        reject(new Error(`scripts/kafka.sh ${args.join(' ')} failed: ${error.message}\n${stderr}`, { cause: error }));
-        return;
-      }
-      const lines = stdout.split('\n').filter((line) => line.trim() !== '');
-      resolvePromise(lines.at(-1)?.trim() ?? '');
-    });
-  });
-}
-
-async function startIn(dir: string, saslSsl = false): Promise<string> {
-  installExitHook();
-  running.add(dir);
-  try {
-    const bootstrap = await runScript(['start', '--dir', dir, '--owner-pid', String(process.pid), ...(saslSsl ? ['--sasl-ssl'] : [])]);
-    if (!/^127\.0\.0\.1:\d+$/.test(bootstrap)) throw new Error(`unexpected output from kafka.sh start: ${bootstrap}`);
-    return bootstrap;
-  } catch (error) {
-    running.delete(dir);
-    throw error;
-  }
-}
-
-async function stopIn(dir: string): Promise<void> {
-  await runScript(['stop', '--dir', dir]);
-  running.delete(dir);
-}
-
-async function removeTempDir(dir: string): Promise<void> {
-  if (!tempDirs.has(dir) || process.env.KEEP_KAFKA_DIR !== undefined) return;
-  tempDirs.delete(dir);
-  await rm(dir, { recursive: true, force: true });
+function startIn(dir: string, saslSsl = false): Promise<string> {
+  return script.start(dir, ['--owner-pid', String(process.pid), ...(saslSsl ? ['--sasl-ssl'] : [])], /^127\.0\.0\.1:\d+$/);
 }
 
 /** Starts a broker of its own (free ports, fresh temp dir unless opts.dir is given). */
 export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaBroker> {
-  const ownDir = opts.dir === undefined;
-  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'inserter-kafka-')));
-  if (ownDir) tempDirs.add(dir);
+  const dir = opts.dir ?? (await script.makeTempDir('inserter-kafka-'));
   let bootstrap: string;
   try {
     bootstrap = await startIn(dir, opts.saslSsl === true);
   } catch (error) {
-    await removeTempDir(dir);
+    await script.removeTempDir(dir);
     throw error;
   }
   const saslSsl = opts.saslSsl === true ? await readSaslSsl(dir) : undefined;
@@ -136,12 +83,12 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaBro
     async stop() {
       if (stopped) return;
       stopped = true;
-      await stopIn(dir);
-      await removeTempDir(dir);
+      await script.stop(dir);
+      await script.removeTempDir(dir);
     },
     async restart() {
       if (stopped) throw new Error('restart() after stop()');
-      await stopIn(dir);
+      await script.stop(dir);
       const again = await startIn(dir);
       if (again !== broker.bootstrap) throw new Error(`broker came back on ${again}, expected ${broker.bootstrap}`);
     },

@@ -8,17 +8,16 @@
 //
 // Brokers are started by scripts/pulsar.sh (a JVM in the background, detached). Every broker started
 // here is stopped by stop(), and, as a safety net, synchronously when the process exits and by the
-// script's watchdog (--owner-pid) if the process dies without running exit handlers.
-import { execFile, spawnSync } from 'node:child_process';
+// script's watchdog (--owner-pid) if the process dies without running exit handlers (see
+// service-script.ts).
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ServiceScript } from './service-script.ts';
 
-export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-export const PULSAR_SCRIPT = join(REPO_ROOT, 'scripts', 'pulsar.sh');
+export { REPO_ROOT } from './service-script.ts';
+
+const script = new ServiceScript({ script: 'pulsar.sh', timeoutMs: 600_000, exitStopTimeoutMs: 30_000, keepDirEnv: 'KEEP_PULSAR_DIR' });
+export const PULSAR_SCRIPT = script.path;
 
 export interface PulsarBroker {
   /** http://127.0.0.1:WEBPORT: the admin REST API and, as ws://, the WebSocket API. */
@@ -28,50 +27,13 @@ export interface PulsarBroker {
   stop(): Promise<void>;
 }
 
-const running = new Set<string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const dir of running) {
-      spawnSync('bash', [PULSAR_SCRIPT, 'stop', '--dir', dir], { stdio: 'ignore', timeout: 30_000 });
-      if (process.env.KEEP_PULSAR_DIR === undefined) rmSync(dir, { recursive: true, force: true });
-    }
-    running.clear();
-  });
-}
-
-function runScript(args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    execFile('bash', [PULSAR_SCRIPT, ...args], { cwd: REPO_ROOT, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) {
-        reject(new Error(`scripts/pulsar.sh ${args.join(' ')} failed: ${error.message}\n${stderr}`, { cause: error }));
-        return;
-      }
-      resolvePromise(
-        stdout
-          .split('\n')
-          .filter((line) => line.trim() !== '')
-          .at(-1)
-          ?.trim() ?? '',
-      );
-    });
-  });
-}
-
 export async function startPulsar(): Promise<PulsarBroker> {
-  installExitHook();
-  const dir = await mkdtemp(join(tmpdir(), 'inserter-pulsar-'));
-  running.add(dir);
+  const dir = await script.makeTempDir('inserter-pulsar-');
   let url: string;
   try {
-    url = await runScript(['start', '--dir', dir, '--owner-pid', String(process.pid)]);
-    if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(url)) throw new Error(`unexpected output from pulsar.sh start: ${url}`);
+    url = await script.start(dir, ['--owner-pid', String(process.pid)], /^http:\/\/127\.0\.0\.1:\d+$/);
   } catch (error) {
-    running.delete(dir);
-    await rm(dir, { recursive: true, force: true });
+    await script.discard(dir);
     throw error;
   }
   let stopped = false;
@@ -81,9 +43,8 @@ export async function startPulsar(): Promise<PulsarBroker> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      await runScript(['stop', '--dir', dir]);
-      running.delete(dir);
-      if (process.env.KEEP_PULSAR_DIR === undefined) await rm(dir, { recursive: true, force: true });
+      await script.stop(dir);
+      await script.removeTempDir(dir);
     },
   };
 }
