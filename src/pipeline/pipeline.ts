@@ -368,11 +368,13 @@ export class Pipeline implements SourceHandler {
       const destroyed = rt.hardStop.signal.aborted;
       rt.stop.abort();
       rt.budget.wakeAll();
+      // Armed before the source is awaited: the record it hands over may wait (a takeover waiting
+      // for the previous owner's lease) until the hard stop ends the wait.
+      const deadline = setTimeout(() => rt.hardStop.abort(), deadlineMs);
       await this.#running?.catch((error: unknown) => rt.logger.warn({ err: error }, 'source stopped with an error'));
       // Timers stop first: a commit timer still adding tasks would keep the wait below from ending.
       for (const timer of this.#timers) clearInterval(timer);
       for (const state of rt.partitions.values()) for (const lane of state.lanes.values()) if (!lane.stop.signal.aborted) this.#delivery.flush(lane);
-      const deadline = setTimeout(() => rt.hardStop.abort(), deadlineMs);
       await rt.settle();
       clearTimeout(deadline);
       // The deadline passed (not destroy()): what is resolved is still committed, within a bound of its own.

@@ -1,8 +1,11 @@
 // Owns the few calls the Pulsar adapter makes to the broker's REST admin API (/admin/v2) with
 // fetch: a topic's partition count, creating a ledger topic and its retention, who is subscribed,
 // the newest messages of a topic (examinemessage), its ledgers (internal stats). Every call has a
-// deadline and honours the caller's signal; the token travels in a header and is never logged.
+// deadline and honours the caller's signal; the token travels in a header and is never logged, also
+// on a redirect to the broker that owns the topic (followed here: fetch would drop the header).
+import { printableUrl } from '../config/schema.ts';
 import type { Secret } from '../config/secret.ts';
+import { ConfigError } from '../errors/inserter-error.ts';
 import { parseEntryId } from './pulsar-message-id.ts';
 
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -40,10 +43,28 @@ export interface RetentionPolicy {
   readonly retentionSizeInMB: number;
 }
 
+/**
+ * What is wrong with a broker URL, undefined if nothing: it must be http(s)://host:port, without
+ * user info (a token has its own field), and is printed without it (errors must not repeat a password).
+ */
+export function pulsarUrlIssue(url: string): string | undefined {
+  if (hasUserInfo(url)) return `pulsar url must not carry credentials (user:password@): give a token instead, got ${JSON.stringify(printableUrl(url))}`;
+  if (!/^https?:\/\/[^/\s@]+\/?$/.test(url)) return `pulsar url must be http(s)://host:port, got ${JSON.stringify(printableUrl(url))}`;
+  return undefined;
+}
+
+function hasUserInfo(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const parsed = new URL(url);
+  return parsed.username !== '' || parsed.password !== '';
+}
+
 export class PulsarAdmin {
   readonly #options: PulsarAdminOptions;
 
   constructor(options: PulsarAdminOptions) {
+    // Belt and braces (its users validate the URL first): fetch repeats a URL with user info in its errors.
+    if (hasUserInfo(options.url)) throw new ConfigError([pulsarUrlIssue(options.url) ?? 'pulsar url must not carry credentials']);
     this.#options = options;
   }
 
@@ -129,22 +150,56 @@ export class PulsarAdmin {
 
   async #request(method: string, path: string, body: unknown, signal: AbortSignal, accept: readonly number[] = []): Promise<Response> {
     const what = `${method} ${path.split('?')[0]}`;
-    let response: Response;
-    try {
-      response = await fetch(`${this.#options.url.replace(/\/$/, '')}/admin/v2/${path}`, {
-        method,
-        headers: { ...this.authHeaders(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
-      });
-    } catch (error) {
-      signal.throwIfAborted();
-      throw new PulsarRequestError(what, 0, (error as Error).message, error);
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
+    let url = new URL(`${this.#options.url.replace(/\/$/, '')}/admin/v2/${path}`);
+    let hop = { method, body };
+    for (let hops = 0; ; hops++) {
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: hop.method,
+          headers: { ...this.authHeaders(), ...(hop.body === undefined ? {} : { 'content-type': 'application/json' }) },
+          ...(hop.body === undefined ? {} : { body: JSON.stringify(hop.body) }),
+          // A broker that does not own the topic redirects to the one that does; fetch would follow
+          // but drop the Authorization header on a hop to another origin, so hops are followed here.
+          redirect: 'manual',
+          signal: deadline,
+        });
+      } catch (error) {
+        signal.throwIfAborted();
+        throw new PulsarRequestError(what, 0, (error as Error).message, error);
+      }
+      if (!REDIRECTS.has(response.status)) {
+        if (response.ok || accept.includes(response.status)) return response;
+        const detail = (await response.text().catch(() => '')).slice(0, 300);
+        throw new PulsarRequestError(what, response.status, detail);
+      }
+      await response.body?.cancel().catch(() => undefined);
+      url = redirectTarget(url, response, what, hops);
+      // As fetch does: a 303, or a 301/302 of a POST, is followed with a GET without a body.
+      if ((response.status === 303 && hop.method !== 'GET' && hop.method !== 'HEAD') || ((response.status === 301 || response.status === 302) && hop.method === 'POST'))
+        hop = { method: 'GET', body: undefined };
     }
-    if (response.ok || accept.includes(response.status)) return response;
-    const detail = (await response.text().catch(() => '')).slice(0, 300);
-    throw new PulsarRequestError(what, response.status, detail);
   }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Redirects followed per admin call (a topic is redirected once, to its owner broker). */
+const MAX_REDIRECTS = 5;
+
+/**
+ * Where a redirect leads. Only to http(s) without user info, never from https down to http (the
+ * token goes along, in its header: never in a URL), and at most MAX_REDIRECTS hops.
+ */
+function redirectTarget(from: URL, response: Response, what: string, hops: number): URL {
+  const location = response.headers.get('location');
+  const to = location === null || !URL.canParse(location, from.href) ? undefined : new URL(location, from);
+  const refuse = (why: string): PulsarRequestError => new PulsarRequestError(what, response.status, why);
+  if (to === undefined) throw refuse('a redirect without a usable Location');
+  if (hops >= MAX_REDIRECTS) throw refuse(`more than ${MAX_REDIRECTS} redirects`);
+  if ((to.protocol !== 'http:' && to.protocol !== 'https:') || hasUserInfo(to.href)) throw refuse(`not following a redirect to ${printableUrl(to.href)}: only to http(s) URLs without user info`);
+  if (from.protocol === 'https:' && to.protocol === 'http:') throw refuse(`not following a redirect from https to ${printableUrl(to.href)}: the token would travel unencrypted`);
+  return to;
 }
 
 export interface TopicStats {

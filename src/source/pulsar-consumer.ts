@@ -4,7 +4,9 @@
 // permits for, and a permit is given back only once the core accepted a record (its onRecord
 // promise resolved), so a slow pipeline holds at most `receiverQueueSize` frames per partition.
 // Acknowledgements are individual (the WebSocket API has no cumulative one): everything handed on
-// below a committed position.
+// below a committed position. Within one session offsets only go up: a frame at or below the last
+// one handed on (the consumer inside the WebSocket service reconnected after a topic move and
+// redelivers what is not acknowledged) is skipped, never handed on or acknowledged.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeMessageId, offsetOf } from './pulsar-message-id.ts';
 import { PulsarSocket, type PulsarSocketError } from './pulsar-socket.ts';
@@ -42,9 +44,13 @@ export class ConsumerSession {
   #head = 0;
   /** Handed to the core, not acknowledged yet: offsets ascending (the broker delivers in order). */
   readonly #delivered: Array<{ offset: bigint; id: string }> = [];
+  /** The offset of the last record handed on in this session (offsets handed on only go up). */
+  #last: bigint | undefined;
   #consumedSincePermit = 0;
   /** Ownership checks in a row that did not find this consumer subscribed. */
   missing = 0;
+  /** Closed by a rewind: the partition stays owned and is subscribed again (not revoked). */
+  rewound = false;
   readonly closed: Promise<PulsarSocketError>;
   #onClosed: (error: PulsarSocketError) => void = () => undefined;
   #isClosed = false;
@@ -68,7 +74,8 @@ export class ConsumerSession {
         // Answered with {"endOfTopic": false}; keeps the session from the broker's idle timeout.
         keepalive: { frame: { type: 'isEndOfTopic' }, everyMs: this.#options.keepaliveMs },
         onFrame: (frame) => {
-          if (typeof (frame as Partial<ConsumerFrame>).messageId !== 'string' || this.#isClosed) return;
+          // Not a message (the keepalive's answer, or anything else that is no object with an id).
+          if (typeof frame !== 'object' || frame === null || typeof (frame as Partial<ConsumerFrame>).messageId !== 'string' || this.#isClosed) return;
           this.#frames.push(frame as ConsumerFrame);
           this.#options.onFrame();
         },
@@ -92,21 +99,45 @@ export class ConsumerSession {
     return this.#head < this.#frames.length;
   }
 
-  /** The next received frame as a record (recorded as handed on); undefined when none is waiting. */
-  take(): SourceRecord | undefined {
-    if (this.#head >= this.#frames.length) return undefined;
-    const frame = this.#frames[this.#head++] as ConsumerFrame;
-    if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
-      this.#frames.splice(0, this.#head);
-      this.#head = 0;
-    }
-    const record = toRecord(this.ref, frame);
-    this.#delivered.push({ offset: record.offset, id: frame.messageId });
-    return record;
+  /** Whether a record was handed on in this session (its stream no longer starts at the acknowledged position). */
+  get handedOn(): boolean {
+    return this.#last !== undefined;
   }
 
-  /** The core accepted a record: give its permit back (in batches of half the queue). */
+  /**
+   * The next received frame as a record (recorded as handed on); undefined when none is waiting or
+   * the session is closing. A frame whose offset is not above the last one handed on is skipped: the
+   * WebSocket service's consumer redelivers what is not acknowledged when it reconnects by itself (a
+   * topic move), and a record handed on out of order would be taken for one already seen by the
+   * core and acknowledged unread. It is not recorded as handed on (never acknowledged in this
+   * session: the next owner reads it again); its permit is given back.
+   */
+  take(): SourceRecord | undefined {
+    while (!this.#isClosed && this.#head < this.#frames.length) {
+      const frame = this.#frames[this.#head++] as ConsumerFrame;
+      if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
+        this.#frames.splice(0, this.#head);
+        this.#head = 0;
+      }
+      const record = toRecord(this.ref, frame);
+      if (this.#last !== undefined && record.offset <= this.#last) {
+        this.#returnPermit();
+        continue;
+      }
+      this.#last = record.offset;
+      this.#delivered.push({ offset: record.offset, id: frame.messageId });
+      return record;
+    }
+    return undefined;
+  }
+
+  /** The core accepted a record: give its permit back. */
   accepted(): void {
+    this.#returnPermit();
+  }
+
+  /** Permits go back in batches of half the queue. */
+  #returnPermit(): void {
     this.#consumedSincePermit++;
     const batch = Math.max(1, Math.floor(this.#options.receiverQueueSize / 2));
     if (this.#consumedSincePermit < batch || !this.isOpen) return;
@@ -117,7 +148,8 @@ export class ConsumerSession {
   /**
    * Acknowledges every message handed on below `offset`; resolves once the frames left the socket
    * (the WebSocket API does not answer acknowledgements). A closed session acknowledges nothing:
-   * its messages go to the next owner, which the ledger keeps from inserting twice.
+   * its messages go to the next owner (or the next subscription after a rewind), which the ledger
+   * keeps from inserting twice.
    */
   async acknowledgeBelow(offset: bigint, signal: AbortSignal | undefined): Promise<number> {
     const socket = this.#socket;
@@ -132,9 +164,14 @@ export class ConsumerSession {
     return sent;
   }
 
-  /** Closes the consumer; what was not acknowledged is delivered again to the next owner. */
+  /**
+   * Closes the consumer; what was not acknowledged is delivered again to the next subscriber. From
+   * the call on nothing more is handed on: the frames received are dropped at once.
+   */
   async close(code = 1000, reason = 'closing'): Promise<void> {
     this.#isClosed = true;
+    this.#frames.length = 0;
+    this.#head = 0;
     await this.#socket?.close(code, reason);
   }
 }

@@ -12,6 +12,8 @@ import { entryText, parseEntryId } from './pulsar-message-id.ts';
 
 /** How far back a load looks for a valid record before it gives up (each step is one request). */
 const MAX_WALK = 64;
+/** What `after` holds when it names an entry ("ledger:entry"). */
+const ENTRY_ID = /^\d+:\d+$/;
 
 export interface EntryId {
   readonly ledgerId: bigint;
@@ -32,7 +34,11 @@ export interface LedgerEnvelope {
 export function envelopeOf(payload: Buffer, key: string): LedgerEnvelope | undefined {
   try {
     const value = JSON.parse(payload.toString('utf8')) as Partial<LedgerEnvelope> | null;
-    if (value === null || value.v !== 1 || value.key !== key || typeof value.owner !== 'string') return undefined;
+    if (value === null || typeof value !== 'object' || value.v !== 1 || value.key !== key || typeof value.owner !== 'string' || typeof value.takeover !== 'boolean') return undefined;
+    // A record whose `after` names no entry cannot be checked: it is invalid (skipped), never a
+    // failure of every load of the partition.
+    if (value.after !== null && (typeof value.after !== 'string' || !ENTRY_ID.test(value.after))) return undefined;
+    if (value.ledger === undefined || (value.ledger !== null && (typeof value.ledger !== 'object' || Array.isArray(value.ledger)))) return undefined;
     return value as LedgerEnvelope;
   } catch {
     return undefined;

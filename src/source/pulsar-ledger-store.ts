@@ -8,16 +8,18 @@
 // own client inside the WebSocket service reconnects a producer whose topic moved, and may publish a
 // write of the old owner after the new owner's takeover. Every record names the record it follows,
 // and every write is checked to follow it directly: such a write is refused by its writer (fenced,
-// so it inserts nothing) and skipped by every later load. docs/design/pulsar.md, "The ledger".
+// so it inserts nothing) and skipped by every later load. A takeover waiting for the lease ends when
+// the partition is given up (release) or the store closes, and never registers a lease after that.
+// docs/design/pulsar.md, "The ledger".
 import { randomUUID } from 'node:crypto';
 import type { LedgerJson, LedgerStore } from '../ack/ledger.ts';
 import type { Secret } from '../config/secret.ts';
 import { AbortedError, ConfigError, InserterError } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
-import { PulsarAdmin } from './pulsar-admin.ts';
+import { PulsarAdmin, pulsarUrlIssue } from './pulsar-admin.ts';
 import { follows, readNewest, type EntryId, type LedgerEnvelope } from './pulsar-ledger-log.ts';
 import { decodeMessageId, entryText } from './pulsar-message-id.ts';
-import { openWithRetry, type PulsarSocket } from './pulsar-socket.ts';
+import { openWithRetry, untilAborted, type PulsarSocket } from './pulsar-socket.ts';
 
 const SAVE_TIMEOUT_MS = 15_000;
 const DEFAULT_RETRY: BackoffPolicy = { baseMs: 200, factor: 2, capMs: 5_000 };
@@ -76,6 +78,8 @@ export class PulsarLedgerStore implements LedgerStore {
   readonly #options: PulsarLedgerStoreOptions;
   readonly #admin: PulsarAdmin;
   readonly #held = new Map<string, Held>();
+  /** Per partition, the load in progress: release() and close() end it (it must not take the lease after). */
+  readonly #loads = new Map<string, AbortController>();
   /** Ledger topics created (with their retention) by this process. */
   readonly #ready = new Map<string, Promise<void>>();
   #context = 0;
@@ -99,49 +103,67 @@ export class PulsarLedgerStore implements LedgerStore {
    * Takes the partition over: waits for the lease (the previous owner's producer gone), reads the
    * newest valid ledger, and writes it back as a takeover record right after the topic's end —
    * checked to follow it directly, so nothing the previous owner wrote is missed. Retries until it
-   * succeeds or the signal fires.
+   * succeeds or the signal fires. A load that release() ends meanwhile (the partition was given
+   * up) holds nothing and resolves without a ledger: its caller no longer owns the partition, and
+   * every save of it is refused until the next load. One that close() ends rejects (AbortedError).
    */
   async load(topic: string, partition: number, signal: AbortSignal): Promise<LedgerJson | undefined> {
     this.#throwIfClosed(topic, partition);
     await this.release(topic, partition);
+    this.#throwIfClosed(topic, partition);
+    const key = this.#key(topic, partition);
+    const given = new AbortController();
+    this.#loads.set(key, given);
+    const stop = AbortSignal.any([signal, given.signal]);
     const ledgerTopic = this.ledgerTopic(topic, partition);
     const report = (error: unknown, attempt: number): void => this.#options.onWaiting?.({ topic, partition, attempt, error });
-    return retry(
-      async () => {
-        await this.#ensureTopic(ledgerTopic, signal);
-        const held = await this.#acquire(topic, partition, ledgerTopic, signal, report);
-        try {
-          // Closed while the lease was awaited: hand it straight back.
-          this.#throwIfClosed(topic, partition);
-          const newest = await readNewest(this.#admin, ledgerTopic, this.#key(topic, partition), signal);
-          const after = newest.end === undefined ? null : entryText(newest.end);
-          held.last = await this.#write(held, topic, partition, { takeover: true, after, ledger: newest.ledger ?? null }, signal);
-          this.#held.set(this.#key(topic, partition), held);
-          return newest.ledger;
-        } catch (error) {
-          await this.#drop(held);
-          throw error;
-        }
-      },
-      this.#options.retry ?? DEFAULT_RETRY,
-      signal,
-      { isRetryable: (error) => !(error instanceof AbortedError), onRetry: (error, attempt) => report(error, attempt) },
-    );
+    try {
+      return await retry(
+        async () => {
+          await this.#ensureTopic(ledgerTopic, stop);
+          const held = await this.#acquire(topic, partition, ledgerTopic, stop, report);
+          try {
+            const newest = await readNewest(this.#admin, ledgerTopic, key, stop);
+            const after = newest.end === undefined ? null : entryText(newest.end);
+            held.last = await this.#write(held, topic, partition, { takeover: true, after, ledger: newest.ledger ?? null }, stop);
+            // Given up (released or closed) while it was taken over: the lease goes straight back.
+            this.#throwIfClosed(topic, partition);
+            if (given.signal.aborted) throw new AbortedError(`${topic}/${partition} given up during its takeover`);
+            this.#held.set(key, held);
+            return newest.ledger;
+          } catch (error) {
+            await this.#drop(held);
+            throw error;
+          }
+        },
+        this.#options.retry ?? DEFAULT_RETRY,
+        stop,
+        { isRetryable: (error) => !(error instanceof AbortedError), onRetry: (error, attempt) => report(error, attempt) },
+      );
+    } catch (error) {
+      if (given.signal.aborted && !signal.aborted && this.#closing === undefined) return undefined;
+      throw error;
+    } finally {
+      if (this.#loads.get(key) === given) this.#loads.delete(key);
+    }
   }
 
   /**
    * Writes the ledger with the producer the last load acquired, checked to follow this owner's
    * previous record. Never acquires one: a process that lost the partition must not take it back
-   * with its stale view. A failed or unchecked write gives the producer up (LedgerFencedError).
+   * with its stale view. A failed or unchecked write gives the producer up (LedgerFencedError). A
+   * save queued behind another ends when its signal fires (AbortedError: nothing was sent).
    */
   save(topic: string, partition: number, ledger: LedgerJson, signal: AbortSignal): Promise<void> {
     const held = this.#held.get(this.#key(topic, partition));
     if (held === undefined || held.gone) return Promise.reject(new PulsarLedgerFencedError(topic, partition, new Error('the ledger producer was given up'), false));
-    const write = held.chain.then(async () => {
+    const previous = held.chain;
+    const write = untilAborted(previous, signal, `ledger save of ${topic}/${partition}`).then(async () => {
       if (held.gone) throw new PulsarLedgerFencedError(topic, partition, new Error('the ledger producer was given up'), false);
       held.last = await this.#write(held, topic, partition, { takeover: false, after: entryText(held.last), ledger }, signal);
     });
-    held.chain = write.catch(() => undefined);
+    // The next write starts after this one and the one before it (this one may have stopped waiting).
+    held.chain = Promise.allSettled([previous, write]);
     return write;
   }
 
@@ -187,12 +209,20 @@ export class PulsarLedgerStore implements LedgerStore {
         // A frame without a payload publishes nothing and is answered with an error receipt.
         keepalive: { frame: {}, everyMs: this.#options.keepaliveMs ?? 60_000 },
         onFrame: (frame) => {
-          const f = frame as { result?: string; messageId?: string; context?: string; errorMsg?: string };
-          const waiting = f.context === undefined ? undefined : receipts.get(f.context);
-          if (waiting === undefined || f.context === undefined) return;
+          const f = (typeof frame === 'object' && frame !== null ? frame : {}) as { result?: string; messageId?: string; context?: string; errorMsg?: string };
+          const waiting = typeof f.context === 'string' ? receipts.get(f.context) : undefined;
+          if (waiting === undefined || typeof f.context !== 'string') return;
           receipts.delete(f.context);
-          if (f.result === 'ok' && typeof f.messageId === 'string') waiting.resolve(decodeMessageId(f.messageId));
-          else waiting.reject(new Error(`the broker refused the ledger write: ${f.result ?? '?'} ${f.errorMsg ?? ''}`));
+          if (f.result !== 'ok' || typeof f.messageId !== 'string') {
+            waiting.reject(new Error(`the broker refused the ledger write: ${f.result ?? '?'} ${f.errorMsg ?? ''}`));
+            return;
+          }
+          // An id it cannot read: the write's place in the log is unknown, so it cannot be checked.
+          try {
+            waiting.resolve(decodeMessageId(f.messageId));
+          } catch (error) {
+            waiting.reject(new Error(`the ledger write's receipt has an id that is not readable: ${(error as Error).message}`, { cause: error }));
+          }
         },
         onClose: (error) => {
           if (box.held !== undefined) box.held.gone = true;
@@ -224,9 +254,10 @@ export class PulsarLedgerStore implements LedgerStore {
     return ready;
   }
 
-  /** Gives the partition up (after a revocation): closing the producer hands the lease on. */
+  /** Gives the partition up (after a revocation): a load in progress ends, closing the producer hands the lease on. */
   async release(topic: string, partition: number): Promise<void> {
     const key = this.#key(topic, partition);
+    this.#loads.get(key)?.abort(new AbortedError(`${topic}/${partition} released`));
     const held = this.#held.get(key);
     if (held !== undefined) await this.#drop(held);
   }
@@ -243,7 +274,10 @@ export class PulsarLedgerStore implements LedgerStore {
 
   /** Gives every partition up; a closed store takes nothing over again. Idempotent. */
   close(): Promise<void> {
-    this.#closing ??= Promise.allSettled([...this.#held.values()].map((held) => this.#drop(held))).then(() => undefined);
+    this.#closing ??= (async () => {
+      for (const load of this.#loads.values()) load.abort(new AbortedError('ledger store closed'));
+      await Promise.allSettled([...this.#held.values()].map((held) => this.#drop(held)));
+    })();
     return this.#closing;
   }
 }
@@ -252,7 +286,8 @@ const NAME = /^[A-Za-z0-9_.=:%-]+$/;
 
 export function validateLedgerStoreOptions(options: PulsarLedgerStoreOptions): void {
   const issues: string[] = [];
-  if (!/^https?:\/\/[^/\s]+\/?$/.test(options.url)) issues.push(`pulsar url must be http(s)://host:port, got ${JSON.stringify(options.url)}`);
+  const urlIssue = pulsarUrlIssue(options.url);
+  if (urlIssue !== undefined) issues.push(urlIssue);
   for (const field of ['tenant', 'namespace', 'subscription'] as const) if (!NAME.test(options[field])) issues.push(`pulsar ${field} must be a Pulsar name, got ${JSON.stringify(options[field])}`);
   if (options.topic !== undefined && !NAME.test(options.topic)) issues.push(`pulsar ledger topic must be a topic name, got ${JSON.stringify(options.topic)}`);
   const size = options.retentionSizeInMB;
@@ -260,16 +295,11 @@ export function validateLedgerStoreOptions(options: PulsarLedgerStoreOptions): v
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
+/** `work`, or a failure after `ms` or once `signal` fires (at once if it fired already). */
 function deadline<T>(work: Promise<T>, ms: number, signal: AbortSignal, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const stop = new Promise<never>((_, reject) => {
+  const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} got no receipt within ${ms} ms`)), ms);
-    onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError(`${what} aborted`));
-    signal.addEventListener('abort', onAbort, { once: true });
   });
-  return Promise.race([work, stop]).finally(() => {
-    clearTimeout(timer);
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
-  });
+  return untilAborted(Promise.race([work, late]), signal, what).finally(() => clearTimeout(timer));
 }

@@ -54,8 +54,11 @@ export function decodeMessageId(base64: string): PulsarMessageId {
       else if (field === 4) batchIndex = int32(value);
     } else if (wire === 1) at.i += 8;
     else if (wire === 5) at.i += 4;
-    else if (wire === 2) at.i += Number(varint(bytes, at));
-    else throw new PulsarMessageIdError(`message id ${base64}: unsupported wire type ${wire}`);
+    else if (wire === 2) {
+      // The length is read first: varint() moves at.i past it, and the skip starts there.
+      const length = Number(varint(bytes, at));
+      at.i += length;
+    } else throw new PulsarMessageIdError(`message id ${base64}: unsupported wire type ${wire}`);
     if (at.i > bytes.length) throw new PulsarMessageIdError(`message id ${base64} is truncated`);
   }
   if (ledgerId === undefined || entryId === undefined) throw new PulsarMessageIdError(`message id ${base64} has no ledger or entry id`);
@@ -78,6 +81,8 @@ export function encodeMessageId(id: PulsarMessageId): string {
 
 /** The message's offset: ordered like the ids of one partition, below 2^53; throws outside the packing. */
 export function offsetOf(id: PulsarMessageId): bigint {
+  // -1 is the broker's "not batched"; anything lower is no id it writes and would pack as index 0.
+  if (!Number.isInteger(id.batchIndex) || id.batchIndex < -1) throw new PulsarMessageIdError(`batch index ${id.batchIndex} is not a batch index (-1 or above)`);
   const batch = BigInt(Math.max(0, id.batchIndex));
   if (id.ledgerId < 0n || id.ledgerId > MAX_LEDGER) throw new PulsarMessageIdError(`ledger id ${id.ledgerId} does not fit an offset (at most ${MAX_LEDGER})`);
   if (id.entryId < 0n || id.entryId > MAX_ENTRY)

@@ -1,14 +1,19 @@
 // Owns one connection to the broker's WebSocket API (Node's built-in WebSocket): opening it with a
-// deadline and the caller's signal, parsing its JSON frames, a keepalive frame so an idle but live
+// deadline and the caller's signal, parsing its JSON frames (a frame its user cannot take closes the
+// connection, never throws out of the event listener), a keepalive frame so an idle but live
 // connection is not closed by the broker's session idle timeout (webSocketSessionIdleTimeoutMillis,
-// 5 minutes by default), and closing it gracefully. A connection whose process stalls sends no
+// 5 minutes by default), and closing it gracefully: a peer that never answers the close is taken as
+// gone after a bound, and the socket reported closed then. A connection whose process stalls sends no
 // keepalive: the broker ends its session after the idle timeout, and that is what hands its
 // subscription and its ledger producer to the next owner. Reconnecting is the owner's decision
 // (a new connection is a new ownership): `openWithRetry` retries with backoff until the signal fires.
+import { AbortedError, errorMessage } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 
 const OPEN_TIMEOUT_MS = 15_000;
 const CLOSE_TIMEOUT_MS = 5_000;
+/** The close code when a frame could not be taken (a client may send only 1000 or 3000–4999). */
+const BAD_FRAME_CODE = 4001;
 
 /** The WebSocket could not be opened, or closed under its user. */
 export class PulsarSocketError extends Error {
@@ -35,28 +40,46 @@ export class PulsarSocket {
   readonly #socket: WebSocket;
   readonly #options: PulsarSocketOptions;
   #keepalive: NodeJS.Timeout | undefined;
-  #closed: Promise<void>;
+  readonly #closed: Promise<void>;
+  #reportClosed: (error: PulsarSocketError) => void = () => undefined;
+  /** onClose was called: nothing more is handed to the user. */
+  #reported = false;
   #open = true;
+  /** Why the adapter closed the socket itself (a frame it could not take); reported on close. */
+  #failure: PulsarSocketError | undefined;
 
   private constructor(socket: WebSocket, options: PulsarSocketOptions) {
     this.#socket = socket;
     this.#options = options;
     this.#closed = new Promise((resolve) => {
-      socket.addEventListener('close', (event) => {
+      // Once: from the close event, or from close() when the peer never completes the handshake.
+      this.#reportClosed = (error) => {
+        if (this.#reported) return;
+        this.#reported = true;
         this.#stop();
         resolve();
-        options.onClose(new PulsarSocketError(`${options.what}: connection closed (${event.code}${event.reason === '' ? '' : ` ${event.reason}`})`));
-      });
+        options.onClose(this.#failure ?? error);
+      };
+    });
+    socket.addEventListener('close', (event) => {
+      this.#reportClosed(new PulsarSocketError(`${options.what}: connection closed (${event.code}${event.reason === '' ? '' : ` ${event.reason}`})`));
     });
     socket.addEventListener('message', (event) => {
-      if (typeof event.data !== 'string') return;
+      if (typeof event.data !== 'string' || this.#failure !== undefined || this.#reported) return;
       let frame: unknown;
       try {
         frame = JSON.parse(event.data);
       } catch {
         return; // the API speaks JSON only
       }
-      options.onFrame(frame);
+      // A frame its user cannot take must not throw out of the event listener (an uncaught
+      // exception ends the process): the connection is closed, and its user learns why on close.
+      try {
+        options.onFrame(frame);
+      } catch (error) {
+        this.#failure = new PulsarSocketError(`${options.what}: closed after a frame it cannot take: ${errorMessage(error)}`, error);
+        void this.close(BAD_FRAME_CODE, 'unexpected frame');
+      }
     });
     if (options.keepalive !== undefined) {
       const { frame, everyMs } = options.keepalive;
@@ -113,13 +136,20 @@ export class PulsarSocket {
     this.#socket.send(JSON.stringify(frame));
   }
 
-  /** Closes gracefully (idempotent); resolves once closed, or after a bound if the peer does not answer. */
+  /**
+   * Closes gracefully (idempotent); resolves once closed. A peer that does not answer the close
+   * handshake within a bound is taken as gone: the socket is reported closed (onClose) then, so
+   * nothing waiting on it waits for a broker that stalled or a connection that is half open.
+   */
   async close(code = 1000, reason = 'closing'): Promise<void> {
     this.#stop();
     if (this.#socket.readyState === WebSocket.CONNECTING || this.#socket.readyState === WebSocket.OPEN) this.#socket.close(code, reason);
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+      timer = setTimeout(() => {
+        this.#reportClosed(new PulsarSocketError(`${this.#options.what}: closed (the peer did not answer the close within ${CLOSE_TIMEOUT_MS} ms)`));
+        resolve();
+      }, CLOSE_TIMEOUT_MS);
     });
     await Promise.race([this.#closed, bound]).finally(() => clearTimeout(timer));
   }
@@ -139,5 +169,21 @@ export function openWithRetry(options: PulsarSocketOptions, policy: BackoffPolic
   return retry(() => PulsarSocket.open(options, signal), policy, signal, {
     isRetryable: () => true,
     onRetry: (error, attempt) => onFailure?.(error, attempt),
+  });
+}
+
+/** `work`, or an AbortedError as soon as `signal` fires (`work` goes on; its failure is then nobody's). */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(new AbortedError(`${what}: aborted`, { cause: signal.reason }));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      work.catch(() => undefined);
+      reject(new AbortedError(`${what}: aborted`, { cause: signal.reason }));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    void work.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, reject);
   });
 }

@@ -4,14 +4,17 @@
 // a closed connection is onRevoked (then the partition is subscribed again with backoff). A new
 // subscription starts at the earliest message. Records of all owned partitions are handed to the
 // core one at a time, as Kafka's are; a position commits by acknowledging every message handed on
-// below it. No rewind: pauses and parked destinations hold rows in memory. docs/design/pulsar.md.
+// below it. A rewind closes the owned partitions' consumers and subscribes again: the broker
+// redelivers every message not acknowledged, so pauses and parked destinations re-read instead of
+// holding rows in memory. docs/design/pulsar.md.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Secret } from '../config/secret.ts';
 import { ConfigError, InserterError } from '../errors/inserter-error.ts';
 import { backoffDelay, type BackoffPolicy } from '../sink/retry.ts';
-import { PulsarAdmin } from './pulsar-admin.ts';
+import { PulsarAdmin, pulsarUrlIssue } from './pulsar-admin.ts';
 import { ConsumerSession } from './pulsar-consumer.ts';
+import { untilAborted } from './pulsar-socket.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler } from './types.ts';
 import { partitionKey } from './types.ts';
 
@@ -41,6 +44,10 @@ export interface PulsarSourceOptions {
 
 const DEFAULT_RETRY: BackoffPolicy = { baseMs: 200, factor: 2, capMs: 5_000 };
 const NAME = /^[A-Za-z0-9_.=:%-]+$/;
+/** The close code of a consumer closed by a rewind (a client may send only 1000 or 3000–4999). */
+const REWIND_CODE = 4002;
+/** Failed subscribes in a row after a rewind before the partition is taken as lost although no other consumer is seen. */
+const RESUBSCRIBE_ATTEMPTS = 5;
 
 /** The partition's Exclusive subscription is held by another consumer (another inserter process). */
 export class PulsarSubscriptionBusyError extends Error {
@@ -53,7 +60,8 @@ export class PulsarSubscriptionBusyError extends Error {
 
 export function validatePulsarSourceOptions(options: PulsarSourceOptions): void {
   const issues: string[] = [];
-  if (!/^https?:\/\/[^/\s]+\/?$/.test(options.url)) issues.push(`pulsar url must be http(s)://host:port, got ${JSON.stringify(options.url)}`);
+  const urlIssue = pulsarUrlIssue(options.url);
+  if (urlIssue !== undefined) issues.push(urlIssue);
   for (const field of ['tenant', 'namespace', 'subscription'] as const) if (!NAME.test(options[field])) issues.push(`pulsar ${field} must be a Pulsar name, got ${JSON.stringify(options[field])}`);
   if (options.topics.length === 0) issues.push('pulsar topics must name at least one topic');
   for (const topic of options.topics) if (!NAME.test(topic) || /-partition-\d+$/.test(topic)) issues.push(`pulsar topic ${JSON.stringify(topic)} must be a topic name (not one partition of it)`);
@@ -161,7 +169,11 @@ export class PulsarSource implements Source {
     }
   }
 
-  /** Subscribes to one partition, owns it until its connection ends, and subscribes again. */
+  /**
+   * Subscribes to one partition, owns it until its connection ends, and subscribes again. A
+   * connection a rewind closed is subscribed again at once within the same ownership; only if
+   * another consumer holds the subscription by then (or subscribing keeps failing) is it revoked.
+   */
   async #own(ref: PartitionRef, name: string, handler: SourceHandler, stop: AbortSignal): Promise<void> {
     const key = partitionKey(ref.topic, ref.partition);
     const policy = this.#options.retry ?? DEFAULT_RETRY;
@@ -173,6 +185,8 @@ export class PulsarSource implements Source {
       consumerName: this.#consumerName,
     });
     const url = `${this.#options.url.replace(/^http/, 'ws').replace(/\/$/, '')}/ws/v2/consumer/${this.#admin.topicPath(name)}/${encodeURIComponent(this.#options.subscription)}?${query.toString()}`;
+    /** The core was told onAssigned and not onRevoked since. */
+    let owned = false;
     for (let attempt = 1; !stop.aborted; attempt++) {
       const session = new ConsumerSession({
         url,
@@ -186,15 +200,24 @@ export class PulsarSource implements Source {
         await session.open(stop);
       } catch (error) {
         if (stop.aborted) break;
-        this.#options.onError?.(await this.#explain(ref, name, error), attempt, ref);
+        // (Explained only when someone listens, or a rewind's subscribe must know who holds it.)
+        const explained = owned || this.#options.onError !== undefined ? await this.#explain(ref, name, error, stop) : error;
+        this.#options.onError?.(explained, attempt, ref);
+        if (owned && (explained instanceof PulsarSubscriptionBusyError || attempt >= RESUBSCRIBE_ATTEMPTS)) {
+          owned = false;
+          if (!this.#closer.signal.aborted) handler.onRevoked([ref]);
+        }
         await sleep(backoffDelay(policy, attempt), undefined, { signal: stop }).catch(() => undefined);
         continue;
       }
       attempt = 0;
       this.#sessions.set(key, session);
-      handler.onAssigned([ref]);
+      if (!owned) handler.onAssigned([ref]);
+      owned = true;
       await session.closed;
-      this.#sessions.delete(key);
+      if (this.#sessions.get(key) === session) this.#sessions.delete(key);
+      if (session.rewound) continue;
+      owned = false;
       // After close() the pipeline is done with the source: nothing more to tell it.
       if (!this.#closer.signal.aborted) handler.onRevoked([ref]);
     }
@@ -202,9 +225,9 @@ export class PulsarSource implements Source {
   }
 
   /** Why a subscribe failed, as far as the admin API can tell (the WebSocket API does not say). */
-  async #explain(ref: PartitionRef, name: string, error: unknown): Promise<unknown> {
+  async #explain(ref: PartitionRef, name: string, error: unknown, stop: AbortSignal): Promise<unknown> {
     try {
-      const stats = await this.#admin.stats(name, AbortSignal.timeout(5_000));
+      const stats = await this.#admin.stats(name, AbortSignal.any([stop, AbortSignal.timeout(5_000)]));
       const holders = (stats.subscriptions?.[this.#options.subscription]?.consumers ?? []).map((c) => c.consumerName ?? '?').filter((n) => n !== this.#consumerName);
       return holders.length > 0 ? new PulsarSubscriptionBusyError(ref, holders, error) : error;
     } catch {
@@ -244,6 +267,27 @@ export class PulsarSource implements Source {
         });
       }
     }
+  }
+
+  /**
+   * Re-reads every owned partition from its acknowledged position: its consumer is closed (not
+   * revoked: the ledger stays held) and subscribed again, and the broker redelivers every message
+   * not acknowledged to the new consumer of the Exclusive subscription. A consumer that handed
+   * nothing on since it subscribed already starts there and is kept. The closed consumers' frames
+   * are dropped before `onSwitch`, so nothing they received is handed on after it.
+   */
+  async rewind(onSwitch: () => void, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    const closing: Array<Promise<void>> = [];
+    for (const [key, session] of this.#sessions) {
+      if (!session.handedOn) continue;
+      // One the broker is closing already is revoked as usual once closed; it hands nothing more on either.
+      session.rewound = session.isOpen;
+      this.#sessions.delete(key);
+      closing.push(session.close(REWIND_CODE, 'rewind'));
+    }
+    onSwitch();
+    await untilAborted(Promise.all(closing), signal, 'closing the consumers for a rewind');
   }
 
   /** Closes every consumer gracefully: what is not acknowledged is delivered again to the next owner. Idempotent. */
