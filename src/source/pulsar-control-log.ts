@@ -35,12 +35,14 @@ export interface PulsarControlLogOptions {
   readonly retentionSizeInMB?: number;
   /** A keepalive on the reader while the topic is quiet, answered by the broker: silenceMs stays below it. Default 5 s. */
   readonly keepaliveMs?: number;
-  /** How long an append waits for the broker's receipt. Default 15 s. */
+  /** How long an append waits for the broker's receipt (then the producer's connection is taken as broken and closed). Default 15 s. */
   readonly writeTimeoutMs?: number;
 }
 
 export const TOMBSTONE_PROPERTY = 'tombstone';
 const REQUEST_TIMEOUT_MS = 15_000;
+/** The least silence after which a reader's connection is taken as closed. */
+const MIN_SILENT_MS = 2_000;
 
 interface ReaderFrame {
   readonly messageId: string;
@@ -65,6 +67,8 @@ export class PulsarControlLog implements ControlLog {
   #followed = false;
   #following: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
+  /** Closes of readers given up as silent, still waiting out the close bound. */
+  readonly #abandoned = new Set<Promise<void>>();
 
   constructor(options: PulsarControlLogOptions) {
     this.#options = options;
@@ -132,16 +136,28 @@ export class PulsarControlLog implements ControlLog {
     return offsetOf({ ledgerId: BigInt(body.ledgerId), entryId: BigInt(body.entryId), partition: -1, batchIndex: -1 });
   }
 
-  /** Keeps a reader open until close(), opening it again after the last delivered message when its connection ends. */
+  /**
+   * Keeps a reader open until close(), opening it again after the last delivered message when its
+   * connection ends — or goes silent: a connection that answers no keepalive for 3 × `keepaliveMs` (2 s at least) is
+   * taken as closed (half-open: the broker would never close it), given up and closed in the
+   * background, and a new reader opened after the last delivered message (nothing skipped: the
+   * reader's start id is exclusive; nothing repeated: a given-up reader delivers nothing more, and
+   * records at or before the last one are skipped by offset).
+   */
   async #read(onRecord: (record: ControlRecord) => void, onOffset: (offset: bigint) => void): Promise<void> {
     const stop = this.#stop.signal;
     const stopped = new Promise<undefined>((resolve) => {
       if (stop.aborted) resolve(undefined);
       stop.addEventListener('abort', () => resolve(undefined), { once: true });
     });
+    const keepaliveMs = this.#options.keepaliveMs ?? 5_000;
     for (let attempt = 1; !stop.aborted; attempt++) {
       const query = new URLSearchParams({ messageId: this.#last?.id ?? 'earliest', receiverQueueSize: '1000', readerName: `inserter-control-${this.#options.replicaId}` });
       const closed = Promise.withResolvers<Error>();
+      /** This reader still delivers: false once it is given up. */
+      let live = true;
+      let watchdog: NodeJS.Timeout | undefined;
+      let silent = false;
       try {
         this.#reader = await PulsarSocket.open(
           {
@@ -149,26 +165,52 @@ export class PulsarControlLog implements ControlLog {
             headers: this.#admin.authHeaders(),
             what: `control topic reader of ${this.#options.topic}`,
             // Answered with {"endOfTopic": false} without counting as an acknowledgement.
-            keepalive: { frame: { type: 'isEndOfTopic' }, everyMs: this.#options.keepaliveMs ?? 5_000 },
-            onFrame: (frame) => this.#onFrame(frame, onRecord, onOffset),
+            keepalive: { frame: { type: 'isEndOfTopic' }, everyMs: keepaliveMs },
+            onFrame: (frame) => {
+              if (live) this.#onFrame(frame, onRecord, onOffset);
+            },
             onClose: (error) => closed.resolve(error),
           },
           stop,
         );
         this.#lastHeard = Date.now();
         attempt = 0;
+        // Half-open: keepalives unanswered, and no close coming. Taken as closed after 3 keepalives
+        // (2 s at least: a short stall of this process does not replace a live reader).
+        watchdog = setInterval(() => {
+          const silence = Date.now() - this.#lastHeard;
+          if (silence <= Math.max(3 * keepaliveMs, MIN_SILENT_MS)) return;
+          silent = true;
+          closed.resolve(new Error(`control topic reader of ${this.#options.topic}: nothing heard for ${silence} ms (keepalives unanswered): the connection is taken as closed`));
+        }, keepaliveMs);
+        watchdog.unref();
         const error = await Promise.race([closed.promise, stopped]);
         if (error === undefined) return;
         throw error;
       } catch (error) {
         if (stop.aborted) return;
         this.#options.logger.warn({ err: error, attempt, topic: this.#options.topic }, 'control topic reader failed; reading again after the last record');
+        // A silent reader is closed in the background (its close waits out a bound), but delivers nothing more first.
+        live = false;
+        if (silent && this.#reader !== undefined) {
+          this.#abandon(this.#reader);
+          this.#reader = undefined;
+        }
         await sleep(backoffDelay(this.#options.retry, Math.max(1, attempt)), undefined, { signal: stop }).catch(() => undefined);
       } finally {
+        live = false;
+        clearInterval(watchdog);
         await this.#reader?.close();
         this.#reader = undefined;
       }
     }
+  }
+
+  /** Closes a given-up socket in the background; close() waits for it. */
+  #abandon(socket: PulsarSocket): void {
+    const closing = socket.close(4000, 'silent').catch(() => undefined);
+    this.#abandoned.add(closing);
+    void closing.finally(() => this.#abandoned.delete(closing));
   }
 
   #onFrame(frame: unknown, onRecord: (record: ControlRecord) => void, onOffset: (offset: bigint) => void): void {
@@ -211,12 +253,20 @@ export class PulsarControlLog implements ControlLog {
       async () => {
         await this.#ensureTopic(both);
         const producer = await this.#producer(both);
+        // No receipt within writeTimeoutMs: the producer closes the connection (pulsar-producer.ts: a
+        // TimeoutError abort), so the next append opens a new one. A timer of its own rather than
+        // AbortSignal.timeout, which is held only weakly once combined.
+        const ms = this.#options.writeTimeoutMs ?? 15_000;
+        const receipt = new AbortController();
+        const timer = setTimeout(() => receipt.abort(new DOMException(`no receipt within ${ms} ms`, 'TimeoutError')), ms);
         try {
-          return await producer.send(message, AbortSignal.any([both, AbortSignal.timeout(this.#options.writeTimeoutMs ?? 15_000)]));
+          return await producer.send(message, AbortSignal.any([both, receipt.signal]));
         } catch (error) {
           if (both.aborted) throw new AbortedError('control record not written: aborted', { cause: error });
           if (error instanceof PulsarPublishError && !error.sent) throw error; // not sent: try again
           throw new InserterError('INSERTER_CONTROL_WRITE', `control record ${key} not acknowledged: ${errorMessage(error)}`, { cause: error, retryable: true });
+        } finally {
+          clearTimeout(timer);
         }
       },
       this.#options.retry,
@@ -262,13 +312,24 @@ export class PulsarControlLog implements ControlLog {
     return this.#ready;
   }
 
+  /**
+   * Stops reading and writing, closing the reader and the producer in parallel. A half-open one
+   * takes pulsar-socket.ts's close bound (5 s) to be reported closed, and its TCP socket outlives
+   * close(): Node's WebSocket has no forced close (docs/design/pulsar.md, "Bus adapters").
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#stop.abort();
-      await this.#following?.catch(() => undefined);
-      await this.#reader?.close();
-      await this.#opening?.catch(() => undefined);
-      await this.#open?.close();
+      await Promise.all([
+        // #read's finally closes its reader.
+        this.#following?.catch(() => undefined),
+        this.#reader?.close(),
+        (async () => {
+          await this.#opening?.catch(() => undefined);
+          await this.#open?.close();
+        })(),
+        ...this.#abandoned,
+      ]);
     })();
     return this.#closing;
   }

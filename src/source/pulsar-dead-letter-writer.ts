@@ -16,7 +16,7 @@ import type { Secret } from '../config/secret.ts';
 import { errorMessage } from '../errors/inserter-error.ts';
 import type { RawDeadLetter } from '../deadletter/record.ts';
 import { deadLetterHeader } from '../deadletter/types.ts';
-import { DeadLetterPublisher, DeadLetterWriteError, type DeadLetterHooks, type DeadLetterMessage, type DeadLetterTransport } from '../deadletter/writer.ts';
+import { DeadLetterPublisher, DeadLetterWriteError, defaultDeadLetterWriteTimeoutMs, type DeadLetterHooks, type DeadLetterMessage, type DeadLetterTransport } from '../deadletter/writer.ts';
 import type { BackoffPolicy } from '../sink/retry.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { PulsarAdmin, PulsarRequestError } from './pulsar-admin.ts';
@@ -43,7 +43,13 @@ export interface PulsarDeadLetterWriterOptions {
   /** Failed attempts, dead letters waiting, parts omitted (metrics). */
   readonly hooks?: DeadLetterHooks;
   readonly keepaliveMs?: number;
+  /** How long a topic found to exist is trusted before the admin API is asked again. Default 3 s. */
+  readonly topicCheckMs?: number;
 }
+
+const DEFAULT_TOPIC_CHECK_MS = 3_000;
+/** After the write timeout: the publisher's own bound fires first and reports the timeout. */
+const RECEIPT_MARGIN_MS = 1_000;
 
 /** The dead-letter writer over Pulsar. */
 export class PulsarDeadLetterWriter extends DeadLetterPublisher {
@@ -65,8 +71,9 @@ class PulsarDeadLetterTransport implements DeadLetterTransport {
   readonly #opening = new Map<string, Promise<PulsarProducer>>();
   /** Ends admin calls and producer opens still running at close(). */
   readonly #closer = new AbortController();
-  /** Topics created here whose retention is not set yet. */
-  readonly #unretained = new Set<string>();
+  /** When each topic was last found to exist (and, with `createTopics`, retained); checks in flight. */
+  readonly #checked = new Map<string, number>();
+  readonly #checking = new Map<string, Promise<void>>();
   /** The frame limit: configured, or learned from the broker closing a connection over a larger frame. */
   #maxFrameBytes: number | undefined;
 
@@ -77,53 +84,99 @@ class PulsarDeadLetterTransport implements DeadLetterTransport {
   }
 
   /**
-   * An open producer proves the topic (a topic with producers is not deleted); otherwise the admin
-   * API is asked. A topic created here gets its retention before anything is written to it: without
-   * one, Pulsar deletes the messages no subscription needs, and the topic itself once idle.
+   * Asks the admin API whether the topic exists, at most every `topicCheckMs` per topic (an open
+   * producer proves nothing: the WebSocket service's client reconnects it to a deleted topic, which
+   * the namespace's automatic topic creation creates again — without retention, even without
+   * `createTopics`). A missing topic is INSERTER_DLQ_TOPIC_MISSING without `createTopics` (and its
+   * producer is closed); with it, it is created. With `createTopics`, a non-partitioned topic without a
+   * retention of its own gets one before anything is written to it: without one, Pulsar deletes the
+   * messages no subscription needs, and the topic itself once idle.
    */
   async prepare(topic: string): Promise<void> {
+    const checkedAt = this.#checked.get(topic);
+    if (checkedAt !== undefined && Date.now() - checkedAt < (this.#options.topicCheckMs ?? DEFAULT_TOPIC_CHECK_MS)) return;
+    let checking = this.#checking.get(topic);
+    if (checking === undefined) {
+      const started = Date.now();
+      checking = this.#check(topic)
+        .then(() => {
+          this.#checked.set(topic, started);
+        })
+        .finally(() => this.#checking.delete(topic));
+      this.#checking.set(topic, checking);
+    }
+    await checking;
+  }
+
+  async #check(topic: string): Promise<void> {
     const signal = this.#closer.signal;
-    if (!this.#unretained.has(topic)) {
-      if (this.#open.get(topic)?.isOpen === true || (await this.#exists(topic))) return;
+    let kind: 'topic' | 'partitioned' | 'created' | undefined = await this.#exists(topic);
+    if (kind === undefined) {
+      // A producer left open would create the topic again (its client reconnects): closed.
+      await this.#drop(topic);
       if (!this.#options.createTopics) throw missingTopic(topic);
       try {
         await this.#admin.createTopic(topic, signal);
       } catch (error) {
         throw missingTopic(topic, error);
       }
-      this.#unretained.add(topic);
+      kind = 'created';
       this.#options.logger.info({ topic }, 'dead-letter topic created');
     }
+    // A partitioned topic is not created here (nor by automatic creation, by default): used as it is.
+    if (!this.#options.createTopics || kind === 'partitioned') return;
     try {
-      await this.#admin.setRetention(topic, { retentionTimeInMinutes: -1, retentionSizeInMB: this.#options.retentionSizeInMB ?? 10_240 }, signal);
+      // Created here: it has none yet.
+      const current = kind === 'created' ? undefined : await this.#admin.retention(topic, signal);
+      if (current === undefined) await this.#admin.setRetention(topic, { retentionTimeInMinutes: -1, retentionSizeInMB: this.#options.retentionSizeInMB ?? 10_240 }, signal);
     } catch (error) {
       throw new DeadLetterWriteError(
         'INSERTER_DLQ_FAILED',
         topic,
-        `the dead-letter topic ${topic} was created, but its retention could not be set (nothing is written to it without one): ${errorMessage(error)}`,
+        `the retention of the dead-letter topic ${topic} could not be checked or set (nothing is written to it without one): ${errorMessage(error)}`,
         {
           cause: error,
         },
       );
     }
-    this.#unretained.delete(topic);
   }
 
-  /** Whether the topic exists, non-partitioned or partitioned (the non-partitioned stats of a partitioned topic are a 404). */
-  async #exists(topic: string): Promise<boolean> {
+  /** Whether the topic exists: non-partitioned (`topic`), partitioned (the non-partitioned stats of a partitioned topic are a 404), or not (undefined). */
+  async #exists(topic: string): Promise<'topic' | 'partitioned' | undefined> {
     const signal = this.#closer.signal;
     try {
       await this.#admin.stats(topic, signal);
-      return true;
+      return 'topic';
     } catch (error) {
       if (!(error instanceof PulsarRequestError) || error.status !== 404) throw error;
     }
-    return (await this.#admin.partitions(topic, signal)) > 0;
+    return (await this.#admin.partitions(topic, signal)) > 0 ? 'partitioned' : undefined;
   }
 
+  /** Closes the topic's producer, if open. */
+  async #drop(topic: string): Promise<void> {
+    const producer = this.#open.get(topic);
+    if (producer === undefined) return;
+    this.#open.delete(topic);
+    await producer.close().catch(() => undefined);
+  }
+
+  /**
+   * Sends through the topic's producer. A send without a receipt a little after the write timeout
+   * (the publisher reports the timeout first) closes the connection (pulsar-producer.ts: it is
+   * broken), and fails: the publisher then writes the dead letter again through a new producer.
+   */
   async send(message: DeadLetterMessage): Promise<void> {
     const producer = await this.#producer(message.topic);
-    await producer.send(toPulsarMessage(message));
+    const ms = (this.#options.writeTimeoutMs ?? defaultDeadLetterWriteTimeoutMs) + RECEIPT_MARGIN_MS;
+    // A timer of its own rather than AbortSignal.timeout: the signal is the producer's only reference to it.
+    const receipt = new AbortController();
+    const timer = setTimeout(() => receipt.abort(new DOMException(`no receipt within ${ms} ms`, 'TimeoutError')), ms);
+    try {
+      await producer.send(toPulsarMessage(message), receipt.signal);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #producer(topic: string): Promise<PulsarProducer> {

@@ -9,6 +9,16 @@
 // "Text message size [n] exceeds maximum size [m]", or 1006 for much larger frames) and loses every
 // receipt in flight, so frames above `maxFrameBytes` are never sent; a message above the topic's or
 // the broker's maxMessageSize is answered with a `send-error` receipt ("Exceed maximum message size").
+// A frame of several MB often gets the abnormal 1006 instead of the 1009 naming the limit: a 1006 with
+// a send above the default limit in flight is taken as that send being too large, and the limit as
+// the default's.
+//
+// A broken connection (half-open: open, but nothing comes back) is known only by a receipt that does
+// not come: a receipt wait that ends by the caller's timeout (an abort whose reason is a TimeoutError)
+// or by the producer's own bound closes the connection, so the next send goes through a new producer
+// (`isOpen` is false at once). Closing a half-open connection: Node's WebSocket has no forced close —
+// pulsar-socket.ts reports it closed after its close bound (5 s), but the TCP socket itself stays open
+// until the peer answers or the operating system gives up on it.
 import type { PulsarAdmin } from './pulsar-admin.ts';
 import { decodeMessageId, type PulsarMessageId } from './pulsar-message-id.ts';
 import { PulsarSocket } from './pulsar-socket.ts';
@@ -21,6 +31,8 @@ const SERVICE_SEND_TIMEOUT_MS = 30_000;
 const RECEIPT_TIMEOUT_MS = SERVICE_SEND_TIMEOUT_MS + 15_000;
 const TOO_LARGE = /exceed(?:s|ed)? (?:the )?max(?:imum)? ?message ?size|maxMessageSize|message too (?:big|large)/i;
 const FRAME_LIMIT = /exceeds maximum size \[(\d+)\]/;
+/** The abnormal close (no close frame: the peer dropped the connection), as pulsar-socket.ts words it. */
+const ABNORMAL_CLOSE = /connection closed \(1006\b/;
 
 /** A publish that did not get an `ok` receipt. */
 export class PulsarPublishError extends Error {
@@ -112,12 +124,16 @@ export class PulsarProducer {
         onClose: (error) => {
           // Over the WebSocket service's frame limit: learn the limit; the frames above it were refused.
           const frameLimit = FRAME_LIMIT.exec(error.message);
-          if (frameLimit !== null) {
-            limit.bytes = Math.min(limit.bytes, Number(frameLimit[1]));
+          // A frame of several MB is often dropped with 1006, without the limit: a send above the
+          // default limit in flight is taken as the cause, and the limit as the default's (sending it
+          // again would only drop the connection again).
+          const dropped = frameLimit === null && ABNORMAL_CLOSE.test(error.message) && [...waiting.values()].some((sent) => sent.bytes > DEFAULT_MAX_FRAME_BYTES);
+          if (frameLimit !== null || dropped) {
+            limit.bytes = Math.min(limit.bytes, frameLimit === null ? DEFAULT_MAX_FRAME_BYTES : Number(frameLimit[1]));
             options.onFrameLimit?.(limit.bytes);
           }
           for (const sent of waiting.values()) {
-            const tooLarge = frameLimit !== null && sent.bytes > limit.bytes;
+            const tooLarge = (frameLimit !== null || dropped) && sent.bytes > limit.bytes;
             sent.reject(
               new PulsarPublishError(tooLarge ? `${options.what}: the frame of ${sent.bytes} bytes is over the broker's WebSocket frame limit of ${limit.bytes}` : error.message, {
                 sent: true,
@@ -141,7 +157,9 @@ export class PulsarProducer {
   /**
    * Publishes one message and resolves with its id once the broker acknowledged it (persisted).
    * Rejects with a PulsarPublishError: refused (receipt), too large, the connection ended, no receipt
-   * in time (then the connection is closed: it is broken), or the signal fired (the message may still land).
+   * in time (then the connection is closed: it is broken), or the signal fired (the message may still
+   * land). A signal that fired with a TimeoutError (`AbortSignal.timeout`) is a receipt that did not
+   * come in time as well: the connection is closed, so the next send does not reuse a broken one.
    */
   send(message: OutgoingMessage, signal?: AbortSignal): Promise<PulsarMessageId> {
     const context = String(++this.#context);
@@ -166,7 +184,18 @@ export class PulsarProducer {
       const onAbort = (): void => {
         this.#waiting.delete(context);
         finish();
-        reject(new PulsarPublishError(`${this.#what}: aborted while waiting for the receipt (the message may still land)`, { sent: true, cause: signal?.reason }));
+        const timedOut = signal?.reason instanceof DOMException && signal.reason.name === 'TimeoutError';
+        reject(
+          new PulsarPublishError(
+            `${this.#what}: ${timedOut ? 'no receipt in time' : 'aborted while waiting for the receipt'} (the message may still land)${timedOut ? '; the connection is closed' : ''}`,
+            {
+              sent: true,
+              cause: signal?.reason,
+            },
+          ),
+        );
+        // No receipt in time: the connection is taken as broken (half-open), and closed.
+        if (timedOut) void this.#socket.close(4000, 'no receipt');
       };
       const timer = setTimeout(() => {
         this.#waiting.delete(context);
@@ -196,7 +225,11 @@ export class PulsarProducer {
     });
   }
 
-  /** Closes the producer; sends still waiting fail (they may have been published). */
+  /**
+   * Closes the producer; sends still waiting fail (they may have been published). On a half-open
+   * connection this resolves after pulsar-socket.ts's close bound (5 s), the sends failing then, but
+   * the TCP socket outlives it: Node's WebSocket has no forced close (docs/design/pulsar.md, "Bus adapters").
+   */
   close(): Promise<void> {
     return this.#socket.close();
   }
