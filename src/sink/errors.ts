@@ -42,3 +42,21 @@ export function asWarehouseError(error: unknown): WarehouseError {
   const message = error instanceof Error ? error.message : String(error);
   return new WarehouseError(ErrorClasses.unknown, message.slice(0, 1000), undefined, error);
 }
+
+/**
+ * Socket-level error codes of Node and undici that mean the request got no answer: the same for
+ * every warehouse reached over HTTP, so each adapter's classifier starts from these.
+ */
+export const socketErrorCodes: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);

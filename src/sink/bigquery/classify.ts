@@ -7,7 +7,7 @@
 // `cause` chain: fetch wraps the socket's error). Server text is kept only redacted (redact()): a
 // proxy or gateway may echo the request's Authorization header.
 import { ErrorClasses, type ErrorClass } from '../../errors/classes.ts';
-import { WarehouseError } from '../errors.ts';
+import { socketErrorCodes, WarehouseError } from '../errors.ts';
 import type { JobResource } from './api.ts';
 
 /** An error as BigQuery reports it: an HTTP error's `errors[]` entry or a job's `errorResult`. */
@@ -49,20 +49,10 @@ const byStatus = new Map<number, ErrorClass>([
 ]);
 
 const networkCodes = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNABORTED',
-  'UND_ERR_SOCKET',
+  ...socketErrorCodes,
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
-  'ERR_STREAM_PREMATURE_CLOSE',
   // gaxios: its request timeout (the destination's requestTimeoutMs) and an abort that was not ours.
   'TimeoutError',
   'AbortError',

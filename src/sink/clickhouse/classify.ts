@@ -2,7 +2,7 @@
 // one place that knows ClickHouse exception codes; docs/errors.md is the prose version of this table.
 import { ClickHouseError } from '@clickhouse/client';
 import { ErrorClasses, type ErrorClass } from '../../errors/classes.ts';
-import { WarehouseError } from '../errors.ts';
+import { socketErrorCodes, WarehouseError } from '../errors.ts';
 
 const byCode = new Map<number, ErrorClass>();
 const set = (cls: ErrorClass, codes: number[]): void => codes.forEach((code) => byCode.set(code, cls));
@@ -20,19 +20,6 @@ set(ErrorClasses.rowData, [6, 25, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 1
 /** ClickHouse names the failing row of a text format: "(at row N)", 1-based. */
 const rowHint = /\(at row (\d+)\)/;
 
-const networkCodes = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNABORTED',
-  'UND_ERR_SOCKET',
-  'ERR_STREAM_PREMATURE_CLOSE',
-]);
 /** Network conditions and 5xx pages of proxies in front of ClickHouse (no ClickHouse code). */
 const networkText = /timeout|timed out|socket hang up|other side closed|terminated|premature close|bad gateway|service unavailable|gateway time-?out|\b50[234]\b/i;
 
@@ -53,7 +40,7 @@ export function classifyClickHouseError(error: unknown): WarehouseError {
   }
   const code = (error as { code?: unknown } | undefined)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  if ((typeof code === 'string' && networkCodes.has(code)) || networkText.test(message)) {
+  if ((typeof code === 'string' && socketErrorCodes.has(code)) || networkText.test(message)) {
     return new WarehouseError(ErrorClasses.transientNetwork, firstLine(message), undefined, error);
   }
   return new WarehouseError(ErrorClasses.unknown, firstLine(message), undefined, error);
