@@ -26,6 +26,7 @@
 // --inserter-env K=V (repeatable): environment for the inserter process.
 // --batch K=V[,K=V]: the inserter's `batch` settings (maxRows, maxBytes, maxAgeMs; default: its defaults).
 // --variant-env K=V, --variant-compression C, --variant-batch K=V[,K=V], --variant-rev REV,
+// --variant-fetch-max-bytes B, --variant-max-buffered-mib M,
 // --variant-encoding typed (the variant encodes typed, for an A/B of the typed path),
 // --variant-no-ledger (exactlyOnce.enabled: false — what the ledger's writes cost): one more
 // system, `variant`: the pass-through inserter with these overrides on top of the above (or of

@@ -33,11 +33,13 @@ export async function startInserterConsumer(
   const metricsPort = await freePort();
   const compression = variant && argv['variant-compression'] !== undefined ? argv['variant-compression'] : argv.compression;
   const batch = variant ? VARIANT_BATCH : BATCH;
+  const fetchMaxBytes = variant && argv['variant-fetch-max-bytes'] !== undefined ? argv['variant-fetch-max-bytes'] : argv['fetch-max-bytes'];
+  const maxBufferedMib = variant && argv['variant-max-buffered-mib'] !== undefined ? argv['variant-max-buffered-mib'] : argv['max-buffered-mib'];
   const proc = await startInserter(
     {
-      kafka: { brokers: [kafka?.bootstrap], groupId, clientId: 'bench', ...(argv['fetch-max-bytes'] === undefined ? {} : { fetchMaxBytes: Number(argv['fetch-max-bytes']) }) },
+      kafka: { brokers: [kafka?.bootstrap], groupId, clientId: 'bench', ...(fetchMaxBytes === undefined ? {} : { fetchMaxBytes: Number(fetchMaxBytes) }) },
       destinations: [{ id: 'ch', url: ch.url, database: 'posthog', ...(compression === undefined ? {} : { compression }) }],
-      ...(argv['max-buffered-mib'] === undefined ? {} : { maxBufferedBytes: Number(argv['max-buffered-mib']) * 1024 * 1024 }),
+      ...(maxBufferedMib === undefined ? {} : { maxBufferedBytes: Number(maxBufferedMib) * 1024 * 1024 }),
       ...(batch === undefined || Object.keys(batch).length === 0 ? {} : { batch }),
       ...(variant && argv['variant-no-ledger'] ? { exactlyOnce: { enabled: false } } : {}),
       ...(registry === undefined ? {} : { schemaRegistry: { url: registry.url } }),

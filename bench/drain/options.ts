@@ -33,6 +33,8 @@ export const { values: argv } = parseArgs({
     'variant-no-ledger': { type: 'boolean', default: false },
     'variant-rev': { type: 'string' },
     'variant-encoding': { type: 'string' },
+    'variant-fetch-max-bytes': { type: 'string' },
+    'variant-max-buffered-mib': { type: 'string' },
     typed: { type: 'boolean', default: false },
     format: { type: 'string', default: 'json' },
     'profile-system': { type: 'string', default: 'inserter' },
@@ -46,7 +48,7 @@ if (argv.help) {
     readFileSync(join(import.meta.dirname, '..', 'drain.ts'), 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('//'))
-      .slice(0, 38)
+      .slice(0, 39)
       .map((l) => l.slice(3))
       .join('\n') + '\n',
   );
@@ -121,6 +123,8 @@ export const VARIANT =
   argv['variant-env'] !== undefined ||
   argv['variant-compression'] !== undefined ||
   argv['variant-batch'] !== undefined ||
+  argv['variant-fetch-max-bytes'] !== undefined ||
+  argv['variant-max-buffered-mib'] !== undefined ||
   argv['variant-no-ledger'];
 export const VARIANT_ENV: Record<string, string> = Object.fromEntries((argv['variant-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 export const TOPIC = 'clickhouse_events_json';
