@@ -21,6 +21,7 @@ import { describeKafkaSecurity } from '../source/kafka-connection.ts';
 import { checkKafkaBus, openKafkaBus } from './bus-kafka.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
+import { loadSentry } from '../telemetry/sentry.ts';
 
 const usage = `usage:
   inserter run --config FILE          consume the configured routes and insert them
@@ -165,6 +166,8 @@ async function run(args: string[]): Promise<number> {
   const pulsar = kafkaConfig === undefined ? await import('./bus-pulsar.ts') : undefined;
   const stop = kafkaConfig !== undefined ? await checkKafkaBus(kafkaConfig, logger) : await pulsar?.checkPulsarBus(config, logger);
   if (stop !== undefined) return stop;
+  // Sentry's SDK (~50 MiB resident) loads only when reports go somewhere.
+  if (config.telemetry.sentryDsn !== undefined && config.telemetry.sentryDsn !== '') await loadSentry();
   const metrics = new Metrics({ defaultMetrics: true });
   const bus = kafkaConfig !== undefined ? openKafkaBus(kafkaConfig, logger, metrics) : pulsar?.openPulsarBus(config, logger, metrics);
   if (bus === undefined) return 1; // unreachable: the configuration names exactly one bus

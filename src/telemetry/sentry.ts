@@ -4,8 +4,18 @@
 // names the rows (route, topic, partition, offsets, team, table, code, attempts) with a truncated,
 // scrubbed sample row. Credentials never leave the process: they are not in the context, and
 // anything that looks like one is scrubbed from messages and samples.
-import { NodeClient, Scope, defaultStackParser, makeNodeTransport } from '@sentry/node';
+// The SDK is loaded only when a DSN is configured (loadSentry): it brings OpenTelemetry with it,
+// ~50 MiB resident (docs/benchmarks.md, session 14) that a process without Sentry need not hold.
+import type * as Sentry from '@sentry/node';
 import type { Logger } from './logger.ts';
+
+type SentrySdk = typeof Sentry;
+let sdk: SentrySdk | undefined;
+
+/** Loads the Sentry SDK once per process; an ErrorReporter with a DSN needs it loaded first. */
+export async function loadSentry(): Promise<void> {
+  sdk ??= await import('@sentry/node');
+}
 
 export interface FailureContext {
   readonly errorClass: string;
@@ -44,7 +54,8 @@ interface Window {
 }
 
 export class ErrorReporter {
-  readonly #client: NodeClient | undefined;
+  readonly #client: Sentry.NodeClient | undefined;
+  readonly #scope: SentrySdk['Scope'] | undefined;
   readonly #windowMs: number;
   readonly #transientAttempts: number;
   readonly #sampleBytes: number;
@@ -55,10 +66,13 @@ export class ErrorReporter {
     this.#transientAttempts = options.transientAttempts ?? 5;
     this.#sampleBytes = options.sampleBytes ?? 1024;
     if (options.dsn === undefined || options.dsn === '') return;
-    this.#client = new NodeClient({
+    // A programming error, not a configuration one: the CLI loads the SDK when it reads a DSN.
+    if (sdk === undefined) throw new Error('a Sentry DSN is configured but the SDK was not loaded: await loadSentry() first');
+    this.#scope = sdk.Scope;
+    this.#client = new sdk.NodeClient({
       dsn: options.dsn,
-      transport: makeNodeTransport,
-      stackParser: defaultStackParser,
+      transport: sdk.makeNodeTransport,
+      stackParser: sdk.defaultStackParser,
       integrations: [],
       sendClientReports: false,
       tracesSampleRate: 0,
@@ -87,7 +101,7 @@ export class ErrorReporter {
 
   /** Reports unless rate-limited or not worth it; returns the event id when one was sent. */
   report(error: unknown, context: FailureContext, now = Date.now()): string | undefined {
-    if (this.#client === undefined || !this.worthReporting(context)) return undefined;
+    if (this.#client === undefined || this.#scope === undefined || !this.worthReporting(context)) return undefined;
     const key = `${context.errorClass}\u0000${context.destination}\u0000${context.table}`;
     const window = this.#windows.get(key);
     if (window !== undefined && now - window.sentAt < this.#windowMs) {
@@ -96,7 +110,7 @@ export class ErrorReporter {
     }
     const suppressed = window?.suppressed ?? 0;
     this.#windows.set(key, { sentAt: now, suppressed: 0 });
-    const scope = new Scope();
+    const scope = new this.#scope();
     scope.setClient(this.#client);
     scope.setFingerprint(['inserter', context.errorClass, context.destination, context.table]);
     scope.setLevel(context.transient ? 'warning' : 'error');

@@ -4,48 +4,22 @@
 // next one counts what was suppressed); transient failures wait for the threshold; no credential
 // (password, basic auth, URL user info) reaches the wire.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
-import { ErrorReporter, type FailureContext } from '../../../src/telemetry/sentry.ts';
+import { ErrorReporter, loadSentry, type FailureContext } from '../../../src/telemetry/sentry.ts';
+import { startSentryFake, type SentryFake } from '../../helpers/sentry-fake.ts';
 
-interface Envelope {
-  header: Record<string, unknown>;
-  items: Array<{ header: Record<string, unknown>; payload: Record<string, unknown> }>;
-}
-
-const received: Envelope[] = [];
-const raw: string[] = [];
-let server: Server;
-let dsn: string;
+const run = promisify(execFile);
+let sentry: SentryFake;
 
 before(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      let body = Buffer.concat(chunks);
-      if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-      const text = body.toString('utf8');
-      raw.push(text);
-      const lines = text.split('\n').filter((l) => l !== '');
-      const envelope: Envelope = { header: JSON.parse(lines[0] ?? '{}') as Record<string, unknown>, items: [] };
-      for (let i = 1; i + 1 < lines.length; i += 2) {
-        envelope.items.push({ header: JSON.parse(lines[i] ?? '{}') as Record<string, unknown>, payload: JSON.parse(lines[i + 1] ?? '{}') as Record<string, unknown> });
-      }
-      received.push(envelope);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  dsn = `http://public@127.0.0.1:${address.port}/1`;
+  await loadSentry();
+  sentry = await startSentryFake();
 });
 
 after(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await sentry.close();
 });
 
 const context = (over: Partial<FailureContext> = {}): FailureContext => ({
@@ -67,12 +41,8 @@ const context = (over: Partial<FailureContext> = {}): FailureContext => ({
   ...over,
 });
 
-function events(): Array<Record<string, unknown>> {
-  return received.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload));
-}
-
 test('events carry context, fingerprint and a scrubbed sample; a storm is one event; no credentials', async () => {
-  const reporter = new ErrorReporter({ dsn, windowMs: 60_000 });
+  const reporter = new ErrorReporter({ dsn: sentry.dsn, windowMs: 60_000 });
   const error = new Error('Code: 516. DB::Exception: ingest: Authentication failed (url http://ingest:s3cr3t@ch.example:8123, Authorization: Basic aW5nZXN0OnMzY3IzdA==)');
   const t0 = 1_000_000;
   assert.ok(reporter.report(error, context(), t0));
@@ -82,7 +52,7 @@ test('events carry context, fingerprint and a scrubbed sample; a storm is one ev
   // After the window, one more event counting the suppressed ones.
   assert.ok(reporter.report(error, context(), t0 + 61_000));
   assert.equal(await reporter.flush(5_000), true);
-  const got = events();
+  const got = sentry.events();
   assert.equal(got.length, 3, 'three events for 1,003 failures');
   const [first, , third] = got as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>];
   assert.deepEqual(first.fingerprint, ['inserter', 'authentication', 'eu', 'posthog.events']);
@@ -100,20 +70,20 @@ test('events carry context, fingerprint and a scrubbed sample; a storm is one ev
   assert.ok(sample.length <= 1024 + 20, 'truncated');
   assert.match(sample, /…\[truncated\]$/);
   assert.equal(((third.contexts as Record<string, Record<string, unknown>>).delivery as Record<string, unknown>).suppressed_since_last_event, 1000);
-  const wire = raw.join('\n');
+  const wire = sentry.raw.join('\n');
   for (const secret of ['hunter2', 's3cr3t', 'aW5nZXN0OnMzY3IzdA==', 'phc_secret']) assert.ok(!wire.includes(secret), `no ${secret} on the wire`);
   await reporter.close();
 });
 
 test('transient failures are reported only once they persist; no DSN means no client', async () => {
-  received.length = 0;
-  const reporter = new ErrorReporter({ dsn, transientAttempts: 5 });
+  sentry.received.length = 0;
+  const reporter = new ErrorReporter({ dsn: sentry.dsn, transientAttempts: 5 });
   const transient = context({ errorClass: 'too_many_parts', serverCode: 252, transient: true, action: 'retry', sample: '{"password":"x","ok":1}' });
   assert.equal(reporter.report(new Error('Too many parts'), { ...transient, attempts: 1 }), undefined);
   assert.equal(reporter.report(new Error('Too many parts'), { ...transient, attempts: 4 }), undefined);
   assert.ok(reporter.report(new Error('Too many parts'), { ...transient, attempts: 5 }));
   assert.equal(await reporter.flush(5_000), true);
-  const got = events();
+  const got = sentry.events();
   assert.equal(got.length, 1);
   assert.equal(got[0]?.level, 'warning');
   const delivery = (got[0]?.contexts as Record<string, Record<string, unknown>>).delivery ?? {};
@@ -122,4 +92,23 @@ test('transient failures are reported only once they persist; no DSN means no cl
   const none = new ErrorReporter({ dsn: undefined });
   assert.equal(none.enabled, false);
   assert.equal(none.report(new Error('x'), context()), undefined);
+});
+
+test('the SDK is not loaded by the pipeline or the CLI until a DSN asks for it', async () => {
+  // A fresh process records every module it resolves; the pipeline and the Kafka bus load none of Sentry's.
+  const script = `
+    import { registerHooks } from 'node:module';
+    const seen = [];
+    registerHooks({ resolve(specifier, context, next) { if (specifier.startsWith('@sentry/')) seen.push(specifier); return next(specifier, context); } });
+    await import(${JSON.stringify(new URL('../../../src/pipeline/pipeline.ts', import.meta.url).href)});
+    await import(${JSON.stringify(new URL('../../../src/cli/bus-kafka.ts', import.meta.url).href)});
+    const { loadSentry } = await import(${JSON.stringify(new URL('../../../src/telemetry/sentry.ts', import.meta.url).href)});
+    const before = seen.length;
+    await loadSentry();
+    process.stdout.write(JSON.stringify({ before, after: seen.length }));
+  `;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
+  const { before, after } = JSON.parse(stdout) as { before: number; after: number };
+  assert.equal(before, 0, 'no Sentry module before loadSentry()');
+  assert.ok(after > 0, 'loadSentry() loads the SDK (the hook sees it)');
 });
