@@ -60,7 +60,8 @@ function memoryMode(): 'lean' | 'throughput' {
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return `inserter ${pkg.version} (node ${process.version}, memory mode ${memoryMode()})`;
+  const v8Flags = process.execArgv.filter((a) => a.startsWith('--max-semi-space-size') || a.startsWith('--external-memory'));
+  return `inserter ${pkg.version} (node ${process.version}, memory mode ${memoryMode()}${v8Flags.length === 0 ? '' : `: ${v8Flags.join(' ')}`})`;
 }
 
 function checkConfig(args: string[]): number {
