@@ -1,8 +1,11 @@
 // Owns the memory budget of one pipeline: bytes of consumed rows held in memory (open, re-forming
 // and in-flight batches, held rows, dead letters being written) and of the insert bodies being sent
-// (pipeline/attempt.ts), in total and per destination. The source waits while the total, less what
-// parked destinations hold, is over `maxBufferedBytes`; a destination reserving bytes is reported
-// (the lane control parks it if it is stuck and over its own budget or the shared one).
+// (pipeline/attempt.ts), in total and per destination; and the bodies that queued batches are still to
+// be sent as (Batch.bodyAllowance, their rows' size: not in memory yet, so not in those totals). The
+// source waits while the total and those future bodies, less what parked destinations hold or will,
+// are over `maxBufferedBytes`: it stops before the bodies are made, not after. A destination
+// reserving bytes is reported (the lane control parks it if it is stuck and over its own budget or
+// the shared one).
 import type { Config } from '../config/load.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
@@ -14,6 +17,10 @@ export class MemoryBudget {
   /** Parked destinations: what they hold only shrinks (nothing new of theirs is buffered), so the source does not wait on it. */
   readonly #parked = new Set<string>();
   #parkedHeld = 0;
+  /** Bodies still to be made for queued batches (their allowances), in total and per destination. */
+  #pending = 0;
+  readonly #pendingByDestination = new Map<string, number>();
+  #parkedPending = 0;
   #waiters: Array<() => void> = [];
 
   constructor(config: Config, metrics: Metrics, overBudget: (destination: string, held: number) => void) {
@@ -27,9 +34,14 @@ export class MemoryBudget {
     return this.#total;
   }
 
-  /** Whether the source must wait: the total, less what parked destinations hold, is over the limit. */
+  /** Bytes of the bodies queued batches are still to be sent as (not in memory yet). */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Whether the source must wait: the total and the bodies to come, less parked destinations' share, are over the limit. */
   get over(): boolean {
-    return this.#total - this.#parkedHeld > this.#limit;
+    return this.#total + this.#pending - this.#parkedHeld - this.#parkedPending > this.#limit;
   }
 
   /** The destination is parked: its bytes stop counting towards `over` until `unpark`. */
@@ -37,12 +49,14 @@ export class MemoryBudget {
     if (this.#parked.has(destination)) return;
     this.#parked.add(destination);
     this.#parkedHeld += this.heldBy(destination);
+    this.#parkedPending += this.#pendingByDestination.get(destination) ?? 0;
     if (!this.over && this.#waiters.length > 0) this.wakeAll();
   }
 
   unpark(destination: string): void {
     if (!this.#parked.delete(destination)) return;
     this.#parkedHeld -= this.heldBy(destination);
+    this.#parkedPending -= this.#pendingByDestination.get(destination) ?? 0;
   }
 
   get byDestination(): ReadonlyMap<string, number> {
@@ -71,6 +85,34 @@ export class MemoryBudget {
     if (!this.over && this.#waiters.length > 0) this.wakeAll();
   }
 
+  /** A batch is queued: the bodies it will be sent as count from now on (its rows' size: Batch.bodyAllowance). */
+  expectBodies(batch: Allowance, destination: string): void {
+    batch.bodyAllowance = batch.bytes;
+    this.#changePending(batch.bodyAllowance, destination);
+  }
+
+  /** The batch's first body is being made: from now on its bodies are counted as they are (reserve). */
+  bodiesStarted(batch: Allowance, destination: string): void {
+    const allowance = batch.bodyAllowance;
+    batch.bodyAllowance = 0;
+    if (allowance !== 0) this.#changePending(-allowance, destination);
+  }
+
+  /** A queued batch's delivery ended (or it was dropped): its rows and what is left of its allowance leave the budget, once. */
+  releaseBatch(batch: Allowance, destination: string): void {
+    const bytes = batch.bytes;
+    batch.bytes = 0;
+    this.bodiesStarted(batch, destination);
+    this.release(bytes, destination);
+  }
+
+  #changePending(bytes: number, destination: string): void {
+    this.#pending += bytes;
+    this.#pendingByDestination.set(destination, (this.#pendingByDestination.get(destination) ?? 0) + bytes);
+    if (this.#parked.size > 0 && this.#parked.has(destination)) this.#parkedPending += bytes;
+    if (bytes < 0 && !this.over && this.#waiters.length > 0) this.wakeAll();
+  }
+
   /** Resolves once the total is back under the limit (or wakeAll() at shutdown). */
   waitForDrain(): Promise<void> {
     return new Promise((resolve) => this.#waiters.push(resolve));
@@ -81,4 +123,10 @@ export class MemoryBudget {
     this.#waiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** What the budget reads and writes of a queued batch. */
+interface Allowance {
+  bytes: number;
+  bodyAllowance: number;
 }

@@ -24,6 +24,12 @@ export class Batch {
   replayed = false;
   readonly createdAt = Date.now();
   bytes = 0;
+  /**
+   * The bodies this queued batch will be sent as (a second copy of its rows), expected at its rows'
+   * size from when it is queued until its first body is made (MemoryBudget.expectBodies): the source
+   * stops reading before the bodies exist instead of after (docs/design/delivery.md §9).
+   */
+  bodyAllowance = 0;
   /** Dropped while queued (its destination parked): not delivered, its records are read again. */
   dropped = false;
 

@@ -121,8 +121,7 @@ export class LaneControl {
           if (batch.intent !== undefined) continue;
           lane.queued.delete(batch);
           batch.dropped = true;
-          rt.budget.release(batch.bytes, id);
-          batch.bytes = 0;
+          rt.budget.releaseBatch(batch, id);
           state.needsRewind = true;
         }
       }

@@ -62,10 +62,12 @@ export class Attempts {
     }
     // The body is a second copy of the range's rows while it is sent: counted in the budget (the source
     // waits while the total is over it), never waited for here — a flush must not wait on the memory
-    // its own rows hold. Released when the attempt ends, landed or not.
+    // its own rows hold. Released when the attempt ends, landed or not. What the batch expected for its
+    // bodies when it was queued (Batch.bodyAllowance) is replaced by what they are.
     const held = insert.bytes;
     const destination = lane.destination.id;
     this.#budget?.reserve(held, destination);
+    this.#budget?.bodiesStarted(batch, destination);
     try {
       // Recorded before it is sent (a ledger failure ends the delivery like a failed split): a range in
       // doubt is split only when its verdict cannot have changed since (§11).
@@ -143,7 +145,7 @@ export class Attempts {
 }
 
 /** What an attempt needs of the memory budget: its body's bytes counted while it is sent. */
-export type BodyBudget = Pick<MemoryBudget, 'reserve' | 'release'>;
+export type BodyBudget = Pick<MemoryBudget, 'reserve' | 'release' | 'bodiesStarted'>;
 
 function landedKey(lane: Lane): string {
   return `${lane.destination.id}\u0000${tableName(lane)}`;

@@ -60,6 +60,8 @@ export class LaneDelivery {
 
   enqueue(lane: Lane, batch: Batch): void {
     batch.generation = this.#rt.partitions.get(partitionKey(lane.topic, lane.partition))?.generation ?? 0;
+    // The source stops before its bodies are made, not after (released when its first body is).
+    this.#rt.budget.expectBodies(batch, lane.destination.id);
     lane.queued.add(batch);
     const delivery = lane.tail.then(() => this.#deliverHolding(lane, batch));
     lane.tail = delivery;
@@ -72,7 +74,7 @@ export class LaneDelivery {
     const state = rt.partitions.get(partitionKey(lane.topic, lane.partition));
     lane.queued.delete(batch);
     // Dropped while queued (its destination parked, its bytes released then): read again later.
-    if (batch.dropped) return;
+    if (batch.dropped) return rt.budget.releaseBatch(batch, lane.destination.id);
     // A re-formed batch's intent is durable already; a new batch's intent is saved before its insert.
     let intentDurable = batch.intent !== undefined;
     batch.sortByOffset(); // before its token and any split: a re-formed batch must match it row for row
@@ -146,7 +148,7 @@ export class LaneDelivery {
       if (state && !lane.abandoned) state.needsRewind = true;
     } finally {
       rt.inflight.end(lane, batch);
-      rt.budget.release(batch.bytes, lane.destination.id);
+      rt.budget.releaseBatch(batch, lane.destination.id);
     }
   }
 

@@ -355,7 +355,7 @@ export class Pipeline implements SourceHandler {
 
   /** Per partition and lane: state, progress and the last error, for the admin API and tests. */
   status(): PipelineStatus {
-    return new PipelineStatusView(this.#rt.partitions.values(), this.#rt.parking, this.#rt.budget.byDestination).build();
+    return new PipelineStatusView(this.#rt.partitions.values(), this.#rt.parking, this.#rt.budget.byDestination, this.#rt.budget.pending).build();
   }
 
   /**

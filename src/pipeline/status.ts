@@ -35,6 +35,8 @@ export interface PipelineStatus {
   readonly pauses: readonly string[];
   readonly parkedDestinations: readonly string[];
   readonly bufferedBytesByDestination: Readonly<Record<string, number>>;
+  /** Bytes expected for the bodies of queued batches, not made yet (MemoryBudget.pending): the source waits on them too. */
+  readonly pendingBodyBytes?: number;
 }
 
 /** A lane that failed this recently and has not inserted since is failing, not just backing off. */
@@ -44,11 +46,13 @@ export class PipelineStatusView {
   readonly #partitions: Iterable<PartitionState>;
   readonly #parking: Parking;
   readonly #buffered: ReadonlyMap<string, number>;
+  readonly #pendingBodies: number;
 
-  constructor(partitions: Iterable<PartitionState>, parking: Parking, buffered: ReadonlyMap<string, number>) {
+  constructor(partitions: Iterable<PartitionState>, parking: Parking, buffered: ReadonlyMap<string, number>, pendingBodies = 0) {
     this.#partitions = partitions;
     this.#parking = parking;
     this.#buffered = buffered;
+    this.#pendingBodies = pendingBodies;
   }
 
   build(): PipelineStatus {
@@ -84,6 +88,7 @@ export class PipelineStatusView {
       pauses: this.#parking.pauses.map((p) => p.id),
       parkedDestinations: this.#parking.parkedDestinations(),
       bufferedBytesByDestination: Object.fromEntries(this.#buffered),
+      pendingBodyBytes: this.#pendingBodies,
     };
   }
 }

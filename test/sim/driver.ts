@@ -218,7 +218,11 @@ export async function simulate(options: SimOptions): Promise<SimResult> {
         if (!(await runUntil(() => closed, CLOSE_BUDGET_MS))) checker.add('stuck', `final close() did not finish within ${CLOSE_BUDGET_MS} ms`);
         // Everything resolved and closed: every byte reserved in the memory budget was released once
         // (a leak would stall the source, a double release would let it read past the budget).
-        const unbalanced = Object.entries(pipeline.status().bufferedBytesByDestination).filter(([, bytes]) => bytes !== 0);
+        // The bodies expected for queued batches too (MemoryBudget.pending): a leaked one stalls the source.
+        const status = pipeline.status();
+        const unbalanced = Object.entries(status.bufferedBytesByDestination).filter(([, bytes]) => bytes !== 0);
+        const pendingBodies = status.pendingBodyBytes ?? 0;
+        if (pendingBodies !== 0) unbalanced.push(['pending bodies', pendingBodies]);
         if (drained && closed && unbalanced.length > 0) checker.add('anomaly', `memory budget not back to 0 after the final close: ${JSON.stringify(Object.fromEntries(unbalanced))}`);
         inc.alive = false;
       }

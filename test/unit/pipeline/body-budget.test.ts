@@ -1,6 +1,7 @@
 // An insert's body is a second copy of its rows while it is sent (src/pipeline/attempt.ts): it is
-// counted in the memory budget from encode until the attempt ends, landed or failed, and the source
-// waits while rows and bodies together are over `maxBufferedBytes` — the flush itself never waits.
+// counted in the memory budget from encode until the attempt ends, landed or failed; before that a
+// queued batch's bodies are expected at its rows' size (Batch.bodyAllowance). The source waits while
+// rows, bodies and expected bodies together are over `maxBufferedBytes` — the flush itself never waits.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
@@ -51,6 +52,7 @@ test('a body is counted while it is sent, again on its retry, and released when 
     assert.ok(first.batch.bytes > 0);
     assert.equal(first.heldAtSend, tenRows + first.batch.bytes, 'rows and the body being sent');
     assert.equal(held(world.pipeline), tenRows + first.batch.bytes);
+    assert.equal(world.pipeline.status().pendingBodyBytes, 0, 'the body expected when the batch was queued is the body now');
 
     first.settle(new WarehouseError(ErrorClasses.transientNetwork, 'connect ECONNRESET', undefined, undefined));
     await until(() => calls.length === 2, 'the retry is sent');
@@ -65,33 +67,35 @@ test('a body is counted while it is sent, again on its retry, and released when 
   }
 });
 
-test('the source waits while rows and bodies are over the budget, although the rows alone are under it', { timeout: 60_000 }, async () => {
+test('the source waits from when a batch is queued: its bodies are counted before they exist, although the rows alone are under the budget', { timeout: 60_000 }, async () => {
   // The sizes of this world's rows and body, measured with an unlimited budget.
   const probe = heldInserts();
   let tenRows: number;
   let body: number;
   try {
-    await probe.world.source.append(Array.from({ length: 10 }, (_, i) => event(i, 1)));
+    await probe.world.source.append(Array.from({ length: 9 }, (_, i) => event(i, 1)));
+    await until(() => held(probe.world.pipeline) > 0, 'nine rows held');
+    tenRows = (held(probe.world.pipeline) / 9) * 10;
+    await probe.world.source.append([event(9, 1)]);
     await until(() => probe.calls.length === 1, 'sent');
     body = probe.calls[0]!.batch.bytes;
-    tenRows = probe.calls[0]!.heldAtSend - body;
-    assert.ok(tenRows > body / 2, `the body is counted on top of the rows (held ${probe.calls[0]!.heldAtSend}, body ${body})`);
+    assert.equal(probe.calls[0]!.heldAtSend, tenRows + body, 'rows and the body being sent');
   } finally {
     await probe.world.pipeline.destroy();
   }
 
-  const { world, calls } = heldInserts(tenRows + Math.floor(body / 2));
+  const { world, calls } = heldInserts(tenRows + Math.floor(tenRows / 2));
   try {
-    await world.source.append(Array.from({ length: 10 }, (_, i) => event(i, 1)));
-    await until(() => calls.length === 1, 'the batch is sent although rows and body exceed the budget');
+    // The tenth row queues the batch: rows and the body expected for them are over the budget at once,
+    // so the source waits on that row already (before, it went on until the body was encoded).
     let resumed = false;
-    const eleventh = world.pipeline.onRecord(event(10, 1));
-    assert.ok(eleventh !== undefined, 'the source is told to wait');
-    void eleventh.then(() => (resumed = true));
+    void world.source.append(Array.from({ length: 10 }, (_, i) => event(i, 1))).then(() => (resumed = true));
+    await until(() => calls.length === 1, 'the batch is sent although rows and bodies exceed the budget');
     await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(resumed, false, 'still waiting while the body is being sent');
+    assert.equal(resumed, false, 'the source waits while the batch is being sent');
     calls[0]!.settle();
     await until(() => resumed, 'the source goes on once the insert landed and its rows were released');
+    assert.equal(held(world.pipeline), 0);
   } finally {
     await world.pipeline.destroy();
   }
