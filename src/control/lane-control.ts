@@ -152,6 +152,8 @@ export class LaneControl {
       for (const lane of state.lanes.values()) {
         if (!matches(lane)) continue;
         stopLane(lane);
+        // Its queued batches will not be sent while it is stopped: the source must not wait on their bodies.
+        for (const batch of lane.queued) rt.budget.bodiesStarted(batch, lane.destination.id);
         const open = lane.take();
         if (open) {
           rt.budget.release(open.bytes, lane.destination.id);
@@ -176,6 +178,7 @@ export class LaneControl {
     const holds = (batch: Batch): boolean => [...teams].some((team) => batch.teamSet.has(team));
     for (const state of rt.partitions.values()) {
       for (const lane of state.lanes.values()) {
+        for (const batch of lane.queued) if (holds(batch)) rt.budget.bodiesStarted(batch, lane.destination.id);
         if (lane.open !== undefined && holds(lane.open)) {
           rt.budget.release((lane.take() as Batch).bytes, lane.destination.id);
           state.needsRewind = true;

@@ -72,6 +72,9 @@ export class Ownership {
   reset(state: PartitionState): void {
     this.#forget(state);
     state.reset((bytes, destination) => this.#rt.budget.release(bytes, destination));
+    // Batches already queued finish on their lane (their rows stay counted until then), but the source
+    // must not wait on bodies they may never be sent as (review 2026-12-07h).
+    for (const lane of state.lanes.values()) for (const batch of lane.queued) this.#rt.budget.bodiesStarted(batch, lane.destination.id);
   }
 
   /**
