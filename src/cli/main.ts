@@ -60,8 +60,11 @@ function memoryMode(): 'lean' | 'throughput' {
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  const v8Flags = process.execArgv.filter((a) => a.startsWith('--max-semi-space-size') || a.startsWith('--external-memory'));
-  return `inserter ${pkg.version} (node ${process.version}, memory mode ${memoryMode()}${v8Flags.length === 0 ? '' : `: ${v8Flags.join(' ')}`})`;
+  // What bin/inserter set for the memory mode: V8 flags, and glibc's mmap threshold.
+  const settings = process.execArgv.filter((a) => a.startsWith('--max-semi-space-size') || a.startsWith('--external-memory'));
+  const mmapThreshold = process.env.MALLOC_MMAP_THRESHOLD_;
+  if (mmapThreshold !== undefined) settings.push(`MALLOC_MMAP_THRESHOLD_=${mmapThreshold}`);
+  return `inserter ${pkg.version} (node ${process.version}, memory mode ${memoryMode()}${settings.length === 0 ? '' : `: ${settings.join(', ')}`})`;
 }
 
 function checkConfig(args: string[]): number {
