@@ -148,6 +148,23 @@ export class PulsarAdmin {
     return (body.ledgers ?? []).map((l) => ({ ledgerId: BigInt(l.ledgerId), entries: l.entries }));
   }
 
+  /** The entries the topic holds (internal stats' numberOfEntries: the ledger list alone counts 0 for the open ledger). */
+  async storedEntries(topic: string, signal: AbortSignal): Promise<number> {
+    const response = await this.#request('GET', `${this.topicPath(topic)}/internalStats`, undefined, signal);
+    const entries = ((await response.json()) as { numberOfEntries?: unknown }).numberOfEntries;
+    return typeof entries === 'number' ? Math.max(0, entries) : 0;
+  }
+
+  /** The id of the topic's last message; entry -1: none (empty, or every ledger deleted by retention). */
+  async lastMessageId(topic: string, signal: AbortSignal): Promise<{ ledgerId: bigint; entryId: bigint }> {
+    const what = `GET lastMessageId of ${topic}`;
+    const response = await this.#request('GET', `${this.topicPath(topic)}/lastMessageId`, undefined, signal);
+    // Ledger ids are 64-bit: keep their digits exact.
+    const body = JSON.parse((await response.text()).replace(/"(ledgerId|entryId)"\s*:\s*(-?\d+)/g, '"$1":"$2"')) as { ledgerId?: string; entryId?: string };
+    if (body.ledgerId === undefined || body.entryId === undefined) throw new PulsarRequestError(what, response.status, 'no ledgerId or entryId');
+    return { ledgerId: BigInt(body.ledgerId), entryId: BigInt(body.entryId) };
+  }
+
   async #request(method: string, path: string, body: unknown, signal: AbortSignal, accept: readonly number[] = []): Promise<Response> {
     const what = `${method} ${path.split('?')[0]}`;
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);

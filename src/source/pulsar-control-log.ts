@@ -13,7 +13,7 @@ import type { ControlLog, ControlRecord } from '../control/control-log.ts';
 import { AbortedError, InserterError, errorMessage } from '../errors/inserter-error.ts';
 import { backoffDelay, retry, type BackoffPolicy } from '../sink/retry.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { PulsarAdmin, PulsarRequestError } from './pulsar-admin.ts';
+import { PulsarAdmin } from './pulsar-admin.ts';
 import { decodeMessageId, offsetOf, PulsarMessageIdError } from './pulsar-message-id.ts';
 import { PulsarProducer, PulsarPublishError } from './pulsar-producer.ts';
 import { PulsarSocket } from './pulsar-socket.ts';
@@ -40,7 +40,6 @@ export interface PulsarControlLogOptions {
 }
 
 export const TOMBSTONE_PROPERTY = 'tombstone';
-const REQUEST_TIMEOUT_MS = 15_000;
 /** The least silence after which a reader's connection is taken as closed. */
 const MIN_SILENT_MS = 2_000;
 
@@ -115,25 +114,9 @@ export class PulsarControlLog implements ControlLog {
 
   /** The offset of the topic's last message when asked (undefined: the topic is empty). */
   async #end(signal: AbortSignal): Promise<bigint | undefined> {
-    const what = `GET lastMessageId of ${this.#options.topic}`;
-    let response: Response;
-    try {
-      response = await fetch(`${this.#options.url.replace(/\/$/, '')}/admin/v2/${this.#admin.topicPath(this.#options.topic)}/lastMessageId`, {
-        headers: this.#admin.authHeaders(),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
-      });
-    } catch (error) {
-      signal.throwIfAborted();
-      throw new PulsarRequestError(what, 0, errorMessage(error), error);
-    }
-    const text = await response.text();
-    if (!response.ok) throw new PulsarRequestError(what, response.status, text.slice(0, 300));
-    // Ledger ids are 64-bit: keep their digits exact.
-    const body = JSON.parse(text.replace(/"(ledgerId|entryId)"\s*:\s*(-?\d+)/g, '"$1":"$2"')) as { ledgerId?: string; entryId?: string };
-    if (body.ledgerId === undefined || body.entryId === undefined) throw new PulsarRequestError(what, response.status, 'no ledgerId or entryId');
-    // Entry -1: no entry in the topic (empty, or every ledger deleted by retention).
-    if (BigInt(body.entryId) < 0n) return undefined;
-    return offsetOf({ ledgerId: BigInt(body.ledgerId), entryId: BigInt(body.entryId), partition: -1, batchIndex: -1 });
+    const { ledgerId, entryId } = await this.#admin.lastMessageId(this.#options.topic, signal);
+    if (entryId < 0n) return undefined;
+    return offsetOf({ ledgerId, entryId, partition: -1, batchIndex: -1 });
   }
 
   /**

@@ -5,11 +5,8 @@
 // backlog is what is not committed yet, as Kafka's lag is. The Pulsar adapter of control/lag-source.ts.
 import type { Secret } from '../config/secret.ts';
 import type { LagSource } from '../control/lag-source.ts';
-import { errorMessage } from '../errors/inserter-error.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { PulsarAdmin, PulsarRequestError, type TopicStats } from './pulsar-admin.ts';
-
-const REQUEST_TIMEOUT_MS = 15_000;
 
 export interface PulsarLagSourceOptions {
   /** The broker's web service, e.g. http://127.0.0.1:8080. */
@@ -98,29 +95,7 @@ export class PulsarLagSource implements LagSource {
     const backlog = stats.subscriptions?.[this.#o.subscription]?.msgBacklog;
     if (typeof backlog === 'number') return Math.max(0, backlog);
     // Never subscribed: the source starts at the earliest message, so all of it is behind.
-    return this.#storedEntries(name, signal);
-  }
-
-  /**
-   * The entries the topic holds (internal stats' numberOfEntries: the ledger list alone counts 0 for
-   * the open ledger). Here rather than in pulsar-admin.ts, which is frozen while it is under review.
-   */
-  async #storedEntries(name: string, signal: AbortSignal): Promise<number> {
-    const what = `GET internalStats of ${name}`;
-    let response: Response;
-    try {
-      response = await fetch(`${this.#o.url.replace(/\/$/, '')}/admin/v2/${this.#admin.topicPath(name)}/internalStats`, {
-        headers: this.#admin.authHeaders(),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
-      });
-    } catch (error) {
-      signal.throwIfAborted();
-      throw new PulsarRequestError(what, 0, errorMessage(error), error);
-    }
-    const text = await response.text();
-    if (!response.ok) throw new PulsarRequestError(what, response.status, text.slice(0, 300));
-    const entries = (JSON.parse(text) as { numberOfEntries?: unknown }).numberOfEntries;
-    return typeof entries === 'number' ? Math.max(0, entries) : 0;
+    return this.#admin.storedEntries(name, signal);
   }
 
   close(): Promise<void> {
