@@ -44,59 +44,119 @@ export function rowShapeFor(columns: readonly ColumnInfo[]): RowShape {
   };
 }
 
+/** The fixed bytes of a metadata field, written with no string made per row. */
+const OPEN = Buffer.from('{');
+const COMMA = Buffer.from(',');
+const CLOSE_LINE = Buffer.from('}\n');
+const NEWLINE = Buffer.from('\n');
+const QUOTE = Buffer.from('"');
+const DOT = Buffer.from('.');
+const PARTITION_KEY = Buffer.from('"_partition":');
+const OFFSET_KEY = Buffer.from('"_offset":');
+const KEY_KEY = Buffer.from('"_key":');
+const TIMESTAMP_KEY = Buffer.from('"_timestamp":');
+const TIMESTAMP_MS_KEY = Buffer.from('"_timestamp_ms":');
+const NULL = Buffer.from('null');
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** `"_topic":"…"` per topic name: a process reads a handful of topics, each row writes its bytes. */
+const topicFields = new Map<string, Buffer>();
+
 /**
  * Writes one JSONEachRow line (with trailing newline) into `out`. `json` starts with `{`.
  * Metadata strings are ASCII except `_key`/headers/topic: `_key` and headers keep their bytes
- * (jsonStringOf), as ClickHouse's Kafka engine stores them.
+ * (jsonStringOf), as ClickHouse's Kafka engine stores them. The common fields (topic, partition,
+ * offset, timestamps) are written as bytes and digits: building them as a string cost ~390 B of
+ * heap per row (docs/benchmarks.md, session 15).
  */
 export function writeRow(out: ByteSink, shape: RowShape, record: SourceRecord, json: Buffer, teamId: number | undefined): void {
-  // After a part written as bytes (a key or header that is not UTF-8), `prefix` restarts with the
-  // comma that follows it, so it always ends with a comma once anything is in it.
-  let prefix = '{';
-  if (shape.topic) prefix += `"_topic":${JSON.stringify(record.topic)},`;
-  if (shape.partition) prefix += `"_partition":${record.partition},`;
-  if (shape.offset) prefix += `"_offset":${record.offset},`;
-  if (shape.key) {
-    const key = record.key === undefined ? '""' : jsonStringOf(record.key);
-    if (typeof key === 'string') prefix += `"_key":${key},`;
-    else {
-      out.writeUtf8(`${prefix}"_key":`);
-      out.writeBytes(key);
-      prefix = ',';
-    }
+  // Fields are joined by a comma written before each one but the first.
+  let fields = 0;
+  if (shape.topic) {
+    out.writeBytes(OPEN);
+    out.writeBytes(topicField(record.topic));
+    fields++;
   }
-  if (shape.timestamp) prefix += `"_timestamp":${record.timestamp / 1000n},`;
-  if (shape.timestampMs) prefix += `"_timestamp_ms":"${formatMillis(record.timestamp)}",`;
+  if (shape.partition) {
+    out.writeBytes(fields++ === 0 ? OPEN : COMMA);
+    out.writeBytes(PARTITION_KEY);
+    out.writeDecimal(record.partition);
+  }
+  if (shape.offset) {
+    out.writeBytes(fields++ === 0 ? OPEN : COMMA);
+    out.writeBytes(OFFSET_KEY);
+    if (record.offset >= 0n && record.offset <= MAX_SAFE) out.writeDecimal(Number(record.offset));
+    else out.writeUtf8(`${record.offset}`);
+  }
+  if (shape.key) {
+    out.writeBytes(fields++ === 0 ? OPEN : COMMA);
+    out.writeBytes(KEY_KEY);
+    const key = record.key === undefined ? '""' : jsonStringOf(record.key);
+    if (typeof key === 'string') out.writeUtf8(key);
+    else out.writeBytes(key);
+  }
+  // A record without a time (Kafka's -1) gets null, as the Kafka engine gives NULL (a column's default
+  // unless it is Nullable); times past 2^53 ms are written from the bigint.
+  const ms = record.timestamp <= MAX_SAFE ? Number(record.timestamp) : Number.NaN;
+  if (shape.timestamp) {
+    out.writeBytes(fields++ === 0 ? OPEN : COMMA);
+    out.writeBytes(TIMESTAMP_KEY);
+    if (ms >= 0) out.writeDecimal(Math.floor(ms / 1000));
+    else if (ms < 0) out.writeBytes(NULL);
+    else out.writeUtf8(`${record.timestamp / 1000n}`);
+  }
+  if (shape.timestampMs) {
+    out.writeBytes(fields++ === 0 ? OPEN : COMMA);
+    out.writeBytes(TIMESTAMP_MS_KEY);
+    if (ms >= 0) {
+      out.writeBytes(QUOTE);
+      out.writeDecimal(Math.floor(ms / 1000));
+      out.writeBytes(DOT);
+      out.writeDecimal(ms % 1000, 3);
+      out.writeBytes(QUOTE);
+    } else if (ms < 0) out.writeBytes(NULL);
+    else out.writeUtf8(`"${record.timestamp / 1000n}.${`${record.timestamp % 1000n}`.padStart(3, '0')}"`);
+  }
   if (shape.headers) {
+    out.writeBytes(fields++ === 0 ? OPEN : COMMA);
     const headers = headersJson(record.headers);
-    if (typeof headers === 'string') prefix += `${headers},`;
-    else {
-      out.writeUtf8(prefix);
-      out.writeBytes(headers);
-      prefix = ',';
-    }
+    if (typeof headers === 'string') out.writeUtf8(headers);
+    else out.writeBytes(headers);
   }
   if (shape.wrapColumn !== undefined) {
-    if (shape.teamColumn !== undefined && teamId !== undefined) prefix += `"${shape.teamColumn}":${teamId},`;
-    out.writeUtf8(`${prefix}"${shape.wrapColumn}":`);
+    if (shape.teamColumn !== undefined && teamId !== undefined) {
+      out.writeBytes(fields++ === 0 ? OPEN : COMMA);
+      out.writeUtf8(`"${shape.teamColumn}":`);
+      out.writeUtf8(`${teamId}`);
+    }
+    out.writeBytes(fields++ === 0 ? OPEN : COMMA);
+    out.writeUtf8(`"${shape.wrapColumn}":`);
     out.writeBytes(json);
-    out.writeUtf8('}\n');
+    out.writeBytes(CLOSE_LINE);
     return;
   }
-  if (prefix === '{') {
+  if (fields === 0) {
     out.writeBytes(json);
-    out.writeUtf8('\n');
+    out.writeBytes(NEWLINE);
     return;
   }
-  // `{"a":1}` → prefix + `"a":1}`; `{}` → prefix without its trailing comma + `}`.
-  const body = json.subarray(1);
-  if (isEmptyObjectTail(body)) {
-    out.writeUtf8(`${prefix.slice(0, -1)}}\n`);
+  // `{"a":1}` → the fields + `,"a":1}`; `{}` → the fields + `}`.
+  if (isEmptyObjectTail(json)) {
+    out.writeBytes(CLOSE_LINE);
     return;
   }
-  out.writeUtf8(prefix);
-  out.writeBytes(body);
-  out.writeUtf8('\n');
+  out.writeBytes(COMMA);
+  out.writeBytes(json, 1);
+  out.writeBytes(NEWLINE);
+}
+
+function topicField(topic: string): Buffer {
+  let field = topicFields.get(topic);
+  if (field === undefined) {
+    field = Buffer.from(`"_topic":${JSON.stringify(topic)}`, 'utf8');
+    topicFields.set(topic, field);
+  }
+  return field;
 }
 
 /**
@@ -157,16 +217,10 @@ export function jsonArrayOf(headers: SourceRecord['headers'], index: 0 | 1): Buf
   return Buffer.concat(parts);
 }
 
-/** Milliseconds since the epoch as `seconds.mmm`, which DateTime64(3) parses exactly. */
-function formatMillis(ms: bigint): string {
-  const seconds = ms / 1000n;
-  const rest = Number(ms % 1000n);
-  return `${seconds}.${rest < 10 ? '00' : rest < 100 ? '0' : ''}${rest}`;
-}
-
-function isEmptyObjectTail(body: Buffer): boolean {
-  for (let i = 0; i < body.length; i++) {
-    const b = body[i];
+/** Whether `json` (starting with `{`) is an empty object. */
+function isEmptyObjectTail(json: Buffer): boolean {
+  for (let i = 1; i < json.length; i++) {
+    const b = json[i];
     if (b === 0x7d) return true;
     if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return false;
   }

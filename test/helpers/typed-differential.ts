@@ -64,9 +64,13 @@ class RowParts implements ByteSink {
     this.parts.push(b);
     this.bytes += b.length;
   }
-  writeBytes(bytes: Buffer): void {
+  writeBytes(whole: Buffer, start = 0): void {
+    const bytes = whole.subarray(start);
     this.parts.push(bytes.length > 64 * 1024 ? bytes : Buffer.from(bytes));
     this.bytes += bytes.length;
+  }
+  writeDecimal(value: number, minDigits = 1): void {
+    this.writeUtf8(`${value}`.padStart(minDigits, '0'));
   }
   writeRange(bytes: Buffer, start: number, end: number): void {
     if (end <= start) return;

@@ -94,3 +94,28 @@ test('a key and headers that are not UTF-8 keep their bytes inside the JSON stri
     assert.equal(bytes.toString('hex'), expected.toString('hex'));
   }
 });
+
+test('metadata digits are written exactly: padded milliseconds, offsets and times past 2^53, records without a time', () => {
+  const columns = [col('_partition', 'UInt64'), col('_offset', 'UInt64'), col('_timestamp', 'DateTime'), col('_timestamp_ms', 'DateTime64(3)')];
+  const line = (offset: bigint, timestamp: bigint, json = '{"a":1}'): string => {
+    const out = new ByteChunks();
+    writeRow(out, rowShapeFor(columns), { ...record, offset, timestamp }, Buffer.from(json), undefined);
+    return Buffer.concat(out.slice(0, out.length)).toString('utf8');
+  };
+  assert.equal(line(0n, 1_696_405_999_007n), '{"_partition":3,"_offset":0,"_timestamp":1696405999,"_timestamp_ms":"1696405999.007","a":1}\n');
+  assert.equal(line(10n, 1_696_405_999_000n, '{}'), '{"_partition":3,"_offset":10,"_timestamp":1696405999,"_timestamp_ms":"1696405999.000"}\n');
+  assert.equal(line(9_007_199_254_740_993n, 999n), '{"_partition":3,"_offset":9007199254740993,"_timestamp":0,"_timestamp_ms":"0.999","a":1}\n');
+  // Kafka's "no timestamp" (-1): null, as the Kafka engine's NULL (the column's default unless Nullable).
+  assert.equal(line(5n, -1n), '{"_partition":3,"_offset":5,"_timestamp":null,"_timestamp_ms":null,"a":1}\n');
+  assert.equal(line(5n, 2n ** 60n), '{"_partition":3,"_offset":5,"_timestamp":1152921504606846,"_timestamp_ms":"1152921504606846.976","a":1}\n');
+});
+
+test('ByteChunks writes decimals and byte ranges across block boundaries', () => {
+  const out = new ByteChunks();
+  out.writeUtf8('x'.repeat(256 * 1024 - 3));
+  out.writeDecimal(1_234_567);
+  out.writeDecimal(7, 3);
+  out.writeBytes(Buffer.from('abcdefghijklmnopqrstuvwxyz0123456789'), 30);
+  out.writeBytes(Buffer.from('{"b":2}'), 1);
+  assert.equal(Buffer.concat(out.slice(256 * 1024 - 3, out.length)).toString('latin1'), '1234567007456789"b":2}');
+});
