@@ -18,6 +18,13 @@ export class OffsetSet {
     return set;
   }
 
+  /** The offsets of records in ascending order (a sorted batch's), without an array of them. */
+  static fromRecords(records: ReadonlyArray<{ readonly offset: bigint }>): OffsetSet {
+    const set = new OffsetSet();
+    for (let i = 0; i < records.length; i++) set.add((records[i] as { readonly offset: bigint }).offset);
+    return set;
+  }
+
   static decode(text: string | undefined): OffsetSet {
     const set = new OffsetSet();
     if (text === undefined || text === '') return set;

@@ -102,7 +102,7 @@ export class LaneDelivery {
               route: lane.route.name,
               destination: lane.destination.id,
               token: lane.token(batch, 0, batch.size),
-              records: OffsetSet.fromSorted(batch.records.map((r) => r.offset)),
+              records: OffsetSet.fromRecords(batch.records),
               rows: batch.size,
               teams: lane.route.destination === 'team' ? [...batch.teamSet].sort((x, y) => x - y) : undefined,
               parts: undefined,

@@ -290,6 +290,8 @@ function isTransient(error: unknown): boolean {
   return !(Array.isArray(e.errors) && e.errors.some((inner) => (inner as { canRetry?: unknown }).canRetry === false));
 }
 
+const noHeaders: SourceRecord['headers'] = Object.freeze([]);
+
 function toRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): SourceRecord {
   return {
     topic: message.topic,
@@ -298,7 +300,8 @@ function toRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): SourceRecor
     timestamp: message.timestamp,
     key: message.key ?? undefined,
     value: message.value ?? undefined,
-    headers: message.headerEntries,
+    // Most records have none: a shared empty list, so a held record does not keep one of its own.
+    headers: message.headerEntries.length === 0 ? noHeaders : message.headerEntries,
     epoch: message.leaderEpoch,
   };
 }
