@@ -9,10 +9,12 @@ export interface MemorySample {
   heapTotal: number;
   external: number;
   buffered: number;
+  /** Idle body blocks kept for reuse (inserter_body_blocks_idle_bytes; NaN before it existed). */
+  idleBlocks: number;
 }
 
 export function describeMemory(m: MemorySample): string {
-  return `RSS ${mib(m.rss)}, V8 heap used ${mib(m.heapUsed)} of ${mib(m.heapTotal)}, external (Buffers, wasm) ${mib(m.external)}, rows held (inserter_buffered_bytes) ${mib(m.buffered)}`;
+  return `RSS ${mib(m.rss)}, V8 heap used ${mib(m.heapUsed)} of ${mib(m.heapTotal)}, external (Buffers, wasm) ${mib(m.external)}, rows held (inserter_buffered_bytes) ${mib(m.buffered)}${Number.isFinite(m.idleBlocks) ? `, idle body blocks ${mib(m.idleBlocks)}` : ''}`;
 }
 
 /** Polls the inserter's /metrics every 500 ms and keeps the sample with the highest RSS. */
@@ -47,6 +49,7 @@ export class MemoryWatch {
       heapTotal: value('nodejs_heap_size_total_bytes'),
       external: value('nodejs_external_memory_bytes'),
       buffered: value('inserter_buffered_bytes'),
+      idleBlocks: value('inserter_body_blocks_idle_bytes'),
     };
     if (Number.isFinite(sample.rss) && (this.#peak === undefined || sample.rss > this.#peak.rss)) this.#peak = sample;
   }

@@ -97,6 +97,7 @@ export class Pipeline implements SourceHandler {
     rt.budget = new MemoryBudget(deps.config, deps.metrics, (id, held) => this.#control.checkBudget(id, held));
     // Idle body blocks stay resident: at most half the budget, whose rows bound what bodies hold.
     bodyBlocks.setCapacity(Math.min(DEFAULT_POOL_BYTES, deps.config.maxBufferedBytes / 2));
+    deps.metrics.idleBodyBytesReader = () => bodyBlocks.idleBytes;
     rt.directory = new DestinationDirectory(
       deps.config,
       deps.provider ?? new StaticConfigProvider(deps.config),

@@ -122,6 +122,16 @@ export class Metrics {
       if (this.bufferedBytesReader !== undefined) this.bufferedBytes.set(this.bufferedBytesReader());
     },
   });
+  /** What `inserter_body_blocks_idle_bytes` reads when scraped (the body block pool). */
+  idleBodyBytesReader: (() => number) | undefined;
+  readonly idleBodyBytes: Gauge = new Gauge({
+    name: 'inserter_body_blocks_idle_bytes',
+    help: 'Bytes of idle insert-body blocks kept for reuse (resident, outside inserter_buffered_bytes)',
+    registers: [this.registry],
+    collect: () => {
+      if (this.idleBodyBytesReader !== undefined) this.idleBodyBytes.set(this.idleBodyBytesReader());
+    },
+  });
   readonly committedOffset = new Gauge({ name: 'inserter_committed_offset', help: 'Last committed position per partition', labelNames: ['topic', 'partition'], registers: [this.registry] });
   readonly pausedScopes = new Gauge({ name: 'inserter_paused_scopes', help: 'Pauses in force', registers: [this.registry] });
   readonly parkedDestinations = new Gauge({ name: 'inserter_parked_destinations', help: 'Destinations parked for holding more than their memory budget while failing', registers: [this.registry] });

@@ -38,3 +38,17 @@ test('inserter_buffered_bytes: read from the memory budget at each scrape (no ga
   budget.release(700, 'd1');
   assert.deepEqual(await served(), ['inserter_buffered_bytes 500']);
 });
+
+test('inserter_body_blocks_idle_bytes: the idle blocks of the body pool at each scrape', async () => {
+  const { BlockPool, BLOCK_SIZE } = await import('../../../src/encode/block-pool.ts');
+  const metrics = new Metrics();
+  const pool = new BlockPool(4 * BLOCK_SIZE);
+  metrics.idleBodyBytesReader = () => pool.idleBytes;
+  const served = async (): Promise<string[]> => (await metrics.registry.metrics()).split('\n').filter((line) => line.startsWith('inserter_body_blocks_idle_bytes '));
+  assert.deepEqual(await served(), ['inserter_body_blocks_idle_bytes 0']);
+  const blocks = [pool.take(), pool.take(), pool.take()];
+  pool.give(blocks);
+  assert.deepEqual(await served(), [`inserter_body_blocks_idle_bytes ${3 * BLOCK_SIZE}`]);
+  pool.take();
+  assert.deepEqual(await served(), [`inserter_body_blocks_idle_bytes ${2 * BLOCK_SIZE}`]);
+});
