@@ -170,7 +170,8 @@ const HEADER_TEXT: readonly Buffer[] = [
   Buffer.from([0xff, 0xfe, 0x41]),
   Buffer.from([0xc3]),
 ];
-const KAFKA_TIMESTAMPS = [0n, 1n, 999n, 1_000n, 4_294_967_295_000n, 4_294_967_296_000n, 4_294_967_295_999n, 9_999_999_999_999n, 253_402_300_799_999n];
+/** -1: a record without a time (Kafka's producers before message format v1). */
+const KAFKA_TIMESTAMPS = [-1n, 0n, 1n, 999n, 1_000n, 4_294_967_295_000n, 4_294_967_296_000n, 4_294_967_295_999n, 9_999_999_999_999n, 253_402_300_799_999n];
 
 /** Kafka metadata of one record: partition, timestamp (mostly 2030, sometimes at the types' edges), key, headers. */
 export function recordFor(topic: string, offset: bigint, value: Buffer, rng: Rng): SourceRecord {

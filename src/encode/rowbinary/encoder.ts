@@ -244,8 +244,18 @@ class TypedEncoder implements RowEncoder {
     }
   }
 
-  /** A Kafka metadata column's value, from the record (never "use default"). */
+  /**
+   * A Kafka metadata column's value, from the record. A record without a time (Kafka's -1) has JSON
+   * null in its timestamp columns, as pass-through writes it: NULL, or what null gives a column that
+   * cannot hold it.
+   */
   #metadata(buf: RowBuffer, column: Column, metadata: NonNullable<Column['metadata']>, record: SourceRecord): void {
+    if (record.timestamp < 0n && (metadata === '_timestamp' || metadata === '_timestamp_ms')) {
+      if (!column.writer.nullable) return this.#null(buf, column);
+      buf.u8(0);
+      column.writer.zero(buf);
+      return;
+    }
     buf.u8(0);
     try {
       writeMetadata(buf, metadata, column.writer, record);

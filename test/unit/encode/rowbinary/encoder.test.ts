@@ -48,6 +48,17 @@ test('Kafka metadata columns come from the record', () => {
   assert.equal(hex, `00 06${Buffer.from('events').toString('hex')} 00 0100000000000000 00 0700000000000000 00 016b 00 ${seconds.toString('hex')} 00 ${ts.toString('hex')}`.replace(/ /g, ''));
 });
 
+test('a record without a time (-1): its timestamp columns take JSON null, as pass-through writes them', () => {
+  const e = encoder([col('_timestamp', 'DateTime'), col('_timestamp_ms', 'Nullable(DateTime64(3))'), col('a', 'UInt8')]);
+  const e2 = encoder([col('_timestamp', 'DateTime', 'DEFAULT')]);
+  const out = new ByteChunks();
+  const untimed = { ...record, timestamp: -1n };
+  e.write(out, untimed, Buffer.from('{"a":1}'), undefined);
+  e2.write(out, untimed, Buffer.from('{}'), undefined);
+  // DateTime: not nullable, so its zero; Nullable: NULL; a DEFAULT expression: the default flag.
+  assert.equal(Buffer.concat(out.slice(0, out.length)).toString('hex'), '0000000000' + '0001' + '0001' + '01');
+});
+
 test('a repeated field and a value ClickHouse would reject throw EncodeError; the body is left as it was', () => {
   const e = encoder([col('a', 'UInt8'), col('b', 'String')]);
   const out = new ByteChunks();
