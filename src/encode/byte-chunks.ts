@@ -20,8 +20,8 @@ export interface ByteSink {
   writeRange?(bytes: Buffer, start: number, end: number): void;
 }
 
-/** Writes up to this many bytes with a loop instead of a copy call (measured in bench/micro.ts). */
-const SHORT_COPY = 24;
+/** Writes up to this many bytes with a loop instead of a copy call, as RowBuffer.bytes does for short runs. */
+const SHORT_COPY = 32;
 
 export class ByteChunks implements ByteSink {
   readonly #blocks: Buffer[] = [];

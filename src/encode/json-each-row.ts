@@ -97,7 +97,7 @@ export function writeRow(out: ByteSink, shape: RowShape, record: SourceRecord, j
   }
   // A record without a time (Kafka's -1) gets null, as the Kafka engine gives NULL (a column's default
   // unless it is Nullable); times past 2^53 ms are written from the bigint.
-  const ms = record.timestamp <= MAX_SAFE ? Number(record.timestamp) : Number.NaN;
+  const ms = (shape.timestamp || shape.timestampMs) && record.timestamp <= MAX_SAFE ? Number(record.timestamp) : Number.NaN;
   if (shape.timestamp) {
     out.writeBytes(fields++ === 0 ? OPEN : COMMA);
     out.writeBytes(TIMESTAMP_KEY);
