@@ -72,15 +72,31 @@ running_pid() {
   return 1
 }
 
-# A free loopback port below the ephemeral range (a clash with a later bind is retried by start).
+# A free loopback port below the ephemeral range (a clash with a later bind is retried by start),
+# not reserved by another live state dir, and reserved for DIR: the registry of lib/service.sh
+# (an instance stopped for an outage comes back on its ports).
 free_port() {
-  "$PY" -c 'import random, socket
+  "$PY" - "${TMPDIR:-/tmp}/inserter-ports" "$DIR" <<'PY'
+import os, random, socket, sys
+registry, mine = sys.argv[1], sys.argv[2]
+os.makedirs(registry, exist_ok=True)
 for _ in range(200):
     p = random.randint(20000, 32000)
+    link = os.path.join(registry, str(p))
+    try:
+        owner = os.readlink(link)
+    except OSError:
+        owner = None
+    if owner is not None and owner != mine and os.path.isdir(owner):
+        continue
     with socket.socket() as s:
         try: s.bind(("127.0.0.1", p))
         except OSError: continue
-    print(p); break'
+    tmp = f"{link}.{os.getpid()}"
+    os.symlink(mine, tmp)
+    os.replace(tmp, link)
+    print(p); break
+PY
 }
 
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

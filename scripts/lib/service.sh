@@ -67,15 +67,32 @@ port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# Ports handed out are reserved for their state DIR (a symlink named after the port in
+# PORT_REGISTRY, pointing at DIR) while that DIR exists, so that a service stopped for an outage
+# and started again on its ports does not find one taken by a service another test started
+# meanwhile. chlocal.sh keeps the same registry.
+PORT_REGISTRY="${TMPDIR:-/tmp}/inserter-ports"
+
+port_reserved() {
+  local owner
+  owner="$(readlink "$PORT_REGISTRY/$1" 2>/dev/null)" || return 1
+  [[ -d "$owner" && "$owner" != "${DIR:-}" ]]
+}
+
 # A free port below the Linux ephemeral range (32768+), so that outgoing connections do not take
-# it, and not one of the arguments (ports already chosen).
+# it, not one of the arguments (ports already chosen) and not reserved by another state dir;
+# reserved for DIR when it is set.
 free_port() {
   local p i q taken
   for i in $(seq 1 200); do
     p=$((20000 + RANDOM % 12000))
     taken=0
     for q in "$@"; do [[ "$p" == "$q" ]] && taken=1; done
-    if ((!taken)) && ! port_in_use "$p"; then
+    if ((!taken)) && ! port_reserved "$p" && ! port_in_use "$p"; then
+      if [[ -n "${DIR:-}" ]]; then
+        mkdir -p "$PORT_REGISTRY"
+        ln -sfn "$DIR" "$PORT_REGISTRY/$p"
+      fi
       echo "$p"
       return 0
     fi
