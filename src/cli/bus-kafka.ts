@@ -8,6 +8,7 @@ import { deadLetterMetrics } from '../deadletter/metrics.ts';
 import { InserterError } from '../errors/inserter-error.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { KafkaSource } from '../source/kafka.ts';
+import { KafkaFetchSource } from '../source/kafka-fetch.ts';
 import { checkKafkaConnection, describeKafkaSecurity, kafkaConnectionFor, kafkaConnectionHint } from '../source/kafka-connection.ts';
 import { KafkaControlLog } from '../source/kafka-control-log.ts';
 import { checkDeadLetterTopics, DeadLetterWriter, defaultDeadLetterCheckTimeoutMs } from '../source/kafka-dead-letter-writer.ts';
@@ -63,7 +64,7 @@ export async function checkKafkaBus(config: KafkaBusConfig, logger: Logger): Pro
 
 export function openKafkaBus(config: KafkaBusConfig, logger: Logger, metrics: Metrics): RunBus {
   const kafka = { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId };
-  const source = new KafkaSource({
+  const source = new (config.kafka.fetchPath === 'fetch' ? KafkaFetchSource : KafkaSource)({
     ...kafka,
     topics: Pipeline.topicsOf(config),
     fetchMaxBytes: config.kafka.fetchMaxBytes,

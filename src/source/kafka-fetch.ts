@@ -1,0 +1,298 @@
+// Owns reading Kafka without the client's message stream (docs/design/kafka-fetch.md): the group
+// membership stays the client's (joinGroup, heartbeats, rejoins), and records are read with
+// consumer.fetch() — one Fetch per leader node at a time — and handed to the core straight from the
+// parsed batches: no Message object, headers Map, bound commit or stream buffer per record.
+// WORK IN PROGRESS (branch wip/kafka-fetch): classic group protocol only; not selected by default.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Consumer, type GroupAssignment } from '@platformatic/kafka';
+import { InserterError } from '../errors/inserter-error.ts';
+import { handleClientErrors } from './kafka-client-errors.ts';
+import { kafkaClientOptions } from './kafka-connection.ts';
+import { installLz4Decoder } from './kafka-lz4.ts';
+import type { KafkaSourceOptions } from './kafka.ts';
+import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from './types.ts';
+import { partitionKey } from './types.ts';
+
+/** What the client's public API gives below the stream (2.12.1), typed as this adapter reads it. */
+interface ParsedRecord {
+  readonly offsetDelta: number;
+  readonly timestampDelta: bigint | number;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: Array<[Buffer, Buffer]>;
+}
+interface ParsedBatch {
+  readonly firstOffset: bigint;
+  readonly firstTimestamp: bigint;
+  readonly lastOffsetDelta: number;
+  readonly attributes: number;
+  readonly records: readonly ParsedRecord[];
+}
+interface FetchResponse {
+  readonly responses: ReadonlyArray<{ readonly topicId: string; readonly partitions: ReadonlyArray<{ readonly partitionIndex: number; readonly records?: readonly ParsedBatch[] | null }> }>;
+}
+interface TopicMetadata {
+  readonly id: string;
+  readonly partitions: ReadonlyArray<{ readonly leader: number; readonly leaderEpoch: number } | undefined>;
+}
+interface FetchClient {
+  readonly topics: { track(topic: string): boolean };
+  joinGroup(options: object): Promise<unknown>;
+  metadata(options: { topics: string[]; forceUpdate?: boolean }): Promise<{ topics: Map<string, TopicMetadata> }>;
+  fetch(options: object): Promise<FetchResponse>;
+}
+
+/** A control batch (transaction markers): never records of the topic. */
+const IS_CONTROL = 0x20;
+const noHeaders: SourceRecord['headers'] = Object.freeze([]);
+
+export class KafkaFetchSource implements Source {
+  readonly #options: KafkaSourceOptions;
+  readonly #consumer: Consumer;
+  readonly #client: FetchClient;
+  #owned = new Map<string, PartitionRef>();
+  /** The next offset to read of each owned partition whose position is known. */
+  readonly #next = new Map<string, bigint>();
+  /** The group's committed offset of each owned partition, read when it was assigned. */
+  readonly #committedAtAssignment = new Map<string, Promise<bigint | undefined>>();
+  /** Bumped by every assignment change and rewind: a response requested before it is not delivered. */
+  #generation = 0;
+  #forceMetadata = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: KafkaSourceOptions) {
+    if (options.groupProtocol === 'consumer') throw new InserterError('INSERTER_CONFIG_INVALID', 'the fetch path supports the classic group protocol only');
+    this.#options = options;
+    this.#consumer = new Consumer({
+      clientId: options.clientId,
+      groupId: options.groupId,
+      ...kafkaClientOptions(options),
+      sessionTimeout: options.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
+      rebalanceTimeout: options.rebalanceTimeoutMs ?? Math.max(options.sessionTimeoutMs, 60_000),
+      maxBytes: options.fetchMaxBytes,
+      maxWaitTime: options.fetchMaxWaitMs,
+      autocommit: false,
+      retries: 10,
+      retryDelay: 1_000,
+    });
+    this.#client = this.#consumer;
+    handleClientErrors(this.#consumer, (error) => options.onError?.(error, 0, error));
+  }
+
+  groupCoordinator(): number | null {
+    return this.#consumer.coordinatorId;
+  }
+
+  async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
+    await installLz4Decoder(this.#options.onDecoderFallback);
+    const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler);
+    this.#consumer.on('consumer:group:join', onJoin);
+    try {
+      for (const topic of this.#options.topics) this.#client.topics.track(topic);
+      await this.#client.joinGroup({});
+      this.#sync(handler);
+      for (let failures = 0; !signal.aborted;) {
+        try {
+          await this.#round(handler, signal);
+          failures = 0;
+        } catch (error) {
+          if (signal.aborted) return;
+          if (!isTransient(error)) throw error;
+          failures++;
+          this.#options.onError?.(error, failures, error);
+          this.#forceMetadata = true;
+          if (isOffsetOutOfRange(error)) await this.#clampToLogStart();
+          await sleep(Math.min(10_000, 250 * 2 ** failures), undefined, { signal }).catch(() => undefined);
+        }
+      }
+    } finally {
+      this.#consumer.off('consumer:group:join', onJoin);
+    }
+  }
+
+  /** One Fetch to each leader of owned partitions, then their records, in order per partition. */
+  async #round(handler: SourceHandler, signal: AbortSignal): Promise<void> {
+    const generation = this.#generation;
+    await this.#resolvePositions();
+    const topics = [...this.#options.topics];
+    const metadata = await this.#client.metadata({ topics, forceUpdate: this.#forceMetadata });
+    this.#forceMetadata = false;
+    if (generation !== this.#generation) return;
+    const byNode = new Map<number, Array<{ topicId: string; partitions: object[] }>>();
+    const topicOf = new Map<string, string>();
+    for (const [key, ref] of this.#owned) {
+      const fetchOffset = this.#next.get(key);
+      const topic = metadata.topics.get(ref.topic);
+      const partition = topic?.partitions[ref.partition];
+      if (fetchOffset === undefined || topic === undefined || partition === undefined) continue;
+      topicOf.set(topic.id, ref.topic);
+      let requests = byNode.get(partition.leader);
+      if (requests === undefined) byNode.set(partition.leader, (requests = []));
+      const epoch = partition.leaderEpoch;
+      requests.push({ topicId: topic.id, partitions: [{ partition: ref.partition, fetchOffset, partitionMaxBytes: this.#options.fetchMaxBytes, currentLeaderEpoch: epoch, lastFetchedEpoch: epoch }] });
+    }
+    if (byNode.size === 0) {
+      // Nothing owned (or no position yet): wait a little for an assignment.
+      await sleep(Math.min(250, this.#options.fetchMaxWaitMs), undefined, { signal }).catch(() => undefined);
+      return;
+    }
+    const responses = await Promise.all(
+      [...byNode].map(([node, requests]) => this.#client.fetch({ node, topics: requests, maxBytes: this.#options.fetchMaxBytes, maxWaitTime: this.#options.fetchMaxWaitMs })),
+    );
+    for (const response of responses) {
+      for (const topicResponse of response.responses) {
+        const topic = topicOf.get(topicResponse.topicId);
+        if (topic === undefined) continue;
+        for (const { partitionIndex: partition, records: batches } of topicResponse.partitions) {
+          if (batches === undefined || batches === null) continue;
+          const epoch = metadata.topics.get(topic)?.partitions[partition]?.leaderEpoch ?? -1;
+          if (!(await this.#deliver(handler, signal, generation, topic, partition, epoch, batches))) return;
+        }
+      }
+    }
+  }
+
+  /** Hands a partition's batches to the core; false when a rewind or an assignment change made them stale. */
+  async #deliver(handler: SourceHandler, signal: AbortSignal, generation: number, topic: string, partition: number, epoch: number, batches: readonly ParsedBatch[]): Promise<boolean> {
+    const key = partitionKey(topic, partition);
+    for (const batch of batches) {
+      const from = this.#next.get(key);
+      if (generation !== this.#generation || from === undefined) return false;
+      const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+      if (end <= from) continue; // a batch read already
+      if ((batch.attributes & IS_CONTROL) === 0) {
+        for (const r of batch.records) {
+          const offset = batch.firstOffset + BigInt(r.offsetDelta);
+          if (offset < from) continue; // a batch starts before the requested offset
+          const record: SourceRecord = {
+            topic,
+            partition,
+            offset,
+            timestamp: batch.firstTimestamp + BigInt(r.timestampDelta),
+            key: r.key ?? undefined,
+            value: r.value ?? undefined,
+            headers: r.headers.length === 0 ? noHeaders : r.headers,
+            epoch,
+          };
+          const pending = handler.onRecord(record);
+          if (pending !== undefined) {
+            await pending;
+            if (generation !== this.#generation) return false;
+          }
+          if (signal.aborted) return false;
+        }
+      }
+      this.#next.set(key, end);
+    }
+    return true;
+  }
+
+  /** Owned partitions without a position get the committed one (the log start where none). */
+  async #resolvePositions(): Promise<void> {
+    const generation = this.#generation;
+    const missing = [...this.#owned].filter(([key]) => !this.#next.has(key));
+    if (missing.length === 0) return;
+    const starts = await this.#consumer.listOffsets({ topics: [...new Set(missing.map(([, ref]) => ref.topic))], timestamp: -2n });
+    for (const [key, ref] of missing) {
+      const committed = await this.#committedAtAssignment.get(key);
+      if (generation !== this.#generation || !this.#owned.has(key)) return;
+      const start = starts.get(ref.topic)?.[ref.partition] ?? 0n;
+      this.#next.set(key, committed !== undefined && committed >= 0n ? (committed > start ? committed : start) : start);
+    }
+  }
+
+  /** After OFFSET_OUT_OF_RANGE: positions below the log start move to it (the stream's `earliest` fallback). */
+  async #clampToLogStart(): Promise<void> {
+    const topics = [...new Set([...this.#owned.values()].map((ref) => ref.topic))];
+    if (topics.length === 0) return;
+    const starts = await this.#consumer.listOffsets({ topics, timestamp: -2n }).catch(() => undefined);
+    if (starts === undefined) return;
+    for (const [key, ref] of this.#owned) {
+      const start = starts.get(ref.topic)?.[ref.partition];
+      const next = this.#next.get(key);
+      if (start !== undefined && next !== undefined && next < start) this.#next.set(key, start);
+    }
+  }
+
+  #sync(handler: SourceHandler): void {
+    const assignments = this.#consumer.assignments;
+    if (assignments !== null) this.#applyAssignments(assignments, handler);
+  }
+
+  #applyAssignments(assignments: readonly GroupAssignment[], handler: SourceHandler): void {
+    const next = new Map<string, PartitionRef>();
+    for (const { topic, partitions } of assignments) {
+      for (const partition of partitions) next.set(partitionKey(topic, partition), { topic, partition });
+    }
+    const revoked = [...this.#owned].filter(([key]) => !next.has(key)).map(([, ref]) => ref);
+    const assigned = [...next].filter(([key]) => !this.#owned.has(key)).map(([, ref]) => ref);
+    if (revoked.length === 0 && assigned.length === 0) return;
+    this.#owned = next;
+    this.#generation++;
+    for (const ref of revoked) {
+      const key = partitionKey(ref.topic, ref.partition);
+      this.#committedAtAssignment.delete(key);
+      this.#next.delete(key);
+    }
+    for (const ref of assigned) {
+      const committed = this.#committed(ref).catch(() => undefined);
+      this.#committedAtAssignment.set(partitionKey(ref.topic, ref.partition), committed);
+    }
+    if (revoked.length > 0) handler.onRevoked(revoked);
+    if (assigned.length > 0) handler.onAssigned(assigned);
+  }
+
+  /** Every owned partition is read again from its committed position; `onSwitch` marks the moment. */
+  async rewind(onSwitch: () => void): Promise<void> {
+    const owned = [...this.#owned.values()];
+    const committed = await Promise.all(owned.map((ref) => this.#committed(ref).catch(() => undefined)));
+    this.#generation++;
+    owned.forEach((ref, i) => {
+      const key = partitionKey(ref.topic, ref.partition);
+      this.#committedAtAssignment.set(key, Promise.resolve(committed[i]));
+      this.#next.delete(key); // resolved again from the committed position before the next fetch
+    });
+    onSwitch();
+  }
+
+  async repairPosition(ref: PartitionRef): Promise<CommitPosition | undefined> {
+    const atAssignment = await this.#committedAtAssignment.get(partitionKey(ref.topic, ref.partition));
+    if (atAssignment === undefined || atAssignment < 0n) return undefined;
+    const now = await this.#committed(ref);
+    return now !== undefined && now < atAssignment ? { ...ref, offset: atAssignment, epoch: -1 } : undefined;
+  }
+
+  async #committed(ref: PartitionRef): Promise<bigint | undefined> {
+    const offsets = await this.#consumer.listCommittedOffsets({ topics: [{ topic: ref.topic, partitions: [ref.partition] }] });
+    return offsets.get(ref.topic)?.[ref.partition];
+  }
+
+  async commit(positions: readonly CommitPosition[]): Promise<void> {
+    if (positions.length === 0) return;
+    try {
+      await this.#consumer.commit({ offsets: positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset, leaderEpoch: p.epoch })) });
+    } catch (cause) {
+      throw new InserterError('INSERTER_SOURCE_COMMIT_FAILED', `offset commit failed: ${(cause as Error).message}`, { cause, retryable: true });
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#consumer.close();
+    return this.#closing;
+  }
+}
+
+function isTransient(error: unknown): boolean {
+  const e = error as { canRetry?: unknown; errors?: unknown[] } | undefined;
+  if (e === undefined || e === null) return false;
+  if (e.canRetry === false) return isOffsetOutOfRange(error);
+  return !(Array.isArray(e.errors) && e.errors.some((inner) => (inner as { canRetry?: unknown }).canRetry === false && !isOffsetOutOfRange(inner)));
+}
+
+function isOffsetOutOfRange(error: unknown): boolean {
+  const e = error as { apiCode?: unknown; errors?: unknown[]; message?: unknown } | undefined;
+  if (e === undefined || e === null) return false;
+  if (e.apiCode === 1 || (typeof e.message === 'string' && e.message.includes('OFFSET_OUT_OF_RANGE'))) return true;
+  return Array.isArray(e.errors) && e.errors.some(isOffsetOutOfRange);
+}
