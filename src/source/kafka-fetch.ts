@@ -76,7 +76,7 @@ export class KafkaFetchSource implements Source {
       retries: 10,
       retryDelay: 1_000,
     });
-    this.#client = this.#consumer;
+    this.#client = asFetchClient(this.#consumer);
     handleClientErrors(this.#consumer, (error) => options.onError?.(error, 0, error));
   }
 
@@ -281,6 +281,12 @@ export class KafkaFetchSource implements Source {
     this.#closing ??= this.#consumer.close();
     return this.#closing;
   }
+}
+
+/** The consumer as this adapter calls it: its promise forms, with the parsed response's shape. */
+function asFetchClient(consumer: Consumer): FetchClient {
+  const client: unknown = consumer;
+  return client as FetchClient;
 }
 
 function isTransient(error: unknown): boolean {
