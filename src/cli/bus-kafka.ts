@@ -64,7 +64,7 @@ export async function checkKafkaBus(config: KafkaBusConfig, logger: Logger): Pro
 
 export function openKafkaBus(config: KafkaBusConfig, logger: Logger, metrics: Metrics): RunBus {
   const kafka = { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId };
-  const source = new (config.kafka.fetchPath === 'fetch' ? KafkaFetchSource : KafkaSource)({
+  const source = new (config.kafka.fetchPath === 'fetch' && config.kafka.groupProtocol !== 'consumer' ? KafkaFetchSource : KafkaSource)({
     ...kafka,
     topics: Pipeline.topicsOf(config),
     fetchMaxBytes: config.kafka.fetchMaxBytes,

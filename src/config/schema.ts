@@ -236,7 +236,8 @@ export const configSchema = z
           .default(8 * 1024 * 1024),
         fetchMaxWaitMs: z.number().int().positive().default(500),
         /** `fetch`: read with consumer.fetch(), without the client's message stream (docs/design/kafka-fetch.md; work in progress). */
-        fetchPath: z.enum(['stream', 'fetch']).default('stream'),
+        // WIP: INSERTER_KAFKA_FETCH_PATH=fetch runs every test on the fetch path.
+        fetchPath: z.enum(['stream', 'fetch']).default(process.env.INSERTER_KAFKA_FETCH_PATH === 'fetch' ? 'fetch' : 'stream'),
         sessionTimeoutMs: z.number().int().positive().default(30_000),
         /**
          * `classic` (eager rebalances, every member rejoins) or `consumer` (KIP-848: the broker assigns
