@@ -23,13 +23,20 @@ interface ParsedRecord {
 }
 interface ParsedBatch {
   readonly firstOffset: bigint;
+  readonly partitionLeaderEpoch: number;
+  readonly producerId: bigint;
   readonly firstTimestamp: bigint;
   readonly lastOffsetDelta: number;
   readonly attributes: number;
   readonly records: readonly ParsedRecord[];
 }
+interface PartitionResponse {
+  readonly partitionIndex: number;
+  readonly records?: readonly ParsedBatch[] | null;
+  readonly abortedTransactions?: ReadonlyArray<{ readonly producerId: bigint; readonly firstOffset: bigint }> | null;
+}
 interface FetchResponse {
-  readonly responses: ReadonlyArray<{ readonly topicId: string; readonly partitions: ReadonlyArray<{ readonly partitionIndex: number; readonly records?: readonly ParsedBatch[] | null }> }>;
+  readonly responses: ReadonlyArray<{ readonly topicId: string; readonly partitions: readonly PartitionResponse[] }>;
 }
 interface TopicMetadata {
   readonly id: string;
@@ -44,6 +51,8 @@ interface FetchClient {
 
 /** A control batch (transaction markers): never records of the topic. */
 const IS_CONTROL = 0x20;
+/** A batch written inside a transaction. */
+const IS_TRANSACTIONAL = 0x10;
 const noHeaders: SourceRecord['headers'] = Object.freeze([]);
 
 export class KafkaFetchSource implements Source {
@@ -97,12 +106,20 @@ export class KafkaFetchSource implements Source {
           await this.#round(handler, signal);
           failures = 0;
         } catch (error) {
-          if (signal.aborted) return;
+          if (signal.aborted || this.#closing !== undefined) return;
           if (!isTransient(error)) throw error;
           failures++;
           this.#options.onError?.(error, failures, error);
           this.#forceMetadata = true;
           if (isOffsetOutOfRange(error)) await this.#clampToLogStart();
+          else {
+            // As the stream path restarts: start over from the committed positions (a record handed
+            // over may not be tracked, e.g. its schema load failed), and tell the core.
+            this.#generation++;
+            for (const [key, ref] of this.#owned) this.#committedAtAssignment.set(key, this.#readCommitted(ref));
+            this.#next.clear();
+            handler.onReset();
+          }
           await sleep(Math.min(10_000, 250 * 2 ** failures), undefined, { signal }).catch(() => undefined);
         }
       }
@@ -144,44 +161,69 @@ export class KafkaFetchSource implements Source {
       for (const topicResponse of response.responses) {
         const topic = topicOf.get(topicResponse.topicId);
         if (topic === undefined) continue;
-        for (const { partitionIndex: partition, records: batches } of topicResponse.partitions) {
+        for (const { partitionIndex: partition, records: batches, abortedTransactions } of topicResponse.partitions) {
           if (batches === undefined || batches === null) continue;
-          const epoch = metadata.topics.get(topic)?.partitions[partition]?.leaderEpoch ?? -1;
-          if (!(await this.#deliver(handler, signal, generation, topic, partition, epoch, batches))) return;
+          if (!(await this.#deliver(handler, signal, generation, topic, partition, batches, abortedTransactions ?? []))) return;
         }
       }
     }
   }
 
-  /** Hands a partition's batches to the core; false when a rewind or an assignment change made them stale. */
-  async #deliver(handler: SourceHandler, signal: AbortSignal, generation: number, topic: string, partition: number, epoch: number, batches: readonly ParsedBatch[]): Promise<boolean> {
+  /**
+   * Hands a partition's batches to the core, its position following each record handed over; false
+   * when a rewind or an assignment change made the rest stale. Records of aborted transactions are
+   * skipped as Kafka's own consumer does (the client's filter misses some: review 2026-12-07i).
+   */
+  async #deliver(
+    handler: SourceHandler,
+    signal: AbortSignal,
+    generation: number,
+    topic: string,
+    partition: number,
+    batches: readonly ParsedBatch[],
+    abortedTransactions: ReadonlyArray<{ readonly producerId: bigint; readonly firstOffset: bigint }>,
+  ): Promise<boolean> {
     const key = partitionKey(topic, partition);
+    const aborted = [...abortedTransactions].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0));
+    const abortedProducers = new Set<bigint>();
+    let nextAborted = 0;
     for (const batch of batches) {
+      if (generation !== this.#generation) return false;
       const from = this.#next.get(key);
-      if (generation !== this.#generation || from === undefined) return false;
+      if (from === undefined) return true; // not requested (or no longer owned): skip this partition only
       const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+      while (nextAborted < aborted.length && (aborted[nextAborted] as { firstOffset: bigint }).firstOffset < end) abortedProducers.add((aborted[nextAborted++] as { producerId: bigint }).producerId);
+      if ((batch.attributes & IS_CONTROL) !== 0) {
+        if (isAbortMarker(batch)) abortedProducers.delete(batch.producerId);
+        if (end > from) this.#next.set(key, end);
+        continue;
+      }
       if (end <= from) continue; // a batch read already
-      if ((batch.attributes & IS_CONTROL) === 0) {
-        for (const r of batch.records) {
-          const offset = batch.firstOffset + BigInt(r.offsetDelta);
-          if (offset < from) continue; // a batch starts before the requested offset
-          const record: SourceRecord = {
-            topic,
-            partition,
-            offset,
-            timestamp: batch.firstTimestamp + BigInt(r.timestampDelta),
-            key: r.key ?? undefined,
-            value: r.value ?? undefined,
-            headers: r.headers.length === 0 ? noHeaders : r.headers,
-            epoch,
-          };
-          const pending = handler.onRecord(record);
-          if (pending !== undefined) {
-            await pending;
-            if (generation !== this.#generation) return false;
-          }
-          if (signal.aborted) return false;
+      if ((batch.attributes & IS_TRANSACTIONAL) !== 0 && abortedProducers.has(batch.producerId)) {
+        this.#next.set(key, end);
+        continue;
+      }
+      const epoch = batch.partitionLeaderEpoch;
+      for (const r of batch.records) {
+        const offset = batch.firstOffset + BigInt(r.offsetDelta);
+        if (offset < from) continue; // a batch starts before the requested offset
+        const record: SourceRecord = {
+          topic,
+          partition,
+          offset,
+          timestamp: batch.firstTimestamp + BigInt(r.timestampDelta),
+          key: r.key ?? undefined,
+          value: r.value ?? undefined,
+          headers: r.headers.length === 0 ? noHeaders : r.headers,
+          epoch,
+        };
+        const pending = handler.onRecord(record);
+        this.#next.set(key, offset + 1n);
+        if (pending !== undefined) {
+          await pending;
+          if (generation !== this.#generation) return false;
         }
+        if (signal.aborted) return false;
       }
       this.#next.set(key, end);
     }
@@ -195,7 +237,15 @@ export class KafkaFetchSource implements Source {
     if (missing.length === 0) return;
     const starts = await this.#consumer.listOffsets({ topics: [...new Set(missing.map(([, ref]) => ref.topic))], timestamp: -2n });
     for (const [key, ref] of missing) {
-      const committed = await this.#committedAtAssignment.get(key);
+      const read = this.#committedAtAssignment.get(key) ?? this.#readCommitted(ref);
+      let committed: bigint | undefined;
+      try {
+        committed = await read;
+      } catch (error) {
+        // Never the log start instead: read it again next round.
+        if (this.#committedAtAssignment.get(key) === read) this.#committedAtAssignment.set(key, this.#readCommitted(ref));
+        throw error;
+      }
       if (generation !== this.#generation || !this.#owned.has(key)) return;
       const start = starts.get(ref.topic)?.[ref.partition] ?? 0n;
       this.#next.set(key, committed !== undefined && committed >= 0n ? (committed > start ? committed : start) : start);
@@ -207,11 +257,14 @@ export class KafkaFetchSource implements Source {
     const topics = [...new Set([...this.#owned.values()].map((ref) => ref.topic))];
     if (topics.length === 0) return;
     const starts = await this.#consumer.listOffsets({ topics, timestamp: -2n }).catch(() => undefined);
-    if (starts === undefined) return;
+    const ends = await this.#consumer.listOffsets({ topics }).catch(() => undefined);
+    if (starts === undefined || ends === undefined) return;
     for (const [key, ref] of this.#owned) {
       const start = starts.get(ref.topic)?.[ref.partition];
+      const end = ends.get(ref.topic)?.[ref.partition];
       const next = this.#next.get(key);
-      if (start !== undefined && next !== undefined && next < start) this.#next.set(key, start);
+      // Out of range either way: the log start, as the stream's `earliest` fallback.
+      if (start !== undefined && next !== undefined && (next < start || (end !== undefined && next > end))) this.#next.set(key, start);
     }
   }
 
@@ -235,29 +288,38 @@ export class KafkaFetchSource implements Source {
       this.#committedAtAssignment.delete(key);
       this.#next.delete(key);
     }
-    for (const ref of assigned) {
-      const committed = this.#committed(ref).catch(() => undefined);
-      this.#committedAtAssignment.set(partitionKey(ref.topic, ref.partition), committed);
-    }
+    for (const ref of assigned) this.#committedAtAssignment.set(partitionKey(ref.topic, ref.partition), this.#readCommitted(ref));
     if (revoked.length > 0) handler.onRevoked(revoked);
     if (assigned.length > 0) handler.onAssigned(assigned);
   }
 
-  /** Every owned partition is read again from its committed position; `onSwitch` marks the moment. */
+  /**
+   * Every owned partition is read again from its committed position; `onSwitch` marks the moment.
+   * A read that fails fails the rewind (never the log start instead); a partition assigned again
+   * meanwhile keeps the position read at that assignment.
+   */
   async rewind(onSwitch: () => void): Promise<void> {
-    const owned = [...this.#owned.values()];
-    const committed = await Promise.all(owned.map((ref) => this.#committed(ref).catch(() => undefined)));
+    const owned = [...this.#owned];
+    const before = new Map(owned.map(([key]) => [key, this.#committedAtAssignment.get(key)]));
+    const committed = await Promise.all(owned.map(([, ref]) => this.#committed(ref)));
     this.#generation++;
-    owned.forEach((ref, i) => {
-      const key = partitionKey(ref.topic, ref.partition);
+    owned.forEach(([key], i) => {
+      if (!this.#owned.has(key) || this.#committedAtAssignment.get(key) !== before.get(key)) return;
       this.#committedAtAssignment.set(key, Promise.resolve(committed[i]));
-      this.#next.delete(key); // resolved again from the committed position before the next fetch
     });
+    this.#next.clear(); // every position is resolved again from the committed one before the next fetch
     onSwitch();
   }
 
+  /** The committed offset of a partition, a rejection kept from being unhandled (it is awaited later). */
+  #readCommitted(ref: PartitionRef): Promise<bigint | undefined> {
+    const read = this.#committed(ref);
+    read.catch(() => undefined);
+    return read;
+  }
+
   async repairPosition(ref: PartitionRef): Promise<CommitPosition | undefined> {
-    const atAssignment = await this.#committedAtAssignment.get(partitionKey(ref.topic, ref.partition));
+    const atAssignment = await this.#committedAtAssignment.get(partitionKey(ref.topic, ref.partition))?.catch(() => undefined);
     if (atAssignment === undefined || atAssignment < 0n) return undefined;
     const now = await this.#committed(ref);
     return now !== undefined && now < atAssignment ? { ...ref, offset: atAssignment, epoch: -1 } : undefined;
@@ -281,6 +343,12 @@ export class KafkaFetchSource implements Source {
     this.#closing ??= this.#consumer.close();
     return this.#closing;
   }
+}
+
+/** An abort marker: a control batch whose record key says ABORT (type 0). */
+function isAbortMarker(batch: ParsedBatch): boolean {
+  const key = batch.records[0]?.key;
+  return key !== undefined && key !== null && key.length >= 4 && key.readInt16BE(2) === 0;
 }
 
 /** The consumer as this adapter calls it: its promise forms, with the parsed response's shape. */
