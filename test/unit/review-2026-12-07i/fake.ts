@@ -2,7 +2,7 @@
 // `restore()`): drives the real KafkaFetchSource deterministically. Fetches wait until the test
 // answers them (`answer`/`fail`).
 import { Consumer } from '@platformatic/kafka';
-import { KafkaFetchSource } from '../../../src/source/kafka-fetch.ts';
+import type { KafkaFetchSource } from '../../../src/source/kafka-fetch.ts';
 import type { CommitPosition, PartitionRef, SourceHandler, SourceRecord } from '../../../src/source/types.ts';
 
 export const TOPIC = 't';
@@ -64,7 +64,7 @@ export class FakeKafka {
       Object.defineProperty(proto, name, { value: fn, configurable: true, writable: true });
     };
     stub('joinGroup', function () {
-      fake.consumer = this as never;
+      fake.consumer = this;
       fake.join(fake.assignment);
       return Promise.resolve();
     });
@@ -149,7 +149,7 @@ export class FakeKafka {
 }
 
 export function options(overrides: Record<string, unknown> = {}): ConstructorParameters<typeof KafkaFetchSource>[0] {
-  return { brokers: ['127.0.0.1:1'], clientId: 'probe', groupId: 'g', topics: [TOPIC], fetchMaxBytes: 1 << 20, fetchMaxWaitMs: 50, sessionTimeoutMs: 10_000, ...overrides } as never;
+  return { brokers: ['127.0.0.1:1'], clientId: 'probe', groupId: 'g', topics: [TOPIC], fetchMaxBytes: 1 << 20, fetchMaxWaitMs: 50, sessionTimeoutMs: 10_000, ...overrides };
 }
 
 export interface Log {
