@@ -57,9 +57,10 @@ export class FakeKafka {
   readonly #saved = new Map<string, PropertyDescriptor | undefined>();
 
   constructor() {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the stubs run with the consumer as `this`
     const fake = this;
     const proto = Consumer.prototype as unknown as Record<string, unknown>;
-    const stub = (name: string, fn: (this: Consumer, ...args: any[]) => unknown): void => {
+    const stub = (name: string, fn: (this: Consumer, ...args: never[]) => unknown): void => {
       this.#saved.set(name, Object.getOwnPropertyDescriptor(proto, name));
       Object.defineProperty(proto, name, { value: fn, configurable: true, writable: true });
     };

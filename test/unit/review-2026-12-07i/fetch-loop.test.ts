@@ -51,7 +51,7 @@ test('OFFSET_OUT_OF_RANGE above the log end: the partition (and the other partit
     assert.deepEqual(
       delivered(log, 1),
       [0, 1],
-      `partition 1 delivered nothing; ${errors.length} errors, still fetching partition 0 at ${[...FakeKafka.offsets(kafka.fetches[0] ?? ({ options: { node: 0, topics: [] } } as never))]}`,
+      `partition 1 delivered nothing; ${errors.length} errors, still fetching partition 0 at ${[...FakeKafka.offsets(kafka.fetches[0] ?? ({ options: { node: 0, topics: [] } } as never))].map(([p, o]) => `${p}@${o}`).join(',')}`,
     );
   } finally {
     await teardown(kafka, source, stop, running);
@@ -150,10 +150,8 @@ test('revocation while onRecord applies backpressure: nothing of the revoked par
 
 test(
   'a response carrying a partition not requested (no longer owned) does not drop the other partitions of the response',
-  {
-    todo: 'finding 6 (low): #deliver returns false for an unowned partition and #round drops the rest of the round; the stream skips unrequested partitions (requestedOffsets) instead',
-    timeout: 20_000,
-  },
+  // Finding 6 (fixed): #deliver returned false for an unowned partition and #round dropped the rest of the round.
+  { timeout: 20_000 },
   async () => {
     const kafka = new FakeKafka();
     const source = new KafkaFetchSource(options());
@@ -238,7 +236,8 @@ test('the epoch handed over is the batch leader epoch (as the stream does)', { t
 
 test(
   'close() alone (no abort) ends run() (the contract: "delivers records until close() or the signal fires")',
-  { todo: 'finding 8 (low): with the fake the closed-client error (no canRetry) is retried forever; against the real client run() rejects with "Client is closed." (broker.test.ts)', timeout: 20_000 },
+  // Finding 8 (fixed): run() went on (fake) or rejected with "Client is closed." (real client) after close().
+  { timeout: 20_000 },
   async () => {
     const kafka = new FakeKafka();
     const errors: unknown[] = [];

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KafkaFetchSource } from '../../../src/source/kafka-fetch.ts';
-import { FakeKafka, batch, deferred, options, recorder, until } from './fake.ts';
+import { FakeKafka, deferred, options, recorder, until } from './fake.ts';
 
 async function teardown(kafka: FakeKafka, source: KafkaFetchSource, stop: AbortController, running: Promise<void>): Promise<void> {
   stop.abort();
