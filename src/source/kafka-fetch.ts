@@ -64,6 +64,8 @@ export class KafkaFetchSource implements Source {
   readonly #next = new Map<string, bigint>();
   /** The group's committed offset of each owned partition, read when it was assigned. */
   readonly #committedAtAssignment = new Map<string, Promise<bigint | undefined>>();
+  /** Where an owned partition without a position resumes: the committed offset read at assignment, after a rewind or an error. */
+  readonly #resumeFrom = new Map<string, Promise<bigint | undefined>>();
   /** Bumped by every assignment change and rewind: a response requested before it is not delivered. */
   #generation = 0;
   #forceMetadata = false;
@@ -95,7 +97,7 @@ export class KafkaFetchSource implements Source {
 
   async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
     await installLz4Decoder(this.#options.onDecoderFallback);
-    const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler);
+    const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler, true);
     this.#consumer.on('consumer:group:join', onJoin);
     try {
       for (const topic of this.#options.topics) this.#client.topics.track(topic);
@@ -116,7 +118,7 @@ export class KafkaFetchSource implements Source {
             // As the stream path restarts: start over from the committed positions (a record handed
             // over may not be tracked, e.g. its schema load failed), and tell the core.
             this.#generation++;
-            for (const [key, ref] of this.#owned) this.#committedAtAssignment.set(key, this.#readCommitted(ref));
+            for (const [key, ref] of this.#owned) this.#resumeFrom.set(key, this.#readCommitted(ref));
             this.#next.clear();
             handler.onReset();
           }
@@ -188,7 +190,7 @@ export class KafkaFetchSource implements Source {
     const abortedProducers = new Set<bigint>();
     let nextAborted = 0;
     for (const batch of batches) {
-      if (generation !== this.#generation) return false;
+      if (generation !== this.#generation || this.#closing !== undefined) return false;
       const from = this.#next.get(key);
       if (from === undefined) return true; // not requested (or no longer owned): skip this partition only
       const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
@@ -223,7 +225,7 @@ export class KafkaFetchSource implements Source {
           await pending;
           if (generation !== this.#generation) return false;
         }
-        if (signal.aborted) return false;
+        if (signal.aborted || this.#closing !== undefined) return false;
       }
       this.#next.set(key, end);
     }
@@ -237,13 +239,13 @@ export class KafkaFetchSource implements Source {
     if (missing.length === 0) return;
     const starts = await this.#consumer.listOffsets({ topics: [...new Set(missing.map(([, ref]) => ref.topic))], timestamp: -2n });
     for (const [key, ref] of missing) {
-      const read = this.#committedAtAssignment.get(key) ?? this.#readCommitted(ref);
+      const read = this.#resumeFrom.get(key) ?? this.#readCommitted(ref);
       let committed: bigint | undefined;
       try {
         committed = await read;
       } catch (error) {
         // Never the log start instead: read it again next round.
-        if (this.#committedAtAssignment.get(key) === read) this.#committedAtAssignment.set(key, this.#readCommitted(ref));
+        if (this.#resumeFrom.get(key) === read) this.#resumeFrom.set(key, this.#readCommitted(ref));
         throw error;
       }
       if (generation !== this.#generation || !this.#owned.has(key)) return;
@@ -270,25 +272,42 @@ export class KafkaFetchSource implements Source {
 
   #sync(handler: SourceHandler): void {
     const assignments = this.#consumer.assignments;
-    if (assignments !== null) this.#applyAssignments(assignments, handler);
+    if (assignments !== null) this.#applyAssignments(assignments, handler, false);
   }
 
-  #applyAssignments(assignments: readonly GroupAssignment[], handler: SourceHandler): void {
+  /**
+   * A join (`rejoined`) with the same partitions still resumes them from the committed positions, as
+   * the client's stream does: another member may have owned and committed them meanwhile. The core
+   * drops what it tracked already.
+   */
+  #applyAssignments(assignments: readonly GroupAssignment[], handler: SourceHandler, rejoined: boolean): void {
     const next = new Map<string, PartitionRef>();
     for (const { topic, partitions } of assignments) {
       for (const partition of partitions) next.set(partitionKey(topic, partition), { topic, partition });
     }
     const revoked = [...this.#owned].filter(([key]) => !next.has(key)).map(([, ref]) => ref);
     const assigned = [...next].filter(([key]) => !this.#owned.has(key)).map(([, ref]) => ref);
-    if (revoked.length === 0 && assigned.length === 0) return;
+    if (revoked.length === 0 && assigned.length === 0) {
+      if (!rejoined || next.size === 0) return;
+      this.#generation++;
+      for (const [key, ref] of this.#owned) this.#resumeFrom.set(key, this.#readCommitted(ref));
+      this.#next.clear();
+      return;
+    }
     this.#owned = next;
     this.#generation++;
     for (const ref of revoked) {
       const key = partitionKey(ref.topic, ref.partition);
       this.#committedAtAssignment.delete(key);
+      this.#resumeFrom.delete(key);
       this.#next.delete(key);
     }
-    for (const ref of assigned) this.#committedAtAssignment.set(partitionKey(ref.topic, ref.partition), this.#readCommitted(ref));
+    for (const ref of assigned) {
+      const key = partitionKey(ref.topic, ref.partition);
+      const read = this.#readCommitted(ref);
+      this.#committedAtAssignment.set(key, read);
+      this.#resumeFrom.set(key, read);
+    }
     if (revoked.length > 0) handler.onRevoked(revoked);
     if (assigned.length > 0) handler.onAssigned(assigned);
   }
@@ -305,7 +324,7 @@ export class KafkaFetchSource implements Source {
     this.#generation++;
     owned.forEach(([key], i) => {
       if (!this.#owned.has(key) || this.#committedAtAssignment.get(key) !== before.get(key)) return;
-      this.#committedAtAssignment.set(key, Promise.resolve(committed[i]));
+      this.#resumeFrom.set(key, Promise.resolve(committed[i]));
     });
     this.#next.clear(); // every position is resolved again from the committed one before the next fetch
     onSwitch();
