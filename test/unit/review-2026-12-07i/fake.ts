@@ -45,6 +45,8 @@ export class FakeKafka {
   leaderEpoch = 0;
   leaders: number[] = [1, 1];
   logStart = new Map<number, bigint>();
+  /** The log end (listOffsets' latest) of each partition; 1,000,000 where unset. */
+  logEnd = new Map<number, bigint>();
   committed = new Map<number, bigint>();
   /** When set, the next listCommittedOffsets call waits for this (or fails with it). */
   committedHook: ((partition: number) => Promise<bigint | undefined>) | undefined;
@@ -74,7 +76,9 @@ export class FakeKafka {
         topics: new Map([[TOPIC, { id: TOPIC_ID, partitions: Array.from({ length: fake.partitions }, (_, i) => ({ leader: fake.leaders[i] ?? 1, leaderEpoch: fake.leaderEpoch })) }]]),
       }),
     );
-    stub('listOffsets', () => Promise.resolve(new Map([[TOPIC, Array.from({ length: fake.partitions }, (_, i) => fake.logStart.get(i) ?? 0n)]])));
+    stub('listOffsets', (options: { timestamp?: bigint }) =>
+      Promise.resolve(new Map([[TOPIC, Array.from({ length: fake.partitions }, (_, i) => (options.timestamp === -2n ? (fake.logStart.get(i) ?? 0n) : (fake.logEnd.get(i) ?? 1_000_000n)))]])),
+    );
     stub('listCommittedOffsets', async (options: { topics: Array<{ topic: string; partitions: number[] }> }) => {
       const p = options.topics[0]!.partitions[0]!;
       const hook = fake.committedHook;
@@ -133,6 +137,18 @@ export class FakeKafka {
       const before = this.requested - this.fetches.length;
       const f = await this.nextFetch();
       if (before >= count) return f;
+      f.resolve(FakeKafka.response([]));
+    }
+  }
+
+  /**
+   * The first fetch that asks for `partition` (others are answered empty): a partition assigned to
+   * a node whose loop is mid-fetch joins that loop's next request.
+   */
+  async fetchIncluding(partition: number): Promise<PendingFetch> {
+    for (;;) {
+      const f = await this.nextFetch();
+      if (FakeKafka.offsets(f).has(partition)) return f;
       f.resolve(FakeKafka.response([]));
     }
   }

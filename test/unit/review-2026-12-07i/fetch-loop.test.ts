@@ -33,6 +33,7 @@ function outOfRange(partition: number, logStartOffset: bigint, highWatermark: bi
 test('OFFSET_OUT_OF_RANGE above the log end: the partition (and the other partitions of its leader) read on', { timeout: 30_000 }, async () => {
   const kafka = new FakeKafka();
   kafka.committed.set(0, 1000n); // the log was truncated / recreated below the group's position
+  kafka.logEnd.set(0, 3n);
   kafka.committed.set(1, 0n);
   const errors: unknown[] = [];
   const source = new KafkaFetchSource(options({ onError: (e: unknown) => errors.push(e) }));

@@ -60,7 +60,7 @@ test('a rebalance while #resolvePositions awaits a committed read: nothing of th
     kafka.committedHook = undefined;
     await until(() => delivered(log, 0).length === 1, 'partition 0');
     kafka.join([0, 1]);
-    const g = await kafka.fetchAfter(kafka.requested);
+    const g = await kafka.fetchIncluding(1);
     assert.equal(FakeKafka.offsets(g).get(1), 0n);
     g.resolve(FakeKafka.response([[1, [batch([0])]]]));
     await until(() => delivered(log, 1).length === 1, 'partition 1 after the new assignment');

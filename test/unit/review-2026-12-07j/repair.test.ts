@@ -2,21 +2,23 @@
 // #committedAtAssignment with a fresh read, so repairPosition() no longer compares with the position
 // committed WHEN THE PARTITION WAS ASSIGNED (types.ts). Sequence: partition assigned while the group
 // is at 100 (idle at its end); the previous owner's late commit moves the group back to 50; a broker
-// hiccup (transient fetch error) or a rewind re-reads 50: repairPosition() now says "nothing to
+// hiccup (transient fetch error), a reset or a rewind re-reads 50: repairPosition() now says "nothing to
 // repair" and the source reads again from 50. KafkaSource keeps the value read at assignment.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KafkaFetchSource } from '../../../src/source/kafka-fetch.ts';
-import { FakeKafka, TOPIC, options, recorder, until } from '../review-2026-12-07i/fake.ts';
+import { FakeKafka, TOPIC, batch, options, recorder, until } from '../review-2026-12-07i/fake.ts';
 
-async function setup(): Promise<{ kafka: FakeKafka; source: KafkaFetchSource; stop: AbortController; running: Promise<void>; log: ReturnType<typeof recorder> }> {
+async function setup(
+  onRecord?: Parameters<typeof recorder>[0],
+): Promise<{ kafka: FakeKafka; source: KafkaFetchSource; stop: AbortController; running: Promise<void>; log: ReturnType<typeof recorder> }> {
   const kafka = new FakeKafka();
   kafka.partitions = 1;
   kafka.assignment = [0];
   kafka.committed.set(0, 100n);
   const source = new KafkaFetchSource(options({ onError: () => undefined }));
   const stop = new AbortController();
-  const log = recorder();
+  const log = recorder(onRecord);
   const running = source.run(log, stop.signal);
   const f = await kafka.nextFetch();
   assert.equal(FakeKafka.offsets(f).get(0), 100n);
@@ -33,13 +35,16 @@ async function teardown(kafka: FakeKafka, source: KafkaFetchSource, stop: AbortC
   kafka.restore();
 }
 
-test('repairPosition after a transient fetch error still repairs to the position at assignment', { timeout: 20_000 }, async () => {
-  const { kafka, source, stop, running, log } = await setup();
+test('repairPosition after a transient fetch error and a reset still repairs to the position at assignment', { timeout: 20_000 }, async () => {
+  let fail = true;
+  const { kafka, source, stop, running, log } = await setup(() => (fail ? ((fail = false), Promise.reject(new Error('schema load failed'))) : undefined));
   try {
     const ref = { topic: TOPIC, partition: 0 };
     assert.deepEqual(await source.repairPosition(ref), { ...ref, offset: 100n, epoch: -1 }, 'before the error');
-    const f = await kafka.nextFetch();
-    f.reject(Object.assign(new Error('Connection closed'), { canRetry: true }));
+    (await kafka.nextFetch()).reject(Object.assign(new Error('Connection closed'), { canRetry: true }));
+    assert.deepEqual(await source.repairPosition(ref), { ...ref, offset: 100n, epoch: -1 }, 'after a fetch error');
+    // a reset (the handler failed) reads the committed positions again
+    (await kafka.nextFetch()).resolve(FakeKafka.response([[0, [batch([100])]]]));
     await until(() => log.events.includes('reset'), 'the reset');
     const repair = await source.repairPosition(ref);
     const next = await kafka.nextFetch();

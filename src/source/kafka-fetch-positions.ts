@@ -1,0 +1,165 @@
+// Owns where the fetch path reads each owned partition (docs/design/kafka-fetch.md): the owned set,
+// the next offset of each, the committed offset read when it was assigned (for repairPosition), where
+// a partition resumes after a rewind or a reset, and the generation that makes a response requested
+// before any of these changed stale.
+import type { Consumer, GroupAssignment } from '@platformatic/kafka';
+import type { CommitPosition, PartitionRef } from './types.ts';
+import { partitionKey } from './types.ts';
+
+type PositionsClient = Pick<Consumer, 'listOffsets' | 'listCommittedOffsets'>;
+
+export interface AssignmentChange {
+  readonly revoked: readonly PartitionRef[];
+  readonly assigned: readonly PartitionRef[];
+}
+
+export class FetchPositions {
+  readonly #client: PositionsClient;
+  #owned = new Map<string, PartitionRef>();
+  /** The next offset to read of each owned partition whose position is known (the hot path's). */
+  readonly next = new Map<string, bigint>();
+  /** Bumped by every assignment change, rewind and reset: a response requested before it is stale. */
+  generation = 0;
+  /** The group's committed offset of each owned partition, read when it was assigned. */
+  readonly #committedAtAssignment = new Map<string, Promise<bigint | undefined>>();
+  /** Where an owned partition without a position resumes: the committed offset read at assignment, after a rewind or a reset. */
+  readonly #resumeFrom = new Map<string, Promise<bigint | undefined>>();
+
+  constructor(client: PositionsClient) {
+    this.#client = client;
+  }
+
+  get owned(): ReadonlyMap<string, PartitionRef> {
+    return this.#owned;
+  }
+
+  /**
+   * The group's new assignment. A join (`rejoined`) with the same partitions still resumes them from
+   * the committed positions, as the client's stream does: another member may have owned and
+   * committed them meanwhile (the core drops what it tracked already). Undefined when nothing changed.
+   */
+  assign(assignments: readonly GroupAssignment[], rejoined: boolean): AssignmentChange | undefined {
+    const owned = new Map<string, PartitionRef>();
+    for (const { topic, partitions } of assignments) {
+      for (const partition of partitions) owned.set(partitionKey(topic, partition), { topic, partition });
+    }
+    const revoked = [...this.#owned].filter(([key]) => !owned.has(key)).map(([, ref]) => ref);
+    const assigned = [...owned].filter(([key]) => !this.#owned.has(key)).map(([, ref]) => ref);
+    if (revoked.length === 0 && assigned.length === 0) {
+      if (rejoined && owned.size > 0) this.startOver();
+      return undefined;
+    }
+    this.#owned = owned;
+    this.generation++;
+    for (const ref of revoked) {
+      const key = partitionKey(ref.topic, ref.partition);
+      this.#committedAtAssignment.delete(key);
+      this.#resumeFrom.delete(key);
+      this.next.delete(key);
+    }
+    for (const ref of assigned) {
+      const key = partitionKey(ref.topic, ref.partition);
+      const read = this.#readCommitted(ref);
+      this.#committedAtAssignment.set(key, read);
+      this.#resumeFrom.set(key, read);
+    }
+    return { revoked, assigned };
+  }
+
+  /** Every owned partition resumes from its committed position, read again. */
+  startOver(): void {
+    this.generation++;
+    for (const [key, ref] of this.#owned) this.#resumeFrom.set(key, this.#readCommitted(ref));
+    this.next.clear();
+  }
+
+  /**
+   * Every owned partition resumes from its committed position. A read that fails fails the rewind
+   * (never the log start instead); a partition assigned again meanwhile keeps the position read at
+   * that assignment.
+   */
+  async rewind(): Promise<void> {
+    const owned = [...this.#owned];
+    const before = new Map(owned.map(([key]) => [key, this.#committedAtAssignment.get(key)]));
+    const committed = await Promise.all(owned.map(([, ref]) => this.#committed(ref)));
+    this.generation++;
+    owned.forEach(([key], i) => {
+      if (!this.#owned.has(key) || this.#committedAtAssignment.get(key) !== before.get(key)) return;
+      this.#resumeFrom.set(key, Promise.resolve(committed[i]));
+    });
+    this.next.clear(); // every position is resolved again from the committed one before the next fetch
+  }
+
+  /** Owned partitions without a position get the committed one, kept within the log (its start where none). */
+  async resolve(): Promise<void> {
+    const generation = this.generation;
+    const missing = [...this.#owned].filter(([key]) => !this.next.has(key));
+    if (missing.length === 0) return;
+    const { starts, ends } = await this.#logBounds(missing.map(([, ref]) => ref));
+    for (const [key, ref] of missing) {
+      const read = this.#resumeFrom.get(key) ?? this.#readCommitted(ref);
+      let committed: bigint | undefined;
+      try {
+        committed = await read;
+      } catch (error) {
+        // Never the log start instead: read it again next time.
+        if (this.#resumeFrom.get(key) === read) this.#resumeFrom.set(key, this.#readCommitted(ref));
+        throw error;
+      }
+      if (generation !== this.generation || !this.#owned.has(key)) return;
+      const start = starts.get(ref.topic)?.[ref.partition] ?? 0n;
+      const end = ends.get(ref.topic)?.[ref.partition];
+      let position = committed !== undefined && committed > start ? committed : start;
+      if (end !== undefined && position > end) position = end;
+      this.next.set(key, position);
+    }
+  }
+
+  /**
+   * After OFFSET_OUT_OF_RANGE: a position below the log start moves to it (records lost to
+   * retention; the stream's `earliest` fallback). True when one is above the log end (a truncated
+   * log after an unclean election): offsets handed over in this ownership come again, so the
+   * caller starts over, and positions are then kept within the log. A failed read changes nothing
+   * (the fetch fails again, and this runs again).
+   */
+  async moveIntoLog(): Promise<boolean> {
+    const bounds = await this.#logBounds([...this.#owned.values()]).catch(() => undefined);
+    if (bounds === undefined) return false;
+    let truncated = false;
+    for (const [key, ref] of this.#owned) {
+      const next = this.next.get(key);
+      const start = bounds.starts.get(ref.topic)?.[ref.partition];
+      const end = bounds.ends.get(ref.topic)?.[ref.partition];
+      if (next === undefined || start === undefined || end === undefined) continue;
+      if (next < start) this.next.set(key, start);
+      else if (next > end) truncated = true;
+    }
+    return truncated;
+  }
+
+  /** The source's repairPosition (types.ts): the position committed at assignment, if the group's is below it now. */
+  async repair(ref: PartitionRef): Promise<CommitPosition | undefined> {
+    const atAssignment = await this.#committedAtAssignment.get(partitionKey(ref.topic, ref.partition))?.catch(() => undefined);
+    if (atAssignment === undefined || atAssignment < 0n) return undefined;
+    const now = await this.#committed(ref);
+    return now !== undefined && now < atAssignment ? { ...ref, offset: atAssignment, epoch: -1 } : undefined;
+  }
+
+  async #logBounds(refs: readonly PartitionRef[]): Promise<{ starts: Map<string, bigint[]>; ends: Map<string, bigint[]> }> {
+    const topics = [...new Set(refs.map((ref) => ref.topic))];
+    const [starts, ends] = await Promise.all([this.#client.listOffsets({ topics, timestamp: -2n }), this.#client.listOffsets({ topics })]);
+    return { starts, ends };
+  }
+
+  /** The committed offset of a partition, a rejection kept from being unhandled (it is awaited later). */
+  #readCommitted(ref: PartitionRef): Promise<bigint | undefined> {
+    const read = this.#committed(ref);
+    read.catch(() => undefined);
+    return read;
+  }
+
+  async #committed(ref: PartitionRef): Promise<bigint | undefined> {
+    const offsets = await this.#client.listCommittedOffsets({ topics: [{ topic: ref.topic, partitions: [ref.partition] }] });
+    return offsets.get(ref.topic)?.[ref.partition];
+  }
+}
