@@ -25,6 +25,7 @@ export async function checkKafkaBus(config: KafkaBusConfig, logger: Logger): Pro
   if (config.kafka.tls === false && !loopback)
     logger.warn({ kafkaSecurity: security }, 'Kafka without TLS: records and any credentials travel unencrypted (kafka.tls, docs/operations.md "Production Kafka")');
   else logger.info({ kafkaSecurity: security }, 'Kafka security');
+  logger.info({ readPath: kafkaReadPath(config.kafka), groupProtocol: config.kafka.groupProtocol }, 'Kafka read path');
   // A refused login or an untrusted certificate is fatal before anything starts; a broker that is
   // not reachable yet is only reported (every client retries it).
   try {
@@ -62,9 +63,14 @@ export async function checkKafkaBus(config: KafkaBusConfig, logger: Logger): Pro
   return undefined;
 }
 
+/** `kafka.readPath`, or its default: the fetch path with the classic group protocol, the client's stream with `consumer`. */
+export function kafkaReadPath(kafka: KafkaBusConfig['kafka']): 'fetch' | 'stream' {
+  return kafka.readPath ?? (kafka.groupProtocol === 'consumer' ? 'stream' : 'fetch');
+}
+
 export function openKafkaBus(config: KafkaBusConfig, logger: Logger, metrics: Metrics): RunBus {
   const kafka = { brokers: config.kafka.brokers, connection: kafkaConnectionFor(config), clientId: config.kafka.clientId, groupId: config.kafka.groupId };
-  const source = new (config.kafka.fetchPath === 'fetch' && config.kafka.groupProtocol !== 'consumer' ? KafkaFetchSource : KafkaSource)({
+  const source = new (kafkaReadPath(config.kafka) === 'fetch' ? KafkaFetchSource : KafkaSource)({
     ...kafka,
     topics: Pipeline.topicsOf(config),
     fetchMaxBytes: config.kafka.fetchMaxBytes,

@@ -235,9 +235,13 @@ export const configSchema = z
           .positive()
           .default(8 * 1024 * 1024),
         fetchMaxWaitMs: z.number().int().positive().default(500),
-        /** `fetch`: read with consumer.fetch(), without the client's message stream (docs/design/kafka-fetch.md; work in progress). */
-        // WIP: INSERTER_KAFKA_FETCH_PATH=fetch runs every test on the fetch path.
-        fetchPath: z.enum(['stream', 'fetch']).default(process.env.INSERTER_KAFKA_FETCH_PATH === 'fetch' ? 'fetch' : 'stream'),
+        /**
+         * How records are read: `fetch` (Fetch requests of our own, one loop per leader broker, no
+         * per-message objects; docs/design/kafka-fetch.md) or `stream` (the Kafka client's message
+         * stream, as before). Unset: `fetch` with the classic group protocol, `stream` with `consumer`,
+         * which the fetch path does not support.
+         */
+        readPath: z.enum(['fetch', 'stream']).optional(),
         sessionTimeoutMs: z.number().int().positive().default(30_000),
         /**
          * `classic` (eager rebalances, every member rejoins) or `consumer` (KIP-848: the broker assigns
@@ -250,6 +254,10 @@ export const configSchema = z
         createDeadLetterTopics: z.number().int().min(0).default(1),
       })
       .strict()
+      .superRefine((k, ctx) => {
+        if (k.readPath === 'fetch' && k.groupProtocol === 'consumer')
+          ctx.addIssue({ code: 'custom', path: ['readPath'], message: 'fetch supports the classic group protocol only: use stream with groupProtocol consumer' });
+      })
       .optional(),
     /** The bus when it is Apache Pulsar instead of Kafka (docs/design/pulsar.md); exactly one of the two. */
     pulsar: pulsarSchema.optional(),

@@ -163,3 +163,17 @@ test('the bus is Kafka or Pulsar, exactly one; a Pulsar token is a secret', () =
   assert.match(issuesOf({ ...withoutBus, pulsar: { url: 'http://127.0.0.1:8080', tenant: 'a b' } }), /pulsar\.tenant: must be a Pulsar name/);
   assert.throws(() => kafkaBusConfig(config, 'verify'), /verify reads the dead-letter and ledger topics on Kafka/);
 });
+
+test('kafka.readPath: fetch by default with the classic protocol, stream with consumer; fetch with consumer is refused, naming the field', async () => {
+  const { kafkaReadPath } = await import('../../../src/cli/bus-kafka.ts');
+  const read = (kafka: Record<string, unknown>): string =>
+    kafkaReadPath(kafkaBusConfig(buildConfig({ ...minimal, kafka: { brokers: ['127.0.0.1:9092'], ...kafka } }, '/', { CH_PASSWORD: 'pw' }), 'run').kafka);
+  assert.equal(read({}), 'fetch');
+  assert.equal(read({ groupProtocol: 'consumer' }), 'stream');
+  assert.equal(read({ readPath: 'stream' }), 'stream');
+  assert.equal(read({ readPath: 'stream', groupProtocol: 'consumer' }), 'stream');
+  assert.throws(
+    () => read({ readPath: 'fetch', groupProtocol: 'consumer' }),
+    (error) => error instanceof ConfigError && /kafka\.readPath: .*classic group protocol/.test(error.issues.join('\n')),
+  );
+});
