@@ -13,6 +13,11 @@ export interface AssignmentChange {
   readonly assigned: readonly PartitionRef[];
 }
 
+interface LogBounds {
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
 export class FetchPositions {
   readonly #client: PositionsClient;
   #owned = new Map<string, PartitionRef>();
@@ -90,50 +95,58 @@ export class FetchPositions {
     this.next.clear(); // every position is resolved again from the committed one before the next fetch
   }
 
-  /** Owned partitions without a position get the committed one, kept within the log (its start where none). */
+  /**
+   * Owned partitions without a position get the committed one, kept within the log (its start where
+   * none). Each partition on its own: one whose leader or committed offset cannot be read (a broker
+   * down) does not hold the others; the first failure is thrown after the others are resolved.
+   */
   async resolve(): Promise<void> {
     const generation = this.generation;
     const missing = [...this.#owned].filter(([key]) => !this.next.has(key));
     if (missing.length === 0) return;
-    const { starts, ends } = await this.#logBounds(missing.map(([, ref]) => ref));
-    for (const [key, ref] of missing) {
-      const read = this.#resumeFrom.get(key) ?? this.#readCommitted(ref);
-      let committed: bigint | undefined;
-      try {
-        committed = await read;
-      } catch (error) {
-        // Never the log start instead: read it again next time.
-        if (this.#resumeFrom.get(key) === read) this.#resumeFrom.set(key, this.#readCommitted(ref));
-        throw error;
-      }
-      if (generation !== this.generation || !this.#owned.has(key)) return;
-      const start = starts.get(ref.topic)?.[ref.partition] ?? 0n;
-      const end = ends.get(ref.topic)?.[ref.partition];
-      let position = committed !== undefined && committed > start ? committed : start;
-      if (end !== undefined && position > end) position = end;
-      this.next.set(key, position);
+    const outcomes = await Promise.allSettled(missing.map(([key, ref]) => this.#resolveOne(key, ref, generation)));
+    for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+  }
+
+  async #resolveOne(key: string, ref: PartitionRef, generation: number): Promise<void> {
+    const read = this.#resumeFrom.get(key) ?? this.#readCommitted(ref);
+    let committed: bigint | undefined;
+    let bounds: LogBounds;
+    try {
+      [committed, bounds] = await Promise.all([read, this.#logBounds(ref)]);
+    } catch (error) {
+      // Never the log start instead: a failed committed read is read again next time.
+      const failed = await read.then(
+        () => false,
+        () => true,
+      );
+      if (failed && this.#resumeFrom.get(key) === read) this.#resumeFrom.set(key, this.#readCommitted(ref));
+      throw error;
     }
+    if (generation !== this.generation || !this.#owned.has(key)) return;
+    let position = committed !== undefined && committed > bounds.start ? committed : bounds.start;
+    if (position > bounds.end) position = bounds.end;
+    this.next.set(key, position);
   }
 
   /**
-   * After OFFSET_OUT_OF_RANGE: a position below the log start moves to it (records lost to
-   * retention; the stream's `earliest` fallback). True when one is above the log end (a truncated
-   * log after an unclean election): offsets handed over in this ownership come again, so the
-   * caller starts over, and positions are then kept within the log. A failed read changes nothing
-   * (the fetch fails again, and this runs again).
+   * After OFFSET_OUT_OF_RANGE on `refs` (one leader's partitions): a position below the log start
+   * moves to it (records lost to retention; the stream's `earliest` fallback). True when one is
+   * above the log end (a truncated log after an unclean election): offsets handed over in this
+   * ownership come again, so the caller starts over, and positions are then kept within the log. A
+   * partition whose bounds cannot be read is left (the fetch fails again, and this runs again).
    */
-  async moveIntoLog(): Promise<boolean> {
-    const bounds = await this.#logBounds([...this.#owned.values()]).catch(() => undefined);
-    if (bounds === undefined) return false;
+  async moveIntoLog(refs: readonly PartitionRef[]): Promise<boolean> {
+    const bounds = await Promise.all(refs.map((ref) => this.#logBounds(ref).catch(() => undefined)));
     let truncated = false;
-    for (const [key, ref] of this.#owned) {
+    refs.forEach((ref, i) => {
+      const key = partitionKey(ref.topic, ref.partition);
       const next = this.next.get(key);
-      const start = bounds.starts.get(ref.topic)?.[ref.partition];
-      const end = bounds.ends.get(ref.topic)?.[ref.partition];
-      if (next === undefined || start === undefined || end === undefined) continue;
-      if (next < start) this.next.set(key, start);
-      else if (next > end) truncated = true;
-    }
+      const log = bounds[i];
+      if (next === undefined || log === undefined) return;
+      if (next < log.start) this.next.set(key, log.start);
+      else if (next > log.end) truncated = true;
+    });
     return truncated;
   }
 
@@ -145,10 +158,14 @@ export class FetchPositions {
     return now !== undefined && now < atAssignment ? { ...ref, offset: atAssignment, epoch: -1 } : undefined;
   }
 
-  async #logBounds(refs: readonly PartitionRef[]): Promise<{ starts: Map<string, bigint[]>; ends: Map<string, bigint[]> }> {
-    const topics = [...new Set(refs.map((ref) => ref.topic))];
-    const [starts, ends] = await Promise.all([this.#client.listOffsets({ topics, timestamp: -2n }), this.#client.listOffsets({ topics })]);
-    return { starts, ends };
+  /** One partition's log start and end (the client asks every partition of a topic unless told which). */
+  async #logBounds(ref: PartitionRef): Promise<LogBounds> {
+    const request = { topics: [ref.topic], partitions: { [ref.topic]: [ref.partition] } };
+    const [starts, ends] = await Promise.all([this.#client.listOffsets({ ...request, timestamp: -2n }), this.#client.listOffsets(request)]);
+    const start = starts.get(ref.topic)?.[ref.partition];
+    const end = ends.get(ref.topic)?.[ref.partition];
+    if (start === undefined || end === undefined) throw new Error(`no log bounds for ${ref.topic}/${ref.partition}`);
+    return { start, end };
   }
 
   /** The committed offset of a partition, a rejection kept from being unhandled (it is awaited later). */

@@ -10,21 +10,22 @@ import { InserterError } from '../errors/inserter-error.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
 import { kafkaClientOptions } from './kafka-connection.ts';
 import { FetchPositions } from './kafka-fetch-positions.ts';
-import { AbortedFilter, batchEnd, isControl, isOffsetOutOfRange, isTransient, type FetchResponse, type FetchTopic, type ParsedBatch, type PartitionResponse } from './kafka-fetch-response.ts';
+import { handOver, isLeaderMoved, isOffsetOutOfRange, isTransient, type FetchResponse, type FetchTopic } from './kafka-fetch-response.ts';
 import { installLz4Decoder } from './kafka-lz4.ts';
 import type { KafkaSourceOptions } from './kafka.ts';
-import type { CommitPosition, PartitionRef, Source, SourceHandler, SourceRecord } from './types.ts';
+import type { CommitPosition, PartitionRef, Source, SourceHandler } from './types.ts';
 import { partitionKey } from './types.ts';
 
 interface TopicMetadata {
   readonly id: string;
   readonly partitions: ReadonlyArray<{ readonly leader: number; readonly leaderEpoch: number } | undefined>;
 }
+type Metadata = { topics: Map<string, TopicMetadata> };
 /** The consumer's public methods this adapter calls, with the parsed response's shape. */
 interface FetchClient {
   readonly topics: { track(topic: string): boolean };
   joinGroup(options: object): Promise<unknown>;
-  metadata(options: { topics: string[]; forceUpdate?: boolean }): Promise<{ topics: Map<string, TopicMetadata> }>;
+  metadata(options: { topics: string[]; forceUpdate?: boolean }): Promise<Metadata>;
   fetch(options: { node: number; topics: FetchTopic[]; maxBytes: number; maxWaitTime: number }): Promise<FetchResponse>;
 }
 interface Leader {
@@ -36,17 +37,19 @@ interface FetchLoop {
   done: Promise<void>;
 }
 
-const noHeaders: SourceRecord['headers'] = Object.freeze([]);
 /** How long to wait before asking again for a leader the metadata does not name yet. */
 const leaderlessRetryMs = 250;
 const backoffMs = (failures: number): number => Math.min(10_000, 250 * 2 ** failures);
+/** The client's own retry delay; a fetch to a moved leader is retried soon, with fresh metadata. */
+const retryDelayMs = (_client: unknown, operation: string, _attempt: number, _retries: number, error: unknown): number => (operation === 'fetch' && isLeaderMoved(error) ? 100 : 1_000);
+const noop = (): void => undefined;
 
 export class KafkaFetchSource implements Source {
   readonly #options: KafkaSourceOptions;
   readonly #consumer: Consumer;
   readonly #client: FetchClient;
   readonly #positions: FetchPositions;
-  /** The leader of each owned partition, from the last metadata read. */
+  /** The leader of each owned partition, from the client's metadata as last read. */
   readonly #leaders = new Map<string, Leader>();
   readonly #topicOf = new Map<string, string>();
   /** The running loop of each leader node. */
@@ -54,8 +57,12 @@ export class KafkaFetchSource implements Source {
   #forceMetadata = false;
   /** Deliveries (and resets) one at a time, in the order the responses arrived. */
   #serial: Promise<unknown> = Promise.resolve();
+  /** Handler failures in a row, for the whole source (each one resets every partition). */
+  #handlerFailures = 0;
   #woken = false;
   #wakeUp: (() => void) | undefined;
+  /** Aborted by the run's signal, close() or a fatal error: every loop and wait of the run ends. */
+  #halt = new AbortController();
   #fatal: { error: unknown } | undefined;
   #closing: Promise<void> | undefined;
 
@@ -73,7 +80,7 @@ export class KafkaFetchSource implements Source {
       maxWaitTime: options.fetchMaxWaitMs,
       autocommit: false,
       retries: 10,
-      retryDelay: 1_000,
+      retryDelay: retryDelayMs,
     });
     const client: unknown = this.#consumer;
     this.#client = client as FetchClient;
@@ -92,44 +99,48 @@ export class KafkaFetchSource implements Source {
    */
   async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
     await installLz4Decoder(this.#options.onDecoderFallback);
+    const halt = (this.#halt = new AbortController());
+    if (this.#closing !== undefined) halt.abort();
     const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler, true);
-    const loops = new AbortController();
-    const stopLoops = (): void => {
-      loops.abort();
-      this.#wake();
-    };
-    signal.addEventListener('abort', stopLoops, { once: true });
+    const onAbort = (): void => this.#stop();
+    signal.addEventListener('abort', onAbort, { once: true });
     this.#consumer.on('consumer:group:join', onJoin);
     try {
-      for (const topic of this.#options.topics) this.#client.topics.track(topic);
-      await this.#client.joinGroup({});
-      this.#sync(handler);
-      for (let failures = 0; !signal.aborted && this.#closing === undefined;) {
-        if (this.#fatal !== undefined) throw this.#fatal.error;
-        this.#woken = false;
-        let leaderless: boolean;
-        try {
-          await this.#positions.resolve();
-          leaderless = await this.#readLeaders();
-          failures = 0;
-        } catch (error) {
-          if (signal.aborted || this.#closing !== undefined) return;
-          if (!isTransient(error)) throw error;
-          this.#options.onError?.(error, ++failures, error);
-          this.#forceMetadata = true;
-          await sleep(backoffMs(failures), undefined, { signal }).catch(() => undefined);
-          continue;
-        }
-        for (const [key, leader] of this.#leaders) {
-          if (this.#positions.next.has(key) && !this.#loops.has(leader.node)) this.#startLoop(leader.node, handler, loops.signal);
-        }
-        await this.#waitForWake(leaderless ? leaderlessRetryMs : undefined);
-      }
+      await this.#supervise(handler, halt.signal);
+    } catch (error) {
+      if (!halt.signal.aborted) throw error;
     } finally {
-      stopLoops();
-      signal.removeEventListener('abort', stopLoops);
+      this.#stop();
+      signal.removeEventListener('abort', onAbort);
       this.#consumer.off('consumer:group:join', onJoin);
       await Promise.all([...this.#loops.values()].map((loop) => loop.done));
+    }
+    if (this.#fatal !== undefined) throw this.#fatal.error;
+  }
+
+  async #supervise(handler: SourceHandler, halt: AbortSignal): Promise<void> {
+    for (const topic of this.#options.topics) this.#client.topics.track(topic);
+    await untilHalted(this.#client.joinGroup({}), halt);
+    this.#sync(handler);
+    for (let failures = 0; !halt.aborted;) {
+      this.#woken = false;
+      let unsettled: boolean;
+      try {
+        await untilHalted(this.#positions.resolve(), halt);
+        unsettled = this.#readLeaders(await untilHalted(this.#metadata(), halt));
+        failures = 0;
+      } catch (error) {
+        if (halt.aborted) return;
+        if (!isTransient(error)) throw error;
+        this.#options.onError?.(error, ++failures, error);
+        this.#forceMetadata = true;
+        await sleep(backoffMs(failures), undefined, { signal: halt }).catch(noop);
+        continue;
+      }
+      for (const [key, leader] of this.#leaders) {
+        if (this.#positions.next.has(key) && !this.#loops.has(leader.node)) this.#startLoop(leader.node, handler, halt);
+      }
+      await this.#waitForWake(unsettled ? leaderlessRetryMs : undefined);
     }
   }
 
@@ -142,38 +153,40 @@ export class KafkaFetchSource implements Source {
   /**
    * Fetches from one leader node, then hands the response over, until the node leads nothing with
    * a position. A failed fetch is retried with a backoff here, without touching other nodes'
-   * partitions: the positions are those after the last record handed over.
+   * partitions: the positions are those after the last record handed over. Each request is built
+   * from the client's current leaders, so that a moved partition never makes it mixed.
    */
   async #fetchLoop(node: number, loop: FetchLoop, handler: SourceHandler, signal: AbortSignal): Promise<void> {
     try {
-      for (let failures = 0; !signal.aborted && this.#closing === undefined;) {
-        const generation = this.#positions.generation;
-        const topics = this.#requestFor(node);
-        if (topics === undefined) return;
+      for (let failures = 0; !signal.aborted;) {
         let failure: unknown;
+        let attempt: number;
+        let refs: readonly PartitionRef[] = [];
         try {
-          const response = await this.#client.fetch({ node, topics, maxBytes: this.#options.fetchMaxBytes, maxWaitTime: this.#options.fetchMaxWaitMs });
+          if (this.#readLeaders(await untilHalted(this.#metadata(), signal))) this.#wake();
+          const generation = this.#positions.generation;
+          const request = this.#requestFor(node);
+          if (request === undefined) return;
+          refs = request.refs;
+          const response = await untilHalted(this.#client.fetch({ node, topics: request.topics, maxBytes: this.#options.fetchMaxBytes, maxWaitTime: this.#options.fetchMaxWaitMs }), signal);
           failure = await this.#serially(() => this.#deliverResponse(handler, signal, generation, response));
+          attempt = this.#handlerFailures;
+          if (failure === undefined) failures = 0;
         } catch (error) {
+          if (signal.aborted) return;
           failure = error;
+          attempt = ++failures;
           this.#forceMetadata = true; // a moved leader, a restarted broker
-          if (isOffsetOutOfRange(error) && !signal.aborted) await this.#serially(() => this.#moveIntoLog(handler));
+          if (isOffsetOutOfRange(error)) await this.#serially(() => this.#moveIntoLog(handler, refs));
         }
-        if (failure === undefined) {
-          failures = 0;
-          continue;
-        }
-        if (signal.aborted || this.#closing !== undefined) return;
-        if (!isTransient(failure)) {
-          this.#fatal ??= { error: failure };
-          return;
-        }
-        this.#options.onError?.(failure, ++failures, failure);
+        if (failure === undefined || signal.aborted) continue;
+        if (!isTransient(failure)) return this.#fail(failure);
+        this.#options.onError?.(failure, attempt, failure);
         this.#wake();
-        await sleep(backoffMs(failures), undefined, { signal }).catch(() => undefined);
+        await sleep(backoffMs(attempt), undefined, { signal }).catch(noop);
       }
     } catch (error) {
-      this.#fatal ??= { error };
+      if (!signal.aborted) this.#fail(error);
     } finally {
       if (this.#loops.get(node) === loop) this.#loops.delete(node);
       this.#wake();
@@ -181,8 +194,9 @@ export class KafkaFetchSource implements Source {
   }
 
   /** The Fetch request for one node: its owned partitions with a position; undefined when none. */
-  #requestFor(node: number): FetchTopic[] | undefined {
+  #requestFor(node: number): { topics: FetchTopic[]; refs: PartitionRef[] } | undefined {
     let topics: Map<string, FetchTopic> | undefined;
+    const refs: PartitionRef[] = [];
     for (const [key, leader] of this.#leaders) {
       const fetchOffset = this.#positions.next.get(key);
       const ref = this.#positions.owned.get(key);
@@ -192,79 +206,38 @@ export class KafkaFetchSource implements Source {
       if (topic === undefined) topics.set(leader.topicId, (topic = { topicId: leader.topicId, partitions: [] }));
       const epoch = leader.epoch;
       topic.partitions.push({ partition: ref.partition, fetchOffset, partitionMaxBytes: this.#options.fetchMaxBytes, currentLeaderEpoch: epoch, lastFetchedEpoch: epoch });
+      refs.push(ref);
     }
-    return topics === undefined ? undefined : [...topics.values()];
+    return topics === undefined ? undefined : { topics: [...topics.values()], refs };
   }
 
   /**
-   * Hands a response over; returns the handler's failure, after starting over from the committed
-   * positions (a record handed over may not be tracked, e.g. its schema load failed), as the stream
-   * path restarts.
+   * Hands a response over. A handler failure is returned after starting over from the committed
+   * positions — always, even when an assignment change came meanwhile: the record that failed may
+   * not be tracked (e.g. its schema load failed) while its partition's position is past it.
    */
   async #deliverResponse(handler: SourceHandler, signal: AbortSignal, generation: number, response: FetchResponse): Promise<unknown> {
+    const positions = this.#positions;
+    const stale = (): boolean => generation !== positions.generation || signal.aborted || this.#closing !== undefined;
     try {
       for (const topicResponse of response.responses) {
         const topic = this.#topicOf.get(topicResponse.topicId);
         if (topic === undefined) continue;
         for (const partition of topicResponse.partitions) {
-          if (!(await this.#deliver(handler, signal, generation, topic, partition))) return undefined;
+          const key = partitionKey(topic, partition.partitionIndex);
+          const from = positions.next.get(key);
+          const handed = await handOver(handler, positions.next, key, topic, partition, stale);
+          // Records went through: the handler's failures in a row end (an empty response says nothing).
+          if (handed && positions.next.get(key) !== from) this.#handlerFailures = 0;
+          if (!handed) return undefined;
         }
       }
       return undefined;
     } catch (error) {
-      if (generation === this.#positions.generation && this.#closing === undefined) this.#reset(handler);
+      this.#handlerFailures++;
+      if (this.#closing === undefined && !signal.aborted) this.#reset(handler);
       return error;
     }
-  }
-
-  /**
-   * Hands a partition's batches to the core, its position following each record handed over; false
-   * when a rewind, a reset or an assignment change made the rest stale.
-   */
-  async #deliver(handler: SourceHandler, signal: AbortSignal, generation: number, topic: string, response: PartitionResponse): Promise<boolean> {
-    const batches: readonly ParsedBatch[] | null | undefined = response.records;
-    if (batches === undefined || batches === null) return true;
-    const partition = response.partitionIndex;
-    const key = partitionKey(topic, partition);
-    const positions = this.#positions;
-    const next = positions.next;
-    const aborted = response.abortedTransactions;
-    const filter = aborted === undefined || aborted === null || aborted.length === 0 ? undefined : new AbortedFilter(aborted);
-    for (const batch of batches) {
-      if (generation !== positions.generation || this.#closing !== undefined) return false;
-      const from = next.get(key);
-      if (from === undefined) return true; // not requested (or no longer owned): skip this partition only
-      const end = batchEnd(batch);
-      if (filter !== undefined ? filter.skips(batch, end) : isControl(batch)) {
-        if (end > from) next.set(key, end);
-        continue;
-      }
-      if (end <= from) continue; // a batch read already
-      const epoch = batch.partitionLeaderEpoch;
-      for (const r of batch.records) {
-        const offset = batch.firstOffset + BigInt(r.offsetDelta);
-        if (offset < from) continue; // a batch starts before the requested offset
-        const record: SourceRecord = {
-          topic,
-          partition,
-          offset,
-          timestamp: batch.firstTimestamp + BigInt(r.timestampDelta),
-          key: r.key ?? undefined,
-          value: r.value ?? undefined,
-          headers: r.headers.length === 0 ? noHeaders : r.headers,
-          epoch,
-        };
-        const pending = handler.onRecord(record);
-        next.set(key, offset + 1n);
-        if (pending !== undefined) {
-          await pending;
-          if (generation !== positions.generation) return false;
-        }
-        if (signal.aborted || this.#closing !== undefined) return false;
-      }
-      next.set(key, end); // past a compacted batch's removed last records
-    }
-    return true;
   }
 
   /** Starts over from the committed positions and tells the core (it forgets its in-memory progress). */
@@ -274,35 +247,44 @@ export class KafkaFetchSource implements Source {
     this.#wake();
   }
 
-  /** After OFFSET_OUT_OF_RANGE: into the log's bounds; a truncated log (positions above its end) starts over. */
-  async #moveIntoLog(handler: SourceHandler): Promise<void> {
-    if (await this.#positions.moveIntoLog()) this.#reset(handler);
+  /** After OFFSET_OUT_OF_RANGE on one leader's partitions: into the log; a truncated log starts over. */
+  async #moveIntoLog(handler: SourceHandler, refs: readonly PartitionRef[]): Promise<void> {
+    if (await this.#positions.moveIntoLog(refs)) this.#reset(handler);
   }
 
-  /** The leader of every owned partition; true when one has none known yet (asked again soon). */
-  async #readLeaders(): Promise<boolean> {
+  #metadata(): Promise<Metadata> {
     const forceUpdate = this.#forceMetadata;
     this.#forceMetadata = false;
-    const metadata = await this.#client.metadata({ topics: [...this.#options.topics], forceUpdate });
-    this.#leaders.clear();
-    let leaderless = false;
+    return this.#client.metadata({ topics: [...this.#options.topics], forceUpdate });
+  }
+
+  /**
+   * The leader of every owned partition from the client's metadata; true when one has none known
+   * yet (asked again soon) or when one moved to a node without a loop (the supervisor starts it).
+   */
+  #readLeaders(metadata: Metadata): boolean {
+    let changed = false;
     for (const [key, ref] of this.#positions.owned) {
       const topic = metadata.topics.get(ref.topic);
       const partition = topic?.partitions[ref.partition];
+      const before = this.#leaders.get(key);
       if (topic === undefined || partition === undefined || partition.leader < 0) {
-        leaderless = true;
+        this.#leaders.delete(key);
+        this.#forceMetadata = true;
+        changed = true;
         continue;
       }
+      if (before !== undefined && before.node === partition.leader && before.epoch === partition.leaderEpoch) continue;
       this.#topicOf.set(topic.id, ref.topic);
       this.#leaders.set(key, { node: partition.leader, epoch: partition.leaderEpoch, topicId: topic.id });
+      if (!this.#loops.has(partition.leader)) changed = true;
     }
-    if (leaderless) this.#forceMetadata = true;
-    return leaderless;
+    return changed;
   }
 
   #serially<T>(task: () => Promise<T>): Promise<T> {
     const turn = this.#serial.then(task);
-    this.#serial = turn.catch(() => undefined);
+    this.#serial = turn.catch(noop);
     return turn;
   }
 
@@ -311,9 +293,9 @@ export class KafkaFetchSource implements Source {
     this.#wakeUp?.();
   }
 
-  /** Until #wake() (or `ms`); at once when woken since the supervisor's round began. */
+  /** Until #wake(), `ms` or the halt; at once when woken since the supervisor's round began. */
   async #waitForWake(ms: number | undefined): Promise<void> {
-    if (this.#woken) return;
+    if (this.#woken || this.#halt.signal.aborted) return;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
       this.#wakeUp = resolve;
@@ -321,6 +303,16 @@ export class KafkaFetchSource implements Source {
     });
     clearTimeout(timer);
     this.#wakeUp = undefined;
+  }
+
+  #fail(error: unknown): void {
+    this.#fatal ??= { error };
+    this.#stop();
+  }
+
+  #stop(): void {
+    this.#halt.abort();
+    this.#wake();
   }
 
   #sync(handler: SourceHandler): void {
@@ -361,7 +353,25 @@ export class KafkaFetchSource implements Source {
 
   close(): Promise<void> {
     this.#closing ??= this.#consumer.close();
-    this.#wake();
+    this.#stop();
     return this.#closing;
   }
+}
+
+/**
+ * `work`, or a rejection as soon as `signal` aborts: the client's calls take no signal. The work
+ * abandoned settles by itself (the client answers or closes within its timeouts); its outcome is
+ * dropped.
+ */
+function untilHalted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(noop);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    // After an abort the outcome lands on a settled promise: handled, and dropped.
+    work.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, reject);
+  });
 }
