@@ -13,7 +13,7 @@ export interface AssignmentChange {
   readonly assigned: readonly PartitionRef[];
 }
 
-interface LogBounds {
+export interface LogBounds {
   readonly start: bigint;
   readonly end: bigint;
 }
@@ -29,6 +29,10 @@ export class FetchPositions {
   readonly #committedAtAssignment = new Map<string, Promise<bigint | undefined>>();
   /** Where an owned partition without a position resumes: the committed offset read at assignment, after a rewind or a reset. */
   readonly #resumeFrom = new Map<string, Promise<bigint | undefined>>();
+  /** The partitions being resolved (owned here: they settle by themselves, their outcome checked against the generation). */
+  readonly #resolving = new Map<string, { readonly generation: number; readonly resolving: Promise<void> }>();
+  /** Failed resolves in a row per partition, and when to try again. */
+  readonly #failures = new Map<string, { attempt: number; retryAt: number }>();
 
   constructor(client: PositionsClient) {
     this.#client = client;
@@ -60,6 +64,7 @@ export class FetchPositions {
       const key = partitionKey(ref.topic, ref.partition);
       this.#committedAtAssignment.delete(key);
       this.#resumeFrom.delete(key);
+      this.#failures.delete(key);
       this.next.delete(key);
     }
     for (const ref of assigned) {
@@ -96,16 +101,41 @@ export class FetchPositions {
   }
 
   /**
-   * Owned partitions without a position get the committed one, kept within the log (its start where
-   * none). Each partition on its own: one whose leader or committed offset cannot be read (a broker
-   * down) does not hold the others; the first failure is thrown after the others are resolved.
+   * Starts resolving every owned partition without a position and not being resolved: the
+   * committed offset, kept within the log (its start where none). Each partition on its own, in the
+   * background, so that one whose leader or committed offset cannot be read (a broker down, a read
+   * that hangs) holds no other; `settled` is told of each outcome. A partition whose read failed is
+   * tried again after a backoff of its own; returns the milliseconds until the next such retry.
    */
-  async resolve(): Promise<void> {
-    const generation = this.generation;
-    const missing = [...this.#owned].filter(([key]) => !this.next.has(key));
-    if (missing.length === 0) return;
-    const outcomes = await Promise.allSettled(missing.map(([key, ref]) => this.#resolveOne(key, ref, generation)));
-    for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+  resolveMissing(settled: (error: unknown, attempt: number) => void, backoffMs: (attempt: number) => number): number | undefined {
+    const now = Date.now();
+    let retryIn: number | undefined;
+    for (const [key, ref] of this.#owned) {
+      const generation = this.generation;
+      if (this.next.has(key) || this.#resolving.get(key)?.generation === generation) continue;
+      const failed = this.#failures.get(key);
+      if (failed !== undefined && failed.retryAt > now) {
+        retryIn = Math.min(retryIn ?? Infinity, failed.retryAt - now);
+        continue;
+      }
+      const done = (): boolean => {
+        if (this.#resolving.get(key)?.generation === generation) this.#resolving.delete(key);
+        return this.#owned.has(key);
+      };
+      const resolving = this.#resolveOne(key, ref, generation).then(
+        () => {
+          if (done()) this.#failures.delete(key);
+          settled(undefined, 0);
+        },
+        (error: unknown) => {
+          const attempt = (this.#failures.get(key)?.attempt ?? 0) + 1;
+          if (done()) this.#failures.set(key, { attempt, retryAt: Date.now() + backoffMs(attempt) });
+          settled(error, attempt);
+        },
+      );
+      this.#resolving.set(key, { generation, resolving });
+    }
+    return retryIn;
   }
 
   async #resolveOne(key: string, ref: PartitionRef, generation: number): Promise<void> {
@@ -129,15 +159,19 @@ export class FetchPositions {
     this.next.set(key, position);
   }
 
+  /** The log bounds of `refs` (one leader's partitions, after OFFSET_OUT_OF_RANGE); undefined where unread. */
+  logBoundsOf(refs: readonly PartitionRef[]): Promise<Array<LogBounds | undefined>> {
+    return Promise.all(refs.map((ref) => this.#logBounds(ref).catch(() => undefined)));
+  }
+
   /**
-   * After OFFSET_OUT_OF_RANGE on `refs` (one leader's partitions): a position below the log start
-   * moves to it (records lost to retention; the stream's `earliest` fallback). True when one is
-   * above the log end (a truncated log after an unclean election): offsets handed over in this
-   * ownership come again, so the caller starts over, and positions are then kept within the log. A
-   * partition whose bounds cannot be read is left (the fetch fails again, and this runs again).
+   * A position below the log start moves to it (records lost to retention; the stream's `earliest`
+   * fallback). True when one is above the log end (a truncated log after an unclean election):
+   * offsets handed over in this ownership come again, so the caller starts over, and positions are
+   * then kept within the log. A partition whose bounds were not read is left (the fetch fails
+   * again, and this runs again).
    */
-  async moveIntoLog(refs: readonly PartitionRef[]): Promise<boolean> {
-    const bounds = await Promise.all(refs.map((ref) => this.#logBounds(ref).catch(() => undefined)));
+  moveIntoLog(refs: readonly PartitionRef[], bounds: ReadonlyArray<LogBounds | undefined>): boolean {
     let truncated = false;
     refs.forEach((ref, i) => {
       const key = partitionKey(ref.topic, ref.partition);
@@ -148,6 +182,16 @@ export class FetchPositions {
       else if (next > log.end) truncated = true;
     });
     return truncated;
+  }
+
+  /** Forgets the owned set (a new run announces it again to its handler). */
+  forget(): void {
+    this.#owned = new Map();
+    this.generation++;
+    this.next.clear();
+    this.#committedAtAssignment.clear();
+    this.#resumeFrom.clear();
+    this.#failures.clear();
   }
 
   /** The source's repairPosition (types.ts): the position committed at assignment, if the group's is below it now. */

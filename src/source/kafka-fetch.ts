@@ -9,6 +9,7 @@ import { Consumer, type GroupAssignment } from '@platformatic/kafka';
 import { InserterError } from '../errors/inserter-error.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
 import { kafkaClientOptions } from './kafka-connection.ts';
+import { FetchLeaders, type Metadata } from './kafka-fetch-leaders.ts';
 import { FetchPositions } from './kafka-fetch-positions.ts';
 import { handOver, isLeaderMoved, isOffsetOutOfRange, isTransient, type FetchResponse, type FetchTopic } from './kafka-fetch-response.ts';
 import { installLz4Decoder } from './kafka-lz4.ts';
@@ -16,22 +17,12 @@ import type { KafkaSourceOptions } from './kafka.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler } from './types.ts';
 import { partitionKey } from './types.ts';
 
-interface TopicMetadata {
-  readonly id: string;
-  readonly partitions: ReadonlyArray<{ readonly leader: number; readonly leaderEpoch: number } | undefined>;
-}
-type Metadata = { topics: Map<string, TopicMetadata> };
 /** The consumer's public methods this adapter calls, with the parsed response's shape. */
 interface FetchClient {
   readonly topics: { track(topic: string): boolean };
   joinGroup(options: object): Promise<unknown>;
   metadata(options: { topics: string[]; forceUpdate?: boolean }): Promise<Metadata>;
   fetch(options: { node: number; topics: FetchTopic[]; maxBytes: number; maxWaitTime: number }): Promise<FetchResponse>;
-}
-interface Leader {
-  readonly node: number;
-  readonly epoch: number;
-  readonly topicId: string;
 }
 interface FetchLoop {
   done: Promise<void>;
@@ -49,16 +40,15 @@ export class KafkaFetchSource implements Source {
   readonly #consumer: Consumer;
   readonly #client: FetchClient;
   readonly #positions: FetchPositions;
-  /** The leader of each owned partition, from the client's metadata as last read. */
-  readonly #leaders = new Map<string, Leader>();
-  readonly #topicOf = new Map<string, string>();
+  readonly #leaders = new FetchLeaders();
   /** The running loop of each leader node. */
   readonly #loops = new Map<number, FetchLoop>();
   #forceMetadata = false;
   /** Deliveries (and resets) one at a time, in the order the responses arrived. */
   #serial: Promise<unknown> = Promise.resolve();
-  /** Handler failures in a row, for the whole source (each one resets every partition). */
+  /** Handler failures in a row, for the whole source (each one resets every partition), and where the last one was. */
   #handlerFailures = 0;
+  #failedAt: { readonly key: string; readonly next: bigint } | undefined;
   #woken = false;
   #wakeUp: (() => void) | undefined;
   /** Aborted by the run's signal, close() or a fatal error: every loop and wait of the run ends. */
@@ -98,14 +88,20 @@ export class KafkaFetchSource implements Source {
    * assignment, a rewind, a reset, a loop ending or failing).
    */
   async run(handler: SourceHandler, signal: AbortSignal): Promise<void> {
-    await installLz4Decoder(this.#options.onDecoderFallback);
     const halt = (this.#halt = new AbortController());
-    if (this.#closing !== undefined) halt.abort();
-    const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler, true);
     const onAbort = (): void => this.#stop();
     signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted || this.#closing !== undefined) halt.abort();
+    // A run starts afresh: a new handler is told what it owns, a failure of an earlier run is not its own.
+    this.#fatal = undefined;
+    this.#handlerFailures = 0;
+    this.#failedAt = undefined;
+    this.#positions.forget();
+    this.#leaders.clear();
+    const onJoin = (payload: { assignments?: GroupAssignment[] }): void => this.#applyAssignments(payload.assignments ?? this.#consumer.assignments ?? [], handler, true);
     this.#consumer.on('consumer:group:join', onJoin);
     try {
+      await installLz4Decoder(this.#options.onDecoderFallback);
       await this.#supervise(handler, halt.signal);
     } catch (error) {
       if (!halt.signal.aborted) throw error;
@@ -115,19 +111,34 @@ export class KafkaFetchSource implements Source {
       this.#consumer.off('consumer:group:join', onJoin);
       await Promise.all([...this.#loops.values()].map((loop) => loop.done));
     }
-    if (this.#fatal !== undefined) throw this.#fatal.error;
+    const fatal = this.#failure();
+    if (fatal !== undefined) throw fatal.error;
   }
 
+  #failure(): { error: unknown } | undefined {
+    return this.#fatal;
+  }
+
+  /**
+   * Positions are resolved in the background, each partition on its own (FetchPositions); every
+   * round starts the loops of the partitions that have a position and a leader, whatever the others.
+   */
   async #supervise(handler: SourceHandler, halt: AbortSignal): Promise<void> {
     for (const topic of this.#options.topics) this.#client.topics.track(topic);
     await untilHalted(this.#client.joinGroup({}), halt);
     this.#sync(handler);
-    for (let failures = 0; !halt.aborted;) {
+    const settled = (error: unknown, attempt: number): void => {
+      if (error !== undefined && !halt.aborted) {
+        if (!isTransient(error)) return this.#fail(error);
+        this.#options.onError?.(error, attempt, error);
+      }
+      this.#wake();
+    };
+    for (let failures = 0, leaderless = false; !halt.aborted;) {
       this.#woken = false;
-      let unsettled: boolean;
+      const retryIn = this.#positions.resolveMissing(settled, backoffMs);
       try {
-        await untilHalted(this.#positions.resolve(), halt);
-        unsettled = this.#readLeaders(await untilHalted(this.#metadata(), halt));
+        leaderless = this.#readLeaders(await untilHalted(this.#metadata(leaderless), halt));
         failures = 0;
       } catch (error) {
         if (halt.aborted) return;
@@ -137,10 +148,9 @@ export class KafkaFetchSource implements Source {
         await sleep(backoffMs(failures), undefined, { signal: halt }).catch(noop);
         continue;
       }
-      for (const [key, leader] of this.#leaders) {
-        if (this.#positions.next.has(key) && !this.#loops.has(leader.node)) this.#startLoop(leader.node, handler, halt);
-      }
-      await this.#waitForWake(unsettled ? leaderlessRetryMs : undefined);
+      for (const node of this.#leaders.nodesToRead(this.#positions.next)) if (!this.#loops.has(node)) this.#startLoop(node, handler, halt);
+      const wait = leaderless ? leaderlessRetryMs : undefined;
+      await this.#waitForWake(retryIn === undefined ? wait : Math.min(retryIn, wait ?? retryIn));
     }
   }
 
@@ -162,10 +172,11 @@ export class KafkaFetchSource implements Source {
         let failure: unknown;
         let attempt: number;
         let refs: readonly PartitionRef[] = [];
+        let generation = this.#positions.generation;
         try {
-          if (this.#readLeaders(await untilHalted(this.#metadata(), signal))) this.#wake();
-          const generation = this.#positions.generation;
-          const request = this.#requestFor(node);
+          this.#readLeaders(await untilHalted(this.#metadata(false), signal));
+          generation = this.#positions.generation;
+          const request = this.#leaders.requestFor(node, this.#positions.owned, this.#positions.next, this.#options.fetchMaxBytes);
           if (request === undefined) return;
           refs = request.refs;
           const response = await untilHalted(this.#client.fetch({ node, topics: request.topics, maxBytes: this.#options.fetchMaxBytes, maxWaitTime: this.#options.fetchMaxWaitMs }), signal);
@@ -177,7 +188,7 @@ export class KafkaFetchSource implements Source {
           failure = error;
           attempt = ++failures;
           this.#forceMetadata = true; // a moved leader, a restarted broker
-          if (isOffsetOutOfRange(error)) await this.#serially(() => this.#moveIntoLog(handler, refs));
+          if (isOffsetOutOfRange(error)) await this.#moveIntoLog(handler, signal, generation, refs);
         }
         if (failure === undefined || signal.aborted) continue;
         if (!isTransient(failure)) return this.#fail(failure);
@@ -193,24 +204,6 @@ export class KafkaFetchSource implements Source {
     }
   }
 
-  /** The Fetch request for one node: its owned partitions with a position; undefined when none. */
-  #requestFor(node: number): { topics: FetchTopic[]; refs: PartitionRef[] } | undefined {
-    let topics: Map<string, FetchTopic> | undefined;
-    const refs: PartitionRef[] = [];
-    for (const [key, leader] of this.#leaders) {
-      const fetchOffset = this.#positions.next.get(key);
-      const ref = this.#positions.owned.get(key);
-      if (leader.node !== node || fetchOffset === undefined || ref === undefined) continue;
-      topics ??= new Map();
-      let topic = topics.get(leader.topicId);
-      if (topic === undefined) topics.set(leader.topicId, (topic = { topicId: leader.topicId, partitions: [] }));
-      const epoch = leader.epoch;
-      topic.partitions.push({ partition: ref.partition, fetchOffset, partitionMaxBytes: this.#options.fetchMaxBytes, currentLeaderEpoch: epoch, lastFetchedEpoch: epoch });
-      refs.push(ref);
-    }
-    return topics === undefined ? undefined : { topics: [...topics.values()], refs };
-  }
-
   /**
    * Hands a response over. A handler failure is returned after starting over from the committed
    * positions — always, even when an assignment change came meanwhile: the record that failed may
@@ -219,25 +212,37 @@ export class KafkaFetchSource implements Source {
   async #deliverResponse(handler: SourceHandler, signal: AbortSignal, generation: number, response: FetchResponse): Promise<unknown> {
     const positions = this.#positions;
     const stale = (): boolean => generation !== positions.generation || signal.aborted || this.#closing !== undefined;
+    let key = '';
     try {
       for (const topicResponse of response.responses) {
-        const topic = this.#topicOf.get(topicResponse.topicId);
+        const topic = this.#leaders.topicOf(topicResponse.topicId);
         if (topic === undefined) continue;
         for (const partition of topicResponse.partitions) {
-          const key = partitionKey(topic, partition.partitionIndex);
-          const from = positions.next.get(key);
+          key = partitionKey(topic, partition.partitionIndex);
           const handed = await handOver(handler, positions.next, key, topic, partition, stale);
-          // Records went through: the handler's failures in a row end (an empty response says nothing).
-          if (handed && positions.next.get(key) !== from) this.#handlerFailures = 0;
           if (!handed) return undefined;
+          this.#passedFailure(key);
         }
       }
       return undefined;
     } catch (error) {
+      // The failures in a row end only when this partition reads past where it failed: another
+      // partition's records say nothing of it.
+      const at = positions.next.get(key);
+      if (this.#failedAt?.key !== key || at === undefined || at > this.#failedAt.next) this.#failedAt = at === undefined ? undefined : { key, next: at };
       this.#handlerFailures++;
       if (this.#closing === undefined && !signal.aborted) this.#reset(handler);
       return error;
     }
+  }
+
+  #passedFailure(key: string): void {
+    const failed = this.#failedAt;
+    if (failed === undefined || failed.key !== key) return;
+    const at = this.#positions.next.get(key);
+    if (at === undefined || at <= failed.next) return;
+    this.#failedAt = undefined;
+    this.#handlerFailures = 0;
   }
 
   /** Starts over from the committed positions and tells the core (it forgets its in-memory progress). */
@@ -247,39 +252,33 @@ export class KafkaFetchSource implements Source {
     this.#wake();
   }
 
-  /** After OFFSET_OUT_OF_RANGE on one leader's partitions: into the log; a truncated log starts over. */
-  async #moveIntoLog(handler: SourceHandler, refs: readonly PartitionRef[]): Promise<void> {
-    if (await this.#positions.moveIntoLog(refs)) this.#reset(handler);
+  /**
+   * After OFFSET_OUT_OF_RANGE on one leader's partitions: into the log; a truncated log starts
+   * over. The bounds are read outside the delivery queue (raced with the halt), then applied in
+   * it unless the request is stale or the run ends.
+   */
+  async #moveIntoLog(handler: SourceHandler, signal: AbortSignal, generation: number, refs: readonly PartitionRef[]): Promise<void> {
+    const bounds = await untilHalted(this.#positions.logBoundsOf(refs), signal).catch(() => undefined);
+    if (bounds === undefined) return;
+    await this.#serially(() => {
+      const stale = generation !== this.#positions.generation || signal.aborted || this.#closing !== undefined;
+      if (!stale && this.#positions.moveIntoLog(refs, bounds)) this.#reset(handler);
+      return Promise.resolve();
+    });
   }
 
-  #metadata(): Promise<Metadata> {
-    const forceUpdate = this.#forceMetadata;
+  /** The client's metadata: its cache, refreshed when a fetch failed since (or `force`). */
+  #metadata(force: boolean): Promise<Metadata> {
+    const forceUpdate = force || this.#forceMetadata;
     this.#forceMetadata = false;
     return this.#client.metadata({ topics: [...this.#options.topics], forceUpdate });
   }
 
-  /**
-   * The leader of every owned partition from the client's metadata; true when one has none known
-   * yet (asked again soon) or when one moved to a node without a loop (the supervisor starts it).
-   */
+  /** The leaders from the client's metadata; true when a partition has none (asked again soon). */
   #readLeaders(metadata: Metadata): boolean {
-    let changed = false;
-    for (const [key, ref] of this.#positions.owned) {
-      const topic = metadata.topics.get(ref.topic);
-      const partition = topic?.partitions[ref.partition];
-      const before = this.#leaders.get(key);
-      if (topic === undefined || partition === undefined || partition.leader < 0) {
-        this.#leaders.delete(key);
-        this.#forceMetadata = true;
-        changed = true;
-        continue;
-      }
-      if (before !== undefined && before.node === partition.leader && before.epoch === partition.leaderEpoch) continue;
-      this.#topicOf.set(topic.id, ref.topic);
-      this.#leaders.set(key, { node: partition.leader, epoch: partition.leaderEpoch, topicId: topic.id });
-      if (!this.#loops.has(partition.leader)) changed = true;
-    }
-    return changed;
+    return this.#leaders.read(metadata, this.#positions.owned, (node) => {
+      if (!this.#loops.has(node)) this.#wake(); // the supervisor starts its loop
+    });
   }
 
   #serially<T>(task: () => Promise<T>): Promise<T> {
@@ -324,7 +323,7 @@ export class KafkaFetchSource implements Source {
     const generation = this.#positions.generation;
     const change = this.#positions.assign(assignments, rejoined);
     if (change !== undefined) {
-      for (const ref of change.revoked) this.#leaders.delete(partitionKey(ref.topic, ref.partition));
+      for (const ref of change.revoked) this.#leaders.forget(partitionKey(ref.topic, ref.partition));
       if (change.revoked.length > 0) handler.onRevoked(change.revoked);
       if (change.assigned.length > 0) handler.onAssigned(change.assigned);
     }
