@@ -118,18 +118,22 @@ export class FetchPositions {
         retryIn = Math.min(retryIn ?? Infinity, failed.retryAt - now);
         continue;
       }
-      const done = (): boolean => {
-        if (this.#resolving.get(key)?.generation === generation) this.#resolving.delete(key);
-        return this.#owned.has(key);
+      // An outcome counts only for the ownership and generation it was started in: a stale one
+      // (revoked, re-assigned, rewound meanwhile) only wakes the caller, which resolves again.
+      const current = (): boolean => {
+        const mine = this.#resolving.get(key)?.generation === generation;
+        if (mine) this.#resolving.delete(key);
+        return mine && generation === this.generation && this.#owned.has(key);
       };
       const resolving = this.#resolveOne(key, ref, generation).then(
         () => {
-          if (done()) this.#failures.delete(key);
+          if (current()) this.#failures.delete(key);
           settled(undefined, 0);
         },
         (error: unknown) => {
+          if (!current()) return settled(undefined, 0);
           const attempt = (this.#failures.get(key)?.attempt ?? 0) + 1;
-          if (done()) this.#failures.set(key, { attempt, retryAt: Date.now() + backoffMs(attempt) });
+          this.#failures.set(key, { attempt, retryAt: Date.now() + backoffMs(attempt) });
           settled(error, attempt);
         },
       );

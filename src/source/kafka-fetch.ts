@@ -124,6 +124,7 @@ export class KafkaFetchSource implements Source {
    * round starts the loops of the partitions that have a position and a leader, whatever the others.
    */
   async #supervise(handler: SourceHandler, halt: AbortSignal): Promise<void> {
+    if (halt.aborted) return; // never join for a run that already ended
     for (const topic of this.#options.topics) this.#client.topics.track(topic);
     await untilHalted(this.#client.joinGroup({}), halt);
     this.#sync(handler);
@@ -323,7 +324,15 @@ export class KafkaFetchSource implements Source {
     const generation = this.#positions.generation;
     const change = this.#positions.assign(assignments, rejoined);
     if (change !== undefined) {
-      for (const ref of change.revoked) this.#leaders.forget(partitionKey(ref.topic, ref.partition));
+      for (const ref of change.revoked) {
+        const key = partitionKey(ref.topic, ref.partition);
+        this.#leaders.forget(key);
+        if (this.#failedAt?.key === key) {
+          // Its failures in a row can no longer end by reading past them.
+          this.#failedAt = undefined;
+          this.#handlerFailures = 0;
+        }
+      }
       if (change.revoked.length > 0) handler.onRevoked(change.revoked);
       if (change.assigned.length > 0) handler.onAssigned(change.assigned);
     }
