@@ -4,13 +4,14 @@
 //
 //   node_modules/.bin/node bench/source.ts [--events N] [--partitions P] [--rounds R]
 //        [--revs work,REV,...] [--lz4 client,js] [--topic-compression lz4,none,zstd]
-//        [--fetch-max-bytes B,...] [--json out.json]
+//        [--fetch-max-bytes B,...] [--read-path fetch,stream] [--json out.json]
 //
 // Per topic compression, starts a Kafka broker and preloads N events (dev/posthog/produce.ts),
 // then runs every combination of revision (`work`: the work tree; else `git archive REV`), LZ4
 // decoder (`client`: @platformatic/kafka's WebAssembly one; `js`: the revision's src/source/lz4.ts
 // where it has one — a plain-JavaScript decoder tried and not kept, see docs/benchmarks.md) and
-// fetch size (kafka.fetchMaxBytes), R rounds, alternating, each a child process
+// fetch size (kafka.fetchMaxBytes) and read path (`fetch`: KafkaFetchSource, where the revision has
+// src/source/kafka-fetch.ts; `stream`: KafkaSource on the client's message stream), R rounds, alternating, each a child process
 // (bench/lib/source-child.ts) reading the whole topic with a fresh group. Prints medians.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -28,6 +29,7 @@ const { values: argv } = parseArgs({
     rounds: { type: 'string', default: '3' },
     revs: { type: 'string', default: 'work' },
     lz4: { type: 'string', default: 'client,js' },
+    'read-path': { type: 'string', default: 'fetch' },
     'topic-compression': { type: 'string', default: 'lz4' },
     'fetch-max-bytes': { type: 'string', default: String(32 * 1024 * 1024) },
     json: { type: 'string' },
@@ -89,14 +91,19 @@ for (const compression of argv['topic-compression'].split(',')) {
       compression,
     ]);
     say(`preloaded ${EVENTS} events (${compression})`);
-    const variants: Array<{ label: string; root: string; lz4: string; fetchMaxBytes: string }> = [];
+    const variants: Array<{ label: string; root: string; lz4: string; fetchMaxBytes: string; readPath: string }> = [];
+    const readPaths = argv['read-path'].split(',');
     const fetchSizes = argv['fetch-max-bytes'].split(',');
     for (const [rev, root] of roots) {
       for (const lz4 of argv.lz4.split(',')) {
         if (lz4 === 'js' && (compression !== 'lz4' || !existsSync(join(root, 'src/source/lz4.ts')))) continue;
         for (const fetchMaxBytes of fetchSizes) {
-          const fetch = fetchSizes.length > 1 ? ` fetch=${Math.round(Number(fetchMaxBytes) / 1048576)}MiB` : '';
-          variants.push({ label: `${rev} lz4=${lz4} topic=${compression}${fetch}`, root, lz4, fetchMaxBytes });
+          for (const readPath of readPaths) {
+            if (readPath === 'fetch' && !existsSync(join(root, 'src/source/kafka-fetch.ts'))) continue;
+            const fetch = fetchSizes.length > 1 ? ` fetch=${Math.round(Number(fetchMaxBytes) / 1048576)}MiB` : '';
+            const path = readPaths.length > 1 ? ` ${readPath}` : '';
+            variants.push({ label: `${rev} lz4=${lz4} topic=${compression}${fetch}${path}`, root, lz4, fetchMaxBytes, readPath });
+          }
         }
       }
     }
@@ -116,7 +123,9 @@ for (const compression of argv['topic-compression'].split(',')) {
           '--lz4',
           v.lz4,
           '--fetch-max-bytes',
-          argv['fetch-max-bytes'],
+          v.fetchMaxBytes,
+          '--read-path',
+          v.readPath,
         ]);
         const r = JSON.parse(line.trim().split('\n').at(-1) ?? '{}') as { cpuSeconds: number; wallSeconds: number; peakRss: number };
         const list = results.get(v.label) ?? [];

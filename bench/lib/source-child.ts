@@ -1,4 +1,5 @@
-// One consumer run for bench/source.ts: a KafkaSource (from --root's src/) reads --events records of
+// One consumer run for bench/source.ts: a KafkaSource, or a KafkaFetchSource with --read-path fetch
+// (from --root's src/), reads --events records of
 // --topic from the beginning with a fresh group and a handler that only counts; prints the CPU the
 // process used while reading (after the first record) and its peak RSS as one JSON line. --lz4 js
 // installs the LZ4 decoder of --root's src/source/lz4.ts first (where there is one); --lz4 client
@@ -15,6 +16,7 @@ const { values: argv } = parseArgs({
     events: { type: 'string' },
     lz4: { type: 'string', default: 'client' },
     'fetch-max-bytes': { type: 'string', default: String(32 * 1024 * 1024) },
+    'read-path': { type: 'string', default: 'stream' },
   },
   strict: true,
 });
@@ -24,7 +26,11 @@ interface SourceLike {
   run(handler: unknown, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
-const { KafkaSource } = (await import(pathToFileURL(join(root, 'src/source/kafka.ts')).href)) as { KafkaSource: new (options: unknown) => SourceLike };
+type SourceClass = new (options: unknown) => SourceLike;
+const KafkaSource =
+  argv['read-path'] === 'fetch'
+    ? ((await import(pathToFileURL(join(root, 'src/source/kafka-fetch.ts')).href)) as { KafkaFetchSource: SourceClass }).KafkaFetchSource
+    : ((await import(pathToFileURL(join(root, 'src/source/kafka.ts')).href)) as { KafkaSource: SourceClass }).KafkaSource;
 if (argv.lz4 === 'js') {
   const { installLz4Decoder } = (await import(pathToFileURL(join(root, 'src/source/lz4.ts')).href)) as { installLz4Decoder: () => void };
   installLz4Decoder();
