@@ -11,6 +11,7 @@ import type { BackoffPolicy } from '../sink/retry.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { handleClientErrors } from './kafka-client-errors.ts';
 import { kafkaClientOptions, type KafkaConnection } from './kafka-connection.ts';
+import { untilAborted } from './until-aborted.ts';
 
 export interface DeadLetterWriterOptions {
   brokers: readonly string[];
@@ -198,7 +199,7 @@ export async function checkDeadLetterTopics(options: DeadLetterTopicsCheck): Pro
   try {
     for (let attempt = 1; !signal.aborted; attempt++) {
       try {
-        await untilAborted(describeTooSmall(admin, topics, options.maxMessageBytes), signal);
+        await untilAborted(describeTooSmall(admin, topics, options.maxMessageBytes), signal, 'checking the dead-letter topics');
         return;
       } catch (error) {
         if (error instanceof InserterError && error.code === 'INSERTER_DLQ_TOPIC_TOO_SMALL') throw error;
@@ -224,25 +225,6 @@ export async function checkDeadLetterTopics(options: DeadLetterTopicsCheck): Pro
   } finally {
     await admin.close();
   }
-}
-
-/** `work`, or a rejection as soon as `signal` aborts (the work itself is abandoned to the client's close). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new Error('aborted', { cause: signal.reason }));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }
 
 async function describeTooSmall(admin: Admin, allTopics: readonly string[], maxMessageBytes: number): Promise<void> {

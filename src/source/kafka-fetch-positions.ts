@@ -3,6 +3,7 @@
 // a partition resumes after a rewind or a reset, and the generation that makes a response requested
 // before any of these changed stale.
 import type { Consumer, GroupAssignment } from '@platformatic/kafka';
+import { committedOffset } from './kafka.ts';
 import type { CommitPosition, PartitionRef } from './types.ts';
 import { partitionKey } from './types.ts';
 
@@ -223,8 +224,7 @@ export class FetchPositions {
     return read;
   }
 
-  async #committed(ref: PartitionRef): Promise<bigint | undefined> {
-    const offsets = await this.#client.listCommittedOffsets({ topics: [{ topic: ref.topic, partitions: [ref.partition] }] });
-    return offsets.get(ref.topic)?.[ref.partition];
+  #committed(ref: PartitionRef): Promise<bigint | undefined> {
+    return committedOffset(this.#client, ref);
   }
 }

@@ -13,7 +13,8 @@ import { FetchLeaders, type Metadata } from './kafka-fetch-leaders.ts';
 import { FetchPositions } from './kafka-fetch-positions.ts';
 import { handOver, isLeaderMoved, isOffsetOutOfRange, isTransient, type FetchResponse, type FetchTopic } from './kafka-fetch-response.ts';
 import { installLz4Decoder } from './kafka-lz4.ts';
-import type { KafkaSourceOptions } from './kafka.ts';
+import { untilAborted } from './until-aborted.ts';
+import { commitPositions, type KafkaSourceOptions } from './kafka.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler } from './types.ts';
 import { partitionKey } from './types.ts';
 
@@ -126,7 +127,7 @@ export class KafkaFetchSource implements Source {
   async #supervise(handler: SourceHandler, halt: AbortSignal): Promise<void> {
     if (halt.aborted) return; // never join for a run that already ended
     for (const topic of this.#options.topics) this.#client.topics.track(topic);
-    await untilHalted(this.#client.joinGroup({}), halt);
+    await untilAborted(this.#client.joinGroup({}), halt, 'joining the group');
     this.#sync(handler);
     const settled = (error: unknown, attempt: number): void => {
       if (error !== undefined && !halt.aborted) {
@@ -139,7 +140,7 @@ export class KafkaFetchSource implements Source {
       this.#woken = false;
       const retryIn = this.#positions.resolveMissing(settled, backoffMs);
       try {
-        leaderless = this.#readLeaders(await untilHalted(this.#metadata(leaderless), halt));
+        leaderless = this.#readLeaders(await untilAborted(this.#metadata(leaderless), halt, 'reading metadata'));
         failures = 0;
       } catch (error) {
         if (halt.aborted) return;
@@ -175,12 +176,16 @@ export class KafkaFetchSource implements Source {
         let refs: readonly PartitionRef[] = [];
         let generation = this.#positions.generation;
         try {
-          this.#readLeaders(await untilHalted(this.#metadata(false), signal));
+          this.#readLeaders(await untilAborted(this.#metadata(false), signal, 'reading metadata'));
           generation = this.#positions.generation;
           const request = this.#leaders.requestFor(node, this.#positions.owned, this.#positions.next, this.#options.fetchMaxBytes);
           if (request === undefined) return;
           refs = request.refs;
-          const response = await untilHalted(this.#client.fetch({ node, topics: request.topics, maxBytes: this.#options.fetchMaxBytes, maxWaitTime: this.#options.fetchMaxWaitMs }), signal);
+          const response = await untilAborted(
+            this.#client.fetch({ node, topics: request.topics, maxBytes: this.#options.fetchMaxBytes, maxWaitTime: this.#options.fetchMaxWaitMs }),
+            signal,
+            'fetching',
+          );
           failure = await this.#serially(() => this.#deliverResponse(handler, signal, generation, response));
           attempt = this.#handlerFailures;
           if (failure === undefined) failures = 0;
@@ -259,7 +264,7 @@ export class KafkaFetchSource implements Source {
    * it unless the request is stale or the run ends.
    */
   async #moveIntoLog(handler: SourceHandler, signal: AbortSignal, generation: number, refs: readonly PartitionRef[]): Promise<void> {
-    const bounds = await untilHalted(this.#positions.logBoundsOf(refs), signal).catch(() => undefined);
+    const bounds = await untilAborted(this.#positions.logBoundsOf(refs), signal, 'reading log bounds').catch(() => undefined);
     if (bounds === undefined) return;
     await this.#serially(() => {
       const stale = generation !== this.#positions.generation || signal.aborted || this.#closing !== undefined;
@@ -350,13 +355,8 @@ export class KafkaFetchSource implements Source {
     return this.#positions.repair(ref);
   }
 
-  async commit(positions: readonly CommitPosition[]): Promise<void> {
-    if (positions.length === 0) return;
-    try {
-      await this.#consumer.commit({ offsets: positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset, leaderEpoch: p.epoch })) });
-    } catch (cause) {
-      throw new InserterError('INSERTER_SOURCE_COMMIT_FAILED', `offset commit failed: ${(cause as Error).message}`, { cause, retryable: true });
-    }
+  commit(positions: readonly CommitPosition[]): Promise<void> {
+    return commitPositions(this.#consumer, positions);
   }
 
   close(): Promise<void> {
@@ -364,22 +364,4 @@ export class KafkaFetchSource implements Source {
     this.#stop();
     return this.#closing;
   }
-}
-
-/**
- * `work`, or a rejection as soon as `signal` aborts: the client's calls take no signal. The work
- * abandoned settles by itself (the client answers or closes within its timeouts); its outcome is
- * dropped.
- */
-function untilHalted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    work.catch(noop);
-    return Promise.reject(signal.reason as Error);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    // After an abort the outcome lands on a settled promise: handled, and dropped.
-    work.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, reject);
-  });
 }

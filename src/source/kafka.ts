@@ -207,23 +207,12 @@ export class KafkaSource implements Source {
     return now !== undefined && now < atAssignment ? { ...ref, offset: atAssignment, epoch: -1 } : undefined;
   }
 
-  async #committed(ref: PartitionRef): Promise<bigint | undefined> {
-    const offsets = await this.#consumer.listCommittedOffsets({ topics: [{ topic: ref.topic, partitions: [ref.partition] }] });
-    return offsets.get(ref.topic)?.[ref.partition];
+  #committed(ref: PartitionRef): Promise<bigint | undefined> {
+    return committedOffset(this.#consumer, ref);
   }
 
-  async commit(positions: readonly CommitPosition[]): Promise<void> {
-    if (positions.length === 0) return;
-    try {
-      await this.#consumer.commit({
-        offsets: positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset, leaderEpoch: p.epoch })),
-      });
-    } catch (cause) {
-      throw new InserterError('INSERTER_SOURCE_COMMIT_FAILED', `offset commit failed: ${(cause as Error).message}`, {
-        cause,
-        retryable: true,
-      });
-    }
+  commit(positions: readonly CommitPosition[]): Promise<void> {
+    return commitPositions(this.#consumer, positions);
   }
 
   close(): Promise<void> {
@@ -304,4 +293,20 @@ function toRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): SourceRecor
     headers: message.headerEntries.length === 0 ? noHeaders : message.headerEntries,
     epoch: message.leaderEpoch,
   };
+}
+
+/** The group's committed offset of one partition (-1 when none), as the consumer reads it. */
+export async function committedOffset(consumer: Pick<Consumer, 'listCommittedOffsets'>, ref: PartitionRef): Promise<bigint | undefined> {
+  const offsets = await consumer.listCommittedOffsets({ topics: [{ topic: ref.topic, partitions: [ref.partition] }] });
+  return offsets.get(ref.topic)?.[ref.partition];
+}
+
+/** Commits positions for the consumer's group; a failure is retryable (the core commits again). */
+export async function commitPositions(consumer: Consumer, positions: readonly CommitPosition[]): Promise<void> {
+  if (positions.length === 0) return;
+  try {
+    await consumer.commit({ offsets: positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset, leaderEpoch: p.epoch })) });
+  } catch (cause) {
+    throw new InserterError('INSERTER_SOURCE_COMMIT_FAILED', `offset commit failed: ${(cause as Error).message}`, { cause, retryable: true });
+  }
 }

@@ -19,7 +19,8 @@ import { retry, type BackoffPolicy } from '../sink/retry.ts';
 import { PulsarAdmin, pulsarUrlIssue } from './pulsar-admin.ts';
 import { follows, readNewest, type EntryId, type LedgerEnvelope } from './pulsar-ledger-log.ts';
 import { decodeMessageId, entryText } from './pulsar-message-id.ts';
-import { openWithRetry, untilAborted, type PulsarSocket } from './pulsar-socket.ts';
+import { openWithRetry, type PulsarSocket } from './pulsar-socket.ts';
+import { untilAborted } from './until-aborted.ts';
 
 const SAVE_TIMEOUT_MS = 15_000;
 const DEFAULT_RETRY: BackoffPolicy = { baseMs: 200, factor: 2, capMs: 5_000 };

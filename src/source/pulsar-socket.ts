@@ -7,7 +7,7 @@
 // keepalive: the broker ends its session after the idle timeout, and that is what hands its
 // subscription and its ledger producer to the next owner. Reconnecting is the owner's decision
 // (a new connection is a new ownership): `openWithRetry` retries with backoff until the signal fires.
-import { AbortedError, errorMessage } from '../errors/inserter-error.ts';
+import { errorMessage } from '../errors/inserter-error.ts';
 import { retry, type BackoffPolicy } from '../sink/retry.ts';
 
 const OPEN_TIMEOUT_MS = 15_000;
@@ -169,21 +169,5 @@ export function openWithRetry(options: PulsarSocketOptions, policy: BackoffPolic
   return retry(() => PulsarSocket.open(options, signal), policy, signal, {
     isRetryable: () => true,
     onRetry: (error, attempt) => onFailure?.(error, attempt),
-  });
-}
-
-/** `work`, or an AbortedError as soon as `signal` fires (`work` goes on; its failure is then nobody's). */
-export function untilAborted<T>(work: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
-  if (signal.aborted) {
-    work.catch(() => undefined);
-    return Promise.reject(new AbortedError(`${what}: aborted`, { cause: signal.reason }));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      work.catch(() => undefined);
-      reject(new AbortedError(`${what}: aborted`, { cause: signal.reason }));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    void work.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, reject);
   });
 }

@@ -14,7 +14,7 @@ import { ConfigError, InserterError } from '../errors/inserter-error.ts';
 import { backoffDelay, type BackoffPolicy } from '../sink/retry.ts';
 import { PulsarAdmin, pulsarUrlIssue } from './pulsar-admin.ts';
 import { ConsumerSession } from './pulsar-consumer.ts';
-import { untilAborted } from './pulsar-socket.ts';
+import { untilAborted } from './until-aborted.ts';
 import type { CommitPosition, PartitionRef, Source, SourceHandler } from './types.ts';
 import { partitionKey } from './types.ts';
 
