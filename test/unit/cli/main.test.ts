@@ -20,9 +20,9 @@ test('version prints the package version and the runtime', () => {
 });
 
 test('INSERTER_MEMORY_MODE: lean by default (small young generation, glibc mmap threshold), throughput adds the V8 flag, anything else is refused by name', () => {
-  assert.match(run(['version']).out, /memory mode lean: --max-semi-space-size=2, MALLOC_MMAP_THRESHOLD_=32768\)$/m);
+  assert.match(run(['version']).out, /memory mode lean: --max-semi-space-size=2, MALLOC_MMAP_THRESHOLD_=1048576\)$/m);
   assert.match(run(['version'], { MALLOC_MMAP_THRESHOLD_: '131072' }).out, /MALLOC_MMAP_THRESHOLD_=131072\)$/m, "the operator's value wins");
-  assert.match(run(['version'], { NODE_OPTIONS: '--max-semi-space-size=8' }).out, /memory mode lean: MALLOC_MMAP_THRESHOLD_=32768\)$/m, "the operator's NODE_OPTIONS win");
+  assert.match(run(['version'], { NODE_OPTIONS: '--max-semi-space-size=8' }).out, /memory mode lean: MALLOC_MMAP_THRESHOLD_=1048576\)$/m, "the operator's NODE_OPTIONS win");
   assert.match(run(['version'], { INSERTER_MEMORY_MODE: 'throughput' }).out, /memory mode throughput: --external-memory-accounted-in-global-limit\)$/m);
   const bad = run(['version'], { INSERTER_MEMORY_MODE: 'fast' });
   assert.equal(bad.code, 2);
