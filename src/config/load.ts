@@ -23,7 +23,8 @@ export type KafkaSaslConfig =
 export type KafkaConfig = Readonly<Omit<NonNullable<ParsedConfig['kafka']>, 'sasl'> & { sasl?: KafkaSaslConfig }>;
 export type PulsarConfig = Readonly<Omit<NonNullable<ParsedConfig['pulsar']>, 'token'> & { token?: Secret | undefined }>;
 export type Config = Readonly<
-  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'pulsar' | 'destinationsApi' | 'admin' | 'schemaRegistry'> & {
+  Omit<ParsedConfig, 'destinations' | 'routes' | 'kafka' | 'pulsar' | 'destinationsApi' | 'admin' | 'schemaRegistry' | 'batch'> & {
+    batch: Readonly<{ maxRows: number; maxBytes: number; maxAgeMs: number }>;
     schemaRegistry?: Readonly<Omit<NonNullable<ParsedConfig['schemaRegistry']>, 'password'> & { password?: Secret | undefined }>;
     /** The bus: exactly one of kafka and pulsar is set. */
     kafka?: KafkaConfig | undefined;
@@ -62,6 +63,18 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
     throw new ConfigError([`${path} is not valid YAML: ${what}`]);
   }
   return buildConfig(raw, dirname(resolve(path)), env);
+}
+
+/**
+ * A lane's batch size when the config sets none: 32 MiB, or a sixteenth of the memory budget when
+ * that is smaller. A batch's body is a second copy of its rows while it is sent, and a destination
+ * sends `concurrency` (4) of them at once: at a sixteenth, the bodies in flight stay within a quarter
+ * of the budget. With 32 MiB batches a 128 MiB budget peaked at ~510 MiB RSS in a 2M-event backlog
+ * against ~400 with 8 MiB, for ~10 % more ClickHouse CPU (more, smaller parts; docs/benchmarks.md,
+ * session 17). From 512 MiB up the default stays 32 MiB.
+ */
+export function defaultBatchBytes(maxBufferedBytes: number): number {
+  return Math.min(32 * 1024 * 1024, Math.max(1, Math.floor(maxBufferedBytes / 16)));
 }
 
 export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -138,7 +151,8 @@ export function buildConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   });
   if (admin !== undefined && !issues.some((i) => i.startsWith('admin.token')) && admin.token.reveal().length < 16) issues.push('admin.token: must be at least 16 characters');
   if (issues.length > 0) throw new ConfigError(issues.map(withoutCredentials));
-  return deepFreeze({ ...cfg, kafka, pulsar, destinations, destinationsApi, admin, schemaRegistry, routes, baseDir });
+  const batch = { ...cfg.batch, maxBytes: cfg.batch.maxBytes ?? defaultBatchBytes(cfg.maxBufferedBytes) };
+  return deepFreeze({ ...cfg, batch, kafka, pulsar, destinations, destinationsApi, admin, schemaRegistry, routes, baseDir });
 }
 
 /** A message quoting a value (an unknown destination, a duplicate id) never carries a URL's `user:password@`. */

@@ -314,16 +314,16 @@ export const configSchema = z
     batch: z
       .object({
         maxRows: z.number().int().positive().default(100_000),
-        /** Per lane (partition × route × destination); the memory budget (maxBufferedBytes) bounds the sum. */
-        maxBytes: z
-          .number()
-          .int()
-          .positive()
-          .default(32 * 1024 * 1024),
+        /**
+         * Per lane (partition × route × destination); the memory budget (maxBufferedBytes) bounds the
+         * sum. Unset: 32 MiB or a sixteenth of maxBufferedBytes, whichever is smaller (load.ts,
+         * defaultBatchBytes).
+         */
+        maxBytes: z.number().int().positive().optional(),
         maxAgeMs: z.number().int().positive().default(2_000),
       })
       .strict()
-      .default({ maxRows: 100_000, maxBytes: 32 * 1024 * 1024, maxAgeMs: 2_000 }),
+      .default({ maxRows: 100_000, maxAgeMs: 2_000 }),
     /** Messages larger than this are dead-lettered as oversized. */
     maxMessageBytes: z
       .number()

@@ -177,3 +177,16 @@ test('kafka.readPath: fetch by default with the classic protocol, stream with co
     (error) => error instanceof ConfigError && /kafka\.readPath: .*classic group protocol/.test(error.issues.join('\n')),
   );
 });
+
+test('batch.maxBytes: unset, 32 MiB or a sixteenth of maxBufferedBytes, whichever is smaller; a value set wins', () => {
+  const MiB = 1024 * 1024;
+  const env = { CH_PASSWORD: 'x' };
+  const bytes = (extra: object): number => buildConfig({ ...minimal, ...extra }, '/', env).batch.maxBytes;
+  assert.equal(bytes({}), 16 * MiB, 'the default 256 MiB budget');
+  assert.equal(bytes({ maxBufferedBytes: 128 * MiB }), 8 * MiB);
+  assert.equal(bytes({ maxBufferedBytes: 512 * MiB }), 32 * MiB);
+  assert.equal(bytes({ maxBufferedBytes: 4 * 1024 * MiB }), 32 * MiB);
+  assert.equal(bytes({ maxBufferedBytes: 128 * MiB, batch: { maxBytes: 64 * MiB } }), 64 * MiB);
+  assert.equal(bytes({ batch: { maxRows: 10 } }), 16 * MiB, 'a batch section without maxBytes');
+  assert.ok(Object.isFrozen(buildConfig(minimal, '/', env).batch));
+});
