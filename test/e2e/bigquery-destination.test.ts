@@ -7,8 +7,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
@@ -18,6 +16,7 @@ import { startBigQueryEmulator, type BigQueryEmulator } from '../helpers/bigquer
 import { committedOffsets, endOffsets, produce } from '../helpers/bus.ts';
 import { startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const PARTITIONS = 3;
 const TOTAL = 6_000;
@@ -53,7 +52,7 @@ test('kill -9 at arbitrary points: every row lands in BigQuery once, offsets rea
   const topic = uniqueTopic('bq-crash');
   const table = 'events';
   await createTopic(bootstrap, topic, PARTITIONS);
-  const dir = await mkdtemp(join(tmpdir(), 'inserter-bq-'));
+  const dir = await tempDir('inserter-bq-');
   const ddlFile = join(dir, 'events.sql');
   await writeFile(ddlFile, 'CREATE TABLE IF NOT EXISTS {database}.{table} (uuid STRING, team_id INT64, event STRING, n INT64)');
   const config = (maxRows: number): unknown => ({

@@ -26,8 +26,7 @@
 // message. The helpers (knobs, events, verify, the topic-derived check, the evidence) are in
 // test/helpers/chaos.ts.
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,6 +37,7 @@ import { insertFormats, startClickHouse, type ClickHouseInstance } from '../help
 import { startInserter, waitFor, writeConfig, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
 import { Rng } from '../sim/rng.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const SEED = knob('CHAOS_SEED', 0) ?? Math.floor(Math.random() * 2 ** 31);
 const TOTAL = knob('CHAOS_EVENTS', 100) ?? 30_000;
@@ -109,7 +109,7 @@ test(`chaos: three processes, ${budget} (kill -9, SIGSTOP), ${TOTAL} events, ver
   const rng = new Rng(SEED);
   const records = events(rng.fork());
   const chaos = rng.fork();
-  const evidenceDir = await mkdtemp(join(tmpdir(), `inserter-chaos-${SEED}-`));
+  const evidenceDir = await tempDir(`inserter-chaos-${SEED}-`);
   const t0 = Date.now();
   const timeline: string[] = [];
   const note = (line: string): void => {

@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -21,6 +20,7 @@ import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.
 import { TABLE_DDL, assertExactlyOnce, counts, row } from '../helpers/error-scenarios.ts';
 import { REPO_ROOT, startInserter, waitFor, writeConfig, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, startKafka, uniqueTopic, type KafkaBroker, type SaslSslListener } from '../helpers/kafka.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 /** These configurations all name a Kafka bus. */
 const buildConfig = (...args: Parameters<typeof buildAnyConfig>): KafkaBusConfig => kafkaBusConfig(buildAnyConfig(...args), 'test');
@@ -33,7 +33,7 @@ let scratch: string;
 const running = new Set<InserterProcess>();
 
 before(async () => {
-  scratch = await mkdtemp(join(tmpdir(), 'inserter-kafka-security-'));
+  scratch = await tempDir('inserter-kafka-security-');
   [broker, ch] = await Promise.all([startKafka({ saslSsl: true }), startClickHouse()]);
   assert.ok(broker.saslSsl !== undefined, 'the broker has a SASL_SSL listener');
   secure = broker.saslSsl;

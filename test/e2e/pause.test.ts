@@ -10,8 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -20,6 +19,7 @@ import { produce } from '../helpers/bus.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
 import { REPO_ROOT, startInserter, waitFor, type InserterProcess } from '../helpers/inserter.ts';
 import { createTopic, sharedKafka, uniqueTopic } from '../helpers/kafka.ts';
+import { tempDirSync } from '../helpers/temp-dir.ts';
 
 const TOKEN = 'e2e-admin-token-0123456789';
 let bootstrap: string;
@@ -129,7 +129,7 @@ interface Outcome {
 }
 
 test('pause during load: confirmed after inserts in flight finish, holds through a joining replica, resume lands everything exactly once', async () => {
-  tokenFile = join(mkdtempSync(join(tmpdir(), 'inserter-pause-')), 'token');
+  tokenFile = join(tempDirSync('inserter-pause-'), 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`);
   const produced = { slow: 0, fast: 0 };
   let producing = true;

@@ -5,8 +5,7 @@
 // typed (RowBinaryWithDefaults from the object row, encode/rowbinary/object-row.ts) — and every
 // column of every row must be the same. Tables are Memory twins of the PostHog DDL (no merges).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadDdl, posthogTables, topicForTable } from '../../dev/posthog/ddl.ts';
@@ -20,6 +19,7 @@ import type { RowEncoder } from '../../src/encode/types.ts';
 import type { ColumnInfo } from '../../src/sink/types.ts';
 import type { SourceRecord } from '../../src/source/types.ts';
 import { startClickHouse, type ClickHouseInstance } from '../helpers/clickhouse.ts';
+import { tempDirSync } from '../helpers/temp-dir.ts';
 
 type Topic = keyof typeof PROTOBUF_TYPES;
 const ROWS = 400;
@@ -31,7 +31,7 @@ let dir: string;
 before(async () => {
   ch = await startClickHouse();
   await ch.query('CREATE DATABASE pb');
-  dir = mkdtempSync(join(tmpdir(), 'typed-protobuf-'));
+  dir = tempDirSync('typed-protobuf-');
   writeFileSync(join(dir, 'posthog.binpb'), descriptorSet(Object.keys(PROTOBUF_TYPES) as Topic[]));
 });
 

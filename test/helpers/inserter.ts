@@ -3,11 +3,11 @@
 // stopped by stop()/kill(), and killed at process exit as a safety net.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { stringify } from 'yaml';
+import { tempDir } from './temp-dir.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 const live = new Set<ChildProcess>();
@@ -29,14 +29,14 @@ export interface InserterProcess {
 }
 
 export async function writeConfig(config: unknown, dir?: string): Promise<string> {
-  const folder = dir ?? (await mkdtemp(join(tmpdir(), 'inserter-cfg-')));
+  const folder = dir ?? (await tempDir('inserter-cfg-'));
   const file = join(folder, 'inserter.yaml');
   await writeFile(file, stringify(config));
   return file;
 }
 
 export async function startInserter(config: unknown, env: NodeJS.ProcessEnv = {}): Promise<InserterProcess> {
-  const dir = await mkdtemp(join(tmpdir(), 'inserter-run-'));
+  const dir = await tempDir('inserter-run-');
   const configFile = await writeConfig(config, dir);
   const logFile = join(dir, 'inserter.log');
   const log = createWriteStream(logFile);

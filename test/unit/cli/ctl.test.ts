@@ -1,13 +1,13 @@
 // `inserter ctl` against a fake admin API: the token goes in a bearer header (never printed), the pause
 // body carries scope, reason, by, wait and timeout; exit codes 0/1/2/3 mean done/failed/usage/not quiet.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ctl, type CtlIo } from '../../../src/cli/ctl.ts';
+import { tempDirSync } from '../../helpers/temp-dir.ts';
 
-const tokenFile = join(mkdtempSync(join(tmpdir(), 'ctl-')), 'token');
+const tokenFile = join(tempDirSync('ctl-'), 'token');
 writeFileSync(tokenFile, 'secret-token-value-123\n');
 
 function io(answer: { status: number; body: unknown }): CtlIo & { out: string; err: string; calls: Array<{ url: string; init: RequestInit | undefined }> } {

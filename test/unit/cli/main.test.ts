@@ -2,10 +2,10 @@
 // naming every field at fault in a bad one, without printing secrets.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
+import { tempDirSync } from '../../helpers/temp-dir.ts';
 
 const bin = resolve(import.meta.dirname, '..', '..', '..', 'bin', 'inserter');
 const run = (args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; out: string; err: string } => {
@@ -41,7 +41,7 @@ test('check-config explains a valid file and never prints its secrets', () => {
 });
 
 test('check-config refuses a URL carrying credentials, naming the field, and never prints them', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'inserter-cli-'));
+  const dir = tempDirSync('inserter-cli-');
   const file = join(dir, 'creds.yaml');
   writeFileSync(
     file,
@@ -55,7 +55,7 @@ test('check-config refuses a URL carrying credentials, naming the field, and nev
 });
 
 test('check-config explains the destinations API allowlist: hosts, schemes, TLS folder', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'inserter-cli-'));
+  const dir = tempDirSync('inserter-cli-');
   const file = join(dir, 'api.yaml');
   writeFileSync(
     file,
@@ -71,7 +71,7 @@ test('check-config explains the destinations API allowlist: hosts, schemes, TLS 
 });
 
 test('check-config names every field at fault at once and exits 1', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'inserter-cli-'));
+  const dir = tempDirSync('inserter-cli-');
   const file = join(dir, 'bad.yaml');
   writeFileSync(file, 'kafka: { brokers: ["nohost"] }\ndestinations: [{ id: a, url: "ftp://x" }]\nroutes: [{ topic: t, table: "bad-name" }]\nbatch: { maxRows: 0 }\n');
   const { code, err } = run(['check-config', file]);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -10,6 +9,7 @@ import { loadRow, MAX_WASM_INPUT_BYTES, readStringFast, scanTopLevelFast, wasmJs
 import { readStringInto, ValueError } from '../../../src/encode/rowbinary/json-text.ts';
 import { RowBuffer } from '../../../src/encode/rowbinary/row-buffer.ts';
 import { generate } from '../../../dev/posthog/generator.ts';
+import { tempDirSync } from '../../helpers/temp-dir.ts';
 
 const KEY = Buffer.from('team_id');
 const root = new URL('../../../', import.meta.url).pathname;
@@ -42,7 +42,7 @@ test('the module loads here (WebAssembly SIMD), so the tests below hold it again
 });
 
 test('the committed json.wasm is what its AssemblyScript source builds', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'inserter-wasm-'));
+  const dir = tempDirSync('inserter-wasm-');
   try {
     execFileSync('bash', [join(root, 'scripts/build-wasm.sh'), dir], { stdio: 'pipe' });
     assert.ok(readFileSync(join(dir, 'json.wasm')).equals(readFileSync(join(root, 'src/decode/wasm/json.wasm'))), 'run bash scripts/build-wasm.sh and commit the result');

@@ -2,8 +2,7 @@
 // (src/decode/protobuf/proto-compiler.ts): the same types as the descriptor set buf builds from them,
 // and every problem reported as a config error naming the route's field.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +13,11 @@ import type { ObjectRow } from '../../../src/decode/row.ts';
 import { ConfigError } from '../../../src/errors/inserter-error.ts';
 import type { SourceRecord } from '../../../src/source/types.ts';
 import { buildKinds, encode } from './protobuf/fixtures.ts';
+import { tempDirSync } from '../../helpers/temp-dir.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'protobuf');
 const kinds = buildKinds();
-const scratch = mkdtempSync(join(tmpdir(), 'inserter-proto-'));
+const scratch = tempDirSync('inserter-proto-');
 after(() => {
   kinds.cleanup();
   rmSync(scratch, { recursive: true, force: true });

@@ -5,21 +5,21 @@
 // no message carries a secret (passwords, tokens, a URL's user:password). Seeded: FUZZ_SEED=<n>
 // replays a run; FUZZ_RUNS=<n> runs longer.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { buildConfig, loadConfigFile, type Config } from '../../../src/config/load.ts';
 import { ConfigError } from '../../../src/errors/inserter-error.ts';
+import { tempDirSync } from '../../helpers/temp-dir.ts';
 
 // CI runs one fixed seed (a run there must not fail by the luck of the draw); elsewhere each run draws anew.
 const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : process.env.CI === 'true' ? 20261206 : undefined;
 const numRuns = Number(process.env.FUZZ_RUNS ?? 400);
 const params = { numRuns, ...(seed === undefined ? {} : { seed }) };
 
-const dir = mkdtempSync(join(tmpdir(), 'fuzz-config-'));
+const dir = tempDirSync('fuzz-config-');
 after(() => rmSync(dir, { recursive: true, force: true }));
 const SECRET = 'Zq7-s3cr3t-value';
 const env = { FUZZ_TOKEN: `${SECRET}-env-token-long` };

@@ -6,21 +6,20 @@
 // credentials in its URL); no message — error, issue or rejection — carries a password or a URL's
 // credentials. Seeded: FUZZ_SEED=<n> replays a run; FUZZ_RUNS=<n> runs longer.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { DestinationsError } from '../../../src/route/provider.ts';
 import { decodeJson, parseDocument } from '../../../src/route/providers/document.ts';
 import { applyTrust, type TrustPolicy } from '../../../src/route/providers/trust.ts';
+import { tempDirSync } from '../../helpers/temp-dir.ts';
 
 // CI runs one fixed seed (a run there must not fail by the luck of the draw); elsewhere each run draws anew.
 const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : process.env.CI === 'true' ? 20261206 : undefined;
 const numRuns = Number(process.env.FUZZ_RUNS ?? 400);
 const params = { numRuns, ...(seed === undefined ? {} : { seed }) };
 
-const tlsDir = mkdtempSync(join(tmpdir(), 'fuzz-tls-'));
+const tlsDir = tempDirSync('fuzz-tls-');
 const policy: TrustPolicy = { allowedHosts: ['*.clickhouse.cloud', 'ch.internal'], allowHttp: false, tlsDir, configHosts: ['yaml-ch.example.com'] };
 const SECRET = 'Zq7-s3cr3t';
 

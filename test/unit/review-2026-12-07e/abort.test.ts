@@ -6,10 +6,9 @@
 // they guard it now.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 import { ErrorClasses } from '../../../src/errors/classes.ts';
@@ -18,6 +17,7 @@ import { AMBIGUOUS } from '../../../src/pipeline/attempt.ts';
 import { BigQuerySink } from '../../../src/sink/bigquery/sink.ts';
 import { WarehouseError } from '../../../src/sink/errors.ts';
 import { batch, destination, startBigQueryFake, until, type BigQueryFake } from './bq-fake.ts';
+import { tempDir } from '../../helpers/temp-dir.ts';
 
 let fake: BigQueryFake;
 let dir: string;
@@ -32,7 +32,7 @@ function sink(options: Parameters<typeof destination>[1] = {}): BigQuerySink {
 before(async () => {
   fake = await startBigQueryFake('proj');
   fake.tables.set('ds.t', [{ name: 'uuid', type: 'STRING' }]);
-  dir = await mkdtemp(join(tmpdir(), 'review-07e-'));
+  dir = await tempDir('review-07e-');
 });
 after(async () => {
   for (const s of sinks) await s.close();

@@ -5,8 +5,7 @@
 // bq-fake.ts. Tests named 'finding N' failed while that finding stood (fixed since); they guard it now.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
@@ -19,6 +18,7 @@ import { WarehouseError } from '../../../src/sink/errors.ts';
 import type { InsertBatch } from '../../../src/sink/types.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { apiError, batch, destination, startBigQueryFake, type BigQueryFake, type ErrorProto, type Fault } from './bq-fake.ts';
+import { tempDir } from '../../helpers/temp-dir.ts';
 
 const TOKEN = 'ya29.SECRET-ACCESS-TOKEN';
 let fake: BigQueryFake;
@@ -60,7 +60,7 @@ function shown(error: unknown): string {
 
 before(async () => {
   fake = await startBigQueryFake('proj');
-  dir = await mkdtemp(join(tmpdir(), 'review-07e-'));
+  dir = await tempDir('review-07e-');
 });
 after(async () => {
   for (const s of sinks) await s.close();

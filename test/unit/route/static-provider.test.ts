@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
@@ -10,6 +9,7 @@ import { buildConfig } from '../../../src/config/load.ts';
 import { DestinationsError, type DestinationSnapshot } from '../../../src/route/provider.ts';
 import { StaticConfigProvider, StaticFileProvider } from '../../../src/route/providers/static.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
+import { tempDir } from '../../helpers/temp-dir.ts';
 
 const never = new AbortController().signal;
 const CANARY = 'CANARY-file-pw-3c1d';
@@ -36,7 +36,7 @@ test('the YAML config provider serves the config as it is today', async () => {
 });
 
 test('the static file provider reads YAML or JSON, re-reads on change, keeps the last good on a bad edit', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'inserter-dest-'));
+  const dir = await tempDir('inserter-dest-');
   const file = join(dir, 'destinations.yaml');
   await writeFile(file, stringify(doc(CANARY)));
   const lines: string[] = [];

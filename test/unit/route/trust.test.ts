@@ -3,8 +3,7 @@
 // its id stays or its teams are held, counted in inserter_destinations_rejected_total{destination,
 // reason} and named in one log line, with no secret printed. Against the local destinations-API fake.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
@@ -19,6 +18,7 @@ import { HttpDestinationProvider, type HttpProviderOptions } from '../../../src/
 import { checkDestination, hostMatches } from '../../../src/route/providers/trust.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { FakeDestinationsApi, type ApiDestination, type ApiDocument } from '../../helpers/destinations-api.ts';
+import { tempDirSync } from '../../helpers/temp-dir.ts';
 
 const TOKEN = 'CANARY-trust-token-3c1e';
 const PW = 'CANARY-trust-pw-8d2b';
@@ -173,7 +173,7 @@ test('schemes: HTTPS only, plain HTTP to loopback, or anywhere allowed with allo
 });
 
 test('TLS files from the API: only inside tlsDir (symbolic links followed), and a client certificate only with its CA', async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'inserter-trust-'));
+  const root = tempDirSync('inserter-trust-');
   const tlsDir = join(root, 'tls');
   mkdirSync(tlsDir);
   for (const name of ['ca.pem', 'cert.pem', 'key.pem']) writeFileSync(join(tlsDir, name), 'x');
@@ -214,7 +214,7 @@ test('config: destinationsApi.allowedHosts, allowHttp and tlsDir have strict def
   assert.deepEqual(config.destinationsApi?.allowedHosts, []);
   assert.equal(config.destinationsApi?.allowHttp, false);
   assert.equal(config.destinationsApi?.tlsDir, undefined);
-  const dir = mkdtempSync(join(tmpdir(), 'inserter-trust-cfg-'));
+  const dir = tempDirSync('inserter-trust-cfg-');
   mkdirSync(join(dir, 'certs'));
   const relative = buildConfig({ ...base, destinationsApi: { url: 'https://api.example', token: 't', tlsDir: 'certs', allowedHosts: ['*.clickhouse.cloud', 'ch.internal', '10.0.0.7'] } }, dir, {});
   assert.equal(relative.destinationsApi?.tlsDir, join(dir, 'certs'), 'relative to the config file');
@@ -248,7 +248,7 @@ test('a document URL carrying credentials rejects the document whole, naming the
 });
 
 test('a BigQuery key file named by the API is a credential on this host: only inside tlsDir, made absolute', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'inserter-trust-bq-'));
+  const dir = tempDirSync('inserter-trust-bq-');
   writeFileSync(join(dir, 'bq.json'), '{}');
   const destination = (credentialsFile: string) =>
     ({

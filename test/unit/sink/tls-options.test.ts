@@ -1,14 +1,14 @@
 // A ClickHouse sink given a client certificate without the CA (or without its key) refuses to be
 // built, naming the destination and the field: before, it dropped the certificate without a word.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { DestinationConfig } from '../../../src/config/load.ts';
 import { Secret } from '../../../src/config/secret.ts';
 import { ConfigError } from '../../../src/errors/inserter-error.ts';
 import { ClickHouseSink } from '../../../src/sink/clickhouse/sink.ts';
+import { tempDirSync } from '../../helpers/temp-dir.ts';
 
 function destination(tls: DestinationConfig['tls']): DestinationConfig {
   return {
@@ -28,7 +28,7 @@ function destination(tls: DestinationConfig['tls']): DestinationConfig {
 }
 
 test('a client certificate without a CA or without its key is refused, naming the destination and the field', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'inserter-sink-tls-'));
+  const dir = tempDirSync('inserter-sink-tls-');
   for (const name of ['ca.pem', 'cert.pem', 'key.pem']) writeFileSync(join(dir, name), 'x');
   const [ca, cert, key] = ['ca.pem', 'cert.pem', 'key.pem'].map((n) => join(dir, n));
   assert.throws(

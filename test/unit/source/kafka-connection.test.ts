@@ -6,8 +6,7 @@
 // merely down, and `check-config` explaining the mode without printing the password.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
@@ -15,11 +14,12 @@ import { AuthenticationError, MultipleErrors, NetworkError } from '@platformatic
 import { buildConfig as buildAnyConfig, kafkaBusConfig } from '../../../src/config/load.ts';
 import { ConfigError } from '../../../src/errors/inserter-error.ts';
 import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionHint, kafkaConnectionOptions, kafkaSecurityFailure } from '../../../src/source/kafka-connection.ts';
+import { tempDirSync } from '../../helpers/temp-dir.ts';
 
 /** These configurations all name a Kafka bus. */
 const buildConfig = (...args: Parameters<typeof buildAnyConfig>) => kafkaBusConfig(buildAnyConfig(...args), 'test');
 
-const dir = mkdtempSync(join(tmpdir(), 'inserter-kafka-connection-'));
+const dir = tempDirSync('inserter-kafka-connection-');
 // Real PEM (openssl, as scripts/kafka.sh --sasl-ssl uses): a self-signed CA doubling as the client certificate, another key.
 const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
 openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test', '-keyout', join(dir, 'client.key'), '-out', join(dir, 'client.pem'));

@@ -1,14 +1,14 @@
 // Test fixtures of the Protobuf decoder: kinds.proto compiled by the real buf CLI into a binary
 // FileDescriptorSet (as users make theirs), its registry, and messages built from it.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create, fromBinary, toBinary, type DescMessage, type FileRegistry } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { loadDescriptorSet } from '../../../../src/decode/protobuf/descriptors.ts';
 import { readFileSync } from 'node:fs';
+import { tempDirSync } from '../../../helpers/temp-dir.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '..', '..', '..', '..');
@@ -25,7 +25,7 @@ export interface KindsFixture {
 }
 
 export function buildKinds(): KindsFixture {
-  const dir = mkdtempSync(join(tmpdir(), 'inserter-protobuf-'));
+  const dir = tempDirSync('inserter-protobuf-');
   const descriptorSet = join(dir, 'kinds.binpb');
   execFileSync(join(repo, 'node_modules', '.bin', 'buf'), ['build', here, '-o', descriptorSet], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
   const registry = loadDescriptorSet(descriptorSet);

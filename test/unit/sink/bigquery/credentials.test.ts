@@ -5,8 +5,7 @@
 // the bearer token.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { test } from 'node:test';
@@ -17,6 +16,7 @@ import { ErrorClasses } from '../../../../src/errors/classes.ts';
 import { BigQuerySink } from '../../../../src/sink/bigquery/sink.ts';
 import { BIGQUERY_SCOPE, bigQueryClient } from '../../../../src/sink/bigquery/credentials.ts';
 import { WarehouseError } from '../../../../src/sink/errors.ts';
+import { tempDir } from '../../../helpers/temp-dir.ts';
 
 // Nothing listens there: a test that reached the API would fail as transient_network, not as asserted.
 const URL = 'http://127.0.0.1:1';
@@ -39,7 +39,7 @@ function destination(credentialsFile: string | undefined, password = ''): Destin
 }
 
 async function keyFile(content: string): Promise<string> {
-  const file = join(await mkdtemp(join(tmpdir(), 'inserter-bq-key-')), 'key.json');
+  const file = join(await tempDir('inserter-bq-key-'), 'key.json');
   await writeFile(file, content, { mode: 0o600 });
   return file;
 }
