@@ -7,21 +7,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const made: string[] = [];
-process.on('exit', (code) => {
+
+function remember(dir: string): void {
+  // Registered at the first folder, after the helpers' own exit handlers (inserter.ts kills its
+  // children in one), so that the processes writing into these folders are gone first.
+  if (made.length === 0) process.on('exit', removeAll);
+  made.push(dir);
+}
+
+function removeAll(code: number): void {
   if (code !== 0) return;
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
-});
+  for (const dir of made) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // A child still writing into it: the next folder is still removed.
+    }
+  }
+}
 
 /** A new folder `$TMPDIR/<prefix>XXXXXX`, removed at exit when the process succeeded. */
 export async function tempDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  made.push(dir);
+  remember(dir);
   return dir;
 }
 
 /** tempDir, synchronously. */
 export function tempDirSync(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  made.push(dir);
+  remember(dir);
   return dir;
 }
