@@ -10,9 +10,9 @@
 //   await script.removeTempDir(dir);
 import { execFile, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { tempDir } from './temp-dir.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -63,7 +63,7 @@ export class ServiceScript {
 
   /** A fresh temp dir, removed again by removeTempDir() or at exit. */
   async makeTempDir(prefix: string): Promise<string> {
-    const dir = await tempDir(prefix);
+    const dir = await mkdtemp(join(tmpdir(), prefix));
     this.tempDirs.add(dir);
     return dir;
   }
